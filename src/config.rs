@@ -1,0 +1,513 @@
+//! Configuration: `config/default.toml` compiled in, then `--config PATH`, then `CAMSHARD_*`
+//! environment variables, then command-line flags — each layer overrides the one before.
+//!
+//! Invalid configuration is fatal at start-up with a message naming the key and the reason
+//! (`ConfigError`), never a panic or a silently ignored value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The defaults shipped with the binary (also the documented reference file).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// WebSocket/HTTP listener and connection limits.
+    pub server: ServerConfig,
+    /// Shards, cores and io_uring sizing.
+    pub runtime: RuntimeConfig,
+    /// State and data directories.
+    pub paths: PathsConfig,
+    /// Credentials and rate limits.
+    pub security: SecurityConfig,
+    /// HTTP routes (downloads, metrics, compat listener).
+    pub http: HttpConfig,
+    /// Camera limits.
+    pub camera: CameraConfig,
+    /// How stream URLs are rendered.
+    pub streams: StreamsConfig,
+    /// MediaMTX ports and API.
+    pub mediamtx: MediamtxConfig,
+    /// Storage thresholds.
+    pub storage: StorageConfig,
+    /// Notification behaviour.
+    pub notifications: NotificationsConfig,
+    /// Log level and format.
+    pub logging: LoggingConfig,
+    /// Demo mode: synthetic cameras, throwaway directories.
+    #[serde(default)]
+    pub demo: bool,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `ADDR:PORT` of the WebSocket + HTTP listener.
+    pub listen: String,
+    /// WebSocket path besides `/`.
+    pub websocket_path: String,
+    /// Open connections beyond which upgrades get HTTP 503.
+    pub max_connections: usize,
+    /// Largest reassembled message.
+    pub max_message_bytes: usize,
+    /// Seconds between server WebSocket Pings.
+    pub ping_interval_s: u64,
+    /// Seconds shutdown waits before closing every connection.
+    pub shutdown_grace_s: u64,
+    /// Requests of one connection running at once.
+    pub max_inflight_per_connection: usize,
+    /// Largest batch.
+    pub max_batch: usize,
+    /// Outbound messages queued per connection before notifications are dropped.
+    pub outbound_queue_limit: usize,
+    /// Browser origins allowed to upgrade (`["*"]` allows all).
+    pub allowed_origins: Vec<String>,
+    /// Seconds a client may take to send its HTTP request head.
+    pub handshake_timeout_s: u64,
+    /// Bytes of tungstenite's per-connection read buffer.
+    pub read_buffer_bytes: usize,
+}
+
+/// `[runtime]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Number of shards; 0 = one per core of `cores`.
+    pub shards: usize,
+    /// CPU list for shards (`"0-3,6"`); empty = every allowed CPU.
+    pub cores: String,
+    /// CPU list for capture threads; empty = unpinned.
+    pub capture_cores: String,
+    /// io_uring submission ring depth per shard.
+    pub ring_depth: usize,
+    /// Locked I/O memory per shard, KiB.
+    pub io_memory_kib: usize,
+}
+
+/// `[paths]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Server state (secrets, key store, camera ids).
+    pub state_dir: PathBuf,
+    /// Media data: `recordings/` and `snapshots/` below it.
+    pub data_dir: PathBuf,
+}
+
+/// `[security]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// HS256 secret; empty = from the environment or the state directory.
+    pub jwt_secret: String,
+    /// Per-connection token bucket.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[security.rate_limit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Refill per second.
+    pub requests_per_second: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Require an admin credential for `/metrics`.
+    pub metrics_require_auth: bool,
+    /// Base of `download_url`s; empty = from the request's Host header.
+    pub public_base_url: String,
+    /// Lifetime of download tokens.
+    pub download_token_ttl_s: u64,
+    /// Secret for download tokens; empty = derived from the JWT secret.
+    pub download_token_secret: String,
+    /// The HTTP-only listener for Python-era clients.
+    pub compat_listener: CompatListenerConfig,
+}
+
+/// `[http.compat_listener]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatListenerConfig {
+    /// Serve HTTP routes on a second port too.
+    pub enabled: bool,
+    /// `ADDR:PORT` of that listener.
+    pub listen: String,
+}
+
+/// `[camera]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Cameras managed at most.
+    pub max_cameras: usize,
+}
+
+/// `[streams]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Host used in stream URLs; empty = the client's Host header.
+    pub public_host: String,
+    /// Scheme of the WebRTC and HLS URLs.
+    pub http_scheme: String,
+}
+
+/// `[mediamtx]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediamtxConfig {
+    /// Whether a MediaMTX is expected (health and readiness depend on it).
+    pub enabled: bool,
+    /// Control API base URL.
+    pub api_url: String,
+    /// RTSP port in stream URLs.
+    pub rtsp_port: u16,
+    /// WebRTC port in stream URLs.
+    pub webrtc_port: u16,
+    /// HLS port in stream URLs.
+    pub hls_port: u16,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Usage % that makes health DEGRADED and sets `low_space_warning`.
+    pub warn_percent: f64,
+    /// Usage % that blocks new recordings and snapshots.
+    pub block_percent: f64,
+    /// Free MiB below which new recordings and snapshots are refused.
+    pub min_free_mb: u64,
+}
+
+/// `[notifications]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Implicit-mode connections get the legacy events.
+    pub legacy_broadcast: bool,
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `error|warn|info|debug|trace` or a tracing filter directive.
+    pub level: String,
+    /// `auto` (JSON when stderr is not a terminal), `json` or `text`.
+    pub format: String,
+}
+
+/// A configuration problem: the key and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key (or the file) at fault.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.to_string(), reason: reason.into() }
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config PATH`
+    pub config: Option<PathBuf>,
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--demo`
+    pub demo: bool,
+    /// `--state-dir`
+    pub state_dir: Option<PathBuf>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--shards`
+    pub shards: Option<usize>,
+    /// `--cores`
+    pub cores: Option<String>,
+    /// `--capture-cores`
+    pub capture_cores: Option<String>,
+}
+
+/// Environment variables read, as (variable, dotted key).
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("CAMSHARD_LISTEN", "server.listen"),
+    ("CAMSHARD_STATE_DIR", "paths.state_dir"),
+    ("CAMSHARD_DATA_DIR", "paths.data_dir"),
+    ("CAMSHARD_SHARDS", "runtime.shards"),
+    ("CAMSHARD_CORES", "runtime.cores"),
+    ("CAMSHARD_CAPTURE_CORES", "runtime.capture_cores"),
+    ("CAMSHARD_COMPAT_LISTEN", "http.compat_listener.listen"),
+    ("CAMSHARD_COMPAT_ENABLED", "http.compat_listener.enabled"),
+    ("CAMSHARD_LOG", "logging.level"),
+    ("CAMSHARD_LOG_FORMAT", "logging.format"),
+];
+
+impl Config {
+    /// Builds the configuration from defaults, file, environment (`env` lookup) and flags.
+    pub fn load(o: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML.parse().map_err(|e| err("config/default.toml", format!("{e}")))?;
+        if let Some(path) = &o.config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err(&path.display().to_string(), format!("cannot read: {e}")))?;
+            let user: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                err(&path.display().to_string(), e.message().to_string() + &span_hint(&text, e.span()))
+            })?;
+            merge(&mut table, user, "")?;
+        }
+        for (var, key) in ENV_KEYS {
+            if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+                set(&mut table, key, v, var)?;
+            }
+        }
+        let flag = |t: &mut toml::Table, key: &str, v: Option<String>| match v {
+            Some(v) => set(t, key, v, "command line"),
+            None => Ok(()),
+        };
+        flag(&mut table, "server.listen", o.listen.clone())?;
+        flag(&mut table, "paths.state_dir", o.state_dir.as_ref().map(|p| p.display().to_string()))?;
+        flag(&mut table, "paths.data_dir", o.data_dir.as_ref().map(|p| p.display().to_string()))?;
+        flag(&mut table, "runtime.shards", o.shards.map(|n| n.to_string()))?;
+        flag(&mut table, "runtime.cores", o.cores.clone())?;
+        flag(&mut table, "runtime.capture_cores", o.capture_cores.clone())?;
+        if o.demo {
+            table.insert("demo".into(), toml::Value::Boolean(true));
+        }
+        let mut cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| err("configuration", e.message().to_string()))?;
+        cfg.apply_demo_dirs(o, &env);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// In demo mode, directories nobody chose go to a throwaway place under the temp dir, so the
+    /// demo runs as any user on a fresh machine.
+    fn apply_demo_dirs(&mut self, o: &Overrides, env: &impl Fn(&str) -> Option<String>) {
+        if !self.demo {
+            return;
+        }
+        let default: Config = match toml::from_str(DEFAULT_TOML) {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        let base = std::env::temp_dir().join(format!("camshard-demo-{}", nix::unistd::getuid()));
+        if o.state_dir.is_none() && env("CAMSHARD_STATE_DIR").is_none() && self.paths.state_dir == default.paths.state_dir {
+            self.paths.state_dir = base.join("state");
+        }
+        if o.data_dir.is_none() && env("CAMSHARD_DATA_DIR").is_none() && self.paths.data_dir == default.paths.data_dir {
+            self.paths.data_dir = base.join("data");
+        }
+    }
+
+    /// Checks ranges and formats that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.http.compat_listener.enabled {
+            parse_addr("http.compat_listener.listen", &self.http.compat_listener.listen)?;
+        }
+        let s = &self.server;
+        if !s.websocket_path.starts_with('/') {
+            return Err(err("server.websocket_path", "must start with /"));
+        }
+        positive("server.max_connections", s.max_connections as u64)?;
+        range("server.max_message_bytes", s.max_message_bytes as u64, 1024, 64 << 20)?;
+        range("server.ping_interval_s", s.ping_interval_s, 1, 3600)?;
+        range("server.max_inflight_per_connection", s.max_inflight_per_connection as u64, 1, 4096)?;
+        range("server.max_batch", s.max_batch as u64, 1, 10_000)?;
+        range("server.outbound_queue_limit", s.outbound_queue_limit as u64, 1, 1 << 20)?;
+        range("server.handshake_timeout_s", s.handshake_timeout_s, 1, 300)?;
+        range("server.read_buffer_bytes", s.read_buffer_bytes as u64, 512, 1 << 20)?;
+        range("runtime.shards", self.runtime.shards as u64, 0, 1024)?;
+        range("runtime.ring_depth", self.runtime.ring_depth as u64, 8, 32768)?;
+        if !self.runtime.ring_depth.is_power_of_two() {
+            return Err(err("runtime.ring_depth", "must be a power of two"));
+        }
+        range("runtime.io_memory_kib", self.runtime.io_memory_kib as u64, 64, 1 << 20)?;
+        for (key, list) in [("runtime.cores", &self.runtime.cores), ("runtime.capture_cores", &self.runtime.capture_cores)] {
+            if !list.trim().is_empty() {
+                camshard_cores::parse_cpu_list(list).map_err(|e| err(key, e.to_string()))?;
+            }
+        }
+        positive("security.rate_limit.requests_per_second", self.security.rate_limit.requests_per_second as u64)?;
+        positive("security.rate_limit.burst", self.security.rate_limit.burst as u64)?;
+        range("camera.max_cameras", self.camera.max_cameras as u64, 1, 1024)?;
+        if !matches!(self.streams.http_scheme.as_str(), "http" | "https") {
+            return Err(err("streams.http_scheme", "must be \"http\" or \"https\""));
+        }
+        let st = &self.storage;
+        if !(0.0..=100.0).contains(&st.warn_percent) || !(0.0..=100.0).contains(&st.block_percent) {
+            return Err(err("storage.warn_percent", "percentages must be within 0..100"));
+        }
+        if st.warn_percent > st.block_percent {
+            return Err(err("storage.warn_percent", "must not exceed storage.block_percent"));
+        }
+        if !matches!(self.logging.format.as_str(), "auto" | "json" | "text") {
+            return Err(err("logging.format", "must be \"auto\", \"json\" or \"text\""));
+        }
+        for (key, p) in [("paths.state_dir", &self.paths.state_dir), ("paths.data_dir", &self.paths.data_dir)] {
+            if p.as_os_str().is_empty() {
+                return Err(err(key, "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        parse_addr("server.listen", &self.server.listen)
+    }
+
+    /// `recordings/` below the data directory.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.paths.data_dir.join("recordings")
+    }
+
+    /// `snapshots/` below the data directory.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.paths.data_dir.join("snapshots")
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.paths.state_dir
+    }
+}
+
+fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| err(key, format!("\"{v}\" is not ADDR:PORT (e.g. 0.0.0.0:8002)")))
+}
+
+fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
+    if v == 0 {
+        return Err(err(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn range(key: &str, v: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if v < min || v > max {
+        return Err(err(key, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(())
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => format!(" (line {})", text[..r.start.min(text.len())].lines().count().max(1)),
+        None => String::new(),
+    }
+}
+
+/// Merges `user` into `base`, refusing keys the defaults do not have (typos are errors).
+fn merge(base: &mut toml::Table, user: toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    for (k, v) in user {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(u)) => merge(b, u, &key)?,
+            (Some(toml::Value::Table(_)), _) => return Err(err(&key, "must be a table")),
+            (Some(slot), v) => *slot = v,
+            (None, v) if prefix.is_empty() && k == "demo" => {
+                base.insert(k, v);
+            }
+            (None, _) => return Err(err(&key, "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+/// Sets a dotted key from a string, converting it to the type the default has.
+fn set(table: &mut toml::Table, key: &str, raw: String, source: &str) -> Result<(), ConfigError> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().unwrap_or_default();
+    let mut t = table;
+    for p in parts {
+        t = match t.get_mut(p) {
+            Some(toml::Value::Table(inner)) => inner,
+            _ => return Err(err(key, "unknown key")),
+        };
+    }
+    let value = match t.get(last) {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            raw.trim().parse().map_err(|_| err(key, format!("{source}: \"{raw}\" is not an integer")))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err(err(key, format!("{source}: \"{raw}\" is not a boolean"))),
+        }),
+        _ => toml::Value::String(raw),
+    };
+    t.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(o: &Overrides, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        Config::load(o, |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = load(&Overrides::default(), &[]).unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:8002");
+        assert_eq!(c.server.max_message_bytes, 1 << 20);
+        assert_eq!(c.security.rate_limit.requests_per_second, 1000);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9000\"\nmax_batch = 7\n").unwrap();
+        let o = Overrides { config: Some(file.clone()), ..Default::default() };
+        let c = load(&o, &[("CAMSHARD_LISTEN", "127.0.0.1:9001")]).unwrap();
+        assert_eq!((c.server.listen.as_str(), c.server.max_batch), ("127.0.0.1:9001", 7));
+        let o = Overrides { config: Some(file), listen: Some("127.0.0.1:9002".into()), ..Default::default() };
+        let c = load(&o, &[("CAMSHARD_LISTEN", "127.0.0.1:9001")]).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9002");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nlisen = \"x\"\n").unwrap();
+        let e = load(&Overrides { config: Some(file.clone()), ..Default::default() }, &[]).unwrap_err();
+        assert_eq!(e.key, "server.lisen");
+        std::fs::write(&file, "[server]\nmax_batch = 0\n").unwrap();
+        let e = load(&Overrides { config: Some(file), ..Default::default() }, &[]).unwrap_err();
+        assert_eq!(e.key, "server.max_batch");
+        let e = load(&Overrides::default(), &[("CAMSHARD_SHARDS", "two")]).unwrap_err();
+        assert_eq!(e.key, "runtime.shards");
+        let e = load(&Overrides { listen: Some("nope".into()), ..Default::default() }, &[]).unwrap_err();
+        assert_eq!(e.key, "server.listen");
+    }
+}

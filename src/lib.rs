@@ -1,0 +1,40 @@
+//! camshard: a thread-per-core camera-control server that speaks the MediaMTX Camera Service's
+//! WebSocket JSON-RPC 2.0 API (`../shared/docs/api-contract.md`).
+//!
+//! # Layout
+//!
+//! Data flows one way: socket → shard → dispatcher → method → reply.
+//!
+//! - [`server`]: start-up and shutdown — preflight checks (memlock, io_uring, fd budget), shared
+//!   state, one shard per core (via the `camshard-cores` crate), signals.
+//! - [`shard`]: one pinned glommio executor; accepts its share of connections on the shared port
+//!   (SO_REUSEPORT), keeps the live-connection slab, sends keep-alive Pings, drains on shutdown.
+//! - [`net`]: the connection type that owns framing — HTTP request head, WebSocket upgrade and
+//!   session ([`net::ws`]), and the plain HTTP routes ([`net::http`]).
+//! - [`rpc`]: JSON-RPC 2.0 — simd-json parsing ([`rpc::json`]), envelope rules, errors, params
+//!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
+//!   contract's check order.
+//! - [`methods`]: the method table, one file per method.
+//! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens.
+//! - [`metrics`]: per-shard counters and hdrhistogram latencies, Prometheus exposition.
+//! - [`health`]: overall status from component states, for `get_status` and `/health*`.
+//! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
+//!   and the admin subcommands (`token`, `apikey`).
+//! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free).
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod health;
+pub mod logging;
+pub mod methods;
+pub mod metrics;
+pub mod net;
+pub mod rpc;
+pub mod server;
+pub mod shard;
+pub mod state;
+
+/// The server version reported by `get_server_info`, `/health` and metrics.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,153 @@
+//! Counters and latency histograms, kept per shard and merged only when someone reads them.
+//!
+//! Each shard owns one `ShardStats`. Counters are atomics that only the owning shard writes, so an
+//! increment is a plain load + store (no locked instruction, no cache-line ping-pong); readers on
+//! other threads see them with relaxed loads. Latencies go into shard-local hdrhistograms
+//! (`latency::LocalLatency`) that the shard publishes once a second through an `ArcSwap`, so the
+//! request path never takes a lock and a `/metrics` scrape never touches a shard's hot data.
+
+pub mod latency;
+pub mod prometheus;
+pub mod system;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::rpc::error::ALL_CODES;
+
+/// Auth failure reasons counted in `camshard_auth_failures_total{reason}`.
+pub const AUTH_REASONS: [&str; 4] = ["auth_required", "invalid_token", "token_expired", "key_revoked"];
+
+/// HTTP routes counted in `camshard_http_requests_total{route,status}`.
+pub const HTTP_ROUTES: [&str; 9] =
+    ["upgrade", "healthz", "readyz", "health", "health_detailed", "metrics", "files", "options", "other"];
+
+/// HTTP statuses counted individually; anything else is counted as "other".
+pub const HTTP_STATUSES: [u16; 14] = [101, 200, 204, 206, 400, 401, 403, 404, 405, 408, 416, 426, 431, 503];
+
+/// Adds one to a counter that only the calling shard writes.
+#[inline]
+pub fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+/// One shard's counters (written by that shard only) and its latest latency snapshot.
+pub struct ShardStats {
+    /// Shard number.
+    pub shard: usize,
+    /// Open WebSocket connections.
+    pub ws_connections: AtomicI64,
+    /// WebSocket connections accepted since start.
+    pub ws_connections_total: AtomicU64,
+    /// Replies by method (last slot: unknown methods) and code (`ALL_CODES` order; 0 = ok).
+    rpc: Vec<[AtomicU64; ALL_CODES.len()]>,
+    /// Notifications delivered, by topic index.
+    pub notifications_sent: Vec<AtomicU64>,
+    /// Notifications dropped by slow-consumer queues.
+    pub notifications_dropped: AtomicU64,
+    /// Auth failures by `AUTH_REASONS` index.
+    pub auth_failures: [AtomicU64; 4],
+    /// HTTP responses by route and status.
+    http: Vec<[AtomicU64; HTTP_STATUSES.len() + 1]>,
+    /// The shard's latest published latency histograms.
+    pub latency: ArcSwap<latency::Snapshot>,
+}
+
+impl ShardStats {
+    /// Zeroed counters for `methods` known methods and `topics` notification topics.
+    pub fn new(shard: usize, methods: usize, topics: usize) -> Self {
+        ShardStats {
+            shard,
+            ws_connections: AtomicI64::new(0),
+            ws_connections_total: AtomicU64::new(0),
+            rpc: (0..=methods).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
+            notifications_sent: (0..topics).map(|_| AtomicU64::new(0)).collect(),
+            notifications_dropped: AtomicU64::new(0),
+            auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
+            http: HTTP_ROUTES.iter().map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
+            latency: ArcSwap::from_pointee(latency::Snapshot::default()),
+        }
+    }
+
+    /// Counts one reply of `method` (index; `None` = unknown) with `code` (0 = success).
+    pub fn count_reply(&self, method: Option<usize>, code: i32) {
+        let m = method.unwrap_or(self.rpc.len() - 1).min(self.rpc.len() - 1);
+        let c = ALL_CODES.iter().position(|&k| k == code).unwrap_or(ALL_CODES.len() - 1);
+        bump(&self.rpc[m][c]);
+    }
+
+    /// Replies of `method` (index; `rpc.len()-1` = unknown) by code index.
+    pub fn replies(&self, method: usize, code_idx: usize) -> u64 {
+        self.rpc.get(method).map(|row| row[code_idx].load(Relaxed)).unwrap_or(0)
+    }
+
+    /// Number of method rows (known methods + the unknown row).
+    pub fn method_rows(&self) -> usize {
+        self.rpc.len()
+    }
+
+    /// Counts an auth failure by reason.
+    pub fn count_auth_failure(&self, reason: &str) {
+        if let Some(i) = AUTH_REASONS.iter().position(|r| *r == reason) {
+            bump(&self.auth_failures[i]);
+        }
+    }
+
+    /// Counts one HTTP response.
+    pub fn count_http(&self, route: &str, status: u16) {
+        let r = HTTP_ROUTES.iter().position(|x| *x == route).unwrap_or(HTTP_ROUTES.len() - 1);
+        let s = HTTP_STATUSES.iter().position(|x| *x == status).unwrap_or(HTTP_STATUSES.len());
+        bump(&self.http[r][s]);
+    }
+
+    /// HTTP responses for route index `r` and status index `s` (last = other).
+    pub fn http_count(&self, r: usize, s: usize) -> u64 {
+        self.http[r][s].load(Relaxed)
+    }
+}
+
+/// Every shard's stats, shared by all shards (the vector itself never changes after start).
+#[derive(Clone)]
+pub struct Registry {
+    /// One entry per shard, by shard id.
+    pub shards: Arc<Vec<Arc<ShardStats>>>,
+}
+
+impl Registry {
+    /// Stats for `n` shards.
+    pub fn new(n: usize, methods: usize, topics: usize) -> Self {
+        Registry { shards: Arc::new((0..n).map(|i| Arc::new(ShardStats::new(i, methods, topics))).collect()) }
+    }
+
+    /// Open WebSocket connections over all shards.
+    pub fn ws_connections(&self) -> i64 {
+        self.shards.iter().map(|s| s.ws_connections.load(Relaxed)).sum()
+    }
+
+    /// All replies and error replies over all shards.
+    pub fn reply_totals(&self) -> (u64, u64) {
+        let mut all = 0;
+        let mut errors = 0;
+        for s in self.shards.iter() {
+            for m in 0..s.method_rows() {
+                for (ci, code) in ALL_CODES.iter().enumerate() {
+                    let n = s.replies(m, ci);
+                    all += n;
+                    if *code != 0 {
+                        errors += n;
+                    }
+                }
+            }
+        }
+        (all, errors)
+    }
+
+    /// Notifications sent and dropped over all shards.
+    pub fn notification_totals(&self) -> (u64, u64) {
+        let sent = self.shards.iter().flat_map(|s| s.notifications_sent.iter()).map(|c| c.load(Relaxed)).sum();
+        let dropped = self.shards.iter().map(|s| s.notifications_dropped.load(Relaxed)).sum();
+        (sent, dropped)
+    }
+}

@@ -1,0 +1,77 @@
+//! A connection's life: read the HTTP request head, then either upgrade to a WebSocket session
+//! or answer one HTTP request.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+use super::head::{read_head, HeadError};
+use super::http::{self, Response};
+use super::upgrade::{decide, host_only, Decision};
+use super::ws::WsSession;
+use crate::rpc::dispatch::Peer;
+use crate::shard::Shard;
+
+/// Serves one accepted socket. `websocket` is false on the HTTP-only compat listener.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
+    let _ = stream.set_nodelay(true);
+    let timeout = Duration::from_secs(shard.state.config.server.handshake_timeout_s);
+    let (head, leftover) = match read_head(&mut stream, timeout).await {
+        Ok(x) => x,
+        Err(e) => {
+            let (status, reason) = match e {
+                HeadError::Closed => return,
+                HeadError::Timeout => (408, "request_timeout"),
+                HeadError::TooLarge => (431, "header_too_large"),
+                HeadError::Malformed => (400, "bad_request"),
+            };
+            respond(&shard, &mut stream, "other", Response::error(status, reason), false).await;
+            return;
+        }
+    };
+    if websocket {
+        match decide(&head, &shard.state.config.server) {
+            Decision::Http => {}
+            Decision::Refuse(status, reason) => {
+                let mut resp = Response::error(status, reason);
+                if status == 426 {
+                    resp = resp.header("Sec-WebSocket-Version", "13");
+                }
+                respond(&shard, &mut stream, "upgrade", resp, false).await;
+                return;
+            }
+            Decision::Accept { accept_key } => {
+                if shard.draining.get() || !shard.state.try_reserve_connection() {
+                    let resp = Response::error(503, "too_many_connections").header("Retry-After", "1");
+                    respond(&shard, &mut stream, "upgrade", resp, false).await;
+                    return;
+                }
+                let (handle, registration) = shard.register();
+                let switching = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Accept: {accept_key}\r\n\r\n"
+                );
+                shard.stats.count_http("upgrade", 101);
+                if stream.write_all(switching.as_bytes()).await.is_err() {
+                    return;
+                }
+                let host_header = head.header("host").map(str::to_string);
+                let peer = Peer { host: host_header.as_deref().map(host_only), host_header };
+                WsSession::new(stream, leftover, shard.clone(), handle, peer).run().await;
+                drop(registration);
+                return;
+            }
+        }
+    }
+    let head_only = head.method == "HEAD";
+    let (route, resp) = http::route(&head, &shard.state, websocket);
+    respond(&shard, &mut stream, route, resp, head_only).await;
+}
+
+async fn respond(shard: &Shard, stream: &mut TcpStream, route: &str, resp: Response, head_only: bool) {
+    shard.stats.count_http(route, resp.status);
+    let _ = stream.write_all(&resp.to_bytes(head_only)).await;
+    let _ = stream.close().await;
+}

@@ -1,0 +1,47 @@
+//! `Io`: lets tungstenite's synchronous `Read`/`Write` calls drive a glommio socket from inside
+//! a `poll` function.
+//!
+//! tungstenite is a protocol state machine over any `Read + Write`. Inside our connection's
+//! `poll`, `Io` forwards each call to the socket's `poll_read`/`poll_write` with the task's
+//! `Context`: ready results pass through, and "pending" becomes `WouldBlock` — after glommio
+//! has registered the task's waker on the socket, so the task is woken when I/O can proceed.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+
+/// A socket borrowed together with the polling task's context.
+pub struct Io<'a, 'b> {
+    /// The connection's socket.
+    pub stream: &'a mut TcpStream,
+    /// The context of the task polling the connection.
+    pub cx: &'a mut Context<'b>,
+}
+
+impl Read for Io<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match Pin::new(&mut *self.stream).poll_read(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl Write for Io<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match Pin::new(&mut *self.stream).poll_write(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match Pin::new(&mut *self.stream).poll_flush(self.cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Network side of a shard: the connection type that owns framing (HTTP request head, then either
+//! a WebSocket session or one HTTP response), and the HTTP routes served on the same port.
+
+pub mod connection;
+pub mod head;
+pub mod http;
+pub mod io;
+pub mod upgrade;
+pub mod ws;

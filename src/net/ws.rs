@@ -1,0 +1,309 @@
+//! A WebSocket session: one connection's frames in, JSON-RPC replies out.
+//!
+//! The session is a hand-written future (`poll_session`) rather than an `async fn`, because one
+//! poll has to serve several event sources without allocating per event: socket readable,
+//! socket writable (after back-pressure), and signals from its shard (Ping due, shutdown) that
+//! arrive through `ConnHandle`. Each poll:
+//!
+//! 1. applies shard signals (send a Ping, or begin closing);
+//! 2. if the last flush could not finish, flushes first and reads nothing until it does — a
+//!    client that stops reading stops being read (TCP back-pressure, no unbounded buffer);
+//! 3. reads and answers messages, at most `BATCH` per poll so one busy client cannot starve
+//!    the shard, accumulating replies in tungstenite's write buffer;
+//! 4. flushes once: many replies leave in one `send` (write batching).
+
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use tungstenite::error::{CapacityError, Error as WsError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
+
+use super::io::Io;
+use crate::rpc::dispatch::{handle_message, Env, Peer};
+use crate::rpc::ratelimit::TokenBucket;
+use crate::rpc::session::Session;
+use crate::shard::{ConnHandle, Shard, SIG_PING, SIG_SHUTDOWN};
+
+/// Messages handled per poll before the session yields to other tasks.
+const BATCH: usize = 64;
+/// How long a closing session waits for the peer's Close before dropping the socket.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// tungstenite configuration for server sessions.
+pub fn ws_config(read_buffer: usize, max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
+        // Replies accumulate until our explicit flush; 64 KiB only bounds one poll's burst.
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(8 * 1024 * 1024)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// How far the session is in closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// Open.
+    No,
+    /// Our Close is sent; waiting for the peer's (tungstenite reads it) until the deadline.
+    Handshake(Instant),
+    /// The stream is unusable for frames: once our Close is flushed the write side is shut
+    /// (the bool), then input is discarded until EOF.
+    Drain(Instant, bool),
+}
+
+/// One upgraded connection.
+pub struct WsSession {
+    stream: TcpStream,
+    ws: WebSocketContext,
+    shard: Rc<Shard>,
+    handle: Rc<ConnHandle>,
+    session: Session,
+    peer: Peer,
+    missed_pongs: u8,
+    closing: Closing,
+    write_blocked: bool,
+    reply: Vec<u8>,
+}
+
+impl WsSession {
+    /// Wraps an upgraded socket; `leftover` are bytes read past the HTTP head.
+    pub fn new(stream: TcpStream, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>, peer: Peer) -> Self {
+        let ws = if leftover.is_empty() {
+            WebSocketContext::new(Role::Server, Some(shard.ws_config))
+        } else {
+            WebSocketContext::from_partially_read(leftover, Role::Server, Some(shard.ws_config))
+        };
+        let rl = &shard.state.config.security.rate_limit;
+        let session = Session::new(TokenBucket::new(rl.requests_per_second, rl.burst, Instant::now()));
+        WsSession {
+            stream,
+            ws,
+            shard,
+            handle,
+            session,
+            peer,
+            missed_pongs: 0,
+            closing: Closing::No,
+            write_blocked: false,
+            reply: Vec::new(),
+        }
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        std::future::poll_fn(|cx| self.poll_session(cx)).await
+    }
+
+    fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.handle.register(cx.waker());
+        let signals = self.handle.take_signals();
+        if signals & SIG_SHUTDOWN != 0 && self.closing == Closing::No {
+            self.begin_close(cx, CloseCode::Away, "server shutting down");
+        }
+        if signals & SIG_PING != 0 && self.closing == Closing::No {
+            if self.missed_pongs >= 2 {
+                // Two Pings unanswered: close 1001 and drop without waiting (§2.3).
+                self.begin_close(cx, CloseCode::Away, "ping timeout");
+                return Poll::Ready(());
+            }
+            self.missed_pongs += 1;
+            let mut io = Io { stream: &mut self.stream, cx };
+            if self.ws.write(&mut io, Message::Ping(Default::default())).is_err() {
+                return Poll::Ready(());
+            }
+        }
+        match self.closing {
+            Closing::No => {}
+            Closing::Handshake(deadline) | Closing::Drain(deadline, _) if Instant::now() >= deadline => {
+                return Poll::Ready(())
+            }
+            Closing::Handshake(_) => return self.poll_close_handshake(cx),
+            Closing::Drain(..) => return self.poll_drain(cx),
+        }
+        if self.write_blocked {
+            match self.flush(cx) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let mut handled = 0;
+        while handled < BATCH {
+            let mut io = Io { stream: &mut self.stream, cx };
+            match self.ws.read(&mut io) {
+                Ok(Message::Text(text)) => {
+                    handled += 1;
+                    if !self.on_text(cx, text.as_bytes()) {
+                        return Poll::Ready(());
+                    }
+                }
+                Ok(Message::Binary(_)) => {
+                    self.begin_close(cx, CloseCode::Unsupported, "binary frames are not accepted");
+                    return self.poll_session(cx);
+                }
+                Ok(Message::Pong(_)) => self.missed_pongs = 0,
+                // tungstenite queued the Pong / Close reply; the flush below sends it.
+                Ok(Message::Ping(_)) | Ok(Message::Frame(_)) => {}
+                Ok(Message::Close(_)) => {}
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Poll::Ready(()),
+                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+                    self.begin_drain(cx, CloseCode::Size, "message too large");
+                    return self.poll_session(cx);
+                }
+                Err(WsError::Capacity(_)) => {
+                    self.begin_drain(cx, CloseCode::Size, "frame too large");
+                    return self.poll_session(cx);
+                }
+                Err(WsError::Utf8(_)) => {
+                    self.begin_drain(cx, CloseCode::Invalid, "text is not valid UTF-8");
+                    return self.poll_session(cx);
+                }
+                Err(WsError::Protocol(_)) => {
+                    self.begin_drain(cx, CloseCode::Protocol, "protocol error");
+                    return self.poll_session(cx);
+                }
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+        match self.flush(cx) {
+            Poll::Ready(false) => return Poll::Ready(()),
+            Poll::Ready(true) | Poll::Pending => {}
+        }
+        if handled == BATCH {
+            // More input may be buffered: come back after other tasks had their turn.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    /// Dispatches one text message and queues its reply; false when the socket failed.
+    fn on_text(&mut self, cx: &mut Context<'_>, text: &[u8]) -> bool {
+        let shard = &*self.shard;
+        self.reply.clear();
+        let wrote = {
+            let mut latency = shard.latency.borrow_mut();
+            let mut parser = shard.parser.borrow_mut();
+            let mut env = Env {
+                state: &shard.state,
+                stats: &shard.stats,
+                latency: &mut latency,
+                parser: &mut parser,
+                session: &mut self.session,
+                peer: &self.peer,
+            };
+            handle_message(&mut env, text, &mut self.reply)
+        };
+        if !wrote {
+            return true;
+        }
+        let body = match String::from_utf8(std::mem::take(&mut self.reply)) {
+            Ok(s) => s,
+            Err(_) => return true,
+        };
+        let mut io = Io { stream: &mut self.stream, cx };
+        match self.ws.write(&mut io, Message::Text(Utf8Bytes::from(body))) {
+            Ok(()) => true,
+            Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.write_blocked = true;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Flushes buffered frames: Ready(true) done, Ready(false) socket gone, Pending blocked.
+    fn flush(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut io = Io { stream: &mut self.stream, cx };
+        match self.ws.flush(&mut io) {
+            Ok(()) => {
+                self.write_blocked = false;
+                Poll::Ready(true)
+            }
+            Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.write_blocked = true;
+                Poll::Pending
+            }
+            Err(_) => Poll::Ready(false),
+        }
+    }
+
+    /// Sends Close with `code` and waits (bounded) for the peer's Close.
+    fn begin_close(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &'static str) {
+        self.send_close(cx, code, reason);
+        self.closing = Closing::Handshake(Instant::now() + CLOSE_WAIT);
+        self.handle.set_closing();
+    }
+
+    /// Queues our Close frame and tries to send it.
+    fn send_close(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &'static str) {
+        let mut io = Io { stream: &mut self.stream, cx };
+        if let Err(WsError::Io(e)) = self.ws.close(&mut io, Some(CloseFrame { code, reason: reason.into() })) {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                self.write_blocked = true;
+            }
+        }
+    }
+
+    /// Sends Close with `code`, shuts the write side and discards input: the frame stream is
+    /// no longer trustworthy (oversize, bad UTF-8, protocol error).
+    fn begin_drain(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &'static str) {
+        self.send_close(cx, code, reason);
+        self.closing = Closing::Drain(Instant::now() + CLOSE_WAIT, false);
+        self.handle.set_closing();
+    }
+
+    fn poll_close_handshake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.write_blocked && self.flush(cx) == Poll::Ready(false) {
+            return Poll::Ready(());
+        }
+        loop {
+            let mut io = Io { stream: &mut self.stream, cx };
+            match self.ws.read(&mut io) {
+                Ok(_) => continue,
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Poll::Ready(()),
+                Err(_) => {
+                    let deadline = match self.closing {
+                        Closing::Handshake(d) => d,
+                        _ => Instant::now() + CLOSE_WAIT,
+                    };
+                    self.closing = Closing::Drain(deadline, false);
+                    return self.poll_drain(cx);
+                }
+            }
+        }
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.write_blocked {
+            match self.flush(cx) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if let Closing::Drain(deadline, false) = self.closing {
+            // Our Close is on the wire: send FIN so the peer sees the end, then read to EOF so
+            // unread input does not turn our close into a reset that could eat the Close frame.
+            let _ = Pin::new(&mut self.stream).poll_close(cx);
+            self.closing = Closing::Drain(deadline, true);
+        }
+        let mut scratch = [0u8; 1024];
+        loop {
+            match Pin::new(&mut self.stream).poll_read(cx, &mut scratch) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

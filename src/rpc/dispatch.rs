@@ -1,0 +1,229 @@
+//! The dispatcher: one text message in, zero or one reply out.
+//!
+//! For each request (or batch element) it applies the contract's checks in order (§3.2): parse →
+//! envelope → method exists → rate limit → authenticated → role → params → handler, stopping at
+//! the first failure. It also counts every reply and records its latency.
+
+use std::time::Instant;
+
+use crate::auth::{AuthFailure, TokenKind};
+use crate::methods::{self, Ctx, Method};
+use crate::metrics::latency::LocalLatency;
+use crate::metrics::ShardStats;
+use crate::state::ServerState;
+
+use super::envelope::{parse_request, Id};
+use super::error::{self, RpcError};
+use super::json::{Json, Parser};
+use super::params::Params;
+use super::reply::{write_error, write_result};
+use super::session::{failure_for, AuthState, Session};
+
+/// What the connection knows about its peer, for methods that render URLs.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// Host part of the upgrade request's `Host` header (port removed), if any.
+    pub host: Option<String>,
+    /// The full `Host` header value.
+    pub host_header: Option<String>,
+}
+
+/// Everything one message's handling borrows from its shard and connection.
+pub struct Env<'e> {
+    /// Shared server state.
+    pub state: &'e ServerState,
+    /// The shard's counters.
+    pub stats: &'e ShardStats,
+    /// The shard's latency histograms.
+    pub latency: &'e mut LocalLatency,
+    /// The shard's JSON parser (reused buffers).
+    pub parser: &'e mut Parser,
+    /// The connection's session.
+    pub session: &'e mut Session,
+    /// The connection's peer.
+    pub peer: &'e Peer,
+}
+
+/// Handles one text message, appending the reply (if any) to `out`. Returns true when a reply
+/// was written.
+pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> bool {
+    let Env { state, stats, latency, parser, session, peer } = env;
+    let mut call = Call { state, stats, latency, session, peer };
+    let value = match parser.parse(text) {
+        Ok(v) => v,
+        Err(_) => {
+            stats.count_reply(None, error::PARSE_ERROR);
+            write_error(out, None, &RpcError::parse());
+            return true;
+        }
+    };
+    match &value {
+        Json::Array(items) => call.batch(items, out),
+        single => call.one(single, out),
+    }
+}
+
+/// One message's handling context.
+struct Call<'c, 'e> {
+    state: &'c ServerState,
+    stats: &'c ShardStats,
+    latency: &'c mut LocalLatency,
+    session: &'c mut Session,
+    peer: &'e Peer,
+}
+
+impl Call<'_, '_> {
+    /// A batch (§3.4): replies in request order, notifications contribute nothing.
+    fn batch(&mut self, items: &[Json<'_>], out: &mut Vec<u8>) -> bool {
+        if items.is_empty() {
+            self.stats.count_reply(None, error::INVALID_REQUEST);
+            write_error(out, None, &RpcError::invalid_request("empty_batch", "A batch must not be empty"));
+            return true;
+        }
+        let max = self.state.config.server.max_batch;
+        if items.len() > max {
+            self.stats.count_reply(None, error::INVALID_REQUEST);
+            let e = RpcError::invalid_request("batch_too_large", format!("A batch holds at most {max} requests"));
+            write_error(out, None, &e);
+            return true;
+        }
+        let start = out.len();
+        out.push(b'[');
+        let mut any = false;
+        for item in items {
+            let mark = out.len();
+            if any {
+                out.push(b',');
+            }
+            if self.one(item, out) {
+                any = true;
+            } else {
+                out.truncate(mark);
+            }
+        }
+        if !any {
+            out.truncate(start);
+            return false;
+        }
+        out.push(b']');
+        true
+    }
+
+    /// One request; returns true when a reply was written.
+    fn one(&mut self, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+        let started = Instant::now();
+        let req = match parse_request(v) {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.count_reply(None, e.error.code);
+                write_error(out, e.id.as_ref(), &e.error);
+                return true;
+            }
+        };
+        let Some((index, method)) = methods::lookup(req.method) else {
+            if req.id.is_none() {
+                return false;
+            }
+            self.stats.count_reply(None, error::METHOD_NOT_FOUND);
+            let e = RpcError::new(error::METHOD_NOT_FOUND, "method_not_found")
+                .details(format!("Unknown method \"{}\"", truncate(req.method, 64)));
+            write_error(out, req.id.as_ref(), &e);
+            return true;
+        };
+        let result = self.run(method, &req.params, started);
+        let code = match &result {
+            Ok(_) => 0,
+            Err(e) => e.code,
+        };
+        self.stats.count_reply(Some(index), code);
+        self.latency.record(index, started.elapsed().as_micros() as u64);
+        let Some(id) = req.id else { return false };
+        match result {
+            Ok(output) => write_result(out, Some(&id), &output),
+            Err(e) => write_error(out, Some(&id), &e),
+        }
+        true
+    }
+
+    /// Steps 4–8 of §3.2 for a known method.
+    fn run(
+        &mut self,
+        method: &'static Method,
+        raw_params: &Option<&Json<'_>>,
+        now: Instant,
+    ) -> Result<super::reply::Output, RpcError> {
+        if let Err(wait_ms) = self.session.bucket.take(now) {
+            return Err(RpcError::new(error::RATE_LIMITED, "rate_limited")
+                .details("Too many requests on this connection")
+                .with("retry_after_ms", wait_ms));
+        }
+        let now_unix = crate::auth::now_unix();
+        if let Some(required) = method.role {
+            let role = self.authorize(raw_params, now_unix)?;
+            if role < required {
+                return Err(RpcError::new(error::PERMISSION, "permission_denied")
+                    .details(format!("{} requires {}", method.name, required.as_str()))
+                    .with("required_role", required.as_str())
+                    .with("have_role", role.as_str()));
+            }
+        }
+        let params = Params::new(*raw_params)?;
+        let mut ctx = Ctx { state: self.state, stats: self.stats, session: self.session, peer: self.peer, now_unix };
+        (method.run)(&mut ctx, &params)
+    }
+
+    /// Step 5: the session must be authenticated and current, or carry a usable in-line token.
+    fn authorize(&mut self, raw_params: &Option<&Json<'_>>, now_unix: u64) -> Result<crate::auth::Role, RpcError> {
+        let auth = self.state.auth.load();
+        let state = self.session.state(now_unix, |k| auth.is_revoked(k));
+        let Some(failure) = failure_for(state) else {
+            if let AuthState::Authenticated(role) = state {
+                return Ok(role);
+            }
+            return Err(self.auth_error(None));
+        };
+        let inline = raw_params.and_then(|p| p.get("auth_token")).and_then(Json::as_str);
+        match inline {
+            Some(token) => match auth.authenticate(token, TokenKind::Auto, now_unix) {
+                Ok(grant) => {
+                    let role = grant.role;
+                    self.session.grant(grant);
+                    Ok(role)
+                }
+                Err(f) => Err(self.auth_error(Some(f))),
+            },
+            None => Err(self.auth_error(failure)),
+        }
+    }
+
+    /// The -32001 error for a failure (`None` = no credential at all), counted by reason.
+    fn auth_error(&self, failure: Option<AuthFailure>) -> RpcError {
+        let e = auth_rpc_error(failure);
+        self.stats.count_auth_failure(e.reason);
+        e
+    }
+}
+
+/// The -32001 error object for an auth failure (`None` = `auth_required`).
+pub fn auth_rpc_error(failure: Option<AuthFailure>) -> RpcError {
+    match failure {
+        None => RpcError::new(error::AUTH, "auth_required")
+            .details("This method needs an authenticated connection")
+            .suggest("Call authenticate with a JWT or API key first"),
+        Some(f) => RpcError::new(error::AUTH, f.reason()).details(f.message()),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Echo helper for tests and callers that need an id's JSON form.
+pub fn id_json(id: Option<&Id>) -> String {
+    let mut v = Vec::new();
+    super::reply::write_id(&mut v, id);
+    String::from_utf8(v).unwrap_or_default()
+}

@@ -1,0 +1,257 @@
+//! Start-up and shutdown of the whole server: preflight checks, shared state, shards, signals.
+//!
+//! Order matters: signals are blocked before any thread starts (so every thread inherits the
+//! mask and only the signal thread sees them), the listen port is resolved once (so every shard
+//! binds the same port even for `:0`), and the server is announced ready only when every shard
+//! has bound its listeners.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use camshard_cores::{ExecutorConfig, ShutdownLatch, Signal};
+
+use crate::auth::apikey::KeyStore;
+use crate::auth::{download, secret, Authenticator};
+use crate::config::Config;
+use crate::metrics::Registry;
+use crate::shard::{self, Listeners};
+use crate::state::{Component, ComponentState, Components, ServerState};
+
+/// A start-up failure, printed as one line before exiting non-zero.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Runs the server until SIGINT/SIGTERM; returns after every shard has drained.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let started = Instant::now();
+    camshard_cores::block_signals().map_err(|e| StartError(format!("cannot block signals: {e}")))?;
+
+    let allowed = camshard_cores::allowed_cpus().map_err(|e| StartError(format!("sched_getaffinity: {e}")))?;
+    let cores = parse_list(&config.runtime.cores)?;
+    let shards_flag = (config.runtime.shards > 0).then_some(config.runtime.shards);
+    let plan = camshard_cores::plan_shards(shards_flag, cores.as_deref(), &allowed).map_err(|e| StartError(e.to_string()))?;
+    let capture = parse_list(&config.runtime.capture_cores)?;
+    camshard_cores::plan_capture_cores(capture.as_deref(), &allowed).map_err(|e| StartError(e.to_string()))?;
+
+    let exec = ExecutorConfig {
+        ring_depth: config.runtime.ring_depth,
+        io_memory: config.runtime.io_memory_kib * 1024,
+        name: "camshard-shard".into(),
+        ..ExecutorConfig::default()
+    };
+    let needed = camshard_cores::memlock_needed(plan.len(), exec.io_memory, exec.ring_depth);
+    let memlock = camshard_cores::preflight_memlock(needed).map_err(|e| StartError(e.to_string()))?;
+    camshard_cores::probe_io_uring().map_err(|e| StartError(e.to_string()))?;
+    check_fd_budget(&config);
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(config.state_dir())
+        .map_err(|e| StartError(format!("cannot create state dir {}: {e}", config.state_dir().display())))?;
+    let (jwt_secret, source) = secret::resolve_jwt_secret(non_empty(&config.security.jwt_secret), config.state_dir(), true)
+        .map_err(|e| StartError(format!("JWT secret: {e}")))?;
+    let key_store = KeyStore::new(config.state_dir());
+    let keys = key_store.load().map_err(|e| StartError(format!("API key store: {e}")))?;
+    let explicit = non_empty(&config.http.download_token_secret).map(str::as_bytes);
+    let download_key = download::download_key(explicit, Some(&jwt_secret));
+
+    let main_addr = resolve_port(config.listen_addr().map_err(|e| StartError(e.to_string()))?)?;
+    let compat_addr = if config.http.compat_listener.enabled {
+        let a: SocketAddr = config
+            .http
+            .compat_listener
+            .listen
+            .parse()
+            .map_err(|_| StartError("http.compat_listener.listen is not ADDR:PORT".into()))?;
+        Some(resolve_port(a)?)
+    } else {
+        None
+    };
+
+    let state = Arc::new(ServerState {
+        started,
+        started_unix_ms: crate::state::unix_millis(),
+        auth: ArcSwap::from_pointee(Authenticator::new(Some(jwt_secret.clone()), Arc::new(keys))),
+        key_store,
+        jwt_secret: Some(jwt_secret),
+        download_key,
+        stats: Registry::new(plan.len(), crate::methods::TABLE.len(), 0),
+        open_connections: AtomicUsize::new(0),
+        components: Components {
+            websocket: Component::new(ComponentState::Starting),
+            camera_monitor: Component::new(ComponentState::Running),
+            mediamtx: Component::new(if config.mediamtx.enabled { ComponentState::Starting } else { ComponentState::Stopped }),
+        },
+        shutting_down: AtomicBool::new(false),
+        config,
+    });
+    let _ = crate::metrics::system::cpu_percent_recent();
+
+    let latch = ShutdownLatch::default();
+    spawn_signal_thread(state.clone(), latch.clone())?;
+    spawn_key_watcher(state.clone());
+
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<(), String>>();
+    let listeners = Listeners { main: main_addr.0, compat: compat_addr.as_ref().map(|c| c.0) };
+    let shard_state = state.clone();
+    let shard_latch = latch.clone();
+    let shards = camshard_cores::start_shards(&plan, &exec, move |ctx| {
+        let state = shard_state.clone();
+        let listeners = listeners.clone();
+        let watch = shard_latch.subscribe();
+        let ready_tx = ready_tx.clone();
+        async move {
+            shard::run(ctx, state, listeners, watch, move |r| {
+                let _ = ready_tx.send(r);
+            })
+            .await
+        }
+    })
+    .map_err(|e| StartError(format!("cannot start shards: {e}")))?;
+
+    for _ in 0..plan.len() {
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                latch.trigger();
+                return Err(StartError(e));
+            }
+            Err(_) => {
+                latch.trigger();
+                return Err(StartError("shards did not start within 10 s".into()));
+            }
+        }
+    }
+    state.components.websocket.set(ComponentState::Running);
+    let cpus: Vec<String> = plan.iter().map(|s| s.cpu.map(|c| c.to_string()).unwrap_or_else(|| "-".into())).collect();
+    tracing::info!(
+        listen = %main_addr.0,
+        compat = ?compat_addr.as_ref().map(|c| c.0),
+        shards = plan.len(),
+        cpus = %cpus.join(","),
+        memlock = ?memlock,
+        ring_depth = exec.ring_depth,
+        secret = secret_source_name(&source),
+        demo = state.config.demo,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "camshard ready"
+    );
+    // Every shard has bound the port: the placeholder sockets can go.
+    drop(main_addr.1);
+    drop(compat_addr);
+    for (i, r) in shards.join().into_iter().enumerate() {
+        if let Err(e) = r {
+            tracing::error!(shard = i, error = %e, "shard ended with an error");
+        }
+    }
+    tracing::info!("camshard stopped");
+    Ok(())
+}
+
+fn secret_source_name(s: &secret::SecretSource) -> &'static str {
+    match s {
+        secret::SecretSource::Config => "config",
+        secret::SecretSource::Env(_) => "environment",
+        secret::SecretSource::StateFile(_) => "state file",
+        secret::SecretSource::Generated(_) => "generated",
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn parse_list(s: &str) -> Result<Option<Vec<usize>>, StartError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    camshard_cores::parse_cpu_list(s).map(Some).map_err(|e| StartError(e.to_string()))
+}
+
+/// A bound (not listening) SO_REUSEPORT socket that pins the port until the shards bind it.
+pub struct PortHold(#[allow(dead_code)] Option<std::os::fd::OwnedFd>);
+
+/// Resolves port 0 to a concrete free port that every shard can then bind with SO_REUSEPORT.
+fn resolve_port(addr: SocketAddr) -> Result<(SocketAddr, PortHold), StartError> {
+    use nix::sys::socket::{bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    if addr.port() != 0 {
+        return Ok((addr, PortHold(None)));
+    }
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fail = |e: nix::Error| StartError(format!("cannot bind {addr}: {e}"));
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(fail)?;
+    setsockopt(&fd, sockopt::ReusePort, &true).map_err(fail)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(fail)?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr)).map_err(fail)?;
+    let local: SockaddrStorage = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(fail)?;
+    let port = local
+        .as_sockaddr_in()
+        .map(|s| s.port())
+        .or_else(|| local.as_sockaddr_in6().map(|s| s.port()))
+        .ok_or_else(|| StartError(format!("cannot resolve the port of {addr}")))?;
+    Ok((SocketAddr::new(addr.ip(), port), PortHold(Some(fd))))
+}
+
+/// Warns when RLIMIT_NOFILE cannot hold `server.max_connections` plus working files.
+fn check_fd_budget(config: &Config) {
+    if let Ok((soft, _hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        let need = config.server.max_connections as u64 + 256;
+        if soft < need {
+            tracing::warn!(
+                limit = soft,
+                needed = need,
+                "RLIMIT_NOFILE ({soft}) is below server.max_connections + 256 ({need}): connections beyond \
+                 the limit will fail to accept; raise it with `ulimit -n` or LimitNOFILE= in the unit"
+            );
+        }
+    }
+}
+
+fn spawn_signal_thread(state: Arc<ServerState>, latch: ShutdownLatch) -> Result<(), StartError> {
+    camshard_cores::spawn_signal_thread(move |sig| match sig {
+        Signal::Interrupt | Signal::Terminate => {
+            if !state.shutting_down.swap(true, Relaxed) {
+                tracing::info!(signal = ?sig, grace_s = state.config.server.shutdown_grace_s, "shutting down");
+                state.components.websocket.set(ComponentState::Stopping);
+                latch.trigger();
+            }
+        }
+        Signal::Hangup => match state.reload_keys() {
+            Ok(()) => tracing::info!("API key store reloaded (SIGHUP)"),
+            Err(e) => tracing::warn!(error = %e, "API key store reload failed; keeping the previous keys"),
+        },
+    })
+    .map(|_| ())
+    .map_err(|e| StartError(format!("cannot start the signal thread: {e}")))
+}
+
+/// Reloads the key store within 10 s of the file changing (contract §5.1): a stat every 2 s.
+fn spawn_key_watcher(state: Arc<ServerState>) {
+    let _ = std::thread::Builder::new().name("camshard-keys".into()).spawn(move || {
+        let mut seen = state.key_store.mtime();
+        while !state.shutting_down.load(Relaxed) {
+            std::thread::sleep(Duration::from_secs(2));
+            let now = state.key_store.mtime();
+            if now != seen {
+                seen = now;
+                match state.reload_keys() {
+                    Ok(()) => tracing::info!("API key store reloaded (file changed)"),
+                    Err(e) => tracing::warn!(error = %e, "API key store reload failed; keeping the previous keys"),
+                }
+            }
+        }
+    });
+}

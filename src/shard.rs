@@ -1,0 +1,265 @@
+//! A shard: one pinned glommio executor that accepts its share of connections (every shard
+//! listens on the same port with SO_REUSEPORT, so the kernel spreads new connections) and owns
+//! them for their whole life. Nothing in a shard is shared with other shards except through
+//! `ServerState` (read-mostly, lock-free) and cross-shard channels.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use camshard_cores::{ShardContext, ShutdownWatch};
+use glommio::net::TcpListener;
+use glommio::timer::Timer;
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::metrics::latency::LocalLatency;
+use crate::metrics::ShardStats;
+use crate::rpc::json::Parser;
+use crate::state::ServerState;
+
+/// Signal bit: a keep-alive Ping is due.
+pub const SIG_PING: u8 = 1;
+/// Signal bit: the server is shutting down; close with 1001.
+pub const SIG_SHUTDOWN: u8 = 2;
+/// Signal bit: re-poll (timers of a closing session).
+pub const SIG_TICK: u8 = 4;
+
+/// The shard's side of one WebSocket connection: how the shard signals and wakes it.
+pub struct ConnHandle {
+    waker: RefCell<Option<Waker>>,
+    signals: Cell<u8>,
+    next_ping: Cell<Instant>,
+    closing: Cell<bool>,
+}
+
+impl ConnHandle {
+    fn new(next_ping: Instant) -> Self {
+        ConnHandle { waker: RefCell::new(None), signals: Cell::new(0), next_ping: Cell::new(next_ping), closing: Cell::new(false) }
+    }
+
+    /// Remembers the task's waker (cloned only when it changed).
+    pub fn register(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Raises signal bits and wakes the session.
+    pub fn signal(&self, bits: u8) {
+        self.signals.set(self.signals.get() | bits);
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Takes and clears the pending signal bits.
+    pub fn take_signals(&self) -> u8 {
+        self.signals.replace(0)
+    }
+
+    /// Marks the session as closing (the ticker then wakes it for its deadline).
+    pub fn set_closing(&self) {
+        self.closing.set(true);
+    }
+}
+
+/// A slab of live connections: O(1) insert/remove, iteration for pings and shutdown.
+#[derive(Default)]
+pub struct Connections {
+    slots: Vec<Option<Rc<ConnHandle>>>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+impl Connections {
+    fn insert(&mut self, h: Rc<ConnHandle>) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(h);
+                i
+            }
+            None => {
+                self.slots.push(Some(h));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            if slot.take().is_some() {
+                self.live -= 1;
+                self.free.push(i);
+            }
+        }
+    }
+
+    /// Live connection count.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn for_each(&self, mut f: impl FnMut(&ConnHandle)) {
+        for h in self.slots.iter().flatten() {
+            f(h);
+        }
+    }
+}
+
+/// Per-shard state: owned by the shard's thread.
+pub struct Shard {
+    /// Shard number.
+    pub id: usize,
+    /// Shared server state.
+    pub state: Arc<ServerState>,
+    /// This shard's counters (also readable by other shards).
+    pub stats: Arc<ShardStats>,
+    /// This shard's latency histograms.
+    pub latency: RefCell<LocalLatency>,
+    /// The JSON parser, with buffers reused across messages.
+    pub parser: RefCell<Parser>,
+    /// Live WebSocket connections.
+    pub conns: RefCell<Connections>,
+    /// tungstenite settings for new sessions.
+    pub ws_config: WebSocketConfig,
+    /// Set when shutdown begins: no new upgrades.
+    pub draining: Cell<bool>,
+}
+
+/// Removes a connection from the registry and the gauges when dropped.
+pub struct Registration {
+    shard: Rc<Shard>,
+    slot: usize,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shard.conns.borrow_mut().remove(self.slot);
+        self.shard.stats.ws_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.shard.state.release_connection();
+    }
+}
+
+impl Shard {
+    /// Registers an upgraded connection (its slot was reserved in `ServerState`).
+    pub fn register(self: &Rc<Self>) -> (Rc<ConnHandle>, Registration) {
+        let interval = Duration::from_secs(self.state.config.server.ping_interval_s);
+        let handle = Rc::new(ConnHandle::new(Instant::now() + interval));
+        let slot = self.conns.borrow_mut().insert(handle.clone());
+        self.stats.ws_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::bump(&self.stats.ws_connections_total);
+        (handle, Registration { shard: self.clone(), slot })
+    }
+
+    /// Once a second: publish latency, signal due Pings, wake closing sessions.
+    fn tick(&self, now: Instant) {
+        if let Some(snap) = self.latency.borrow_mut().publish(now) {
+            self.stats.latency.store(Arc::new(snap));
+        }
+        let interval = Duration::from_secs(self.state.config.server.ping_interval_s);
+        self.conns.borrow().for_each(|h| {
+            if h.closing.get() {
+                h.signal(SIG_TICK);
+            } else if now >= h.next_ping.get() {
+                h.next_ping.set(now + interval);
+                h.signal(SIG_PING);
+            }
+        });
+    }
+}
+
+/// Where a shard listens.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    /// WebSocket + HTTP.
+    pub main: SocketAddr,
+    /// HTTP only (compat), if enabled.
+    pub compat: Option<SocketAddr>,
+}
+
+/// Runs one shard until shutdown completes. `ready` is called once its listeners are bound.
+pub async fn run(
+    ctx: ShardContext,
+    state: Arc<ServerState>,
+    listeners: Listeners,
+    shutdown: ShutdownWatch,
+    ready: impl FnOnce(Result<(), String>),
+) {
+    let cfg = &state.config.server;
+    let shard = Rc::new(Shard {
+        id: ctx.id,
+        stats: state.stats.shards[ctx.id].clone(),
+        latency: RefCell::new(LocalLatency::new(crate::methods::TABLE.len())),
+        parser: RefCell::new(Parser::new()),
+        conns: RefCell::new(Connections::default()),
+        ws_config: crate::net::ws::ws_config(cfg.read_buffer_bytes, cfg.max_message_bytes),
+        draining: Cell::new(false),
+        state: state.clone(),
+    });
+    let main = match TcpListener::bind(listeners.main) {
+        Ok(l) => l,
+        Err(e) => return ready(Err(format!("cannot listen on {}: {e}", listeners.main))),
+    };
+    let compat = match listeners.compat.map(TcpListener::bind).transpose() {
+        Ok(l) => l,
+        Err(e) => return ready(Err(format!("cannot listen on {:?}: {e}", listeners.compat))),
+    };
+    ready(Ok(()));
+    let mut acceptors = vec![glommio::spawn_local(accept_loop(shard.clone(), main, true))];
+    if let Some(c) = compat {
+        acceptors.push(glommio::spawn_local(accept_loop(shard.clone(), c, false)));
+    }
+    let ticker = glommio::spawn_local(ticker(shard.clone()));
+    shutdown.wait().await;
+
+    // Shutdown: stop accepting, ask every session to close with 1001, wait for them (bounded).
+    shard.draining.set(true);
+    for a in acceptors {
+        a.cancel().await;
+    }
+    shard.conns.borrow().for_each(|h| h.signal(SIG_SHUTDOWN));
+    let deadline = Instant::now() + Duration::from_secs(state.config.server.shutdown_grace_s) + Duration::from_secs(3);
+    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+        Timer::new(Duration::from_millis(20)).await;
+    }
+    ticker.cancel().await;
+    tracing::debug!(shard = shard.id, left = shard.conns.borrow().len(), "shard stopped");
+}
+
+async fn ticker(shard: Rc<Shard>) {
+    loop {
+        Timer::new(Duration::from_secs(1)).await;
+        shard.tick(Instant::now());
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
+    let mut logged_emfile = false;
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(crate::net::connection::serve(shard.clone(), stream, websocket)).detach();
+            }
+            Err(e) => {
+                let out_of_fds = matches!(&e, glommio::GlommioError::IoError(io) if io.raw_os_error() == Some(libc::EMFILE) || io.raw_os_error() == Some(libc::ENFILE));
+                if out_of_fds && !logged_emfile {
+                    tracing::warn!(shard = shard.id, "out of file descriptors: accept paused briefly (raise LimitNOFILE)");
+                    logged_emfile = true;
+                }
+                // Back off so a persistent error does not spin the shard.
+                Timer::new(Duration::from_millis(if out_of_fds { 50 } else { 5 })).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `ServerState`: what every shard shares, read-mostly and lock-free — the configuration, the
+//! credential checker, the stats registry and component health.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::auth::apikey::{KeySet, KeyStore};
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::metrics::Registry;
+
+/// Lifecycle of a component as `get_status` reports it (§9.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ComponentState {
+    /// Working.
+    Running = 0,
+    /// Not ready yet.
+    Starting = 1,
+    /// Shutting down.
+    Stopping = 2,
+    /// Not running (or not configured).
+    Stopped = 3,
+    /// Failing.
+    Error = 4,
+}
+
+impl ComponentState {
+    /// The contract's upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentState::Running => "RUNNING",
+            ComponentState::Starting => "STARTING",
+            ComponentState::Stopping => "STOPPING",
+            ComponentState::Stopped => "STOPPED",
+            ComponentState::Error => "ERROR",
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => ComponentState::Running,
+            1 => ComponentState::Starting,
+            2 => ComponentState::Stopping,
+            3 => ComponentState::Stopped,
+            _ => ComponentState::Error,
+        }
+    }
+}
+
+/// A component state readable from any thread.
+#[derive(Debug)]
+pub struct Component(AtomicU8);
+
+impl Component {
+    /// A component in state `s`.
+    pub fn new(s: ComponentState) -> Self {
+        Component(AtomicU8::new(s as u8))
+    }
+    /// The current state.
+    pub fn get(&self) -> ComponentState {
+        ComponentState::from_u8(self.0.load(Relaxed))
+    }
+    /// Changes the state.
+    pub fn set(&self, s: ComponentState) {
+        self.0.store(s as u8, Relaxed)
+    }
+}
+
+/// Health of the server's parts, as `get_status`, `/readyz` and `/health` see them.
+#[derive(Debug)]
+pub struct Components {
+    /// The WebSocket listener.
+    pub websocket: Component,
+    /// Camera discovery.
+    pub camera_monitor: Component,
+    /// The MediaMTX API.
+    pub mediamtx: Component,
+}
+
+/// State shared by every shard.
+pub struct ServerState {
+    /// The loaded configuration (immutable while running).
+    pub config: Config,
+    /// Process start, monotonic.
+    pub started: Instant,
+    /// Process start, wall clock (ms since the epoch).
+    pub started_unix_ms: u64,
+    /// Verifies JWTs and API keys; swapped when the key store is reloaded.
+    pub auth: ArcSwap<Authenticator>,
+    /// The API key store on disk.
+    pub key_store: KeyStore,
+    /// JWT secret (also the root of the download-token key).
+    pub jwt_secret: Option<Vec<u8>>,
+    /// Key for download tokens (§8.6).
+    pub download_key: Vec<u8>,
+    /// Per-shard counters and histograms.
+    pub stats: Registry,
+    /// Open WebSocket connections over all shards (for `max_connections`).
+    pub open_connections: AtomicUsize,
+    /// Component health.
+    pub components: Components,
+    /// Set once shutdown begins.
+    pub shutting_down: AtomicBool,
+}
+
+impl ServerState {
+    /// Seconds since the process started.
+    pub fn uptime_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Reloads the API key store (SIGHUP or file change); keeps the old set on error.
+    pub fn reload_keys(&self) -> std::io::Result<()> {
+        let keys: KeySet = self.key_store.load()?;
+        let auth = Authenticator::new(self.jwt_secret.clone(), Arc::new(keys));
+        self.auth.store(Arc::new(auth));
+        Ok(())
+    }
+
+    /// Tries to reserve a connection slot under `server.max_connections`.
+    pub fn try_reserve_connection(&self) -> bool {
+        let max = self.config.server.max_connections;
+        let mut cur = self.open_connections.load(Relaxed);
+        loop {
+            if cur >= max {
+                return false;
+            }
+            match self.open_connections.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Releases a slot taken by `try_reserve_connection`.
+    pub fn release_connection(&self) {
+        self.open_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

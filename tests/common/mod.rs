@@ -1,0 +1,226 @@
+//! Test harness: starts the real `camshard` binary on a free loopback port with its own state
+//! directory, and talks to it over WebSocket (tungstenite, blocking) and raw HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// The JWT secret every test server uses.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+/// A running server.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub log: mpsc::Receiver<String>,
+}
+
+/// Extra configuration (TOML) appended to the test config.
+pub fn start(extra_toml: &str) -> Server {
+    start_with(extra_toml, &[])
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_camshard")
+}
+
+pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("test.toml");
+    std::fs::write(&cfg, format!("[http.compat_listener]\nenabled = false\n{extra_toml}")).expect("write config");
+    let mut child = Command::new(bin())
+        .args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env("CAMSHARD_JWT_SECRET", SECRET)
+        .env("CAMSHARD_LOG_FORMAT", "json")
+        .env_remove("CAMSHARD_LISTEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn camshard");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server did not become ready"));
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == "camshard ready" {
+                let listen = v["listen"].as_str().expect("listen field").to_string();
+                let port = listen.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+                return Server { child, port, dir, log: rx };
+            }
+        }
+    }
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Opens a WebSocket client.
+    pub fn connect(&self) -> Client {
+        let (ws, _) = tungstenite::connect(self.url()).expect("connect");
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        }
+        Client { ws, next_id: 1 }
+    }
+
+    /// Runs a camshard subcommand against this server's state dir and returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(&self.state_dir(), args)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).expect("kill");
+    }
+
+    /// Sends a raw HTTP request and returns (status, headers+body text).
+    pub fn http(&self, request: &str) -> (u16, String) {
+        http(self.port, request)
+    }
+
+    /// Waits for the process to exit and returns its status code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn cli(state_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env("CAMSHARD_JWT_SECRET", SECRET)
+        .output()
+        .expect("run camshard subcommand");
+    assert!(out.status.success(), "camshard {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8").trim().to_string()
+}
+
+pub fn http(port: u16, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(request.as_bytes()).expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+/// The body of an HTTP response text.
+pub fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+}
+
+/// A blocking WebSocket JSON-RPC client.
+pub struct Client {
+    pub ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    pub next_id: u64,
+}
+
+impl Client {
+    /// Sends raw text and returns the next text reply parsed as JSON.
+    pub fn raw(&mut self, text: &str) -> Value {
+        self.ws.send(Message::text(text)).expect("send");
+        self.recv()
+    }
+
+    /// Reads the next text message (skipping pings).
+    pub fn recv(&mut self) -> Value {
+        loop {
+            match self.ws.read().expect("read") {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json reply"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+    }
+
+    /// Calls `method` with `params` and returns the whole reply.
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let reply = self.raw(&json!({"jsonrpc":"2.0","method":method,"params":params,"id":id}).to_string());
+        assert_eq!(reply["id"], json!(id), "reply id mismatch: {reply}");
+        reply
+    }
+
+    /// Authenticates with `token` and asserts success.
+    pub fn auth(&mut self, token: &str) -> Value {
+        let r = self.call("authenticate", json!({"auth_token": token}));
+        assert_eq!(r["result"]["authenticated"], true, "{r}");
+        r["result"].clone()
+    }
+
+    /// Reads until the server closes; returns the close code seen (if any).
+    pub fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(Some(f))) => return Some(f.code.into()),
+                Ok(Message::Close(None)) => return None,
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// The error code of a reply.
+pub fn code(reply: &Value) -> i64 {
+    reply["error"]["code"].as_i64().unwrap_or_else(|| panic!("not an error reply: {reply}"))
+}
+
+/// The error reason of a reply.
+pub fn reason(reply: &Value) -> String {
+    reply["error"]["data"]["reason"].as_str().unwrap_or_default().to_string()
+}
+
+/// A JWT for `role` valid for an hour, signed with the test secret.
+pub fn token(role: &str) -> String {
+    let now = camshard::auth::now_unix();
+    let role = camshard::auth::Role::parse(role).expect("role");
+    camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "tester", role, now, now + 3600)
+}

@@ -1,0 +1,132 @@
+//! Authentication, roles and rate limiting over a real WebSocket (contract §5–§7).
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use common::{code, reason, start, token, SECRET};
+
+#[test]
+fn protected_method_without_auth_is_32001() {
+    let s = start("");
+    let mut c = s.connect();
+    let r = c.call("get_server_info", json!({}));
+    assert_eq!((code(&r), reason(&r)), (-32001, "auth_required".into()));
+    assert_eq!(r["error"]["message"], "Authentication required");
+}
+
+#[test]
+fn jwt_roles_and_permission_denied() {
+    let s = start("");
+    let mut c = s.connect();
+    let res = c.auth(&token("operator"));
+    assert_eq!(res["role"], "operator");
+    assert_eq!(res["permissions"], json!(["view", "control"]));
+    assert!(res["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(res["session_id"].as_str().unwrap().len(), 36);
+    let info = c.call("get_server_info", json!({}));
+    assert_eq!(info["result"]["name"], "camshard");
+    let r = c.call("get_status", json!({}));
+    assert_eq!((code(&r), reason(&r)), (-32002, "permission_denied".into()));
+    assert_eq!(r["error"]["data"]["required_role"], "admin");
+    assert_eq!(r["error"]["data"]["have_role"], "operator");
+    // A failed re-authentication leaves the session as it was.
+    let bad = c.call("authenticate", json!({"auth_token": "a.b.c"}));
+    assert_eq!((code(&bad), reason(&bad)), (-32001, "invalid_token".into()));
+    assert!(c.call("get_server_info", json!({}))["result"].is_object());
+    // Re-authenticating as admin upgrades the same connection.
+    c.auth(&token("admin"));
+    let st = c.call("get_status", json!({}));
+    assert_eq!(st["result"]["components"]["websocket_server"], "RUNNING");
+    let m = c.call("get_metrics", json!({}));
+    assert!(m["result"]["server_metrics"]["total_requests"].as_u64().unwrap() >= 5, "{m}");
+}
+
+#[test]
+fn expired_and_forged_jwts() {
+    let s = start("");
+    let mut c = s.connect();
+    let now = camshard::auth::now_unix();
+    let expired = camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "u", camshard::auth::Role::Admin, now - 100, now - 1);
+    let r = c.call("authenticate", json!({"auth_token": expired}));
+    assert_eq!((code(&r), reason(&r)), (-32001, "token_expired".into()));
+    assert_eq!(r["error"]["message"], "Authentication failed: token expired");
+    let forged = camshard::auth::jwt::mint_hs256(b"another-secret", "u", camshard::auth::Role::Admin, now, now + 60);
+    let r = c.call("authenticate", json!({"auth_token": forged}));
+    assert_eq!(reason(&r), "invalid_token");
+    // A session whose token expires mid-connection gets token_expired on its next call.
+    let short = camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "u", camshard::auth::Role::Viewer, now, now + 2);
+    c.auth(&short);
+    assert!(c.call("get_server_info", json!({}))["result"].is_object());
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = c.call("get_server_info", json!({}));
+    assert_eq!(reason(&r), "token_expired");
+    // ping still works when expired.
+    assert_eq!(c.call("ping", json!({}))["result"], "pong");
+}
+
+#[test]
+fn inline_auth_token_authenticates_the_call() {
+    let s = start("");
+    let mut c = s.connect();
+    let r = c.call("get_server_info", json!({"auth_token": token("viewer")}));
+    assert_eq!(r["result"]["name"], "camshard");
+    // ... and the connection stays authenticated.
+    assert!(c.call("get_server_info", json!({}))["result"].is_object());
+    let mut d = s.connect();
+    let r = d.call("get_server_info", json!({"auth_token": "garbage"}));
+    assert_eq!(reason(&r), "invalid_token");
+}
+
+#[test]
+fn api_key_works_and_revoked_key_does_not() {
+    let s = start("");
+    let key = s.cli(&["apikey", "create", "--role", "admin", "--name", "ci"]);
+    assert!(key.starts_with("csk_"), "{key}");
+    let key_id = key.split('_').nth(1).unwrap().to_string();
+    // The running server picks the new key up on SIGHUP.
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = s.connect();
+    let res = c.auth(&key);
+    assert_eq!((res["role"].clone(), res["expires_at"].clone()), (json!("admin"), json!(null)));
+    assert!(c.call("get_status", json!({}))["result"].is_object());
+    let list = s.cli(&["apikey", "list"]);
+    assert!(list.contains(&key_id) && !list.contains(&key[20..]), "list must not show secrets: {list}");
+    s.cli(&["apikey", "revoke", &key_id]);
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = c.call("get_status", json!({}));
+    assert_eq!((code(&r), reason(&r)), (-32001, "key_revoked".into()));
+    let mut d = s.connect();
+    let r = d.call("authenticate", json!({"auth_token": key}));
+    assert_eq!(reason(&r), "key_revoked");
+}
+
+#[test]
+fn token_subcommand_uses_the_server_secret() {
+    let s = start("");
+    let jwt = s.cli(&["token", "--role", "viewer", "--ttl", "60"]);
+    assert_eq!(jwt.split('.').count(), 3);
+    let mut c = s.connect();
+    assert_eq!(c.auth(&jwt)["role"], "viewer");
+}
+
+#[test]
+fn rate_limit_answers_32040_with_retry_after() {
+    let s = start("[security.rate_limit]\nrequests_per_second = 5\nburst = 5\n");
+    let mut c = s.connect();
+    for _ in 0..5 {
+        assert_eq!(c.call("ping", json!({}))["result"], "pong");
+    }
+    let r = c.call("ping", json!({}));
+    assert_eq!((code(&r), reason(&r)), (-32040, "rate_limited".into()));
+    assert!(r["error"]["data"]["retry_after_ms"].as_u64().unwrap() >= 1);
+    // Unknown methods take no token.
+    let r = c.call("nope", json!({}));
+    assert_eq!(code(&r), -32601);
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(c.call("ping", json!({}))["result"], "pong");
+}

@@ -1,0 +1,237 @@
+//! WebSocket framing limits, HTTP routes on the same port, connection cap and graceful shutdown
+//! (contract §2, §11).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tungstenite::Message;
+
+use common::{body, start};
+
+#[test]
+fn binary_frame_closes_with_1003() {
+    let s = start("");
+    let mut c = s.connect();
+    c.ws.send(Message::binary(vec![1u8, 2, 3])).unwrap();
+    assert_eq!(c.close_code(), Some(1003));
+}
+
+#[test]
+fn oversize_message_closes_with_1009() {
+    let s = start("[server]\nmax_message_bytes = 4096\n");
+    let mut c = s.connect();
+    let big = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1,\"pad\":\"{}\"}}", "x".repeat(10_000));
+    c.ws.send(Message::text(big)).unwrap();
+    assert_eq!(c.close_code(), Some(1009));
+}
+
+#[test]
+fn fragmented_oversize_message_closes_with_1009() {
+    let s = start("[server]\nmax_message_bytes = 4096\n");
+    let mut raw = raw_upgrade(s.port);
+    // Three 2000-byte text fragments: each frame is small, the message is not.
+    for (i, fin) in [(0, false), (1, false), (2, true)] {
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        write_frame(&mut raw, fin, opcode, &vec![b'a'; 2000]);
+    }
+    assert_eq!(read_close_code(&mut raw), Some(1009));
+}
+
+#[test]
+fn invalid_utf8_closes_with_1007() {
+    let s = start("");
+    let mut raw = raw_upgrade(s.port);
+    write_frame(&mut raw, true, 0x1, &[0x7b, 0xff, 0xfe, 0x7d]);
+    assert_eq!(read_close_code(&mut raw), Some(1007));
+}
+
+#[test]
+fn health_ready_and_metrics_answer() {
+    let s = start("");
+    let (status, resp) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(body(&resp)).unwrap();
+    assert_eq!((v["alive"].clone(), v["status"].clone()), (json!(true), json!("ok")));
+    let (status, resp) = s.http("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200, "{resp}");
+    let v: Value = serde_json::from_str(body(&resp)).unwrap();
+    assert_eq!(v["ready"], true);
+    assert_eq!(v["components"]["websocket"]["status"], "ok");
+    let (status, _) = s.http("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    let (status, resp) = s.http("GET /health/detailed HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(body(&resp).contains("components"));
+    // Some traffic so the series have values.
+    let mut c = s.connect();
+    c.call("ping", json!({}));
+    let (status, resp) = s.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(resp.contains("text/plain; version=0.0.4"));
+    for series in [
+        "camshard_build_info{version=",
+        "camshard_ws_connections 1",
+        "camshard_rpc_requests_total{method=\"ping\",code=\"ok\"} 1",
+        "camshard_rpc_request_duration_seconds_count{method=\"ping\"}",
+        "camshard_uptime_seconds",
+    ] {
+        if series.contains("duration") {
+            // Histograms are published once a second.
+            std::thread::sleep(Duration::from_millis(1100));
+            let (_, again) = s.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert!(again.contains(series), "missing {series}");
+        } else {
+            assert!(resp.contains(series), "missing {series} in\n{resp}");
+        }
+    }
+}
+
+#[test]
+fn http_route_errors() {
+    let s = start("");
+    assert_eq!(s.http("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").0, 404);
+    assert_eq!(s.http("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").0, 405);
+    let (status, resp) = s.http("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 426);
+    assert!(resp.to_ascii_lowercase().contains("upgrade: websocket"));
+    let upgrade = |path: &str, origin: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}\r\n",
+            s.port
+        )
+    };
+    assert_eq!(s.http(&upgrade("/elsewhere", "")).0, 404);
+    assert_eq!(s.http(&upgrade("/ws", "Origin: http://evil.example\r\n")).0, 403);
+    let (status, resp) = s.http(&upgrade("/", ""));
+    assert_eq!(status, 101);
+    assert!(resp.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+}
+
+#[test]
+fn connection_cap_refuses_with_503() {
+    let s = start("[server]\nmax_connections = 2\n");
+    let _a = s.connect();
+    let _b = s.connect();
+    match tungstenite::connect(s.url()) {
+        Err(tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            assert_eq!(resp.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+}
+
+#[test]
+fn server_pings_and_a_silent_client_is_dropped() {
+    let s = start("[server]\nping_interval_s = 1\n");
+    let mut raw = raw_upgrade(s.port);
+    raw.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    // Never answer: expect Ping, Ping, then Close 1001 (about 3 s).
+    let mut pings = 0;
+    loop {
+        let (opcode, payload) = read_frame(&mut raw).expect("frame before close");
+        match opcode {
+            0x9 => pings += 1,
+            0x8 => {
+                assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(pings >= 2, "saw {pings} pings");
+}
+
+#[test]
+fn sigterm_closes_with_1001_and_exits_zero() {
+    let mut s = start("");
+    let mut c = s.connect();
+    assert_eq!(c.call("ping", json!({}))["result"], "pong");
+    s.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(c.close_code(), Some(1001));
+    drop(c);
+    assert_eq!(s.wait_exit(Duration::from_secs(15)), Some(0));
+}
+
+#[test]
+fn invalid_config_exits_nonzero_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[server]\nmax_batch = 0\n").unwrap();
+    let out = std::process::Command::new(common::bin()).arg("--config").arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.max_batch"), "{err}");
+}
+
+// ---- raw WebSocket helpers (for frames tungstenite's client will not send) ----
+
+fn raw_upgrade(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    s
+}
+
+fn write_frame(s: &mut TcpStream, fin: bool, opcode: u8, payload: &[u8]) {
+    let mut f = vec![(if fin { 0x80 } else { 0 }) | opcode];
+    let mask = [1u8, 2, 3, 4];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n < 65536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&f).unwrap();
+}
+
+fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).ok()?;
+    let mut len = (h[1] & 0x7f) as u64;
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).ok()?;
+        len = u16::from_be_bytes(b) as u64;
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some((h[0] & 0x0f, payload))
+}
+
+fn read_close_code(s: &mut TcpStream) -> Option<u16> {
+    while let Some((opcode, payload)) = read_frame(s) {
+        if opcode == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+    None
+}
