@@ -228,7 +228,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.to_string(), reason: reason.into() }
+    ConfigError {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Values given on the command line (highest precedence).
@@ -268,13 +271,21 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
 
 impl Config {
     /// Builds the configuration from defaults, file, environment (`env` lookup) and flags.
-    pub fn load(o: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = DEFAULT_TOML.parse().map_err(|e| err("config/default.toml", format!("{e}")))?;
+    pub fn load(
+        o: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| err("config/default.toml", format!("{e}")))?;
         if let Some(path) = &o.config {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| err(&path.display().to_string(), format!("cannot read: {e}")))?;
             let user: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-                err(&path.display().to_string(), e.message().to_string() + &span_hint(&text, e.span()))
+                err(
+                    &path.display().to_string(),
+                    e.message().to_string() + &span_hint(&text, e.span()),
+                )
             })?;
             merge(&mut table, user, "")?;
         }
@@ -288,9 +299,21 @@ impl Config {
             None => Ok(()),
         };
         flag(&mut table, "server.listen", o.listen.clone())?;
-        flag(&mut table, "paths.state_dir", o.state_dir.as_ref().map(|p| p.display().to_string()))?;
-        flag(&mut table, "paths.data_dir", o.data_dir.as_ref().map(|p| p.display().to_string()))?;
-        flag(&mut table, "runtime.shards", o.shards.map(|n| n.to_string()))?;
+        flag(
+            &mut table,
+            "paths.state_dir",
+            o.state_dir.as_ref().map(|p| p.display().to_string()),
+        )?;
+        flag(
+            &mut table,
+            "paths.data_dir",
+            o.data_dir.as_ref().map(|p| p.display().to_string()),
+        )?;
+        flag(
+            &mut table,
+            "runtime.shards",
+            o.shards.map(|n| n.to_string()),
+        )?;
         flag(&mut table, "runtime.cores", o.cores.clone())?;
         flag(&mut table, "runtime.capture_cores", o.capture_cores.clone())?;
         if o.demo {
@@ -315,10 +338,16 @@ impl Config {
             Err(_) => return,
         };
         let base = std::env::temp_dir().join(format!("camshard-demo-{}", nix::unistd::getuid()));
-        if o.state_dir.is_none() && env("CAMSHARD_STATE_DIR").is_none() && self.paths.state_dir == default.paths.state_dir {
+        if o.state_dir.is_none()
+            && env("CAMSHARD_STATE_DIR").is_none()
+            && self.paths.state_dir == default.paths.state_dir
+        {
             self.paths.state_dir = base.join("state");
         }
-        if o.data_dir.is_none() && env("CAMSHARD_DATA_DIR").is_none() && self.paths.data_dir == default.paths.data_dir {
+        if o.data_dir.is_none()
+            && env("CAMSHARD_DATA_DIR").is_none()
+            && self.paths.data_dir == default.paths.data_dir
+        {
             self.paths.data_dir = base.join("data");
         }
     }
@@ -327,48 +356,107 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         if self.http.compat_listener.enabled {
-            parse_addr("http.compat_listener.listen", &self.http.compat_listener.listen)?;
+            parse_addr(
+                "http.compat_listener.listen",
+                &self.http.compat_listener.listen,
+            )?;
         }
         let s = &self.server;
         if !s.websocket_path.starts_with('/') {
             return Err(err("server.websocket_path", "must start with /"));
         }
         positive("server.max_connections", s.max_connections as u64)?;
-        range("server.max_message_bytes", s.max_message_bytes as u64, 1024, 64 << 20)?;
+        range(
+            "server.max_message_bytes",
+            s.max_message_bytes as u64,
+            1024,
+            64 << 20,
+        )?;
         range("server.ping_interval_s", s.ping_interval_s, 1, 3600)?;
-        range("server.max_inflight_per_connection", s.max_inflight_per_connection as u64, 1, 4096)?;
+        range(
+            "server.max_inflight_per_connection",
+            s.max_inflight_per_connection as u64,
+            1,
+            4096,
+        )?;
         range("server.max_batch", s.max_batch as u64, 1, 10_000)?;
-        range("server.outbound_queue_limit", s.outbound_queue_limit as u64, 1, 1 << 20)?;
+        range(
+            "server.outbound_queue_limit",
+            s.outbound_queue_limit as u64,
+            1,
+            1 << 20,
+        )?;
         range("server.handshake_timeout_s", s.handshake_timeout_s, 1, 300)?;
-        range("server.read_buffer_bytes", s.read_buffer_bytes as u64, 512, 1 << 20)?;
+        range(
+            "server.read_buffer_bytes",
+            s.read_buffer_bytes as u64,
+            512,
+            1 << 20,
+        )?;
         range("runtime.shards", self.runtime.shards as u64, 0, 1024)?;
-        range("runtime.ring_depth", self.runtime.ring_depth as u64, 8, 32768)?;
+        range(
+            "runtime.ring_depth",
+            self.runtime.ring_depth as u64,
+            8,
+            32768,
+        )?;
         if !self.runtime.ring_depth.is_power_of_two() {
             return Err(err("runtime.ring_depth", "must be a power of two"));
         }
-        range("runtime.io_memory_kib", self.runtime.io_memory_kib as u64, 64, 1 << 20)?;
-        for (key, list) in [("runtime.cores", &self.runtime.cores), ("runtime.capture_cores", &self.runtime.capture_cores)] {
+        range(
+            "runtime.io_memory_kib",
+            self.runtime.io_memory_kib as u64,
+            64,
+            1 << 20,
+        )?;
+        for (key, list) in [
+            ("runtime.cores", &self.runtime.cores),
+            ("runtime.capture_cores", &self.runtime.capture_cores),
+        ] {
             if !list.trim().is_empty() {
                 camshard_cores::parse_cpu_list(list).map_err(|e| err(key, e.to_string()))?;
             }
         }
-        positive("security.rate_limit.requests_per_second", self.security.rate_limit.requests_per_second as u64)?;
-        positive("security.rate_limit.burst", self.security.rate_limit.burst as u64)?;
-        range("camera.max_cameras", self.camera.max_cameras as u64, 1, 1024)?;
+        positive(
+            "security.rate_limit.requests_per_second",
+            self.security.rate_limit.requests_per_second as u64,
+        )?;
+        positive(
+            "security.rate_limit.burst",
+            self.security.rate_limit.burst as u64,
+        )?;
+        range(
+            "camera.max_cameras",
+            self.camera.max_cameras as u64,
+            1,
+            1024,
+        )?;
         if !matches!(self.streams.http_scheme.as_str(), "http" | "https") {
             return Err(err("streams.http_scheme", "must be \"http\" or \"https\""));
         }
         let st = &self.storage;
         if !(0.0..=100.0).contains(&st.warn_percent) || !(0.0..=100.0).contains(&st.block_percent) {
-            return Err(err("storage.warn_percent", "percentages must be within 0..100"));
+            return Err(err(
+                "storage.warn_percent",
+                "percentages must be within 0..100",
+            ));
         }
         if st.warn_percent > st.block_percent {
-            return Err(err("storage.warn_percent", "must not exceed storage.block_percent"));
+            return Err(err(
+                "storage.warn_percent",
+                "must not exceed storage.block_percent",
+            ));
         }
         if !matches!(self.logging.format.as_str(), "auto" | "json" | "text") {
-            return Err(err("logging.format", "must be \"auto\", \"json\" or \"text\""));
+            return Err(err(
+                "logging.format",
+                "must be \"auto\", \"json\" or \"text\"",
+            ));
         }
-        for (key, p) in [("paths.state_dir", &self.paths.state_dir), ("paths.data_dir", &self.paths.data_dir)] {
+        for (key, p) in [
+            ("paths.state_dir", &self.paths.state_dir),
+            ("paths.data_dir", &self.paths.data_dir),
+        ] {
             if p.as_os_str().is_empty() {
                 return Err(err(key, "must not be empty"));
             }
@@ -398,7 +486,8 @@ impl Config {
 }
 
 fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.parse().map_err(|_| err(key, format!("\"{v}\" is not ADDR:PORT (e.g. 0.0.0.0:8002)")))
+    v.parse()
+        .map_err(|_| err(key, format!("\"{v}\" is not ADDR:PORT (e.g. 0.0.0.0:8002)")))
 }
 
 fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
@@ -417,7 +506,10 @@ fn range(key: &str, v: u64, min: u64, max: u64) -> Result<(), ConfigError> {
 
 fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
-        Some(r) => format!(" (line {})", text[..r.start.min(text.len())].lines().count().max(1)),
+        Some(r) => format!(
+            " (line {})",
+            text[..r.start.min(text.len())].lines().count().max(1)
+        ),
         None => String::new(),
     }
 }
@@ -425,7 +517,11 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 /// Merges `user` into `base`, refusing keys the defaults do not have (typos are errors).
 fn merge(base: &mut toml::Table, user: toml::Table, prefix: &str) -> Result<(), ConfigError> {
     for (k, v) in user {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(u)) => merge(b, u, &key)?,
             (Some(toml::Value::Table(_)), _) => return Err(err(&key, "must be a table")),
@@ -452,7 +548,9 @@ fn set(table: &mut toml::Table, key: &str, raw: String, source: &str) -> Result<
     }
     let value = match t.get(last) {
         Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            raw.trim().parse().map_err(|_| err(key, format!("{source}: \"{raw}\" is not an integer")))?,
+            raw.trim()
+                .parse()
+                .map_err(|_| err(key, format!("{source}: \"{raw}\" is not an integer")))?,
         ),
         Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim() {
             "1" | "true" | "yes" | "on" => true,
@@ -470,8 +568,13 @@ mod tests {
     use super::*;
 
     fn load(o: &Overrides, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        Config::load(o, |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        Config::load(o, |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
@@ -486,11 +589,25 @@ mod tests {
     fn layers_override_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9000\"\nmax_batch = 7\n").unwrap();
-        let o = Overrides { config: Some(file.clone()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\nmax_batch = 7\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
         let c = load(&o, &[("CAMSHARD_LISTEN", "127.0.0.1:9001")]).unwrap();
-        assert_eq!((c.server.listen.as_str(), c.server.max_batch), ("127.0.0.1:9001", 7));
-        let o = Overrides { config: Some(file), listen: Some("127.0.0.1:9002".into()), ..Default::default() };
+        assert_eq!(
+            (c.server.listen.as_str(), c.server.max_batch),
+            ("127.0.0.1:9001", 7)
+        );
+        let o = Overrides {
+            config: Some(file),
+            listen: Some("127.0.0.1:9002".into()),
+            ..Default::default()
+        };
         let c = load(&o, &[("CAMSHARD_LISTEN", "127.0.0.1:9001")]).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:9002");
     }
@@ -500,14 +617,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[server]\nlisen = \"x\"\n").unwrap();
-        let e = load(&Overrides { config: Some(file.clone()), ..Default::default() }, &[]).unwrap_err();
+        let e = load(
+            &Overrides {
+                config: Some(file.clone()),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.key, "server.lisen");
         std::fs::write(&file, "[server]\nmax_batch = 0\n").unwrap();
-        let e = load(&Overrides { config: Some(file), ..Default::default() }, &[]).unwrap_err();
+        let e = load(
+            &Overrides {
+                config: Some(file),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.key, "server.max_batch");
         let e = load(&Overrides::default(), &[("CAMSHARD_SHARDS", "two")]).unwrap_err();
         assert_eq!(e.key, "runtime.shards");
-        let e = load(&Overrides { listen: Some("nope".into()), ..Default::default() }, &[]).unwrap_err();
+        let e = load(
+            &Overrides {
+                listen: Some("nope".into()),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.key, "server.listen");
     }
 }

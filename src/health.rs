@@ -26,23 +26,39 @@ pub struct Report {
 /// Computes the report now.
 pub fn report(state: &ServerState) -> Report {
     let c = &state.components;
-    let (websocket, camera_monitor, mediamtx) = (c.websocket.get(), c.camera_monitor.get(), c.mediamtx.get());
+    let (websocket, camera_monitor, mediamtx) =
+        (c.websocket.get(), c.camera_monitor.get(), c.mediamtx.get());
     let mediamtx_expected = state.config.mediamtx.enabled;
-    let storage_percent = fs_usage(&state.config.paths.data_dir).map(|u| u.usage_percent).unwrap_or(0.0);
+    let storage_percent = fs_usage(&state.config.paths.data_dir)
+        .map(|u| u.usage_percent)
+        .unwrap_or(0.0);
     let cfg = &state.config.storage;
     let running = |s: ComponentState| s == ComponentState::Running;
     // A MediaMTX that is not configured cannot make the server unhealthy; it is reported STOPPED.
     let mediamtx_ok = !mediamtx_expected || running(mediamtx);
     let status = if storage_percent >= cfg.block_percent
-        || (camera_monitor == ComponentState::Error && mediamtx_expected && mediamtx == ComponentState::Error)
+        || (camera_monitor == ComponentState::Error
+            && mediamtx_expected
+            && mediamtx == ComponentState::Error)
     {
         "UNHEALTHY"
-    } else if running(websocket) && running(camera_monitor) && mediamtx_ok && storage_percent < cfg.warn_percent {
+    } else if running(websocket)
+        && running(camera_monitor)
+        && mediamtx_ok
+        && storage_percent < cfg.warn_percent
+    {
         "HEALTHY"
     } else {
         "DEGRADED"
     };
-    Report { status, websocket, camera_monitor, mediamtx, mediamtx_expected, storage_percent }
+    Report {
+        status,
+        websocket,
+        camera_monitor,
+        mediamtx,
+        mediamtx_expected,
+        storage_percent,
+    }
 }
 
 impl Report {
@@ -84,7 +100,8 @@ impl Report {
         } else {
             "ok"
         };
-        let ready = comp(self.websocket) == "ok" && comp(self.camera_monitor) == "ok" && mtx_status == "ok";
+        let ready =
+            comp(self.websocket) == "ok" && comp(self.camera_monitor) == "ok" && mtx_status == "ok";
         let components = json!({
             "websocket": {"status": comp(self.websocket), "message": format!("{conns} connections")},
             "camera_monitor": {"status": comp(self.camera_monitor), "message": "camera discovery"},

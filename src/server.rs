@@ -36,14 +36,18 @@ impl std::error::Error for StartError {}
 /// Runs the server until SIGINT/SIGTERM; returns after every shard has drained.
 pub fn run(config: Config) -> Result<(), StartError> {
     let started = Instant::now();
-    camshard_cores::block_signals().map_err(|e| StartError(format!("cannot block signals: {e}")))?;
+    camshard_cores::block_signals()
+        .map_err(|e| StartError(format!("cannot block signals: {e}")))?;
 
-    let allowed = camshard_cores::allowed_cpus().map_err(|e| StartError(format!("sched_getaffinity: {e}")))?;
+    let allowed = camshard_cores::allowed_cpus()
+        .map_err(|e| StartError(format!("sched_getaffinity: {e}")))?;
     let cores = parse_list(&config.runtime.cores)?;
     let shards_flag = (config.runtime.shards > 0).then_some(config.runtime.shards);
-    let plan = camshard_cores::plan_shards(shards_flag, cores.as_deref(), &allowed).map_err(|e| StartError(e.to_string()))?;
+    let plan = camshard_cores::plan_shards(shards_flag, cores.as_deref(), &allowed)
+        .map_err(|e| StartError(e.to_string()))?;
     let capture = parse_list(&config.runtime.capture_cores)?;
-    camshard_cores::plan_capture_cores(capture.as_deref(), &allowed).map_err(|e| StartError(e.to_string()))?;
+    camshard_cores::plan_capture_cores(capture.as_deref(), &allowed)
+        .map_err(|e| StartError(e.to_string()))?;
 
     let exec = ExecutorConfig {
         ring_depth: config.runtime.ring_depth,
@@ -52,7 +56,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         ..ExecutorConfig::default()
     };
     let needed = camshard_cores::memlock_needed(plan.len(), exec.io_memory, exec.ring_depth);
-    let memlock = camshard_cores::preflight_memlock(needed).map_err(|e| StartError(e.to_string()))?;
+    let memlock =
+        camshard_cores::preflight_memlock(needed).map_err(|e| StartError(e.to_string()))?;
     camshard_cores::probe_io_uring().map_err(|e| StartError(e.to_string()))?;
     check_fd_budget(&config);
 
@@ -60,26 +65,40 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .recursive(true)
         .mode(0o700)
         .create(config.state_dir())
-        .map_err(|e| StartError(format!("cannot create state dir {}: {e}", config.state_dir().display())))?;
-    let (jwt_secret, source) = secret::resolve_jwt_secret(non_empty(&config.security.jwt_secret), config.state_dir(), true)
-        .map_err(|e| StartError(format!("JWT secret: {e}")))?;
+        .map_err(|e| {
+            StartError(format!(
+                "cannot create state dir {}: {e}",
+                config.state_dir().display()
+            ))
+        })?;
+    let (jwt_secret, source) = secret::resolve_jwt_secret(
+        non_empty(&config.security.jwt_secret),
+        config.state_dir(),
+        true,
+    )
+    .map_err(|e| StartError(format!("JWT secret: {e}")))?;
     let key_store = KeyStore::new(config.state_dir());
-    let keys = key_store.load().map_err(|e| StartError(format!("API key store: {e}")))?;
+    let keys = key_store
+        .load()
+        .map_err(|e| StartError(format!("API key store: {e}")))?;
     let explicit = non_empty(&config.http.download_token_secret).map(str::as_bytes);
     let download_key = download::download_key(explicit, Some(&jwt_secret));
 
-    let main_addr = resolve_port(config.listen_addr().map_err(|e| StartError(e.to_string()))?)?;
-    let compat_addr = if config.http.compat_listener.enabled {
-        let a: SocketAddr = config
-            .http
-            .compat_listener
-            .listen
-            .parse()
-            .map_err(|_| StartError("http.compat_listener.listen is not ADDR:PORT".into()))?;
-        Some(resolve_port(a)?)
-    } else {
-        None
-    };
+    let main_addr = resolve_port(
+        config
+            .listen_addr()
+            .map_err(|e| StartError(e.to_string()))?,
+    )?;
+    let compat_addr =
+        if config.http.compat_listener.enabled {
+            let a: SocketAddr =
+                config.http.compat_listener.listen.parse().map_err(|_| {
+                    StartError("http.compat_listener.listen is not ADDR:PORT".into())
+                })?;
+            Some(resolve_port(a)?)
+        } else {
+            None
+        };
 
     let state = Arc::new(ServerState {
         started,
@@ -93,7 +112,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
         components: Components {
             websocket: Component::new(ComponentState::Starting),
             camera_monitor: Component::new(ComponentState::Running),
-            mediamtx: Component::new(if config.mediamtx.enabled { ComponentState::Starting } else { ComponentState::Stopped }),
+            mediamtx: Component::new(if config.mediamtx.enabled {
+                ComponentState::Starting
+            } else {
+                ComponentState::Stopped
+            }),
         },
         shutting_down: AtomicBool::new(false),
         config,
@@ -105,7 +128,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     spawn_key_watcher(state.clone());
 
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<(), String>>();
-    let listeners = Listeners { main: main_addr.0, compat: compat_addr.as_ref().map(|c| c.0) };
+    let listeners = Listeners {
+        main: main_addr.0,
+        compat: compat_addr.as_ref().map(|c| c.0),
+    };
     let shard_state = state.clone();
     let shard_latch = latch.clone();
     let shards = camshard_cores::start_shards(&plan, &exec, move |ctx| {
@@ -136,7 +162,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     state.components.websocket.set(ComponentState::Running);
-    let cpus: Vec<String> = plan.iter().map(|s| s.cpu.map(|c| c.to_string()).unwrap_or_else(|| "-".into())).collect();
+    let cpus: Vec<String> = plan
+        .iter()
+        .map(|s| s.cpu.map(|c| c.to_string()).unwrap_or_else(|| "-".into()))
+        .collect();
     tracing::info!(
         listen = %main_addr.0,
         compat = ?compat_addr.as_ref().map(|c| c.0),
@@ -178,7 +207,9 @@ fn parse_list(s: &str) -> Result<Option<Vec<usize>>, StartError> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    camshard_cores::parse_cpu_list(s).map(Some).map_err(|e| StartError(e.to_string()))
+    camshard_cores::parse_cpu_list(s)
+        .map(Some)
+        .map_err(|e| StartError(e.to_string()))
 }
 
 /// A bound (not listening) SO_REUSEPORT socket that pins the port until the shards bind it.
@@ -186,16 +217,27 @@ pub struct PortHold(#[allow(dead_code)] Option<std::os::fd::OwnedFd>);
 
 /// Resolves port 0 to a concrete free port that every shard can then bind with SO_REUSEPORT.
 fn resolve_port(addr: SocketAddr) -> Result<(SocketAddr, PortHold), StartError> {
-    use nix::sys::socket::{bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    use nix::sys::socket::{
+        bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
+        SockaddrStorage,
+    };
     if addr.port() != 0 {
         return Ok((addr, PortHold(None)));
     }
-    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
     let fail = |e: nix::Error| StartError(format!("cannot bind {addr}: {e}"));
     let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(fail)?;
     setsockopt(&fd, sockopt::ReusePort, &true).map_err(fail)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(fail)?;
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr)).map_err(fail)?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )
+    .map_err(fail)?;
     let local: SockaddrStorage = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(fail)?;
     let port = local
         .as_sockaddr_in()
@@ -207,7 +249,9 @@ fn resolve_port(addr: SocketAddr) -> Result<(SocketAddr, PortHold), StartError> 
 
 /// Warns when RLIMIT_NOFILE cannot hold `server.max_connections` plus working files.
 fn check_fd_budget(config: &Config) {
-    if let Ok((soft, _hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+    if let Ok((soft, _hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
         let need = config.server.max_connections as u64 + 256;
         if soft < need {
             tracing::warn!(

@@ -37,7 +37,12 @@ pub struct ConnHandle {
 
 impl ConnHandle {
     fn new(next_ping: Instant) -> Self {
-        ConnHandle { waker: RefCell::new(None), signals: Cell::new(0), next_ping: Cell::new(next_ping), closing: Cell::new(false) }
+        ConnHandle {
+            waker: RefCell::new(None),
+            signals: Cell::new(0),
+            next_ping: Cell::new(next_ping),
+            closing: Cell::new(false),
+        }
     }
 
     /// Remembers the task's waker (cloned only when it changed).
@@ -129,6 +134,8 @@ pub struct Shard {
     pub latency: RefCell<LocalLatency>,
     /// The JSON parser, with buffers reused across messages.
     pub parser: RefCell<Parser>,
+    /// Scratch buffer replies are serialized into.
+    pub reply: RefCell<Vec<u8>>,
     /// Live WebSocket connections.
     pub conns: RefCell<Connections>,
     /// tungstenite settings for new sessions.
@@ -146,7 +153,10 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.shard.conns.borrow_mut().remove(self.slot);
-        self.shard.stats.ws_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.shard
+            .stats
+            .ws_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.shard.state.release_connection();
     }
 }
@@ -157,9 +167,17 @@ impl Shard {
         let interval = Duration::from_secs(self.state.config.server.ping_interval_s);
         let handle = Rc::new(ConnHandle::new(Instant::now() + interval));
         let slot = self.conns.borrow_mut().insert(handle.clone());
-        self.stats.ws_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .ws_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::bump(&self.stats.ws_connections_total);
-        (handle, Registration { shard: self.clone(), slot })
+        (
+            handle,
+            Registration {
+                shard: self.clone(),
+                slot,
+            },
+        )
     }
 
     /// Once a second: publish latency, signal due Pings, wake closing sessions.
@@ -202,16 +220,17 @@ pub async fn run(
         stats: state.stats.shards[ctx.id].clone(),
         latency: RefCell::new(LocalLatency::new(crate::methods::TABLE.len())),
         parser: RefCell::new(Parser::new()),
+        reply: RefCell::new(Vec::with_capacity(4096)),
         conns: RefCell::new(Connections::default()),
         ws_config: crate::net::ws::ws_config(cfg.read_buffer_bytes, cfg.max_message_bytes),
         draining: Cell::new(false),
         state: state.clone(),
     });
-    let main = match TcpListener::bind(listeners.main) {
+    let main = match listen(listeners.main) {
         Ok(l) => l,
         Err(e) => return ready(Err(format!("cannot listen on {}: {e}", listeners.main))),
     };
-    let compat = match listeners.compat.map(TcpListener::bind).transpose() {
+    let compat = match listeners.compat.map(listen).transpose() {
         Ok(l) => l,
         Err(e) => return ready(Err(format!("cannot listen on {:?}: {e}", listeners.compat))),
     };
@@ -229,12 +248,37 @@ pub async fn run(
         a.cancel().await;
     }
     shard.conns.borrow().for_each(|h| h.signal(SIG_SHUTDOWN));
-    let deadline = Instant::now() + Duration::from_secs(state.config.server.shutdown_grace_s) + Duration::from_secs(3);
+    let deadline = Instant::now()
+        + Duration::from_secs(state.config.server.shutdown_grace_s)
+        + Duration::from_secs(3);
     while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
         Timer::new(Duration::from_millis(20)).await;
     }
     ticker.cancel().await;
-    tracing::debug!(shard = shard.id, left = shard.conns.borrow().len(), "shard stopped");
+    tracing::debug!(
+        shard = shard.id,
+        left = shard.conns.borrow().len(),
+        "shard stopped"
+    );
+}
+
+/// Listen backlog: glommio's own `bind` uses 1024; a reconnect storm after a restart (thousands
+/// of clients at once) deserves what the kernel allows (`net.core.somaxconn`, 4096 by default).
+const BACKLOG: usize = 4096;
+
+/// A non-blocking SO_REUSEPORT listener on `addr`, handed to glommio.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr))?;
+    listen(&fd, Backlog::new(BACKLOG as i32).unwrap_or(Backlog::MAXCONN))?;
+    // SAFETY: the fd is a freshly created, bound, listening TCP socket that we own; glommio takes
+    // ownership of it.
+    Ok(unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) })
 }
 
 async fn ticker(shard: Rc<Shard>) {
@@ -249,12 +293,20 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(crate::net::connection::serve(shard.clone(), stream, websocket)).detach();
+                glommio::spawn_local(crate::net::connection::serve(
+                    shard.clone(),
+                    stream,
+                    websocket,
+                ))
+                .detach();
             }
             Err(e) => {
                 let out_of_fds = matches!(&e, glommio::GlommioError::IoError(io) if io.raw_os_error() == Some(libc::EMFILE) || io.raw_os_error() == Some(libc::ENFILE));
                 if out_of_fds && !logged_emfile {
-                    tracing::warn!(shard = shard.id, "out of file descriptors: accept paused briefly (raise LimitNOFILE)");
+                    tracing::warn!(
+                        shard = shard.id,
+                        "out of file descriptors: accept paused briefly (raise LimitNOFILE)"
+                    );
                     logged_emfile = true;
                 }
                 // Back off so a persistent error does not spin the shard.

@@ -129,7 +129,10 @@ impl ServerState {
             if cur >= max {
                 return false;
             }
-            match self.open_connections.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+            match self
+                .open_connections
+                .compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed)
+            {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -144,5 +147,8 @@ impl ServerState {
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

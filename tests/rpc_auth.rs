@@ -41,7 +41,13 @@ fn jwt_roles_and_permission_denied() {
     let st = c.call("get_status", json!({}));
     assert_eq!(st["result"]["components"]["websocket_server"], "RUNNING");
     let m = c.call("get_metrics", json!({}));
-    assert!(m["result"]["server_metrics"]["total_requests"].as_u64().unwrap() >= 5, "{m}");
+    assert!(
+        m["result"]["server_metrics"]["total_requests"]
+            .as_u64()
+            .unwrap()
+            >= 5,
+        "{m}"
+    );
 }
 
 #[test]
@@ -49,15 +55,36 @@ fn expired_and_forged_jwts() {
     let s = start("");
     let mut c = s.connect();
     let now = camshard::auth::now_unix();
-    let expired = camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "u", camshard::auth::Role::Admin, now - 100, now - 1);
+    let expired = camshard::auth::jwt::mint_hs256(
+        SECRET.as_bytes(),
+        "u",
+        camshard::auth::Role::Admin,
+        now - 100,
+        now - 1,
+    );
     let r = c.call("authenticate", json!({"auth_token": expired}));
     assert_eq!((code(&r), reason(&r)), (-32001, "token_expired".into()));
-    assert_eq!(r["error"]["message"], "Authentication failed: token expired");
-    let forged = camshard::auth::jwt::mint_hs256(b"another-secret", "u", camshard::auth::Role::Admin, now, now + 60);
+    assert_eq!(
+        r["error"]["message"],
+        "Authentication failed: token expired"
+    );
+    let forged = camshard::auth::jwt::mint_hs256(
+        b"another-secret",
+        "u",
+        camshard::auth::Role::Admin,
+        now,
+        now + 60,
+    );
     let r = c.call("authenticate", json!({"auth_token": forged}));
     assert_eq!(reason(&r), "invalid_token");
     // A session whose token expires mid-connection gets token_expired on its next call.
-    let short = camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "u", camshard::auth::Role::Viewer, now, now + 2);
+    let short = camshard::auth::jwt::mint_hs256(
+        SECRET.as_bytes(),
+        "u",
+        camshard::auth::Role::Viewer,
+        now,
+        now + 2,
+    );
     c.auth(&short);
     assert!(c.call("get_server_info", json!({}))["result"].is_object());
     std::thread::sleep(Duration::from_millis(2100));
@@ -91,10 +118,16 @@ fn api_key_works_and_revoked_key_does_not() {
     std::thread::sleep(Duration::from_millis(300));
     let mut c = s.connect();
     let res = c.auth(&key);
-    assert_eq!((res["role"].clone(), res["expires_at"].clone()), (json!("admin"), json!(null)));
+    assert_eq!(
+        (res["role"].clone(), res["expires_at"].clone()),
+        (json!("admin"), json!(null))
+    );
     assert!(c.call("get_status", json!({}))["result"].is_object());
     let list = s.cli(&["apikey", "list"]);
-    assert!(list.contains(&key_id) && !list.contains(&key[20..]), "list must not show secrets: {list}");
+    assert!(
+        list.contains(&key_id) && !list.contains(&key[20..]),
+        "list must not show secrets: {list}"
+    );
     s.cli(&["apikey", "revoke", &key_id]);
     s.signal(nix::sys::signal::Signal::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));

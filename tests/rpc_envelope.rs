@@ -75,8 +75,14 @@ fn empty_and_oversized_batches() {
 fn only_notifications_get_no_reply() {
     let s = start("");
     let mut c = s.connect();
-    c.ws.send(tungstenite::Message::text(r#"[{"jsonrpc":"2.0","method":"ping"}]"#)).unwrap();
-    c.ws.send(tungstenite::Message::text(r#"{"jsonrpc":"2.0","method":"nope"}"#)).unwrap();
+    c.ws.send(tungstenite::Message::text(
+        r#"[{"jsonrpc":"2.0","method":"ping"}]"#,
+    ))
+    .unwrap();
+    c.ws.send(tungstenite::Message::text(
+        r#"{"jsonrpc":"2.0","method":"nope"}"#,
+    ))
+    .unwrap();
     // The next reply seen is the one for this call: nothing came back for the two above.
     assert_eq!(c.call("ping", json!({}))["result"], "pong");
 }

@@ -24,7 +24,10 @@ fn binary_frame_closes_with_1003() {
 fn oversize_message_closes_with_1009() {
     let s = start("[server]\nmax_message_bytes = 4096\n");
     let mut c = s.connect();
-    let big = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1,\"pad\":\"{}\"}}", "x".repeat(10_000));
+    let big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1,\"pad\":\"{}\"}}",
+        "x".repeat(10_000)
+    );
     c.ws.send(Message::text(big)).unwrap();
     assert_eq!(c.close_code(), Some(1009));
 }
@@ -55,7 +58,10 @@ fn health_ready_and_metrics_answer() {
     let (status, resp) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(body(&resp)).unwrap();
-    assert_eq!((v["alive"].clone(), v["status"].clone()), (json!(true), json!("ok")));
+    assert_eq!(
+        (v["alive"].clone(), v["status"].clone()),
+        (json!(true), json!("ok"))
+    );
     let (status, resp) = s.http("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200, "{resp}");
     let v: Value = serde_json::from_str(body(&resp)).unwrap();
@@ -94,7 +100,11 @@ fn health_ready_and_metrics_answer() {
 fn http_route_errors() {
     let s = start("");
     assert_eq!(s.http("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").0, 404);
-    assert_eq!(s.http("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").0, 405);
+    assert_eq!(
+        s.http("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .0,
+        405
+    );
     let (status, resp) = s.http("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 426);
     assert!(resp.to_ascii_lowercase().contains("upgrade: websocket"));
@@ -106,7 +116,10 @@ fn http_route_errors() {
         )
     };
     assert_eq!(s.http(&upgrade("/elsewhere", "")).0, 404);
-    assert_eq!(s.http(&upgrade("/ws", "Origin: http://evil.example\r\n")).0, 403);
+    assert_eq!(
+        s.http(&upgrade("/ws", "Origin: http://evil.example\r\n")).0,
+        403
+    );
     let (status, resp) = s.http(&upgrade("/", ""));
     assert_eq!(status, 101);
     assert!(resp.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
@@ -120,7 +133,10 @@ fn connection_cap_refuses_with_503() {
     match tungstenite::connect(s.url()) {
         Err(tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status(), 503);
-            assert_eq!(resp.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+            assert_eq!(
+                resp.headers().get("retry-after").map(|v| v.as_bytes()),
+                Some(&b"1"[..])
+            );
         }
         other => panic!("expected 503, got {other:?}"),
     }
@@ -163,7 +179,11 @@ fn invalid_config_exits_nonzero_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[server]\nmax_batch = 0\n").unwrap();
-    let out = std::process::Command::new(common::bin()).arg("--config").arg(&cfg).output().unwrap();
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.max_batch"), "{err}");

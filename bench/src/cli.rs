@@ -169,6 +169,9 @@ pub struct CompareArgs {
     /// Seconds to pause between runs (lets sockets drain).
     #[arg(long, default_value_t = 2.0)]
     pub pause: f64,
+    /// Runs per server per step, interleaved A B A B; ratios use the medians.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
     /// Label of server A.
     #[arg(long, default_value = "camshard")]
     pub label_a: String,

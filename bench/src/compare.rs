@@ -10,15 +10,58 @@ use crate::cli::{AuthMode, CompareArgs, RunArgs};
 use crate::run::{resolve_token, run, write_json};
 use crate::stats::RunResult;
 
-/// Both results of one ladder step.
+/// Every round of one ladder step, and the medians the ratios are computed from.
 #[derive(Serialize, Debug)]
 pub struct Step {
     /// Connections requested.
     pub connections: u32,
-    /// Server A.
-    pub a: RunResult,
-    /// Server B.
-    pub b: RunResult,
+    /// Server A, one result per round.
+    pub a: Vec<RunResult>,
+    /// Server B, one result per round.
+    pub b: Vec<RunResult>,
+    /// Medians over the rounds: A.
+    pub a_median: Medians,
+    /// Medians over the rounds: B.
+    pub b_median: Medians,
+}
+
+/// Median figures over a step's rounds (each figure's own median).
+#[derive(Serialize, Debug, Clone, Copy, Default)]
+pub struct Medians {
+    /// Replies per second.
+    pub req_per_sec: f64,
+    /// p50 latency, µs.
+    pub p50_us: f64,
+    /// p99 latency, µs.
+    pub p99_us: f64,
+    /// Server CPU, % of one core.
+    pub cpu_percent: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn medians(rs: &[RunResult]) -> Medians {
+    Medians {
+        req_per_sec: median(rs.iter().map(|r| r.req_per_sec).collect()),
+        p50_us: median(rs.iter().map(|r| r.latency_us.p50 as f64).collect()),
+        p99_us: median(rs.iter().map(|r| r.latency_us.p99 as f64).collect()),
+        cpu_percent: median(
+            rs.iter()
+                .filter_map(|r| r.server.as_ref().and_then(|s| s.cpu_percent))
+                .collect(),
+        ),
+    }
 }
 
 /// Per-side settings.
@@ -182,29 +225,61 @@ pub async fn compare(args: &CompareArgs) -> Result<Vec<Step>, String> {
         append(p, &head)?;
     }
     let pause = Duration::from_secs_f64(args.pause.max(0.0));
+    let rounds = args.rounds.max(1);
     let mut steps = Vec::new();
     for &c in &args.ladder {
-        eprintln!("compare: {c} connections against {} ...", a.label);
-        let ra = one(args, &a, c).await?;
-        tokio::time::sleep(pause).await;
-        eprintln!("compare: {c} connections against {} ...", b.label);
-        let rb = one(args, &b, c).await?;
-        tokio::time::sleep(pause).await;
-        print_step(c, &ra, &rb, a.label, b.label);
+        let (mut ras, mut rbs) = (Vec::new(), Vec::new());
+        // Interleave A B A B …: slow drifts of a noisy machine hit both sides alike.
+        for round in 1..=rounds {
+            eprintln!(
+                "compare: {c} connections, round {round}/{rounds}, {} ...",
+                a.label
+            );
+            let ra = one(args, &a, c).await?;
+            tokio::time::sleep(pause).await;
+            eprintln!(
+                "compare: {c} connections, round {round}/{rounds}, {} ...",
+                b.label
+            );
+            let rb = one(args, &b, c).await?;
+            tokio::time::sleep(pause).await;
+            print_step(c, &ra, &rb, a.label, b.label);
+            if let Some(p) = &args.markdown {
+                let mut t = markdown_row(c, a.label, &ra);
+                t += &markdown_row(c, b.label, &rb);
+                append(p, &t)?;
+            }
+            ras.push(ra);
+            rbs.push(rb);
+        }
+        let (ma, mb) = (medians(&ras), medians(&rbs));
+        println!(
+            "== {c} connections, median of {rounds}: req/s {:.0} vs {:.0} (A/B {}), p99 µs {:.0} vs {:.0} (A/B {}), CPU % {:.0} vs {:.0}",
+            ma.req_per_sec,
+            mb.req_per_sec,
+            ratio(ma.req_per_sec, mb.req_per_sec),
+            ma.p99_us,
+            mb.p99_us,
+            ratio(ma.p99_us, mb.p99_us),
+            ma.cpu_percent,
+            mb.cpu_percent
+        );
         if let Some(p) = &args.markdown {
-            let mut t = markdown_row(c, a.label, &ra);
-            t += &markdown_row(c, b.label, &rb);
-            t += &format!(
-                "| {c} | A/B | | {} | | {} | | | | | |\n",
-                ratio(ra.req_per_sec, rb.req_per_sec),
-                ratio(ra.latency_us.p99 as f64, rb.latency_us.p99 as f64)
+            let t = format!(
+                "| {c} | **median A/B** ({rounds} rounds) | | **{}** | {} | **{}** | | | | | {} |\n",
+                ratio(ma.req_per_sec, mb.req_per_sec),
+                ratio(ma.p50_us, mb.p50_us),
+                ratio(ma.p99_us, mb.p99_us),
+                ratio(ma.cpu_percent, mb.cpu_percent)
             );
             append(p, &t)?;
         }
         steps.push(Step {
             connections: c,
-            a: ra,
-            b: rb,
+            a: ras,
+            b: rbs,
+            a_median: ma,
+            b_median: mb,
         });
         if let Some(p) = &args.json {
             write_json(p, &steps)?;

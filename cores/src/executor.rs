@@ -101,8 +101,16 @@ fn join_report(spec: &ShardSpec, result: glommio::Result<(), ()>) -> Result<(), 
 fn startup_error(spec: &ShardSpec, what: &str, err: GlommioError<()>) -> io::Error {
     // glommio's Display is the readable part; its io::Error conversion adds a
     // second "Executor builder error" prefix, so only take the kind from it.
-    let message = format!("{} {what}: {err}", describe(spec));
-    io::Error::new(io::Error::from(err).kind(), message)
+    let mut message = format!("{} {what}: {err}", describe(spec));
+    let io_err = io::Error::from(err);
+    if io_err.raw_os_error() == Some(libc::ENOMEM) {
+        // io_uring setup charges RLIMIT_MEMLOCK; this is the usual cause.
+        message.push_str(
+            " (usually the locked-memory limit: raise `ulimit -l` / LimitMEMLOCK, \
+             or use fewer shards or a smaller --ring-depth)",
+        );
+    }
+    io::Error::new(io_err.kind(), message)
 }
 
 impl Shards {

@@ -12,7 +12,7 @@
 //!   a blocked io_uring produces one clear sentence instead of a panic.
 //! - [`executor`]: start one glommio `LocalExecutor` per planned shard and
 //!   join them.
-//! - [`inbox`]: a bounded queue any thread can push into, whose receiver
+//! - [`inbox`](mod@inbox): a bounded queue any thread can push into, whose receiver
 //!   sleeps inside a glommio executor and is woken through io_uring.
 //! - [`shutdown`]: block and wait for SIGINT/SIGTERM/SIGHUP on a dedicated
 //!   thread, and a process-wide latch that shards can await.

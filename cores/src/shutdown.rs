@@ -7,7 +7,7 @@
 //! signals synchronously with `sigwait` and calls ordinary Rust code.
 //!
 //! [`ShutdownLatch`] is the one-way "we are stopping" flag. Shards await it
-//! through an [`inbox`](crate::inbox), so a parked shard wakes at once.
+//! through an [`inbox`](mod@crate::inbox), so a parked shard wakes at once.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -13,18 +13,29 @@ use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method { name: "authenticate", role: None, barrier: true, run };
+pub const METHOD: Method = Method {
+    name: "authenticate",
+    role: None,
+    barrier: true,
+    run,
+};
 
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let token = match p.str("auth_token")? {
         Some(t) => Some(t),
         None => p.str("token")?,
     };
-    let token = token.filter(|t| !t.is_empty()).ok_or_else(|| missing("auth_token"))?;
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| missing("auth_token"))?;
     let kind = match p.str("auth_type")? {
         None => TokenKind::Auto,
         Some(s) => TokenKind::parse(s).ok_or_else(|| {
-            RpcError::invalid_params("invalid_value", "auth_type", "auth_type must be jwt, api_key or auto")
+            RpcError::invalid_params(
+                "invalid_value",
+                "auth_type",
+                "auth_type must be jwt, api_key or auto",
+            )
         })?,
     };
     let auth = ctx.state.auth.load();
@@ -34,14 +45,16 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         e
     })?;
     let role = grant.role;
-    let expires_at = grant.expires_at.map(|s| rfc3339_millis(s.saturating_mul(1000)));
+    let expires_at = grant
+        .expires_at
+        .map(|s| rfc3339_millis(s.saturating_mul(1000)));
     ctx.session.grant(grant);
     Ok(json!({
         "authenticated": true,
         "role": role.as_str(),
         "permissions": role.permissions(),
         "expires_at": expires_at,
-        "session_id": ctx.session.id,
+        "session_id": ctx.session.id.to_string(),
     })
     .into())
 }

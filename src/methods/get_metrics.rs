@@ -11,7 +11,12 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method { name: "get_metrics", role: Some(Role::Admin), barrier: false, run };
+pub const METHOD: Method = Method {
+    name: "get_metrics",
+    role: Some(Role::Admin),
+    barrier: false,
+    run,
+};
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let state = ctx.state;
@@ -24,10 +29,15 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
         }
     }
     let (avg_ms, p99_ms) = match &recent {
-        Some(h) if !h.is_empty() => (round3(h.mean() / 1000.0), round3(h.value_at_quantile(0.99) as f64 / 1000.0)),
+        Some(h) if !h.is_empty() => (
+            round3(h.mean() / 1000.0),
+            round3(h.value_at_quantile(0.99) as f64 / 1000.0),
+        ),
         _ => (0.0, 0.0),
     };
-    let disk = system::fs_usage(&state.config.recordings_dir()).map(|u| u.usage_percent).unwrap_or(0.0);
+    let disk = system::fs_usage(&state.config.recordings_dir())
+        .map(|u| u.usage_percent)
+        .unwrap_or(0.0);
     Ok(json!({
         "timestamp": rfc3339_millis(crate::state::unix_millis()),
         "system_metrics": {

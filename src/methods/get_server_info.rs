@@ -9,7 +9,12 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method { name: "get_server_info", role: Some(Role::Viewer), barrier: false, run };
+pub const METHOD: Method = Method {
+    name: "get_server_info",
+    role: Some(Role::Viewer),
+    barrier: false,
+    run,
+};
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     Ok(json!({

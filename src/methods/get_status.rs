@@ -7,7 +7,12 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method { name: "get_status", role: Some(Role::Admin), barrier: false, run };
+pub const METHOD: Method = Method {
+    name: "get_status",
+    role: Some(Role::Admin),
+    barrier: false,
+    run,
+};
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let report = crate::health::report(ctx.state);

@@ -6,7 +6,12 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method { name: "ping", role: None, barrier: false, run };
+pub const METHOD: Method = Method {
+    name: "ping",
+    role: None,
+    barrier: false,
+    run,
+};
 
 fn run(_: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     Ok(Output::Static("\"pong\""))

@@ -73,7 +73,10 @@ impl LocalLatency {
         self.dirty = false;
         let mut recent = self.prev_window.clone();
         let _ = recent.add(&self.window);
-        Some(Snapshot { per_method: self.per_method.clone(), recent: Some(recent) })
+        Some(Snapshot {
+            per_method: self.per_method.clone(),
+            recent: Some(recent),
+        })
     }
 }
 

@@ -18,14 +18,30 @@ use arc_swap::ArcSwap;
 use crate::rpc::error::ALL_CODES;
 
 /// Auth failure reasons counted in `camshard_auth_failures_total{reason}`.
-pub const AUTH_REASONS: [&str; 4] = ["auth_required", "invalid_token", "token_expired", "key_revoked"];
+pub const AUTH_REASONS: [&str; 4] = [
+    "auth_required",
+    "invalid_token",
+    "token_expired",
+    "key_revoked",
+];
 
 /// HTTP routes counted in `camshard_http_requests_total{route,status}`.
-pub const HTTP_ROUTES: [&str; 9] =
-    ["upgrade", "healthz", "readyz", "health", "health_detailed", "metrics", "files", "options", "other"];
+pub const HTTP_ROUTES: [&str; 9] = [
+    "upgrade",
+    "healthz",
+    "readyz",
+    "health",
+    "health_detailed",
+    "metrics",
+    "files",
+    "options",
+    "other",
+];
 
 /// HTTP statuses counted individually; anything else is counted as "other".
-pub const HTTP_STATUSES: [u16; 14] = [101, 200, 204, 206, 400, 401, 403, 404, 405, 408, 416, 426, 431, 503];
+pub const HTTP_STATUSES: [u16; 14] = [
+    101, 200, 204, 206, 400, 401, 403, 404, 405, 408, 416, 426, 431, 503,
+];
 
 /// Adds one to a counter that only the calling shard writes.
 #[inline]
@@ -62,11 +78,16 @@ impl ShardStats {
             shard,
             ws_connections: AtomicI64::new(0),
             ws_connections_total: AtomicU64::new(0),
-            rpc: (0..=methods).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
+            rpc: (0..=methods)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
             notifications_sent: (0..topics).map(|_| AtomicU64::new(0)).collect(),
             notifications_dropped: AtomicU64::new(0),
             auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
-            http: HTTP_ROUTES.iter().map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
+            http: HTTP_ROUTES
+                .iter()
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
             latency: ArcSwap::from_pointee(latency::Snapshot::default()),
         }
     }
@@ -74,13 +95,19 @@ impl ShardStats {
     /// Counts one reply of `method` (index; `None` = unknown) with `code` (0 = success).
     pub fn count_reply(&self, method: Option<usize>, code: i32) {
         let m = method.unwrap_or(self.rpc.len() - 1).min(self.rpc.len() - 1);
-        let c = ALL_CODES.iter().position(|&k| k == code).unwrap_or(ALL_CODES.len() - 1);
+        let c = ALL_CODES
+            .iter()
+            .position(|&k| k == code)
+            .unwrap_or(ALL_CODES.len() - 1);
         bump(&self.rpc[m][c]);
     }
 
     /// Replies of `method` (index; `rpc.len()-1` = unknown) by code index.
     pub fn replies(&self, method: usize, code_idx: usize) -> u64 {
-        self.rpc.get(method).map(|row| row[code_idx].load(Relaxed)).unwrap_or(0)
+        self.rpc
+            .get(method)
+            .map(|row| row[code_idx].load(Relaxed))
+            .unwrap_or(0)
     }
 
     /// Number of method rows (known methods + the unknown row).
@@ -97,8 +124,14 @@ impl ShardStats {
 
     /// Counts one HTTP response.
     pub fn count_http(&self, route: &str, status: u16) {
-        let r = HTTP_ROUTES.iter().position(|x| *x == route).unwrap_or(HTTP_ROUTES.len() - 1);
-        let s = HTTP_STATUSES.iter().position(|x| *x == status).unwrap_or(HTTP_STATUSES.len());
+        let r = HTTP_ROUTES
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(HTTP_ROUTES.len() - 1);
+        let s = HTTP_STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(HTTP_STATUSES.len());
         bump(&self.http[r][s]);
     }
 
@@ -118,12 +151,21 @@ pub struct Registry {
 impl Registry {
     /// Stats for `n` shards.
     pub fn new(n: usize, methods: usize, topics: usize) -> Self {
-        Registry { shards: Arc::new((0..n).map(|i| Arc::new(ShardStats::new(i, methods, topics))).collect()) }
+        Registry {
+            shards: Arc::new(
+                (0..n)
+                    .map(|i| Arc::new(ShardStats::new(i, methods, topics)))
+                    .collect(),
+            ),
+        }
     }
 
     /// Open WebSocket connections over all shards.
     pub fn ws_connections(&self) -> i64 {
-        self.shards.iter().map(|s| s.ws_connections.load(Relaxed)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.ws_connections.load(Relaxed))
+            .sum()
     }
 
     /// All replies and error replies over all shards.
@@ -146,8 +188,17 @@ impl Registry {
 
     /// Notifications sent and dropped over all shards.
     pub fn notification_totals(&self) -> (u64, u64) {
-        let sent = self.shards.iter().flat_map(|s| s.notifications_sent.iter()).map(|c| c.load(Relaxed)).sum();
-        let dropped = self.shards.iter().map(|s| s.notifications_dropped.load(Relaxed)).sum();
+        let sent = self
+            .shards
+            .iter()
+            .flat_map(|s| s.notifications_sent.iter())
+            .map(|c| c.load(Relaxed))
+            .sum();
+        let dropped = self
+            .shards
+            .iter()
+            .map(|s| s.notifications_dropped.load(Relaxed))
+            .sum();
         (sent, dropped)
     }
 }

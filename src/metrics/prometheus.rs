@@ -10,8 +10,10 @@ use crate::rpc::error::ALL_CODES;
 use crate::state::ServerState;
 
 /// Upper bounds (seconds) of the request-duration histogram buckets.
-const BUCKETS: [f64; 16] =
-    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
 
 /// Renders the whole exposition.
 pub fn render(state: &ServerState) -> String {
@@ -20,33 +22,82 @@ pub fn render(state: &ServerState) -> String {
     let w = &mut o;
     header(w, "camshard_build_info", "gauge", "Build information.");
     let _ = writeln!(w, "camshard_build_info{{version=\"{}\"}} 1", crate::VERSION);
-    header(w, "camshard_uptime_seconds", "gauge", "Seconds since the process started.");
+    header(
+        w,
+        "camshard_uptime_seconds",
+        "gauge",
+        "Seconds since the process started.",
+    );
     let _ = writeln!(w, "camshard_uptime_seconds {:.3}", state.uptime_secs());
 
-    header(w, "camshard_ws_connections", "gauge", "Open WebSocket connections.");
-    let _ = writeln!(w, "camshard_ws_connections {}", state.stats.ws_connections());
-    header(w, "camshard_shard_ws_connections", "gauge", "Open WebSocket connections per shard.");
+    header(
+        w,
+        "camshard_ws_connections",
+        "gauge",
+        "Open WebSocket connections.",
+    );
+    let _ = writeln!(
+        w,
+        "camshard_ws_connections {}",
+        state.stats.ws_connections()
+    );
+    header(
+        w,
+        "camshard_shard_ws_connections",
+        "gauge",
+        "Open WebSocket connections per shard.",
+    );
     for s in shards.iter() {
-        let _ = writeln!(w, "camshard_shard_ws_connections{{shard=\"{}\"}} {}", s.shard, s.ws_connections.load(Relaxed));
+        let _ = writeln!(
+            w,
+            "camshard_shard_ws_connections{{shard=\"{}\"}} {}",
+            s.shard,
+            s.ws_connections.load(Relaxed)
+        );
     }
-    header(w, "camshard_ws_connections_total", "counter", "WebSocket connections accepted.");
-    let total: u64 = shards.iter().map(|s| s.ws_connections_total.load(Relaxed)).sum();
+    header(
+        w,
+        "camshard_ws_connections_total",
+        "counter",
+        "WebSocket connections accepted.",
+    );
+    let total: u64 = shards
+        .iter()
+        .map(|s| s.ws_connections_total.load(Relaxed))
+        .sum();
     let _ = writeln!(w, "camshard_ws_connections_total {total}");
 
-    header(w, "camshard_rpc_requests_total", "counter", "JSON-RPC replies by method and code.");
+    header(
+        w,
+        "camshard_rpc_requests_total",
+        "counter",
+        "JSON-RPC replies by method and code.",
+    );
     let rows = shards.first().map(|s| s.method_rows()).unwrap_or(0);
     for m in 0..rows {
         let name = TABLE.get(m).map(|x| x.name).unwrap_or("unknown");
         for (ci, code) in ALL_CODES.iter().enumerate() {
             let n: u64 = shards.iter().map(|s| s.replies(m, ci)).sum();
             if n > 0 {
-                let code = if *code == 0 { "ok".to_string() } else { code.to_string() };
-                let _ = writeln!(w, "camshard_rpc_requests_total{{method=\"{name}\",code=\"{code}\"}} {n}");
+                let code = if *code == 0 {
+                    "ok".to_string()
+                } else {
+                    code.to_string()
+                };
+                let _ = writeln!(
+                    w,
+                    "camshard_rpc_requests_total{{method=\"{name}\",code=\"{code}\"}} {n}"
+                );
             }
         }
     }
 
-    header(w, "camshard_rpc_request_duration_seconds", "histogram", "JSON-RPC handling time by method.");
+    header(
+        w,
+        "camshard_rpc_request_duration_seconds",
+        "histogram",
+        "JSON-RPC handling time by method.",
+    );
     let snaps: Vec<_> = shards.iter().map(|s| s.latency.load_full()).collect();
     for (m, method) in TABLE.iter().enumerate() {
         let mut merged = None;
@@ -60,24 +111,54 @@ pub fn render(state: &ServerState) -> String {
         for le in BUCKETS {
             let us = (le * 1e6) as u64;
             let n = h.count_between(0, us);
-            let _ = writeln!(w, "camshard_rpc_request_duration_seconds_bucket{{method=\"{name}\",le=\"{le}\"}} {n}");
+            let _ = writeln!(
+                w,
+                "camshard_rpc_request_duration_seconds_bucket{{method=\"{name}\",le=\"{le}\"}} {n}"
+            );
         }
         let count = h.len();
         let sum = h.mean() * count as f64 / 1e6;
-        let _ = writeln!(w, "camshard_rpc_request_duration_seconds_bucket{{method=\"{name}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(w, "camshard_rpc_request_duration_seconds_sum{{method=\"{name}\"}} {sum:.6}");
-        let _ = writeln!(w, "camshard_rpc_request_duration_seconds_count{{method=\"{name}\"}} {count}");
+        let _ = writeln!(
+            w,
+            "camshard_rpc_request_duration_seconds_bucket{{method=\"{name}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            w,
+            "camshard_rpc_request_duration_seconds_sum{{method=\"{name}\"}} {sum:.6}"
+        );
+        let _ = writeln!(
+            w,
+            "camshard_rpc_request_duration_seconds_count{{method=\"{name}\"}} {count}"
+        );
     }
 
     let (sent, dropped) = state.stats.notification_totals();
-    header(w, "camshard_notifications_sent_total", "counter", "Notifications delivered.");
+    header(
+        w,
+        "camshard_notifications_sent_total",
+        "counter",
+        "Notifications delivered.",
+    );
     let _ = writeln!(w, "camshard_notifications_sent_total {sent}");
-    header(w, "camshard_notifications_dropped_total", "counter", "Notifications dropped for slow consumers.");
+    header(
+        w,
+        "camshard_notifications_dropped_total",
+        "counter",
+        "Notifications dropped for slow consumers.",
+    );
     let _ = writeln!(w, "camshard_notifications_dropped_total {dropped}");
 
-    header(w, "camshard_auth_failures_total", "counter", "Authentication failures by reason.");
+    header(
+        w,
+        "camshard_auth_failures_total",
+        "counter",
+        "Authentication failures by reason.",
+    );
     for (i, reason) in AUTH_REASONS.iter().enumerate() {
-        let n: u64 = shards.iter().map(|s| s.auth_failures[i].load(Relaxed)).sum();
+        let n: u64 = shards
+            .iter()
+            .map(|s| s.auth_failures[i].load(Relaxed))
+            .sum();
         let _ = writeln!(w, "camshard_auth_failures_total{{reason=\"{reason}\"}} {n}");
     }
 
@@ -85,29 +166,71 @@ pub fn render(state: &ServerState) -> String {
     for status in ["CONNECTED", "ERROR", "DISCONNECTED"] {
         let _ = writeln!(w, "camshard_cameras{{status=\"{status}\"}} 0");
     }
-    header(w, "camshard_recordings_active", "gauge", "Active recording sessions.");
+    header(
+        w,
+        "camshard_recordings_active",
+        "gauge",
+        "Active recording sessions.",
+    );
     let _ = writeln!(w, "camshard_recordings_active 0");
-    header(w, "camshard_mediamtx_up", "gauge", "1 when the MediaMTX API answers.");
+    header(
+        w,
+        "camshard_mediamtx_up",
+        "gauge",
+        "1 when the MediaMTX API answers.",
+    );
     let up = state.components.mediamtx.get() == crate::state::ComponentState::Running;
     let _ = writeln!(w, "camshard_mediamtx_up {}", u8::from(up));
-    header(w, "camshard_storage_usage_ratio", "gauge", "Used fraction of the recordings filesystem.");
-    let usage = system::fs_usage(&state.config.recordings_dir()).map(|u| u.usage_percent / 100.0).unwrap_or(0.0);
+    header(
+        w,
+        "camshard_storage_usage_ratio",
+        "gauge",
+        "Used fraction of the recordings filesystem.",
+    );
+    let usage = system::fs_usage(&state.config.recordings_dir())
+        .map(|u| u.usage_percent / 100.0)
+        .unwrap_or(0.0);
     let _ = writeln!(w, "camshard_storage_usage_ratio {usage:.4}");
 
-    header(w, "camshard_http_requests_total", "counter", "HTTP responses by route and status.");
+    header(
+        w,
+        "camshard_http_requests_total",
+        "counter",
+        "HTTP responses by route and status.",
+    );
     for (r, route) in HTTP_ROUTES.iter().enumerate() {
         for s in 0..=HTTP_STATUSES.len() {
             let n: u64 = shards.iter().map(|x| x.http_count(r, s)).sum();
             if n > 0 {
-                let status = HTTP_STATUSES.get(s).map(|c| c.to_string()).unwrap_or_else(|| "other".into());
-                let _ = writeln!(w, "camshard_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+                let status = HTTP_STATUSES
+                    .get(s)
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "other".into());
+                let _ = writeln!(
+                    w,
+                    "camshard_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
             }
         }
     }
 
-    header(w, "camshard_process_resident_memory_bytes", "gauge", "Resident memory of the server process.");
-    let _ = writeln!(w, "camshard_process_resident_memory_bytes {}", system::process_rss_bytes());
-    header(w, "camshard_process_threads", "gauge", "OS threads of the server process.");
+    header(
+        w,
+        "camshard_process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the server process.",
+    );
+    let _ = writeln!(
+        w,
+        "camshard_process_resident_memory_bytes {}",
+        system::process_rss_bytes()
+    );
+    header(
+        w,
+        "camshard_process_threads",
+        "gauge",
+        "OS threads of the server process.",
+    );
     let _ = writeln!(w, "camshard_process_threads {}", system::process_threads());
     o
 }

@@ -7,7 +7,11 @@ pub fn process_rss_bytes() -> u64 {
     let page = page_size();
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * page)
         .unwrap_or(0)
 }
@@ -17,7 +21,10 @@ pub fn process_threads() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|v| v.trim().parse().ok()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("Threads:")
+                    .and_then(|v| v.trim().parse().ok())
+            })
         })
         .unwrap_or(0)
 }
@@ -34,10 +41,14 @@ fn page_size() -> u64 {
 
 /// Host memory used, percent (MemTotal − MemAvailable).
 pub fn memory_used_percent() -> f64 {
-    let Ok(s) = std::fs::read_to_string("/proc/meminfo") else { return 0.0 };
+    let Ok(s) = std::fs::read_to_string("/proc/meminfo") else {
+        return 0.0;
+    };
     let field = |name: &str| {
-        s.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()))
+        s.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
     };
     match (field("MemTotal:"), field("MemAvailable:")) {
         (Some(t), Some(a)) if t > 0.0 => round2(100.0 * (t - a) / t),
@@ -49,7 +60,10 @@ pub fn memory_used_percent() -> f64 {
 pub fn cpu_ticks() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let line = s.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if v.len() < 5 {
         return None;
     }
@@ -94,8 +108,17 @@ pub fn fs_usage(path: &Path) -> Option<FsUsage> {
             let available = st.blocks_available() as u64 * frsize;
             let used = total.saturating_sub(free);
             let denom = used + available;
-            let usage_percent = if denom == 0 { 0.0 } else { round2(100.0 * used as f64 / denom as f64) };
-            return Some(FsUsage { total, used, available, usage_percent });
+            let usage_percent = if denom == 0 {
+                0.0
+            } else {
+                round2(100.0 * used as f64 / denom as f64)
+            };
+            return Some(FsUsage {
+                total,
+                used,
+                available,
+                usage_percent,
+            });
         }
         p = cur.parent();
     }

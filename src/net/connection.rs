@@ -9,7 +9,7 @@ use glommio::net::TcpStream;
 
 use super::head::{read_head, HeadError};
 use super::http::{self, Response};
-use super::upgrade::{decide, host_only, Decision};
+use super::upgrade::{decide, Decision};
 use super::ws::WsSession;
 use crate::rpc::dispatch::Peer;
 use crate::shard::Shard;
@@ -27,7 +27,14 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
                 HeadError::TooLarge => (431, "header_too_large"),
                 HeadError::Malformed => (400, "bad_request"),
             };
-            respond(&shard, &mut stream, "other", Response::error(status, reason), false).await;
+            respond(
+                &shard,
+                &mut stream,
+                "other",
+                Response::error(status, reason),
+                false,
+            )
+            .await;
             return;
         }
     };
@@ -44,7 +51,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
             }
             Decision::Accept { accept_key } => {
                 if shard.draining.get() || !shard.state.try_reserve_connection() {
-                    let resp = Response::error(503, "too_many_connections").header("Retry-After", "1");
+                    let resp =
+                        Response::error(503, "too_many_connections").header("Retry-After", "1");
                     respond(&shard, &mut stream, "upgrade", resp, false).await;
                     return;
                 }
@@ -57,9 +65,14 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
                 if stream.write_all(switching.as_bytes()).await.is_err() {
                     return;
                 }
-                let host_header = head.header("host").map(str::to_string);
-                let peer = Peer { host: host_header.as_deref().map(host_only), host_header };
-                WsSession::new(stream, leftover, shard.clone(), handle, peer).run().await;
+                let peer = Peer {
+                    host_header: head.header("host").map(str::to_string),
+                };
+                // The head's strings are not needed for the connection's lifetime.
+                drop(head);
+                WsSession::new(stream, leftover, shard.clone(), handle, peer)
+                    .run()
+                    .await;
                 drop(registration);
                 return;
             }
@@ -70,7 +83,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
     respond(&shard, &mut stream, route, resp, head_only).await;
 }
 
-async fn respond(shard: &Shard, stream: &mut TcpStream, route: &str, resp: Response, head_only: bool) {
+async fn respond(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    route: &str,
+    resp: Response,
+    head_only: bool,
+) {
     shard.stats.count_http(route, resp.status);
     let _ = stream.write_all(&resp.to_bytes(head_only)).await;
     let _ = stream.close().await;

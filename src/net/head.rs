@@ -28,7 +28,10 @@ pub struct Head {
 impl Head {
     /// The first header named `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// True when the comma-separated header `name` contains `token` (case-insensitive).
@@ -63,7 +66,10 @@ pub enum HeadError {
 }
 
 /// Reads until a complete head is parsed; returns it and any bytes that followed it.
-pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> Result<(Head, Vec<u8>), HeadError> {
+pub async fn read_head(
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(Head, Vec<u8>), HeadError> {
     let mut buf = vec![0u8; 1024];
     let mut len = 0;
     let deadline = std::time::Instant::now() + timeout;
@@ -121,7 +127,12 @@ pub fn parse(bytes: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
         headers: req
             .headers
             .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect(),
         minor_version,
     };
@@ -134,14 +145,28 @@ mod tests {
 
     #[test]
     fn parses_heads_and_leftovers() {
-        let raw = b"GET /ws?x=1 HTTP/1.1\r\nHost: a:8002\r\nConnection: keep-alive, Upgrade\r\n\r\nXY";
+        let raw =
+            b"GET /ws?x=1 HTTP/1.1\r\nHost: a:8002\r\nConnection: keep-alive, Upgrade\r\n\r\nXY";
         let (h, used) = parse(raw).unwrap().unwrap();
-        assert_eq!((h.method.as_str(), h.path.as_str(), h.query.as_str()), ("GET", "/ws", "x=1"));
+        assert_eq!(
+            (h.method.as_str(), h.path.as_str(), h.query.as_str()),
+            ("GET", "/ws", "x=1")
+        );
         assert_eq!(&raw[used..], b"XY");
         assert!(h.header_has_token("connection", "upgrade"));
         assert_eq!(h.query_param("x"), Some("1"));
         assert!(parse(b"GET / HTTP/1.1\r\nHost: a").unwrap().is_none());
-        assert!(matches!(parse(b"\x16\x03\x01garbage\r\n\r\n"), Err(HeadError::Malformed)));
-        assert_eq!(parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().0.minor_version, 0);
+        assert!(matches!(
+            parse(b"\x16\x03\x01garbage\r\n\r\n"),
+            Err(HeadError::Malformed)
+        ));
+        assert_eq!(
+            parse(b"GET / HTTP/1.0\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .0
+                .minor_version,
+            0
+        );
     }
 }

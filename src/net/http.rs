@@ -33,7 +33,10 @@ impl Response {
 
     /// The contract's error body `{"error": "<message>", "reason": "<reason>"}`.
     pub fn error(status: u16, reason: &str) -> Self {
-        Response::json(status, &json!({"error": status_text(status), "reason": reason}))
+        Response::json(
+            status,
+            &json!({"error": status_text(status), "reason": reason}),
+        )
     }
 
     /// Adds a header.
@@ -45,7 +48,9 @@ impl Response {
     /// Serializes status line, headers and (unless `head_only`) the body.
     pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(160 + self.body.len());
-        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, status_text(self.status)).as_bytes());
+        out.extend_from_slice(
+            format!("HTTP/1.1 {} {}\r\n", self.status, status_text(self.status)).as_bytes(),
+        );
         out.extend_from_slice(format!("Content-Type: {}\r\n", self.content_type).as_bytes());
         out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
         out.extend_from_slice(b"Connection: close\r\nServer: camshard\r\n");
@@ -88,7 +93,10 @@ pub fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'stati
         if head.method == "GET" {
             (name, f())
         } else {
-            (name, Response::error(405, "method_not_allowed").header("Allow", "GET"))
+            (
+                name,
+                Response::error(405, "method_not_allowed").header("Allow", "GET"),
+            )
         }
     };
     match path {
@@ -97,9 +105,10 @@ pub fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'stati
         "/health" => get_only("health", &|| health(state, false)),
         "/health/detailed" => get_only("health_detailed", &|| health(state, true)),
         "/metrics" => get_only("metrics", &|| metrics(head, state)),
-        p if websocket_port && (p == "/" || p == state.config.server.websocket_path) => {
-            ("upgrade", Response::error(426, "upgrade_required").header("Upgrade", "websocket"))
-        }
+        p if websocket_port && (p == "/" || p == state.config.server.websocket_path) => (
+            "upgrade",
+            Response::error(426, "upgrade_required").header("Upgrade", "websocket"),
+        ),
         p if p.starts_with("/files/recordings/") || p.starts_with("/files/snapshots/") => {
             ("files", Response::error(404, "file_not_found"))
         }
@@ -147,7 +156,14 @@ fn health(state: &ServerState, detailed: bool) -> Response {
     if detailed {
         body["components"] = report.readiness(state).1;
     }
-    Response::json(if report.status == "UNHEALTHY" { 503 } else { 200 }, &body)
+    Response::json(
+        if report.status == "UNHEALTHY" {
+            503
+        } else {
+            200
+        },
+        &body,
+    )
 }
 
 fn metrics(head: &Head, state: &ServerState) -> Response {
@@ -155,7 +171,9 @@ fn metrics(head: &Head, state: &ServerState) -> Response {
         match credential_role(head, state) {
             Ok(Role::Admin) => {}
             Ok(_) => return Response::error(403, "permission_denied"),
-            Err(reason) => return Response::error(401, reason).header("WWW-Authenticate", "Bearer"),
+            Err(reason) => {
+                return Response::error(401, reason).header("WWW-Authenticate", "Bearer")
+            }
         }
     }
     Response {
@@ -171,7 +189,11 @@ fn metrics(head: &Head, state: &ServerState) -> Response {
 pub fn credential_role(head: &Head, state: &ServerState) -> Result<Role, &'static str> {
     let bearer = head
         .header("authorization")
-        .and_then(|v| v.trim().strip_prefix("Bearer ").or_else(|| v.trim().strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.trim()
+                .strip_prefix("Bearer ")
+                .or_else(|| v.trim().strip_prefix("bearer "))
+        })
         .map(str::trim);
     let (token, kind) = match (bearer, head.header("x-api-key")) {
         (Some(t), _) => (t, TokenKind::Auto),
@@ -179,7 +201,9 @@ pub fn credential_role(head: &Head, state: &ServerState) -> Result<Role, &'stati
         (None, None) => return Err("auth_required"),
     };
     let auth = state.auth.load();
-    auth.authenticate(token, kind, crate::auth::now_unix()).map(|g| g.role).map_err(|f: AuthFailure| f.reason())
+    auth.authenticate(token, kind, crate::auth::now_unix())
+        .map(|g| g.role)
+        .map_err(|f: AuthFailure| f.reason())
 }
 
 fn round1(v: f64) -> f64 {

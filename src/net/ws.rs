@@ -23,6 +23,7 @@ use tungstenite::error::{CapacityError, Error as WsError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Bytes;
 use tungstenite::Message;
 
 use super::io::Io;
@@ -70,19 +71,28 @@ pub struct WsSession {
     missed_pongs: u8,
     closing: Closing,
     write_blocked: bool,
-    reply: Vec<u8>,
 }
 
 impl WsSession {
     /// Wraps an upgraded socket; `leftover` are bytes read past the HTTP head.
-    pub fn new(stream: TcpStream, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>, peer: Peer) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        leftover: Vec<u8>,
+        shard: Rc<Shard>,
+        handle: Rc<ConnHandle>,
+        peer: Peer,
+    ) -> Self {
         let ws = if leftover.is_empty() {
             WebSocketContext::new(Role::Server, Some(shard.ws_config))
         } else {
             WebSocketContext::from_partially_read(leftover, Role::Server, Some(shard.ws_config))
         };
         let rl = &shard.state.config.security.rate_limit;
-        let session = Session::new(TokenBucket::new(rl.requests_per_second, rl.burst, Instant::now()));
+        let session = Session::new(TokenBucket::new(
+            rl.requests_per_second,
+            rl.burst,
+            Instant::now(),
+        ));
         WsSession {
             stream,
             ws,
@@ -93,7 +103,6 @@ impl WsSession {
             missed_pongs: 0,
             closing: Closing::No,
             write_blocked: false,
-            reply: Vec::new(),
         }
     }
 
@@ -115,14 +124,23 @@ impl WsSession {
                 return Poll::Ready(());
             }
             self.missed_pongs += 1;
-            let mut io = Io { stream: &mut self.stream, cx };
-            if self.ws.write(&mut io, Message::Ping(Default::default())).is_err() {
+            let mut io = Io {
+                stream: &mut self.stream,
+                cx,
+            };
+            if self
+                .ws
+                .write(&mut io, Message::Ping(Default::default()))
+                .is_err()
+            {
                 return Poll::Ready(());
             }
         }
         match self.closing {
             Closing::No => {}
-            Closing::Handshake(deadline) | Closing::Drain(deadline, _) if Instant::now() >= deadline => {
+            Closing::Handshake(deadline) | Closing::Drain(deadline, _)
+                if Instant::now() >= deadline =>
+            {
                 return Poll::Ready(())
             }
             Closing::Handshake(_) => return self.poll_close_handshake(cx),
@@ -137,7 +155,10 @@ impl WsSession {
         }
         let mut handled = 0;
         while handled < BATCH {
-            let mut io = Io { stream: &mut self.stream, cx };
+            let mut io = Io {
+                stream: &mut self.stream,
+                cx,
+            };
             match self.ws.read(&mut io) {
                 Ok(Message::Text(text)) => {
                     handled += 1;
@@ -154,7 +175,9 @@ impl WsSession {
                 Ok(Message::Ping(_)) | Ok(Message::Frame(_)) => {}
                 Ok(Message::Close(_)) => {}
                 Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Poll::Ready(()),
+                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
+                    return Poll::Ready(())
+                }
                 Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
                     self.begin_drain(cx, CloseCode::Size, "message too large");
                     return self.poll_session(cx);
@@ -188,7 +211,9 @@ impl WsSession {
     /// Dispatches one text message and queues its reply; false when the socket failed.
     fn on_text(&mut self, cx: &mut Context<'_>, text: &[u8]) -> bool {
         let shard = &*self.shard;
-        self.reply.clear();
+        // The reply is built in the shard's scratch buffer (idle connections hold none).
+        let mut reply = shard.reply.borrow_mut();
+        reply.clear();
         let wrote = {
             let mut latency = shard.latency.borrow_mut();
             let mut parser = shard.parser.borrow_mut();
@@ -200,17 +225,22 @@ impl WsSession {
                 session: &mut self.session,
                 peer: &self.peer,
             };
-            handle_message(&mut env, text, &mut self.reply)
+            handle_message(&mut env, text, &mut reply)
         };
         if !wrote {
             return true;
         }
-        let body = match String::from_utf8(std::mem::take(&mut self.reply)) {
-            Ok(s) => s,
+        // One exact-size allocation per reply; the scratch buffer keeps its capacity.
+        let body = match Utf8Bytes::try_from(Bytes::copy_from_slice(&reply)) {
+            Ok(b) => b,
             Err(_) => return true,
         };
-        let mut io = Io { stream: &mut self.stream, cx };
-        match self.ws.write(&mut io, Message::Text(Utf8Bytes::from(body))) {
+        drop(reply);
+        let mut io = Io {
+            stream: &mut self.stream,
+            cx,
+        };
+        match self.ws.write(&mut io, Message::Text(body)) {
             Ok(()) => true,
             Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 self.write_blocked = true;
@@ -222,7 +252,10 @@ impl WsSession {
 
     /// Flushes buffered frames: Ready(true) done, Ready(false) socket gone, Pending blocked.
     fn flush(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        let mut io = Io { stream: &mut self.stream, cx };
+        let mut io = Io {
+            stream: &mut self.stream,
+            cx,
+        };
         match self.ws.flush(&mut io) {
             Ok(()) => {
                 self.write_blocked = false;
@@ -245,8 +278,17 @@ impl WsSession {
 
     /// Queues our Close frame and tries to send it.
     fn send_close(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &'static str) {
-        let mut io = Io { stream: &mut self.stream, cx };
-        if let Err(WsError::Io(e)) = self.ws.close(&mut io, Some(CloseFrame { code, reason: reason.into() })) {
+        let mut io = Io {
+            stream: &mut self.stream,
+            cx,
+        };
+        if let Err(WsError::Io(e)) = self.ws.close(
+            &mut io,
+            Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }),
+        ) {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 self.write_blocked = true;
             }
@@ -266,11 +308,18 @@ impl WsSession {
             return Poll::Ready(());
         }
         loop {
-            let mut io = Io { stream: &mut self.stream, cx };
+            let mut io = Io {
+                stream: &mut self.stream,
+                cx,
+            };
             match self.ws.read(&mut io) {
                 Ok(_) => continue,
-                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return Poll::Pending,
-                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Poll::Ready(()),
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Poll::Pending
+                }
+                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
+                    return Poll::Ready(())
+                }
                 Err(_) => {
                     let deadline = match self.closing {
                         Closing::Handshake(d) => d,

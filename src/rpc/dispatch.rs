@@ -22,10 +22,17 @@ use super::session::{failure_for, AuthState, Session};
 /// What the connection knows about its peer, for methods that render URLs.
 #[derive(Debug, Clone, Default)]
 pub struct Peer {
-    /// Host part of the upgrade request's `Host` header (port removed), if any.
-    pub host: Option<String>,
-    /// The full `Host` header value.
+    /// The upgrade request's `Host` header value.
     pub host_header: Option<String>,
+}
+
+impl Peer {
+    /// Host part of the `Host` header (port removed, IPv6 in brackets).
+    pub fn host(&self) -> Option<String> {
+        self.host_header
+            .as_deref()
+            .map(crate::net::upgrade::host_only)
+    }
 }
 
 /// Everything one message's handling borrows from its shard and connection.
@@ -47,8 +54,21 @@ pub struct Env<'e> {
 /// Handles one text message, appending the reply (if any) to `out`. Returns true when a reply
 /// was written.
 pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> bool {
-    let Env { state, stats, latency, parser, session, peer } = env;
-    let mut call = Call { state, stats, latency, session, peer };
+    let Env {
+        state,
+        stats,
+        latency,
+        parser,
+        session,
+        peer,
+    } = env;
+    let mut call = Call {
+        state,
+        stats,
+        latency,
+        session,
+        peer,
+    };
     let value = match parser.parse(text) {
         Ok(v) => v,
         Err(_) => {
@@ -77,13 +97,20 @@ impl Call<'_, '_> {
     fn batch(&mut self, items: &[Json<'_>], out: &mut Vec<u8>) -> bool {
         if items.is_empty() {
             self.stats.count_reply(None, error::INVALID_REQUEST);
-            write_error(out, None, &RpcError::invalid_request("empty_batch", "A batch must not be empty"));
+            write_error(
+                out,
+                None,
+                &RpcError::invalid_request("empty_batch", "A batch must not be empty"),
+            );
             return true;
         }
         let max = self.state.config.server.max_batch;
         if items.len() > max {
             self.stats.count_reply(None, error::INVALID_REQUEST);
-            let e = RpcError::invalid_request("batch_too_large", format!("A batch holds at most {max} requests"));
+            let e = RpcError::invalid_request(
+                "batch_too_large",
+                format!("A batch holds at most {max} requests"),
+            );
             write_error(out, None, &e);
             return true;
         }
@@ -136,7 +163,8 @@ impl Call<'_, '_> {
             Err(e) => e.code,
         };
         self.stats.count_reply(Some(index), code);
-        self.latency.record(index, started.elapsed().as_micros() as u64);
+        self.latency
+            .record(index, started.elapsed().as_micros() as u64);
         let Some(id) = req.id else { return false };
         match result {
             Ok(output) => write_result(out, Some(&id), &output),
@@ -168,12 +196,22 @@ impl Call<'_, '_> {
             }
         }
         let params = Params::new(*raw_params)?;
-        let mut ctx = Ctx { state: self.state, stats: self.stats, session: self.session, peer: self.peer, now_unix };
+        let mut ctx = Ctx {
+            state: self.state,
+            stats: self.stats,
+            session: self.session,
+            peer: self.peer,
+            now_unix,
+        };
         (method.run)(&mut ctx, &params)
     }
 
     /// Step 5: the session must be authenticated and current, or carry a usable in-line token.
-    fn authorize(&mut self, raw_params: &Option<&Json<'_>>, now_unix: u64) -> Result<crate::auth::Role, RpcError> {
+    fn authorize(
+        &mut self,
+        raw_params: &Option<&Json<'_>>,
+        now_unix: u64,
+    ) -> Result<crate::auth::Role, RpcError> {
         let auth = self.state.auth.load();
         let state = self.session.state(now_unix, |k| auth.is_revoked(k));
         let Some(failure) = failure_for(state) else {
@@ -182,7 +220,9 @@ impl Call<'_, '_> {
             }
             return Err(self.auth_error(None));
         };
-        let inline = raw_params.and_then(|p| p.get("auth_token")).and_then(Json::as_str);
+        let inline = raw_params
+            .and_then(|p| p.get("auth_token"))
+            .and_then(Json::as_str);
         match inline {
             Some(token) => match auth.authenticate(token, TokenKind::Auto, now_unix) {
                 Ok(grant) => {

@@ -35,8 +35,8 @@ pub struct Request<'j, 'a> {
 pub struct EnvelopeError {
     /// The id to echo (`None` → `"id": null`).
     pub id: Option<Id>,
-    /// The -32600 error.
-    pub error: RpcError,
+    /// The -32600 error (boxed: the error path is cold, the Ok path should stay small).
+    pub error: Box<RpcError>,
 }
 
 /// Reads the id member, if legal.
@@ -56,7 +56,10 @@ pub fn parse_request<'j, 'a>(v: &'j Json<'a>) -> Result<Request<'j, 'a>, Envelop
     let Json::Object(members) = v else {
         return Err(EnvelopeError {
             id: None,
-            error: RpcError::invalid_request("invalid_request", "A request must be a JSON object"),
+            error: Box::new(RpcError::invalid_request(
+                "invalid_request",
+                "A request must be a JSON object",
+            )),
         });
     };
     let id_member = v.get("id");
@@ -67,17 +70,17 @@ pub fn parse_request<'j, 'a>(v: &'j Json<'a>) -> Result<Request<'j, 'a>, Envelop
             None => {
                 return Err(EnvelopeError {
                     id: None,
-                    error: RpcError::invalid_request(
+                    error: Box::new(RpcError::invalid_request(
                         "invalid_request",
                         "id must be a string, a number or null",
-                    ),
+                    )),
                 })
             }
         },
     };
     let fail = |details: &str| EnvelopeError {
         id: Some(id.clone().unwrap_or(Id::Null)),
-        error: RpcError::invalid_request("invalid_request", details),
+        error: Box::new(RpcError::invalid_request("invalid_request", details)),
     };
     if let Some(dup) = v.first_duplicate().filter(|d| !d.contains('.')) {
         let mut e = fail(&format!("duplicate member \"{dup}\""));
@@ -108,16 +111,26 @@ mod tests {
     use super::*;
     use crate::rpc::json::Parser;
 
-    fn check(text: &str) -> Result<(String, Option<Id>), (Option<Id>, &'static str)> {
+    type Outcome = Result<(String, Option<Id>), (Option<Id>, &'static str)>;
+
+    fn check(text: &str) -> Outcome {
         let mut p = Parser::new();
         let v = p.parse(text.as_bytes()).unwrap();
-        parse_request(&v).map(|r| (r.method.to_string(), r.id)).map_err(|e| (e.id, e.error.reason))
+        parse_request(&v)
+            .map(|r| (r.method.to_string(), r.id))
+            .map_err(|e| (e.id, e.error.reason))
     }
 
     #[test]
     fn accepts_requests_and_notifications() {
-        assert_eq!(check(r#"{"jsonrpc":"2.0","method":"ping","id":7}"#), Ok(("ping".into(), Some(Id::Int(7)))));
-        assert_eq!(check(r#"{"jsonrpc":"2.0","method":"ping"}"#), Ok(("ping".into(), None)));
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","method":"ping","id":7}"#),
+            Ok(("ping".into(), Some(Id::Int(7))))
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","method":"ping"}"#),
+            Ok(("ping".into(), None))
+        );
         assert_eq!(
             check(r#"{"jsonrpc":"2.0","method":"ping","id":null,"params":null}"#),
             Ok(("ping".into(), Some(Id::Null)))
@@ -126,12 +139,30 @@ mod tests {
 
     #[test]
     fn envelope_violations_echo_legal_ids() {
-        assert_eq!(check(r#"{"jsonrpc":"1.0","method":"ping","id":"a"}"#), Err((Some(Id::Str("a".into())), "invalid_request")));
-        assert_eq!(check(r#"{"jsonrpc":"2.0","method":5,"id":1}"#), Err((Some(Id::Int(1)), "invalid_request")));
-        assert_eq!(check(r#"{"jsonrpc":"2.0","method":"ping","id":{}}"#), Err((None, "invalid_request")));
-        assert_eq!(check(r#"{"jsonrpc":"2.0","method":"ping","params":3,"id":2}"#), Err((Some(Id::Int(2)), "invalid_request")));
-        assert_eq!(check(r#"{"jsonrpc":"2.0","method":"ping","method":"x","id":3}"#), Err((Some(Id::Int(3)), "invalid_request")));
-        assert_eq!(check(r#"{"jsonrpc":"2.0","method":"ping","id":3,"id":4}"#), Err((None, "invalid_request")));
+        assert_eq!(
+            check(r#"{"jsonrpc":"1.0","method":"ping","id":"a"}"#),
+            Err((Some(Id::Str("a".into())), "invalid_request"))
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","method":5,"id":1}"#),
+            Err((Some(Id::Int(1)), "invalid_request"))
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","method":"ping","id":{}}"#),
+            Err((None, "invalid_request"))
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","method":"ping","params":3,"id":2}"#),
+            Err((Some(Id::Int(2)), "invalid_request"))
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","method":"ping","method":"x","id":3}"#),
+            Err((Some(Id::Int(3)), "invalid_request"))
+        );
+        assert_eq!(
+            check(r#"{"jsonrpc":"2.0","method":"ping","id":3,"id":4}"#),
+            Err((None, "invalid_request"))
+        );
         assert_eq!(check(r#"[]"#).unwrap_err().0, None);
     }
 }

@@ -67,7 +67,14 @@ pub struct RpcError {
 impl RpcError {
     /// An error with just a code and a reason.
     pub fn new(code: i32, reason: &'static str) -> Self {
-        RpcError { code, reason, details: None, suggestion: None, param: None, extra: Map::new() }
+        RpcError {
+            code,
+            reason,
+            details: None,
+            suggestion: None,
+            param: None,
+            extra: Map::new(),
+        }
     }
 
     /// Adds `data.details`.
@@ -106,7 +113,9 @@ impl RpcError {
 
     /// -32602 naming the parameter.
     pub fn invalid_params(reason: &'static str, param: &str, details: impl Into<String>) -> Self {
-        Self::new(INVALID_PARAMS, reason).param(param).details(details)
+        Self::new(INVALID_PARAMS, reason)
+            .param(param)
+            .details(details)
     }
 
     /// -32603: only for bugs; the details never leak internals beyond a short text.
@@ -163,8 +172,14 @@ mod tests {
 
     #[test]
     fn auth_messages_name_the_cause() {
-        assert_eq!(RpcError::new(AUTH, "token_expired").message(), "Authentication failed: token expired");
-        assert_eq!(RpcError::new(AUTH, "auth_required").message(), "Authentication required");
+        assert_eq!(
+            RpcError::new(AUTH, "token_expired").message(),
+            "Authentication failed: token expired"
+        );
+        assert_eq!(
+            RpcError::new(AUTH, "auth_required").message(),
+            "Authentication required"
+        );
     }
 
     #[test]

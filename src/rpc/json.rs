@@ -72,7 +72,9 @@ impl<'a> Json<'a> {
                         return Some((*k).to_string());
                     }
                 }
-                members.iter().find_map(|(k, v)| v.first_duplicate().map(|p| format!("{k}.{p}")))
+                members
+                    .iter()
+                    .find_map(|(k, v)| v.first_duplicate().map(|p| format!("{k}.{p}")))
             }
             Json::Array(items) => items
                 .iter()
@@ -87,11 +89,14 @@ impl<'a> Json<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError;
 
-/// A reusable parser: keeps simd-json's scratch buffers and a private copy of the input (simd-json
-/// unescapes strings in place, so it needs a mutable buffer; the WebSocket payload is shared).
+/// A reusable parser: keeps simd-json's scratch buffers, its tape allocation and a private,
+/// padded copy of the input (simd-json unescapes strings in place, so it needs a mutable buffer;
+/// the WebSocket payload is shared). After the first few messages, parsing allocates only the
+/// tree's object and array vectors.
 pub struct Parser {
     input: Vec<u8>,
     buffers: simd_json::Buffers,
+    tape: simd_json::Tape<'static>,
 }
 
 impl Default for Parser {
@@ -103,22 +108,38 @@ impl Default for Parser {
 impl Parser {
     /// A parser with empty scratch buffers (they grow to the largest message seen).
     pub fn new() -> Self {
-        Parser { input: Vec::new(), buffers: simd_json::Buffers::with_max_depth(0, MAX_DEPTH) }
+        Parser {
+            input: Vec::new(),
+            buffers: simd_json::Buffers::with_max_depth(0, MAX_DEPTH),
+            tape: simd_json::Tape::null(),
+        }
     }
 
     /// Parses `text` into a tree borrowing from this parser.
     pub fn parse(&mut self, text: &[u8]) -> Result<Json<'_>, ParseError> {
+        let len = text.len();
         self.input.clear();
         self.input.extend_from_slice(text);
-        let tape = simd_json::to_tape_with_buffers(&mut self.input, &mut self.buffers)
-            .map_err(|_| ParseError)?;
-        let nodes = tape.0;
-        let mut pos = 0;
-        let value = fold(&nodes, &mut pos, 0)?;
-        if pos != nodes.len() {
-            return Err(ParseError);
-        }
-        Ok(value)
+        // The padding lets simd-json read whole SIMD blocks past the end without its own copy.
+        self.input.resize(len + simd_json::INPUT_PADDING, 0);
+        let mut tape = std::mem::replace(&mut self.tape, simd_json::Tape::null()).reset();
+        let value =
+            match simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape) {
+                Ok(()) => {
+                    let mut pos = 0;
+                    fold(&tape.0, &mut pos, 0).and_then(|v| {
+                        if pos == tape.0.len() {
+                            Ok(v)
+                        } else {
+                            Err(ParseError)
+                        }
+                    })
+                }
+                Err(_) => Err(ParseError),
+            };
+        // Keep the tape's allocation for the next message.
+        self.tape = tape.reset();
+        value
     }
 }
 
@@ -173,12 +194,21 @@ mod tests {
     #[test]
     fn folds_nested_values_in_order() {
         let mut p = Parser::new();
-        let v = p.parse(br#"{"b":[1,-2,3.5,"x\n"],"a":{"c":null,"d":true}}"#).unwrap();
-        let Json::Object(m) = &v else { panic!("not an object") };
+        let v = p
+            .parse(br#"{"b":[1,-2,3.5,"x\n"],"a":{"c":null,"d":true}}"#)
+            .unwrap();
+        let Json::Object(m) = &v else {
+            panic!("not an object")
+        };
         assert_eq!(m[0].0, "b");
         assert_eq!(
             m[0].1,
-            Json::Array(vec![Json::Int(1), Json::Int(-2), Json::Float(3.5), Json::Str("x\n")])
+            Json::Array(vec![
+                Json::Int(1),
+                Json::Int(-2),
+                Json::Float(3.5),
+                Json::Str("x\n")
+            ])
         );
         assert_eq!(v.get("a").and_then(|a| a.get("d")), Some(&Json::Bool(true)));
     }
@@ -186,9 +216,18 @@ mod tests {
     #[test]
     fn big_integers_keep_their_value() {
         let mut p = Parser::new();
-        assert_eq!(p.parse(b"18446744073709551615").unwrap(), Json::UInt(u64::MAX));
-        assert_eq!(p.parse(b"-9223372036854775808").unwrap(), Json::Int(i64::MIN));
-        assert!(matches!(p.parse(b"123456789012345678901234567890").unwrap(), Json::Float(_)));
+        assert_eq!(
+            p.parse(b"18446744073709551615").unwrap(),
+            Json::UInt(u64::MAX)
+        );
+        assert_eq!(
+            p.parse(b"-9223372036854775808").unwrap(),
+            Json::Int(i64::MIN)
+        );
+        assert!(matches!(
+            p.parse(b"123456789012345678901234567890").unwrap(),
+            Json::Float(_)
+        ));
     }
 
     #[test]

@@ -29,10 +29,15 @@ impl<'j, 'a> Params<'j, 'a> {
                 }
                 Ok(Params { members })
             }
-            Some(Json::Array(_)) => Err(RpcError::new(super::error::INVALID_PARAMS, "params_not_object")
-                .details("params must be an object with named members")),
-            Some(_) => Err(RpcError::new(super::error::INVALID_PARAMS, "params_not_object")
-                .details("params must be an object")),
+            Some(Json::Array(_)) => Err(RpcError::new(
+                super::error::INVALID_PARAMS,
+                "params_not_object",
+            )
+            .details("params must be an object with named members")),
+            Some(_) => Err(
+                RpcError::new(super::error::INVALID_PARAMS, "params_not_object")
+                    .details("params must be an object"),
+            ),
         }
     }
 
@@ -61,13 +66,19 @@ impl<'j, 'a> Params<'j, 'a> {
 
     /// An optional integer within `min..=max`; `50.0` counts as 50.
     pub fn int(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, RpcError> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         let n = match v {
             Json::Int(i) => *i as f64,
             Json::UInt(u) => *u as f64,
             Json::Float(f) if f.fract() == 0.0 => *f,
             Json::Float(_) => {
-                return Err(RpcError::invalid_params("invalid_type", name, format!("{name} must be an integer")))
+                return Err(RpcError::invalid_params(
+                    "invalid_type",
+                    name,
+                    format!("{name} must be an integer"),
+                ))
             }
             other => return Err(wrong_type(name, "an integer", other)),
         };
@@ -108,7 +119,11 @@ pub fn missing(name: &str) -> RpcError {
 }
 
 fn wrong_type(name: &str, want: &str, got: &Json<'_>) -> RpcError {
-    RpcError::invalid_params("invalid_type", name, format!("{name} must be {want}, not {}", got.type_name()))
+    RpcError::invalid_params(
+        "invalid_type",
+        name,
+        format!("{name} must be {want}, not {}", got.type_name()),
+    )
 }
 
 #[cfg(test)]
@@ -119,25 +134,42 @@ mod tests {
     #[test]
     fn typing_rules() {
         let mut p = Parser::new();
-        let v = p.parse(br#"{"a":"x","n":50.0,"f":1.5,"b":true,"z":null,"big":5000}"#).unwrap();
+        let v = p
+            .parse(br#"{"a":"x","n":50.0,"f":1.5,"b":true,"z":null,"big":5000}"#)
+            .unwrap();
         let params = Params::new(Some(&v)).unwrap();
         assert_eq!(params.str("a").unwrap(), Some("x"));
         assert_eq!(params.int("n", 1, 100).unwrap(), Some(50));
         assert_eq!(params.int("f", 1, 100).unwrap_err().reason, "invalid_type");
-        assert_eq!(params.int("big", 1, 1000).unwrap_err().reason, "out_of_range");
+        assert_eq!(
+            params.int("big", 1, 1000).unwrap_err().reason,
+            "out_of_range"
+        );
         assert_eq!(params.int("a", 1, 10).unwrap_err().reason, "invalid_type");
         assert_eq!(params.bool("b").unwrap(), Some(true));
-        assert_eq!(params.required_str("z").unwrap_err().reason, "missing_param");
-        assert_eq!(params.required_str("nope").unwrap_err().param.as_deref(), Some("nope"));
+        assert_eq!(
+            params.required_str("z").unwrap_err().reason,
+            "missing_param"
+        );
+        assert_eq!(
+            params.required_str("nope").unwrap_err().param.as_deref(),
+            Some("nope")
+        );
     }
 
     #[test]
     fn arrays_and_duplicates_are_rejected() {
         let mut p = Parser::new();
         let v = p.parse(br#"[1,2]"#).unwrap();
-        assert_eq!(Params::new(Some(&v)).unwrap_err().reason, "params_not_object");
+        assert_eq!(
+            Params::new(Some(&v)).unwrap_err().reason,
+            "params_not_object"
+        );
         let v = p.parse(br#"{"filters":{"device":1,"device":2}}"#).unwrap();
         let e = Params::new(Some(&v)).unwrap_err();
-        assert_eq!((e.reason, e.param.as_deref()), ("invalid_value", Some("filters.device")));
+        assert_eq!(
+            (e.reason, e.param.as_deref()),
+            ("invalid_value", Some("filters.device"))
+        );
     }
 }

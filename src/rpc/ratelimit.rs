@@ -15,7 +15,12 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        TokenBucket { tokens: burst as f64, rate: rate.max(1) as f64, burst: burst.max(1) as f64, last: now }
+        TokenBucket {
+            tokens: burst as f64,
+            rate: rate.max(1) as f64,
+            burst: burst.max(1) as f64,
+            last: now,
+        }
     }
 
     /// Takes one token, or returns the milliseconds until one is available (≥ 1, rounded up).

@@ -78,11 +78,18 @@ mod tests {
     #[test]
     fn ids_are_echoed_exactly() {
         let mut out = Vec::new();
-        write_result(&mut out, Some(&Id::Str("a\"b\u{e9}".into())), &Output::Static("\"pong\""));
+        write_result(
+            &mut out,
+            Some(&Id::Str("a\"b\u{e9}".into())),
+            &Output::Static("\"pong\""),
+        );
         assert_eq!(s(out), r#"{"jsonrpc":"2.0","result":"pong","id":"a\"bé"}"#);
         let mut out = Vec::new();
         write_result(&mut out, Some(&Id::UInt(u64::MAX)), &Output::Static("1"));
-        assert_eq!(s(out), r#"{"jsonrpc":"2.0","result":1,"id":18446744073709551615}"#);
+        assert_eq!(
+            s(out),
+            r#"{"jsonrpc":"2.0","result":1,"id":18446744073709551615}"#
+        );
         let mut out = Vec::new();
         write_result(&mut out, Some(&Id::Float(100.0)), &Output::Static("1"));
         assert_eq!(s(out), r#"{"jsonrpc":"2.0","result":1,"id":100.0}"#);

@@ -21,8 +21,8 @@ pub enum AuthState {
 /// Per-connection session state.
 #[derive(Debug)]
 pub struct Session {
-    /// UUID v4, fixed for the connection's life (also `client_id`).
-    pub id: String,
+    /// UUID v4, fixed for the connection's life (also `client_id`); formatted on demand.
+    pub id: uuid::Uuid,
     /// The current grant, if any.
     pub grant: Option<Grant>,
     /// Rate limit bucket.
@@ -32,7 +32,11 @@ pub struct Session {
 impl Session {
     /// A fresh unauthenticated session.
     pub fn new(bucket: TokenBucket) -> Self {
-        Session { id: uuid::Uuid::new_v4().to_string(), grant: None, bucket }
+        Session {
+            id: uuid::Uuid::new_v4(),
+            grant: None,
+            bucket,
+        }
     }
 
     /// The state at `now_unix`, consulting `is_revoked` for API-key sessions.

@@ -34,10 +34,16 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camshard")
 }
 
+// The child is owned by `Server`, whose `Drop` kills and waits for it.
+#[allow(clippy::zombie_processes)]
 pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
-    std::fs::write(&cfg, format!("[http.compat_listener]\nenabled = false\n{extra_toml}")).expect("write config");
+    std::fs::write(
+        &cfg,
+        format!("[http.compat_listener]\nenabled = false\n{extra_toml}"),
+    )
+    .expect("write config");
     let mut child = Command::new(bin())
         .args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
         .arg(&cfg)
@@ -65,12 +71,23 @@ pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server did not become ready"));
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("server did not become ready"));
         if let Ok(v) = serde_json::from_str::<Value>(&line) {
             if v["message"] == "camshard ready" {
                 let listen = v["listen"].as_str().expect("listen field").to_string();
-                let port = listen.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-                return Server { child, port, dir, log: rx };
+                let port = listen
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("port");
+                return Server {
+                    child,
+                    port,
+                    dir,
+                    log: rx,
+                };
             }
         }
     }
@@ -100,7 +117,8 @@ impl Server {
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).expect("kill");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig)
+            .expect("kill");
     }
 
     /// Sends a raw HTTP request and returns (status, headers+body text).
@@ -136,8 +154,15 @@ pub fn cli(state_dir: &Path, args: &[&str]) -> String {
         .env("CAMSHARD_JWT_SECRET", SECRET)
         .output()
         .expect("run camshard subcommand");
-    assert!(out.status.success(), "camshard {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf8").trim().to_string()
+    assert!(
+        out.status.success(),
+        "camshard {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
 }
 
 pub fn http(port: u16, request: &str) -> (u16, String) {
@@ -146,7 +171,11 @@ pub fn http(port: u16, request: &str) -> (u16, String) {
     s.write_all(request.as_bytes()).expect("write");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, out)
 }
 
@@ -183,7 +212,8 @@ impl Client {
     pub fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        let reply = self.raw(&json!({"jsonrpc":"2.0","method":method,"params":params,"id":id}).to_string());
+        let reply =
+            self.raw(&json!({"jsonrpc":"2.0","method":method,"params":params,"id":id}).to_string());
         assert_eq!(reply["id"], json!(id), "reply id mismatch: {reply}");
         reply
     }
@@ -210,12 +240,17 @@ impl Client {
 
 /// The error code of a reply.
 pub fn code(reply: &Value) -> i64 {
-    reply["error"]["code"].as_i64().unwrap_or_else(|| panic!("not an error reply: {reply}"))
+    reply["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error reply: {reply}"))
 }
 
 /// The error reason of a reply.
 pub fn reason(reply: &Value) -> String {
-    reply["error"]["data"]["reason"].as_str().unwrap_or_default().to_string()
+    reply["error"]["data"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A JWT for `role` valid for an hour, signed with the test secret.
