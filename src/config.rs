@@ -27,8 +27,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// HTTP routes (downloads, metrics, compat listener).
     pub http: HttpConfig,
-    /// Camera limits.
-    pub camera: CameraConfig,
+    /// Cameras: discovery, capture, synthetic sources.
+    pub cameras: CamerasConfig,
     /// How stream URLs are rendered.
     pub streams: StreamsConfig,
     /// MediaMTX ports and API.
@@ -146,12 +146,61 @@ pub struct CompatListenerConfig {
     pub listen: String,
 }
 
-/// `[camera]`
+/// `[cameras]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CameraConfig {
+pub struct CamerasConfig {
     /// Cameras managed at most.
     pub max_cameras: usize,
+    /// Enumerate and watch V4L2 nodes.
+    pub discovery: bool,
+    /// Root of device nodes.
+    pub dev_root: PathBuf,
+    /// Root of sysfs.
+    pub sys_root: PathBuf,
+    /// Test double: describe nodes with fixture files instead of ioctls.
+    pub emulate_fixtures: bool,
+    /// Keep every camera capturing.
+    pub always_on: bool,
+    /// Seconds without demand before capture stops.
+    pub idle_stop_s: u64,
+    /// Quality of JPEG frames the server encodes.
+    pub jpeg_quality: u8,
+    /// Preferred capture width for V4L2 cameras.
+    pub preferred_width: u32,
+    /// Preferred capture height for V4L2 cameras.
+    pub preferred_height: u32,
+    /// Preferred capture rate for V4L2 cameras.
+    pub preferred_fps: u32,
+    /// Synthetic cameras (test pattern).
+    pub synthetic: Vec<SyntheticCamera>,
+}
+
+/// One `[[cameras.synthetic]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticCamera {
+    /// Card name shown as the camera's `name`.
+    pub name: String,
+    /// Width in pixels.
+    #[serde(default = "default_width")]
+    pub width: u32,
+    /// Height in pixels.
+    #[serde(default = "default_height")]
+    pub height: u32,
+    /// Frames per second.
+    #[serde(default = "default_fps")]
+    pub fps: u32,
+}
+
+fn default_width() -> u32 {
+    640
+}
+fn default_height() -> u32 {
+    480
+}
+fn default_fps() -> u32 {
+    15
 }
 
 /// `[streams]`
@@ -265,6 +314,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CAMSHARD_CAPTURE_CORES", "runtime.capture_cores"),
     ("CAMSHARD_COMPAT_LISTEN", "http.compat_listener.listen"),
     ("CAMSHARD_COMPAT_ENABLED", "http.compat_listener.enabled"),
+    ("CAMSHARD_DEV_ROOT", "cameras.dev_root"),
+    ("CAMSHARD_SYS_ROOT", "cameras.sys_root"),
     ("CAMSHARD_LOG", "logging.level"),
     ("CAMSHARD_LOG_FORMAT", "logging.format"),
 ];
@@ -323,6 +374,17 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| err("configuration", e.message().to_string()))?;
         cfg.apply_demo_dirs(o, &env);
+        if cfg.demo && cfg.cameras.synthetic.is_empty() {
+            // The demo's two synthetic cameras (640x480 at 15 fps) unless the config names its own.
+            cfg.cameras.synthetic = (0..2)
+                .map(|i| SyntheticCamera {
+                    name: format!("Synthetic Camera {i}"),
+                    width: 640,
+                    height: 480,
+                    fps: 15,
+                })
+                .collect();
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -425,12 +487,23 @@ impl Config {
             "security.rate_limit.burst",
             self.security.rate_limit.burst as u64,
         )?;
-        range(
-            "camera.max_cameras",
-            self.camera.max_cameras as u64,
-            1,
-            1024,
-        )?;
+        let c = &self.cameras;
+        range("cameras.max_cameras", c.max_cameras as u64, 1, 1024)?;
+        range("cameras.idle_stop_s", c.idle_stop_s, 1, 86_400)?;
+        range("cameras.jpeg_quality", c.jpeg_quality as u64, 1, 100)?;
+        range("cameras.preferred_fps", c.preferred_fps as u64, 1, 240)?;
+        for (i, s) in c.synthetic.iter().enumerate() {
+            let key = format!("cameras.synthetic[{i}]");
+            if s.name.trim().is_empty() {
+                return Err(err(&key, "name must not be empty"));
+            }
+            range(&format!("{key}.width"), s.width as u64, 16, 7680)?;
+            range(&format!("{key}.height"), s.height as u64, 16, 4320)?;
+            range(&format!("{key}.fps"), s.fps as u64, 1, 120)?;
+            if s.width % 2 != 0 || s.height % 2 != 0 {
+                return Err(err(&key, "width and height must be even"));
+            }
+        }
         if !matches!(self.streams.http_scheme.as_str(), "http" | "https") {
             return Err(err("streams.http_scheme", "must be \"http\" or \"https\""));
         }

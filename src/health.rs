@@ -113,6 +113,23 @@ impl Report {
     }
 }
 
+/// `get_system_status` status and message: `starting` until the first discovery scan completes,
+/// then `ready` when MediaMTX is reachable (or not configured), else `partial`.
+pub fn system_status(state: &ServerState) -> (&'static str, &'static str) {
+    if !state.first_scan_done() {
+        return ("starting", "Camera discovery in progress");
+    }
+    if !state.config.mediamtx.enabled || state.components.mediamtx.get() == ComponentState::Running
+    {
+        ("ready", "All components ready")
+    } else {
+        (
+            "partial",
+            "MediaMTX unreachable: camera and file methods work, streaming does not",
+        )
+    }
+}
+
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }

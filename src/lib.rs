@@ -15,6 +15,9 @@
 //!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
 //!   contract's check order.
 //! - [`methods`]: the method table, one file per method.
+//! - [`camera`]: camera sources (V4L2, synthetic), capture threads, discovery and hot-plug,
+//!   stable ids, the registry shards read, and the manager thread that owns it all.
+//! - [`events`]: the event bus (any thread → every shard), topics, subscriptions, delivery.
 //! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens.
 //! - [`metrics`]: per-shard counters and hdrhistogram latencies, Prometheus exposition.
 //! - [`health`]: overall status from component states, for `get_status` and `/health*`.
@@ -23,9 +26,11 @@
 //! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free).
 
 pub mod auth;
+pub mod camera;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod events;
 pub mod health;
 pub mod logging;
 pub mod methods;

@@ -100,6 +100,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
             None
         };
 
+    // One event inbox per shard: crossbeam queue + io_uring-awaited doorbell.
+    let mut bus_senders = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..plan.len() {
+        let (tx, rx) =
+            camshard_cores::inbox(65_536).map_err(|e| StartError(format!("event inbox: {e}")))?;
+        bus_senders.push(tx);
+        inboxes.push(Some(rx));
+    }
+    // Each shard takes its receiver once, at start (the only use of this lock).
+    let inboxes = Arc::new(std::sync::Mutex::new(inboxes));
+    let camera_monitor = if config.cameras.discovery {
+        ComponentState::Starting
+    } else {
+        ComponentState::Running
+    };
     let state = Arc::new(ServerState {
         started,
         started_unix_ms: crate::state::unix_millis(),
@@ -107,11 +123,15 @@ pub fn run(config: Config) -> Result<(), StartError> {
         key_store,
         jwt_secret: Some(jwt_secret),
         download_key,
-        stats: Registry::new(plan.len(), crate::methods::TABLE.len(), 0),
+        stats: Registry::new(
+            plan.len(),
+            crate::methods::TABLE.len(),
+            crate::events::topic::NAMES.len(),
+        ),
         open_connections: AtomicUsize::new(0),
         components: Components {
             websocket: Component::new(ComponentState::Starting),
-            camera_monitor: Component::new(ComponentState::Running),
+            camera_monitor: Component::new(camera_monitor),
             mediamtx: Component::new(if config.mediamtx.enabled {
                 ComponentState::Starting
             } else {
@@ -119,6 +139,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
             }),
         },
         shutting_down: AtomicBool::new(false),
+        cameras: Arc::new(crate::camera::registry::Registry::default()),
+        bus: crate::events::Bus::new(bus_senders),
+        first_scan: AtomicBool::new(false),
         config,
     });
     let _ = crate::metrics::system::cpu_percent_recent();
@@ -139,8 +162,16 @@ pub fn run(config: Config) -> Result<(), StartError> {
         let listeners = listeners.clone();
         let watch = shard_latch.subscribe();
         let ready_tx = ready_tx.clone();
+        let inbox = inboxes
+            .lock()
+            .ok()
+            .and_then(|mut v| v.get_mut(ctx.id).and_then(Option::take));
         async move {
-            shard::run(ctx, state, listeners, watch, move |r| {
+            let Some(inbox) = inbox else {
+                let _ = ready_tx.send(Err(format!("shard {} has no event inbox", ctx.id)));
+                return;
+            };
+            shard::run(ctx, state, listeners, watch, inbox, move |r| {
                 let _ = ready_tx.send(r);
             })
             .await
@@ -162,6 +193,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     state.components.websocket.set(ComponentState::Running);
+    // Cameras start once the shards can deliver their events.
+    let cameras = crate::camera::manager::start(state.clone()).map_err(|e| {
+        latch.trigger();
+        StartError(format!("camera manager: {e}"))
+    })?;
     let cpus: Vec<String> = plan
         .iter()
         .map(|s| s.cpu.map(|c| c.to_string()).unwrap_or_else(|| "-".into()))
@@ -186,6 +222,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             tracing::error!(shard = i, error = %e, "shard ended with an error");
         }
     }
+    cameras.stop();
     tracing::info!("camshard stopped");
     Ok(())
 }
@@ -270,6 +307,11 @@ fn spawn_signal_thread(state: Arc<ServerState>, latch: ShutdownLatch) -> Result<
             if !state.shutting_down.swap(true, Relaxed) {
                 tracing::info!(signal = ?sig, grace_s = state.config.server.shutdown_grace_s, "shutting down");
                 state.components.websocket.set(ComponentState::Stopping);
+                let grace_ms = state.config.server.shutdown_grace_s * 1000;
+                state.bus.publish(crate::events::Event::json(
+                    crate::events::topic::SYSTEM_SHUTDOWN,
+                    serde_json::json!({"reason": "signal", "grace_ms": grace_ms}),
+                ));
                 latch.trigger();
             }
         }

@@ -10,14 +10,20 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use camshard_cores::{ShardContext, ShutdownWatch};
+use camshard_cores::{InboxReceiver, ShardContext, ShutdownWatch};
 use glommio::net::TcpListener;
 use glommio::timer::Timer;
 use tungstenite::protocol::WebSocketConfig;
 
+use crate::events::subs::Subs;
+use crate::events::Event;
 use crate::metrics::latency::LocalLatency;
 use crate::metrics::ShardStats;
+use crate::net::outbound::Outbound;
+use crate::rpc::dispatch::Peer;
 use crate::rpc::json::Parser;
+use crate::rpc::ratelimit::TokenBucket;
+use crate::rpc::session::Session;
 use crate::state::ServerState;
 
 /// Signal bit: a keep-alive Ping is due.
@@ -27,22 +33,43 @@ pub const SIG_SHUTDOWN: u8 = 2;
 /// Signal bit: re-poll (timers of a closing session).
 pub const SIG_TICK: u8 = 4;
 
-/// The shard's side of one WebSocket connection: how the shard signals and wakes it.
+/// Signal bit: notifications were queued.
+pub const SIG_OUTBOUND: u8 = 8;
+
+/// The shard's side of one WebSocket connection: its session, subscriptions and notification
+/// queue (which event delivery reads and fills), and how the shard signals and wakes it.
 pub struct ConnHandle {
     waker: RefCell<Option<Waker>>,
     signals: Cell<u8>,
     next_ping: Cell<Instant>,
     closing: Cell<bool>,
+    /// Authentication state and rate limit.
+    pub session: RefCell<Session>,
+    /// Subscription mode, set and filter.
+    pub subs: RefCell<Subs>,
+    /// Notifications waiting to be written.
+    pub outbound: RefCell<Outbound>,
+    /// The client's `Host` header (stream URLs are rendered for it).
+    pub peer: Peer,
 }
 
 impl ConnHandle {
-    fn new(next_ping: Instant) -> Self {
+    fn new(next_ping: Instant, session: Session, peer: Peer) -> Self {
         ConnHandle {
             waker: RefCell::new(None),
             signals: Cell::new(0),
             next_ping: Cell::new(next_ping),
             closing: Cell::new(false),
+            session: RefCell::new(session),
+            subs: RefCell::new(Subs::default()),
+            outbound: RefCell::new(Outbound::default()),
+            peer,
         }
+    }
+
+    /// True while the session is closing (no more notifications).
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
     }
 
     /// Remembers the task's waker (cloned only when it changed).
@@ -115,7 +142,8 @@ impl Connections {
         self.live == 0
     }
 
-    fn for_each(&self, mut f: impl FnMut(&ConnHandle)) {
+    /// Calls `f` for every live connection.
+    pub fn for_each(&self, mut f: impl FnMut(&ConnHandle)) {
         for h in self.slots.iter().flatten() {
             f(h);
         }
@@ -152,6 +180,17 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        let handle = self
+            .shard
+            .conns
+            .borrow()
+            .slots
+            .get(self.slot)
+            .cloned()
+            .flatten();
+        if let Some(h) = handle {
+            h.subs.borrow_mut().account(&self.shard.stats, false);
+        }
         self.shard.conns.borrow_mut().remove(self.slot);
         self.shard
             .stats
@@ -163,9 +202,15 @@ impl Drop for Registration {
 
 impl Shard {
     /// Registers an upgraded connection (its slot was reserved in `ServerState`).
-    pub fn register(self: &Rc<Self>) -> (Rc<ConnHandle>, Registration) {
+    pub fn register(self: &Rc<Self>, peer: Peer) -> (Rc<ConnHandle>, Registration) {
         let interval = Duration::from_secs(self.state.config.server.ping_interval_s);
-        let handle = Rc::new(ConnHandle::new(Instant::now() + interval));
+        let rl = &self.state.config.security.rate_limit;
+        let session = Session::new(TokenBucket::new(
+            rl.requests_per_second,
+            rl.burst,
+            Instant::now(),
+        ));
+        let handle = Rc::new(ConnHandle::new(Instant::now() + interval, session, peer));
         let slot = self.conns.borrow_mut().insert(handle.clone());
         self.stats
             .ws_connections
@@ -212,6 +257,7 @@ pub async fn run(
     state: Arc<ServerState>,
     listeners: Listeners,
     shutdown: ShutdownWatch,
+    events: InboxReceiver<Arc<Event>>,
     ready: impl FnOnce(Result<(), String>),
 ) {
     let cfg = &state.config.server;
@@ -240,7 +286,13 @@ pub async fn run(
         acceptors.push(glommio::spawn_local(accept_loop(shard.clone(), c, false)));
     }
     let ticker = glommio::spawn_local(ticker(shard.clone()));
+    let events = Rc::new(events);
+    let delivery = glommio::spawn_local(event_loop(shard.clone(), events.clone()));
     shutdown.wait().await;
+    // Deliver what is already queued (system.shutdown among it) before closing connections.
+    while let Some(ev) = events.try_recv() {
+        crate::events::deliver::deliver(&shard, &ev);
+    }
 
     // Shutdown: stop accepting, ask every session to close with 1001, wait for them (bounded).
     shard.draining.set(true);
@@ -255,6 +307,7 @@ pub async fn run(
         Timer::new(Duration::from_millis(20)).await;
     }
     ticker.cancel().await;
+    delivery.cancel().await;
     tracing::debug!(
         shard = shard.id,
         left = shard.conns.borrow().len(),
@@ -268,17 +321,45 @@ const BACKLOG: usize = 4096;
 
 /// A non-blocking SO_REUSEPORT listener on `addr`, handed to glommio.
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage};
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrStorage,
+    };
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
     setsockopt(&fd, sockopt::ReusePort, &true)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr))?;
-    listen(&fd, Backlog::new(BACKLOG as i32).unwrap_or(Backlog::MAXCONN))?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )?;
+    listen(
+        &fd,
+        Backlog::new(BACKLOG as i32).unwrap_or(Backlog::MAXCONN),
+    )?;
     // SAFETY: the fd is a freshly created, bound, listening TCP socket that we own; glommio takes
     // ownership of it.
     Ok(unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) })
+}
+
+/// Delivers bus events to this shard's connections as they arrive.
+async fn event_loop(shard: Rc<Shard>, inbox: Rc<InboxReceiver<Arc<Event>>>) {
+    while let Some(ev) = inbox.recv().await {
+        crate::events::deliver::deliver(&shard, &ev);
+        while let Some(ev) = inbox.try_recv() {
+            crate::events::deliver::deliver(&shard, &ev);
+        }
+    }
 }
 
 async fn ticker(shard: Rc<Shard>) {

@@ -105,9 +105,20 @@ pub struct ServerState {
     pub components: Components,
     /// Set once shutdown begins.
     pub shutting_down: AtomicBool,
+    /// Every camera seen in this run.
+    pub cameras: Arc<crate::camera::registry::Registry>,
+    /// Fans events out to the shards.
+    pub bus: crate::events::Bus,
+    /// Set when the first discovery scan has completed.
+    pub first_scan: AtomicBool,
 }
 
 impl ServerState {
+    /// True once the first discovery scan has completed.
+    pub fn first_scan_done(&self) -> bool {
+        self.first_scan.load(Relaxed)
+    }
+
     /// Seconds since the process started.
     pub fn uptime_secs(&self) -> f64 {
         self.started.elapsed().as_secs_f64()

@@ -4,10 +4,17 @@
 //! The dispatcher has already checked rate limit, authentication and role by the time it runs.
 
 mod authenticate;
+mod get_camera_capabilities;
+mod get_camera_list;
+mod get_camera_status;
 mod get_metrics;
 mod get_server_info;
 mod get_status;
+mod get_subscription_stats;
+mod get_system_status;
 mod ping;
+mod subscribe_events;
+mod unsubscribe_events;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -30,6 +37,8 @@ pub struct Ctx<'c> {
     pub stats: &'c ShardStats,
     /// The caller's session.
     pub session: &'c mut Session,
+    /// The caller's subscriptions.
+    pub subs: &'c std::cell::RefCell<crate::events::subs::Subs>,
     /// The caller's peer information.
     pub peer: &'c Peer,
     /// Wall-clock seconds when the request started.
@@ -58,6 +67,13 @@ pub static TABLE: &[Method] = &[
     get_server_info::METHOD,
     get_status::METHOD,
     get_metrics::METHOD,
+    get_camera_list::METHOD,
+    get_camera_status::METHOD,
+    get_camera_capabilities::METHOD,
+    get_system_status::METHOD,
+    subscribe_events::METHOD,
+    unsubscribe_events::METHOD,
+    get_subscription_stats::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.

@@ -69,6 +69,12 @@ pub struct ShardStats {
     http: Vec<[AtomicU64; HTTP_STATUSES.len() + 1]>,
     /// The shard's latest published latency histograms.
     pub latency: ArcSwap<latency::Snapshot>,
+    /// Explicit-mode subscribers per name (`events::topic::NAMES` order).
+    pub sub_counts: [AtomicI64; 26],
+    /// Explicit-mode connections with a non-empty set.
+    pub explicit_clients: AtomicI64,
+    /// Authenticated connections still in implicit (legacy broadcast) mode.
+    pub implicit_clients: AtomicI64,
 }
 
 impl ShardStats {
@@ -89,6 +95,9 @@ impl ShardStats {
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
             latency: ArcSwap::from_pointee(latency::Snapshot::default()),
+            sub_counts: std::array::from_fn(|_| AtomicI64::new(0)),
+            explicit_clients: AtomicI64::new(0),
+            implicit_clients: AtomicI64::new(0),
         }
     }
 

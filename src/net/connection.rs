@@ -56,7 +56,12 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
                     respond(&shard, &mut stream, "upgrade", resp, false).await;
                     return;
                 }
-                let (handle, registration) = shard.register();
+                let peer = Peer {
+                    host_header: head.header("host").map(str::to_string),
+                };
+                // The head's strings are not needed for the connection's lifetime.
+                drop(head);
+                let (handle, registration) = shard.register(peer);
                 let switching = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                      Sec-WebSocket-Accept: {accept_key}\r\n\r\n"
@@ -65,12 +70,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
                 if stream.write_all(switching.as_bytes()).await.is_err() {
                     return;
                 }
-                let peer = Peer {
-                    host_header: head.header("host").map(str::to_string),
-                };
-                // The head's strings are not needed for the connection's lifetime.
-                drop(head);
-                WsSession::new(stream, leftover, shard.clone(), handle, peer)
+                WsSession::new(stream, leftover, shard.clone(), handle)
                     .run()
                     .await;
                 drop(registration);

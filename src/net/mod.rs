@@ -5,5 +5,6 @@ pub mod connection;
 pub mod head;
 pub mod http;
 pub mod io;
+pub mod outbound;
 pub mod upgrade;
 pub mod ws;

@@ -27,9 +27,7 @@ use tungstenite::Bytes;
 use tungstenite::Message;
 
 use super::io::Io;
-use crate::rpc::dispatch::{handle_message, Env, Peer};
-use crate::rpc::ratelimit::TokenBucket;
-use crate::rpc::session::Session;
+use crate::rpc::dispatch::{handle_message, Env};
 use crate::shard::{ConnHandle, Shard, SIG_PING, SIG_SHUTDOWN};
 
 /// Messages handled per poll before the session yields to other tasks.
@@ -66,8 +64,6 @@ pub struct WsSession {
     ws: WebSocketContext,
     shard: Rc<Shard>,
     handle: Rc<ConnHandle>,
-    session: Session,
-    peer: Peer,
     missed_pongs: u8,
     closing: Closing,
     write_blocked: bool,
@@ -80,26 +76,17 @@ impl WsSession {
         leftover: Vec<u8>,
         shard: Rc<Shard>,
         handle: Rc<ConnHandle>,
-        peer: Peer,
     ) -> Self {
         let ws = if leftover.is_empty() {
             WebSocketContext::new(Role::Server, Some(shard.ws_config))
         } else {
             WebSocketContext::from_partially_read(leftover, Role::Server, Some(shard.ws_config))
         };
-        let rl = &shard.state.config.security.rate_limit;
-        let session = Session::new(TokenBucket::new(
-            rl.requests_per_second,
-            rl.burst,
-            Instant::now(),
-        ));
         WsSession {
             stream,
             ws,
             shard,
             handle,
-            session,
-            peer,
             missed_pongs: 0,
             closing: Closing::No,
             write_blocked: false,
@@ -197,6 +184,9 @@ impl WsSession {
                 Err(_) => return Poll::Ready(()),
             }
         }
+        if !self.write_blocked && !self.write_notifications(cx) {
+            return Poll::Ready(());
+        }
         match self.flush(cx) {
             Poll::Ready(false) => return Poll::Ready(()),
             Poll::Ready(true) | Poll::Pending => {}
@@ -217,13 +207,15 @@ impl WsSession {
         let wrote = {
             let mut latency = shard.latency.borrow_mut();
             let mut parser = shard.parser.borrow_mut();
+            let mut session = self.handle.session.borrow_mut();
             let mut env = Env {
                 state: &shard.state,
                 stats: &shard.stats,
                 latency: &mut latency,
                 parser: &mut parser,
-                session: &mut self.session,
-                peer: &self.peer,
+                session: &mut session,
+                subs: &self.handle.subs,
+                peer: &self.handle.peer,
             };
             handle_message(&mut env, text, &mut reply)
         };
@@ -248,6 +240,35 @@ impl WsSession {
             }
             Err(_) => false,
         }
+    }
+
+    /// Moves queued notifications into the write buffer (they leave with this poll's flush);
+    /// false when the socket failed. Stops at a bounded batch so one flush stays small.
+    fn write_notifications(&mut self, cx: &mut Context<'_>) -> bool {
+        for _ in 0..BATCH {
+            let Some(msg) = self.handle.outbound.borrow_mut().pop() else {
+                break;
+            };
+            let Ok(text) = Utf8Bytes::try_from(msg) else {
+                continue;
+            };
+            let mut io = Io {
+                stream: &mut self.stream,
+                cx,
+            };
+            match self.ws.write(&mut io, Message::Text(text)) {
+                Ok(()) => {}
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return true;
+                }
+                Err(_) => return false,
+            }
+        }
+        if !self.handle.outbound.borrow().is_empty() {
+            cx.waker().wake_by_ref();
+        }
+        true
     }
 
     /// Flushes buffered frames: Ready(true) done, Ready(false) socket gone, Pending blocked.

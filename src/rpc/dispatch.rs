@@ -4,9 +4,11 @@
 //! envelope → method exists → rate limit → authenticated → role → params → handler, stopping at
 //! the first failure. It also counts every reply and records its latency.
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use crate::auth::{AuthFailure, TokenKind};
+use crate::events::subs::Subs;
 use crate::methods::{self, Ctx, Method};
 use crate::metrics::latency::LocalLatency;
 use crate::metrics::ShardStats;
@@ -47,6 +49,8 @@ pub struct Env<'e> {
     pub parser: &'e mut Parser,
     /// The connection's session.
     pub session: &'e mut Session,
+    /// The connection's subscriptions.
+    pub subs: &'e RefCell<Subs>,
     /// The connection's peer.
     pub peer: &'e Peer,
 }
@@ -60,6 +64,7 @@ pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> bool
         latency,
         parser,
         session,
+        subs,
         peer,
     } = env;
     let mut call = Call {
@@ -67,6 +72,7 @@ pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> bool
         stats,
         latency,
         session,
+        subs,
         peer,
     };
     let value = match parser.parse(text) {
@@ -89,6 +95,7 @@ struct Call<'c, 'e> {
     stats: &'c ShardStats,
     latency: &'c mut LocalLatency,
     session: &'c mut Session,
+    subs: &'e RefCell<Subs>,
     peer: &'e Peer,
 }
 
@@ -157,7 +164,13 @@ impl Call<'_, '_> {
             write_error(out, req.id.as_ref(), &e);
             return true;
         };
+        let was_authenticated = self.session.grant.is_some();
         let result = self.run(method, &req.params, started);
+        if self.session.grant.is_some() != was_authenticated {
+            self.subs
+                .borrow_mut()
+                .account(self.stats, self.session.grant.is_some());
+        }
         let code = match &result {
             Ok(_) => 0,
             Err(e) => e.code,
@@ -200,6 +213,7 @@ impl Call<'_, '_> {
             state: self.state,
             stats: self.stats,
             session: self.session,
+            subs: self.subs,
             peer: self.peer,
             now_unix,
         };

@@ -225,6 +225,41 @@ impl Client {
         r["result"].clone()
     }
 
+    /// Waits up to `within` for a notification named `method` (other messages are skipped).
+    pub fn wait_for(&mut self, method: &str, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
+                s.set_read_timeout(Some(left)).ok();
+            }
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                    if v["method"] == method {
+                        if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
+                            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                        }
+                        return Some(v);
+                    }
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
     /// Reads until the server closes; returns the close code seen (if any).
     pub fn close_code(&mut self) -> Option<u16> {
         loop {

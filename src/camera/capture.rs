@@ -1,0 +1,901 @@
+//! The capture thread: one OS thread owns each camera source and fans its frames out in-process.
+//!
+//! ```text
+//!                         ┌─> latest slot (ArcSwapOption)  ── snapshots, read lock-free by any shard
+//! source ─> capture-<id> ─┼─> subscriber 1 (bounded, drop-oldest) ── recorder
+//!                         └─> subscriber 2 (bounded, drop-oldest) ── publisher
+//! ```
+//!
+//! # Why a dedicated thread
+//!
+//! `next_frame` blocks (V4L2 `poll`/`DQBUF`, or the synthetic source's pacing sleep) and may
+//! encode (YUYV → JPEG), so it must not run on a shard's executor. One thread per camera, pinned
+//! to a capture core when configured, keeps a slow camera from ever stalling another.
+//!
+//! # Start on demand, stop when idle
+//!
+//! While no one wants frames the thread blocks in `recv()` on its control channel: zero CPU, no
+//! polling loop, no timer. [`CaptureHandle::demand`] (a snapshot) or
+//! [`CaptureHandle::subscribe`] wakes it; it starts the source and streams. After each frame it
+//! drains pending control messages with `try_recv` (no syscall unless a message is there) and
+//! checks the idle rule: not `always_on`, no live subscription, and no `demand()` for
+//! `idle_stop` → stop the source and block again.
+//!
+//! `demand()` is hot (every snapshot calls it), so while the thread is streaming it only stores
+//! a timestamp in an atomic; a control message (a wake-up) is sent only when the thread may be
+//! stopped. The hand-over is race-free by a store-then-load on both sides (see `Shared::awake`).
+//!
+//! # Why drop-oldest
+//!
+//! A consumer that falls behind (a slow disk, a stalled network peer) must never hold up the
+//! camera or the other consumers, so the capture thread never blocks on a subscriber. When a
+//! subscriber's queue is full the thread pops the *oldest* queued frame (it keeps a clone of the
+//! receiver for exactly this) and pushes the new one: a lagging recorder or live publisher then
+//! resumes from the freshest picture instead of replaying stale ones, and its queue never holds
+//! more than `capacity` frames. Each drop is counted, per subscriber and per camera.
+//!
+//! # Failure
+//!
+//! Any error from `start` or `next_frame` (unplug, EBUSY, no USB bandwidth, …) is terminal for
+//! this thread: it stops the source, clears the latest slot, records the error, reports
+//! [`CaptureEvent::Failed`] and exits. Subscribers see their channel disconnect once drained.
+//! The camera manager decides what comes next (typically a new capture when the device returns).
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+
+use super::frame::FrameRef;
+use super::jpeg::is_complete_jpeg;
+use super::source::{CameraSource, SourceError, StreamFormat};
+
+/// How a capture thread runs.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// Camera id (names the thread `capture-<id>` and tags its log lines).
+    pub camera_id: String,
+    /// CPU to pin the thread to; `None` leaves it to the scheduler.
+    pub cpu: Option<usize>,
+    /// Stop streaming after this long without demand or subscribers (ignored when `always_on`).
+    pub idle_stop: Duration,
+    /// Stream from spawn to shutdown regardless of demand.
+    pub always_on: bool,
+    /// JPEG quality for sources that encode (YUYV devices); carried for the source's owner.
+    pub jpeg_quality: u8,
+}
+
+/// What a capture thread reports to its owner (called on the capture thread; keep it short).
+#[derive(Debug)]
+pub enum CaptureEvent {
+    /// Streaming started in this format.
+    Started(StreamFormat),
+    /// Streaming stopped: `idle` after the idle timeout, otherwise on shutdown.
+    Stopped {
+        /// True when stopped by the idle rule.
+        idle: bool,
+    },
+    /// The source failed; the thread has exited.
+    Failed(SourceError),
+}
+
+/// A snapshot of a capture thread's counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureStats {
+    /// The source is streaming.
+    pub running: bool,
+    /// Frames delivered since spawn (all sessions).
+    pub frames: u64,
+    /// Frames dropped for slow subscribers, all subscribers together.
+    pub drops: u64,
+    /// Frames skipped because they were truncated (not SOI … EOI).
+    pub corrupt: u64,
+    /// Live subscriptions.
+    pub subscribers: usize,
+    /// Delivered frames per second over the last ~2 s (0 when stopped).
+    pub fps: f64,
+    /// Age of the latest frame; `None` when there is none (stopped, or no frame yet).
+    pub last_frame_age_ms: Option<u64>,
+    /// The current session's format; `None` when stopped.
+    pub format: Option<StreamFormat>,
+    /// The error that ended the thread, if one did.
+    pub last_error: Option<String>,
+}
+
+/// Messages from handles to the capture thread.
+enum Ctl {
+    /// Someone wants frames (sent only when the thread may be stopped).
+    Wake,
+    /// A new subscriber.
+    Subscribe(SubEntry),
+    /// A subscription was dropped.
+    Unsubscribe(u64),
+    /// Stop streaming and exit.
+    Shutdown,
+}
+
+/// The capture thread's side of one subscription.
+struct SubEntry {
+    id: u64,
+    tx: Sender<FrameRef>,
+    /// A clone of the subscriber's receiver, used to pop the oldest frame when the queue is full.
+    rx: Receiver<FrameRef>,
+    drops: Arc<AtomicU64>,
+}
+
+/// Sentinel for "no frame" in `Shared::last_frame_ns`.
+const NO_FRAME: u64 = u64::MAX;
+
+/// State shared by the thread and its handles. Everything is an atomic or an `ArcSwap`: readers
+/// (any shard, any time) never wait for the capture thread and it never waits for them.
+struct Shared {
+    /// Origin of the nanosecond timestamps below.
+    epoch: Instant,
+    latest: ArcSwapOption<super::frame::Frame>,
+    /// Last `demand()` or subscription change, ns since `epoch`.
+    last_demand_ns: AtomicU64,
+    /// The thread will notice `last_demand_ns` without a message (it is streaming and not past
+    /// its idle check). Protocol, all `SeqCst`: `demand()` stores `last_demand_ns`, then loads
+    /// `awake` and sends `Wake` if false; the thread, before stopping idle, stores `awake =
+    /// false`, then re-loads `last_demand_ns`. Whichever runs second sees the other's store, so
+    /// a demand is never lost (at worst a spare `Wake` arrives, which is harmless).
+    awake: AtomicBool,
+    running: AtomicBool,
+    alive: AtomicBool,
+    frames: AtomicU64,
+    drops: AtomicU64,
+    corrupt: AtomicU64,
+    subscribers: AtomicUsize,
+    /// `f64` bits.
+    fps_bits: AtomicU64,
+    /// Capture time of the latest frame, ns since `epoch`, or `NO_FRAME`.
+    last_frame_ns: AtomicU64,
+    format: ArcSwapOption<StreamFormat>,
+    last_error: ArcSwapOption<String>,
+    next_sub_id: AtomicU64,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        // u64 nanoseconds cover 584 years of uptime.
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+/// A cheap, cloneable handle to one capture thread (`Send + Sync`).
+#[derive(Clone)]
+pub struct CaptureHandle {
+    shared: Arc<Shared>,
+    /// Handles (and subscriptions) own the only senders: when all are gone the thread's
+    /// `recv()` disconnects and it exits, so a forgotten handle cannot leak a streaming camera.
+    ctl: Sender<Ctl>,
+}
+
+impl std::fmt::Debug for CaptureHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureHandle")
+            .field("alive", &self.is_alive())
+            .field("running", &self.shared.running.load(Ordering::Relaxed))
+            .field("frames", &self.shared.frames.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// A subscription to a camera's frames; dropping it unsubscribes.
+pub struct Subscription {
+    /// Frames, oldest first. Never holds more than the capacity asked for; disconnects when the
+    /// capture thread exits (after the queued frames are read).
+    pub rx: Receiver<FrameRef>,
+    id: u64,
+    drops: Arc<AtomicU64>,
+    ctl: Sender<Ctl>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("queued", &self.rx.len())
+            .field("drops", &self.drops())
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// Frames this subscriber lost because its queue was full.
+    pub fn drops(&self) -> u64 {
+        self.drops.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Fails only if the thread is gone, and then there is nothing to unregister from.
+        let _ = self.ctl.send(Ctl::Unsubscribe(self.id));
+    }
+}
+
+/// Spawns the capture thread `capture-<camera_id>` for `source`. It starts streaming at once when
+/// `cfg.always_on`, otherwise on the first `demand()`/`subscribe()`. `on_event` runs on the
+/// capture thread.
+pub fn spawn_capture(
+    source: Box<dyn CameraSource>,
+    cfg: CaptureConfig,
+    on_event: Box<dyn Fn(CaptureEvent) + Send + Sync>,
+) -> std::io::Result<CaptureHandle> {
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        latest: ArcSwapOption::empty(),
+        last_demand_ns: AtomicU64::new(0),
+        awake: AtomicBool::new(cfg.always_on),
+        running: AtomicBool::new(false),
+        alive: AtomicBool::new(true),
+        frames: AtomicU64::new(0),
+        drops: AtomicU64::new(0),
+        corrupt: AtomicU64::new(0),
+        subscribers: AtomicUsize::new(0),
+        fps_bits: AtomicU64::new(0f64.to_bits()),
+        last_frame_ns: AtomicU64::new(NO_FRAME),
+        format: ArcSwapOption::empty(),
+        last_error: ArcSwapOption::empty(),
+        next_sub_id: AtomicU64::new(1),
+    });
+    let thread_shared = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name(format!("capture-{}", cfg.camera_id))
+        .spawn(move || {
+            let shared = thread_shared;
+            // Marks the thread dead however it ends (return or panic).
+            let _alive = AliveGuard(Arc::clone(&shared));
+            let mut cap = Capture {
+                shared: Arc::clone(&shared),
+                source,
+                cfg,
+                on_event,
+                ctl: ctl_rx,
+                subs: Vec::new(),
+                frame_times: VecDeque::with_capacity(FPS_WINDOW_MAX),
+            };
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| cap.run())) {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                let err = SourceError::Io(std::io::Error::other(format!(
+                    "capture thread panicked: {msg}"
+                )));
+                tracing::error!(camera = %cap.cfg.camera_id, error = %err, "capture thread panicked");
+                shared.last_error.store(Some(Arc::new(err.to_string())));
+                shared.latest.store(None);
+                (cap.on_event)(CaptureEvent::Failed(err));
+            }
+        })?;
+    Ok(CaptureHandle {
+        shared,
+        ctl: ctl_tx,
+    })
+}
+
+impl CaptureHandle {
+    /// The latest frame of the current session (lock-free); `None` while stopped or before the
+    /// session's first frame.
+    pub fn latest(&self) -> Option<FrameRef> {
+        self.shared.latest.load_full()
+    }
+
+    /// Someone wants frames now: starts capture if stopped and pushes the idle deadline back.
+    pub fn demand(&self) {
+        let s = &self.shared;
+        s.last_demand_ns.store(s.now_ns(), Ordering::SeqCst);
+        if !s.awake.load(Ordering::SeqCst) {
+            // Fails only if the thread has exited; nothing to wake then.
+            let _ = self.ctl.send(Ctl::Wake);
+        }
+    }
+
+    /// Subscribes with a queue of `capacity` frames (at least 1); starts capture, which stays on
+    /// while any subscription is alive.
+    pub fn subscribe(&self, capacity: usize) -> Subscription {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        let id = self.shared.next_sub_id.fetch_add(1, Ordering::Relaxed);
+        let drops = Arc::new(AtomicU64::new(0));
+        self.shared
+            .last_demand_ns
+            .store(self.shared.now_ns(), Ordering::SeqCst);
+        let entry = SubEntry {
+            id,
+            tx,
+            rx: rx.clone(),
+            drops: Arc::clone(&drops),
+        };
+        // If the thread has exited the entry (with the only sender) is dropped here, so `rx`
+        // reports disconnection at once.
+        let _ = self.ctl.send(Ctl::Subscribe(entry));
+        Subscription {
+            rx,
+            id,
+            drops,
+            ctl: self.ctl.clone(),
+        }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> CaptureStats {
+        let s = &self.shared;
+        let running = s.running.load(Ordering::Acquire);
+        let last = s.last_frame_ns.load(Ordering::Acquire);
+        let last_frame_age_ms =
+            (running && last != NO_FRAME).then(|| s.now_ns().saturating_sub(last) / 1_000_000);
+        CaptureStats {
+            running,
+            frames: s.frames.load(Ordering::Relaxed),
+            drops: s.drops.load(Ordering::Relaxed),
+            corrupt: s.corrupt.load(Ordering::Relaxed),
+            subscribers: s.subscribers.load(Ordering::Relaxed),
+            fps: if running {
+                f64::from_bits(s.fps_bits.load(Ordering::Relaxed))
+            } else {
+                0.0
+            },
+            last_frame_age_ms,
+            format: s.format.load_full().map(|f| (*f).clone()),
+            last_error: s.last_error.load_full().map(|e| (*e).clone()),
+        }
+    }
+
+    /// Stops streaming and ends the thread (after the frame in progress, if any). Does not wait.
+    pub fn shutdown(&self) {
+        let _ = self.ctl.send(Ctl::Shutdown);
+    }
+
+    /// False once the thread has exited (after `shutdown` or a failure).
+    pub fn is_alive(&self) -> bool {
+        self.shared.alive.load(Ordering::Acquire)
+    }
+}
+
+/// Sets `alive = false` and clears the running state when the thread ends, even by panic.
+struct AliveGuard(Arc<Shared>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+        self.0.awake.store(false, Ordering::SeqCst);
+        self.0.alive.store(false, Ordering::Release);
+    }
+}
+
+/// Frames kept for the fps estimate (bounds memory at very high rates; the window then shrinks).
+const FPS_WINDOW_MAX: usize = 512;
+/// The fps estimate's window.
+const FPS_WINDOW: Duration = Duration::from_secs(2);
+
+/// What the thread does after handling control messages.
+enum Next {
+    Continue,
+    Exit,
+}
+
+/// The capture thread's own state.
+struct Capture {
+    shared: Arc<Shared>,
+    source: Box<dyn CameraSource>,
+    cfg: CaptureConfig,
+    on_event: Box<dyn Fn(CaptureEvent) + Send + Sync>,
+    ctl: Receiver<Ctl>,
+    subs: Vec<SubEntry>,
+    frame_times: VecDeque<Instant>,
+}
+
+impl Capture {
+    fn run(&mut self) {
+        if let Some(cpu) = self.cfg.cpu {
+            if let Err(e) = camshard_cores::pin_current_thread(cpu) {
+                tracing::warn!(camera = %self.cfg.camera_id, cpu, error = %e,
+                    "cannot pin capture thread; running unpinned");
+            }
+        }
+        let mut want = self.cfg.always_on;
+        loop {
+            if !want {
+                // Stopped: block until someone wants frames. No timeout, no polling.
+                match self.ctl.recv() {
+                    Ok(Ctl::Wake) => want = true,
+                    Ok(Ctl::Subscribe(e)) => {
+                        self.add_sub(e);
+                        want = true;
+                    }
+                    Ok(Ctl::Unsubscribe(id)) => self.remove_sub(id),
+                    Ok(Ctl::Shutdown) | Err(_) => return,
+                }
+                continue;
+            }
+            // `Ok(true)`: stopped idle, wait again; `Ok(false)`: exit; `Err`: failed.
+            match self.stream() {
+                Ok(true) => want = false,
+                Ok(false) => return,
+                Err(e) => {
+                    self.fail(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One streaming session. Returns `Ok(true)` when it stopped for idleness, `Ok(false)` on
+    /// shutdown.
+    fn stream(&mut self) -> Result<bool, SourceError> {
+        let s = Arc::clone(&self.shared);
+        s.awake.store(true, Ordering::SeqCst);
+        let format = self.source.start()?;
+        tracing::info!(camera = %self.cfg.camera_id, fourcc = %format.fourcc,
+            width = format.width, height = format.height, fps = format.fps, "capture started");
+        s.format.store(Some(Arc::new(format.clone())));
+        s.running.store(true, Ordering::Release);
+        self.frame_times.clear();
+        (self.on_event)(CaptureEvent::Started(format));
+
+        let mut seq = 0u64;
+        let mut corrupt_logged = false;
+        loop {
+            let mut frame = self.source.next_frame()?;
+            let now = Instant::now();
+            if is_complete_jpeg(&frame.jpeg) {
+                seq += 1;
+                frame.seq = seq;
+                self.deliver(Arc::new(frame), now);
+            } else {
+                s.corrupt.fetch_add(1, Ordering::Relaxed);
+                if !corrupt_logged {
+                    corrupt_logged = true;
+                    tracing::warn!(camera = %self.cfg.camera_id, bytes = frame.jpeg.len(),
+                        "skipping truncated JPEG frame (further ones this session counted only)");
+                }
+            }
+
+            if let Next::Exit = self.drain_ctl() {
+                self.end_session();
+                (self.on_event)(CaptureEvent::Stopped { idle: false });
+                return Ok(false);
+            }
+            if self.idle(now) {
+                // Dekker-style hand-over with `demand()`; see `Shared::awake`.
+                s.awake.store(false, Ordering::SeqCst);
+                if !self.idle(Instant::now()) {
+                    s.awake.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                self.end_session();
+                tracing::info!(camera = %self.cfg.camera_id, "capture stopped (idle)");
+                (self.on_event)(CaptureEvent::Stopped { idle: true });
+                return Ok(true);
+            }
+        }
+    }
+
+    /// True when nothing keeps the session alive.
+    fn idle(&self, now: Instant) -> bool {
+        if self.cfg.always_on || !self.subs.is_empty() {
+            return false;
+        }
+        let now_ns = now.duration_since(self.shared.epoch).as_nanos() as u64;
+        let last = self.shared.last_demand_ns.load(Ordering::SeqCst);
+        now_ns.saturating_sub(last) >= self.cfg.idle_stop.as_nanos() as u64
+    }
+
+    /// Publishes one frame: latest slot, counters, then every subscriber.
+    fn deliver(&mut self, frame: FrameRef, now: Instant) {
+        let s = &self.shared;
+        s.latest.store(Some(Arc::clone(&frame)));
+        s.last_frame_ns.store(
+            now.duration_since(s.epoch).as_nanos() as u64,
+            Ordering::Release,
+        );
+        s.frames.fetch_add(1, Ordering::Relaxed);
+
+        // fps over the last ~2 s: (frames in window - 1) / (newest - oldest).
+        while self.frame_times.len() >= FPS_WINDOW_MAX
+            || self
+                .frame_times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > FPS_WINDOW)
+        {
+            self.frame_times.pop_front();
+        }
+        self.frame_times.push_back(now);
+        if let Some(oldest) = self.frame_times.front() {
+            let span = now.duration_since(*oldest).as_secs_f64();
+            let fps = if span > 0.0 {
+                (self.frame_times.len() - 1) as f64 / span
+            } else {
+                0.0
+            };
+            s.fps_bits.store(fps.to_bits(), Ordering::Relaxed);
+        }
+
+        for sub in &self.subs {
+            match sub.tx.try_send(Arc::clone(&frame)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(f)) => {
+                    // Full: discard the oldest queued frame to make room (never block).
+                    let _ = sub.rx.try_recv();
+                    sub.drops.fetch_add(1, Ordering::Relaxed);
+                    s.drops.fetch_add(1, Ordering::Relaxed);
+                    // Only this thread pushes, so there is room now; if not (impossible with
+                    // capacity >= 1), the new frame is the one lost — already counted.
+                    let _ = sub.tx.try_send(f);
+                }
+                // Cannot happen: we hold a receiver clone.
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    /// Handles queued control messages without blocking.
+    fn drain_ctl(&mut self) -> Next {
+        loop {
+            match self.ctl.try_recv() {
+                // The demand timestamp is already stored; a Wake while streaming is spare.
+                Ok(Ctl::Wake) => {}
+                Ok(Ctl::Subscribe(e)) => self.add_sub(e),
+                Ok(Ctl::Unsubscribe(id)) => self.remove_sub(id),
+                Ok(Ctl::Shutdown) | Err(TryRecvError::Disconnected) => return Next::Exit,
+                Err(TryRecvError::Empty) => return Next::Continue,
+            }
+        }
+    }
+
+    fn add_sub(&mut self, e: SubEntry) {
+        self.subs.push(e);
+        self.shared
+            .subscribers
+            .store(self.subs.len(), Ordering::Relaxed);
+    }
+
+    fn remove_sub(&mut self, id: u64) {
+        self.subs.retain(|e| e.id != id);
+        self.shared
+            .subscribers
+            .store(self.subs.len(), Ordering::Relaxed);
+        if self.subs.is_empty() {
+            // The idle countdown starts when the last subscriber leaves, not at the last demand.
+            self.shared
+                .last_demand_ns
+                .store(self.shared.now_ns(), Ordering::SeqCst);
+        }
+    }
+
+    /// Stops the source and clears the per-session state.
+    fn end_session(&mut self) {
+        self.source.stop();
+        let s = &self.shared;
+        s.running.store(false, Ordering::Release);
+        s.latest.store(None);
+        s.last_frame_ns.store(NO_FRAME, Ordering::Release);
+        s.format.store(None);
+        s.fps_bits.store(0f64.to_bits(), Ordering::Relaxed);
+        self.frame_times.clear();
+    }
+
+    /// Terminal failure: clean up, record, report. The thread exits after this.
+    fn fail(&mut self, e: SourceError) {
+        tracing::warn!(camera = %self.cfg.camera_id, error = %e, "capture failed; thread exits");
+        self.end_session();
+        self.shared.last_error.store(Some(Arc::new(e.to_string())));
+        // Disconnect subscribers now rather than when this struct is dropped.
+        self.subs.clear();
+        self.shared.subscribers.store(0, Ordering::Relaxed);
+        (self.on_event)(CaptureEvent::Failed(e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::source::synthetic::SyntheticSource;
+    use std::sync::Mutex;
+
+    /// Events recorded by a test callback.
+    type Events = Arc<Mutex<Vec<String>>>;
+
+    fn spawn(
+        src: SyntheticSource,
+        idle_stop: Duration,
+        always_on: bool,
+    ) -> (CaptureHandle, Events) {
+        let events: Events = Arc::default();
+        let ev = Arc::clone(&events);
+        let h = spawn_capture(
+            Box::new(src),
+            CaptureConfig {
+                camera_id: "test".into(),
+                cpu: None,
+                idle_stop,
+                always_on,
+                jpeg_quality: 80,
+            },
+            Box::new(move |e| {
+                let s = match e {
+                    CaptureEvent::Started(f) => format!("started {}", f.fourcc),
+                    CaptureEvent::Stopped { idle } => format!("stopped idle={idle}"),
+                    CaptureEvent::Failed(e) => match e {
+                        SourceError::Disconnected(_) => "failed disconnected".into(),
+                        other => format!("failed {other}"),
+                    },
+                };
+                ev.lock().unwrap().push(s);
+            }),
+        )
+        .unwrap();
+        (h, events)
+    }
+
+    fn fast() -> SyntheticSource {
+        SyntheticSource::new("fast", 160, 120, 100)
+    }
+
+    /// Polls `cond` every 10 ms until it holds or `limit` passes.
+    fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cond()
+    }
+
+    #[test]
+    fn latest_appears_on_demand_and_seq_increases() {
+        let (h, events) = spawn(fast(), Duration::from_secs(10), false);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(h.latest().is_none());
+        assert!(!h.stats().running);
+        h.demand();
+        assert!(wait_for(Duration::from_secs(1), || h.latest().is_some()));
+        let first = h.latest().unwrap().seq;
+        assert!(first >= 1);
+        assert!(wait_for(Duration::from_secs(2), || h
+            .latest()
+            .is_some_and(|f| f.seq > first)));
+        let f = h.latest().unwrap();
+        assert_eq!((f.width, f.height), (160, 120));
+        let st = h.stats();
+        assert!(st.running);
+        assert!(st.frames >= f.seq);
+        assert_eq!(st.format.as_ref().map(|f| f.width), Some(160));
+        assert!(st.last_frame_age_ms.is_some());
+        assert_eq!(events.lock().unwrap()[0], "started MJPG");
+        h.shutdown();
+        assert!(wait_for(Duration::from_secs(2), || !h.is_alive()));
+        assert!(h.latest().is_none());
+        assert!(events
+            .lock()
+            .unwrap()
+            .contains(&"stopped idle=false".into()));
+    }
+
+    #[test]
+    fn slow_subscriber_drops_oldest_fast_one_keeps_up() {
+        let (h, _events) = spawn(fast(), Duration::from_secs(10), false);
+        let slow = h.subscribe(4);
+        let quick = h.subscribe(64);
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 30 {
+                match quick.rx.recv_timeout(Duration::from_secs(2)) {
+                    Ok(f) => got.push(f.seq),
+                    Err(_) => break,
+                }
+            }
+            (got, quick.drops())
+        });
+        let (got, quick_drops) = reader.join().unwrap();
+        assert_eq!(got.len(), 30, "reader starved");
+        assert!(got.windows(2).all(|w| w[1] > w[0]));
+        assert!(quick_drops <= 2, "reading subscriber dropped {quick_drops}");
+
+        assert!(wait_for(Duration::from_secs(2), || slow.drops() >= 10));
+        assert!(slow.rx.len() <= 4);
+        // Stop production so the queue and counters are stable, then inspect.
+        h.shutdown();
+        assert!(wait_for(Duration::from_secs(2), || !h.is_alive()));
+        let queued: Vec<u64> = slow.rx.try_iter().map(|f| f.seq).collect();
+        assert_eq!(queued.len(), 4);
+        assert!(queued.windows(2).all(|w| w[1] == w[0] + 1), "{queued:?}");
+        let st = h.stats();
+        // The slow queue holds the newest frames: the last delivered is the last queued.
+        assert_eq!(*queued.last().unwrap(), st.frames);
+        assert_eq!(
+            slow.drops() + 4,
+            st.frames,
+            "every frame is queued or dropped"
+        );
+        assert!(st.drops >= slow.drops());
+        assert_eq!(st.drops, slow.drops() + quick_drops);
+    }
+
+    #[test]
+    fn stops_when_idle() {
+        let (h, events) = spawn(fast(), Duration::from_millis(300), false);
+        h.demand();
+        assert!(wait_for(Duration::from_secs(1), || h.latest().is_some()));
+        assert!(wait_for(Duration::from_secs(2), || !h.stats().running));
+        assert!(h.latest().is_none());
+        assert!(h.is_alive());
+        let st = h.stats();
+        assert_eq!((st.fps, st.last_frame_age_ms, st.format), (0.0, None, None));
+        assert!(wait_for(Duration::from_secs(1), || events
+            .lock()
+            .unwrap()
+            .contains(&"stopped idle=true".into())));
+        // It starts again on demand, with seq restarting at 1.
+        let before = h.stats().frames;
+        h.demand();
+        assert!(wait_for(Duration::from_secs(1), || h.latest().is_some()));
+        assert!(h.latest().unwrap().seq <= h.stats().frames - before);
+        h.shutdown();
+    }
+
+    #[test]
+    fn subscription_keeps_capture_on_then_idles_after_drop() {
+        let (h, _events) = spawn(fast(), Duration::from_millis(200), false);
+        let sub = h.subscribe(2);
+        assert!(wait_for(Duration::from_secs(1), || h.stats().running));
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(h.stats().running, "stopped while subscribed");
+        assert_eq!(h.stats().subscribers, 1);
+        drop(sub);
+        assert!(wait_for(Duration::from_secs(2), || !h.stats().running));
+        assert_eq!(h.stats().subscribers, 0);
+        h.shutdown();
+    }
+
+    #[test]
+    fn always_on_never_stops() {
+        let (h, events) = spawn(fast(), Duration::from_millis(50), true);
+        assert!(wait_for(Duration::from_secs(1), || h.latest().is_some()));
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(h.stats().running);
+        assert!(h.latest().is_some());
+        assert!(h.stats().fps > 1.0);
+        assert!(!events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.starts_with("stopped")));
+        h.shutdown();
+        assert!(wait_for(Duration::from_secs(2), || !h.is_alive()));
+    }
+
+    #[test]
+    fn failure_is_reported_and_thread_exits() {
+        let (h, events) = spawn(fast().with_failure_after(5), Duration::from_secs(10), false);
+        let sub = h.subscribe(16);
+        assert!(wait_for(Duration::from_secs(2), || !h.is_alive()));
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["started MJPG", "failed disconnected"]
+        );
+        let st = h.stats();
+        assert!(!st.running);
+        assert_eq!(st.frames, 5);
+        assert!(st.last_error.unwrap().contains("disconnected"));
+        assert!(h.latest().is_none());
+        // The subscriber gets the queued frames, then a disconnect.
+        assert_eq!(sub.rx.iter().count(), 5);
+        // Handles stay usable (no-ops) after the thread is gone.
+        h.demand();
+        let late = h.subscribe(1);
+        assert!(late.rx.recv_timeout(Duration::from_secs(1)).is_err());
+        h.shutdown();
+    }
+
+    #[test]
+    fn truncated_frames_are_skipped_and_counted() {
+        /// Every other frame loses its last bytes.
+        struct Truncating(SyntheticSource, u64);
+        impl CameraSource for Truncating {
+            fn capabilities(&self) -> &crate::camera::source::Capabilities {
+                self.0.capabilities()
+            }
+            fn start(&mut self) -> Result<StreamFormat, SourceError> {
+                self.0.start()
+            }
+            fn next_frame(&mut self) -> Result<crate::camera::frame::Frame, SourceError> {
+                let mut f = self.0.next_frame()?;
+                self.1 += 1;
+                if self.1 % 2 == 0 {
+                    f.jpeg.truncate(f.jpeg.len() - 10);
+                }
+                Ok(f)
+            }
+            fn stop(&mut self) {
+                self.0.stop()
+            }
+        }
+        let events: Events = Arc::default();
+        let h = spawn_capture(
+            Box::new(Truncating(fast(), 0)),
+            CaptureConfig {
+                camera_id: "trunc".into(),
+                cpu: Some(0),
+                idle_stop: Duration::from_secs(10),
+                always_on: true,
+                jpeg_quality: 80,
+            },
+            Box::new(move |e| events.lock().unwrap().push(format!("{e:?}"))),
+        )
+        .unwrap();
+        assert!(wait_for(Duration::from_secs(2), || h.stats().corrupt >= 3));
+        h.shutdown();
+        assert!(wait_for(Duration::from_secs(2), || !h.is_alive()));
+        let st = h.stats();
+        assert!(st.frames >= 3);
+        assert!(st.frames.abs_diff(st.corrupt) <= 1, "{st:?}");
+    }
+
+    #[test]
+    fn dropping_all_handles_ends_the_thread() {
+        let (h, _events) = spawn(fast(), Duration::from_secs(10), true);
+        let shared = Arc::clone(&h.shared);
+        drop(h);
+        assert!(wait_for(Duration::from_secs(2), || !shared
+            .alive
+            .load(Ordering::Acquire)));
+    }
+
+    /// Process CPU time (user + system) from getrusage(RUSAGE_SELF).
+    fn process_cpu() -> Duration {
+        // SAFETY: an all-zero rusage is valid, and getrusage only writes into it.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid, writable rusage.
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+
+    /// Whole-process CPU of one always-on 640x480@15 synthetic camera with a subscriber reading
+    /// every frame. Run optimised, alone:
+    /// `cargo test --release --lib capture::tests::cpu_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn cpu_cost_capture_640x480_15fps() {
+        let src = SyntheticSource::new("cpu", 640, 480, 15);
+        let (h, _events) = spawn(src, Duration::from_secs(1), true);
+        let sub = h.subscribe(8);
+        assert!(wait_for(Duration::from_secs(2), || h.latest().is_some()));
+        let (wall0, cpu0, frames0) = (Instant::now(), process_cpu(), h.stats().frames);
+        let mut read = 0u64;
+        while wall0.elapsed() < Duration::from_secs(10) {
+            if sub.rx.recv_timeout(Duration::from_secs(1)).is_ok() {
+                read += 1;
+            }
+        }
+        let (wall, cpu) = (wall0.elapsed(), process_cpu() - cpu0);
+        let frames = h.stats().frames - frames0;
+        let pct = cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
+        println!(
+            "capture 640x480@15: {frames} frames ({read} read by a subscriber) in {wall:.2?}, \
+             process cpu {cpu:.2?} = {pct:.2} % of one core, fps {:.2}",
+            h.stats().fps
+        );
+        h.shutdown();
+        if !cfg!(debug_assertions) {
+            assert!(pct < 10.0, "capture costs {pct:.2} % of a core");
+        }
+    }
+
+    #[test]
+    fn handle_is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<CaptureHandle>();
+    }
+}

@@ -1,0 +1,713 @@
+//! Finding cameras: enumerate V4L2 nodes in sysfs, probe each, and give each a stable identity.
+//!
+//! One [`scan`] walks `<sys_root>/class/video4linux/video*` in index order (`video2` before
+//! `video10`), probes `<dev_root>/<name>` with real ioctls ([`probe`]) and keeps the nodes that
+//! can capture video. Everything else is reported in [`Scan::skipped`] with the reason: a UVC
+//! camera's second node is a metadata node (`NotCapture`), a stray file is `NotV4l2`, a node in
+//! use elsewhere may be `Busy`. The roots are configurable so tests (and these CI machines,
+//! which have no `/dev/video*`) can build fake trees.
+//!
+//! # Identity (contract §8.1)
+//!
+//! The camera id must follow the physical camera, not the `/dev/videoN` number (which changes
+//! with plug order). In order of preference:
+//! 1. `usb:<idVendor>:<idProduct>:<serial>` — the node's sysfs `device` link points at the USB
+//!    *interface* directory; its parent is the USB *device* directory holding `idVendor`,
+//!    `idProduct` and (if the camera has one) `serial`. Survives moving to another port.
+//! 2. `path:<by-path name>` — the udev symlink in `<dev_root>/v4l/by-path/` that points at the
+//!    node (`pci-0000:00:14.0-usb-0:2:1.0-video-index0`): the same port gives the same id.
+//! 3. `path:<sysfs device path>` — where udev does not run (minimal containers), the resolved
+//!    `device` link relative to `<sys_root>` (`devices/pci0000:00/…/1-2/1-2:1.0`).
+//! 4. `node:<videoN>` — nothing better is known.
+//!
+//! Cheap cameras often share one "serial" across units. Two capture nodes with the same serial
+//! identity in one scan would merge into one camera, so every node of such a collision falls
+//! back to its bus-path identity (deterministic whatever the node order).
+//!
+//! Known race: on a hot-plug, udev creates the by-path symlink a few milliseconds after the
+//! kernel creates the node. The hot-plug watcher coalesces `/dev/v4l/*` events into the same
+//! debounce window, so the scan normally sees the link; a scan that runs before it would give a
+//! serial-less camera its sysfs-path identity instead (a different id).
+//!
+//! # Fixtures (tests and demos only)
+//!
+//! With `emulate_fixtures`, a file `camshard-fixture.json` in the node's sysfs class directory
+//! replaces the ioctls. **Real sysfs never contains this file and production leaves
+//! `emulate_fixtures` off**; it exists so the whole discovery → capture path can run on machines
+//! without cameras. The fixture's node must still exist in `<dev_root>` (else `NotFound`), and
+//! [`open_source`] streams a fixture node from a `SyntheticSource`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::source::synthetic::SyntheticSource;
+use super::source::v4l2::{probe, ProbeError, V4l2Source};
+use super::source::{CameraSource, Capabilities, FormatDesc, SizeDesc, SourceError};
+
+/// Name of the fixture file in a sysfs class directory (never present on real systems).
+pub const FIXTURE_FILE: &str = "camshard-fixture.json";
+
+/// Where to look for cameras.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// Device node directory (`/dev`).
+    pub dev_root: PathBuf,
+    /// sysfs mount point (`/sys`).
+    pub sys_root: PathBuf,
+    /// Read `camshard-fixture.json` test doubles instead of issuing ioctls (tests/demo only).
+    pub emulate_fixtures: bool,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            dev_root: PathBuf::from("/dev"),
+            sys_root: PathBuf::from("/sys"),
+            emulate_fixtures: false,
+        }
+    }
+}
+
+/// How a node's identity was derived (most to least stable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKind {
+    /// USB vendor, product and serial number.
+    Serial,
+    /// The bus path (udev by-path name, else the sysfs device path).
+    ByPath,
+    /// Only the node name.
+    Node,
+}
+
+/// A capture-capable node found by a scan.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Node name (`video0`).
+    pub name: String,
+    /// Device node path (`<dev_root>/video0`).
+    pub dev_path: PathBuf,
+    /// Stable identity (`usb:046d:0825:ABC`, `path:…`, `node:video0`).
+    pub identity: String,
+    /// How `identity` was derived.
+    pub identity_kind: IdentityKind,
+    /// Probed capabilities.
+    pub caps: Capabilities,
+    /// Described by a fixture file rather than probed (streams synthetic frames).
+    pub fixture: bool,
+}
+
+/// Why a node was skipped.
+#[derive(Debug)]
+pub enum SkipReason {
+    /// Probing failed (or the fixture modelled a failure).
+    Probe(ProbeError),
+    /// The fixture file could not be read or parsed.
+    Fixture(String),
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Probe(e) => e.fmt(f),
+            SkipReason::Fixture(e) => write!(f, "bad fixture: {e}"),
+        }
+    }
+}
+
+/// A node that is not (usable as) a camera, with the reason.
+#[derive(Debug)]
+pub struct Skipped {
+    /// Node name (`video1`).
+    pub name: String,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+}
+
+/// The result of one scan.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Capture nodes, in node index order.
+    pub nodes: Vec<Node>,
+    /// Nodes that are not cameras, in node index order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Enumerates, probes and identifies every V4L2 node (see the module docs).
+///
+/// A missing `<sys_root>/class/video4linux` (no V4L2 driver loaded) is an empty scan.
+pub fn scan(cfg: &DiscoveryConfig) -> Scan {
+    let class_dir = cfg.sys_root.join("class/video4linux");
+    let mut names: Vec<(u32, String)> = match fs::read_dir(&class_dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let index = node_index(&name)?;
+                Some((index, name))
+            })
+            .collect(),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %class_dir.display(), error = %e, "cannot list V4L2 nodes");
+            }
+            Vec::new()
+        }
+    };
+    // Numeric order: a string sort would put video10 before video2.
+    names.sort();
+
+    let mut out = Scan::default();
+    for (_, name) in names {
+        let dev_path = cfg.dev_root.join(&name);
+        let fixture_path = class_dir.join(&name).join(FIXTURE_FILE);
+        let fixture = cfg.emulate_fixtures && fixture_path.is_file();
+        let probed = if fixture {
+            load_fixture(&fixture_path, &dev_path)
+        } else {
+            probe(&dev_path).map_err(SkipReason::Probe)
+        };
+        match probed {
+            Ok(caps) => {
+                let (identity, identity_kind) = identify(cfg, &name);
+                out.nodes.push(Node {
+                    name,
+                    dev_path,
+                    identity,
+                    identity_kind,
+                    caps,
+                    fixture,
+                });
+            }
+            Err(reason) => out.skipped.push(Skipped { name, reason }),
+        }
+    }
+    split_serial_collisions(cfg, &mut out.nodes);
+    out
+}
+
+/// `videoN` → `N`; anything else (`video`, `videoX`, `vbi0`) → `None`.
+fn node_index(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("video")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Gives every node of a serial collision its bus-path identity instead (see module docs).
+fn split_serial_collisions(cfg: &DiscoveryConfig, nodes: &mut [Node]) {
+    let mut seen = HashSet::new();
+    let dup: HashSet<String> = nodes
+        .iter()
+        .filter(|n| n.identity_kind == IdentityKind::Serial)
+        .filter(|n| !seen.insert(n.identity.clone()))
+        .map(|n| n.identity.clone())
+        .collect();
+    for node in nodes
+        .iter_mut()
+        .filter(|n| n.identity_kind == IdentityKind::Serial && dup.contains(&n.identity))
+    {
+        let (identity, kind) = path_identity(cfg, &node.name);
+        tracing::warn!(
+            node = %node.name,
+            serial_identity = %node.identity,
+            identity = %identity,
+            "several capture nodes report the same USB serial; using the bus path instead"
+        );
+        node.identity = identity;
+        node.identity_kind = kind;
+    }
+}
+
+/// The node's identity from sysfs and udev links (module docs, steps 1–4).
+fn identify(cfg: &DiscoveryConfig, name: &str) -> (String, IdentityKind) {
+    if let Some(usb) = usb_device_dir(cfg, name) {
+        let attr = |a: &str| {
+            fs::read_to_string(usb.join(a))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        if let (Some(vid), Some(pid), Some(serial)) =
+            (attr("idVendor"), attr("idProduct"), attr("serial"))
+        {
+            return (format!("usb:{vid}:{pid}:{serial}"), IdentityKind::Serial);
+        }
+    }
+    path_identity(cfg, name)
+}
+
+/// Steps 2–4: by-path link, sysfs device path, node name.
+fn path_identity(cfg: &DiscoveryConfig, name: &str) -> (String, IdentityKind) {
+    if let Some(link) = by_path_name(cfg, name) {
+        return (format!("path:{link}"), IdentityKind::ByPath);
+    }
+    if let Some(rel) = sysfs_device_path(cfg, name) {
+        return (format!("path:{rel}"), IdentityKind::ByPath);
+    }
+    (format!("node:{name}"), IdentityKind::Node)
+}
+
+/// The resolved `device` link of the node's class directory (the USB interface, for UVC).
+fn device_dir(cfg: &DiscoveryConfig, name: &str) -> Option<PathBuf> {
+    fs::canonicalize(
+        cfg.sys_root
+            .join("class/video4linux")
+            .join(name)
+            .join("device"),
+    )
+    .ok()
+}
+
+/// The USB device directory (parent of the interface) when it has `idVendor`.
+fn usb_device_dir(cfg: &DiscoveryConfig, name: &str) -> Option<PathBuf> {
+    let iface = device_dir(cfg, name)?;
+    // Some drivers bind the video device to the USB device itself rather than an interface.
+    [iface.parent().map(Path::to_path_buf), Some(iface.clone())]
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("idVendor").is_file())
+}
+
+/// The resolved device path relative to `<sys_root>` (`devices/pci0000:00/…`).
+fn sysfs_device_path(cfg: &DiscoveryConfig, name: &str) -> Option<String> {
+    let dev = device_dir(cfg, name)?;
+    let root = fs::canonicalize(&cfg.sys_root).ok()?;
+    let rel = dev.strip_prefix(&root).ok()?;
+    let s = rel.to_str()?;
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// The first (sorted) `<dev_root>/v4l/by-path/*` symlink that resolves to the node.
+fn by_path_name(cfg: &DiscoveryConfig, name: &str) -> Option<String> {
+    let dir = cfg.dev_root.join("v4l/by-path");
+    let node = fs::canonicalize(cfg.dev_root.join(name)).ok()?;
+    let mut links: Vec<String> = fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let link_name = e.file_name().into_string().ok()?;
+            // Links are relative (`../../video0`); canonicalize resolves them against `dir`.
+            let target = fs::canonicalize(e.path()).ok()?;
+            (target == node).then_some(link_name)
+        })
+        .collect();
+    // udev may create two names for one node (legacy `usb-` and `usbv2-`); pick a stable one.
+    links.sort();
+    links.into_iter().next()
+}
+
+/// Fixture file shape (see module docs).
+#[derive(Debug, Deserialize)]
+struct Fixture {
+    #[serde(default)]
+    driver: String,
+    #[serde(default)]
+    card: String,
+    #[serde(default)]
+    bus_info: String,
+    #[serde(default = "fixture_version")]
+    version: String,
+    #[serde(default = "yes")]
+    capture: bool,
+    #[serde(default)]
+    formats: Vec<FixtureFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FixtureFormat {
+    fourcc: String,
+    #[serde(default)]
+    sizes: Vec<SizeDesc>,
+}
+
+fn fixture_version() -> String {
+    "6.1.0".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Capabilities from a fixture file, with the same outcomes a probe would have.
+fn load_fixture(fixture_path: &Path, dev_path: &Path) -> Result<Capabilities, SkipReason> {
+    // Like a real probe, a node that is not in /dev is not found.
+    if fs::symlink_metadata(dev_path).is_err() {
+        return Err(SkipReason::Probe(ProbeError::NotFound));
+    }
+    let text = fs::read_to_string(fixture_path).map_err(|e| SkipReason::Fixture(e.to_string()))?;
+    let f: Fixture = serde_json::from_str(&text).map_err(|e| SkipReason::Fixture(e.to_string()))?;
+    if !f.capture {
+        return Err(SkipReason::Probe(ProbeError::NotCapture));
+    }
+    let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    Ok(Capabilities {
+        driver: f.driver,
+        card: f.card,
+        bus_info: f.bus_info,
+        version: f.version,
+        capabilities: names(&[
+            "Video Capture",
+            "Metadata Capture",
+            "Streaming",
+            "Extended Pix Format",
+            "Device Capabilities",
+        ]),
+        device_caps: names(&["Video Capture", "Streaming", "Extended Pix Format"]),
+        formats: f
+            .formats
+            .into_iter()
+            .map(|ff| FormatDesc {
+                fourcc: ff.fourcc.trim_end().to_string(),
+                sizes: ff.sizes,
+            })
+            .collect(),
+    })
+}
+
+/// Opens a streaming source for a node: `SyntheticSource` for fixtures, `V4l2Source` otherwise.
+///
+/// A fixture streams at its first size and first rate; `want` applies to real devices only.
+pub fn open_source(
+    node: &Node,
+    camera_id: &str,
+    want: Option<(u32, u32, u32)>,
+) -> Result<Box<dyn CameraSource>, SourceError> {
+    if node.fixture {
+        let size = node
+            .caps
+            .formats
+            .iter()
+            .flat_map(|f| f.sizes.first())
+            .next()
+            .ok_or_else(|| {
+                SourceError::Unsupported(format!("{camera_id}: fixture has no sizes"))
+            })?;
+        let fps = size
+            .fps
+            .first()
+            .copied()
+            .filter(|f| f.is_finite() && *f >= 1.0)
+            .map_or(15, |f| f.round() as u32);
+        let name = if node.caps.card.is_empty() {
+            camera_id
+        } else {
+            node.caps.card.as_str()
+        };
+        return Ok(Box::new(SyntheticSource::new(
+            name,
+            size.width,
+            size.height,
+            fps,
+        )));
+    }
+    let source = V4l2Source::open(
+        &node.dev_path,
+        node.caps.clone(),
+        want,
+        camera_id.to_string(),
+    )?;
+    Ok(Box::new(source))
+}
+
+/// Remembers skip reasons across scans so each is logged once, not on every scan.
+#[derive(Debug, Default)]
+pub struct SkipLog {
+    last: HashMap<String, String>,
+}
+
+impl SkipLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        SkipLog::default()
+    }
+
+    /// Logs skipped nodes whose reason is new or changed; forgets nodes not skipped any more
+    /// (gone, or now usable), so a later failure is logged again.
+    pub fn report(&mut self, scan: &Scan) {
+        let mut now = HashMap::with_capacity(scan.skipped.len());
+        for s in &scan.skipped {
+            let reason = s.reason.to_string();
+            if self.last.get(&s.name) != Some(&reason) {
+                match &s.reason {
+                    // Expected on every machine with a UVC camera (its metadata node).
+                    SkipReason::Probe(ProbeError::NotCapture) => {
+                        tracing::debug!(node = %s.name, reason = %reason, "V4L2 node skipped")
+                    }
+                    // A video node that is not V4L2 at all is unusual: say so, once.
+                    SkipReason::Probe(ProbeError::NotV4l2) => {
+                        tracing::info!(node = %s.name, reason = %reason, "V4L2 node skipped")
+                    }
+                    _ => tracing::warn!(node = %s.name, reason = %reason, "V4L2 node skipped"),
+                }
+            }
+            now.insert(s.name.clone(), reason);
+        }
+        self.last = now;
+    }
+
+    /// How many nodes are currently remembered as skipped.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    /// No node is currently remembered as skipped.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A fake `/dev` + `/sys` pair in a temp dir.
+    struct Tree {
+        _tmp: tempfile::TempDir,
+        cfg: DiscoveryConfig,
+    }
+
+    impl Tree {
+        fn new() -> Tree {
+            let tmp = tempfile::tempdir().unwrap();
+            let dev = tmp.path().join("dev");
+            let sys = tmp.path().join("sys");
+            fs::create_dir_all(&dev).unwrap();
+            fs::create_dir_all(sys.join("class/video4linux")).unwrap();
+            Tree {
+                cfg: DiscoveryConfig {
+                    dev_root: dev,
+                    sys_root: sys,
+                    emulate_fixtures: true,
+                },
+                _tmp: tmp,
+            }
+        }
+
+        /// Adds `videoN`: a plain file in dev (real ENOTTY unless a fixture answers), a class
+        /// dir whose `device` link points at USB interface `<port>:1.0` of device `<port>`.
+        fn add(
+            &self,
+            name: &str,
+            port: &str,
+            usb: Option<(&str, &str, &str)>,
+            fixture: Option<&str>,
+        ) {
+            let sys = &self.cfg.sys_root;
+            let usb_dev = sys.join(format!("devices/pci0000:00/0000:00:14.0/usb1/{port}"));
+            let iface = usb_dev.join(format!("{port}:1.0"));
+            fs::create_dir_all(&iface).unwrap();
+            if let Some((vid, pid, serial)) = usb {
+                fs::write(usb_dev.join("idVendor"), format!("{vid}\n")).unwrap();
+                fs::write(usb_dev.join("idProduct"), format!("{pid}\n")).unwrap();
+                fs::write(usb_dev.join("serial"), format!("{serial}\n")).unwrap();
+            }
+            let class = sys.join("class/video4linux").join(name);
+            fs::create_dir_all(&class).unwrap();
+            // Real sysfs uses relative links; so do we, so canonicalize is exercised.
+            symlink(
+                format!("../../../devices/pci0000:00/0000:00:14.0/usb1/{port}/{port}:1.0"),
+                class.join("device"),
+            )
+            .unwrap();
+            fs::write(self.cfg.dev_root.join(name), b"").unwrap();
+            if let Some(f) = fixture {
+                fs::write(class.join(FIXTURE_FILE), f).unwrap();
+            }
+        }
+    }
+
+    const CAM: &str = r#"{"driver":"uvcvideo","card":"Fake Cam","bus_info":"usb-0000:00:14.0-1","capture":true,
+        "formats":[{"fourcc":"MJPG","sizes":[{"width":640,"height":480,"fps":[30,15]}]}]}"#;
+    const META: &str = r#"{"driver":"uvcvideo","card":"Fake Cam","capture":false}"#;
+
+    #[test]
+    fn scan_orders_numerically_and_skips_with_reasons() {
+        let t = Tree::new();
+        t.add("video10", "1-3", Some(("046d", "0825", "CCC")), Some(CAM));
+        t.add("video2", "1-2", Some(("046d", "0825", "BBB")), Some(CAM));
+        t.add("video3", "1-2", Some(("046d", "0825", "BBB")), Some(META));
+        // No fixture: a real probe of a plain file → real ENOTTY.
+        t.add("video4", "1-4", None, None);
+        // A fixture whose node is missing from /dev.
+        t.add("video5", "1-5", None, Some(CAM));
+        fs::remove_file(t.cfg.dev_root.join("video5")).unwrap();
+        // Not a node name.
+        fs::create_dir_all(t.cfg.sys_root.join("class/video4linux/videoX")).unwrap();
+
+        let s = scan(&t.cfg);
+        let names: Vec<&str> = s.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["video2", "video10"]);
+        assert_eq!(s.nodes[0].identity, "usb:046d:0825:BBB");
+        assert_eq!(s.nodes[0].identity_kind, IdentityKind::Serial);
+        assert_eq!(s.nodes[0].dev_path, t.cfg.dev_root.join("video2"));
+        assert!(s.nodes[0].fixture);
+        assert_eq!(s.nodes[0].caps.card, "Fake Cam");
+        assert_eq!(s.nodes[0].caps.formats[0].sizes[0].fps, vec![30.0, 15.0]);
+        assert_eq!(s.nodes[1].identity, "usb:046d:0825:CCC");
+
+        let reasons: Vec<(&str, String)> = s
+            .skipped
+            .iter()
+            .map(|k| (k.name.as_str(), format!("{:?}", k.reason)))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("video3", "Probe(NotCapture)".to_string()),
+                ("video4", "Probe(NotV4l2)".to_string()),
+                ("video5", "Probe(NotFound)".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn fixtures_are_ignored_unless_emulated() {
+        let mut t = Tree::new();
+        t.add("video0", "1-2", Some(("046d", "0825", "A")), Some(CAM));
+        t.cfg.emulate_fixtures = false;
+        let s = scan(&t.cfg);
+        assert!(s.nodes.is_empty());
+        assert!(matches!(
+            s.skipped[0].reason,
+            SkipReason::Probe(ProbeError::NotV4l2)
+        ));
+    }
+
+    #[test]
+    fn identity_falls_back_to_by_path_then_sysfs_then_node() {
+        let t = Tree::new();
+        // Empty serial counts as none.
+        t.add("video0", "1-2", Some(("046d", "0825", "")), Some(CAM));
+        t.add("video1", "1-3", None, Some(CAM));
+        let by_path = t.cfg.dev_root.join("v4l/by-path");
+        fs::create_dir_all(&by_path).unwrap();
+        symlink(
+            "../../video0",
+            by_path.join("pci-0000:00:14.0-usb-0:2:1.0-video-index0"),
+        )
+        .unwrap();
+        // A link to another node must not be taken.
+        symlink(
+            "../../video7",
+            by_path.join("pci-0000:00:14.0-usb-0:9:1.0-video-index0"),
+        )
+        .unwrap();
+        // video2: no device link at all.
+        fs::create_dir_all(t.cfg.sys_root.join("class/video4linux/video2")).unwrap();
+        fs::write(
+            t.cfg
+                .sys_root
+                .join("class/video4linux/video2")
+                .join(FIXTURE_FILE),
+            CAM,
+        )
+        .unwrap();
+        fs::write(t.cfg.dev_root.join("video2"), b"").unwrap();
+
+        let s = scan(&t.cfg);
+        let ids: Vec<(&str, IdentityKind)> = s
+            .nodes
+            .iter()
+            .map(|n| (n.identity.as_str(), n.identity_kind))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (
+                    "path:pci-0000:00:14.0-usb-0:2:1.0-video-index0",
+                    IdentityKind::ByPath
+                ),
+                (
+                    "path:devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0",
+                    IdentityKind::ByPath
+                ),
+                ("node:video2", IdentityKind::Node),
+            ]
+        );
+    }
+
+    #[test]
+    fn shared_serial_falls_back_to_bus_path_for_every_colliding_node() {
+        let t = Tree::new();
+        t.add("video0", "1-2", Some(("1bcf", "2c99", "0001")), Some(CAM));
+        t.add("video2", "1-3", Some(("1bcf", "2c99", "0001")), Some(CAM));
+        t.add("video4", "1-4", Some(("1bcf", "2c99", "0002")), Some(CAM));
+        let s = scan(&t.cfg);
+        let ids: Vec<&str> = s.nodes.iter().map(|n| n.identity.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "path:devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0",
+                "path:devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0",
+                "usb:1bcf:2c99:0002",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_class_dir_and_bad_fixture() {
+        let t = Tree::new();
+        fs::remove_dir_all(t.cfg.sys_root.join("class")).unwrap();
+        let s = scan(&t.cfg);
+        assert!(s.nodes.is_empty() && s.skipped.is_empty());
+
+        let t = Tree::new();
+        t.add("video0", "1-2", None, Some("{not json"));
+        let s = scan(&t.cfg);
+        assert!(matches!(s.skipped[0].reason, SkipReason::Fixture(_)));
+    }
+
+    #[test]
+    fn skip_log_remembers_and_forgets() {
+        let t = Tree::new();
+        t.add("video1", "1-2", None, Some(META));
+        t.add("video3", "1-3", None, None);
+        let mut log = SkipLog::new();
+        log.report(&scan(&t.cfg));
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            log.last.get("video1").map(String::as_str),
+            Some("not a video capture node (e.g. metadata)")
+        );
+        // Same reasons again: nothing new (logging is not observable here, the state is).
+        log.report(&scan(&t.cfg));
+        assert_eq!(log.len(), 2);
+        // video3 disappears: forgotten.
+        fs::remove_dir_all(t.cfg.sys_root.join("class/video4linux/video3")).unwrap();
+        log.report(&scan(&t.cfg));
+        assert_eq!(log.len(), 1);
+        assert!(!log.last.contains_key("video3"));
+    }
+
+    #[test]
+    fn node_index_parses_only_video_n() {
+        assert_eq!(node_index("video0"), Some(0));
+        assert_eq!(node_index("video10"), Some(10));
+        assert_eq!(node_index("video"), None);
+        assert_eq!(node_index("videoX"), None);
+        assert_eq!(node_index("video-1"), None);
+        assert_eq!(node_index("vbi0"), None);
+    }
+
+    #[test]
+    fn open_source_streams_fixtures_synthetically() {
+        let t = Tree::new();
+        t.add("video0", "1-2", Some(("046d", "0825", "A")), Some(CAM));
+        let s = scan(&t.cfg);
+        let mut src = open_source(&s.nodes[0], "camera0", Some((1280, 720, 30))).unwrap();
+        assert_eq!(src.capabilities().card, "Fake Cam");
+        // The fixture's first size and rate, whatever `want` says.
+        let fmt = src.start().unwrap();
+        assert_eq!(
+            (fmt.width, fmt.height, fmt.fps.round() as u32),
+            (640, 480, 30)
+        );
+        src.stop();
+    }
+}

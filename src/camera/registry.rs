@@ -1,0 +1,163 @@
+//! The camera registry: every camera seen in this run, as immutable snapshots that shards read
+//! lock-free. Only the camera manager writes it, by publishing a whole new list (changes are rare:
+//! plug, unplug, capture start); readers never wait.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::capture::CaptureHandle;
+use super::source::Capabilities;
+use crate::rpc::error::{RpcError, INVALID_PARAMS, NOT_FOUND};
+
+/// Camera status (contract §8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Present and usable.
+    Connected,
+    /// Present but unusable.
+    Error,
+    /// Seen earlier in this run, not present now.
+    Disconnected,
+}
+
+impl Status {
+    /// The contract's upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Connected => "CONNECTED",
+            Status::Error => "ERROR",
+            Status::Disconnected => "DISCONNECTED",
+        }
+    }
+}
+
+/// One camera as of its last change.
+#[derive(Debug, Clone)]
+pub struct CameraInfo {
+    /// N of `cameraN`.
+    pub num: u32,
+    /// `cameraN`.
+    pub id: String,
+    /// Current status.
+    pub status: Status,
+    /// Card name, or `Camera N` when the card reports none.
+    pub name: String,
+    /// Capture size `WxH`, `""` when unknown or not connected.
+    pub resolution: String,
+    /// Capture rate, 0 when unknown or not connected.
+    pub fps: u32,
+    /// Last probed capabilities (kept while disconnected).
+    pub caps: Option<Capabilities>,
+    /// The device node name (`video3`) while present: resolves `/dev/videoN` aliases and is
+    /// never shown to clients.
+    pub node: Option<String>,
+    /// Start of the current CONNECTED period, ms since the epoch.
+    pub connected_since_ms: Option<u64>,
+    /// Last frame or presence check, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// The capture thread while the camera is present.
+    pub capture: Option<CaptureHandle>,
+    /// Why the camera is in ERROR, if it is.
+    pub error: Option<String>,
+}
+
+/// The shared list of cameras, sorted by number.
+#[derive(Default)]
+pub struct Registry {
+    list: ArcSwap<Vec<Arc<CameraInfo>>>,
+}
+
+impl Registry {
+    /// The current list (cheap: one atomic load and a reference count).
+    pub fn snapshot(&self) -> Arc<Vec<Arc<CameraInfo>>> {
+        self.list.load_full()
+    }
+
+    /// Replaces the list (camera manager only).
+    pub fn publish(&self, mut cameras: Vec<Arc<CameraInfo>>) {
+        cameras.sort_by_key(|c| c.num);
+        self.list.store(Arc::new(cameras));
+    }
+
+    /// Resolves a `CameraRef` (§8.1): `cameraN` or `/dev/videoN`.
+    pub fn resolve(&self, param: &str, cref: &str) -> Result<Arc<CameraInfo>, RpcError> {
+        let list = self.list.load();
+        if let Some(n) = parse_camera_id(cref) {
+            return list
+                .iter()
+                .find(|c| c.num == n)
+                .cloned()
+                .ok_or_else(|| not_found(cref));
+        }
+        if let Some(node) = parse_dev_alias(cref) {
+            return list
+                .iter()
+                .find(|c| c.node.as_deref() == Some(node))
+                .cloned()
+                .ok_or_else(|| not_found(cref));
+        }
+        Err(RpcError::new(INVALID_PARAMS, "invalid_format")
+            .param(param)
+            .details(format!(
+                "{param} must be a camera id (camera0, camera1, …) or /dev/videoN"
+            )))
+    }
+}
+
+fn not_found(cref: &str) -> RpcError {
+    let shown = if cref.starts_with("/dev/") {
+        "that device node"
+    } else {
+        cref
+    };
+    RpcError::new(NOT_FOUND, "camera_not_found").details(format!("No camera at {shown}"))
+}
+
+/// N of a `cameraN` id (`camera0`, no leading zeros).
+pub fn parse_camera_id(s: &str) -> Option<u32> {
+    let digits = s.strip_prefix("camera")?;
+    if digits.is_empty()
+        || (digits.len() > 1 && digits.starts_with('0'))
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `videoN` of a `/dev/videoN` alias.
+fn parse_dev_alias(s: &str) -> Option<&str> {
+    let node = s.strip_prefix("/dev/")?;
+    let digits = node.strip_prefix("video")?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_ref_forms() {
+        assert_eq!(parse_camera_id("camera0"), Some(0));
+        assert_eq!(parse_camera_id("camera12"), Some(12));
+        assert_eq!(parse_camera_id("camera01"), None);
+        assert_eq!(parse_camera_id("camera"), None);
+        assert_eq!(parse_camera_id("Camera1"), None);
+        assert_eq!(parse_dev_alias("/dev/video3"), Some("video3"));
+        assert_eq!(parse_dev_alias("/dev/sda"), None);
+        let r = Registry::default();
+        assert_eq!(
+            r.resolve("device", "nope").unwrap_err().reason,
+            "invalid_format"
+        );
+        assert_eq!(
+            r.resolve("device", "camera4").unwrap_err().reason,
+            "camera_not_found"
+        );
+        assert_eq!(
+            r.resolve("device", "/dev/video0").unwrap_err().reason,
+            "camera_not_found"
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! Camera sources: where frames come from. Two implementations sit behind one trait — real V4L2
+//! devices (`v4l2`, mmap streaming) and a synthetic moving test pattern encoded as real JPEG
+//! (`synthetic`, for `--demo`, tests and benchmarks).
+
+pub mod synthetic;
+pub mod v4l2;
+
+use std::fmt;
+
+use super::frame::Frame;
+
+/// Frame sizes and rates a device offers for one pixel format.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FormatDesc {
+    /// FourCC, trailing spaces trimmed (`MJPG`, `YUYV`).
+    pub fourcc: String,
+    /// Discrete sizes with their frame rates.
+    pub sizes: Vec<SizeDesc>,
+}
+
+/// One discrete frame size and its frame rates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SizeDesc {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frame rates (frames per second), in driver order.
+    pub fps: Vec<f64>,
+}
+
+/// What a device reports about itself (VIDIOC_QUERYCAP plus format enumeration).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Capabilities {
+    /// Driver name (`uvcvideo`).
+    pub driver: String,
+    /// Card name (`HD USB Camera`); may be empty.
+    pub card: String,
+    /// Bus information (`usb-0000:00:14.0-2`).
+    pub bus_info: String,
+    /// Driver version, `major.minor.patch`.
+    pub version: String,
+    /// Physical device capabilities as readable names (`Video Capture`, `Streaming`, …).
+    pub capabilities: Vec<String>,
+    /// This node's capabilities as readable names.
+    pub device_caps: Vec<String>,
+    /// Pixel formats in driver order, with their sizes and rates.
+    pub formats: Vec<FormatDesc>,
+}
+
+/// The format a source streams with once started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamFormat {
+    /// FourCC the device delivers (`MJPG`, `YUYV`; frames are JPEG either way).
+    pub fourcc: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Nominal frames per second.
+    pub fps: f64,
+}
+
+/// Why a source failed.
+#[derive(Debug)]
+pub enum SourceError {
+    /// The device went away (ENODEV/EIO, unplug).
+    Disconnected(String),
+    /// Another process holds the device (EBUSY).
+    Busy(String),
+    /// STREAMON failed with ENOSPC: the USB bus has no bandwidth left for this camera.
+    BandwidthExhausted(String),
+    /// The device cannot deliver any usable format.
+    Unsupported(String),
+    /// Any other I/O failure.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceError::Disconnected(d) => write!(f, "camera disconnected: {d}"),
+            SourceError::Busy(d) => write!(f, "camera busy (opened by another process): {d}"),
+            SourceError::BandwidthExhausted(d) => write!(f, "USB bandwidth exhausted: {d}"),
+            SourceError::Unsupported(d) => write!(f, "unsupported camera: {d}"),
+            SourceError::Io(e) => write!(f, "camera I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// A camera that can stream frames. Implementations are driven by one capture thread: `start`,
+/// then `next_frame` in a loop (it blocks until the next frame is due), then `stop`.
+pub trait CameraSource: Send + 'static {
+    /// What the device offers (probed when the source was created).
+    fn capabilities(&self) -> &Capabilities;
+    /// Starts streaming in the preferred format; returns the format chosen.
+    fn start(&mut self) -> Result<StreamFormat, SourceError>;
+    /// Blocks until the next frame and returns it (`seq` is filled in by the capture thread).
+    fn next_frame(&mut self) -> Result<Frame, SourceError>;
+    /// Stops streaming and releases buffers; the device stays open for a later `start`.
+    fn stop(&mut self);
+}

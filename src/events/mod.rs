@@ -1,0 +1,107 @@
+//! The event bus: camera, recording, system and MediaMTX events fan out from whichever thread
+//! produced them (camera manager, capture threads, shards) to every shard, which delivers them to
+//! its subscribed connections (`deliver`). Data travels through crossbeam queues; each shard is
+//! woken through its io_uring ring (`camshard_cores::inbox`), so delivery costs no polling.
+
+pub mod deliver;
+pub mod subs;
+pub mod topic;
+
+use std::sync::Arc;
+
+use camshard_cores::InboxSender;
+use serde_json::{Map, Value};
+
+use crate::camera::registry::{CameraInfo, Status};
+use topic::Name;
+
+/// What an event carries; rendered per connection at delivery (URLs depend on the client's Host).
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// A `CameraItem` (and the previous status for `camera.status_change`).
+    Camera {
+        /// The camera as it is after the change.
+        info: Arc<CameraInfo>,
+        /// Status before the change (`camera.status_change` only).
+        previous: Option<Status>,
+    },
+    /// Any other params object (without `timestamp`, added at delivery).
+    Json(Map<String, Value>),
+}
+
+/// One event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Topic.
+    pub name: Name,
+    /// Camera id the event is about (for `filters.device`), if any.
+    pub device: Option<String>,
+    /// Params.
+    pub body: Body,
+    /// When it happened, ms since the epoch.
+    pub at_ms: u64,
+}
+
+impl Event {
+    /// A camera event stamped now.
+    pub fn camera(name: Name, info: Arc<CameraInfo>, previous: Option<Status>) -> Self {
+        Event {
+            name,
+            device: Some(info.id.clone()),
+            body: Body::Camera { info, previous },
+            at_ms: crate::state::unix_millis(),
+        }
+    }
+
+    /// A JSON event stamped now; `device` is taken from the params when present.
+    pub fn json(name: Name, params: Value) -> Self {
+        let map = match params {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let device = map
+            .get("device")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Event {
+            name,
+            device,
+            body: Body::Json(map),
+            at_ms: crate::state::unix_millis(),
+        }
+    }
+}
+
+/// Fans events out to every shard. Cloneable; publishing never blocks (a full shard inbox drops
+/// the event for that shard and counts it, which only happens if a shard is wedged).
+#[derive(Clone, Default)]
+pub struct Bus {
+    shards: Vec<InboxSender<Arc<Event>>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Bus {
+    /// A bus feeding these shard inboxes.
+    pub fn new(shards: Vec<InboxSender<Arc<Event>>>) -> Self {
+        Bus {
+            shards,
+            dropped: Default::default(),
+        }
+    }
+
+    /// Publishes an event to every shard.
+    pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        for s in &self.shards {
+            if s.send(event.clone()).is_err() {
+                self.dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Events that could not be handed to a shard.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,304 @@
+//! Cameras over the wire: demo synthetic cameras, and discovery/hot-plug on a fake /sys + /dev
+//! tree (contract §8.1, §9.2, §9.7, §10).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::{code, reason, start, start_with, token};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn demo_cameras_list_status_and_capabilities() {
+    let s = start_with("", &["--demo"]);
+    let mut c = s.connect();
+    c.auth(&token("viewer"));
+    let list = c.call("get_camera_list", json!({}))["result"].clone();
+    assert_eq!(
+        (list["total"].clone(), list["connected"].clone()),
+        (json!(2), json!(2)),
+        "{list}"
+    );
+    let cam = &list["cameras"][0];
+    assert_eq!(cam["device"], "camera0");
+    assert_eq!(cam["status"], "CONNECTED");
+    assert_eq!(cam["resolution"], "640x480");
+    assert_eq!(cam["fps"], 15);
+    assert_eq!(cam["streams"]["rtsp"], "rtsp://127.0.0.1:8554/camera0");
+    assert_eq!(
+        cam["streams"]["hls"],
+        "http://127.0.0.1:8888/camera0/index.m3u8"
+    );
+    assert_eq!(cam["recording"], false);
+    let st = c.call("get_camera_status", json!({"device": "camera1"}))["result"].clone();
+    assert_eq!(st["device"], "camera1");
+    assert_eq!(st["capabilities"]["formats"], json!(["MJPG"]));
+    assert!(st["metrics"]["uptime"].is_u64());
+    let caps = c.call("get_camera_capabilities", json!({"device": "camera0"}))["result"].clone();
+    assert_eq!(caps["resolutions"], json!(["640x480"]));
+    assert_eq!(caps["fps_options"], json!([15]));
+    assert_eq!(caps["validation_status"], "CONFIRMED");
+    let r = c.call("get_camera_status", json!({"device": "camera9"}));
+    assert_eq!((code(&r), reason(&r)), (-32010, "camera_not_found".into()));
+    let r = c.call("get_camera_status", json!({"device": "video0"}));
+    assert_eq!((code(&r), reason(&r)), (-32602, "invalid_format".into()));
+    let sys = c.call("get_system_status", json!({}))["result"].clone();
+    assert_eq!(sys["status"], "ready");
+    assert_eq!(sys["available_cameras"], json!(["camera0", "camera1"]));
+}
+
+#[test]
+fn subscriptions_merge_filter_and_report() {
+    let s = start_with("", &["--demo"]);
+    let mut c = s.connect();
+    c.auth(&token("viewer"));
+    let r = c.call(
+        "subscribe_events",
+        json!({"topics": ["camera.connected"], "filters": {"device": "camera1"}}),
+    );
+    assert_eq!(r["result"]["topics"], json!(["camera.connected"]));
+    assert_eq!(r["result"]["filters"], json!({"device": ["camera1"]}));
+    let r = c.call(
+        "subscribe_events",
+        json!({"topics": ["camera_status_update", "camera.connected"]}),
+    );
+    assert_eq!(
+        r["result"]["topics"],
+        json!(["camera.connected", "camera_status_update"])
+    );
+    assert_eq!(
+        r["result"]["filters"],
+        json!({"device": ["camera1"]}),
+        "filters kept when not given"
+    );
+    let r = c.call("subscribe_events", json!({"topics": ["camera.exploded"]}));
+    assert_eq!((code(&r), reason(&r)), (-32602, "unknown_topic".into()));
+    assert_eq!(
+        r["error"]["data"]["valid_topics"].as_array().map(Vec::len),
+        Some(26)
+    );
+    let mut d = s.connect();
+    d.auth(&token("viewer"));
+    let st = d.call("get_subscription_stats", json!({}))["result"].clone();
+    assert_eq!(st["global_stats"]["active_clients"], 1);
+    assert_eq!(st["global_stats"]["topic_counts"]["camera.connected"], 1);
+    assert_eq!(st["legacy_broadcast_clients"], 1);
+    assert_eq!(st["client_topics"], json!([]));
+    let r = c.call(
+        "unsubscribe_events",
+        json!({"topics": ["camera.connected", "system.health"]}),
+    );
+    assert_eq!(r["result"]["topics"], json!(["camera.connected"]));
+    assert_eq!(r["result"]["remaining"], json!(["camera_status_update"]));
+}
+
+/// A fake sysfs + /dev tree the server is pointed at.
+struct Tree {
+    dev: PathBuf,
+    sys: PathBuf,
+}
+
+impl Tree {
+    fn new(root: &Path) -> Tree {
+        let t = Tree {
+            dev: root.join("dev"),
+            sys: root.join("sys"),
+        };
+        fs::create_dir_all(&t.dev).unwrap();
+        fs::create_dir_all(t.sys.join("class/video4linux")).unwrap();
+        t
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "[cameras]\ndev_root = \"{}\"\nsys_root = \"{}\"\nemulate_fixtures = true\n",
+            self.dev.display(),
+            self.sys.display()
+        )
+    }
+
+    /// A UVC-like node: sysfs entry with a fixture, USB parent with `serial`, then the /dev node.
+    fn add(&self, node: &str, serial: &str, capture: bool, port: &str) {
+        let usb = self.sys.join(format!("devices/pci0000:00/usb1/{port}"));
+        let intf = usb.join(format!("{port}:1.0"));
+        fs::create_dir_all(&intf).unwrap();
+        fs::write(usb.join("serial"), format!("{serial}\n")).unwrap();
+        fs::write(usb.join("idVendor"), "046d\n").unwrap();
+        fs::write(usb.join("idProduct"), "0825\n").unwrap();
+        let class = self.sys.join("class/video4linux").join(node);
+        fs::create_dir_all(&class).unwrap();
+        fs::write(class.join("name"), "Fake Cam\n").unwrap();
+        let _ = fs::remove_file(class.join("device"));
+        std::os::unix::fs::symlink(&intf, class.join("device")).unwrap();
+        let fixture = json!({"driver": "uvcvideo", "card": "Fake Cam", "bus_info": format!("usb-0000:00:14.0-{port}"),
+                             "capture": capture,
+                             "formats": [{"fourcc": "MJPG", "sizes": [{"width": 320, "height": 240, "fps": [30, 15]}]}]});
+        fs::write(class.join("camshard-fixture.json"), fixture.to_string()).unwrap();
+        fs::write(self.dev.join(node), b"").unwrap();
+    }
+
+    /// A node that exists in sysfs and /dev but is not a V4L2 device (no fixture: real ioctls).
+    fn add_plain(&self, node: &str) {
+        let class = self.sys.join("class/video4linux").join(node);
+        fs::create_dir_all(&class).unwrap();
+        fs::write(self.dev.join(node), b"not a device").unwrap();
+    }
+
+    fn remove(&self, node: &str) {
+        let _ = fs::remove_file(self.dev.join(node));
+        let _ = fs::remove_dir_all(self.sys.join("class/video4linux").join(node));
+    }
+}
+
+fn list(c: &mut common::Client) -> Value {
+    c.call("get_camera_list", json!({}))["result"].clone()
+}
+
+#[test]
+fn hotplug_connect_disconnect_and_stable_ids() {
+    let root = tempfile::tempdir().unwrap();
+    let tree = Tree::new(root.path());
+    let s = start(&tree.config());
+    let mut sub = s.connect();
+    sub.auth(&token("viewer"));
+    sub.call(
+        "subscribe_events",
+        json!({"topics": ["camera.connected", "camera.disconnected"]}),
+    );
+    let mut legacy = s.connect();
+    legacy.auth(&token("viewer"));
+    assert_eq!(list(&mut sub)["total"], 0);
+
+    tree.add("video0", "SER-A", true, "1-1");
+    let ev = sub
+        .wait_for("camera.connected", WAIT)
+        .expect("camera.connected");
+    assert_eq!(ev["params"]["device"], "camera0");
+    assert_eq!(ev["params"]["status"], "CONNECTED");
+    assert_eq!(ev["params"]["resolution"], "320x240");
+    assert!(ev["params"]["timestamp"].as_str().unwrap().ends_with('Z'));
+    let lv = legacy
+        .wait_for("camera_status_update", WAIT)
+        .expect("legacy camera_status_update");
+    assert_eq!(lv["params"]["device"], "camera0");
+    assert!(
+        !lv.to_string().contains("/dev/"),
+        "device paths never appear: {lv}"
+    );
+
+    tree.remove("video0");
+    let ev = sub
+        .wait_for("camera.disconnected", WAIT)
+        .expect("camera.disconnected");
+    assert_eq!(ev["params"]["device"], "camera0");
+    assert_eq!(ev["params"]["status"], "DISCONNECTED");
+    let l = list(&mut sub);
+    assert_eq!(
+        (l["total"].clone(), l["connected"].clone()),
+        (json!(1), json!(0))
+    );
+
+    // Another camera takes the next id; the first one comes back on another node, same id.
+    tree.add("video2", "SER-B", true, "1-2");
+    let ev = sub
+        .wait_for("camera.connected", WAIT)
+        .expect("second camera");
+    assert_eq!(ev["params"]["device"], "camera1");
+    tree.add("video4", "SER-A", true, "1-3");
+    let ev = sub
+        .wait_for("camera.connected", WAIT)
+        .expect("replugged camera");
+    assert_eq!(ev["params"]["device"], "camera0");
+    // /dev/videoN is accepted as an alias for the camera currently at that node.
+    let st = sub.call("get_camera_status", json!({"device": "/dev/video4"}));
+    assert_eq!(st["result"]["device"], "camera0");
+}
+
+#[test]
+fn metadata_and_non_v4l2_nodes_are_not_listed_and_logged_once() {
+    let root = tempfile::tempdir().unwrap();
+    let tree = Tree::new(root.path());
+    let mut s = start(&tree.config());
+    let mut c = s.connect();
+    c.auth(&token("viewer"));
+    c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
+    tree.add("video1", "SER-M", false, "2-1"); // metadata node of a UVC camera
+    tree.add_plain("video7"); // a plain file: VIDIOC_QUERYCAP answers ENOTTY
+    tree.add("video0", "SER-C", true, "2-2");
+    let ev = c
+        .wait_for("camera.connected", WAIT)
+        .expect("the capture node is found");
+    assert_eq!(ev["params"]["device"], "camera0");
+    // More changes: further scans must not repeat the log line about video7.
+    fs::write(tree.dev.join("video9-unrelated"), b"").unwrap();
+    tree.add("video3", "SER-D", true, "2-3");
+    c.wait_for("camera.connected", WAIT)
+        .expect("second capture node");
+    let l = list(&mut c);
+    assert_eq!(l["total"], 2, "{l}");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut logs = Vec::new();
+    while let Ok(line) = s.log.try_recv() {
+        logs.push(line);
+    }
+    let about_video7 = logs.iter().filter(|l| l.contains("video7")).count();
+    assert_eq!(
+        about_video7, 1,
+        "one log line for the non-V4L2 node, got: {logs:#?}"
+    );
+    assert!(logs.iter().any(|l| l.contains("video7")
+        && (l.contains("ENOTTY") || l.to_lowercase().contains("not a v4l2"))));
+    let _ = &mut s;
+}
+
+#[test]
+fn demo_camera_latest_frame_decodes_as_jpeg() {
+    use camshard::camera::capture::{spawn_capture, CaptureConfig};
+    use camshard::camera::source::synthetic::SyntheticSource;
+    use camshard::config::{Config, Overrides};
+    // The demo's own camera definition, as the server builds it.
+    let cfg = Config::load(
+        &Overrides {
+            demo: true,
+            ..Default::default()
+        },
+        |_| None,
+    )
+    .unwrap();
+    assert_eq!(cfg.cameras.synthetic.len(), 2);
+    let cam = &cfg.cameras.synthetic[0];
+    let source = SyntheticSource::new(&cam.name, cam.width, cam.height, cam.fps);
+    let capture = spawn_capture(
+        Box::new(source),
+        CaptureConfig {
+            camera_id: "camera0".into(),
+            cpu: None,
+            idle_stop: Duration::from_secs(10),
+            always_on: false,
+            jpeg_quality: 80,
+        },
+        Box::new(|_| {}),
+    )
+    .unwrap();
+    assert!(capture.latest().is_none(), "capture starts on demand");
+    capture.demand();
+    let deadline = std::time::Instant::now() + WAIT;
+    let frame = loop {
+        if let Some(f) = capture.latest() {
+            break f;
+        }
+        assert!(std::time::Instant::now() < deadline, "no frame");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(&frame.jpeg[..]);
+    let pixels = decoder.decode().expect("a valid JPEG");
+    let info = decoder.info().unwrap();
+    assert_eq!((info.width as u32, info.height as u32), (640, 480));
+    assert_eq!(pixels.len(), 640 * 480 * 3);
+    capture.shutdown();
+}
