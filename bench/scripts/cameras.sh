@@ -46,7 +46,7 @@ echo '{"driver":"uvcvideo","card":"Fan-out Cam","bus_info":"usb-1","capture":tru
 touch "$TMP/dev/video0"
 SH
 "$BIN/camshard-bench" fanout --url ws://127.0.0.1:8002/ws --connections "$FANOUT" --topics camera.connected \
-  --token "$TOKEN" --duration 20 --trigger-cmd "sh $TMP/plug.sh" --json "$OUT/fanout.json" | tee "$OUT/fanout.txt"
+  --token "$TOKEN" --duration 10 --trigger-cmd "sh $TMP/plug.sh" --json "$OUT/fanout.json" | tee "$OUT/fanout.txt"
 kill -TERM $CS; wait $CS || true
 
 echo "== (2) get_camera_list at 1,000 connections, and (3) idle CPU"
