@@ -35,6 +35,12 @@ pub struct Config {
     pub mediamtx: MediamtxConfig,
     /// Storage thresholds.
     pub storage: StorageConfig,
+    /// Snapshot defaults.
+    pub snapshot: SnapshotConfig,
+    /// Recording defaults.
+    pub recording: RecordingConfig,
+    /// Retention schedule.
+    pub retention: RetentionConfig,
     /// Notification behaviour.
     pub notifications: NotificationsConfig,
     /// Log level and format.
@@ -241,12 +247,44 @@ pub struct StorageConfig {
     pub min_free_mb: u64,
 }
 
+/// `[snapshot]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// JPEG quality for encoded snapshots.
+    pub default_quality: u8,
+    /// Milliseconds a cold camera has to deliver its first frame.
+    pub timeout_ms: u64,
+}
+
+/// `[recording]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Format when `start_recording` names none.
+    pub default_format: String,
+    /// Seconds without media before a session is abandoned.
+    pub start_timeout_s: u64,
+    /// `local` or `mediamtx`.
+    pub backend: String,
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Seconds between scheduled applications of an enabled policy.
+    pub interval_s: u64,
+}
+
 /// `[notifications]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationsConfig {
     /// Implicit-mode connections get the legacy events.
     pub legacy_broadcast: bool,
+    /// Seconds between `recording.progress` events.
+    pub recording_progress_interval_s: u64,
 }
 
 /// `[logging]`
@@ -520,6 +558,46 @@ impl Config {
                 "must not exceed storage.block_percent",
             ));
         }
+        range(
+            "snapshot.default_quality",
+            self.snapshot.default_quality as u64,
+            1,
+            100,
+        )?;
+        range("snapshot.timeout_ms", self.snapshot.timeout_ms, 100, 60_000)?;
+        if !matches!(
+            self.recording.default_format.as_str(),
+            "fmp4" | "mp4" | "mkv"
+        ) {
+            return Err(err(
+                "recording.default_format",
+                "must be \"fmp4\", \"mp4\" or \"mkv\"",
+            ));
+        }
+        if !matches!(self.recording.backend.as_str(), "local" | "mediamtx") {
+            return Err(err(
+                "recording.backend",
+                "must be \"local\" or \"mediamtx\"",
+            ));
+        }
+        range(
+            "recording.start_timeout_s",
+            self.recording.start_timeout_s,
+            1,
+            600,
+        )?;
+        range(
+            "retention.interval_s",
+            self.retention.interval_s,
+            10,
+            7 * 86_400,
+        )?;
+        range(
+            "notifications.recording_progress_interval_s",
+            self.notifications.recording_progress_interval_s,
+            1,
+            3600,
+        )?;
         if !matches!(self.logging.format.as_str(), "auto" | "json" | "text") {
             return Err(err(
                 "logging.format",

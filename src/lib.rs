@@ -39,6 +39,7 @@ pub mod net;
 pub mod rpc;
 pub mod server;
 pub mod shard;
+pub mod snapshots;
 pub mod state;
 
 /// The server version reported by `get_server_info`, `/health` and metrics.

@@ -142,6 +142,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         cameras: Arc::new(crate::camera::registry::Registry::default()),
         bus: crate::events::Bus::new(bus_senders),
         first_scan: AtomicBool::new(false),
+        busy_recordings: ArcSwap::from_pointee(Vec::new()),
         config,
     });
     let _ = crate::metrics::system::cpu_percent_recent();

@@ -49,6 +49,9 @@ pub struct ConnHandle {
     pub subs: RefCell<Subs>,
     /// Notifications waiting to be written.
     pub outbound: RefCell<Outbound>,
+    /// Replies of asynchronous requests, waiting to be written (before notifications).
+    pub replies: RefCell<std::collections::VecDeque<bytes::Bytes>>,
+    inflight: Cell<usize>,
     /// The client's `Host` header (stream URLs are rendered for it).
     pub peer: Peer,
 }
@@ -63,8 +66,21 @@ impl ConnHandle {
             session: RefCell::new(session),
             subs: RefCell::new(Subs::default()),
             outbound: RefCell::new(Outbound::default()),
+            replies: RefCell::new(Default::default()),
+            inflight: Cell::new(0),
             peer,
         }
+    }
+
+    /// Asynchronous requests of this connection still running.
+    pub fn inflight(&self) -> usize {
+        self.inflight.get()
+    }
+
+    /// Adjusts the in-flight count.
+    pub fn inflight_add(&self, delta: isize) {
+        self.inflight
+            .set(self.inflight.get().saturating_add_signed(delta));
     }
 
     /// True while the session is closing (no more notifications).

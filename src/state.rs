@@ -111,9 +111,17 @@ pub struct ServerState {
     pub bus: crate::events::Bus,
     /// Set when the first discovery scan has completed.
     pub first_scan: AtomicBool,
+    /// File names (final names) of recordings that are active or being finalized: never listed,
+    /// served, deleted or cleaned up while they are here.
+    pub busy_recordings: ArcSwap<Vec<String>>,
 }
 
 impl ServerState {
+    /// True when `name` belongs to an active or finalizing recording.
+    pub fn recording_busy(&self, name: &str) -> bool {
+        self.busy_recordings.load().iter().any(|n| n == name)
+    }
+
     /// True once the first discovery scan has completed.
     pub fn first_scan_done(&self) -> bool {
         self.first_scan.load(Relaxed)

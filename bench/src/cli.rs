@@ -26,6 +26,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Subscribe C connections to events and measure notification delivery latency.
     Fanout(FanoutArgs),
+    /// Run a fixed list of steps on one connection, round after round (per-method latency).
+    Sequence(SequenceArgs),
     /// Internal: one child process of `run --procs N`; prints its JSON result on stdout.
     #[command(hide = true)]
     Worker(RunArgs),
@@ -222,4 +224,33 @@ pub struct FanoutArgs {
     /// Write the JSON result here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// `sequence` options.
+#[derive(Args, Debug, Clone)]
+pub struct SequenceArgs {
+    /// WebSocket URL (loopback only).
+    #[arg(long, default_value = "ws://127.0.0.1:8002/ws")]
+    pub url: String,
+    /// Steps, in order: `method={json params}` or `sleep=SECONDS`; repeatable.
+    #[arg(long, required = true)]
+    pub step: Vec<String>,
+    /// Rounds of the whole step list.
+    #[arg(long, default_value_t = 10)]
+    pub rounds: u32,
+    /// Stop after this many seconds even if rounds remain.
+    #[arg(long, default_value_t = 300.0)]
+    pub max_seconds: f64,
+    /// Token for `authenticate`.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Shell command printing the token.
+    #[arg(long)]
+    pub token_cmd: Option<String>,
+    /// Per-request timeout, ms.
+    #[arg(long, default_value_t = 60_000)]
+    pub timeout_ms: u64,
+    /// Write the JSON result here.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
 }

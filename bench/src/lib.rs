@@ -11,5 +11,6 @@ pub mod load;
 pub mod procstat;
 pub mod rfc3339;
 pub mod run;
+pub mod sequence;
 pub mod stats;
 pub mod worker;

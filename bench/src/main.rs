@@ -25,6 +25,15 @@ fn real_main(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Sequence(args) => {
+            let rt = runtime(1)?;
+            let res = rt.block_on(camshard_bench::sequence::sequence(&args))?;
+            camshard_bench::sequence::print(&res);
+            if let Some(p) = &args.json {
+                write_json(p, &res)?;
+            }
+            Ok(())
+        }
         Command::Worker(args) => {
             let rt = runtime(args.load.threads)?;
             rt.block_on(camshard_bench::worker::worker_main(&args))

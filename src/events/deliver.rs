@@ -97,6 +97,7 @@ pub fn render(cfg: &Config, ev: &Event, name: Name, host: &str) -> Bytes {
             }
             m
         }
+        Body::Json(m) if name == topic::RECORDING_STATUS_UPDATE => legacy_recording(ev.name, m),
         Body::Json(m) => m.clone(),
     };
     params.insert(
@@ -105,4 +106,32 @@ pub fn render(cfg: &Config, ev: &Event, name: Name, host: &str) -> Bytes {
     );
     let msg = serde_json::json!({"jsonrpc": "2.0", "method": name.as_str(), "params": params});
     Bytes::from(serde_json::to_vec(&msg).unwrap_or_default())
+}
+
+/// `recording_status_update` params (§10.6) from a `recording.start|stop|error` event's params.
+fn legacy_recording(source: Name, m: &Map<String, Value>) -> Map<String, Value> {
+    let status = match source {
+        topic::RECORDING_START => "RECORDING",
+        topic::RECORDING_STOP => "STOPPED",
+        _ => "ERROR",
+    };
+    let mut out = Map::new();
+    for key in ["device", "filename", "session_id"] {
+        out.insert(key.into(), m.get(key).cloned().unwrap_or(Value::Null));
+    }
+    out.insert("status".into(), Value::from(status));
+    // Seconds recorded so far: 0 at start, the final duration at stop.
+    let duration = if source == topic::RECORDING_STOP {
+        m.get("duration").cloned()
+    } else {
+        None
+    };
+    out.insert("duration".into(), duration.unwrap_or(Value::from(0)));
+    if source != topic::RECORDING_START {
+        out.insert(
+            "reason".into(),
+            m.get("reason").cloned().unwrap_or(Value::Null),
+        );
+    }
+    out
 }

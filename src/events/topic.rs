@@ -45,6 +45,18 @@ pub const CAMERA_STATUS_CHANGE: Name = Name(2);
 pub const CAMERA_CAPABILITY_DETECTED: Name = Name(3);
 /// `camera.capability_error`
 pub const CAMERA_CAPABILITY_ERROR: Name = Name(4);
+/// `recording.start`
+pub const RECORDING_START: Name = Name(5);
+/// `recording.stop`
+pub const RECORDING_STOP: Name = Name(6);
+/// `recording.progress`
+pub const RECORDING_PROGRESS: Name = Name(7);
+/// `recording.error`
+pub const RECORDING_ERROR: Name = Name(8);
+/// `snapshot.taken`
+pub const SNAPSHOT_TAKEN: Name = Name(9);
+/// `snapshot.error`
+pub const SNAPSHOT_ERROR: Name = Name(10);
 /// `system.health`
 pub const SYSTEM_HEALTH: Name = Name(11);
 /// `system.error`

@@ -32,7 +32,7 @@ use crate::state::ServerState;
 /// What a method can see while it runs.
 pub struct Ctx<'c> {
     /// Shared server state.
-    pub state: &'c ServerState,
+    pub state: &'c std::sync::Arc<ServerState>,
     /// The calling shard's counters.
     pub stats: &'c ShardStats,
     /// The caller's session.

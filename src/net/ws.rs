@@ -27,8 +27,8 @@ use tungstenite::Bytes;
 use tungstenite::Message;
 
 use super::io::Io;
-use crate::rpc::dispatch::{handle_message, Env};
-use crate::shard::{ConnHandle, Shard, SIG_PING, SIG_SHUTDOWN};
+use crate::rpc::dispatch::{handle_message, Env, Handled, PendingReply};
+use crate::shard::{ConnHandle, Shard, SIG_OUTBOUND, SIG_PING, SIG_SHUTDOWN};
 
 /// Messages handled per poll before the session yields to other tasks.
 const BATCH: usize = 64;
@@ -67,6 +67,8 @@ pub struct WsSession {
     missed_pongs: u8,
     closing: Closing,
     write_blocked: bool,
+    /// A message held back until the connection's in-flight requests finish (barriers, §2.4).
+    deferred: Option<Utf8Bytes>,
 }
 
 impl WsSession {
@@ -90,6 +92,7 @@ impl WsSession {
             missed_pongs: 0,
             closing: Closing::No,
             write_blocked: false,
+            deferred: None,
         }
     }
 
@@ -141,7 +144,23 @@ impl WsSession {
             }
         }
         let mut handled = 0;
+        let max_inflight = self.shard.state.config.server.max_inflight_per_connection;
         while handled < BATCH {
+            if let Some(text) = self.deferred.take() {
+                if self.handle.inflight() > 0 {
+                    self.deferred = Some(text);
+                    break;
+                }
+                handled += 1;
+                if !self.on_text(cx, text.as_bytes()) {
+                    return Poll::Ready(());
+                }
+                continue;
+            }
+            // At the in-flight limit the socket is not read: TCP back-pressure, no error (§2.4).
+            if self.handle.inflight() >= max_inflight {
+                break;
+            }
             let mut io = Io {
                 stream: &mut self.stream,
                 cx,
@@ -149,6 +168,11 @@ impl WsSession {
             match self.ws.read(&mut io) {
                 Ok(Message::Text(text)) => {
                     handled += 1;
+                    if self.handle.inflight() > 0 && may_be_barrier(text.as_bytes()) {
+                        // A barrier waits for every earlier request of this connection.
+                        self.deferred = Some(text);
+                        break;
+                    }
                     if !self.on_text(cx, text.as_bytes()) {
                         return Poll::Ready(());
                     }
@@ -204,7 +228,7 @@ impl WsSession {
         // The reply is built in the shard's scratch buffer (idle connections hold none).
         let mut reply = shard.reply.borrow_mut();
         reply.clear();
-        let wrote = {
+        let handled = {
             let mut latency = shard.latency.borrow_mut();
             let mut parser = shard.parser.borrow_mut();
             let mut session = self.handle.session.borrow_mut();
@@ -219,8 +243,13 @@ impl WsSession {
             };
             handle_message(&mut env, text, &mut reply)
         };
-        if !wrote {
-            return true;
+        match handled {
+            Handled::Nothing => return true,
+            Handled::Replied => {}
+            Handled::Later(pending) => {
+                self.spawn_pending(pending);
+                return true;
+            }
         }
         // One exact-size allocation per reply; the scratch buffer keeps its capacity.
         let body = match Utf8Bytes::try_from(Bytes::copy_from_slice(&reply)) {
@@ -242,11 +271,38 @@ impl WsSession {
         }
     }
 
-    /// Moves queued notifications into the write buffer (they leave with this poll's flush);
-    /// false when the socket failed. Stops at a bounded batch so one flush stays small.
+    /// Runs an asynchronous reply on the shard: when it finishes, its stats are recorded, the
+    /// reply is queued, its after-reply hooks run (events it caused come after it), and the
+    /// session is woken to write it.
+    fn spawn_pending(&self, pending: PendingReply) {
+        let handle = self.handle.clone();
+        let shard = self.shard.clone();
+        handle.inflight_add(1);
+        glommio::spawn_local(async move {
+            let done = pending.await;
+            for r in &done.records {
+                shard.stats.count_reply(Some(r.method), r.code);
+                shard.latency.borrow_mut().record(r.method, r.micros);
+            }
+            if let Some(reply) = done.reply {
+                handle.replies.borrow_mut().push_back(Bytes::from(reply));
+            }
+            handle.inflight_add(-1);
+            handle.signal(SIG_OUTBOUND);
+            for hook in done.after {
+                hook();
+            }
+        })
+        .detach();
+    }
+
+    /// Moves finished asynchronous replies, then queued notifications, into the write buffer
+    /// (they leave with this poll's flush); false when the socket failed. Stops at a bounded
+    /// batch so one flush stays small.
     fn write_notifications(&mut self, cx: &mut Context<'_>) -> bool {
         for _ in 0..BATCH {
-            let Some(msg) = self.handle.outbound.borrow_mut().pop() else {
+            let next = self.handle.replies.borrow_mut().pop_front();
+            let Some(msg) = next.or_else(|| self.handle.outbound.borrow_mut().pop()) else {
                 break;
             };
             let Ok(text) = Utf8Bytes::try_from(msg) else {
@@ -265,7 +321,7 @@ impl WsSession {
                 Err(_) => return false,
             }
         }
-        if !self.handle.outbound.borrow().is_empty() {
+        if !self.handle.outbound.borrow().is_empty() || !self.handle.replies.borrow().is_empty() {
             cx.waker().wake_by_ref();
         }
         true
@@ -376,4 +432,14 @@ impl WsSession {
             }
         }
     }
+}
+
+/// Whether a message could contain a barrier request (§2.4): `authenticate`, `subscribe_events`,
+/// `unsubscribe_events`, or an in-line `auth_token`. A cheap byte search; a false positive only
+/// makes the message wait for the connection's earlier requests, which is always allowed.
+fn may_be_barrier(text: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 3] = [b"authenticate", b"subscribe_events", b"auth_token"];
+    NEEDLES
+        .iter()
+        .any(|n| text.windows(n.len()).any(|w| w == *n))
 }

@@ -5,6 +5,8 @@
 //! the first failure. It also counts every reply and records its latency.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use crate::auth::{AuthFailure, TokenKind};
@@ -18,7 +20,7 @@ use super::envelope::{parse_request, Id};
 use super::error::{self, RpcError};
 use super::json::{Json, Parser};
 use super::params::Params;
-use super::reply::{write_error, write_result};
+use super::reply::{write_error, write_result, AfterReply, Output};
 use super::session::{failure_for, AuthState, Session};
 
 /// What the connection knows about its peer, for methods that render URLs.
@@ -40,7 +42,7 @@ impl Peer {
 /// Everything one message's handling borrows from its shard and connection.
 pub struct Env<'e> {
     /// Shared server state.
-    pub state: &'e ServerState,
+    pub state: &'e std::sync::Arc<ServerState>,
     /// The shard's counters.
     pub stats: &'e ShardStats,
     /// The shard's latency histograms.
@@ -55,9 +57,42 @@ pub struct Env<'e> {
     pub peer: &'e Peer,
 }
 
-/// Handles one text message, appending the reply (if any) to `out`. Returns true when a reply
-/// was written.
-pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> bool {
+/// One finished request, for the shard's counters and histograms.
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    /// Method index in `methods::TABLE`.
+    pub method: usize,
+    /// 0 for success, else the error code.
+    pub code: i32,
+    /// Handling time in microseconds.
+    pub micros: u64,
+}
+
+/// What an asynchronous message produced once all its requests finished.
+pub struct Finished {
+    /// The reply (`None` when every request was a notification).
+    pub reply: Option<Vec<u8>>,
+    /// Requests to count (their stats are recorded when they finish).
+    pub records: Vec<Record>,
+    /// Hooks to run after the reply is queued.
+    pub after: Vec<AfterReply>,
+}
+
+/// A message whose reply is not ready yet.
+pub type PendingReply = Pin<Box<dyn Future<Output = Finished>>>;
+
+/// Outcome of handling one text message.
+pub enum Handled {
+    /// Nothing to send (notifications only).
+    Nothing,
+    /// The reply was appended to `out`.
+    Replied,
+    /// At least one request continues asynchronously; the reply comes from this future.
+    Later(PendingReply),
+}
+
+/// Handles one text message; a reply that is ready is appended to `out`.
+pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> Handled {
     let Env {
         state,
         stats,
@@ -80,18 +115,43 @@ pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> bool
         Err(_) => {
             stats.count_reply(None, error::PARSE_ERROR);
             write_error(out, None, &RpcError::parse());
-            return true;
+            return Handled::Replied;
         }
     };
     match &value {
         Json::Array(items) => call.batch(items, out),
-        single => call.one(single, out),
+        single => match call.one(single, out) {
+            Elem::Nothing => Handled::Nothing,
+            Elem::Written => Handled::Replied,
+            Elem::Later(fut) => Handled::Later(Box::pin(async move {
+                let done = fut.await;
+                Finished {
+                    reply: done.reply,
+                    records: vec![done.record],
+                    after: done.after.into_iter().collect(),
+                }
+            })),
+        },
     }
+}
+
+/// One request's outcome.
+enum Elem {
+    Nothing,
+    Written,
+    Later(Pin<Box<dyn Future<Output = ElemDone>>>),
+}
+
+/// One asynchronous request, finished.
+struct ElemDone {
+    reply: Option<Vec<u8>>,
+    record: Record,
+    after: Option<AfterReply>,
 }
 
 /// One message's handling context.
 struct Call<'c, 'e> {
-    state: &'c ServerState,
+    state: &'c std::sync::Arc<ServerState>,
     stats: &'c ShardStats,
     latency: &'c mut LocalLatency,
     session: &'c mut Session,
@@ -101,7 +161,7 @@ struct Call<'c, 'e> {
 
 impl Call<'_, '_> {
     /// A batch (§3.4): replies in request order, notifications contribute nothing.
-    fn batch(&mut self, items: &[Json<'_>], out: &mut Vec<u8>) -> bool {
+    fn batch(&mut self, items: &[Json<'_>], out: &mut Vec<u8>) -> Handled {
         if items.is_empty() {
             self.stats.count_reply(None, error::INVALID_REQUEST);
             write_error(
@@ -109,7 +169,7 @@ impl Call<'_, '_> {
                 None,
                 &RpcError::invalid_request("empty_batch", "A batch must not be empty"),
             );
-            return true;
+            return Handled::Replied;
         }
         let max = self.state.config.server.max_batch;
         if items.len() > max {
@@ -119,50 +179,83 @@ impl Call<'_, '_> {
                 format!("A batch holds at most {max} requests"),
             );
             write_error(out, None, &e);
-            return true;
+            return Handled::Replied;
         }
-        let start = out.len();
-        out.push(b'[');
-        let mut any = false;
+        // Elements run in order; each is answered alone, then the replies are joined.
+        let mut parts: Vec<Part> = Vec::with_capacity(items.len());
+        let mut any_later = false;
         for item in items {
-            let mark = out.len();
-            if any {
-                out.push(b',');
-            }
-            if self.one(item, out) {
-                any = true;
-            } else {
-                out.truncate(mark);
+            let mut one = Vec::new();
+            match self.one(item, &mut one) {
+                Elem::Nothing => {}
+                Elem::Written => parts.push(Part::Ready(one)),
+                Elem::Later(f) => {
+                    any_later = true;
+                    parts.push(Part::Later(f));
+                }
             }
         }
-        if !any {
-            out.truncate(start);
-            return false;
+        if !any_later {
+            if parts.is_empty() {
+                return Handled::Nothing;
+            }
+            join_parts(
+                parts.into_iter().filter_map(|p| match p {
+                    Part::Ready(b) => Some(b),
+                    Part::Later(_) => None,
+                }),
+                out,
+            );
+            return Handled::Replied;
         }
-        out.push(b']');
-        true
+        Handled::Later(Box::pin(async move {
+            let mut replies = Vec::new();
+            let mut records = Vec::new();
+            let mut after = Vec::new();
+            for p in parts {
+                match p {
+                    Part::Ready(b) => replies.push(b),
+                    Part::Later(f) => {
+                        let done = f.await;
+                        records.push(done.record);
+                        after.extend(done.after);
+                        replies.extend(done.reply);
+                    }
+                }
+            }
+            let reply = (!replies.is_empty()).then(|| {
+                let mut out = Vec::new();
+                join_parts(replies.into_iter(), &mut out);
+                out
+            });
+            Finished {
+                reply,
+                records,
+                after,
+            }
+        }))
     }
 
-    /// One request; returns true when a reply was written.
-    fn one(&mut self, v: &Json<'_>, out: &mut Vec<u8>) -> bool {
+    /// One request: written to `out` now, nothing (notification), or later.
+    fn one(&mut self, v: &Json<'_>, out: &mut Vec<u8>) -> Elem {
         let started = Instant::now();
         let req = match parse_request(v) {
             Ok(r) => r,
             Err(e) => {
                 self.stats.count_reply(None, e.error.code);
                 write_error(out, e.id.as_ref(), &e.error);
-                return true;
+                return Elem::Written;
             }
         };
         let Some((index, method)) = methods::lookup(req.method) else {
             if req.id.is_none() {
-                return false;
+                return Elem::Nothing;
             }
             self.stats.count_reply(None, error::METHOD_NOT_FOUND);
             let e = RpcError::new(error::METHOD_NOT_FOUND, "method_not_found")
                 .details(format!("Unknown method \"{}\"", truncate(req.method, 64)));
             write_error(out, req.id.as_ref(), &e);
-            return true;
+            return Elem::Written;
         };
         let was_authenticated = self.session.grant.is_some();
         let result = self.run(method, &req.params, started);
@@ -171,6 +264,31 @@ impl Call<'_, '_> {
                 .borrow_mut()
                 .account(self.stats, self.session.grant.is_some());
         }
+        if let Ok(Output::Later(fut)) = result {
+            let id = req.id;
+            return Elem::Later(Box::pin(async move {
+                let (result, after) = fut.await;
+                let code = result.as_ref().err().map(|e| e.code).unwrap_or(0);
+                let record = Record {
+                    method: index,
+                    code,
+                    micros: started.elapsed().as_micros() as u64,
+                };
+                let reply = id.map(|id| {
+                    let mut out = Vec::new();
+                    match &result {
+                        Ok(output) => write_result(&mut out, Some(&id), output),
+                        Err(e) => write_error(&mut out, Some(&id), e),
+                    }
+                    out
+                });
+                ElemDone {
+                    reply,
+                    record,
+                    after,
+                }
+            }));
+        }
         let code = match &result {
             Ok(_) => 0,
             Err(e) => e.code,
@@ -178,12 +296,14 @@ impl Call<'_, '_> {
         self.stats.count_reply(Some(index), code);
         self.latency
             .record(index, started.elapsed().as_micros() as u64);
-        let Some(id) = req.id else { return false };
+        let Some(id) = req.id else {
+            return Elem::Nothing;
+        };
         match result {
             Ok(output) => write_result(out, Some(&id), &output),
             Err(e) => write_error(out, Some(&id), &e),
         }
-        true
+        Elem::Written
     }
 
     /// Steps 4–8 of §3.2 for a known method.
@@ -266,6 +386,24 @@ pub fn auth_rpc_error(failure: Option<AuthFailure>) -> RpcError {
             .suggest("Call authenticate with a JWT or API key first"),
         Some(f) => RpcError::new(error::AUTH, f.reason()).details(f.message()),
     }
+}
+
+/// A batch element's reply: ready bytes or a future.
+enum Part {
+    Ready(Vec<u8>),
+    Later(Pin<Box<dyn Future<Output = ElemDone>>>),
+}
+
+/// Writes `[a,b,…]`.
+fn join_parts(parts: impl Iterator<Item = Vec<u8>>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, p) in parts.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&p);
+    }
+    out.push(b']');
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -4,13 +4,35 @@
 use super::envelope::Id;
 use super::error::RpcError;
 
+/// Work to run right after a reply is queued (e.g. publishing the event the request caused, so
+/// the reply always precedes its notification, §2.4).
+pub type AfterReply = Box<dyn FnOnce()>;
+
+/// The eventual outcome of an asynchronous method: its result and an optional after-reply hook.
+pub type LaterResult = (Result<Output, RpcError>, Option<AfterReply>);
+
+/// An asynchronous method's pending result. It runs on the calling connection's shard.
+pub type Later = std::pin::Pin<Box<dyn std::future::Future<Output = LaterResult>>>;
+
 /// A method's successful result, ready to be embedded in a reply.
-#[derive(Debug, Clone)]
 pub enum Output {
     /// Pre-serialized JSON that never changes (e.g. `"pong"`).
     Static(&'static str),
     /// A JSON value.
     Value(serde_json::Value),
+    /// Not ready yet: the method continues asynchronously (waiting for a frame, a file write,
+    /// a process); the reply is sent when the future completes.
+    Later(Later),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Static(s) => write!(f, "Static({s})"),
+            Output::Value(v) => write!(f, "Value({v})"),
+            Output::Later(_) => f.write_str("Later(..)"),
+        }
+    }
 }
 
 impl From<serde_json::Value> for Output {
@@ -48,6 +70,9 @@ pub fn write_result(out: &mut Vec<u8>, id: Option<&Id>, result: &Output) {
         Output::Value(v) => {
             let _ = serde_json::to_writer(&mut *out, v);
         }
+        // The dispatcher resolves `Later` before writing; reaching here is a bug, answered
+        // as null rather than a panic.
+        Output::Later(_) => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"id\":");
     write_id(out, id);

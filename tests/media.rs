@@ -1,0 +1,263 @@
+//! Snapshots and recordings end to end with the real binary and real ffmpeg (contract §9.3).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::{code, reason, start, start_with, token};
+
+fn ffprobe_duration(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no duration for {path:?}: {out:?}"))
+}
+
+fn decodes_frames(path: &Path) -> bool {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn snapshot_decodes_with_the_camera_size_and_names_are_checked() {
+    let s = start_with("", &["--demo"]);
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    c.call("subscribe_events", json!({"topics": ["snapshot.taken"]}));
+    let r = c.call("take_snapshot", json!({"device": "camera0"}));
+    let res = &r["result"];
+    assert_eq!(res["status"], "SUCCESS", "{r}");
+    let name = res["filename"].as_str().unwrap();
+    assert!(
+        name.starts_with("camera0_snapshot_") && name.ends_with(".jpg"),
+        "{name}"
+    );
+    assert_eq!(res["file_path"], format!("/files/snapshots/{name}"));
+    assert!(res["download_url"].as_str().unwrap().contains("?token="));
+    let ev = c
+        .wait_for("snapshot.taken", Duration::from_secs(5))
+        .expect("snapshot.taken after the reply");
+    assert_eq!(ev["params"]["resolution"], "640x480");
+    let path = s.dir.path().join("data/snapshots").join(name);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(res["file_size"].as_u64(), Some(bytes.len() as u64));
+    let mut d = jpeg_decoder::Decoder::new(&bytes[..]);
+    d.decode().expect("valid JPEG");
+    let info = d.info().unwrap();
+    assert_eq!((info.width, info.height), (640, 480));
+
+    let r = c.call(
+        "take_snapshot",
+        json!({"device": "camera1", "filename": "door-cam"}),
+    );
+    assert_eq!(r["result"]["filename"], "door-cam.jpg");
+    assert!(s.dir.path().join("data/snapshots/door-cam.jpg").exists());
+    let r = c.call(
+        "take_snapshot",
+        json!({"device": "camera1", "filename": "door-cam.jpg"}),
+    );
+    assert_eq!((code(&r), reason(&r)), (-32020, "file_exists".into()));
+    let r = c.call(
+        "take_snapshot",
+        json!({"device": "camera1", "filename": "door", "format": "png"}),
+    );
+    assert_eq!(r["result"]["filename"], "door.png");
+    for bad in [
+        "../escape",
+        ".hidden",
+        "a/b",
+        "..",
+        "x".repeat(200).as_str(),
+    ] {
+        let r = c.call(
+            "take_snapshot",
+            json!({"device": "camera0", "filename": bad}),
+        );
+        assert_eq!(
+            (code(&r), reason(&r)),
+            (-32602, "invalid_format".into()),
+            "{bad}"
+        );
+    }
+    let r = c.call(
+        "take_snapshot",
+        json!({"device": "camera0", "filename": "x.png", "format": "jpg"}),
+    );
+    assert_eq!(reason(&r), "conflicting_params");
+    let r = c.call("take_snapshot", json!({"device": "camera9"}));
+    assert_eq!(code(&r), -32010);
+    let mut v = s.connect();
+    v.auth(&token("viewer"));
+    assert_eq!(
+        code(&v.call("take_snapshot", json!({"device": "camera0"}))),
+        -32002
+    );
+}
+
+#[test]
+fn timed_recordings_are_playable_in_every_format() {
+    let s = start_with("", &["--demo"]);
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    c.call(
+        "subscribe_events",
+        json!({"topics": ["recording.start", "recording.stop"]}),
+    );
+    for (device, format) in [("camera0", "fmp4"), ("camera1", "mkv")] {
+        let r = c.call(
+            "start_recording",
+            json!({"device": device, "duration": 3, "format": format}),
+        );
+        assert_eq!(r["result"]["status"], "RECORDING", "{r}");
+        assert_eq!(r["result"]["duration"], 3.0);
+        c.wait_for("recording.start", Duration::from_secs(5))
+            .expect("recording.start");
+    }
+    // A second start on a recording camera is refused.
+    let r = c.call("start_recording", json!({"device": "camera0"}));
+    assert_eq!((code(&r), reason(&r)), (-32020, "already_recording".into()));
+    let list = c.call("get_camera_list", json!({}))["result"].clone();
+    assert_eq!(list["cameras"][0]["recording"], true);
+    assert!(list["cameras"][0]["recording_session"].is_string());
+    let mut stops: Vec<Value> = Vec::new();
+    for _ in 0..2 {
+        stops.push(
+            c.wait_for("recording.stop", Duration::from_secs(15))
+                .expect("auto stop"),
+        );
+    }
+    for st in &stops {
+        let p = &st["params"];
+        assert_eq!(p["reason"], "duration_elapsed", "{st}");
+        let file = s
+            .dir
+            .path()
+            .join("data/recordings")
+            .join(p["filename"].as_str().unwrap());
+        let d = ffprobe_duration(&file);
+        assert!((d - 3.0).abs() <= 0.2, "{file:?} lasts {d}");
+        assert!(decodes_frames(&file));
+    }
+    // Idle again: stop is refused, a new mp4 session works.
+    let r = c.call("stop_recording", json!({"device": "camera0"}));
+    assert_eq!((code(&r), reason(&r)), (-32020, "not_recording".into()));
+    let r = c.call(
+        "start_recording",
+        json!({"device": "camera0", "duration": 3, "format": "mp4"}),
+    );
+    assert_eq!(r["result"]["format"], "mp4");
+    let st = c
+        .wait_for("recording.stop", Duration::from_secs(15))
+        .expect("mp4 auto stop");
+    let file = s
+        .dir
+        .path()
+        .join("data/recordings")
+        .join(st["params"]["filename"].as_str().unwrap());
+    let d = ffprobe_duration(&file);
+    assert!((d - 3.0).abs() <= 0.2, "mp4 lasts {d}");
+    let list = c.call("get_camera_list", json!({}))["result"].clone();
+    assert_eq!(list["cameras"][0]["recording"], false);
+}
+
+#[test]
+fn stop_recording_returns_the_final_file() {
+    let s = start_with("", &["--demo"]);
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    let r = c.call("start_recording", json!({"device": "camera0"}));
+    assert_eq!(r["result"]["format"], "fmp4");
+    assert!(r["result"]["duration"].is_null());
+    std::thread::sleep(Duration::from_millis(2500));
+    let r = c.call("stop_recording", json!({"device": "camera0"}));
+    let res = &r["result"];
+    assert_eq!(res["status"], "STOPPED", "{r}");
+    let file = s
+        .dir
+        .path()
+        .join("data/recordings")
+        .join(res["filename"].as_str().unwrap());
+    assert_eq!(
+        res["file_size"].as_u64(),
+        Some(std::fs::metadata(&file).unwrap().len())
+    );
+    assert!(res["duration"].as_f64().unwrap() > 1.5);
+    assert!(decodes_frames(&file));
+    let r = c.call("stop_recording", json!({"device": "camera0"}));
+    assert_eq!(reason(&r), "not_recording");
+}
+
+#[test]
+fn camera_removed_mid_recording_leaves_a_playable_file() {
+    let root = tempfile::tempdir().unwrap();
+    let dev = root.path().join("dev");
+    let sys = root.path().join("sys");
+    let usb = sys.join("devices/usb1/1-1");
+    std::fs::create_dir_all(usb.join("1-1:1.0")).unwrap();
+    std::fs::create_dir_all(&dev).unwrap();
+    let class = sys.join("class/video4linux/video0");
+    std::fs::create_dir_all(&class).unwrap();
+    std::fs::write(usb.join("serial"), "UNPLUG-1\n").unwrap();
+    std::os::unix::fs::symlink(usb.join("1-1:1.0"), class.join("device")).unwrap();
+    let fixture = json!({"driver": "uvcvideo", "card": "Unplug Cam", "bus_info": "usb-1", "capture": true,
+                         "formats": [{"fourcc": "MJPG", "sizes": [{"width": 320, "height": 240, "fps": [15]}]}]});
+    std::fs::write(class.join("camshard-fixture.json"), fixture.to_string()).unwrap();
+    std::fs::write(dev.join("video0"), b"").unwrap();
+    let cfg = format!(
+        "[cameras]\ndev_root = \"{}\"\nsys_root = \"{}\"\nemulate_fixtures = true\n",
+        dev.display(),
+        sys.display()
+    );
+    let s = start(&cfg);
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    c.call(
+        "subscribe_events",
+        json!({"topics": ["recording.error", "recording.stop"]}),
+    );
+    let r = c.call("start_recording", json!({"device": "camera0"}));
+    assert_eq!(r["result"]["status"], "RECORDING", "{r}");
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::remove_file(dev.join("video0")).unwrap();
+    std::fs::remove_dir_all(&class).unwrap();
+    let err = c
+        .wait_for("recording.error", Duration::from_secs(10))
+        .expect("recording.error");
+    assert_eq!(err["params"]["reason"], "camera_disconnected", "{err}");
+    let stop = c
+        .wait_for("recording.stop", Duration::from_secs(10))
+        .expect("recording.stop for the file made so far");
+    let file = s
+        .dir
+        .path()
+        .join("data/recordings")
+        .join(stop["params"]["filename"].as_str().unwrap());
+    assert!(decodes_frames(&file), "{file:?} must be playable");
+    assert!(ffprobe_duration(&file) > 1.0);
+    let st = c.call("get_camera_status", json!({"device": "camera0"}))["result"].clone();
+    assert_eq!(
+        (st["status"].clone(), st["recording"].clone()),
+        (json!("DISCONNECTED"), json!(false))
+    );
+}
