@@ -31,6 +31,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod logging;
 pub mod methods;

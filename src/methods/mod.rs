@@ -14,6 +14,7 @@ mod get_subscription_stats;
 mod get_system_status;
 mod ping;
 mod subscribe_events;
+mod take_snapshot;
 mod unsubscribe_events;
 
 use std::collections::HashMap;
@@ -74,6 +75,7 @@ pub static TABLE: &[Method] = &[
     subscribe_events::METHOD,
     unsubscribe_events::METHOD,
     get_subscription_stats::METHOD,
+    take_snapshot::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.

@@ -108,7 +108,11 @@ impl Server {
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(10))).ok();
         }
-        Client { ws, next_id: 1 }
+        Client {
+            ws,
+            next_id: 1,
+            notes: Default::default(),
+        }
     }
 
     /// Runs a camshard subcommand against this server's state dir and returns stdout.
@@ -188,13 +192,22 @@ pub fn body(resp: &str) -> &str {
 pub struct Client {
     pub ws: WebSocket<MaybeTlsStream<TcpStream>>,
     pub next_id: u64,
+    /// Notifications read while waiting for a reply, kept for `wait_for`.
+    pub notes: std::collections::VecDeque<Value>,
 }
 
 impl Client {
-    /// Sends raw text and returns the next text reply parsed as JSON.
+    /// Sends raw text and returns the next reply parsed as JSON (notifications are set aside).
     pub fn raw(&mut self, text: &str) -> Value {
         self.ws.send(Message::text(text)).expect("send");
-        self.recv()
+        loop {
+            let v = self.recv();
+            if v.get("method").is_some() && v.get("id").is_none() {
+                self.notes.push_back(v);
+                continue;
+            }
+            return v;
+        }
     }
 
     /// Reads the next text message (skipping pings).
@@ -227,6 +240,9 @@ impl Client {
 
     /// Waits up to `within` for a notification named `method` (other messages are skipped).
     pub fn wait_for(&mut self, method: &str, within: Duration) -> Option<Value> {
+        if let Some(i) = self.notes.iter().position(|n| n["method"] == method) {
+            return self.notes.remove(i);
+        }
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
