@@ -143,6 +143,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         bus: crate::events::Bus::new(bus_senders),
         first_scan: AtomicBool::new(false),
         busy_recordings: ArcSwap::from_pointee(Vec::new()),
+        recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
         config,
     });
     let _ = crate::metrics::system::cpu_percent_recent();
@@ -194,6 +195,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     state.components.websocket.set(ComponentState::Running);
+    // Recordings a crash left as hidden .partial files become normal recordings (§5.2).
+    let recovered = crate::recording::recover_partials(&state.config.recordings_dir());
+    if !recovered.is_empty() {
+        tracing::warn!(files = ?recovered, "recovered recordings left by an earlier crash");
+    }
     // Cameras start once the shards can deliver their events.
     let cameras = crate::camera::manager::start(state.clone()).map_err(|e| {
         latch.trigger();
@@ -222,6 +228,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
         if let Err(e) = r {
             tracing::error!(shard = i, error = %e, "shard ended with an error");
         }
+    }
+    // Finalization still running (a long mp4/mkv remux) completes before the process exits.
+    let until = std::time::Instant::now() + crate::sessions::FINALIZE_WAIT;
+    while !state.recordings.idle() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
     }
     cameras.stop();
     tracing::info!("camshard stopped");
@@ -313,7 +324,18 @@ fn spawn_signal_thread(state: Arc<ServerState>, latch: ShutdownLatch) -> Result<
                     crate::events::topic::SYSTEM_SHUTDOWN,
                     serde_json::json!({"reason": "signal", "grace_ms": grace_ms}),
                 ));
-                latch.trigger();
+                // Recordings are stopped and finalized first (§2.3); connections close once that
+                // is done or the grace period has passed, whichever comes first.
+                state.recordings.stop_all(crate::recording::EndReason::Shutdown);
+                let st = state.clone();
+                let latch = latch.clone();
+                let _ = std::thread::Builder::new().name("camshard-drain".into()).spawn(move || {
+                    let deadline = std::time::Instant::now() + Duration::from_millis(grace_ms);
+                    while !st.recordings.idle() && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    latch.trigger();
+                });
             }
         }
         Signal::Hangup => match state.reload_keys() {

@@ -114,6 +114,8 @@ pub struct ServerState {
     /// File names (final names) of recordings that are active or being finalized: never listed,
     /// served, deleted or cleaned up while they are here.
     pub busy_recordings: ArcSwap<Vec<String>>,
+    /// Recording sessions, one slot per camera number.
+    pub recordings: crate::sessions::Sessions,
 }
 
 impl ServerState {

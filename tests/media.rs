@@ -116,7 +116,6 @@ fn snapshot_decodes_with_the_camera_size_and_names_are_checked() {
 }
 
 #[test]
-#[ignore = "the recorder (start_recording/stop_recording) is not implemented yet (issue 4)"]
 fn timed_recordings_are_playable_in_every_format() {
     let s = start_with("", &["--demo"]);
     let mut c = s.connect();
@@ -183,7 +182,6 @@ fn timed_recordings_are_playable_in_every_format() {
 }
 
 #[test]
-#[ignore = "the recorder (start_recording/stop_recording) is not implemented yet (issue 4)"]
 fn stop_recording_returns_the_final_file() {
     let s = start_with("", &["--demo"]);
     let mut c = s.connect();
@@ -211,7 +209,6 @@ fn stop_recording_returns_the_final_file() {
 }
 
 #[test]
-#[ignore = "the recorder (start_recording/stop_recording) is not implemented yet (issue 4)"]
 fn camera_removed_mid_recording_leaves_a_playable_file() {
     let root = tempfile::tempdir().unwrap();
     let dev = root.path().join("dev");

@@ -30,7 +30,26 @@ pub fn streams(config: &Config, host: &str, path: &str) -> Value {
     })
 }
 
-/// A `CameraItem` object.
+/// A `CameraItem` object, with the camera's recording state.
+pub fn camera_item_for(
+    state: &crate::state::ServerState,
+    host: &str,
+    c: &CameraInfo,
+) -> Map<String, Value> {
+    let mut m = camera_item(&state.config, host, c);
+    if let Some(a) = state.recordings.active(c.num) {
+        m.insert("recording".into(), Value::from(true));
+        m.insert(
+            "recording_session".into(),
+            Value::from(a.session_id.as_str()),
+        );
+        m.insert("current_file".into(), Value::from(a.filename.as_str()));
+        m.insert("elapsed_time".into(), Value::from(a.handle.elapsed_s()));
+    }
+    m
+}
+
+/// A `CameraItem` object without recording state (`recording: false`).
 pub fn camera_item(config: &Config, host: &str, c: &CameraInfo) -> Map<String, Value> {
     let connected = c.status == Status::Connected;
     let mut m = Map::new();
@@ -43,7 +62,6 @@ pub fn camera_item(config: &Config, host: &str, c: &CameraInfo) -> Map<String, V
     );
     m.insert("fps".into(), Value::from(if connected { c.fps } else { 0 }));
     m.insert("streams".into(), streams(config, host, &c.id));
-    // Recording state arrives with the recorder; until then no camera is recording.
     m.insert("recording".into(), Value::from(false));
     m.insert("recording_session".into(), Value::Null);
     m.insert("current_file".into(), Value::Null);

@@ -6,11 +6,11 @@ use serde_json::{Map, Value};
 
 use super::topic::{self, Name};
 use super::{Body, Event};
-use crate::camera::item::{camera_item, stream_host};
-use crate::config::Config;
+use crate::camera::item::{camera_item_for, stream_host};
 use crate::metrics::bump;
 use crate::rpc::session::AuthState;
 use crate::shard::{Shard, SIG_OUTBOUND};
+use crate::state::ServerState;
 
 /// Delivers one event to every eligible connection of `shard`.
 pub fn deliver(shard: &Shard, ev: &Event) {
@@ -54,7 +54,7 @@ pub fn deliver(shard: &Shard, ev: &Event) {
         let mut queued = false;
         for name in names.into_iter().flatten() {
             let host = stream_host(cfg, h.peer.host().as_deref());
-            let msg = cache.get(cfg, ev, name, host);
+            let msg = cache.get(state, ev, name, host);
             if h.outbound.borrow_mut().push(msg, limit) {
                 bump(&shard.stats.notifications_dropped);
             }
@@ -75,21 +75,21 @@ struct Renders {
 }
 
 impl Renders {
-    fn get(&mut self, cfg: &Config, ev: &Event, name: Name, host: String) -> Bytes {
+    fn get(&mut self, state: &ServerState, ev: &Event, name: Name, host: String) -> Bytes {
         if let Some((_, _, b)) = self.done.iter().find(|(n, h, _)| *n == name && *h == host) {
             return b.clone();
         }
-        let b = render(cfg, ev, name, &host);
+        let b = render(state, ev, name, &host);
         self.done.push((name, host, b.clone()));
         b
     }
 }
 
 /// `{"jsonrpc":"2.0","method":<name>,"params":{…,"timestamp":…}}`
-pub fn render(cfg: &Config, ev: &Event, name: Name, host: &str) -> Bytes {
+pub fn render(state: &ServerState, ev: &Event, name: Name, host: &str) -> Bytes {
     let mut params: Map<String, Value> = match &ev.body {
         Body::Camera { info, previous } => {
-            let mut m = camera_item(cfg, host, info);
+            let mut m = camera_item_for(state, host, info);
             if name == topic::CAMERA_STATUS_CHANGE {
                 if let Some(p) = previous {
                     m.insert("previous_status".into(), Value::from(p.as_str()));

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::{Ctx, Method};
 use crate::auth::Role;
-use crate::camera::item::{camera_item, stream_host};
+use crate::camera::item::{camera_item_for, stream_host};
 use crate::camera::registry::Status;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
@@ -24,7 +24,7 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let list = ctx.state.cameras.snapshot();
     let cameras: Vec<Value> = list
         .iter()
-        .map(|c| Value::Object(camera_item(cfg, &host, c)))
+        .map(|c| Value::Object(camera_item_for(ctx.state, &host, c)))
         .collect();
     let connected = list
         .iter()

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::{Ctx, Method};
 use crate::auth::Role;
-use crate::camera::item::{camera_item, formats, resolutions, stream_host};
+use crate::camera::item::{camera_item_for, formats, resolutions, stream_host};
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
@@ -24,7 +24,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .resolve("device", p.required_str("device")?)?;
     let cfg = &ctx.state.config;
     let host = stream_host(cfg, ctx.peer.host().as_deref());
-    let mut m = camera_item(cfg, &host, &cam);
+    let mut m = camera_item_for(ctx.state, &host, &cam);
     let uptime = cam
         .connected_since_ms
         .map(|t| crate::state::unix_millis().saturating_sub(t) / 1000)

@@ -13,6 +13,8 @@ mod get_status;
 mod get_subscription_stats;
 mod get_system_status;
 mod ping;
+mod start_recording;
+mod stop_recording;
 mod subscribe_events;
 mod take_snapshot;
 mod unsubscribe_events;
@@ -76,6 +78,8 @@ pub static TABLE: &[Method] = &[
     unsubscribe_events::METHOD,
     get_subscription_stats::METHOD,
     take_snapshot::METHOD,
+    start_recording::METHOD,
+    stop_recording::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.
