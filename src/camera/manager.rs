@@ -98,9 +98,13 @@ pub fn start(state: Arc<ServerState>) -> std::io::Result<ManagerHandle> {
     };
     m.add_synthetic();
     m.publish();
+    // The watcher starts before the first scan (no change can slip between them), and the first
+    // scan completes before the server announces itself ready, so a client's first
+    // `get_camera_list` already sees every camera present at start.
+    let watcher = m.first_scan();
     let thread = std::thread::Builder::new()
         .name("camera-manager".into())
-        .spawn(move || m.run(rx))?;
+        .spawn(move || m.run(rx, watcher))?;
     Ok(ManagerHandle {
         tx,
         thread: Some(thread),
@@ -108,7 +112,8 @@ pub fn start(state: Arc<ServerState>) -> std::io::Result<ManagerHandle> {
 }
 
 impl Manager {
-    fn run(&mut self, rx: Receiver<Msg>) {
+    /// Starts the hot-plug watcher and runs the first scan.
+    fn first_scan(&mut self) -> Option<WatcherHandle> {
         let mut watcher: Option<WatcherHandle> = None;
         if self.state.config.cameras.discovery {
             let tx = self.tx.clone();
@@ -136,6 +141,10 @@ impl Manager {
                 .camera_monitor
                 .set(ComponentState::Running);
         }
+        watcher
+    }
+
+    fn run(&mut self, rx: Receiver<Msg>, watcher: Option<WatcherHandle>) {
         self.check_health();
         loop {
             match rx.recv_timeout(HEALTH_EVERY) {

@@ -4,14 +4,21 @@
 //! The dispatcher has already checked rate limit, authentication and role by the time it runs.
 
 mod authenticate;
+mod delete_recording;
+mod delete_snapshot;
 mod get_camera_capabilities;
 mod get_camera_list;
 mod get_camera_status;
 mod get_metrics;
+mod get_recording_info;
 mod get_server_info;
+mod get_snapshot_info;
 mod get_status;
+mod get_storage_info;
 mod get_subscription_stats;
 mod get_system_status;
+mod list_recordings;
+mod list_snapshots;
 mod ping;
 mod start_recording;
 mod stop_recording;
@@ -80,6 +87,13 @@ pub static TABLE: &[Method] = &[
     take_snapshot::METHOD,
     start_recording::METHOD,
     stop_recording::METHOD,
+    list_recordings::METHOD,
+    list_snapshots::METHOD,
+    get_recording_info::METHOD,
+    get_snapshot_info::METHOD,
+    delete_recording::METHOD,
+    delete_snapshot::METHOD,
+    get_storage_info::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.

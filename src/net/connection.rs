@@ -78,6 +78,10 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
             }
         }
     }
+    if head.path.starts_with("/files/") && super::download::serve(&shard, &mut stream, &head).await
+    {
+        return;
+    }
     let head_only = head.method == "HEAD";
     let (route, resp) = http::route(&head, &shard.state, websocket);
     respond(&shard, &mut stream, route, resp, head_only).await;

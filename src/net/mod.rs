@@ -2,6 +2,7 @@
 //! a WebSocket session or one HTTP response), and the HTTP routes served on the same port.
 
 pub mod connection;
+pub mod download;
 pub mod head;
 pub mod http;
 pub mod io;

@@ -330,6 +330,7 @@ fn supervise(
     let mut first_ms = 0u64;
     let mut last_progress = Instant::now();
     let frame_ms = 1000.0 / req.fps.max(1) as f64;
+    let mut written = 0u64;
     let reason = loop {
         if let Some(r) = inner.stop.lock().ok().and_then(|s| s.clone()) {
             break r;
@@ -339,17 +340,31 @@ fn supervise(
                 let Some(w) = stdin.as_mut() else {
                     break EndReason::FfmpegFailed("stdin closed".into());
                 };
-                if w.write_all(&frame.jpeg).is_err() {
-                    break EndReason::FfmpegFailed(tail_text(&tail));
-                }
                 if first_ms == 0 {
                     first_ms = frame.captured_unix_ms.max(1);
                     inner.start_ms.store(first_ms, SeqCst);
                     on_event(RecEvent::FirstFrame { unix_ms: first_ms });
                 }
+                // The frame's slot on the constant-rate timeline; repeat it over missed slots
+                // (bounded, so a long stall cannot burst), skip it if its slot is already filled.
+                let since = frame.captured_unix_ms.saturating_sub(first_ms) as f64;
+                let slot = (since / frame_ms).round() as u64;
+                let copies = (slot + 1)
+                    .saturating_sub(written)
+                    .min(req.fps.max(1) as u64 * 2);
+                let mut failed = false;
+                for _ in 0..copies {
+                    if w.write_all(&frame.jpeg).is_err() {
+                        failed = true;
+                        break;
+                    }
+                    written += 1;
+                }
+                if failed {
+                    break EndReason::FfmpegFailed(tail_text(&tail));
+                }
                 if let Some(max) = req.max_duration {
-                    let span = frame.captured_unix_ms.saturating_sub(first_ms) as f64 + frame_ms;
-                    if span >= max.as_secs_f64() * 1000.0 {
+                    if written as f64 * frame_ms >= max.as_secs_f64() * 1000.0 - 0.5 {
                         break EndReason::DurationElapsed;
                     }
                 }
@@ -425,7 +440,8 @@ fn supervise(
     inner.done.notify_all();
 }
 
-/// Closes out ffmpeg: it flushes on stdin EOF; SIGTERM after 5 s, SIGKILL after 10 s.
+/// Closes out ffmpeg: it flushes on stdin EOF; SIGTERM after 20 s, SIGKILL after 30 s (a loaded
+/// host can take seconds to encode what is still queued; a complete file beats a fast stop).
 fn wait_child(child: &mut Child) {
     let t0 = Instant::now();
     let mut termed = false;
@@ -433,14 +449,14 @@ fn wait_child(child: &mut Child) {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        if !termed && t0.elapsed() > Duration::from_secs(5) {
+        if !termed && t0.elapsed() > Duration::from_secs(20) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child.id() as i32),
                 nix::sys::signal::SIGTERM,
             );
             termed = true;
         }
-        if t0.elapsed() > Duration::from_secs(10) {
+        if t0.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
             let _ = child.wait();
             return;

@@ -1,0 +1,20 @@
+//! `list_recordings` (contract §9.4/§9.6); the body is shared in `files::api`.
+
+use super::{Ctx, Method};
+use crate::auth::Role;
+use crate::files::names::Kind;
+use crate::rpc::error::RpcError;
+use crate::rpc::params::Params;
+use crate::rpc::reply::Output;
+
+/// Table entry.
+pub const METHOD: Method = Method {
+    name: "list_recordings",
+    role: Some(Role::Viewer),
+    barrier: false,
+    run,
+};
+
+fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
+    crate::files::api::list(ctx, p, Kind::Recordings)
+}
