@@ -116,9 +116,6 @@ fn snapshot_decodes_with_the_camera_size_and_names_are_checked() {
 }
 
 #[test]
-#[ignore = "known issue: under `cargo test --workspace` the fmp4 file of this test lasts 2.7-2.8 s \
-            instead of 3 ± 0.2 s (it passes alone: `cargo test --test media -- --include-ignored`); \
-            under investigation, see docs/benchmarks.md and the issue 4 note"]
 fn timed_recordings_are_playable_in_every_format() {
     let s = start_with("", &["--demo"]);
     let mut c = s.connect();

@@ -237,6 +237,10 @@ pub fn start(
     std::fs::create_dir_all(&req.dir).map_err(|e| format!("recordings directory: {e}"))?;
     let partial = partial_path(&req);
     let g = req.fps.max(1).to_string();
+    // Constant frame rate at the input: the feeder places each frame by its capture time
+    // (repeating frames over gaps), so the file's timeline is the camera's, not the pipe's.
+    // Wall-clock arrival stamps (the integration doc's command) compress the start whenever
+    // ffmpeg starts slowly, because frames queued in the pipe all "arrive" at once.
     let mut cmd = Command::new("ffmpeg");
     cmd.args([
         "-hide_banner",
@@ -244,13 +248,13 @@ pub fn start(
         "warning",
         "-f",
         "mjpeg",
-        "-use_wallclock_as_timestamps",
-        "1",
+        "-framerate",
+        &g,
         "-i",
         "pipe:0",
     ])
     .args([
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", &g,
+        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", &g, "-r", &g,
     ]);
     match req.format {
         Format::Mkv => cmd.args(["-f", "matroska"]),
