@@ -200,6 +200,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     if !recovered.is_empty() {
         tracing::warn!(files = ?recovered, "recovered recordings left by an earlier crash");
     }
+    let _retention = crate::files::retention::spawn_scheduler(state.clone())
+        .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
     // Cameras start once the shards can deliver their events.
     let cameras = crate::camera::manager::start(state.clone()).map_err(|e| {
         latch.trigger();

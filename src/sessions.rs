@@ -219,6 +219,11 @@ pub fn on_event(
             if !requested {
                 state.bus.publish(stop_event(&device, &session_id, &done));
             }
+            // An enabled age/size policy also runs after each finished recording (§9.6).
+            let st = state.clone();
+            let _ = std::thread::Builder::new()
+                .name("retention-once".into())
+                .spawn(move || crate::files::retention::after_recording(&st));
         }
     })
 }

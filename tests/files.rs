@@ -156,3 +156,46 @@ fn downloads_with_tokens_and_ranges() {
     assert_eq!(status, 200);
     assert!(body(&resp).is_empty());
 }
+
+#[test]
+fn retention_policy_persists_and_cleanup_deletes_only_old_files() {
+    let s = start("");
+    make_snapshots(&s.dir.path().join("data/snapshots"), 25);
+    let mut a = s.connect();
+    a.auth(&token("admin"));
+    // Manual (no policy yet): nothing is deleted.
+    let r = a.call("cleanup_old_files", json!({}))["result"].clone();
+    assert_eq!(
+        (r["cleanup_executed"].clone(), r["files_deleted"].clone()),
+        (json!(true), json!(0))
+    );
+    let r = a.call(
+        "set_retention_policy",
+        json!({"policy_type": "age", "enabled": false, "max_age_days": 0}),
+    );
+    assert_eq!((code(&r), reason(&r)), (-32602, "out_of_range".into()));
+    let r = a.call(
+        "set_retention_policy",
+        json!({"policy_type": "size", "enabled": true}),
+    );
+    assert_eq!(reason(&r), "missing_param");
+    // 20 seconds, as days: files 10..19 s old stay, 20..34 s old go.
+    let days = 20.0 / 86_400.0;
+    let r = a.call(
+        "set_retention_policy",
+        json!({"policy_type": "age", "enabled": false, "max_age_days": days, "max_size_gb": 100}),
+    );
+    let res = r["result"].clone();
+    assert_eq!(res["message"], "Retention policy updated", "{r}");
+    assert_eq!(res["max_size_gb"], 100.0);
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.state_dir().join("retention.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["policy_type"], "age");
+    let r = a.call("cleanup_old_files", json!({}))["result"].clone();
+    assert_eq!(r["files_deleted"], 15, "{r}");
+    assert!(r["space_freed"].as_u64().unwrap() > 0);
+    let left = a.call("list_snapshots", json!({}))["result"]["total"].clone();
+    assert_eq!(left, 10);
+}

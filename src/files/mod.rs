@@ -4,4 +4,5 @@ pub mod api;
 pub mod download_url;
 pub mod listing;
 pub mod names;
+pub mod retention;
 pub mod storage;

@@ -4,6 +4,7 @@
 //! The dispatcher has already checked rate limit, authentication and role by the time it runs.
 
 mod authenticate;
+mod cleanup_old_files;
 mod delete_recording;
 mod delete_snapshot;
 mod get_camera_capabilities;
@@ -20,6 +21,7 @@ mod get_system_status;
 mod list_recordings;
 mod list_snapshots;
 mod ping;
+mod set_retention_policy;
 mod start_recording;
 mod stop_recording;
 mod subscribe_events;
@@ -94,6 +96,8 @@ pub static TABLE: &[Method] = &[
     delete_recording::METHOD,
     delete_snapshot::METHOD,
     get_storage_info::METHOD,
+    set_retention_policy::METHOD,
+    cleanup_old_files::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.

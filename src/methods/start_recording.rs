@@ -82,6 +82,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             progress_every: Duration::from_secs(
                 state.config.notifications.recording_progress_interval_s,
             ),
+            storage_block_percent: state.config.storage.block_percent,
         };
         let cb = sessions::on_event(
             state.clone(),

@@ -73,6 +73,8 @@ pub struct StartRequest {
     pub start_timeout: Duration,
     /// Interval of progress events.
     pub progress_every: Duration,
+    /// Filesystem usage (percent) at which the session ends with `storage_critical`.
+    pub storage_block_percent: f64,
 }
 
 /// Why a session ended.
@@ -335,6 +337,7 @@ fn supervise(
     let mut last_progress = Instant::now();
     let frame_ms = 1000.0 / req.fps.max(1) as f64;
     let mut written = 0u64;
+    let mut last_storage_check = Instant::now();
     let reason = loop {
         if let Some(r) = inner.stop.lock().ok().and_then(|s| s.clone()) {
             break r;
@@ -381,6 +384,15 @@ fn supervise(
         }
         if let Ok(Some(_)) = child.try_wait() {
             break EndReason::FfmpegFailed(tail_text(&tail));
+        }
+        // The storage rule during a recording: checked every 10 s, only "critical" ends it.
+        if last_storage_check.elapsed() >= Duration::from_secs(10) {
+            last_storage_check = Instant::now();
+            let full = crate::metrics::system::fs_usage(&req.dir)
+                .is_some_and(|u| u.usage_percent >= req.storage_block_percent);
+            if full {
+                break EndReason::StorageCritical;
+            }
         }
         if let Ok(m) = std::fs::metadata(&partial) {
             inner.bytes.store(m.len(), SeqCst);
