@@ -53,7 +53,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         ring_depth: config.runtime.ring_depth,
         io_memory: config.runtime.io_memory_kib * 1024,
         name: "camshard-shard".into(),
-        ..ExecutorConfig::default()
+        // Blocking work per shard (snapshot fsyncs, file reads, ffmpeg spawns and waits): four
+        // threads let concurrent snapshots overlap their fsyncs instead of queueing behind two.
+        blocking_threads: 4,
     };
     let needed = camshard_cores::memlock_needed(plan.len(), exec.io_memory, exec.ring_depth);
     let memlock =
