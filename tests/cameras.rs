@@ -47,6 +47,11 @@ fn demo_cameras_list_status_and_capabilities() {
     assert_eq!((code(&r), reason(&r)), (-32010, "camera_not_found".into()));
     let r = c.call("get_camera_status", json!({"device": "video0"}));
     assert_eq!((code(&r), reason(&r)), (-32602, "invalid_format".into()));
+    let (_, metrics) = s.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        metrics.contains("camshard_cameras{status=\"CONNECTED\"} 2"),
+        "{metrics}"
+    );
     let sys = c.call("get_system_status", json!({}))["result"].clone();
     assert_eq!(sys["status"], "ready");
     assert_eq!(sys["available_cameras"], json!(["camera0", "camera1"]));

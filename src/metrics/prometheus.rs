@@ -163,8 +163,13 @@ pub fn render(state: &ServerState) -> String {
     }
 
     header(w, "camshard_cameras", "gauge", "Cameras by status.");
+    let cameras = state.cameras.snapshot();
     for status in ["CONNECTED", "ERROR", "DISCONNECTED"] {
-        let _ = writeln!(w, "camshard_cameras{{status=\"{status}\"}} 0");
+        let n = cameras
+            .iter()
+            .filter(|c| c.status.as_str() == status)
+            .count();
+        let _ = writeln!(w, "camshard_cameras{{status=\"{status}\"}} {n}");
     }
     header(
         w,
@@ -172,7 +177,11 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "Active recording sessions.",
     );
-    let _ = writeln!(w, "camshard_recordings_active 0");
+    let _ = writeln!(
+        w,
+        "camshard_recordings_active {}",
+        state.recordings.all().len()
+    );
     header(
         w,
         "camshard_mediamtx_up",
