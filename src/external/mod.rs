@@ -1,0 +1,1 @@
+//! External RTSP streams (contract §9.8) (stub; being written).

@@ -1,0 +1,3 @@
+//! MediaMTX integration (`mediamtx-integration.md`): the raw HTTP/1.1 client ([`http`]).
+
+pub mod http;

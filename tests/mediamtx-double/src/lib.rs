@@ -1,0 +1,1 @@
+//! Test double of MediaMTX's v3 control API (stub; being written).
