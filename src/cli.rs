@@ -66,6 +66,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ApikeyAction,
     },
+    /// Hold a publish demand for a camera until killed (run by MediaMTX's runOnDemand).
+    Demand {
+        /// The camera id, e.g. camera0.
+        camera: String,
+    },
 }
 
 /// `camshard token [create] --role R [--ttl SECS] [--user NAME]`

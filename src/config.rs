@@ -13,6 +13,9 @@ use serde::Deserialize;
 /// The defaults shipped with the binary (also the documented reference file).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// `paths.state_dir` of the shipped defaults.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/camshard";
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +36,13 @@ pub struct Config {
     pub streams: StreamsConfig,
     /// MediaMTX ports and API.
     pub mediamtx: MediamtxConfig,
+    /// When camera publishers run.
+    pub streaming: StreamingConfig,
+    /// The publisher's encoder settings.
+    pub publisher: PublisherConfig,
+    /// External RTSP streams and their discovery.
+    #[serde(default)]
+    pub external_streams: crate::external::config::ExternalStreamsConfig,
     /// Storage thresholds.
     pub storage: StorageConfig,
     /// Snapshot defaults.
@@ -233,6 +243,36 @@ pub struct MediamtxConfig {
     pub webrtc_port: u16,
     /// HLS port in stream URLs.
     pub hls_port: u16,
+    /// HTTP Basic user for the API (empty = none).
+    pub api_user: String,
+    /// HTTP Basic password for the API.
+    pub api_pass: String,
+    /// Base URL publishers push to (`<base>/cameraN`); credentials allowed.
+    pub rtsp_publish_url: String,
+    /// Seconds between health probes of the API.
+    pub health_interval_s: u64,
+}
+
+/// `[streaming]`: when camera publishers run (contract §9.5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// `on_demand` (while MediaMTX has readers), `on_request` (holds only) or `always`.
+    pub publish: String,
+    /// MediaMTX's `runOnDemandCloseAfter` for camera paths, seconds.
+    pub demand_close_after_s: u64,
+    /// A `start_streaming` hold ends after this many seconds in a row without readers.
+    pub auto_close_after_s: u64,
+}
+
+/// `[publisher]`: the per-camera encoder pushing to MediaMTX.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherConfig {
+    /// ffmpeg's `-b:v` value.
+    pub bitrate: String,
+    /// The ffmpeg executable.
+    pub ffmpeg: String,
 }
 
 /// `[storage]`
@@ -267,6 +307,8 @@ pub struct RecordingConfig {
     pub start_timeout_s: u64,
     /// `local` or `mediamtx`.
     pub backend: String,
+    /// MediaMTX `recordSegmentDuration` for camera paths, seconds (at most one day).
+    pub segment_duration_s: u64,
 }
 
 /// `[retention]`
@@ -579,6 +621,54 @@ impl Config {
                 "recording.backend",
                 "must be \"local\" or \"mediamtx\"",
             ));
+        }
+        range(
+            "recording.segment_duration_s",
+            self.recording.segment_duration_s,
+            1,
+            86_400,
+        )?;
+        if !matches!(
+            self.streaming.publish.as_str(),
+            "on_demand" | "on_request" | "always"
+        ) {
+            return Err(err(
+                "streaming.publish",
+                "must be \"on_demand\", \"on_request\" or \"always\"",
+            ));
+        }
+        range(
+            "streaming.demand_close_after_s",
+            self.streaming.demand_close_after_s,
+            1,
+            3600,
+        )?;
+        range(
+            "streaming.auto_close_after_s",
+            self.streaming.auto_close_after_s,
+            1,
+            86_400,
+        )?;
+        range(
+            "mediamtx.health_interval_s",
+            self.mediamtx.health_interval_s,
+            1,
+            3600,
+        )?;
+        if !self.mediamtx.api_url.starts_with("http://") {
+            return Err(err("mediamtx.api_url", "must be an http:// URL"));
+        }
+        if !self.mediamtx.rtsp_publish_url.starts_with("rtsp://") {
+            return Err(err("mediamtx.rtsp_publish_url", "must be an rtsp:// URL"));
+        }
+        if self.publisher.bitrate.is_empty()
+            || !self
+                .publisher
+                .bitrate
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.')
+        {
+            return Err(err("publisher.bitrate", "must look like 2M or 800k"));
         }
         range(
             "recording.start_timeout_s",

@@ -92,6 +92,12 @@ impl Report {
         } else {
             (comp(self.mediamtx), "API unreachable")
         };
+        let v = state.mtx.version.load();
+        let mtx_version = if v.is_empty() {
+            Value::Null
+        } else {
+            Value::from(v.as_str())
+        };
         let cfg = &state.config.storage;
         let storage_status = if self.storage_percent >= cfg.block_percent {
             "down"
@@ -105,7 +111,7 @@ impl Report {
         let components = json!({
             "websocket": {"status": comp(self.websocket), "message": format!("{conns} connections")},
             "camera_monitor": {"status": comp(self.camera_monitor), "message": "camera discovery"},
-            "mediamtx": {"status": mtx_status, "message": mtx_msg, "version": Value::Null},
+            "mediamtx": {"status": mtx_status, "message": mtx_msg, "version": mtx_version},
             "storage": {"status": storage_status, "message": format!("usage {:.1}%", self.storage_percent),
                         "usage_percentage": self.storage_percent},
         });

@@ -46,6 +46,7 @@ pub mod sessions;
 pub mod shard;
 pub mod snapshots;
 pub mod state;
+pub mod streaming;
 
 /// The server version reported by `get_server_info`, `/health` and metrics.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

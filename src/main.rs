@@ -30,6 +30,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Token(args)) => camshard::commands::token::run(&config, args),
         Some(Command::Apikey { action }) => camshard::commands::apikey::run(&config, action),
+        Some(Command::Demand { camera }) => {
+            let code = camshard::streaming::demand::run_client(config.state_dir(), camera);
+            return ExitCode::from(code as u8);
+        }
         None => {
             camshard::logging::init(&config.logging.level, &config.logging.format);
             camshard::server::run(config).map_err(|e| e.to_string())

@@ -118,6 +118,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     } else {
         ComponentState::Running
     };
+    let (stream_kick, stream_kicks) = crate::streaming::supervisor::kick_channel();
     let state = Arc::new(ServerState {
         started,
         started_unix_ms: crate::state::unix_millis(),
@@ -146,6 +147,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         first_scan: AtomicBool::new(false),
         busy_recordings: ArcSwap::from_pointee(Vec::new()),
         recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
+        mtx: Default::default(),
+        streams: Arc::new(crate::streaming::slots::Slots::new(config.cameras.max_cameras)),
+        stream_kick: stream_kick.clone(),
+        external: Arc::new(crate::external::store::Store::load(config.state_dir())),
         config,
     });
     let _ = crate::metrics::system::cpu_percent_recent();
@@ -175,6 +180,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 let _ = ready_tx.send(Err(format!("shard {} has no event inbox", ctx.id)));
                 return;
             };
+            if ctx.id == 0 && state.config.mediamtx.enabled {
+                // The MediaMTX controller lives on shard 0 (its one-write-at-a-time lane).
+                crate::mediamtx::controller::spawn(state.clone());
+            }
             shard::run(ctx, state, listeners, watch, inbox, move |r| {
                 let _ = ready_tx.send(r);
             })
@@ -209,6 +218,19 @@ pub fn run(config: Config) -> Result<(), StartError> {
         latch.trigger();
         StartError(format!("camera manager: {e}"))
     })?;
+    if state.config.mediamtx.enabled {
+        crate::streaming::supervisor::spawn(state.clone(), stream_kicks).map_err(|e| {
+            latch.trigger();
+            StartError(format!("publisher supervisor: {e}"))
+        })?;
+        crate::streaming::demand::spawn(state.clone()).map_err(|e| {
+            latch.trigger();
+            StartError(format!(
+                "control socket {}: {e}",
+                crate::streaming::demand::socket_path(state.config.state_dir()).display()
+            ))
+        })?;
+    }
     let cpus: Vec<String> = plan
         .iter()
         .map(|s| s.cpu.map(|c| c.to_string()).unwrap_or_else(|| "-".into()))

@@ -116,6 +116,14 @@ pub struct ServerState {
     pub busy_recordings: ArcSwap<Vec<String>>,
     /// Recording sessions, one slot per camera number.
     pub recordings: crate::sessions::Sessions,
+    /// What shards know about MediaMTX (health, live paths, the write lane).
+    pub mtx: crate::mediamtx::shared::Shared,
+    /// Per-camera streaming state (holds, demands, publisher runs).
+    pub streams: Arc<crate::streaming::slots::Slots>,
+    /// Wakes the publisher supervisor.
+    pub stream_kick: crate::streaming::supervisor::Kick,
+    /// Added and discovered external streams.
+    pub external: Arc<crate::external::store::Store>,
 }
 
 impl ServerState {

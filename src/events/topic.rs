@@ -65,6 +65,22 @@ pub const SYSTEM_ERROR: Name = Name(12);
 pub const SYSTEM_STARTUP: Name = Name(13);
 /// `system.shutdown`
 pub const SYSTEM_SHUTDOWN: Name = Name(14);
+/// `mediamtx.stream`
+pub const MEDIAMTX_STREAM: Name = Name(15);
+/// `mediamtx.path`
+pub const MEDIAMTX_PATH: Name = Name(16);
+/// `mediamtx.error`
+pub const MEDIAMTX_ERROR: Name = Name(17);
+/// `mediamtx.recording_started`
+pub const MEDIAMTX_RECORDING_STARTED: Name = Name(18);
+/// `mediamtx.recording_stopped`
+pub const MEDIAMTX_RECORDING_STOPPED: Name = Name(19);
+/// `mediamtx.recording_failed`
+pub const MEDIAMTX_RECORDING_FAILED: Name = Name(20);
+/// `mediamtx.stream_started`
+pub const MEDIAMTX_STREAM_STARTED: Name = Name(21);
+/// `mediamtx.stream_stopped`
+pub const MEDIAMTX_STREAM_STOPPED: Name = Name(22);
 /// Legacy `camera_status_update` (for every `camera.status_change`).
 pub const CAMERA_STATUS_UPDATE: Name = Name(23);
 /// Legacy `recording_status_update` (for recording start/error/stop).

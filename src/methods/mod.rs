@@ -15,6 +15,9 @@ mod get_recording_info;
 mod get_server_info;
 mod get_snapshot_info;
 mod get_status;
+mod get_stream_status;
+mod get_stream_url;
+mod get_streams;
 mod get_storage_info;
 mod get_subscription_stats;
 mod get_system_status;
@@ -23,7 +26,9 @@ mod list_snapshots;
 mod ping;
 mod set_retention_policy;
 mod start_recording;
+mod start_streaming;
 mod stop_recording;
+mod stop_streaming;
 mod subscribe_events;
 mod take_snapshot;
 mod unsubscribe_events;
@@ -98,6 +103,11 @@ pub static TABLE: &[Method] = &[
     get_storage_info::METHOD,
     set_retention_policy::METHOD,
     cleanup_old_files::METHOD,
+    start_streaming::METHOD,
+    stop_streaming::METHOD,
+    get_stream_url::METHOD,
+    get_stream_status::METHOD,
+    get_streams::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.

@@ -1,0 +1,392 @@
+//! Typed calls to MediaMTX's v3 API on top of the raw HTTP client, and the mapping of its answers
+//! to JSON-RPC errors (integration doc §8).
+//!
+//! Success is decided from the HTTP status only; a 2xx body may be empty, `{"status":"ok"}` or
+//! anything else. Error text is the `error` member of a JSON body, else the raw text. A JSON 404
+//! means "no such path"; gin's plain-text `404 page not found` means the route does not exist.
+//!
+//! Each shard thread has its own [`Api`] (and so its own keep-alive connections): see [`local`].
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::http::{Client, HttpError, Response};
+use super::model::{decode_list_page, PathLive};
+use crate::config::MediamtxConfig;
+use crate::rpc::error::{RpcError, DEPENDENCY};
+
+/// Timeout of reads (§8).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of writes: room for MediaMTX's delayed 401 (§8).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// API requests sent by every shard since start (benchmarks: calls per minute at idle).
+pub static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// A failed MediaMTX call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MtxError {
+    /// Connection refused or reset, or a timeout: MediaMTX is down.
+    Unreachable(String),
+    /// MediaMTX answered with a non-2xx status.
+    Status {
+        /// HTTP status.
+        code: u16,
+        /// `error` of a JSON body, else the raw text.
+        text: String,
+        /// Whether the body was JSON (a JSON 404 is "path missing", plain text "no route").
+        json: bool,
+    },
+    /// A 2xx answer whose body could not be used.
+    Malformed(String),
+}
+
+impl MtxError {
+    /// A JSON 404: the path (or path configuration) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, MtxError::Status { code: 404, json: true, .. })
+    }
+
+    /// A 400 `path already exists`.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, MtxError::Status { code: 400, text, .. } if text.contains("already exists"))
+    }
+
+    /// A 400 other than "already exists": MediaMTX refused the request's content.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, MtxError::Status { code: 400, .. }) && !self.is_already_exists()
+    }
+
+    /// MediaMTX could not be reached.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, MtxError::Unreachable(_))
+    }
+
+    /// One line for logs and `details`.
+    pub fn text(&self) -> String {
+        match self {
+            MtxError::Unreachable(e) => format!("MediaMTX unreachable: {e}"),
+            MtxError::Status { code, text, .. } => format!("MediaMTX answered {code}: {text}"),
+            MtxError::Malformed(e) => format!("MediaMTX answer unusable: {e}"),
+        }
+    }
+
+    /// The JSON-RPC error of a client call: -32050 `mediamtx_unreachable` or `mediamtx_error`.
+    pub fn to_rpc(&self) -> RpcError {
+        let reason = if self.is_unreachable() {
+            "mediamtx_unreachable"
+        } else {
+            "mediamtx_error"
+        };
+        RpcError::new(DEPENDENCY, reason).details(super::model::mask_url_password(&self.text()))
+    }
+}
+
+/// The -32050 `mediamtx_unreachable` error used when MediaMTX is known to be down or disabled.
+pub fn unreachable_error(enabled: bool) -> RpcError {
+    let details = if enabled {
+        "MediaMTX API is unreachable"
+    } else {
+        "MediaMTX is not configured (mediamtx.enabled = false)"
+    };
+    RpcError::new(DEPENDENCY, "mediamtx_unreachable").details(details)
+}
+
+/// One shard's MediaMTX API client.
+pub struct Api {
+    client: Client,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Rc<Api>>> = const { RefCell::new(None) };
+}
+
+/// This thread's API client (created on first use).
+pub fn local(cfg: &MediamtxConfig) -> Result<Rc<Api>, MtxError> {
+    LOCAL.with(|l| {
+        if let Some(a) = l.borrow().as_ref() {
+            return Ok(a.clone());
+        }
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let (user, pass) = (opt(&cfg.api_user), opt(&cfg.api_pass));
+        let client = Client::new(&cfg.api_url, user.as_deref(), pass.as_deref())
+            .map_err(MtxError::Malformed)?;
+        let api = Rc::new(Api { client });
+        *l.borrow_mut() = Some(api.clone());
+        Ok(api)
+    })
+}
+
+fn decode_error(r: &Response) -> MtxError {
+    let json: Option<Value> = if r.body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&r.body).ok()
+    };
+    let text = match &json {
+        Some(v) => v
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string()),
+        None => r.text().trim().to_string(),
+    };
+    MtxError::Status {
+        code: r.status,
+        text,
+        json: json.is_some(),
+    }
+}
+
+fn transport(e: HttpError) -> MtxError {
+    if e.is_unreachable() {
+        MtxError::Unreachable(e.to_string())
+    } else {
+        MtxError::Malformed(e.to_string())
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Response, MtxError> {
+        REQUESTS.fetch_add(1, Relaxed);
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let r = self
+            .client
+            .request(method, path, bytes.as_deref(), timeout)
+            .await
+            .map_err(transport)?;
+        if (200..300).contains(&r.status) {
+            Ok(r)
+        } else {
+            Err(decode_error(&r))
+        }
+    }
+
+    /// GET returning JSON.
+    pub async fn get_json(&self, path: &str) -> Result<Value, MtxError> {
+        let r = self.call("GET", path, None, READ_TIMEOUT).await?;
+        serde_json::from_slice(&r.body).map_err(|e| MtxError::Malformed(e.to_string()))
+    }
+
+    async fn write(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(), MtxError> {
+        self.call(method, path, body, WRITE_TIMEOUT).await.map(|_| ())
+    }
+
+    /// `GET /v3/info`; `Ok(None)` when the route is missing (before v1.15.2).
+    pub async fn info(&self) -> Result<Option<Value>, MtxError> {
+        match self.get_json("/v3/info").await {
+            Ok(v) => Ok(Some(v)),
+            Err(MtxError::Status {
+                code: 404,
+                json: false,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v3/config/global/get`.
+    pub async fn global_config(&self) -> Result<Value, MtxError> {
+        self.get_json("/v3/config/global/get").await
+    }
+
+    /// `GET /v3/config/paths/get/{name}`; `Ok(None)` on a JSON 404.
+    pub async fn path_conf(&self, name: &str) -> Result<Option<Value>, MtxError> {
+        match self.get_json(&format!("/v3/config/paths/get/{name}")).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v3/config/paths/list` (all pages): configured path names and configs.
+    pub async fn path_confs(&self) -> Result<Vec<Value>, MtxError> {
+        let mut out = Vec::new();
+        let mut page = 0;
+        loop {
+            let v = self
+                .get_json(&format!(
+                    "/v3/config/paths/list?page={page}&itemsPerPage=1000"
+                ))
+                .await?;
+            if let Some(items) = v.get("items").and_then(Value::as_array) {
+                out.extend(items.iter().cloned());
+            }
+            let pages = v.get("pageCount").and_then(Value::as_u64).unwrap_or(1);
+            page += 1;
+            if page >= pages || page > 1000 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// `POST /v3/config/paths/add/{name}`.
+    pub async fn add_path(&self, name: &str, conf: &Value) -> Result<(), MtxError> {
+        let path = format!("/v3/config/paths/add/{name}");
+        self.write("POST", &path, Some(conf)).await
+    }
+
+    /// `PATCH /v3/config/paths/patch/{name}`.
+    pub async fn patch_path(&self, name: &str, fields: &Value) -> Result<(), MtxError> {
+        let path = format!("/v3/config/paths/patch/{name}");
+        self.write("PATCH", &path, Some(fields)).await
+    }
+
+    /// `POST /v3/config/paths/replace/{name}` (an upsert).
+    pub async fn replace_path(&self, name: &str, conf: &Value) -> Result<(), MtxError> {
+        let path = format!("/v3/config/paths/replace/{name}");
+        self.write("POST", &path, Some(conf)).await
+    }
+
+    /// `DELETE /v3/config/paths/delete/{name}`; a JSON 404 counts as done.
+    pub async fn delete_path(&self, name: &str) -> Result<(), MtxError> {
+        let path = format!("/v3/config/paths/delete/{name}");
+        match self.write("DELETE", &path, None).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            r => r,
+        }
+    }
+
+    /// `GET /v3/paths/get/{name}`; `Ok(None)` on a JSON 404.
+    pub async fn path_live(&self, name: &str) -> Result<Option<PathLive>, MtxError> {
+        match self.get_json(&format!("/v3/paths/get/{name}")).await {
+            Ok(v) => Ok(Some(
+                PathLive::from_json(&v).unwrap_or_else(|| PathLive::absent(name)),
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v3/paths/list`, every page.
+    pub async fn paths_list(&self) -> Result<Vec<PathLive>, MtxError> {
+        let mut out = Vec::new();
+        let mut page = 0;
+        loop {
+            let v = self
+                .get_json(&format!("/v3/paths/list?page={page}&itemsPerPage=1000"))
+                .await?;
+            let (items, pages) = decode_list_page(&v);
+            out.extend(items);
+            page += 1;
+            if page >= pages || page > 1000 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// `GET /v3/recordings/get/{name}`: segment `start` strings exactly as received; none when
+    /// the path has no recordings or is not configured (§8).
+    pub async fn recording_segments(&self, name: &str) -> Result<Vec<String>, MtxError> {
+        match self.get_json(&format!("/v3/recordings/get/{name}")).await {
+            Ok(v) => Ok(v
+                .get("segments")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.get("start").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()),
+            Err(MtxError::Status {
+                code: 400 | 404, ..
+            }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v3/recordings/list`: names of paths with recordings.
+    pub async fn recordings_list(&self) -> Result<Vec<String>, MtxError> {
+        let v = self
+            .get_json("/v3/recordings/list?page=0&itemsPerPage=1000")
+            .await?;
+        Ok(v.get("items")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i.get("name").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// `DELETE /v3/recordings/deletesegment?path=…&start=…` (`start` passed through unchanged).
+    pub async fn delete_segment(&self, name: &str, start: &str) -> Result<(), MtxError> {
+        let path = format!(
+            "/v3/recordings/deletesegment?path={}&start={}",
+            query_escape(name),
+            query_escape(start)
+        );
+        self.write("DELETE", &path, None).await
+    }
+
+    /// Requests this client has sent.
+    pub fn requests_sent(&self) -> u64 {
+        self.client.requests_sent()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, body: &str, ct: Option<&str>) -> Response {
+        Response {
+            status,
+            content_type: ct.map(str::to_string),
+            body: body.as_bytes().to_vec(),
+            keep_alive: true,
+        }
+    }
+
+    #[test]
+    fn errors_decode_both_body_styles_and_plain_text() {
+        let e = decode_error(&resp(400, r#"{"error":"path already exists"}"#, None));
+        assert!(e.is_already_exists());
+        let e = decode_error(&resp(
+            404,
+            r#"{"status":"error","error":"path not found"}"#,
+            None,
+        ));
+        assert!(e.is_not_found());
+        let e = decode_error(&resp(404, "404 page not found", Some("text/plain")));
+        assert!(!e.is_not_found(), "plain-text 404 is a missing route");
+        let e = decode_error(&resp(401, "", None));
+        assert_eq!(e.to_rpc().reason, "mediamtx_error");
+        let e = decode_error(&resp(400, r#"{"error":"invalid source"}"#, None));
+        assert!(e.is_rejected());
+    }
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(
+            query_escape("2025-01-15T14:30:00.123456+01:00"),
+            "2025-01-15T14%3A30%3A00.123456%2B01%3A00"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! What every shard knows about MediaMTX without asking it: reachability, version, the last
+//! polled live path list, and the queue into the controller's one-write-at-a-time lane.
+//!
+//! Reads are lock-free (atomics and `ArcSwap`). Config writes from any shard are sent to the
+//! controller task on shard 0 over a futures channel, which wakes that executor from any thread;
+//! the answer comes back on a oneshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use futures_channel::{mpsc, oneshot};
+use serde_json::Value;
+
+use super::api::{unreachable_error, MtxError};
+use super::model::PathLive;
+use crate::rpc::error::RpcError;
+
+/// A config write the controller performs on a path.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Create the path with this config, or re-apply it if it differs (reply says which).
+    Ensure(Value),
+    /// Apply live `record*` fields only (§9) and wait until they are visible.
+    Patch(Value),
+    /// Delete the path (a path MediaMTX no longer knows counts as deleted).
+    Delete,
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The path was created.
+    Created,
+    /// The path existed and was changed.
+    Reapplied,
+    /// Nothing had to change.
+    Unchanged,
+    /// The path was deleted (or was already gone).
+    Deleted,
+}
+
+/// A queued write and where its outcome goes.
+pub struct WriteReq {
+    /// Path name.
+    pub name: String,
+    /// The write.
+    pub op: WriteOp,
+    /// Receives the outcome.
+    pub reply: oneshot::Sender<Result<WriteOutcome, MtxError>>,
+}
+
+/// MediaMTX state shared by every shard.
+#[derive(Default)]
+pub struct MtxShared {
+    /// The health probe currently succeeds.
+    pub up: AtomicBool,
+    /// Three probes in a row failed (component `ERROR`).
+    pub down: AtomicBool,
+    /// `version` from `/v3/info` (empty until known).
+    pub version: ArcSwap<String>,
+    /// Live paths as of the last poll (only while polling is active).
+    pub paths: ArcSwap<HashMap<String, PathLive>>,
+    /// Someone asked for a full reconciliation (e.g. a JSON 404 about an owned path).
+    pub reconcile_wanted: AtomicBool,
+    writes: OnceLock<mpsc::UnboundedSender<WriteReq>>,
+}
+
+impl MtxShared {
+    /// Installs the controller's write queue (once).
+    pub fn install(&self, tx: mpsc::UnboundedSender<WriteReq>) {
+        let _ = self.writes.set(tx);
+    }
+
+    /// Queues a write and waits for its outcome.
+    pub async fn write(&self, name: &str, op: WriteOp) -> Result<WriteOutcome, MtxError> {
+        let Some(tx) = self.writes.get() else {
+            return Err(MtxError::Unreachable("MediaMTX controller not running".into()));
+        };
+        let (reply, rx) = oneshot::channel();
+        let req = WriteReq {
+            name: name.to_string(),
+            op,
+            reply,
+        };
+        if tx.unbounded_send(req).is_err() {
+            return Err(MtxError::Unreachable("MediaMTX controller stopped".into()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(MtxError::Unreachable("MediaMTX controller stopped".into())))
+    }
+
+    /// Asks the controller to reconcile every owned path on its next tick.
+    pub fn want_reconcile(&self) {
+        self.reconcile_wanted.store(true, Relaxed);
+    }
+
+    /// The error stream methods answer without calling MediaMTX when it is known to be down or
+    /// not configured; `None` when a call is worth trying.
+    pub fn refuse(&self, enabled: bool) -> Option<RpcError> {
+        if !enabled || self.down.load(Relaxed) {
+            Some(unreachable_error(enabled))
+        } else {
+            None
+        }
+    }
+}
+
+/// A shared handle (kept in `ServerState`).
+pub type Shared = Arc<MtxShared>;

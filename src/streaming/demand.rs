@@ -1,0 +1,213 @@
+//! The loopback control socket that carries publish demands (contract §9.5, integration doc §4).
+//!
+//! MediaMTX runs `camshard demand cameraN` when a reader asks for a camera path that nobody
+//! publishes, and kills it once the path has had no readers for `runOnDemandCloseAfter`. That
+//! process connects to `<state_dir>/control.sock` (mode 0600), says `demand cameraN`, and then
+//! simply stays connected: the demand lasts exactly as long as the connection. The server side is
+//! one mio thread (an epoll set of the listener and every demand connection); a closed
+//! connection, for whatever reason, releases its demand. When the server goes away the
+//! connections close and every `demand` process exits.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::state::ServerState;
+
+/// The socket's file name in the state directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// Where the control socket lives.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SOCKET_NAME)
+}
+
+const LISTENER: Token = Token(0);
+
+struct Conn {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    /// Camera number once the demand is accepted.
+    camera: Option<u32>,
+}
+
+/// Binds the socket and starts the `control` thread.
+pub fn spawn(state: Arc<ServerState>) -> std::io::Result<()> {
+    let path = socket_path(state.config.state_dir());
+    // A socket file left by a previous run would make bind fail.
+    let _ = std::fs::remove_file(&path);
+    let mut listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || serve(state, poll, listener, path))?;
+    Ok(())
+}
+
+fn serve(state: Arc<ServerState>, mut poll: Poll, listener: UnixListener, path: PathBuf) {
+    let mut events = Events::with_capacity(64);
+    let mut conns: HashMap<Token, Conn> = HashMap::new();
+    let mut next = 1usize;
+    while !state.shutting_down.load(Relaxed) {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(500)))
+            .is_err()
+        {
+            continue;
+        }
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                while let Ok((mut stream, _)) = listener.accept() {
+                    let t = Token(next);
+                    next += 1;
+                    if poll
+                        .registry()
+                        .register(&mut stream, t, Interest::READABLE)
+                        .is_ok()
+                    {
+                        conns.insert(
+                            t,
+                            Conn {
+                                stream,
+                                buf: Vec::new(),
+                                camera: None,
+                            },
+                        );
+                    }
+                }
+                continue;
+            }
+            let t = ev.token();
+            let close = match conns.get_mut(&t) {
+                Some(c) => read_conn(&state, c),
+                None => false,
+            };
+            if close {
+                if let Some(mut c) = conns.remove(&t) {
+                    let _ = poll.registry().deregister(&mut c.stream);
+                    release(&state, c.camera);
+                }
+            }
+        }
+    }
+    for (_, c) in conns {
+        release(&state, c.camera);
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+fn release(state: &ServerState, camera: Option<u32>) {
+    if let Some(slot) = camera.and_then(|n| state.streams.get(n)) {
+        let _ = slot
+            .demands
+            .fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(1)));
+        tracing::info!(camera = camera, "publish demand released");
+    }
+}
+
+/// Reads what the peer sent; true when the connection must be closed.
+fn read_conn(state: &ServerState, c: &mut Conn) -> bool {
+    let mut tmp = [0u8; 256];
+    loop {
+        match c.stream.read(&mut tmp) {
+            Ok(0) => return true,
+            Ok(n) => {
+                if c.camera.is_some() {
+                    continue; // nothing more is expected; ignore chatter
+                }
+                c.buf.extend_from_slice(&tmp[..n]);
+                if c.buf.len() > 128 {
+                    let _ = c.stream.write_all(b"error request too long\n");
+                    return true;
+                }
+                if let Some(end) = c.buf.iter().position(|&b| b == b'\n') {
+                    let line = String::from_utf8_lossy(&c.buf[..end]).trim().to_string();
+                    match accept(state, &line) {
+                        Ok(num) => {
+                            c.camera = Some(num);
+                            let _ = c.stream.write_all(b"ok\n");
+                        }
+                        Err(msg) => {
+                            let _ = c.stream.write_all(format!("error {msg}\n").as_bytes());
+                            return true;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+fn accept(state: &ServerState, line: &str) -> Result<u32, String> {
+    let id = line
+        .strip_prefix("demand ")
+        .ok_or_else(|| "expected: demand cameraN".to_string())?
+        .trim();
+    let num = crate::camera::registry::parse_camera_id(id)
+        .ok_or_else(|| format!("not a camera id: {id}"))?;
+    if !state.cameras.snapshot().iter().any(|c| c.num == num) {
+        return Err(format!("unknown camera {id}"));
+    }
+    let slot = state
+        .streams
+        .get(num)
+        .ok_or_else(|| format!("unknown camera {id}"))?;
+    slot.demands.fetch_add(1, Relaxed);
+    tracing::info!(camera = id, "publish demand held");
+    Ok(num)
+}
+
+/// `camshard demand cameraN`: holds a demand until the server closes the connection or this
+/// process is killed. Returns the process exit code.
+pub fn run_client(state_dir: &Path, camera: &str) -> i32 {
+    let path = socket_path(state_dir);
+    let mut s = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("camshard demand: cannot connect to {}: {e}", path.display());
+            return 1;
+        }
+    };
+    if s.write_all(format!("demand {camera}\n").as_bytes()).is_err() {
+        eprintln!("camshard demand: the server closed the connection");
+        return 1;
+    }
+    let mut reply = Vec::new();
+    let mut b = [0u8; 1];
+    while reply.len() < 256 {
+        match s.read(&mut b) {
+            Ok(1) if b[0] == b'\n' => break,
+            Ok(1) => reply.push(b[0]),
+            _ => {
+                eprintln!("camshard demand: the server closed the connection");
+                return 1;
+            }
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    if reply != "ok" {
+        eprintln!("camshard demand: {reply}");
+        return 1;
+    }
+    // Hold the demand: block until the server goes away (EOF) or we are killed.
+    let mut sink = [0u8; 64];
+    loop {
+        match s.read(&mut sink) {
+            Ok(0) | Err(_) => return 0,
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The publisher supervisor: one thread that decides, ten times a second, which cameras must
+//! publish (contract §9.5) and makes it so — starting publishers, restarting crashed ones with
+//! back-off (1 s doubling to 30 s; five failed starts within two minutes is `system.error` and
+//! status `ERROR` until the next success), stopping unwanted ones, ending idle holds, and keeping
+//! the per-camera figures `get_stream_status` shows.
+//!
+//! Stopping takes up to 5 s (ffmpeg flushes), so it happens on a short-lived thread of its own
+//! and never delays another camera.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use tracing::{info, warn};
+
+use super::publisher::{display_command, Publisher};
+use super::slots::{PubRun, PubState, Slot};
+use crate::camera::registry::{CameraInfo, Status};
+use crate::events::{topic, Event};
+use crate::state::ServerState;
+
+const TICK: Duration = Duration::from_millis(100);
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A run this long counts as a success (back-off and failure count reset).
+const HEALTHY_RUN: Duration = Duration::from_secs(10);
+const FAIL_WINDOW: Duration = Duration::from_secs(120);
+const FAIL_LIMIT: usize = 5;
+
+/// Wakes the supervisor at once (e.g. after `start_streaming` set a hold).
+#[derive(Clone, Debug)]
+pub struct Kick(Sender<()>);
+
+impl Kick {
+    /// Asks for an immediate pass.
+    pub fn kick(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// A kick handle and its receiving end (given to `spawn`).
+pub fn kick_channel() -> (Kick, Receiver<()>) {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    (Kick(tx), rx)
+}
+
+#[derive(Default)]
+struct Entry {
+    publisher: Option<Publisher>,
+    failures: VecDeque<Instant>,
+    backoff: Duration,
+    next_start: Option<Instant>,
+    reported: bool,
+    samples: VecDeque<(Instant, u64)>,
+}
+
+/// Whether camera `c` must publish now.
+pub fn wanted(state: &ServerState, c: &CameraInfo, slot: &Slot) -> bool {
+    c.status == Status::Connected
+        && c.capture.is_some()
+        && state.config.mediamtx.enabled
+        && (state.config.streaming.publish == "always"
+            || slot.held()
+            || slot.demands.load(Relaxed) > 0
+            || slot.recording.load(Relaxed))
+}
+
+/// Starts the supervisor thread.
+pub fn spawn(state: Arc<ServerState>, kicks: Receiver<()>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("publishers".into())
+        .spawn(move || run(state, kicks))?;
+    Ok(())
+}
+
+fn run(state: Arc<ServerState>, kicks: Receiver<()>) {
+    let mut entries: HashMap<u32, Entry> = HashMap::new();
+    loop {
+        let _ = kicks.recv_timeout(TICK);
+        if state.shutting_down.load(Relaxed) {
+            break;
+        }
+        let now = Instant::now();
+        for c in state.cameras.snapshot().iter() {
+            let Some(slot) = state.streams.get(c.num) else {
+                continue;
+            };
+            expire_hold(&state, slot);
+            let e = entries.entry(c.num).or_default();
+            step(&state, c, slot, e, now);
+        }
+    }
+    // Shutdown: stop every publisher (in parallel, bounded by Publisher::stop's 5 s).
+    let stops: Vec<_> = entries
+        .into_values()
+        .filter_map(|e| e.publisher)
+        .map(|p| std::thread::spawn(move || p.stop()))
+        .collect();
+    for s in stops {
+        let _ = s.join();
+    }
+}
+
+/// Ends a `start_streaming` hold after `auto_close_after_s` without readers (not in `always`).
+fn expire_hold(state: &ServerState, slot: &Slot) {
+    let cfg = &state.config.streaming;
+    if cfg.publish == "always" || !slot.held() {
+        return;
+    }
+    let since = slot.no_readers_since_ms.load(Relaxed);
+    if since == 0 {
+        return;
+    }
+    let idle_from = since.max(slot.hold_ms.load(Relaxed));
+    if crate::state::unix_millis().saturating_sub(idle_from) >= cfg.auto_close_after_s * 1000 {
+        slot.hold_ms.store(0, Relaxed);
+        info!("streaming hold ended after {} s without readers", cfg.auto_close_after_s);
+    }
+}
+
+fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: Instant) {
+    // A publisher that exited on its own is a failure (unless it was no longer wanted anyway).
+    if let Some(p) = e.publisher.as_mut() {
+        if let Some(status) = p.exited() {
+            let ran = p.started.elapsed();
+            e.publisher = None;
+            slot.run.store(None);
+            slot.set_pub_state(PubState::Inactive);
+            if wanted(state, c, slot) {
+                fail(state, c, slot, e, now, format!("ffmpeg exited ({status}) after {ran:?}"), ran);
+            }
+        }
+    }
+    let want = wanted(state, c, slot);
+    match (&e.publisher, want) {
+        (None, true) if e.next_start.is_none_or(|t| now >= t) => start(state, c, slot, e, now),
+        (Some(_), false) => {
+            if let Some(p) = e.publisher.take() {
+                slot.set_pub_state(PubState::Stopping);
+                let id = c.id.clone();
+                let num = c.num;
+                let st = state.streams.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("pub-stop-{id}"))
+                    .spawn(move || {
+                        p.stop();
+                        if let Some(s) = st.get(num) {
+                            s.run.store(None);
+                            if s.pub_state() == PubState::Stopping {
+                                s.set_pub_state(PubState::Inactive);
+                            }
+                        }
+                        info!(camera = %id, "publisher stopped");
+                    });
+                if spawned.is_err() {
+                    slot.run.store(None);
+                    slot.set_pub_state(PubState::Inactive);
+                }
+            }
+            e.next_start = None;
+        }
+        _ => {}
+    }
+    // Frames/s fed over the last 10 s.
+    if let Some(p) = &e.publisher {
+        let frames = p.frames.load(Relaxed);
+        e.samples.push_back((now, frames));
+        while e.samples.len() > 2 && now.duration_since(e.samples[0].0) > Duration::from_secs(10) {
+            e.samples.pop_front();
+        }
+        let fps = match (e.samples.front(), e.samples.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                b.1.saturating_sub(a.1) as f64 / b.0.duration_since(a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        slot.fps_bits.store(fps.to_bits(), Relaxed);
+        if p.started.elapsed() >= HEALTHY_RUN && (e.backoff > BACKOFF_MIN || !e.failures.is_empty())
+        {
+            e.backoff = BACKOFF_MIN;
+            e.failures.clear();
+            e.reported = false;
+            if slot.pub_state() == PubState::Error {
+                slot.set_pub_state(PubState::Running);
+            }
+        }
+    } else {
+        e.samples.clear();
+        slot.fps_bits.store(0f64.to_bits(), Relaxed);
+    }
+}
+
+fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: Instant) {
+    let Some(capture) = c.capture.as_ref() else {
+        return;
+    };
+    let fps = if c.fps > 0 { c.fps } else { state.config.cameras.preferred_fps };
+    match Publisher::start(&state.config, &c.id, capture, fps) {
+        Ok(p) => {
+            info!(camera = %c.id, pid = p.pid, "publisher started");
+            slot.run.store(Some(Arc::new(PubRun {
+                pid: p.pid,
+                start_ms: crate::state::unix_millis(),
+                started: p.started,
+                command: display_command(&state.config, &c.id, fps),
+                frames: p.frames.clone(),
+            })));
+            // ERROR stays visible until a run proves healthy (`step` clears the failures).
+            if slot.pub_state() != PubState::Error || e.failures.is_empty() {
+                slot.set_pub_state(PubState::Running);
+            }
+            e.publisher = Some(p);
+        }
+        Err(err) => {
+            fail(state, c, slot, e, now, format!("cannot start ffmpeg: {err}"), Duration::ZERO)
+        }
+    }
+}
+
+fn fail(
+    state: &ServerState,
+    c: &CameraInfo,
+    slot: &Slot,
+    e: &mut Entry,
+    now: Instant,
+    why: String,
+    ran: Duration,
+) {
+    warn!(camera = %c.id, "publisher failed: {why}");
+    slot.last_error.store(Some(Arc::new(why.clone())));
+    slot.last_error_ms.store(crate::state::unix_millis(), Relaxed);
+    if ran >= HEALTHY_RUN {
+        e.failures.clear();
+        e.backoff = BACKOFF_MIN;
+    }
+    e.failures.push_back(now);
+    while e
+        .failures
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > FAIL_WINDOW)
+    {
+        e.failures.pop_front();
+    }
+    e.backoff = if e.backoff.is_zero() {
+        BACKOFF_MIN
+    } else {
+        (e.backoff * 2).min(BACKOFF_MAX)
+    };
+    e.next_start = Some(now + e.backoff);
+    if e.failures.len() >= FAIL_LIMIT {
+        slot.set_pub_state(PubState::Error);
+        if !e.reported {
+            e.reported = true;
+            state.bus.publish(Event::json(
+                topic::SYSTEM_ERROR,
+                serde_json::json!({"component": "publisher", "reason": "publisher_failing",
+                                   "details": format!("{}: {} failed starts within 2 minutes; last: {why}",
+                                                      c.id, e.failures.len())}),
+            ));
+        }
+    }
+}
