@@ -148,7 +148,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         busy_recordings: ArcSwap::from_pointee(Vec::new()),
         recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
         mtx: Default::default(),
-        streams: Arc::new(crate::streaming::slots::Slots::new(config.cameras.max_cameras)),
+        streams: Arc::new(crate::streaming::slots::Slots::new(
+            config.cameras.max_cameras,
+        )),
         stream_kick: stream_kick.clone(),
         external: Arc::new(crate::external::store::Store::load(config.state_dir())),
         config,

@@ -48,7 +48,14 @@ pub enum MtxError {
 impl MtxError {
     /// A JSON 404: the path (or path configuration) does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, MtxError::Status { code: 404, json: true, .. })
+        matches!(
+            self,
+            MtxError::Status {
+                code: 404,
+                json: true,
+                ..
+            }
+        )
     }
 
     /// A 400 `path already exists`.
@@ -192,7 +199,9 @@ impl Api {
     }
 
     async fn write(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(), MtxError> {
-        self.call(method, path, body, WRITE_TIMEOUT).await.map(|_| ())
+        self.call(method, path, body, WRITE_TIMEOUT)
+            .await
+            .map(|_| ())
     }
 
     /// `GET /v3/info`; `Ok(None)` when the route is missing (before v1.15.2).

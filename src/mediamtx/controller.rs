@@ -234,8 +234,8 @@ impl Controller {
         }
     }
 
-    /// Creates `name` with `conf`, or brings an existing path's owned fields in line (§11):
-    /// live fields by PATCH, others by `replace` only when `rewrite_ok` or nobody reads.
+    /// Creates `name` with `conf`, or brings an existing path's owned fields in line (§11): live
+    /// fields at any time, non-live ones only when `rewrite_ok` (start-up) or nobody reads.
     async fn ensure(
         &mut self,
         name: &str,
@@ -281,11 +281,17 @@ impl Controller {
                     json: false,
                 });
             }
-            self.api.replace_path(name, conf).await?;
             self.deferred.remove(name);
-        } else {
-            self.api.patch_path(name, &Value::Object(d.live.clone())).await?;
         }
+        // A PATCH of just the differing owned fields: unlike `replace`, it leaves every field
+        // an operator set by hand (and we do not own) as it was.
+        let mut body = d.live.clone();
+        for k in &d.other {
+            if let Some(v) = conf.get(k) {
+                body.insert(k.clone(), v.clone());
+            }
+        }
+        self.api.patch_path(name, &Value::Object(body)).await?;
         self.wait_visible(name, |c| c.is_some_and(|c| model::diff(conf, c).is_empty()))
             .await?;
         self.emit_path(name, "reapplied");
@@ -306,7 +312,8 @@ impl Controller {
     async fn tick(&mut self) {
         let now = Instant::now();
         if now >= self.next_probe {
-            self.next_probe = now + Duration::from_secs(self.state.config.mediamtx.health_interval_s);
+            self.next_probe =
+                now + Duration::from_secs(self.state.config.mediamtx.health_interval_s);
             self.probe().await;
         }
         if !self.state.mtx.up.load(Relaxed) {
@@ -334,8 +341,12 @@ impl Controller {
     async fn probe(&mut self) {
         let result = match self.api.info().await {
             Ok(Some(info)) => Ok((
-                info.get("version").and_then(Value::as_str).map(str::to_string),
-                info.get("started").and_then(Value::as_str).map(str::to_string),
+                info.get("version")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                info.get("started")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             )),
             // Before v1.15.2 there is no /v3/info: the global config proves reachability.
             Ok(None) => self.api.global_config().await.map(|_| (None, None)),
@@ -353,7 +364,8 @@ impl Controller {
                         self.state.mtx.version.store(Arc::new(v));
                     }
                 }
-                let restarted = started.is_some() && self.started.is_some() && started != self.started;
+                let restarted =
+                    started.is_some() && self.started.is_some() && started != self.started;
                 if was_down || restarted {
                     if self.probed_once || restarted {
                         info!(restarted, "MediaMTX is back: re-applying owned paths");
@@ -437,9 +449,16 @@ impl Controller {
                 }
                 Err(e) => {
                     if !matches!(&e, MtxError::Status { code: 409, .. }) {
-                        let what = if d.camera.is_some() { "camera" } else { "external" };
+                        let what = if d.camera.is_some() {
+                            "camera"
+                        } else {
+                            "external"
+                        };
                         warn!(path = %name, error = %e.text(), "cannot apply {what} path");
-                        self.system_error("path_apply_failed", format!("path {name}: {}", e.text()));
+                        self.system_error(
+                            "path_apply_failed",
+                            format!("path {name}: {}", e.text()),
+                        );
                         // Do not hammer MediaMTX with a refused config every tick.
                         self.applied.insert(name);
                     }
@@ -454,7 +473,13 @@ impl Controller {
         let Ok(confs) = self.api.path_confs().await else {
             return;
         };
-        let seen: HashSet<u32> = self.state.cameras.snapshot().iter().map(|c| c.num).collect();
+        let seen: HashSet<u32> = self
+            .state
+            .cameras
+            .snapshot()
+            .iter()
+            .map(|c| c.num)
+            .collect();
         for c in confs {
             let Some(name) = c.get("name").and_then(Value::as_str) else {
                 continue;
@@ -558,15 +583,22 @@ impl Controller {
         names.sort();
         names.dedup();
         for name in names {
-            let before = prev.get(name).cloned().unwrap_or_else(|| PathLive::absent(name));
-            let after = now.get(name).cloned().unwrap_or_else(|| PathLive::absent(name));
+            let before = prev
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| PathLive::absent(name));
+            let after = now
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| PathLive::absent(name));
             if before.ready == after.ready && before.readers == after.readers {
                 continue;
             }
             let params = stream_params(&after);
-            self.state
-                .bus
-                .publish(Event::json(topic::MEDIAMTX_STREAM, Value::Object(params.clone())));
+            self.state.bus.publish(Event::json(
+                topic::MEDIAMTX_STREAM,
+                Value::Object(params.clone()),
+            ));
             if !before.ready && after.ready {
                 self.state.bus.publish(Event::json(
                     topic::MEDIAMTX_STREAM_STARTED,

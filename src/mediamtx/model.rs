@@ -219,7 +219,9 @@ pub fn record_flag(conf: &Value) -> bool {
 
 /// Parses a Go duration field of a configuration.
 pub fn duration_field(conf: &Value, key: &str) -> Option<Duration> {
-    conf.get(key).and_then(Value::as_str).and_then(parse_go_duration)
+    conf.get(key)
+        .and_then(Value::as_str)
+        .and_then(parse_go_duration)
 }
 
 /// `user:pass@` in a URL replaced by `user:***@` (for command lines and error details).

@@ -76,7 +76,9 @@ impl MtxShared {
     /// Queues a write and waits for its outcome.
     pub async fn write(&self, name: &str, op: WriteOp) -> Result<WriteOutcome, MtxError> {
         let Some(tx) = self.writes.get() else {
-            return Err(MtxError::Unreachable("MediaMTX controller not running".into()));
+            return Err(MtxError::Unreachable(
+                "MediaMTX controller not running".into(),
+            ));
         };
         let (reply, rx) = oneshot::channel();
         let req = WriteReq {

@@ -47,7 +47,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         let ready = live.as_ref().is_some_and(|p| p.ready);
         let pub_state = slot.map_or(PubState::Inactive, |s| s.pub_state());
         let wanted = slot.is_some_and(|s| s.held() || s.recording.load(Relaxed));
-        let status = if pub_state == PubState::Error || (cam.status != Status::Connected && wanted) {
+        let status = if pub_state == PubState::Error || (cam.status != Status::Connected && wanted)
+        {
             "ERROR"
         } else if pub_state == PubState::Stopping {
             "STOPPING"

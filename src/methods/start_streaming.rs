@@ -82,10 +82,12 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 Err(e) => return fail(e.to_rpc()),
             }
             if Instant::now() >= deadline {
-                return fail(RpcError::new(DEPENDENCY, "stream_start_timeout").details(format!(
-                    "MediaMTX did not report {id} ready within {} s",
-                    READY_WITHIN.as_secs()
-                )));
+                return fail(
+                    RpcError::new(DEPENDENCY, "stream_start_timeout").details(format!(
+                        "MediaMTX did not report {id} ready within {} s",
+                        READY_WITHIN.as_secs()
+                    )),
+                );
             }
             glommio::timer::sleep(Duration::from_millis(100)).await;
         }
@@ -104,7 +106,10 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             run.as_ref()
                 .map_or(Value::Null, |r| Value::from(rfc3339_millis(r.start_ms))),
         );
-        m.insert("auto_close_after".into(), Value::from(auto_close_after(&state)));
+        m.insert(
+            "auto_close_after".into(),
+            Value::from(auto_close_after(&state)),
+        );
         m.insert(
             "ffmpeg_command".into(),
             run.as_ref()
@@ -116,7 +121,11 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
 }
 
 /// A publisher that failed since the hold was set: -32050 `ffmpeg_failed`.
-fn publisher_failure(state: &crate::state::ServerState, num: u32, since_ms: u64) -> Option<RpcError> {
+fn publisher_failure(
+    state: &crate::state::ServerState,
+    num: u32,
+    since_ms: u64,
+) -> Option<RpcError> {
     let s = state.streams.get(num)?;
     let err = s.last_error.load_full()?;
     let at = s.last_error_ms.load(Relaxed);

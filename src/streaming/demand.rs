@@ -181,7 +181,9 @@ pub fn run_client(state_dir: &Path, camera: &str) -> i32 {
             return 1;
         }
     };
-    if s.write_all(format!("demand {camera}\n").as_bytes()).is_err() {
+    if s.write_all(format!("demand {camera}\n").as_bytes())
+        .is_err()
+    {
         eprintln!("camshard demand: the server closed the connection");
         return 1;
     }

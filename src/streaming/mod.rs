@@ -26,8 +26,10 @@ pub fn auto_close_after(state: &ServerState) -> String {
 pub fn require_connected(cam: &CameraInfo) -> Result<(), RpcError> {
     match cam.status {
         Status::Connected => Ok(()),
-        Status::Error => Err(RpcError::new(INVALID_STATE, "camera_error")
-            .details(format!("{} is in ERROR", cam.id))),
+        Status::Error => {
+            Err(RpcError::new(INVALID_STATE, "camera_error")
+                .details(format!("{} is in ERROR", cam.id)))
+        }
         Status::Disconnected => Err(RpcError::new(INVALID_STATE, "camera_disconnected")
             .details(format!("{} is disconnected", cam.id))),
     }

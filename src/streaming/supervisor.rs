@@ -116,7 +116,10 @@ fn expire_hold(state: &ServerState, slot: &Slot) {
     let idle_from = since.max(slot.hold_ms.load(Relaxed));
     if crate::state::unix_millis().saturating_sub(idle_from) >= cfg.auto_close_after_s * 1000 {
         slot.hold_ms.store(0, Relaxed);
-        info!("streaming hold ended after {} s without readers", cfg.auto_close_after_s);
+        info!(
+            "streaming hold ended after {} s without readers",
+            cfg.auto_close_after_s
+        );
     }
 }
 
@@ -129,7 +132,15 @@ fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: In
             slot.run.store(None);
             slot.set_pub_state(PubState::Inactive);
             if wanted(state, c, slot) {
-                fail(state, c, slot, e, now, format!("ffmpeg exited ({status}) after {ran:?}"), ran);
+                fail(
+                    state,
+                    c,
+                    slot,
+                    e,
+                    now,
+                    format!("ffmpeg exited ({status}) after {ran:?}"),
+                    ran,
+                );
             }
         }
     }
@@ -196,7 +207,11 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
     let Some(capture) = c.capture.as_ref() else {
         return;
     };
-    let fps = if c.fps > 0 { c.fps } else { state.config.cameras.preferred_fps };
+    let fps = if c.fps > 0 {
+        c.fps
+    } else {
+        state.config.cameras.preferred_fps
+    };
     match Publisher::start(&state.config, &c.id, capture, fps) {
         Ok(p) => {
             info!(camera = %c.id, pid = p.pid, "publisher started");
@@ -213,9 +228,15 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
             }
             e.publisher = Some(p);
         }
-        Err(err) => {
-            fail(state, c, slot, e, now, format!("cannot start ffmpeg: {err}"), Duration::ZERO)
-        }
+        Err(err) => fail(
+            state,
+            c,
+            slot,
+            e,
+            now,
+            format!("cannot start ffmpeg: {err}"),
+            Duration::ZERO,
+        ),
     }
 }
 
@@ -230,7 +251,8 @@ fn fail(
 ) {
     warn!(camera = %c.id, "publisher failed: {why}");
     slot.last_error.store(Some(Arc::new(why.clone())));
-    slot.last_error_ms.store(crate::state::unix_millis(), Relaxed);
+    slot.last_error_ms
+        .store(crate::state::unix_millis(), Relaxed);
     if ran >= HEALTHY_RUN {
         e.failures.clear();
         e.backoff = BACKOFF_MIN;
