@@ -192,6 +192,22 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(w, "camshard_mediamtx_up {}", u8::from(up));
     header(
         w,
+        "camshard_mediamtx_requests_total",
+        "counter",
+        "Requests sent to the MediaMTX API (health probes included).",
+    );
+    let sent = crate::mediamtx::api::REQUESTS.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(w, "camshard_mediamtx_requests_total {sent}");
+    header(
+        w,
+        "camshard_publishers_running",
+        "gauge",
+        "Camera publishers (ffmpeg to MediaMTX) running.",
+    );
+    let running = state.streams.iter().filter(|(_, s)| s.run.load().is_some()).count();
+    let _ = writeln!(w, "camshard_publishers_running {running}");
+    header(
+        w,
         "camshard_storage_usage_ratio",
         "gauge",
         "Used fraction of the recordings filesystem.",
