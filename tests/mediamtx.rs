@@ -454,3 +454,37 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// `config/mediamtx.toml` (the README's example) loads, and drives MediaMTX as documented once its
+/// addresses point at the double.
+#[test]
+fn example_mediamtx_config_is_valid_and_works() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mediamtx.toml");
+    let cfg = camshard::config::Config::load(
+        &camshard::config::Overrides {
+            config: Some(path.clone()),
+            ..Default::default()
+        },
+        |_| None,
+    )
+    .expect("config/mediamtx.toml is valid");
+    assert!(cfg.mediamtx.enabled);
+    assert_eq!(cfg.streaming.publish, "on_demand");
+    let d = double(BodyStyle::New, true);
+    let text = std::fs::read_to_string(&path).expect("read example");
+    let rtsp = d.rtsp_url().expect("rtsp");
+    let text = text
+        .replace("http://127.0.0.1:9997", &d.api_url())
+        .replace("rtsp://127.0.0.1:8554", &rtsp);
+    let s = start_with(&text, &["--demo"]);
+    assert!(wait_until(Duration::from_secs(5), || d
+        .path_config("camera0")
+        .is_some_and(|c| c["runOnDemand"]
+            .as_str()
+            .is_some_and(|r| r.contains("demand camera0")))));
+    let mut c = s.connect();
+    c.auth(&token("viewer"));
+    let r = c.call("get_stream_url", json!({"device": "camera1"}));
+    assert_eq!(r["result"]["stream_status"], "NOT_READY", "{r}");
+    assert_spec_valid(&d);
+}

@@ -204,7 +204,11 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "Camera publishers (ffmpeg to MediaMTX) running.",
     );
-    let running = state.streams.iter().filter(|(_, s)| s.run.load().is_some()).count();
+    let running = state
+        .streams
+        .iter()
+        .filter(|(_, s)| s.run.load().is_some())
+        .count();
     let _ = writeln!(w, "camshard_publishers_running {running}");
     header(
         w,
