@@ -273,6 +273,24 @@ fn start_and_stop_streaming_run_a_real_publisher() {
     assert_eq!(cam0["source"], "rtspSession", "{cam0}");
     assert_eq!(cam0["ready"], true);
 
+    // Readers show up in get_camera_status and get_metrics (MediaMTX's figures).
+    let reader = d.add_reader("camera0");
+    let cs = c.call("get_camera_status", json!({"device": "camera0"}));
+    assert_eq!(cs["result"]["metrics"]["readers"], 1, "{cs}");
+    let mut admin = s.connect();
+    admin.auth(&token("admin"));
+    let m = admin.call("get_metrics", json!({}));
+    let sm = &m["result"]["stream_metrics"];
+    assert_eq!(sm["mediamtx_reachable"], true, "{m}");
+    assert_eq!(sm["total_viewers"], 1, "{m}");
+    assert!(sm["active_streams"].as_u64().unwrap_or(0) >= 1, "{m}");
+    assert_eq!(m["result"]["camera_metrics"]["connected_cameras"], 2, "{m}");
+    assert!(
+        m["result"]["camera_metrics"]["cameras"]["camera1"]["device_num"] == 1,
+        "{m}"
+    );
+    d.remove_reader(reader);
+
     let r = c.call("stop_streaming", json!({"device": "camera0"}));
     assert_eq!(r["result"]["status"], "STOPPED", "{r}");
     assert_eq!(r["result"]["stream_continues"], false);

@@ -29,11 +29,6 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .connected_since_ms
         .map(|t| crate::state::unix_millis().saturating_sub(t) / 1000)
         .unwrap_or(0);
-    // bytes_sent and readers come from MediaMTX once it is integrated; 0 means "none known".
-    m.insert(
-        "metrics".into(),
-        json!({"bytes_sent": 0, "readers": 0, "uptime": uptime}),
-    );
     let (f, r) = match &cam.caps {
         Some(c) => (formats(c), resolutions(c)),
         None => (Vec::new(), Vec::new()),
@@ -42,5 +37,21 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         "capabilities".into(),
         json!({"formats": f, "resolutions": r}),
     );
-    Ok(Value::Object(m).into())
+    let metrics = move |bytes_sent: u64, readers: u64| json!({"bytes_sent": bytes_sent, "readers": readers, "uptime": uptime});
+    // bytes_sent and readers are MediaMTX's; when it is down (or not configured) they are 0 and
+    // the call still succeeds.
+    if ctx.state.mtx.refuse(cfg.mediamtx.enabled).is_some() {
+        m.insert("metrics".into(), metrics(0, 0));
+        return Ok(Value::Object(m).into());
+    }
+    let state = ctx.state.clone();
+    Ok(Output::Later(Box::pin(async move {
+        let live = match crate::mediamtx::api::local(&state.config.mediamtx) {
+            Ok(api) => api.path_live(&cam.id).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let (b, r) = live.map_or((0, 0), |p| (p.bytes_sent, p.readers));
+        m.insert("metrics".into(), metrics(b, r));
+        (Ok(Output::Value(Value::Object(m))), None)
+    })))
 }

@@ -38,7 +38,7 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let disk = system::fs_usage(&state.config.recordings_dir())
         .map(|u| u.usage_percent)
         .unwrap_or(0.0);
-    Ok(json!({
+    let mut v = json!({
         "timestamp": rfc3339_millis(crate::state::unix_millis()),
         "system_metrics": {
             "cpu_usage": crate::metrics::system::cpu_percent_recent(),
@@ -46,8 +46,8 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
             "disk_usage": disk,
             "goroutines": system::process_threads(),
         },
-        "camera_metrics": {"connected_cameras": 0, "cameras": Value::Object(Map::new())},
-        "recording_metrics": Value::Object(Map::new()),
+        "camera_metrics": camera_metrics(state),
+        "recording_metrics": recording_metrics(state),
         "stream_metrics": {"active_streams": 0, "total_streams": 0, "total_viewers": 0,
                            "mediamtx_reachable": false},
         "server_metrics": {
@@ -60,10 +60,82 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
             "notifications_dropped": dropped,
             "process_rss_bytes": system::process_rss_bytes(),
         }
-    })
-    .into())
+    });
+    // stream_metrics come from MediaMTX's live path list; all 0 when it is down.
+    if state.mtx.refuse(state.config.mediamtx.enabled).is_some() {
+        return Ok(v.into());
+    }
+    let state = state.clone();
+    Ok(Output::Later(Box::pin(async move {
+        let list = match crate::mediamtx::api::local(&state.config.mediamtx) {
+            Ok(api) => api.paths_list().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(l) = list {
+            v["stream_metrics"] = json!({
+                "active_streams": l.iter().filter(|p| p.ready).count(),
+                "total_streams": l.len(),
+                "total_viewers": l.iter().map(|p| p.readers).sum::<u64>(),
+                "mediamtx_reachable": true,
+            });
+        }
+        (Ok(Output::Value(v)), None)
+    })))
 }
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+/// `camera_metrics`: every camera seen, keyed by id, with its V4L2 information and formats.
+fn camera_metrics(state: &crate::state::ServerState) -> Value {
+    use crate::camera::registry::Status;
+    let cams = state.cameras.snapshot();
+    let mut out = Map::new();
+    for c in cams.iter() {
+        let (caps, formats) = match &c.caps {
+            Some(k) => (
+                json!({"driver_name": k.driver, "card_name": k.card, "bus_info": k.bus_info,
+                       "version": k.version, "capabilities": k.capabilities,
+                       "device_caps": k.device_caps}),
+                k.formats
+                    .iter()
+                    .flat_map(|f| {
+                        f.sizes.iter().map(move |sz| {
+                            let rates: Vec<String> =
+                                sz.fps.iter().map(|r| format!("{r:.3}")).collect();
+                            json!({"pixel_format": f.fourcc, "width": sz.width, "height": sz.height,
+                                   "frame_rates": rates})
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            None => (json!({}), Vec::new()),
+        };
+        out.insert(
+            c.id.clone(),
+            json!({"path": c.id, "name": c.name, "status": c.status.as_str(), "device_num": c.num,
+                   "last_seen": rfc3339_millis(c.last_seen_ms), "capabilities": caps,
+                   "formats": formats}),
+        );
+    }
+    let connected = cams
+        .iter()
+        .filter(|c| c.status == Status::Connected)
+        .count();
+    json!({"connected_cameras": connected, "cameras": out})
+}
+
+/// `recording_metrics`: one object per active session, keyed by camera id.
+fn recording_metrics(state: &crate::state::ServerState) -> Value {
+    let mut out = Map::new();
+    for a in state.recordings.all() {
+        out.insert(
+            a.device.clone(),
+            json!({"session_id": a.session_id, "filename": a.filename,
+                   "start_time": rfc3339_millis(a.start_unix_ms),
+                   "elapsed_time": a.handle.elapsed_s(), "bytes_written": a.handle.bytes_written()}),
+        );
+    }
+    Value::Object(out)
 }

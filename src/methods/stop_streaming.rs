@@ -27,7 +27,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .cameras
         .resolve("device", p.required_str("device")?)?;
     let now = crate::state::unix_millis();
-    let run = current_run(ctx.state, cam.num);
+    // A publisher already being stopped (an earlier call) counts as not running.
+    let run = current_run(ctx.state, cam.num).filter(|_| {
+        ctx.state
+            .streams
+            .get(cam.num)
+            .is_some_and(|s| s.pub_state() != crate::streaming::slots::PubState::Stopping)
+    });
     let mut continues = false;
     if let Some(slot) = ctx.state.streams.get(cam.num) {
         slot.hold_ms.store(0, Relaxed);
