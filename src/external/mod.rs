@@ -1,27 +1,10 @@
-//! TEMPORARY stub (replaced on merge).
-#![allow(missing_docs)]
-pub mod config {
-    #[derive(serde::Deserialize, Clone, Debug, Default)]
-    #[serde(deny_unknown_fields, default)]
-    pub struct ExternalStreamsConfig {
-        pub source_on_demand: bool,
-    }
-}
-pub mod store {
-    #[derive(Clone, Debug)]
-    pub struct ExternalStream {
-        pub name: String,
-        pub url: String,
-    }
-    #[derive(Default)]
-    pub struct Store;
-    impl Store {
-        pub fn load(_p: &std::path::Path) -> Store {
-            Store
-        }
-        pub fn added(&self) -> Vec<ExternalStream> {
-            Vec::new()
-        }
-        pub fn touch(&self, _n: &str, _ms: u64) {}
-    }
-}
+//! External RTSP streams (contract §9.8): configuration ([`config`]), URL and name rules
+//! ([`url`]), the persisted stream set and its JSON ([`store`]), the RTSP `DESCRIBE` probe and SDP
+//! reading ([`probe`]), and network discovery ([`discovery`]). The JSON-RPC methods that use
+//! them, and the MediaMTX paths they create, are in `methods/` and `mediamtx/`.
+
+pub mod config;
+pub mod discovery;
+pub mod probe;
+pub mod store;
+pub mod url;

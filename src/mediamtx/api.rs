@@ -103,9 +103,14 @@ pub fn unreachable_error(enabled: bool) -> RpcError {
     RpcError::new(DEPENDENCY, "mediamtx_unreachable").details(details)
 }
 
+/// Waiters for an in-flight `paths/get` of one path.
+type LiveWaiters = Vec<futures_channel::oneshot::Sender<Result<Option<PathLive>, MtxError>>>;
+
 /// One shard's MediaMTX API client.
 pub struct Api {
     client: Client,
+    /// `paths/get` requests in flight, by path: concurrent callers share one request.
+    live_inflight: RefCell<std::collections::HashMap<String, LiveWaiters>>,
 }
 
 thread_local! {
@@ -122,7 +127,10 @@ pub fn local(cfg: &MediamtxConfig) -> Result<Rc<Api>, MtxError> {
         let (user, pass) = (opt(&cfg.api_user), opt(&cfg.api_pass));
         let client = Client::new(&cfg.api_url, user.as_deref(), pass.as_deref())
             .map_err(MtxError::Malformed)?;
-        let api = Rc::new(Api { client });
+        let api = Rc::new(Api {
+            client,
+            live_inflight: RefCell::new(Default::default()),
+        });
         *l.borrow_mut() = Some(api.clone());
         Ok(api)
     })
@@ -288,6 +296,52 @@ impl Api {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Like [`Api::path_live`], but callers asking for the same path while a request is in
+    /// flight share its answer (1,000 clients polling one camera cost MediaMTX one request at
+    /// a time per shard, not 1,000).
+    pub async fn path_live_shared(&self, name: &str) -> Result<Option<PathLive>, MtxError> {
+        let rx = {
+            let mut map = self.live_inflight.borrow_mut();
+            match map.get_mut(name) {
+                Some(waiters) => {
+                    let (tx, rx) = futures_channel::oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => {
+                    map.insert(name.to_string(), Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(rx) = rx {
+            return rx
+                .await
+                .unwrap_or_else(|_| Err(MtxError::Unreachable("request abandoned".into())));
+        }
+        // The leader's future may be dropped mid-request (a client gone): the guard then hands
+        // the waiters an error instead of leaving them waiting forever.
+        struct Leader<'a>(&'a Api, &'a str, bool);
+        impl Drop for Leader<'_> {
+            fn drop(&mut self) {
+                if !self.2 {
+                    let waiters = self.0.live_inflight.borrow_mut().remove(self.1);
+                    for w in waiters.into_iter().flatten() {
+                        let _ = w.send(Err(MtxError::Unreachable("request abandoned".into())));
+                    }
+                }
+            }
+        }
+        let mut guard = Leader(self, name, false);
+        let r = self.path_live(name).await;
+        guard.2 = true;
+        let waiters = self.live_inflight.borrow_mut().remove(name);
+        for w in waiters.into_iter().flatten() {
+            let _ = w.send(r.clone());
+        }
+        r
     }
 
     /// `GET /v3/paths/list`, every page.

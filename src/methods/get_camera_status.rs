@@ -47,7 +47,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
         let live = match crate::mediamtx::api::local(&state.config.mediamtx) {
-            Ok(api) => api.path_live(&cam.id).await.ok().flatten(),
+            Ok(api) => api.path_live_shared(&cam.id).await.ok().flatten(),
             Err(_) => None,
         };
         let (b, r) = live.map_or((0, 0), |p| (p.bytes_sent, p.readers));

@@ -35,7 +35,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
         let live = match api::local(&state.config.mediamtx) {
-            Ok(api) => api.path_live(&cam.id).await,
+            Ok(api) => api.path_live_shared(&cam.id).await,
             Err(e) => Err(e),
         };
         let live = match live {

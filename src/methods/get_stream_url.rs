@@ -41,7 +41,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let id = cam.id.clone();
     Ok(Output::Later(Box::pin(async move {
         let live = match api::local(&state.config.mediamtx) {
-            Ok(api) => api.path_live(&id).await,
+            Ok(api) => api.path_live_shared(&id).await,
             Err(e) => Err(e),
         };
         let v = match live {
