@@ -396,6 +396,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CAMSHARD_COMPAT_ENABLED", "http.compat_listener.enabled"),
     ("CAMSHARD_DEV_ROOT", "cameras.dev_root"),
     ("CAMSHARD_SYS_ROOT", "cameras.sys_root"),
+    ("CAMSHARD_MEDIAMTX_ENABLED", "mediamtx.enabled"),
+    ("CAMSHARD_MEDIAMTX_API_URL", "mediamtx.api_url"),
     ("CAMSHARD_LOG", "logging.level"),
     ("CAMSHARD_LOG_FORMAT", "logging.format"),
 ];
@@ -649,6 +651,9 @@ impl Config {
             1,
             86_400,
         )?;
+        self.external_streams
+            .validate()
+            .map_err(|(k, why)| err(&k, why))?;
         range(
             "mediamtx.health_interval_s",
             self.mediamtx.health_interval_s,

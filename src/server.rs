@@ -153,6 +153,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         )),
         stream_kick: stream_kick.clone(),
         external: Arc::new(crate::external::store::Store::load(config.state_dir())),
+        scanner: Default::default(),
         config,
     });
     let _ = crate::metrics::system::cpu_percent_recent();
@@ -220,6 +221,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         latch.trigger();
         StartError(format!("camera manager: {e}"))
     })?;
+    if state.config.external_streams.discovery.enabled {
+        crate::external::discovery::spawn_periodic(state.clone())
+            .map_err(|e| StartError(format!("discovery timer: {e}")))?;
+    }
     if state.config.mediamtx.enabled {
         crate::streaming::supervisor::spawn(state.clone(), stream_kicks).map_err(|e| {
             latch.trigger();

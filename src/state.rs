@@ -124,6 +124,8 @@ pub struct ServerState {
     pub stream_kick: crate::streaming::supervisor::Kick,
     /// Added and discovered external streams.
     pub external: Arc<crate::external::store::Store>,
+    /// Discovery scans (one at a time) and the periodic timer.
+    pub scanner: crate::external::discovery::Scanner,
 }
 
 impl ServerState {

@@ -14,11 +14,11 @@ use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::{json, Value};
 
 fn double(style: BodyStyle, rtsp: bool) -> Double {
-    let mut o = Options::default();
-    o.style = style;
-    if rtsp {
-        o.rtsp_addr = Some("127.0.0.1:0".parse().expect("addr"));
-    }
+    let o = Options {
+        style,
+        rtsp_addr: rtsp.then(|| "127.0.0.1:0".parse().expect("addr")),
+        ..Options::default()
+    };
     Double::start(o).expect("start double")
 }
 

@@ -212,6 +212,38 @@ pub fn scan(
     }
 }
 
+/// Starts the thread that runs periodic scans (with `discover_external_streams`' defaults:
+/// Skydio candidates, not generic ones) whenever the scanner's timer is armed.
+pub fn spawn_periodic(state: Arc<crate::state::ServerState>) -> std::io::Result<()> {
+    let cfg = &state.config.external_streams.discovery;
+    state
+        .scanner
+        .rearm(state.external.scan_interval(cfg.scan_interval_s));
+    std::thread::Builder::new()
+        .name("discovery-timer".into())
+        .spawn(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            while !state.shutting_down.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                let next = state.scanner.next_ms.load(Relaxed);
+                if next == 0 || crate::state::unix_millis() < next {
+                    continue;
+                }
+                let cfg = &state.config.external_streams.discovery;
+                let r = state.scanner.run(cfg, true, false, true, &state.external);
+                tracing::info!(
+                    found = r.found.len(),
+                    errors = r.errors.len(),
+                    "periodic discovery scan"
+                );
+                state
+                    .scanner
+                    .rearm(state.external.scan_interval(cfg.scan_interval_s));
+            }
+        })?;
+    Ok(())
+}
+
 #[derive(Default)]
 struct ScanState {
     running: bool,
@@ -223,9 +255,22 @@ struct ScanState {
 pub struct Scanner {
     state: Mutex<ScanState>,
     done: Condvar,
+    /// When the next periodic scan is due (ms since the epoch); 0 = none.
+    pub next_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Scanner {
+    /// Re-arms the periodic timer: next scan in `interval_s` (0 = no periodic scans).
+    pub fn rearm(&self, interval_s: u64) {
+        let next = if interval_s == 0 {
+            0
+        } else {
+            crate::state::unix_millis() + interval_s * 1000
+        };
+        self.next_ms
+            .store(next, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Scans (blocking) unless a matching scan finished < 30 s ago (and not `force`); joins a
     /// running scan. Records the result into `store`.
     pub fn run(

@@ -204,8 +204,11 @@ impl Controller {
             }
             WriteOp::Delete => {
                 self.api.delete_path(name).await?;
-                self.applied.remove(name);
+                // Still "applied": the caller forgets the stream right after this reply, and until
+                // then reconciliation must not re-create the path from the old desired set.
+                self.applied.insert(name.to_string());
                 self.wait_visible(name, |c| c.is_none()).await?;
+                publish_path_event(&self.state, &PathLive::absent(name), "deleted");
                 Ok(WriteOutcome::Deleted)
             }
         }

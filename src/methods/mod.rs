@@ -3,13 +3,16 @@
 //! A method is a plain function from a context and its typed params to a result or an error.
 //! The dispatcher has already checked rate limit, authentication and role by the time it runs.
 
+mod add_external_stream;
 mod authenticate;
 mod cleanup_old_files;
 mod delete_recording;
 mod delete_snapshot;
+mod discover_external_streams;
 mod get_camera_capabilities;
 mod get_camera_list;
 mod get_camera_status;
+mod get_external_streams;
 mod get_metrics;
 mod get_recording_info;
 mod get_server_info;
@@ -24,6 +27,8 @@ mod get_system_status;
 mod list_recordings;
 mod list_snapshots;
 mod ping;
+mod remove_external_stream;
+mod set_discovery_interval;
 mod set_retention_policy;
 mod start_recording;
 mod start_streaming;
@@ -108,6 +113,11 @@ pub static TABLE: &[Method] = &[
     get_stream_url::METHOD,
     get_stream_status::METHOD,
     get_streams::METHOD,
+    discover_external_streams::METHOD,
+    add_external_stream::METHOD,
+    remove_external_stream::METHOD,
+    get_external_streams::METHOD,
+    set_discovery_interval::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.

@@ -141,7 +141,12 @@ fn valid_source_url(s: &str) -> bool {
     );
     let host = rest.split('/').next().unwrap_or("");
     let host = host.rsplit('@').next().unwrap_or("");
-    known && !host.is_empty() && !host.starts_with(':')
+    // Go's url.Parse refuses a port that is not a number below 65536.
+    let port_ok = match host.rsplit_once(':') {
+        Some((_, p)) if !host.ends_with(']') => p.parse::<u16>().is_ok(),
+        _ => true,
+    };
+    known && !host.is_empty() && !host.starts_with(':') && port_ok
 }
 
 /// The configuration as GET returns it: defaults filled in, durations in MediaMTX's read-back

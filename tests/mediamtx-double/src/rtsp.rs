@@ -123,12 +123,8 @@ fn session(inner: Arc<Inner>, mut s: TcpStream) {
         }
         // Kicked (restart, path deleted, another publisher took over)?
         if let Some(g) = gen {
-            if !inner
-                .lock()
-                .publishers
-                .get(&path)
-                .is_some_and(|p| p.gen == g)
-            {
+            let current = inner.lock().publishers.get(&path).map(|p| p.gen);
+            if current != Some(g) {
                 return;
             }
         }

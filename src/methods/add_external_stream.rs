@@ -1,0 +1,109 @@
+//! `add_external_stream` (§9.8): creates MediaMTX path `<stream_name>` pulling `stream_url`, and
+//! remembers the stream (persisted, re-applied at start).
+
+use serde_json::{json, Value};
+
+use super::{Ctx, Method};
+use crate::auth::time::rfc3339_millis;
+use crate::auth::Role;
+use crate::camera::item::{stream_host, streams};
+use crate::external::store::{AddCheck, StreamType};
+use crate::external::url::{validate_stream_name, validate_stream_url};
+use crate::mediamtx::api;
+use crate::mediamtx::model::{external_path_conf, mask_url_password};
+use crate::mediamtx::shared::WriteOp;
+use crate::rpc::error::{RpcError, DEPENDENCY, INTERNAL_ERROR, INVALID_PARAMS, INVALID_STATE};
+use crate::rpc::params::Params;
+use crate::rpc::reply::Output;
+
+/// Table entry.
+pub const METHOD: Method = Method {
+    name: "add_external_stream",
+    role: Some(Role::Operator),
+    barrier: false,
+    run,
+};
+
+fn invalid(param: &str, why: String) -> RpcError {
+    RpcError::new(INVALID_PARAMS, "invalid_format")
+        .param(param)
+        .details(why)
+}
+
+fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
+    let url = p.required_str("stream_url")?.to_string();
+    let name = p.required_str("stream_name")?.to_string();
+    validate_stream_url(&url).map_err(|e| invalid("stream_url", e))?;
+    validate_stream_name(&name).map_err(|e| invalid("stream_name", e))?;
+    let stream_type = match p.str("stream_type")? {
+        None => StreamType::GenericRtsp,
+        Some(t) => StreamType::parse(t).ok_or_else(|| {
+            RpcError::new(INVALID_PARAMS, "invalid_value")
+                .param("stream_type")
+                .details("stream_type must be generic_rtsp or skydio_stanag4609")
+        })?,
+    };
+    let state = ctx.state.clone();
+    let host = stream_host(&state.config, ctx.peer.host().as_deref());
+    let (shown, path) = (mask_url_password(&url), name.clone());
+    let reply = move |state: &crate::state::ServerState| -> Value {
+        json!({"stream_url": shown, "stream_name": path,
+               "stream_type": stream_type.as_str(), "status": "ADDED",
+               "timestamp": rfc3339_millis(crate::state::unix_millis()),
+               "streams": streams(&state.config, &host, &path)})
+    };
+    match state.external.check_add(&url, &name) {
+        AddCheck::Same => return Ok(reply(&state).into()),
+        AddCheck::Conflict(why) => {
+            return Err(RpcError::new(INVALID_STATE, "already_exists").details(why))
+        }
+        AddCheck::New => {}
+    }
+    if let Some(e) = state.mtx.refuse(state.config.mediamtx.enabled) {
+        return Err(e);
+    }
+    Ok(Output::Later(Box::pin(async move {
+        let api = match api::local(&state.config.mediamtx) {
+            Ok(a) => a,
+            Err(e) => return (Err(e.to_rpc()), None),
+        };
+        // A path of that name that we do not own (hand-made, or another tool's) is not ours to
+        // take over.
+        match api.path_conf(&name).await {
+            Ok(Some(_)) => {
+                return (
+                    Err(RpcError::new(INVALID_STATE, "already_exists")
+                        .details(format!("MediaMTX already has a path named {name}"))),
+                    None,
+                )
+            }
+            Ok(None) => {}
+            Err(e) => return (Err(e.to_rpc()), None),
+        }
+        let conf = external_path_conf(&url, state.config.external_streams.source_on_demand);
+        if let Err(e) = state.mtx.write(&name, WriteOp::Ensure(conf)).await {
+            let err = if e.is_rejected() {
+                let text = match &e {
+                    api::MtxError::Status { text, .. } => text.clone(),
+                    other => other.text(),
+                };
+                RpcError::new(DEPENDENCY, "mediamtx_rejected").details(mask_url_password(&text))
+            } else {
+                e.to_rpc()
+            };
+            return (Err(err), None);
+        }
+        if let Err(e) =
+            state
+                .external
+                .insert_added(&url, &name, stream_type, crate::state::unix_millis())
+        {
+            return (
+                Err(RpcError::new(INTERNAL_ERROR, "internal_error")
+                    .details(format!("cannot persist the stream list: {e}"))),
+                None,
+            );
+        }
+        (Ok(Output::Value(reply(&state))), None)
+    })))
+}
