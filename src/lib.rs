@@ -17,7 +17,16 @@
 //! - [`methods`]: the method table, one file per method.
 //! - [`camera`]: camera sources (V4L2, synthetic), capture threads, discovery and hot-plug,
 //!   stable ids, the registry shards read, and the manager thread that owns it all.
+//! - [`snapshots`]: `take_snapshot`'s writer (from the latest frame; never overwrites).
+//! - [`recording`], [`sessions`]: the local ffmpeg recorder and the per-camera session slots.
+//! - [`files`]: file names, listings, storage rule, retention and download URLs.
 //! - [`events`]: the event bus (any thread → every shard), topics, subscriptions, delivery.
+//! - [`mediamtx`]: the MediaMTX integration — our own HTTP/1.1 client, typed API calls, the
+//!   desired path configs, and the shard-0 controller (health, reconciliation, write lane, live
+//!   path poll and `mediamtx.*` events).
+//! - [`streaming`]: per-camera publishers into MediaMTX (ffmpeg fed from the capture thread), the
+//!   supervisor that decides which run, and the control socket of `camshard demand`.
+//! - [`external`]: external RTSP streams — the persisted set, RTSP `DESCRIBE` probes, discovery.
 //! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens.
 //! - [`metrics`]: per-shard counters and hdrhistogram latencies, Prometheus exposition.
 //! - [`health`]: overall status from component states, for `get_status` and `/health*`.
