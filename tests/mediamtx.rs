@@ -506,3 +506,77 @@ fn example_mediamtx_config_is_valid_and_works() {
     assert_eq!(r["result"]["stream_status"], "NOT_READY", "{r}");
     assert_spec_valid(&d);
 }
+
+/// Recording backend `mediamtx`: MediaMTX (the double) records the published path into the
+/// staging directory; the server finalizes the session's segments into its own files.
+#[test]
+fn mediamtx_backend_records_and_finalizes() {
+    let d = double(BodyStyle::New, true);
+    let s = server(
+        &d,
+        "[streaming]\npublish = \"on_request\"\n[recording]\nbackend = \"mediamtx\"\n",
+    );
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    c.call(
+        "subscribe_events",
+        json!({"topics": ["mediamtx.recording_started", "mediamtx.recording_stopped",
+                          "recording.stop"]}),
+    );
+    assert!(wait_until(Duration::from_secs(5), || d
+        .path_config("camera0")
+        .is_some()));
+    for (format, ext) in [("fmp4", "mp4"), ("mkv", "mkv")] {
+        let r = c.call(
+            "start_recording",
+            json!({"device": "camera0", "format": format}),
+        );
+        assert_eq!(r["result"]["status"], "RECORDING", "{r}");
+        let name = r["result"]["filename"].as_str().unwrap_or("").to_string();
+        assert!(name.ends_with(ext), "{name}");
+        assert_eq!(d.path_config("camera0").expect("conf")["record"], true);
+        let ev = c
+            .wait_for("mediamtx.recording_started", Duration::from_secs(15))
+            .expect("recording_started");
+        assert_eq!(ev["params"]["device"], "camera0", "{ev}");
+        std::thread::sleep(Duration::from_secs(2));
+        let r = c.call("stop_recording", json!({"device": "camera0"}));
+        let res = &r["result"];
+        assert_eq!(res["status"], "STOPPED", "{r}");
+        assert_eq!(res["format"], format, "{r}");
+        assert!(res["duration"].as_f64().unwrap_or(0.0) >= 1.0, "{r}");
+        assert_eq!(d.path_config("camera0").expect("conf")["record"], false);
+        c.wait_for("mediamtx.recording_stopped", Duration::from_secs(5))
+            .expect("recording_stopped");
+        let path = s.dir.path().join("data/recordings").join(&name);
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&path)
+            .output()
+            .expect("ffprobe");
+        assert_eq!(
+            String::from_utf8_lossy(&probe.stdout).trim(),
+            "640,480",
+            "{}",
+            path.display()
+        );
+        let listed = c.call("list_recordings", json!({}));
+        assert!(listed.to_string().contains(&name), "{listed}");
+    }
+    // The mkv session's staging segment was deleted through MediaMTX.
+    assert!(d
+        .requests()
+        .iter()
+        .any(|x| x.method == "DELETE" && x.path.starts_with("/v3/recordings/deletesegment")));
+    let staging = s.dir.path().join("data/recordings/.incoming/camera0");
+    let left = std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "staging segments left in {}", staging.display());
+    assert_spec_valid(&d);
+}

@@ -202,6 +202,13 @@ impl Controller {
                 .await?;
                 Ok(WriteOutcome::Reapplied)
             }
+            WriteOp::Segments => Ok(WriteOutcome::Segments(
+                self.api.recording_segments(name).await?,
+            )),
+            WriteOp::DeleteSegment(start) => {
+                self.api.delete_segment(name, start).await?;
+                Ok(WriteOutcome::Deleted)
+            }
             WriteOp::Delete => {
                 self.api.delete_path(name).await?;
                 // Still "applied": the caller forgets the stream right after this reply, and until

@@ -1,9 +1,10 @@
 //! What every shard knows about MediaMTX without asking it: reachability, version, the last
 //! polled live path list, and the queue into the controller's one-write-at-a-time lane.
 //!
-//! Reads are lock-free (atomics and `ArcSwap`). Config writes from any shard are sent to the
-//! controller task on shard 0 over a futures channel, which wakes that executor from any thread;
-//! the answer comes back on a oneshot.
+//! Reads are lock-free (atomics and `ArcSwap`). Config writes from any shard (or plain thread:
+//! `futures_lite::future::block_on` works on the futures here) are sent to the controller task on
+//! shard 0 over a futures channel, which wakes that executor from any thread; the answer comes
+//! back on a oneshot.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -26,10 +27,15 @@ pub enum WriteOp {
     Patch(Value),
     /// Delete the path (a path MediaMTX no longer knows counts as deleted).
     Delete,
+    /// Read the path's recording segments (`start` strings as MediaMTX prints them). Not a
+    /// write, but it runs in the same lane so callers on plain threads can use it.
+    Segments,
+    /// Delete the recording segment that starts at this exact `start`.
+    DeleteSegment(String),
 }
 
 /// What a successful write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The path was created.
     Created,
@@ -39,6 +45,8 @@ pub enum WriteOutcome {
     Unchanged,
     /// The path was deleted (or was already gone).
     Deleted,
+    /// The path's recording segments.
+    Segments(Vec<String>),
 }
 
 /// A queued write and where its outcome goes.

@@ -91,18 +91,31 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             session_id.clone(),
             filename.clone(),
         );
-        // Spawning ffmpeg forks: keep it off the shard.
-        let started = glommio::executor()
-            .spawn_blocking(move || crate::recording::start(req, cb))
-            .await;
+        let started = if state.config.recording.backend == "mediamtx" {
+            // MediaMTX records the published path (integration doc §5.3).
+            drop(req);
+            let mreq = crate::mediamtx::recording::Request {
+                num,
+                device: device.clone(),
+                filename: filename.clone(),
+                format,
+                max_duration: duration.map(Duration::from_secs_f64),
+                start_ms,
+                session_id: session_id.clone(),
+            };
+            crate::mediamtx::recording::start(state.clone(), mreq, cb).await
+        } else {
+            // Spawning ffmpeg forks: keep it off the shard.
+            glommio::executor()
+                .spawn_blocking(move || crate::recording::start(req, cb))
+                .await
+                .map_err(|details| RpcError::new(DEPENDENCY, "ffmpeg_failed").details(details))
+        };
         let handle = match started {
             Ok(h) => h,
-            Err(details) => {
+            Err(e) => {
                 state.recordings.release(num);
-                return (
-                    Err(RpcError::new(DEPENDENCY, "ffmpeg_failed").details(details)),
-                    None,
-                );
+                return (Err(e), None);
             }
         };
         let active = Arc::new(Active {

@@ -105,7 +105,9 @@ impl EndReason {
             EndReason::CameraDisconnected => "camera_disconnected",
             EndReason::StorageCritical => "storage_critical",
             EndReason::Shutdown => "shutdown",
-            EndReason::FfmpegFailed(_) => "ffmpeg_failed",
+            // The contract's name for a failed dependency (ffmpeg here, MediaMTX for the
+            // `mediamtx` backend) in `recording.stop` and `recording.error`.
+            EndReason::FfmpegFailed(_) => "dependency_failed",
             EndReason::NoMedia => "no_media",
         }
     }
@@ -590,4 +592,60 @@ pub fn recover_partials(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// The session side of a [`RecordingHandle`] whose media is written elsewhere (the `mediamtx`
+/// backend, where MediaMTX records): it reads stop requests and publishes progress and the end.
+pub struct ExternalSession {
+    inner: Arc<Inner>,
+}
+
+impl RecordingHandle {
+    /// A handle and its session side, for a backend outside this module.
+    pub fn external() -> (RecordingHandle, ExternalSession) {
+        let inner = Arc::new(Inner {
+            stop: Mutex::new(None),
+            result: Mutex::new(None),
+            done: Condvar::new(),
+            bytes: AtomicU64::new(0),
+            start_ms: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+            pid: AtomicU64::new(0),
+        });
+        (
+            RecordingHandle {
+                inner: inner.clone(),
+            },
+            ExternalSession { inner },
+        )
+    }
+}
+
+impl ExternalSession {
+    /// The stop reason, once someone asked.
+    pub fn stop_requested(&self) -> Option<EndReason> {
+        self.inner.stop.lock().ok().and_then(|s| s.clone())
+    }
+    /// Asks for a stop from inside the session (duration elapsed, camera lost…).
+    pub fn request_stop(&self, reason: EndReason) {
+        if let Ok(mut s) = self.inner.stop.lock() {
+            s.get_or_insert(reason);
+        }
+    }
+    /// Records when media started.
+    pub fn set_start(&self, unix_ms: u64) {
+        self.inner.start_ms.store(unix_ms, SeqCst);
+    }
+    /// Records the bytes written so far.
+    pub fn set_bytes(&self, n: u64) {
+        self.inner.bytes.store(n, SeqCst);
+    }
+    /// Publishes the outcome (`None` = no media) and wakes `wait`ers.
+    pub fn finish(&self, result: Option<Finished>) {
+        self.inner.finished.store(true, SeqCst);
+        if let Ok(mut r) = self.inner.result.lock() {
+            *r = Some(result);
+        }
+        self.inner.done.notify_all();
+    }
 }

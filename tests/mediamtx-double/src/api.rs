@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::conf;
+use crate::recorder::Recordings;
 use crate::state::State;
 use crate::BodyStyle;
 
@@ -53,7 +54,14 @@ fn page(items: Vec<Value>, query: &str) -> Value {
 
 /// Answers one API request. `write` tells the caller whether the config changed (for the
 /// on-demand supervisor).
-pub fn handle(st: &mut State, method: &str, path: &str, query: &str, body: &[u8]) -> Answer {
+pub fn handle(
+    st: &mut State,
+    recs: &mut Recordings,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Answer {
     let seg = |prefix: &str| path.strip_prefix(prefix).filter(|n| !n.is_empty());
     match (method, path) {
         ("GET", "/v3/info") => match st.style {
@@ -83,8 +91,25 @@ pub fn handle(st: &mut State, method: &str, path: &str, query: &str, body: &[u8]
             let items = names.iter().filter_map(|n| st.live(n)).collect();
             data(page(items, query))
         }
-        ("GET", "/v3/recordings/list") => data(page(Vec::new(), query)),
-        ("DELETE", "/v3/recordings/deletesegment") => error(st, 404, "segment not found"),
+        ("GET", "/v3/recordings/list") => {
+            let mut names: Vec<&String> = recs.segments.keys().collect();
+            names.sort();
+            let items = names
+                .into_iter()
+                .map(|n| (n, recs.list(n)))
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(n, l)| segments_json(n, &l))
+                .collect();
+            data(page(items, query))
+        }
+        ("DELETE", "/v3/recordings/deletesegment") => {
+            let (name, start) = (query_param(query, "path"), query_param(query, "start"));
+            match (name, start) {
+                (Some(n), Some(s)) if recs.delete(&n, &s) => ok(st),
+                (Some(_), Some(_)) => error(st, 404, "segment not found"),
+                _ => error(st, 400, "invalid query"),
+            }
+        }
         _ => {
             if let Some(name) = seg("/v3/config/paths/get/").filter(|_| method == "GET") {
                 return match st.visible(name) {
@@ -99,9 +124,13 @@ pub fn handle(st: &mut State, method: &str, path: &str, query: &str, body: &[u8]
                 };
             }
             if let Some(name) = seg("/v3/recordings/get/").filter(|_| method == "GET") {
-                return match st.newest(name) {
-                    Some(_) => error(st, 404, "recording not found"),
-                    None => error(st, 400, "path not found"),
+                let l = recs.list(name);
+                return if !l.is_empty() {
+                    data(segments_json(name, &l))
+                } else if st.newest(name).is_some() {
+                    error(st, 404, "recording not found")
+                } else {
+                    error(st, 400, "path not found")
                 };
             }
             if let Some(name) = seg("/v3/config/paths/add/").filter(|_| method == "POST") {
@@ -158,4 +187,39 @@ pub fn handle(st: &mut State, method: &str, path: &str, query: &str, body: &[u8]
             no_route()
         }
     }
+}
+
+fn segments_json(name: &str, l: &[crate::recorder::Segment]) -> Value {
+    let segs: Vec<Value> = l.iter().map(|s| json!({"start": s.start})).collect();
+    json!({"name": name, "segments": segs})
+}
+
+/// A query parameter, percent-decoded.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)?
+        .1;
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let v = u8::from_str_radix(raw.get(i + 1..i + 3)?, 16).ok()?;
+                out.push(v);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }

@@ -142,7 +142,11 @@ fn answer(
             ),
         }
     } else {
-        api::handle(&mut st, method, path, query, body)
+        let mut recs = match inner.recordings.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        api::handle(&mut st, &mut recs, method, path, query, body)
     };
     st.log.push(Exchange {
         method: method.to_string(),

@@ -8,6 +8,7 @@
 //! - [`http`]: the API's HTTP/1.1 server, outages and Basic credentials.
 //! - [`rtsp`]: accepts ffmpeg's RTSP publishing (ANNOUNCE/SETUP/RECORD, interleaved TCP).
 //! - [`ondemand`]: runs, restarts and kills `runOnDemand` commands as readers come and go.
+//! - [`recorder`]: writes fMP4 segments while a published path has `record: true`.
 //! - [`openapi`]: validates requests and responses against MediaMTX's own OpenAPI spec.
 //!
 //! It is not shipped with the server; real deployments use real MediaMTX (see the README).
@@ -17,6 +18,7 @@ pub mod conf;
 pub mod http;
 pub mod ondemand;
 pub mod openapi;
+pub mod recorder;
 pub mod rtsp;
 pub mod state;
 
@@ -93,6 +95,7 @@ pub struct Inner {
     epoch: AtomicU64,
     sessions: AtomicU64,
     ondemand: Mutex<ondemand::OnDemand>,
+    recordings: Mutex<recorder::Recordings>,
 }
 
 impl Inner {
@@ -134,6 +137,7 @@ impl Double {
             epoch: AtomicU64::new(0),
             sessions: AtomicU64::new(1),
             ondemand: Mutex::new(ondemand::OnDemand::default()),
+            recordings: Mutex::new(recorder::Recordings::default()),
         });
         let i = inner.clone();
         std::thread::Builder::new()
@@ -149,6 +153,10 @@ impl Double {
         std::thread::Builder::new()
             .name("double-ondemand".into())
             .spawn(move || ondemand::supervise(i))?;
+        let i = inner.clone();
+        std::thread::Builder::new()
+            .name("double-recorder".into())
+            .spawn(move || recorder::supervise(i))?;
         Ok(Double { inner, api, rtsp })
     }
 

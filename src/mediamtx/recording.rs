@@ -1,0 +1,519 @@
+//! Recording backend `mediamtx` (integration doc §5.3–§5.5): MediaMTX records the published
+//! camera path into a hidden staging directory (`<recordings>/.incoming/cameraN/`), and the
+//! server turns the session's segments into its own public files when the session ends.
+//!
+//! Start: the session holds the publisher (the camera slot's `recording` flag), switches `record`
+//! on with a live-only PATCH and waits until MediaMTX shows it; the reply goes out then. A
+//! session thread watches for the first segment (`mediamtx.recording_started`, or `no_media`
+//! after `recording.start_timeout_s`), reports progress, and ends the session on request, at the
+//! requested duration, on camera loss, or when MediaMTX stays away for 30 s. Stop: `record` off,
+//! wait until the last segment stops growing, then finalize — `fmp4` renames the segments,
+//! `mp4`/`mkv` remux them into one file (falling back to the renames, `finalize_failed`) — and
+//! delete the staging segments through MediaMTX (or directly when it is unreachable).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::block_on;
+use serde_json::json;
+
+use super::shared::{WriteOp, WriteOutcome};
+use crate::events::{topic, Event};
+use crate::recording::{EndReason, ExternalSession, Finished, Format, RecEvent, RecordingHandle};
+use crate::rpc::error::{RpcError, DEPENDENCY};
+use crate::state::ServerState;
+
+/// A MediaMTX that stays away this long ends the session (`dependency_failed`).
+const MTX_GONE: Duration = Duration::from_secs(30);
+/// Segments starting this long before the session start still belong to it (§5.4).
+const START_SLACK_MS: u64 = 2000;
+
+/// What a session needs to know.
+pub struct Request {
+    /// Camera number.
+    pub num: u32,
+    /// Camera id (= MediaMTX path).
+    pub device: String,
+    /// Final file name (the first file for `fmp4` sessions with several segments).
+    pub filename: String,
+    /// Requested format.
+    pub format: Format,
+    /// Stop after this long.
+    pub max_duration: Option<Duration>,
+    /// Session start, ms since the epoch.
+    pub start_ms: u64,
+    /// The session id (for `mediamtx.recording_*` events).
+    pub session_id: String,
+}
+
+/// The staging directory MediaMTX writes into (part of the camera path's `recordPath`).
+pub fn incoming_dir(state: &ServerState, device: &str) -> PathBuf {
+    state.config.recordings_dir().join(".incoming").join(device)
+}
+
+fn record_fields(state: &ServerState, device: &str, on: bool) -> serde_json::Value {
+    let conf = super::model::camera_path_conf(&state.config, "", device, on);
+    json!({"record": on, "recordPath": conf["recordPath"], "recordFormat": "fmp4"})
+}
+
+fn mtx_event(
+    state: &ServerState,
+    name: crate::events::topic::Name,
+    req: &Request,
+    extra: serde_json::Value,
+) {
+    let mut v = json!({"name": req.device, "device": req.device, "session_id": req.session_id});
+    if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, x) in e {
+            m.insert(k.clone(), x.clone());
+        }
+    }
+    state.bus.publish(Event::json(name, v));
+}
+
+/// Starts a session (on the calling shard): holds the publisher and switches recording on.
+pub async fn start(
+    state: Arc<ServerState>,
+    req: Request,
+    on_event: Box<dyn Fn(RecEvent) + Send + Sync>,
+) -> Result<RecordingHandle, RpcError> {
+    if let Some(e) = state.mtx.refuse(state.config.mediamtx.enabled) {
+        return Err(e);
+    }
+    let Some(slot) = state.streams.get(req.num) else {
+        return Err(RpcError::new(DEPENDENCY, "mediamtx_error").details("no streaming slot"));
+    };
+    slot.recording.store(true, Relaxed);
+    state.stream_kick.kick();
+    let patch = WriteOp::Patch(record_fields(&state, &req.device, true));
+    if let Err(e) = state.mtx.write(&req.device, patch).await {
+        let off = WriteOp::Patch(json!({"record": false}));
+        let _ = state.mtx.write(&req.device, off).await;
+        slot.recording.store(false, Relaxed);
+        state.stream_kick.kick();
+        mtx_event(
+            &state,
+            topic::MEDIAMTX_RECORDING_FAILED,
+            &req,
+            json!({"reason": "mediamtx_error", "details": e.text()}),
+        );
+        return Err(RpcError::new(DEPENDENCY, "mediamtx_error").details(e.text()));
+    }
+    let (handle, session) = RecordingHandle::external();
+    let st = state.clone();
+    std::thread::Builder::new()
+        .name(format!("mtxrec-{}", req.device))
+        .spawn(move || run(st, req, session, on_event))
+        .map_err(|e| RpcError::new(DEPENDENCY, "mediamtx_error").details(e.to_string()))?;
+    Ok(handle)
+}
+
+fn segments(state: &ServerState, device: &str) -> Option<Vec<String>> {
+    match block_on(state.mtx.write(device, WriteOp::Segments)) {
+        Ok(WriteOutcome::Segments(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The session's segments: `(start string, start ms, staging file)`, oldest first.
+fn session_segments(
+    state: &ServerState,
+    req: &Request,
+    starts: &[String],
+) -> Vec<(String, u64, PathBuf)> {
+    let dir = incoming_dir(state, &req.device);
+    let mut out: Vec<(String, u64, PathBuf)> = starts
+        .iter()
+        .filter_map(|s| {
+            let ms = parse_rfc3339_ms(s)?;
+            let file = dir.join(segment_file_name(s)?);
+            (ms + START_SLACK_MS >= req.start_ms).then(|| (s.clone(), ms, file))
+        })
+        .collect();
+    out.sort_by_key(|x| x.1);
+    out
+}
+
+fn run(
+    state: Arc<ServerState>,
+    req: Request,
+    session: ExternalSession,
+    on_event: Box<dyn Fn(RecEvent) + Send + Sync>,
+) {
+    let started = Instant::now();
+    let timeout = Duration::from_secs(state.config.recording.start_timeout_s);
+    let progress_every =
+        Duration::from_secs(state.config.notifications.recording_progress_interval_s);
+    let mut first: Option<u64> = None;
+    let mut last_progress = Instant::now();
+    let mut mtx_lost: Option<Instant> = None;
+    let reason = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(r) = session.stop_requested() {
+            break r;
+        }
+        if state.shutting_down.load(Relaxed) {
+            break EndReason::Shutdown;
+        }
+        if req.max_duration.is_some_and(|d| started.elapsed() >= d) {
+            break EndReason::DurationElapsed;
+        }
+        let connected =
+            state.cameras.snapshot().iter().any(|c| {
+                c.num == req.num && c.status == crate::camera::registry::Status::Connected
+            });
+        if !connected {
+            break EndReason::CameraDisconnected;
+        }
+        if state.mtx.down.load(Relaxed) {
+            if mtx_lost.get_or_insert_with(Instant::now).elapsed() >= MTX_GONE {
+                break EndReason::FfmpegFailed("MediaMTX unreachable for 30 s".into());
+            }
+            continue;
+        }
+        mtx_lost = None;
+        let Some(starts) = segments(&state, &req.device) else {
+            continue;
+        };
+        let segs = session_segments(&state, &req, &starts);
+        if first.is_none() {
+            if let Some((_, ms, _)) = segs.first() {
+                first = Some(*ms);
+                session.set_start(*ms);
+                on_event(RecEvent::FirstFrame { unix_ms: *ms });
+                mtx_event(&state, topic::MEDIAMTX_RECORDING_STARTED, &req, json!({}));
+            } else if started.elapsed() >= timeout {
+                switch_off(&state, &req);
+                mtx_event(
+                    &state,
+                    topic::MEDIAMTX_RECORDING_FAILED,
+                    &req,
+                    json!({"reason": "no_media", "details": "MediaMTX wrote no segment within the start timeout"}),
+                );
+                on_event(RecEvent::NoMedia);
+                session.finish(None);
+                return;
+            }
+        }
+        let bytes: u64 = segs
+            .iter()
+            .filter_map(|s| std::fs::metadata(&s.2).ok())
+            .map(|m| m.len())
+            .sum();
+        session.set_bytes(bytes);
+        if first.is_some() && last_progress.elapsed() >= progress_every {
+            last_progress = Instant::now();
+            let elapsed_s =
+                first.map_or(0, |f| crate::state::unix_millis().saturating_sub(f) / 1000);
+            on_event(RecEvent::Progress {
+                elapsed_s,
+                bytes_written: bytes,
+            });
+        }
+    };
+    switch_off(&state, &req);
+    mtx_event(&state, topic::MEDIAMTX_RECORDING_STOPPED, &req, json!({}));
+    let result = finalize(&state, &req, reason.clone());
+    match &result {
+        Some(_)
+            if !matches!(
+                reason,
+                EndReason::Requested | EndReason::DurationElapsed | EndReason::Shutdown
+            ) =>
+        {
+            let details = match &reason {
+                EndReason::FfmpegFailed(t) => t.clone(),
+                r => format!("{} {}", req.device, r.as_str()),
+            };
+            on_event(RecEvent::Error {
+                reason: reason.clone(),
+                details,
+            });
+        }
+        _ => {}
+    }
+    match &result {
+        Some(done) => {
+            on_event(RecEvent::Ended(done.clone()));
+        }
+        None => on_event(RecEvent::NoMedia),
+    }
+    session.finish(result);
+}
+
+fn switch_off(state: &ServerState, req: &Request) {
+    let _ = block_on(
+        state
+            .mtx
+            .write(&req.device, WriteOp::Patch(json!({"record": false}))),
+    );
+    if let Some(slot) = state.streams.get(req.num) {
+        slot.recording.store(false, Relaxed);
+    }
+    state.stream_kick.kick();
+}
+
+/// Waits until the session's files stop growing (two equal sizes 500 ms apart, at most 5 s).
+fn wait_closed(files: &[PathBuf]) {
+    let size = || -> u64 {
+        files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut last = size();
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = size();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Finished> {
+    let starts = segments(state, &req.device).unwrap_or_default();
+    let mut segs = session_segments(state, req, &starts);
+    if segs.is_empty() {
+        // MediaMTX unreachable: fall back to the staging directory itself.
+        segs = staged_files(state, req);
+    }
+    segs.retain(|s| s.2.exists());
+    if segs.is_empty() {
+        return None;
+    }
+    let paths: Vec<PathBuf> = segs.iter().map(|s| s.2.clone()).collect();
+    wait_closed(&paths);
+    let dir = state.config.recordings_dir();
+    let stem = req
+        .filename
+        .rsplit_once('.')
+        .map_or(req.filename.as_str(), |(s, _)| s)
+        .to_string();
+    let mut finalize_error = None;
+    let mut format = req.format;
+    let mut files = Vec::new();
+    if req.format != Format::Fmp4 {
+        let out = dir.join(&req.filename);
+        match remux(&paths, &out, req.format) {
+            Ok(()) => files.push(req.filename.clone()),
+            Err(e) => {
+                finalize_error = Some(e);
+                format = Format::Fmp4;
+            }
+        }
+    }
+    let keep_segments = files.is_empty();
+    if keep_segments {
+        for (i, p) in paths.iter().enumerate() {
+            let name = if i == 0 {
+                format!("{stem}.mp4")
+            } else {
+                format!("{stem}_{}.mp4", i + 1)
+            };
+            if std::fs::rename(p, dir.join(&name)).is_ok() {
+                files.push(name);
+            }
+        }
+    } else {
+        for (start, _, path) in &segs {
+            let deleted = block_on(
+                state
+                    .mtx
+                    .write(&req.device, WriteOp::DeleteSegment(start.clone())),
+            );
+            if deleted.is_err() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    if files.is_empty() {
+        return None;
+    }
+    let (mut duration_s, mut size) = (0.0, 0);
+    for f in &files {
+        let p = dir.join(f);
+        duration_s += crate::recording::probe_duration(&p).unwrap_or(0.0);
+        size += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+    }
+    Some(Finished {
+        files,
+        duration_s,
+        size,
+        start_unix_ms: segs.first().map_or(req.start_ms, |s| s.1),
+        end_unix_ms: crate::state::unix_millis(),
+        format,
+        reason,
+        finalize_error,
+    })
+}
+
+/// Segment files in the staging directory modified since the session started (used when
+/// MediaMTX cannot list them).
+fn staged_files(state: &ServerState, req: &Request) -> Vec<(String, u64, PathBuf)> {
+    let dir = incoming_dir(state, &req.device);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let since =
+        std::time::UNIX_EPOCH + Duration::from_millis(req.start_ms.saturating_sub(START_SLACK_MS));
+    let mut v: Vec<(String, u64, PathBuf)> = rd
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since)
+        })
+        .map(|e| (String::new(), 0, e.path()))
+        .filter(|x| x.2.extension().is_some_and(|e| e == "mp4"))
+        .collect();
+    v.sort_by(|a, b| a.2.cmp(&b.2));
+    v
+}
+
+fn remux(inputs: &[PathBuf], out: &Path, format: Format) -> Result<(), String> {
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let list = dir.join(format!(".{name}.concat"));
+    let tmp = dir.join(format!(".{name}.remux"));
+    let mut text = String::new();
+    for i in inputs {
+        text.push_str(&format!(
+            "file '{}'\n",
+            i.display().to_string().replace('\'', "'\\''")
+        ));
+    }
+    std::fs::write(&list, text).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+    ])
+    .arg(&list)
+    .args(["-c", "copy"]);
+    if format == Format::Mkv {
+        cmd.args(["-f", "matroska"]);
+    } else {
+        cmd.args(["-movflags", "+faststart", "-f", "mp4"]);
+    }
+    let st = cmd
+        .arg(&tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    let _ = std::fs::remove_file(&list);
+    match st {
+        Ok(o) if o.status.success() => std::fs::rename(&tmp, out).map_err(|e| e.to_string()),
+        Ok(o) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(format!(
+                "remux failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+        Err(e) => Err(format!("remux failed: {e}")),
+    }
+}
+
+/// The staging file name MediaMTX gives a segment starting at `start` (its own local time,
+/// `%Y-%m-%d_%H-%M-%S-%f` + `.mp4`): taken from the string's fields as they are (§5.5).
+pub fn segment_file_name(start: &str) -> Option<String> {
+    let b = start.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let frac: String = start
+        .get(20..)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let micros = format!("{:0<6}", frac.get(..frac.len().min(6))?);
+    Some(format!(
+        "{}_{}-{}-{}-{}.mp4",
+        start.get(..10)?,
+        start.get(11..13)?,
+        start.get(14..16)?,
+        start.get(17..19)?,
+        micros
+    ))
+}
+
+/// Parses RFC 3339 (`2026-11-22T12:30:05.123456789+01:00`, or `Z`) to ms since the epoch.
+pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let num = |a: usize, z: usize| -> Option<i64> { s.get(a..z)?.parse().ok() };
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let rest = s.get(19..)?;
+    let (frac, tz) = match rest.strip_prefix('.') {
+        Some(r) => {
+            let n = r.chars().take_while(char::is_ascii_digit).count();
+            (&r[..n], &r[n..])
+        }
+        None => ("", rest),
+    };
+    let ms_frac: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
+    let offset_s: i64 = match tz {
+        "Z" | "z" => 0,
+        t if t.len() == 6 => {
+            let sign = if t.starts_with('-') { -1 } else { 1 };
+            sign * (t.get(1..3)?.parse::<i64>().ok()? * 3600
+                + t.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (proleptic Gregorian).
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
+    u64::try_from(secs * 1000 + ms_frac).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_keep_local_fields() {
+        assert_eq!(
+            segment_file_name("2026-11-22T12:30:05.123456789+01:00").as_deref(),
+            Some("2026-11-22_12-30-05-123456.mp4")
+        );
+        assert_eq!(
+            segment_file_name("2026-11-22T12:30:05.5Z").as_deref(),
+            Some("2026-11-22_12-30-05-500000.mp4")
+        );
+    }
+
+    #[test]
+    fn rfc3339_with_offsets() {
+        let utc = parse_rfc3339_ms("2026-11-22T11:30:05.123Z");
+        assert_eq!(parse_rfc3339_ms("2026-11-22T12:30:05.123456789+01:00"), utc);
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_rfc3339_ms("garbage"), None);
+    }
+}
