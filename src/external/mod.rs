@@ -19,6 +19,7 @@
 pub mod config;
 pub mod hosts;
 pub mod md5;
+pub mod rtsp_probe;
 pub mod sdp;
 pub mod url;
 
