@@ -17,10 +17,12 @@
 //! executor (a probe can block for its whole timeout).
 
 pub mod config;
+pub mod discovery;
 pub mod hosts;
 pub mod md5;
 pub mod rtsp_probe;
 pub mod sdp;
+pub mod store;
 pub mod url;
 
 use std::time::{SystemTime, UNIX_EPOCH};
