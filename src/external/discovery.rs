@@ -22,8 +22,9 @@ use serde_json::{json, Value};
 use super::config::DiscoveryConfig;
 use super::hosts;
 use super::rtsp_probe::{describe, ProbeResult};
-use super::store::StreamType;
-use super::store::{render_each, split_by_type, Capabilities, ExternalStream, Status, Store};
+use super::store::{
+    render_each, split_by_type, Capabilities, ExternalStream, Status, Store, StreamType,
+};
 use super::url::{percent_encode, suggested_name};
 use crate::auth::time::rfc3339_millis;
 
