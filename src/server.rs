@@ -154,6 +154,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         stream_kick: stream_kick.clone(),
         external: Arc::new(crate::external::store::Store::load(config.state_dir())),
         scanner: Default::default(),
+        discovery_timer: Default::default(),
         config,
     });
     let _ = crate::metrics::system::cpu_percent_recent();
@@ -222,7 +223,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         StartError(format!("camera manager: {e}"))
     })?;
     if state.config.external_streams.discovery.enabled {
-        crate::external::discovery::spawn_periodic(state.clone())
+        crate::external::periodic::spawn(state.clone())
             .map_err(|e| StartError(format!("discovery timer: {e}")))?;
     }
     if state.config.mediamtx.enabled {

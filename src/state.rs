@@ -126,6 +126,8 @@ pub struct ServerState {
     pub external: Arc<crate::external::store::Store>,
     /// Discovery scans (one at a time) and the periodic timer.
     pub scanner: crate::external::discovery::Scanner,
+    /// When the next periodic discovery scan is due.
+    pub discovery_timer: crate::external::periodic::Timer,
 }
 
 impl ServerState {

@@ -184,10 +184,11 @@ fn bad_input_and_foreign_paths_are_refused() {
         json!({"stream_url": "rtsp://10.0.0.5/x", "stream_name": "manual"}),
     );
     assert_eq!(reason(&r), "already_exists", "{r}");
-    // MediaMTX refuses the source (port out of range): its message comes back, no password.
+    // MediaMTX refuses the source: its message comes back, without the password.
+    d.refuse_sources_containing("10.0.0.55");
     let r = c.call(
         "add_external_stream",
-        json!({"stream_url": "rtsp://u:pw@10.0.0.5:99999/x", "stream_name": "bad"}),
+        json!({"stream_url": "rtsp://u:pw@10.0.0.55:5554/x", "stream_name": "bad"}),
     );
     assert_eq!(
         (code(&r), reason(&r).as_str()),

@@ -1,10 +1,38 @@
-//! External RTSP streams (contract §9.8): configuration ([`config`]), URL and name rules
-//! ([`url`]), the persisted stream set and its JSON ([`store`]), the RTSP `DESCRIBE` probe and SDP
-//! reading ([`probe`]), and network discovery ([`discovery`]). The JSON-RPC methods that use
-//! them, and the MediaMTX paths they create, are in `methods/` and `mediamtx/`.
+//! External RTSP streams (contract §9.8, `mediamtx-integration.md` §6).
+//!
+//! Drones and IP cameras that already serve RTSP can be added as MediaMTX paths that pull the
+//! source on demand. This module holds everything about them that does not talk to MediaMTX:
+//!
+//! - [`config`]: the `[external_streams]` configuration section and its validation.
+//! - [`hosts`]: host specifications (IP, hostname, CIDR) and their expansion for a scan.
+//! - [`url`]: stream URL and name rules, password masking, suggested names.
+//! - [`sdp`]: the small part of SDP (RFC 8866) needed to tell a video codec and a KLV track.
+//! - [`rtsp_probe`]: one RTSP `DESCRIBE` over a plain TCP socket, with Basic/Digest auth.
+//! - [`md5`]: the MD5 digest Digest authentication needs (RFC 1321).
+//! - [`store`]: the set of added and discovered streams, persisted, readable without locks,
+//!   and the contract's `ExternalStream` JSON rendering.
+//! - [`discovery`]: candidate generation, the bounded parallel scan and the scan cache.
+//! - [`periodic`]: the timer of periodic scans (`set_discovery_interval`).
+//!
+//! Everything here is blocking std code meant for plain threads; none of it may run on a shard's
+//! executor (a probe can block for its whole timeout).
 
 pub mod config;
 pub mod discovery;
-pub mod probe;
+pub mod hosts;
+pub mod md5;
+pub mod periodic;
+pub mod rtsp_probe;
+pub mod sdp;
 pub mod store;
 pub mod url;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -451,6 +451,9 @@ impl Controller {
             }
             match self.ensure(&name, &d.conf, startup).await {
                 Ok(_) => {
+                    if d.camera.is_none() {
+                        self.state.external.mark_error(&name, false);
+                    }
                     self.applied.insert(name);
                 }
                 Err(e) if e.is_unreachable() => {
@@ -462,6 +465,8 @@ impl Controller {
                         let what = if d.camera.is_some() {
                             "camera"
                         } else {
+                            // Status ERROR: its MediaMTX path could not be created (§9.8).
+                            self.state.external.mark_error(&name, true);
                             "external"
                         };
                         warn!(path = %name, error = %e.text(), "cannot apply {what} path");

@@ -7,7 +7,7 @@ use super::{Ctx, Method};
 use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};
-use crate::external::store::{AddCheck, StreamType};
+use crate::external::store::StreamType;
 use crate::external::url::{validate_stream_name, validate_stream_url};
 use crate::mediamtx::api;
 use crate::mediamtx::model::{external_path_conf, mask_url_password};
@@ -31,7 +31,11 @@ fn invalid(param: &str, why: String) -> RpcError {
 }
 
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let url = p.required_str("stream_url")?.to_string();
+    // A URL copied from a discovery result (password shown as ***) means the stored one.
+    let url = ctx
+        .state
+        .external
+        .resolve_url(p.required_str("stream_url")?);
     let name = p.required_str("stream_name")?.to_string();
     validate_stream_url(&url).map_err(|e| invalid("stream_url", e))?;
     validate_stream_name(&name).map_err(|e| invalid("stream_name", e))?;
@@ -53,11 +57,9 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                "streams": streams(&state.config, &host, &path)})
     };
     match state.external.check_add(&url, &name) {
-        AddCheck::Same => return Ok(reply(&state).into()),
-        AddCheck::Conflict(why) => {
-            return Err(RpcError::new(INVALID_STATE, "already_exists").details(why))
-        }
-        AddCheck::New => {}
+        Ok(true) => return Ok(reply(&state).into()),
+        Err(why) => return Err(RpcError::new(INVALID_STATE, "already_exists").details(why)),
+        Ok(false) => {}
     }
     if let Some(e) = state.mtx.refuse(state.config.mediamtx.enabled) {
         return Err(e);

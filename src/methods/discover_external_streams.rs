@@ -4,7 +4,7 @@
 
 use super::{Ctx, Method};
 use crate::auth::Role;
-use crate::external::discovery::render_discovery;
+use crate::external::discovery::render_discovery_live;
 use crate::rpc::error::{RpcError, UNSUPPORTED};
 use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
@@ -44,7 +44,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             .await;
         let paths = state.mtx.paths.load();
         let live = |name: &str| paths.get(name).map(|p| (p.ready, p.readers));
-        let v = render_discovery(
+        let v = render_discovery_live(
             &report,
             &state.external,
             (skydio, generic, force, offline),

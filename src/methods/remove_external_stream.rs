@@ -31,11 +31,17 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             return Err(RpcError::new(INVALID_PARAMS, "missing_param")
                 .details("Give stream_url or stream_name"))
         }
-        (Some(u), None) => store.find_added_by_url(u).ok_or_else(not_found)?,
-        (None, Some(n)) => store.find_added_by_name(n).ok_or_else(not_found)?,
+        (Some(u), None) => store
+            .find_by_url(u)
+            .filter(|s| s.added)
+            .ok_or_else(not_found)?,
+        (None, Some(n)) => store
+            .find_by_name(n)
+            .filter(|s| s.added)
+            .ok_or_else(not_found)?,
         (Some(u), Some(n)) => {
-            let by_name = store.find_added_by_name(n);
-            let by_url = store.find_added_by_url(u);
+            let by_name = store.find_by_name(n).filter(|s| s.added);
+            let by_url = store.find_by_url(u).filter(|s| s.added);
             match (by_name, by_url) {
                 (Some(a), Some(b)) if a.name == b.name => a,
                 (None, None) => return Err(not_found()),

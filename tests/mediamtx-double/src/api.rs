@@ -31,6 +31,15 @@ fn data(v: Value) -> Answer {
     (200, JSON, v.to_string().into_bytes())
 }
 
+/// A source the test told the double to refuse.
+fn refused(st: &State, conf: &serde_json::Map<String, Value>) -> Option<String> {
+    let src = conf.get("source")?.as_str()?;
+    st.refused_sources
+        .iter()
+        .any(|p| src.contains(p.as_str()))
+        .then(|| format!("invalid source: '{src}'"))
+}
+
 /// gin's answer for a route that does not exist.
 pub fn no_route() -> Answer {
     (404, Some("text/plain"), b"404 page not found".to_vec())
@@ -142,6 +151,9 @@ pub fn handle(
                     return error(st, 400, "path already exists");
                 }
                 if let Err(e) = conf::validate(&new) {
+                    return error(st, 400, &e);
+                }
+                if let Some(e) = refused(st, &new) {
                     return error(st, 400, &e);
                 }
                 st.write(name, Some(Value::Object(new)));

@@ -188,6 +188,12 @@ impl Double {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    /// Refuses (400 `invalid source`) path sources containing `pattern`, as a MediaMTX with
+    /// stricter URL validation would.
+    pub fn refuse_sources_containing(&self, pattern: &str) {
+        self.inner.lock().refused_sources.push(pattern.to_string());
+    }
+
     /// Switches the answer style.
     pub fn set_style(&self, s: BodyStyle) {
         self.inner.lock().style = s;

@@ -57,6 +57,8 @@ pub struct State {
     pub log: Vec<Exchange>,
     /// RTSP port (for the global config's `rtspAddress`).
     pub rtsp_port: u16,
+    /// Sources containing any of these are refused as invalid (a stricter MediaMTX build).
+    pub refused_sources: Vec<String>,
 }
 
 impl State {
@@ -74,6 +76,7 @@ impl State {
             next_id: 1,
             log: Vec::new(),
             rtsp_port: 8554,
+            refused_sources: Vec::new(),
         }
     }
 
