@@ -33,6 +33,7 @@
 //! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
 //!   and the admin subcommands (`token`, `apikey`).
 //! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free).
+//! - [`sd_notify`]: systemd readiness, stopping and watchdog notifications.
 
 pub mod auth;
 pub mod camera;
@@ -50,6 +51,7 @@ pub mod metrics;
 pub mod net;
 pub mod recording;
 pub mod rpc;
+pub mod sd_notify;
 pub mod server;
 pub mod sessions;
 pub mod shard;

@@ -255,6 +255,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "camshard ready"
     );
+    crate::sd_notify::notify(&format!(
+        "READY=1\nSTATUS=serving on {} with {} shards",
+        main_addr.0,
+        plan.len()
+    ));
+    crate::sd_notify::spawn_watchdog(state.clone());
     // Every shard has bound the port: the placeholder sockets can go.
     drop(main_addr.1);
     drop(compat_addr);
@@ -353,6 +359,7 @@ fn spawn_signal_thread(state: Arc<ServerState>, latch: ShutdownLatch) -> Result<
             if !state.shutting_down.swap(true, Relaxed) {
                 tracing::info!(signal = ?sig, grace_s = state.config.server.shutdown_grace_s, "shutting down");
                 state.components.websocket.set(ComponentState::Stopping);
+                crate::sd_notify::notify("STOPPING=1\nSTATUS=shutting down");
                 let grace_ms = state.config.server.shutdown_grace_s * 1000;
                 state.bus.publish(crate::events::Event::json(
                     crate::events::topic::SYSTEM_SHUTDOWN,

@@ -382,6 +382,10 @@ async fn ticker(shard: Rc<Shard>) {
     loop {
         Timer::new(Duration::from_secs(1)).await;
         shard.tick(Instant::now());
+        shard
+            .stats
+            .heartbeat
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

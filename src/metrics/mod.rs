@@ -75,6 +75,8 @@ pub struct ShardStats {
     pub explicit_clients: AtomicI64,
     /// Authenticated connections still in implicit (legacy broadcast) mode.
     pub implicit_clients: AtomicI64,
+    /// Shard heartbeat: the shard's 1 s ticker bumps it (the systemd watchdog checks it moves).
+    pub heartbeat: AtomicU64,
 }
 
 impl ShardStats {
@@ -98,6 +100,7 @@ impl ShardStats {
             sub_counts: std::array::from_fn(|_| AtomicI64::new(0)),
             explicit_clients: AtomicI64::new(0),
             implicit_clients: AtomicI64::new(0),
+            heartbeat: AtomicU64::new(0),
         }
     }
 
