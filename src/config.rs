@@ -398,6 +398,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CAMSHARD_SYS_ROOT", "cameras.sys_root"),
     ("CAMSHARD_MEDIAMTX_ENABLED", "mediamtx.enabled"),
     ("CAMSHARD_MEDIAMTX_API_URL", "mediamtx.api_url"),
+    ("CAMSHARD_RECORDING_BACKEND", "recording.backend"),
     ("CAMSHARD_LOG", "logging.level"),
     ("CAMSHARD_LOG_FORMAT", "logging.format"),
 ];

@@ -226,6 +226,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         crate::external::periodic::spawn(state.clone())
             .map_err(|e| StartError(format!("discovery timer: {e}")))?;
     }
+    if state.config.mediamtx.enabled && state.config.recording.backend == "mediamtx" {
+        let st = state.clone();
+        let _ = std::thread::Builder::new()
+            .name("mtx-recover".into())
+            .spawn(move || crate::mediamtx::recording::recover_orphans(&st));
+    }
     if state.config.mediamtx.enabled {
         crate::streaming::supervisor::spawn(state.clone(), stream_kicks).map_err(|e| {
             latch.trigger();

@@ -50,7 +50,8 @@ fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Every request the server sent, and every answer the double gave, matches the official spec.
 fn assert_spec_valid(d: &Double) {
-    let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/mediamtx/openapi.yaml");
+    let spec_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mediamtx-double/spec/openapi.yaml");
     let spec = Spec::load(&spec_path).expect("load openapi.yaml");
     let log = d.requests();
     assert!(!log.is_empty(), "the server sent no request");
@@ -579,4 +580,70 @@ fn mediamtx_backend_records_and_finalizes() {
     let left = std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "staging segments left in {}", staging.display());
     assert_spec_valid(&d);
+}
+
+/// §5.6: staging segments left by a crash become recordings at the next start.
+#[test]
+fn orphaned_staging_segments_are_recovered_at_start() {
+    let d = double(BodyStyle::New, true);
+    let pre = tempfile::tempdir().expect("tmp");
+    let seg = pre.path().join("2026-01-02_03-04-05-123456.mp4");
+    let ok = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .args([
+            "testsrc=size=320x240:rate=15",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+        ])
+        .args([
+            "yuv420p",
+            "-f",
+            "mp4",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof",
+        ])
+        .arg(&seg)
+        .status()
+        .expect("ffmpeg");
+    assert!(ok.success());
+    // A crashed earlier run left it in the staging directory of a fresh server's data dir.
+    let dir = tempfile::tempdir().expect("tmp");
+    let staging = dir.path().join("data/recordings/.incoming/camera0");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    std::fs::copy(&seg, staging.join("2026-01-02_03-04-05-123456.mp4")).expect("copy");
+    std::thread::sleep(Duration::from_millis(20));
+    let mut child = Command::new(common::bin())
+        .args(["--listen", "127.0.0.1:0", "--demo", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("CAMSHARD_JWT_SECRET", common::SECRET)
+        .env("CAMSHARD_COMPAT_ENABLED", "false")
+        .env("CAMSHARD_MEDIAMTX_ENABLED", "true")
+        .env("CAMSHARD_MEDIAMTX_API_URL", d.api_url())
+        .env("CAMSHARD_RECORDING_BACKEND", "mediamtx")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let recordings = dir.path().join("data/recordings");
+    let found = wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(&recordings)
+            .map(|rd| {
+                rd.filter_map(Result::ok).any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("camera0_2026-01-0") && n.ends_with(".mp4")
+                })
+            })
+            .unwrap_or(false)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "orphan not recovered");
+    let left = std::fs::read_dir(recordings.join(".incoming/camera0"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0);
 }

@@ -493,6 +493,133 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     u64::try_from(secs * 1000 + ms_frac).ok()
 }
 
+/// Start-up recovery (integration doc §5.6): no session is active yet, so every segment left in
+/// the staging directories is an orphan of a crash. Each camera's orphans are grouped into
+/// sessions (a segment starting within `recordSegmentDuration` + 5 s of the previous one's start
+/// continues it) and each group becomes an `fmp4` recording named from its first segment's start
+/// (UTC). Runs on its own thread once MediaMTX answers (or after 30 s without it, from the files'
+/// names alone). Returns the recovered file names.
+pub fn recover_orphans(state: &ServerState) -> Vec<String> {
+    let until = Instant::now() + MTX_GONE;
+    while !state.mtx.up.load(Relaxed)
+        && Instant::now() < until
+        && !state.shutting_down.load(Relaxed)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let incoming = state.config.recordings_dir().join(".incoming");
+    let Ok(dirs) = std::fs::read_dir(&incoming) else {
+        return Vec::new();
+    };
+    let gap_ms = state.config.recording.segment_duration_s * 1000 + 5000;
+    let mut recovered = Vec::new();
+    for d in dirs.filter_map(Result::ok) {
+        let device = d.file_name().to_string_lossy().into_owned();
+        if super::model::camera_num(&device).is_none() {
+            continue;
+        }
+        // MediaMTX's `start` strings carry the offset; without MediaMTX the file names are read
+        // as this host's local time (MediaMTX runs beside the server).
+        let starts = if state.mtx.up.load(Relaxed) {
+            segments(state, &device).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut segs: Vec<(u64, PathBuf)> = starts
+            .iter()
+            .filter_map(|s| Some((parse_rfc3339_ms(s)?, d.path().join(segment_file_name(s)?))))
+            .filter(|(_, p)| p.exists())
+            .collect();
+        if segs.is_empty() {
+            segs = std::fs::read_dir(d.path())
+                .map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .filter_map(|e| {
+                            let p = e.path();
+                            let ms = local_name_ms(&p.file_name()?.to_string_lossy())?;
+                            Some((ms, p))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        // Only files written before this server started: a session started meanwhile is not an
+        // orphan.
+        let before = std::time::UNIX_EPOCH + Duration::from_millis(state.started_unix_ms);
+        segs.retain(|(_, p)| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < before)
+        });
+        segs.sort();
+        let dir = state.config.recordings_dir();
+        let mut group: Vec<PathBuf> = Vec::new();
+        let mut first_ms = 0;
+        let mut prev_ms = 0;
+        let flush = |group: &mut Vec<PathBuf>, first_ms: u64, out: &mut Vec<String>| {
+            if group.is_empty() {
+                return;
+            }
+            let name =
+                crate::methods::start_recording::unique_name(&dir, &device, first_ms, Format::Fmp4);
+            let stem = name.trim_end_matches(".mp4").to_string();
+            for (i, p) in group.drain(..).enumerate() {
+                let n = if i == 0 {
+                    name.clone()
+                } else {
+                    format!("{stem}_{}.mp4", i + 1)
+                };
+                if std::fs::rename(&p, dir.join(&n)).is_ok() {
+                    out.push(n);
+                }
+            }
+        };
+        for (ms, p) in segs {
+            if !group.is_empty() && ms.saturating_sub(prev_ms) > gap_ms {
+                flush(&mut group, first_ms, &mut recovered);
+            }
+            if group.is_empty() {
+                first_ms = ms;
+            }
+            prev_ms = ms;
+            group.push(p);
+        }
+        flush(&mut group, first_ms, &mut recovered);
+    }
+    if !recovered.is_empty() {
+        tracing::warn!(files = ?recovered, "recovered MediaMTX recordings left by an earlier crash");
+    }
+    recovered
+}
+
+/// ms since the epoch of a staging file name (`2026-11-22_12-30-05-123456.mp4`) read as this
+/// host's local time.
+fn local_name_ms(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".mp4")?;
+    if stem.len() < 19 {
+        return None;
+    }
+    let iso = format!(
+        "{}T{}:{}:{}.{}",
+        stem.get(..10)?,
+        stem.get(11..13)?,
+        stem.get(14..16)?,
+        stem.get(17..19)?,
+        stem.get(20..).unwrap_or("0")
+    );
+    let utc_guess = parse_rfc3339_ms(&format!("{iso}Z"))?;
+    // Local offset at that moment, from the C library.
+    let t = (utc_guess / 1000) as libc::time_t;
+    // SAFETY: localtime_r only writes into the tm we pass.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let off = if unsafe { libc::localtime_r(&t, &mut tm).is_null() } {
+        0
+    } else {
+        tm.tm_gmtoff
+    };
+    u64::try_from(utc_guess as i64 - off * 1000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ mod ping;
 mod remove_external_stream;
 mod set_discovery_interval;
 mod set_retention_policy;
-mod start_recording;
+pub(crate) mod start_recording;
 mod start_streaming;
 mod stop_recording;
 mod stop_streaming;

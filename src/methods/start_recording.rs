@@ -179,7 +179,13 @@ fn duration_param(p: &Params<'_, '_>) -> Result<Option<f64>, RpcError> {
 }
 
 /// `<camera>_<YYYY-MM-DD>_<HH-MM-SS>.<ext>` (UTC), with `-2`, `-3`, … on a collision.
-fn unique_name(dir: &std::path::Path, device: &str, start_ms: u64, format: Format) -> String {
+/// A recording file name for `device` starting at `start_ms` (UTC, §8.5) that is not taken in `dir`.
+pub(crate) fn unique_name(
+    dir: &std::path::Path,
+    device: &str,
+    start_ms: u64,
+    format: Format,
+) -> String {
     let ts = rfc3339_millis(start_ms);
     let stem = format!("{device}_{}_{}", &ts[0..10], ts[11..19].replace(':', "-"));
     let ext = format.extension();

@@ -1,4 +1,4 @@
-//! Checks HTTP exchanges against MediaMTX's own OpenAPI 3.0 document (`shared/mediamtx/openapi.yaml`).
+//! Checks HTTP exchanges against MediaMTX's own OpenAPI 3.0 document (`spec/openapi.yaml`).
 //!
 //! The schemas are used as JSON Schema with the two corrections the spec's README names:
 //! `nullable: true` next to `allOf` accepts `null`, and `PathTrackCodecProps`' `oneOf` is read as
