@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub websocket_path: String,
     /// Open connections beyond which upgrades get HTTP 503.
     pub max_connections: usize,
+    /// Upgrades from one address beyond this get HTTP 503 (0 = no limit).
+    pub max_connections_per_ip: usize,
     /// Largest reassembled message.
     pub max_message_bytes: usize,
     /// Seconds between server WebSocket Pings.

@@ -132,6 +132,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
             crate::events::topic::NAMES.len(),
         ),
         open_connections: AtomicUsize::new(0),
+        per_ip: (0..crate::state::IP_BUCKETS)
+            .map(|_| std::sync::atomic::AtomicU32::new(0))
+            .collect(),
         components: Components {
             websocket: Component::new(ComponentState::Starting),
             camera_monitor: Component::new(camera_monitor),

@@ -192,6 +192,7 @@ pub struct Shard {
 pub struct Registration {
     shard: Rc<Shard>,
     slot: usize,
+    ip_bucket: Option<usize>,
 }
 
 impl Drop for Registration {
@@ -213,6 +214,9 @@ impl Drop for Registration {
             .ws_connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.shard.state.release_connection();
+        if let Some(b) = self.ip_bucket {
+            self.shard.state.release_ip(b);
+        }
     }
 }
 
@@ -226,6 +230,7 @@ impl Shard {
             rl.burst,
             Instant::now(),
         ));
+        let ip_bucket = peer.ip_bucket;
         let handle = Rc::new(ConnHandle::new(Instant::now() + interval, session, peer));
         let slot = self.conns.borrow_mut().insert(handle.clone());
         self.stats
@@ -237,6 +242,7 @@ impl Shard {
             Registration {
                 shard: self.clone(),
                 slot,
+                ip_bucket,
             },
         )
     }

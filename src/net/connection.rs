@@ -56,8 +56,22 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
                     respond(&shard, &mut stream, "upgrade", resp, false).await;
                     return;
                 }
+                let ip_bucket = match stream.peer_addr() {
+                    Ok(a) => match shard.state.try_reserve_ip(a.ip()) {
+                        Ok(b) => b,
+                        Err(()) => {
+                            shard.state.release_connection();
+                            let resp = Response::error(503, "too_many_connections_from_address")
+                                .header("Retry-After", "1");
+                            respond(&shard, &mut stream, "upgrade", resp, false).await;
+                            return;
+                        }
+                    },
+                    Err(_) => None,
+                };
                 let peer = Peer {
                     host_header: head.header("host").map(str::to_string),
+                    ip_bucket,
                 };
                 // The head's strings are not needed for the connection's lifetime.
                 drop(head);

@@ -28,6 +28,8 @@ use super::session::{failure_for, AuthState, Session};
 pub struct Peer {
     /// The upgrade request's `Host` header value.
     pub host_header: Option<String>,
+    /// The per-address counter bucket this connection holds, if the cap is on.
+    pub ip_bucket: Option<usize>,
 }
 
 impl Peer {
