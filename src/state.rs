@@ -175,8 +175,8 @@ impl ServerState {
     }
 
     /// Tries to reserve a connection from `ip` under `server.max_connections_per_ip` (0 = no
-    /// limit). Returns the counter bucket to release, `Err(())` when the address is at its cap.
-    pub fn try_reserve_ip(&self, ip: std::net::IpAddr) -> Result<Option<usize>, ()> {
+    /// limit). Returns the counter bucket to release, `Err(AtCap)` when the address is at its cap.
+    pub fn try_reserve_ip(&self, ip: std::net::IpAddr) -> Result<Option<usize>, AtCap> {
         let cap = self.config.server.max_connections_per_ip;
         if cap == 0 {
             return Ok(None);
@@ -185,7 +185,7 @@ impl ServerState {
         let prev = self.per_ip[b].fetch_add(1, Relaxed);
         if prev as usize >= cap {
             self.per_ip[b].fetch_sub(1, Relaxed);
-            return Err(());
+            return Err(AtCap);
         }
         Ok(Some(b))
     }
@@ -202,6 +202,10 @@ impl ServerState {
         self.open_connections.fetch_sub(1, Relaxed);
     }
 }
+
+/// An address already holds `server.max_connections_per_ip` connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtCap;
 
 /// Buckets of the per-address connection counters.
 pub const IP_BUCKETS: usize = 4096;

@@ -59,7 +59,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
                 let ip_bucket = match stream.peer_addr() {
                     Ok(a) => match shard.state.try_reserve_ip(a.ip()) {
                         Ok(b) => b,
-                        Err(()) => {
+                        Err(crate::state::AtCap) => {
                             shard.state.release_connection();
                             let resp = Response::error(503, "too_many_connections_from_address")
                                 .header("Retry-After", "1");
