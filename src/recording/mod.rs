@@ -259,7 +259,11 @@ pub fn start(
     ])
     .args([
         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", &g, "-r", &g,
-    ]);
+    ])
+    // Write each fragment as soon as it is muxed: without this ffmpeg holds the output in its
+    // I/O buffer, the file does not grow while recording (progress shows 0 bytes), and a crash
+    // or a full disk loses everything buffered.
+    .args(["-flush_packets", "1"]);
     match req.format {
         Format::Mkv => cmd.args(["-f", "matroska"]),
         _ => cmd.args([

@@ -197,6 +197,19 @@ pub struct Client {
 }
 
 impl Client {
+    /// Opens a client to any `ws://` URL (for servers the test started itself).
+    pub fn connect(url: &str) -> Client {
+        let (ws, _) = tungstenite::connect(url).expect("connect");
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        }
+        Client {
+            ws,
+            next_id: 1,
+            notes: Default::default(),
+        }
+    }
+
     /// Sends raw text and returns the next reply parsed as JSON (notifications are set aside).
     pub fn raw(&mut self, text: &str) -> Value {
         self.ws.send(Message::text(text)).expect("send");

@@ -1,0 +1,292 @@
+//! Faults (issue 6): ffmpeg killed mid-recording, the server SIGKILLed mid-recording and
+//! restarted, corrupted state files, and a full disk. After each, every recording on disk is
+//! playable (or absent, with an event saying why) and the server is healthy.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{start_with, token};
+use serde_json::json;
+
+fn decodes(path: &Path) -> bool {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Every visible recording in `dir` decodes.
+fn all_playable(dir: &Path) -> Vec<PathBuf> {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let visible: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    for f in &visible {
+        assert!(decodes(f), "{} is not playable", f.display());
+    }
+    visible
+}
+
+fn children_named(pid: u32, name: &str) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &pid.to_string(), name])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn ffmpeg_killed_mid_recording_leaves_a_playable_file_and_an_event() {
+    let s = start_with("", &["--demo"]);
+    let mut c = s.connect();
+    c.auth(&token("admin"));
+    c.call(
+        "subscribe_events",
+        json!({"topics": ["recording.error", "recording.stop"]}),
+    );
+    let r = c.call("start_recording", json!({"device": "camera0"}));
+    assert_eq!(r["result"]["status"], "RECORDING", "{r}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let ff = children_named(s.child.id(), "ffmpeg");
+    assert!(!ff.is_empty(), "no recorder ffmpeg");
+    for p in ff {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let err = c
+        .wait_for("recording.error", Duration::from_secs(10))
+        .expect("recording.error");
+    assert_eq!(err["params"]["reason"], "dependency_failed", "{err}");
+    let stop = c
+        .wait_for("recording.stop", Duration::from_secs(10))
+        .expect("recording.stop");
+    let name = stop["params"]["filename"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let dir = s.dir.path().join("data/recordings");
+    assert!(decodes(&dir.join(&name)), "{name} not playable");
+    all_playable(&dir);
+    // Healthy afterwards: a new recording works.
+    let r = c.call("start_recording", json!({"device": "camera0"}));
+    assert_eq!(r["result"]["status"], "RECORDING", "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    let r = c.call("stop_recording", json!({"device": "camera0"}));
+    assert_eq!(r["result"]["status"], "STOPPED", "{r}");
+    let st = c.call("get_status", json!({}));
+    assert_eq!(
+        st["result"]["components"]["websocket_server"], "RUNNING",
+        "{st}"
+    );
+}
+
+/// Kills the server when the test ends, even by a failed assertion.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_server(dir: &Path, config: Option<&Path>) -> (Child, u16) {
+    let mut cmd = Command::new(common::bin());
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.args(["--listen", "127.0.0.1:0", "--demo", "--state-dir"])
+        .arg(dir.join("state"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("CAMSHARD_JWT_SECRET", common::SECRET)
+        .env("CAMSHARD_COMPAT_ENABLED", "false")
+        .env("CAMSHARD_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == "camshard ready" {
+                    let port = v["listen"]
+                        .as_str()
+                        .and_then(|l| l.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .ok()
+        .flatten()
+        .expect("server ready");
+    (child, port)
+}
+
+fn ws(port: u16) -> common::Client {
+    common::Client::connect(&format!("ws://127.0.0.1:{port}/ws"))
+}
+
+#[test]
+fn sigkill_mid_recording_then_restart_recovers_a_playable_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut child, port) = spawn_server(dir.path(), None);
+    let mut c = ws(port);
+    c.auth(&token("operator"));
+    let r = c.call(
+        "start_recording",
+        json!({"device": "camera1", "format": "mp4"}),
+    );
+    assert_eq!(r["result"]["status"], "RECORDING", "{r}");
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    drop(c);
+    // The crash left a hidden partial file; the next start turns it into a recording.
+    let (child, port) = spawn_server(dir.path(), None);
+    let _server = Killed(child);
+    let recordings = dir.path().join("data/recordings");
+    let files = all_playable(&recordings);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut c = ws(port);
+    c.auth(&token("viewer"));
+    let l = c.call("list_recordings", json!({}));
+    assert_eq!(l["result"]["total"], 1, "{l}");
+}
+
+#[test]
+fn corrupted_state_files_are_set_aside_and_the_server_starts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    for f in ["cameras.json", "external_streams.json", "retention.json"] {
+        std::fs::write(state.join(f), b"{\"truncated\": [1, 2").expect("write");
+    }
+    let (child, port) = spawn_server(dir.path(), None);
+    let _server = Killed(child);
+    let mut c = ws(port);
+    c.auth(&token("admin"));
+    let r = c.call("get_camera_list", json!({}));
+    assert_eq!(r["result"]["total"], 2, "{r}");
+    let r = c.call("get_status", json!({}));
+    assert!(r.get("result").is_some(), "{r}");
+    let r = c.call("get_external_streams", json!({}));
+    assert_eq!(r["result"]["total_count"], 0, "{r}");
+    let names: Vec<String> = std::fs::read_dir(&state)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        names.iter().any(|n| n.starts_with("cameras.json.corrupt-")),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("external_streams.json.corrupt-")),
+        "{names:?}"
+    );
+}
+
+/// A tiny tmpfs as the data directory: the recording runs the disk full. Needs root (CI runs as
+/// root); elsewhere the test says so and passes without running.
+#[test]
+fn disk_full_during_recording_ends_it_with_an_event_and_a_playable_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipping: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(data.clone());
+    // Leave ~100 KiB free: the synthetic pattern compresses to ~7 KiB/s, so the recording runs
+    // the disk full within about 15 s.
+    std::fs::write(data.join("filler"), vec![0u8; 2 * 1024 * 1024 - 100 * 1024]).expect("filler");
+    let cfg = dir.path().join("full.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\nwarn_percent = 99.0\nblock_percent = 99.9\nmin_free_mb = 0\n",
+    )
+    .expect("cfg");
+    let (child, port) = spawn_server(dir.path(), Some(&cfg));
+    let _server = Killed(child);
+    let mut c = ws(port);
+    c.auth(&token("admin"));
+    c.call(
+        "subscribe_events",
+        json!({"topics": ["recording.error", "recording.stop"]}),
+    );
+    let r = c.call(
+        "start_recording",
+        json!({"device": "camera0", "format": "fmp4"}),
+    );
+    let started = r["result"]["status"] == "RECORDING";
+    if started {
+        let err = c
+            .wait_for("recording.error", Duration::from_secs(60))
+            .expect("recording.error once the disk is full");
+        let why = err["params"]["reason"].as_str().unwrap_or("").to_string();
+        assert!(
+            why == "storage_critical" || why == "dependency_failed",
+            "{err}"
+        );
+    } else {
+        // Refused up front is also correct: the answer names the storage problem.
+        assert_eq!(r["error"]["code"], -32060, "{r}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let st = c.call("get_camera_status", json!({"device": "camera0"}));
+        if st["result"]["recording"] == false {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    all_playable(&data.join("recordings"));
+    let st = c.call("get_status", json!({}));
+    assert!(st.get("result").is_some(), "{st}");
+}
