@@ -5,9 +5,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{code, reason, start_with, token, Server};
+use common::{code, reason, start_with, token, wait_until, Server};
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::json;
 
@@ -17,17 +17,6 @@ fn double() -> Double {
         ..Options::default()
     })
     .expect("double")
-}
-
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 fn server(d: &Double, extra: &str) -> Server {

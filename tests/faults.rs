@@ -8,18 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{start_with, token};
+use common::{decodes, start_with, token};
 use serde_json::json;
-
-fn decodes(path: &Path) -> bool {
-    Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// Every visible recording in `dir` decodes.
 fn all_playable(dir: &Path) -> Vec<PathBuf> {

@@ -29,16 +29,6 @@ fn ffprobe_duration(path: &Path) -> f64 {
         .unwrap_or_else(|_| panic!("no duration for {path:?}: {out:?}"))
 }
 
-fn decodes_frames(path: &Path) -> bool {
-    Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn snapshot_decodes_with_the_camera_size_and_names_are_checked() {
     let s = start_with("", &["--demo"]);
@@ -157,7 +147,7 @@ fn timed_recordings_are_playable_in_every_format() {
             .join(p["filename"].as_str().unwrap());
         let d = ffprobe_duration(&file);
         assert!((d - 3.0).abs() <= 0.2, "{file:?} lasts {d}");
-        assert!(decodes_frames(&file));
+        assert!(common::decodes(&file));
     }
     // Idle again: stop is refused, a new mp4 session works.
     let r = c.call("stop_recording", json!({"device": "camera0"}));
@@ -203,7 +193,7 @@ fn stop_recording_returns_the_final_file() {
         Some(std::fs::metadata(&file).unwrap().len())
     );
     assert!(res["duration"].as_f64().unwrap() > 1.5);
-    assert!(decodes_frames(&file));
+    assert!(common::decodes(&file));
     let r = c.call("stop_recording", json!({"device": "camera0"}));
     assert_eq!(reason(&r), "not_recording");
 }
@@ -253,7 +243,7 @@ fn camera_removed_mid_recording_leaves_a_playable_file() {
         .path()
         .join("data/recordings")
         .join(stop["params"]["filename"].as_str().unwrap());
-    assert!(decodes_frames(&file), "{file:?} must be playable");
+    assert!(common::decodes(&file), "{file:?} must be playable");
     assert!(ffprobe_duration(&file) > 1.0);
     let st = c.call("get_camera_status", json!({"device": "camera0"}))["result"].clone();
     assert_eq!(

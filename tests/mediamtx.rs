@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{code, reason, start_with, token, Server};
+use common::{code, reason, start_with, token, wait_until, Server};
 use mediamtx_double::openapi::Spec;
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::{json, Value};
@@ -35,17 +35,6 @@ fn config(d: &Double, extra: &str) -> String {
 
 fn server(d: &Double, extra: &str) -> Server {
     start_with(&config(d, extra), &["--demo"])
-}
-
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 /// Every request the server sent, and every answer the double gave, matches the official spec.

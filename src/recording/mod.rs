@@ -171,6 +171,20 @@ struct Inner {
     pid: AtomicU64,
 }
 
+impl Inner {
+    fn new(pid: u32) -> Arc<Inner> {
+        Arc::new(Inner {
+            stop: Mutex::new(None),
+            result: Mutex::new(None),
+            done: Condvar::new(),
+            bytes: AtomicU64::new(0),
+            start_ms: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+            pid: AtomicU64::new(u64::from(pid)),
+        })
+    }
+}
+
 /// Handle to a running session.
 #[derive(Clone)]
 pub struct RecordingHandle {
@@ -281,15 +295,7 @@ pub fn start(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start ffmpeg: {e}"))?;
-    let inner = Arc::new(Inner {
-        stop: Mutex::new(None),
-        result: Mutex::new(None),
-        done: Condvar::new(),
-        bytes: AtomicU64::new(0),
-        start_ms: AtomicU64::new(0),
-        finished: AtomicBool::new(false),
-        pid: AtomicU64::new(child.id() as u64),
-    });
+    let inner = Inner::new(child.id());
     let stderr_tail = Arc::new(Mutex::new(Vec::<u8>::new()));
     if let Some(mut err) = child.stderr.take() {
         let tail = stderr_tail.clone();
@@ -607,15 +613,7 @@ pub struct ExternalSession {
 impl RecordingHandle {
     /// A handle and its session side, for a backend outside this module.
     pub fn external() -> (RecordingHandle, ExternalSession) {
-        let inner = Arc::new(Inner {
-            stop: Mutex::new(None),
-            result: Mutex::new(None),
-            done: Condvar::new(),
-            bytes: AtomicU64::new(0),
-            start_ms: AtomicU64::new(0),
-            finished: AtomicBool::new(false),
-            pid: AtomicU64::new(0),
-        });
+        let inner = Inner::new(0);
         (
             RecordingHandle {
                 inner: inner.clone(),

@@ -104,15 +104,7 @@ impl Server {
 
     /// Opens a WebSocket client.
     pub fn connect(&self) -> Client {
-        let (ws, _) = tungstenite::connect(self.url()).expect("connect");
-        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        }
-        Client {
-            ws,
-            next_id: 1,
-            notes: Default::default(),
-        }
+        Client::connect(&self.url())
     }
 
     /// Runs a camshard subcommand against this server's state dir and returns stdout.
@@ -322,4 +314,27 @@ pub fn token(role: &str) -> String {
     let now = camshard::auth::now_unix();
     let role = camshard::auth::Role::parse(role).expect("role");
     camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "tester", role, now, now + 3600)
+}
+
+/// Polls `f` every 50 ms until it holds or `within` passes; its last answer.
+pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Whether ffmpeg decodes every frame of `path` without an error exit.
+pub fn decodes(path: &Path) -> bool {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
