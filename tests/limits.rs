@@ -42,7 +42,8 @@ fn slow_handshake_is_cut_with_408() {
     use std::io::{Read, Write};
     let s = common::start("[server]\nhandshake_timeout_s = 1\n");
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
-    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: loc").expect("write");
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: loc")
+        .expect("write");
     // Others are served while the slow head dribbles.
     let (st, _) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(st, 200);
