@@ -34,6 +34,7 @@ pub mod events;
 pub mod files;
 pub mod health;
 pub mod logging;
+pub mod media;
 pub mod methods;
 pub mod metrics;
 pub mod net;
