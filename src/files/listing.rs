@@ -16,9 +16,8 @@ use serde_json::{Map, Value};
 use super::names::{device_of, Kind};
 use crate::auth::rfc3339_millis;
 use crate::config::Config;
+use crate::media::probe;
 use crate::rpc::error::RpcError;
-// TEMP until crate::media lands: use crate::media::probe;
-use super::media_shim as probe;
 use crate::state::ServerState;
 
 /// One listable file.
@@ -192,11 +191,7 @@ pub fn recording_media(path: &Path, e: &Entry) -> (&'static str, Option<f64>) {
     }
     let v = match probe::media_info(path) {
         Some(mi) => {
-            let format = match mi.kind {
-                probe::MediaKind::Fmp4 => "fmp4",
-                probe::MediaKind::Mp4 => "mp4",
-                probe::MediaKind::Mkv => "mkv",
-            };
+            let format = mi.kind.as_str();
             let duration = mi
                 .duration_s
                 .filter(|d| d.is_finite() && *d >= 0.0)

@@ -6,7 +6,6 @@
 pub mod api;
 pub mod download_url;
 pub mod listing;
-mod media_shim;
 pub mod names;
 pub mod retention;
 pub mod storage;
