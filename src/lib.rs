@@ -45,6 +45,7 @@ pub mod external;
 pub mod files;
 pub mod health;
 pub mod logging;
+pub mod media;
 pub mod mediamtx;
 pub mod methods;
 pub mod metrics;

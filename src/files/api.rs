@@ -1,20 +1,23 @@
-//! The file methods' shared bodies (§9.4): each method file names its kind and delegates here.
-//! Disk work runs on the shard's blocking pool; the reply follows when it is done.
+//! The file methods' shared bodies (§9.4, §9.6): each method file names its kind and delegates
+//! here. Parameters are checked on the shard; the disk work then runs on the shard's blocking
+//! pool and the reply follows when it is done, so a slow disk never stalls other connections.
 
 use serde_json::{json, Value};
 
-use super::listing::{describe, dir, entries, entry, recognised};
-use super::names::{is_valid_filename, Kind};
+use super::listing::{describe, list, page, paging, stat_entry};
+use super::names::{is_valid_filename, recording_candidates, Kind};
 use crate::methods::Ctx;
 use crate::rpc::error::{RpcError, INVALID_STATE, NOT_FOUND, STORAGE};
 use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
+use crate::state::ServerState;
 
-/// Builds the per-file download URL closure for the caller's session.
+/// The caller's download-URL builder, detached from the request so it can run on the pool.
 fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&str) -> String + Send + 'static {
     let state = ctx.state.clone();
     let host = ctx.peer.host_header.clone();
     let exp = ctx.session.grant.as_ref().and_then(|g| g.expires_at);
+    let now = ctx.now_unix;
     move |name: &str| {
         super::download_url::download_url(
             &state.config,
@@ -23,13 +26,13 @@ fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&str) -> String + Send + 'static
             name,
             host.as_deref(),
             exp,
-            crate::auth::now_unix(),
+            now,
         )
     }
 }
 
-/// Runs `f` on the blocking pool and replies with its result.
-fn later<F>(f: F) -> Output
+/// Runs `f` on the shard's blocking pool and replies with its result.
+pub fn later<F>(f: F) -> Output
 where
     F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
 {
@@ -40,109 +43,111 @@ where
 }
 
 /// `list_recordings` / `list_snapshots` with §8.7 paging.
-pub fn list(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
-    let limit = p.int("limit", 1, 1000)?.unwrap_or(50) as usize;
-    let offset = p.int("offset", 0, i64::MAX)?.unwrap_or(0) as usize;
+pub fn list_files(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
+    let (limit, offset) = paging(p)?;
     let state = ctx.state.clone();
     let url = url_fn(ctx, kind);
     Ok(later(move || {
-        let all = entries(&state, kind);
-        let files: Vec<Value> = all
+        let all = list(&state, kind);
+        let files: Vec<Value> = page(&all, limit, offset)
             .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|e| describe(&state, kind, e, false, &url))
+            .map(|e| describe(&state.config, kind, e, false, &url))
             .collect();
         Ok(json!({"files": files, "total": all.len(), "limit": limit, "offset": offset}))
     }))
 }
 
-/// The validated `filename` param; recordings without a recognised extension try `.mp4`, `.mkv`.
-fn filename(
-    p: &Params<'_, '_>,
-    kind: Kind,
-    state: &crate::state::ServerState,
-) -> Result<String, RpcError> {
+/// The `filename` param, checked against §8.5 (-32602 `invalid_format`).
+fn filename_param<'a>(p: &Params<'_, 'a>) -> Result<&'a str, RpcError> {
     let name = p.required_str("filename")?;
     if !is_valid_filename(name) {
         return Err(RpcError::invalid_params(
             "invalid_format",
             "filename",
-            "not a valid file name",
+            "filename must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$ (no path, no leading dot)",
         ));
     }
-    if kind == Kind::Recordings && !recognised(kind, name) {
-        for ext in [".mp4", ".mkv"] {
-            let candidate = format!("{name}{ext}");
-            if dir(state, kind).join(&candidate).exists() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Ok(name.to_string())
+    Ok(name)
 }
 
-fn not_found(name: &str) -> RpcError {
-    RpcError::new(NOT_FOUND, "file_not_found").details(format!("No file {name}"))
+fn not_found(kind: Kind, name: &str) -> RpcError {
+    let what = match kind {
+        Kind::Recordings => "recording",
+        Kind::Snapshots => "snapshot",
+    };
+    RpcError::new(NOT_FOUND, "file_not_found").details(format!("No {what} named {name}"))
+}
+
+fn in_progress(name: &str) -> RpcError {
+    RpcError::new(INVALID_STATE, "recording_in_progress")
+        .details(format!("{name} is being recorded or finalized"))
+        .suggest("Call stop_recording, or wait until it is finalized")
+}
+
+/// The finished file `name` refers to: checks busy recordings first (their final file may not
+/// exist yet), then resolves the recording fallback extensions (§8.5), then requires a
+/// recognised, regular file. Returns its listing entry.
+fn find(state: &ServerState, kind: Kind, name: &str) -> Result<super::listing::Entry, RpcError> {
+    let dir = kind.dir(&state.config);
+    let candidates = match kind {
+        Kind::Recordings => recording_candidates(name),
+        Kind::Snapshots => vec![name.to_string()],
+    };
+    for c in candidates {
+        if kind == Kind::Recordings && state.recording_busy(&c) {
+            return Err(in_progress(&c));
+        }
+        match std::fs::symlink_metadata(dir.join(&c)) {
+            Ok(_) if kind.recognises(&c) => {
+                return stat_entry(&dir.join(&c), c).ok_or_else(|| not_found(kind, name))
+            }
+            // It exists but is not a listable file: do not fall back to another name.
+            Ok(_) => return Err(not_found(kind, name)),
+            Err(_) => {}
+        }
+    }
+    Err(not_found(kind, name))
 }
 
 /// `get_recording_info` / `get_snapshot_info`.
 pub fn info(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
-    let name = filename(p, kind, ctx.state)?;
-    if kind == Kind::Recordings && ctx.state.recording_busy(&name) {
-        return Err(RpcError::new(INVALID_STATE, "recording_in_progress")
-            .details(format!("{name} is being recorded")));
-    }
+    let name = filename_param(p)?.to_string();
     let state = ctx.state.clone();
     let url = url_fn(ctx, kind);
     Ok(later(move || {
-        if !recognised(kind, &name) {
-            return Err(not_found(&name));
-        }
-        let e =
-            entry(&dir(&state, kind).join(&name), name.clone()).ok_or_else(|| not_found(&name))?;
-        Ok(describe(&state, kind, &e, true, &url))
+        let e = find(&state, kind, &name)?;
+        Ok(describe(&state.config, kind, &e, true, &url))
     }))
 }
 
-/// `delete_recording` / `delete_snapshot`.
+/// `delete_recording` / `delete_snapshot`: not idempotent (a second call is `file_not_found`).
 pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
-    let name = filename(p, kind, ctx.state)?;
-    if kind == Kind::Recordings && ctx.state.recording_busy(&name) {
-        return Err(RpcError::new(INVALID_STATE, "recording_in_progress")
-            .details(format!("{name} is being recorded")));
-    }
+    let name = filename_param(p)?.to_string();
     let state = ctx.state.clone();
     Ok(later(move || {
-        let path = dir(&state, kind).join(&name);
-        if !recognised(kind, &name) || entry(&path, name.clone()).is_none() {
-            return Err(not_found(&name));
+        let e = find(&state, kind, &name)?;
+        match std::fs::remove_file(kind.dir(&state.config).join(&e.name)) {
+            Ok(()) => {}
+            // Lost a race with another delete or a cleanup: the file is gone all the same.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(not_found(kind, &name))
+            }
+            Err(err) => {
+                return Err(RpcError::new(STORAGE, "write_failed")
+                    .details(format!("Could not delete {}: {err}", e.name)))
+            }
         }
-        std::fs::remove_file(&path)
-            .map_err(|e| RpcError::new(STORAGE, "write_failed").details(e.to_string()))?;
-        let message = if kind == Kind::Recordings {
-            "Recording deleted"
-        } else {
-            "Snapshot deleted"
+        tracing::info!(file = %e.name, kind = kind.as_str(), bytes = e.size, "file deleted");
+        let message = match kind {
+            Kind::Recordings => "Recording deleted",
+            Kind::Snapshots => "Snapshot deleted",
         };
-        Ok(json!({"filename": name, "deleted": true, "message": message}))
+        Ok(json!({"filename": e.name, "deleted": true, "message": message}))
     }))
 }
 
 /// `get_storage_info` (§9.6).
 pub fn storage_info(ctx: &mut Ctx<'_>) -> Result<Output, RpcError> {
     let state = ctx.state.clone();
-    Ok(later(move || {
-        let u =
-            crate::metrics::system::fs_usage(&state.config.recordings_dir()).unwrap_or_default();
-        let sum = |k| entries(&state, k).iter().map(|e| e.size).sum::<u64>();
-        let st = &state.config.storage;
-        Ok(json!({
-            "total_space": u.total, "used_space": u.used, "available_space": u.available,
-            "usage_percentage": u.usage_percent,
-            "recordings_size": sum(Kind::Recordings), "snapshots_size": sum(Kind::Snapshots),
-            "low_space_warning": u.usage_percent >= st.warn_percent,
-            "critical_space_warning": u.usage_percent >= st.block_percent,
-        }))
-    }))
+    Ok(later(move || Ok(super::storage::storage_info(&state))))
 }

@@ -4,7 +4,8 @@
 use super::names::Kind;
 use crate::config::Config;
 
-/// Builds the absolute download URL for `filename`.
+/// Builds the absolute download URL for `filename`. `base` is `http.public_base_url` (without a
+/// trailing `/`), else `http://<Host header>`, else `http://localhost:<configured port>`.
 pub fn download_url(
     cfg: &Config,
     key: &[u8],
@@ -14,10 +15,14 @@ pub fn download_url(
     session_expires_at: Option<u64>,
     now_unix: u64,
 ) -> String {
-    let base = if !cfg.http.public_base_url.is_empty() {
-        cfg.http.public_base_url.trim_end_matches('/').to_string()
+    let base = if !cfg.http.public_base_url.trim().is_empty() {
+        cfg.http
+            .public_base_url
+            .trim()
+            .trim_end_matches('/')
+            .to_string()
     } else {
-        match host_header.map(str::trim).filter(|h| !h.is_empty()) {
+        match host_header.map(str::trim).filter(|h| plausible_host(h)) {
             Some(h) => format!("http://{h}"),
             None => format!(
                 "http://localhost:{}",
@@ -30,19 +35,57 @@ pub fn download_url(
         exp = exp.min(s);
     }
     let token = crate::auth::download::sign_download(key, kind.as_str(), filename, exp);
-    // Valid file names need no percent-encoding (§8.5 allows only [A-Za-z0-9._-]).
-    format!("{base}/files/{}/{filename}?token={token}", kind.as_str())
+    format!(
+        "{base}/files/{}/{}?token={token}",
+        kind.as_str(),
+        encode_path_segment(filename)
+    )
+}
+
+/// A Host header that can be pasted into a URL as is: `host`, `host:port`, `[v6]:port`. Anything
+/// else (spaces, `/`, `@`, quotes — a confused or hostile client) falls back to localhost rather
+/// than producing a URL that points somewhere unexpected.
+fn plausible_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters. Valid file names (§8.5) are
+/// all unreserved, so they pass through unchanged.
+fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn cfg(extra: &str) -> Config {
+        let mut t: toml::Table = toml::from_str(crate::config::DEFAULT_TOML).expect("defaults");
+        let e: toml::Table = toml::from_str(extra).expect("extra");
+        for (k, v) in e {
+            if let (Some(toml::Value::Table(b)), toml::Value::Table(u)) = (t.get_mut(&k), v) {
+                b.extend(u);
+            }
+        }
+        toml::Value::Table(t).try_into().expect("config")
+    }
+
     #[test]
     fn url_shape_and_expiry() {
-        let cfg: Config = toml::from_str(crate::config::DEFAULT_TOML).unwrap();
+        let c = cfg("");
         let u = download_url(
-            &cfg,
+            &c,
             b"k",
             Kind::Snapshots,
             "a.jpg",
@@ -50,11 +93,47 @@ mod tests {
             Some(1000),
             500,
         );
+        assert_eq!(
+            u,
+            format!(
+                "http://10.0.0.5:8002/files/snapshots/a.jpg?token={}",
+                crate::auth::download::sign_download(b"k", "snapshots", "a.jpg", 1000)
+            )
+        );
+        // No session expiry: the TTL alone (3600 s by default); no Host: localhost:<port>.
+        let u = download_url(&c, b"k", Kind::Recordings, "r.mp4", None, None, 500);
         assert!(
-            u.starts_with("http://10.0.0.5:8002/files/snapshots/a.jpg?token=1000."),
+            u.starts_with("http://localhost:8002/files/recordings/r.mp4?token=4100."),
             "{u}"
         );
-        let u = download_url(&cfg, b"k", Kind::Recordings, "r.mp4", None, None, 500);
-        assert!(u.contains("/files/recordings/r.mp4?token=4100."), "{u}");
+        // A session expiring after the TTL does not extend it.
+        let u = download_url(&c, b"k", Kind::Recordings, "r.mp4", None, Some(99_999), 500);
+        assert!(u.contains("?token=4100."), "{u}");
+    }
+
+    #[test]
+    fn public_base_and_hostile_hosts() {
+        let c = cfg("[http]\npublic_base_url = \"https://cams.example.com/base/\"\n");
+        let u = download_url(&c, b"k", Kind::Snapshots, "a.jpg", Some("x:1"), None, 0);
+        assert!(
+            u.starts_with("https://cams.example.com/base/files/snapshots/a.jpg?token="),
+            "{u}"
+        );
+        let c = cfg("");
+        for bad in ["evil.com/x?", "a b", "user@evil", ""] {
+            let u = download_url(&c, b"k", Kind::Snapshots, "a.jpg", Some(bad), None, 0);
+            assert!(u.starts_with("http://localhost:8002/"), "{bad}: {u}");
+        }
+        let u = download_url(
+            &c,
+            b"k",
+            Kind::Snapshots,
+            "a.jpg",
+            Some("[::1]:8002"),
+            None,
+            0,
+        );
+        assert!(u.starts_with("http://[::1]:8002/"), "{u}");
+        assert_eq!(encode_path_segment("a b/c%.jpg"), "a%20b%2Fc%25.jpg");
     }
 }

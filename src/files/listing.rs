@@ -1,22 +1,29 @@
-//! Listing, describing and deleting recordings and snapshots (contract §8.7, §9.4). Runs on a
-//! shard's blocking pool: directory reads and stats are disk work.
+//! Listing and describing recordings and snapshots (contract §8.7, §9.4).
+//!
+//! All of this is disk work (a directory read, one `lstat` per entry, a few KB read from each
+//! file described), so the methods run it on the shard's blocking pool, never on the shard
+//! itself. A listing stats every entry (needed for the order and `total`) but opens only the
+//! files of the requested page.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::names::{device_of, is_valid_filename, Kind};
+use super::names::{device_of, Kind};
 use crate::auth::rfc3339_millis;
+use crate::config::Config;
+use crate::media::probe;
+use crate::rpc::error::RpcError;
 use crate::state::ServerState;
 
-/// One file as listed.
-#[derive(Debug, Clone)]
+/// One listable file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// File name.
+    /// File name (a recognised, valid name).
     pub name: String,
     /// Size in bytes.
     pub size: u64,
@@ -26,166 +33,116 @@ pub struct Entry {
     pub created_ms: u64,
 }
 
-/// Whether `name` is a file of `kind` that may be listed or served (§8.5).
-pub fn recognised(kind: Kind, name: &str) -> bool {
-    is_valid_filename(name)
-        && match kind {
-            Kind::Recordings => name.ends_with(".mp4") || name.ends_with(".mkv"),
-            Kind::Snapshots => {
-                name.ends_with(".jpg") || name.ends_with(".jpeg") || name.ends_with(".png")
-            }
-        }
-}
+/// Default and largest page (§8.7).
+pub const DEFAULT_LIMIT: usize = 50;
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: usize = 1000;
 
-/// The directory of `kind`.
-pub fn dir(state: &ServerState, kind: Kind) -> std::path::PathBuf {
-    match kind {
-        Kind::Recordings => state.config.recordings_dir(),
-        Kind::Snapshots => state.config.snapshots_dir(),
+/// Stats one entry without following symlinks; `None` unless it is a regular file.
+pub fn stat_entry(path: &Path, name: String) -> Option<Entry> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    if !m.file_type().is_file() {
+        return None;
     }
+    let mtime_ms = m.modified().ok().map(millis).unwrap_or(0);
+    Some(Entry {
+        name,
+        size: m.len(),
+        mtime_ms,
+        // std reads metadata with statx on Linux and fills `created` from stx_btime when the
+        // filesystem reports it (ext4, xfs, btrfs, tmpfs ≥ 5.x); otherwise this is an error.
+        created_ms: m.created().ok().map(millis).unwrap_or(mtime_ms),
+    })
 }
 
-/// Every listable file of `kind`, newest first (ties by name).
-pub fn entries(state: &ServerState, kind: Kind) -> Vec<Entry> {
-    let Ok(rd) = std::fs::read_dir(dir(state, kind)) else {
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Every listable file of `kind` in `dir`, newest first: valid names with a recognised extension,
+/// regular files only, minus those `busy` claims. A missing directory lists as empty.
+pub fn scan(dir: &Path, kind: Kind, busy: &dyn Fn(&str) -> bool) -> Vec<Entry> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut v: Vec<Entry> = rd
         .flatten()
         .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            if !recognised(kind, &name) || (kind == Kind::Recordings && state.recording_busy(&name))
-            {
+            // Non-UTF-8 names cannot match the Filename rule, so they are skipped here.
+            let name = e.file_name().into_string().ok()?;
+            if !kind.recognises(&name) || busy(&name) {
                 return None;
             }
-            entry(&e.path(), name)
+            stat_entry(&e.path(), name)
         })
         .collect();
+    sort_newest_first(&mut v);
+    v
+}
+
+/// §8.7 order: newest first by modification time, ties by name ascending.
+pub fn sort_newest_first(v: &mut [Entry]) {
     v.sort_by(|a, b| {
         b.mtime_ms
             .cmp(&a.mtime_ms)
             .then_with(|| a.name.cmp(&b.name))
     });
-    v
 }
 
-/// Stats one regular file.
-pub fn entry(path: &Path, name: String) -> Option<Entry> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    if !m.is_file() {
-        return None;
+/// The listable files of `kind` on this server (finished recordings only).
+pub fn list(state: &ServerState, kind: Kind) -> Vec<Entry> {
+    let dir = kind.dir(&state.config);
+    match kind {
+        Kind::Recordings => scan(&dir, kind, &|n| state.recording_busy(n)),
+        Kind::Snapshots => scan(&dir, kind, &|_| false),
     }
-    let ms = |t: std::io::Result<std::time::SystemTime>| {
-        t.ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-    };
-    let mtime_ms = ms(m.modified()).unwrap_or(0);
-    Some(Entry {
-        name,
-        size: m.len(),
-        mtime_ms,
-        created_ms: ms(m.created()).unwrap_or(mtime_ms),
-    })
 }
 
-/// Parsed recordings by (name, size, mtime).
-type MediaCache = HashMap<(String, u64, u64), (String, Option<f64>)>;
-
-/// (format, duration) of a recording, cached by name, size and mtime (files are final).
-pub fn recording_media(path: &Path, e: &Entry) -> (String, Option<f64>) {
-    static CACHE: Mutex<Option<MediaCache>> = Mutex::new(None);
-    let key = (e.name.clone(), e.size, e.mtime_ms);
-    if let Ok(c) = CACHE.lock() {
-        if let Some(v) = c.as_ref().and_then(|m| m.get(&key)) {
-            return v.clone();
-        }
-    }
-    let format = if e.name.ends_with(".mkv") {
-        "mkv"
-    } else if has_moof(path) {
-        "fmp4"
-    } else {
-        "mp4"
-    };
-    let v = (
-        format.to_string(),
-        crate::recording::probe_duration(path).map(|d| (d * 1000.0).round() / 1000.0),
-    );
-    if let Ok(mut c) = CACHE.lock() {
-        let m = c.get_or_insert_with(HashMap::new);
-        if m.len() > 10_000 {
-            m.clear();
-        }
-        m.insert(key, v.clone());
-    }
-    v
+/// The `limit`/`offset` params (§8.7): defaults 50 and 0; out of range is -32602 `out_of_range`,
+/// never clamped.
+pub fn paging(p: &crate::rpc::params::Params<'_, '_>) -> Result<(usize, usize), RpcError> {
+    let limit = p
+        .int("limit", 1, MAX_LIMIT as i64)?
+        .map_or(DEFAULT_LIMIT, |v| v as usize);
+    // The upper bound only keeps the conversion exact; any offset past the end is valid.
+    let offset = p.int("offset", 0, 1 << 53)?.map_or(0, |v| v as usize);
+    Ok((limit, offset))
 }
 
-/// True when an MP4 has a top-level `moof` box (fragmented). Reads only box headers.
-fn has_moof(path: &Path) -> bool {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut pos = 0u64;
-    for _ in 0..10_000 {
-        if pos + 8 > len {
-            return false;
-        }
-        let mut h = [0u8; 16];
-        if f.seek(SeekFrom::Start(pos)).is_err() || f.read_exact(&mut h[..8]).is_err() {
-            return false;
-        }
-        let mut size = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as u64;
-        if &h[4..8] == b"moof" {
-            return true;
-        }
-        if size == 1 {
-            if f.read_exact(&mut h[8..16]).is_err() {
-                return false;
-            }
-            size = u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
-        } else if size == 0 {
-            return false;
-        }
-        if size < 8 {
-            return false;
-        }
-        pos += size;
-    }
-    false
+/// The page `offset..offset+limit` of `all` (empty past the end).
+pub fn page(all: &[Entry], limit: usize, offset: usize) -> &[Entry] {
+    let start = offset.min(all.len());
+    let end = start.saturating_add(limit).min(all.len());
+    &all[start..end]
 }
 
-/// The JSON object of one file (list entry, or info with `created_time`/`resolution`).
+/// The JSON object of one file: a list entry, or with `info` the info result (adds
+/// `created_time`, and `resolution` for snapshots). Field order follows the contract.
 pub fn describe(
-    state: &ServerState,
+    cfg: &Config,
     kind: Kind,
     e: &Entry,
     info: bool,
     url: &dyn Fn(&str) -> String,
 ) -> Value {
-    let path = dir(state, kind).join(&e.name);
+    let path = kind.dir(cfg).join(&e.name);
     let mut m = Map::new();
     m.insert("filename".into(), Value::from(e.name.as_str()));
     m.insert(
         "device".into(),
-        device_of(&e.name).map(Value::from).unwrap_or(Value::Null),
+        device_of(&e.name).map_or(Value::Null, Value::from),
     );
     m.insert("file_size".into(), Value::from(e.size));
     match kind {
         Kind::Recordings => {
             let (format, duration) = recording_media(&path, e);
-            m.insert("duration".into(), json!(duration));
+            m.insert("duration".into(), duration.map_or(Value::Null, Value::from));
             m.insert("format".into(), Value::from(format));
         }
         Kind::Snapshots => {
-            let format = if e.name.ends_with(".png") {
-                "png"
-            } else {
-                "jpg"
-            };
-            m.insert("format".into(), Value::from(format));
+            m.insert("format".into(), Value::from(snapshot_format(&e.name)));
             if info {
                 m.insert("resolution".into(), Value::from(image_resolution(&path)));
             }
@@ -205,20 +162,169 @@ pub fn describe(
     Value::Object(m)
 }
 
-/// `WxH` from the image header, `""` when unreadable.
-fn image_resolution(path: &Path) -> String {
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut buf))
-        .unwrap_or(0);
-    let b = &buf[..n];
-    let size = if b.starts_with(b"\x89PNG\r\n\x1a\n") && b.len() >= 24 {
-        Some((
-            u32::from_be_bytes([b[16], b[17], b[18], b[19]]),
-            u32::from_be_bytes([b[20], b[21], b[22], b[23]]),
-        ))
+/// `jpg` for `.jpg`/`.jpeg`, `png` for `.png` (§9.4).
+pub fn snapshot_format(name: &str) -> &'static str {
+    if name.ends_with(".png") {
+        "png"
     } else {
-        crate::camera::jpeg::jpeg_size(b)
+        "jpg"
+    }
+}
+
+/// Parsed recordings by (name, size, mtime): a finished file with the same size and mtime has
+/// the same contents, so repeated listings do not re-read it.
+type MediaCache = HashMap<(String, u64, u64), (&'static str, Option<f64>)>;
+/// Entries kept before the cache is dropped wholesale (bounds memory on huge directories).
+const MEDIA_CACHE_MAX: usize = 4096;
+
+/// (format, duration in seconds rounded to ms) of a recording, from its contents. An unparsable
+/// file has no duration and the format its extension implies.
+pub fn recording_media(path: &Path, e: &Entry) -> (&'static str, Option<f64>) {
+    static CACHE: Mutex<Option<MediaCache>> = Mutex::new(None);
+    let key = (e.name.clone(), e.size, e.mtime_ms);
+    if let Some(v) = CACHE
+        .lock()
+        .ok()
+        .and_then(|c| c.as_ref().and_then(|m| m.get(&key).copied()))
+    {
+        return v;
+    }
+    let v = match probe::media_info(path) {
+        Some(mi) => {
+            let format = mi.kind.as_str();
+            let duration = mi
+                .duration_s
+                .filter(|d| d.is_finite() && *d >= 0.0)
+                .map(|d| (d * 1000.0).round() / 1000.0);
+            (format, duration)
+        }
+        None if e.name.ends_with(".mkv") => ("mkv", None),
+        None => ("mp4", None),
     };
-    size.map(|(w, h)| format!("{w}x{h}")).unwrap_or_default()
+    if let Ok(mut c) = CACHE.lock() {
+        let m = c.get_or_insert_with(HashMap::new);
+        if m.len() >= MEDIA_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(key, v);
+    }
+    v
+}
+
+/// Bytes read from the start of an image for its header: JPEG's SOF can sit behind EXIF and
+/// thumbnail segments (up to 64 KiB each).
+const IMAGE_PREFIX: u64 = 256 * 1024;
+
+/// `WxH` from the image header, `""` when it cannot be read.
+pub fn image_resolution(path: &Path) -> String {
+    let mut buf = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(IMAGE_PREFIX).read_to_end(&mut buf));
+    if read.is_err() {
+        return String::new();
+    }
+    probe::image_size(&buf)
+        .map(|(w, h)| format!("{w}x{h}"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, name: &str, mtime_s: u64) {
+        let p = dir.join(name);
+        std::fs::write(&p, name.as_bytes()).expect("write");
+        let f = std::fs::File::options().write(true).open(&p).expect("open");
+        f.set_modified(UNIX_EPOCH + std::time::Duration::from_secs(mtime_s))
+            .expect("set mtime");
+    }
+
+    fn names(v: &[Entry]) -> Vec<&str> {
+        v.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    #[test]
+    fn scan_skips_hidden_unrecognised_non_regular_and_busy() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path();
+        touch(p, "a.mp4", 100);
+        touch(p, "b.mkv", 200);
+        touch(p, ".c.partial.mp4", 300);
+        touch(p, "d.txt", 300);
+        touch(p, "e.MP4", 300);
+        touch(p, "busy.mp4", 300);
+        std::fs::create_dir(p.join("dir.mp4")).expect("mkdir");
+        std::os::unix::fs::symlink(p.join("a.mp4"), p.join("link.mp4")).expect("symlink");
+        let v = scan(p, Kind::Recordings, &|n| n == "busy.mp4");
+        assert_eq!(names(&v), ["b.mkv", "a.mp4"]);
+        assert_eq!((v[1].size, v[1].mtime_ms), (5, 100_000));
+        assert!(scan(&p.join("missing"), Kind::Recordings, &|_| false).is_empty());
+        assert!(scan(p, Kind::Snapshots, &|_| false).is_empty());
+    }
+
+    #[test]
+    fn paging_is_exact_over_25_files() {
+        let d = tempfile::tempdir().expect("tempdir");
+        // File i is i seconds older than file 0; files 20..25 share one mtime (ties by name).
+        for i in 0..25u64 {
+            let age = i.min(20);
+            touch(d.path(), &format!("s{:02}.jpg", 24 - i), 10_000 - age);
+        }
+        let all = scan(d.path(), Kind::Snapshots, &|_| false);
+        assert_eq!(all.len(), 25);
+        let order: Vec<String> = (0..25).map(|i| format!("s{:02}.jpg", 24 - i)).collect();
+        let mut expected: Vec<&str> = order.iter().map(String::as_str).collect();
+        expected[20..].sort();
+        assert_eq!(names(&all), expected);
+        for (limit, offset) in [
+            (10, 0),
+            (10, 10),
+            (10, 20),
+            (1, 24),
+            (7, 3),
+            (1000, 0),
+            (50, 5),
+        ] {
+            let want: Vec<&str> = expected.iter().skip(offset).take(limit).copied().collect();
+            assert_eq!(names(page(&all, limit, offset)), want, "{limit}/{offset}");
+        }
+        assert!(page(&all, 10, 25).is_empty());
+        assert!(page(&all, 10, usize::MAX).is_empty());
+        let mut seen = Vec::new();
+        for offset in (0..25).step_by(4) {
+            seen.extend(names(page(&all, 4, offset)));
+        }
+        assert_eq!(seen, expected, "pages cover every file exactly once");
+    }
+
+    #[test]
+    fn paging_params() {
+        let mut parser = crate::rpc::json::Parser::new();
+        let mut get = |text: &[u8]| {
+            let v = parser.parse(text).expect("json");
+            let p = crate::rpc::params::Params::new(Some(&v)).expect("params");
+            paging(&p).map_err(|e| (e.reason, e.param))
+        };
+        assert_eq!(get(b"{}"), Ok((50, 0)));
+        assert_eq!(get(br#"{"limit":1000,"offset":7.0}"#), Ok((1000, 7)));
+        assert_eq!(get(br#"{"limit":null}"#), Ok((50, 0)));
+        for (text, param) in [
+            (&br#"{"limit":0}"#[..], "limit"),
+            (br#"{"limit":1001}"#, "limit"),
+            (br#"{"offset":-1}"#, "offset"),
+        ] {
+            assert_eq!(get(text), Err(("out_of_range", Some(param.into()))));
+        }
+        assert_eq!(
+            get(br#"{"limit":"5"}"#),
+            Err(("invalid_type", Some("limit".into())))
+        );
+    }
+
+    #[test]
+    fn snapshot_formats() {
+        assert_eq!(snapshot_format("a.jpeg"), "jpg");
+        assert_eq!(snapshot_format("a.jpg"), "jpg");
+        assert_eq!(snapshot_format("a.png"), "png");
+    }
 }

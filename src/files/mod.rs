@@ -1,4 +1,7 @@
-//! Media files on disk: name rules (§8.5), the storage rule (§9.3) and download URLs (§8.6).
+//! Media files on disk (contract §8.5–8.7, §9.4, §9.6): name rules ([`names`]), listing and
+//! description ([`listing`]), the storage rule and figures ([`storage`]), retention policies and
+//! cleanup ([`retention`]), download URLs ([`download_url`]), and the file methods' shared bodies
+//! ([`api`]). HTTP downloads themselves are served by `net::download`.
 
 pub mod api;
 pub mod download_url;

@@ -1,31 +1,61 @@
-//! The storage rule (§9.3): new snapshots and recordings are refused when the target filesystem
-//! is at or above `storage.block_percent` used, or has less than `storage.min_free_mb` available.
+//! Storage figures and the storage rule.
+//!
+//! - [`storage_info`]: the `get_storage_info` result (§9.6), df semantics on the filesystem that
+//!   holds the recordings directory.
+//! - [`check_storage`]: the §9.3 rule new snapshots and recordings must pass — refused with
+//!   -32060 `storage_critical` at or above `storage.block_percent` used, and with `storage_low`
+//!   when less than `storage.min_free_mb` MiB are available.
 
 use std::path::Path;
 
+use serde_json::{json, Value};
+
+use super::listing::list;
+use super::names::Kind;
 use crate::config::Config;
 use crate::metrics::system::{fs_usage, FsUsage};
 use crate::rpc::error::{RpcError, STORAGE};
+use crate::state::ServerState;
 
-/// Applies the rule to the filesystem holding `dir`.
+/// The `get_storage_info` result. Disk work (statvfs and a listing of both directories): call it
+/// off the shard.
+pub fn storage_info(state: &ServerState) -> Value {
+    let cfg = &state.config;
+    // A filesystem that cannot be measured reports zeros rather than failing the call.
+    let u = fs_usage(&cfg.recordings_dir()).unwrap_or_default();
+    let sum = |k: Kind| list(state, k).iter().map(|e| e.size).sum::<u64>();
+    json!({
+        "total_space": u.total,
+        "used_space": u.used,
+        "available_space": u.available,
+        "usage_percentage": u.usage_percent,
+        "recordings_size": sum(Kind::Recordings),
+        "snapshots_size": sum(Kind::Snapshots),
+        "low_space_warning": u.usage_percent >= cfg.storage.warn_percent,
+        "critical_space_warning": u.usage_percent >= cfg.storage.block_percent,
+    })
+}
+
+/// Applies the storage rule to the filesystem holding `dir` (one statvfs: cheap, but a syscall
+/// on a possibly slow mount, so callers on a shard should prefer the blocking pool).
 pub fn check_storage(cfg: &Config, dir: &Path) -> Result<(), RpcError> {
     match fs_usage(dir) {
         Some(u) => check_usage(cfg, &u),
-        // Nothing to measure is not a reason to refuse; the write itself will report failures.
+        // Nothing to measure is no reason to refuse; the write itself reports real failures.
         None => Ok(()),
     }
 }
 
-/// The rule on given figures (separated for tests).
+/// The rule on given figures (separate so tests can use fake usage).
 pub fn check_usage(cfg: &Config, u: &FsUsage) -> Result<(), RpcError> {
     let st = &cfg.storage;
     if u.usage_percent >= st.block_percent {
         return Err(RpcError::new(STORAGE, "storage_critical")
             .details(format!(
-                "storage {:.1}% used (limit {:.1}%)",
+                "Storage is {:.1}% used (limit {:.1}%)",
                 u.usage_percent, st.block_percent
             ))
-            .suggest("Free space or run cleanup_old_files"));
+            .suggest("Free space, or delete old files with cleanup_old_files"));
     }
     if u.available < st.min_free_mb.saturating_mul(1 << 20) {
         return Err(RpcError::new(STORAGE, "storage_low")
@@ -34,7 +64,7 @@ pub fn check_usage(cfg: &Config, u: &FsUsage) -> Result<(), RpcError> {
                 u.available >> 20,
                 st.min_free_mb
             ))
-            .suggest("Free space or run cleanup_old_files"));
+            .suggest("Free space, or delete old files with cleanup_old_files"));
     }
     Ok(())
 }
@@ -45,7 +75,7 @@ mod tests {
 
     #[test]
     fn thresholds() {
-        let cfg: Config = toml::from_str(crate::config::DEFAULT_TOML).unwrap();
+        let cfg: Config = toml::from_str(crate::config::DEFAULT_TOML).expect("defaults");
         let gib = 1u64 << 30;
         let ok = FsUsage {
             total: 100 * gib,
@@ -54,18 +84,53 @@ mod tests {
             usage_percent: 50.0,
         };
         assert!(check_usage(&cfg, &ok).is_ok());
-        let full = FsUsage {
-            usage_percent: 90.0,
-            ..ok
-        };
+        let reason = |u: FsUsage| check_usage(&cfg, &u).map_err(|e| (e.code, e.reason));
+        // At the block level exactly: critical (≥, not >); just below: fine.
         assert_eq!(
-            check_usage(&cfg, &full).unwrap_err().reason,
-            "storage_critical"
+            reason(FsUsage {
+                usage_percent: 90.0,
+                ..ok
+            }),
+            Err((STORAGE, "storage_critical"))
         );
-        let low = FsUsage {
-            available: 100 << 20,
-            ..ok
-        };
-        assert_eq!(check_usage(&cfg, &low).unwrap_err().reason, "storage_low");
+        assert_eq!(
+            reason(FsUsage {
+                usage_percent: 89.99,
+                ..ok
+            }),
+            Ok(())
+        );
+        // Critical wins over low when both hold.
+        assert_eq!(
+            reason(FsUsage {
+                usage_percent: 95.0,
+                available: 1 << 20,
+                ..ok
+            }),
+            Err((STORAGE, "storage_critical"))
+        );
+        // 512 MiB is the minimum: one byte less is low, exactly 512 MiB is fine.
+        assert_eq!(
+            reason(FsUsage {
+                available: (512 << 20) - 1,
+                ..ok
+            }),
+            Err((STORAGE, "storage_low"))
+        );
+        assert_eq!(
+            reason(FsUsage {
+                available: 512 << 20,
+                ..ok
+            }),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn unmeasurable_is_not_refused() {
+        let cfg: Config = toml::from_str(crate::config::DEFAULT_TOML).expect("defaults");
+        // fs_usage walks up to the nearest existing ancestor, so a missing dir still measures.
+        assert!(fs_usage(Path::new("/definitely/missing/dir")).is_some());
+        let _ = check_storage(&cfg, Path::new("/definitely/missing/dir"));
     }
 }

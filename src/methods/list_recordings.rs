@@ -16,5 +16,5 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
-    crate::files::api::list(ctx, p, Kind::Recordings)
+    crate::files::api::list_files(ctx, p, Kind::Recordings)
 }

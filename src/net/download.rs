@@ -1,46 +1,88 @@
-//! `GET`/`HEAD /files/{recordings|snapshots}/{name}` (contract §11.2): authorization by bearer
-//! credential, `X-API-Key` or a download token for that exact file; single byte ranges; CORS.
-//! File contents are read on the shard's blocking pool in chunks, so a slow disk never stalls the
-//! shard's other connections.
+//! `GET`/`HEAD /files/{recordings|snapshots}/{name}` and their `OPTIONS` preflight (contract
+//! §11.2): authorization by bearer credential, `X-API-Key` or a download token for that exact
+//! file; one byte range; CORS for allowed origins.
+//!
+//! The file is opened and read with glommio's io_uring file API (`BufferedFile`: page-cache
+//! reads, so repeated downloads of a snapshot are served from memory), in 256 KiB chunks written
+//! to the socket as they arrive — a slow disk or a slow client delays only this request, never
+//! the shard's other connections. It is opened with `O_NOFOLLOW | O_NONBLOCK` and checked with
+//! `fstat` on the open descriptor, so a symlink, FIFO or directory is never followed, waited on
+//! or served, and the size and mtime sent are those of the file actually read.
 
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
+use glommio::io::{BufferedFile, OpenOptions};
 use glommio::net::TcpStream;
 
 use super::head::Head;
-use super::http::{credential_role, Response};
-use crate::files::listing::{dir, entry, recognised};
+use super::http::{credential_role, status_text, Response};
 use crate::files::names::{is_valid_filename, Kind};
 use crate::shard::Shard;
 
-/// Bytes read per blocking-pool round trip.
-const CHUNK: u64 = 256 * 1024;
+/// Bytes read per io_uring read.
+const CHUNK: usize = 256 * 1024;
+/// A client that accepts no bytes for this long is dropped (frees the file and the task).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves a `/files/…` request; false when the path is not a file route.
+/// Serves a `/files/recordings/…` or `/files/snapshots/…` request and closes the connection.
+/// Returns false (nothing written) for any other path, which the caller routes as usual.
 pub async fn serve(shard: &Shard, stream: &mut TcpStream, head: &Head) -> bool {
-    let (kind, raw) = if let Some(r) = head.path.strip_prefix("/files/recordings/") {
-        (Kind::Recordings, r)
-    } else if let Some(r) = head.path.strip_prefix("/files/snapshots/") {
-        (Kind::Snapshots, r)
-    } else {
+    let Some((kind, raw)) = split_path(&head.path) else {
         return false;
     };
-    let state = &shard.state;
-    let origin = head
-        .header("origin")
-        .filter(|_| super::upgrade::origin_allowed(head, &state.config.server.allowed_origins));
-    let cors = |mut r: Response| {
-        if let Some(o) = origin {
-            r = r
-                .header("Access-Control-Allow-Origin", o)
-                .header("Vary", "Origin");
-        }
-        r
-    };
-    let send = |r: Response, head_only: bool| async move { (r.to_bytes(head_only), r.status) };
-    let reply = |r: Response| cors(r);
-    let (bytes, status) = match head.method.as_str() {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let status = handle(shard, stream, head, kind, raw).await;
+    shard.stats.count_http("files", status);
+    let _ = stream.close().await;
+    true
+}
+
+/// `(kind, raw name)` of a file route.
+fn split_path(path: &str) -> Option<(Kind, &str)> {
+    if let Some(r) = path.strip_prefix("/files/recordings/") {
+        Some((Kind::Recordings, r))
+    } else {
+        path.strip_prefix("/files/snapshots/")
+            .map(|r| (Kind::Snapshots, r))
+    }
+}
+
+/// CORS headers for this request: only when an `Origin` is present and passes §2.2.
+fn cors_headers(shard: &Shard, head: &Head) -> Vec<(&'static str, String)> {
+    let cfg = &shard.state.config.server;
+    match head.header("origin") {
+        Some(o) if super::upgrade::origin_allowed(head, &cfg.allowed_origins) => vec![
+            ("Access-Control-Allow-Origin", o.trim().to_string()),
+            ("Vary", "Origin".to_string()),
+            // Lets browser code read what a ranged or named download needs.
+            (
+                "Access-Control-Expose-Headers",
+                "Content-Length, Content-Range, Content-Disposition, Accept-Ranges, ETag, Last-Modified"
+                    .to_string(),
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// Writes a small response (error, preflight) with the CORS headers; returns its status.
+async fn send(
+    stream: &mut TcpStream,
+    head: &Head,
+    mut r: Response,
+    cors: &[(&'static str, String)],
+) -> u16 {
+    r.headers.extend(cors.iter().cloned());
+    let _ = stream.write_all(&r.to_bytes(head.method == "HEAD")).await;
+    r.status
+}
+
+async fn handle(shard: &Shard, stream: &mut TcpStream, head: &Head, kind: Kind, raw: &str) -> u16 {
+    let cors = cors_headers(shard, head);
+    match head.method.as_str() {
+        "GET" | "HEAD" => {}
         "OPTIONS" => {
             let r = Response {
                 status: 204,
@@ -52,178 +94,224 @@ pub async fn serve(shard: &Shard, stream: &mut TcpStream, head: &Head) -> bool {
             .header(
                 "Access-Control-Allow-Headers",
                 "Authorization, X-API-Key, Range",
-            );
-            send(reply(r), false).await
-        }
-        "GET" | "HEAD" => {
-            let name = percent_decode(raw);
-            match name.filter(|n| is_valid_filename(n)) {
-                None => send(reply(Response::error(400, "invalid_filename")), false).await,
-                Some(name) => match authorize(shard, head, kind, &name) {
-                    Err(reason) => {
-                        let r = Response::error(401, reason).header("WWW-Authenticate", "Bearer");
-                        send(reply(r), false).await
-                    }
-                    Ok(()) => {
-                        let path = dir(state, kind).join(&name);
-                        let busy = kind == Kind::Recordings && state.recording_busy(&name);
-                        match entry(&path, name.clone())
-                            .filter(|_| recognised(kind, &name) && !busy)
-                        {
-                            None => {
-                                send(reply(Response::error(404, "file_not_found")), false).await
-                            }
-                            Some(e) => {
-                                let ok = stream_file(
-                                    stream, head, &path, &name, e.size, e.mtime_ms, &cors,
-                                )
-                                .await;
-                                shard.stats.count_http("files", ok);
-                                return true;
-                            }
-                        }
-                    }
-                },
-            }
+            )
+            .header("Access-Control-Max-Age", "600");
+            return send(stream, head, r, &cors).await;
         }
         _ => {
-            send(
-                reply(
-                    Response::error(405, "method_not_allowed")
-                        .header("Allow", "GET, HEAD, OPTIONS"),
-                ),
-                false,
-            )
-            .await
+            let r =
+                Response::error(405, "method_not_allowed").header("Allow", "GET, HEAD, OPTIONS");
+            return send(stream, head, r, &cors).await;
         }
+    }
+    let Some(name) = percent_decode(raw).filter(|n| is_valid_filename(n)) else {
+        return send(
+            stream,
+            head,
+            Response::error(400, "invalid_filename"),
+            &cors,
+        )
+        .await;
     };
-    shard.stats.count_http("files", status);
-    let _ = stream.write_all(&bytes).await;
-    let _ = stream.close().await;
-    true
+    if let Err(reason) = authorize(shard, head, kind, &name) {
+        let r = Response::error(401, reason).header("WWW-Authenticate", "Bearer");
+        return send(stream, head, r, &cors).await;
+    }
+    let state = &shard.state;
+    let unfinished = kind == Kind::Recordings && state.recording_busy(&name);
+    let file = if kind.recognises(&name) && !unfinished {
+        open_regular(&kind.dir(&state.config).join(&name)).await
+    } else {
+        None
+    };
+    let Some((file, size, mtime_ms)) = file else {
+        return send(stream, head, Response::error(404, "file_not_found"), &cors).await;
+    };
+    let status = stream_file(stream, head, &file, &name, size, mtime_ms, &cors).await;
+    let _ = file.close().await;
+    status
 }
 
-/// Any valid bearer credential, `X-API-Key`, or a download token for this file.
+/// Any valid bearer credential (JWT or API key, any role), `X-API-Key`, or a download token
+/// issued for exactly this kind and file. Otherwise the -32001 reason for the 401, preferring
+/// the token's (a link-following browser sends nothing else).
 fn authorize(shard: &Shard, head: &Head, kind: Kind, name: &str) -> Result<(), &'static str> {
-    if head.header("authorization").is_some() || head.header("x-api-key").is_some() {
-        return credential_role(head, &shard.state).map(|_| ());
+    let state = &shard.state;
+    let credential = (head.header("authorization").is_some() || head.header("x-api-key").is_some())
+        .then(|| credential_role(head, state));
+    if let Some(Ok(_)) = credential {
+        return Ok(());
     }
-    match head.query_param("token") {
-        Some(t) => crate::auth::download::verify_download(
-            &shard.state.download_key,
+    let token = head.query_param("token").map(|t| {
+        crate::auth::download::verify_download(
+            &state.download_key,
             kind.as_str(),
             name,
             &percent_decode(t).unwrap_or_default(),
             crate::auth::now_unix(),
         )
-        .map_err(|f| f.reason()),
-        None => Err("auth_required"),
+        .map_err(|f| f.reason())
+    });
+    match (token, credential) {
+        (Some(Ok(())), _) => Ok(()),
+        (Some(Err(r)), _) | (None, Some(Err(r))) => Err(r),
+        _ => Err("auth_required"),
     }
 }
 
-/// Writes headers and (for GET) the selected bytes; returns the status sent.
-async fn stream_file(
-    stream: &mut TcpStream,
-    head: &Head,
-    path: &std::path::Path,
-    name: &str,
-    size: u64,
-    mtime_ms: u64,
-    cors: &dyn Fn(Response) -> Response,
-) -> u16 {
-    let ctype = match name.rsplit('.').next() {
+/// Opens `path` for reading if it is a regular file: (file, size, mtime in ms).
+async fn open_regular(path: &std::path::Path) -> Option<(BufferedFile, u64, u64)> {
+    // O_NOFOLLOW: a symlink fails with ELOOP. O_NONBLOCK: opening a FIFO does not wait for a
+    // writer. Both are checked/undone below before any read.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .buffered_open(path)
+        .await
+        .ok()?;
+    let fd = file.as_raw_fd();
+    // fstat of an open descriptor reads the in-memory inode: no disk wait.
+    let st = match nix::sys::stat::fstat(fd) {
+        Ok(st) if (st.st_mode & libc::S_IFMT) == libc::S_IFREG => st,
+        _ => {
+            let _ = file.close().await;
+            return None;
+        }
+    };
+    // Regular-file reads ignore O_NONBLOCK in read(2), but io_uring may honour it as "fail with
+    // EAGAIN instead of waiting for the disk"; clear it so reads simply wait.
+    let _ = nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    );
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let mtime_ms = u64::try_from(st.st_mtime)
+        .unwrap_or(0)
+        .saturating_mul(1000)
+        .saturating_add(u64::try_from(st.st_mtime_nsec).unwrap_or(0) / 1_000_000);
+    Some((file, size, mtime_ms))
+}
+
+/// `Content-Type` by extension (§11.2).
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
         Some("mp4") => "video/mp4",
         Some("mkv") => "video/x-matroska",
         Some("png") => "image/png",
         _ => "image/jpeg",
-    };
+    }
+}
+
+/// Writes the headers and (for GET) the selected bytes; returns the status sent.
+async fn stream_file(
+    stream: &mut TcpStream,
+    head: &Head,
+    file: &BufferedFile,
+    name: &str,
+    size: u64,
+    mtime_ms: u64,
+    cors: &[(&'static str, String)],
+) -> u16 {
     let range = head.header("range").and_then(|r| parse_range(r, size));
-    let (status, start, end) = match range {
-        Some(Err(())) => {
-            let r = cors(Response::error(416, "range_not_satisfiable"))
+    let (status, start, len) = match range {
+        Some(Err(Unsatisfiable)) => {
+            let r = Response::error(416, "range_not_satisfiable")
                 .header("Content-Range", format!("bytes */{size}"));
-            let _ = stream.write_all(&r.to_bytes(false)).await;
-            let _ = stream.close().await;
-            return 416;
+            return send(stream, head, r, cors).await;
         }
-        Some(Ok((a, b))) => (206, a, b),
-        None => (200, 0, size.saturating_sub(1)),
+        Some(Ok((a, b))) => (206, a, b - a + 1),
+        None => (200, 0, size),
     };
-    let len = if size == 0 { 0 } else { end - start + 1 };
     let mut h = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n\
-         Content-Disposition: attachment; filename=\"{name}\"\r\nLast-Modified: {}\r\nETag: \"{size:x}-{mtime_ms:x}\"\r\n\
-         Cache-Control: private\r\nConnection: close\r\nServer: camshard\r\n",
-        super::http::status_text(status),
-        http_date(mtime_ms / 1000)
+        "HTTP/1.1 {status} {}\r\nContent-Type: {}\r\nContent-Length: {len}\r\n\
+         Accept-Ranges: bytes\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+         Last-Modified: {}\r\nETag: \"{size:x}-{mtime_ms:x}\"\r\nCache-Control: private\r\n\
+         Connection: close\r\nServer: camshard\r\n",
+        status_text(status),
+        content_type(name),
+        http_date(mtime_ms / 1000),
     );
     if status == 206 {
-        h.push_str(&format!("Content-Range: bytes {start}-{end}/{size}\r\n"));
+        h.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{size}\r\n",
+            start + len - 1
+        ));
     }
-    for (k, v) in &cors(Response::error(200, "")).headers {
+    for (k, v) in cors {
         h.push_str(&format!("{k}: {v}\r\n"));
     }
     h.push_str("\r\n");
-    if stream.write_all(h.as_bytes()).await.is_err() || head.method == "HEAD" || len == 0 {
-        let _ = stream.close().await;
+    if stream.write_all(h.as_bytes()).await.is_err() || head.method == "HEAD" {
         return status;
     }
-    let Ok(file) = std::fs::File::open(path) else {
-        return status;
-    };
-    let file = std::sync::Arc::new(file);
+    let end = start + len;
     let mut pos = start;
-    while pos <= end {
-        let n = CHUNK.min(end - pos + 1);
-        let f = file.clone();
-        let chunk = glommio::executor()
-            .spawn_blocking(move || {
-                let mut buf = vec![0u8; n as usize];
-                f.read_exact_at(&mut buf, pos).map(|_| buf)
-            })
-            .await;
-        let Ok(chunk) = chunk else { break };
+    while pos < end {
+        let want = CHUNK.min((end - pos) as usize);
+        let chunk = match file.read_at(pos, want).await {
+            Ok(c) if !c.is_empty() => c,
+            // A read error, or the file shrank under us: stop; the short body tells the client
+            // (Content-Length is already sent) and the connection closes.
+            _ => break,
+        };
         if stream.write_all(&chunk).await.is_err() {
             break;
         }
-        pos += n;
+        pos += chunk.len() as u64;
     }
-    let _ = stream.close().await;
+    let _ = stream.flush().await;
     status
 }
 
-/// One range `bytes=a-b`, `a-`, `-n`: `Some(Ok)` to serve, `Some(Err)` for 416, `None` to
-/// ignore (malformed or several ranges → full 200).
-pub fn parse_range(h: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
-    let spec = h.trim().strip_prefix("bytes=")?;
+/// A `Range` that starts at or past the end of the file (→ 416).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// One range `bytes=a-b`, `bytes=a-`, `bytes=-n` as inclusive `(first, last)`: `Some(Ok)` to
+/// serve with 206, `Some(Err)` for 416, `None` to ignore (malformed, or several ranges → 200).
+pub fn parse_range(h: &str, size: u64) -> Option<Result<(u64, u64), Unsatisfiable>> {
+    let spec = h.trim();
+    let spec = spec
+        .get(..6)
+        .filter(|p| p.eq_ignore_ascii_case("bytes="))
+        .map(|_| &spec[6..])?;
     if spec.contains(',') {
         return None;
     }
     let (a, b) = spec.split_once('-')?;
     let (a, b) = (a.trim(), b.trim());
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
     if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
+        // Suffix: the last n bytes (all of them when n ≥ size); n = 0 selects nothing.
+        if !digits(b) {
+            return None;
+        }
+        let n: u64 = b.parse().unwrap_or(u64::MAX);
         if n == 0 || size == 0 {
-            return Some(Err(()));
+            return Some(Err(Unsatisfiable));
         }
         return Some(Ok((size.saturating_sub(n), size - 1)));
     }
-    let start: u64 = a.parse().ok()?;
-    if start >= size {
-        return Some(Err(()));
+    if !digits(a) || !(b.is_empty() || digits(b)) {
+        return None;
     }
+    // Digits that overflow u64 are far past any file's end.
+    let start: u64 = a.parse().unwrap_or(u64::MAX);
     let end = if b.is_empty() {
-        size - 1
+        u64::MAX
     } else {
-        b.parse::<u64>().ok()?.min(size - 1)
+        b.parse().unwrap_or(u64::MAX)
     };
     if end < start {
         return None;
     }
-    Some(Ok((start, end)))
+    if start >= size {
+        return Some(Err(Unsatisfiable));
+    }
+    Some(Ok((start, end.min(size - 1))))
 }
 
-/// Percent-decodes once; `None` for invalid escapes or non-UTF-8.
+/// Percent-decodes once; `None` for a bad escape or a result that is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -231,6 +319,9 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -241,22 +332,37 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for Unix seconds.
 fn http_date(secs: u64) -> String {
-    let ts = crate::auth::rfc3339_millis(secs * 1000);
     let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // 1970-01-01 was a Thursday.
     let dow = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let (y, m, d) = civil_from_days(days as i64);
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let m: usize = ts[5..7].parse().unwrap_or(1);
     format!(
-        "{dow}, {} {} {} {} GMT",
-        &ts[8..10],
-        months[m.clamp(1, 12) - 1],
-        &ts[0..4],
-        &ts[11..19]
+        "{dow}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        months[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
     )
+}
+
+/// (year, month 1..=12, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 #[cfg(test)]
@@ -265,20 +371,86 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=10-19", 100), Some(Ok((10, 19))));
-        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
-        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
-        assert_eq!(parse_range("bytes=10-500", 100), Some(Ok((10, 99))));
-        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
-        assert_eq!(parse_range("bytes=1-2,5-6", 100), None);
-        assert_eq!(parse_range("items=1-2", 100), None);
-        assert_eq!(parse_range("bytes=5-2", 100), None);
+        let r = |h: &str| parse_range(h, 100);
+        assert_eq!(r("bytes=10-19"), Some(Ok((10, 19))));
+        assert_eq!(r("bytes=0-0"), Some(Ok((0, 0))));
+        assert_eq!(r("bytes=90-"), Some(Ok((90, 99))));
+        assert_eq!(r("bytes=-10"), Some(Ok((90, 99))));
+        assert_eq!(
+            r("bytes=-1000"),
+            Some(Ok((0, 99))),
+            "suffix longer than the file"
+        );
+        assert_eq!(
+            r("bytes=10-500"),
+            Some(Ok((10, 99))),
+            "end clamped to the file"
+        );
+        assert_eq!(r("Bytes=1-2"), Some(Ok((1, 2))));
+        assert_eq!(r(" bytes=1 - 2 "), Some(Ok((1, 2))));
+        assert_eq!(r("bytes=99-99"), Some(Ok((99, 99))));
+        // Unsatisfiable → 416.
+        assert_eq!(r("bytes=100-"), Some(Err(Unsatisfiable)));
+        assert_eq!(r("bytes=999999-"), Some(Err(Unsatisfiable)));
+        assert_eq!(r("bytes=100-200"), Some(Err(Unsatisfiable)));
+        assert_eq!(r("bytes=-0"), Some(Err(Unsatisfiable)));
+        assert_eq!(
+            r("bytes=99999999999999999999999-"),
+            Some(Err(Unsatisfiable))
+        );
+        assert_eq!(parse_range("bytes=0-", 0), Some(Err(Unsatisfiable)));
+        assert_eq!(parse_range("bytes=-5", 0), Some(Err(Unsatisfiable)));
+        // Several ranges or malformed → ignored (full 200).
+        for bad in [
+            "bytes=1-2,5-6",
+            "bytes=0-0,-1",
+            "items=1-2",
+            "bytes=5-2",
+            "bytes=",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=1",
+            "bytes=+1-2",
+            "bytes=1-+2",
+            "bytes=--1",
+            "bytes",
+            "",
+        ] {
+            assert_eq!(r(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
     fn dates_and_decoding() {
         assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951_825_600), "Tue, 29 Feb 2000 12:00:00 GMT");
+        assert_eq!(http_date(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
         assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
-        assert_eq!(percent_decode("a%zz"), None);
+        assert_eq!(percent_decode("%2e%2E").as_deref(), Some(".."));
+        assert_eq!(
+            percent_decode("a%252F").as_deref(),
+            Some("a%2F"),
+            "decoded once"
+        );
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a+b"));
+        for bad in ["a%zz", "a%2", "%", "%+1", "%ff"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn routes_and_types() {
+        assert_eq!(
+            split_path("/files/recordings/a.mp4"),
+            Some((Kind::Recordings, "a.mp4"))
+        );
+        assert_eq!(split_path("/files/snapshots/"), Some((Kind::Snapshots, "")));
+        assert_eq!(split_path("/files/other/a"), None);
+        assert_eq!(split_path("/files/recordings"), None);
+        assert_eq!(content_type("a.mkv"), "video/x-matroska");
+        assert_eq!(content_type("a.jpeg"), "image/jpeg");
+        assert_eq!(content_type("a.png"), "image/png");
+        assert_eq!(content_type("a.mp4"), "video/mp4");
     }
 }
