@@ -224,7 +224,7 @@ pub fn parse_range(h: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
 }
 
 /// Percent-decodes once; `None` for invalid escapes or non-UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
