@@ -312,7 +312,7 @@ pub fn parse_range(h: &str, size: u64) -> Option<Result<(u64, u64), Unsatisfiabl
 }
 
 /// Percent-decodes once; `None` for a bad escape or a result that is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -30,7 +30,8 @@ impl Write for Peer {
 
 fuzz_target!(|data: &[u8]| {
     let cfg = camshard::net::ws::ws_config(4096, 1 << 20);
-    let mut ws = WebSocket::from_raw_socket(Peer(Cursor::new(data.to_vec())), Role::Server, Some(cfg));
+    let mut ws =
+        WebSocket::from_raw_socket(Peer(Cursor::new(data.to_vec())), Role::Server, Some(cfg));
     for _ in 0..1000 {
         if ws.read().is_err() {
             break;

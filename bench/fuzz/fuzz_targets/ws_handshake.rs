@@ -16,7 +16,9 @@ fn config() -> &'static Config {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(Some((h, used))) = head::parse(data) else { return };
+    let Ok(Some((h, used))) = head::parse(data) else {
+        return;
+    };
     assert!(used <= data.len());
     let _ = upgrade::decide(&h, &config().server);
     let _ = upgrade::origin_allowed(&h, &config().server.allowed_origins);
