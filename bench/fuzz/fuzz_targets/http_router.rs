@@ -6,10 +6,10 @@
 #![no_main]
 
 use camshard::fuzzing::{http_request, Download, HttpAnswer};
-use camshard::net::download::parse_range;
+use camshard::net::download::{parse_range, Unsatisfiable};
 use libfuzzer_sys::fuzz_target;
 
-fn check_range(r: Option<Result<(u64, u64), ()>>, size: u64) {
+fn check_range(r: Option<Result<(u64, u64), Unsatisfiable>>, size: u64) {
     if let Some(Ok((a, b))) = r {
         assert!(a <= b && b < size, "range {a}-{b} outside a file of {size}");
     }
