@@ -116,38 +116,42 @@ fn wrong_opcodes_and_control_frame_abuse_close_with_1002() {
     let s = start("");
     let cases: [FrameCase<'_>; 6] = [
         ("reserved data opcode 0x3", &|w| {
-            write_frame(w, true, 0x3, b"x", true)
+            common::write_frame(w, true, 0x3, b"x", true)
         }),
         ("reserved control opcode 0xB", &|w| {
-            write_frame(w, true, 0xB, b"", true)
+            common::write_frame(w, true, 0xB, b"", true)
         }),
         ("continuation without a start", &|w| {
-            write_frame(w, true, 0x0, b"x", true)
+            common::write_frame(w, true, 0x0, b"x", true)
         }),
         ("fragmented Ping", &|w| {
-            write_frame(w, false, 0x9, b"x", true)
+            common::write_frame(w, false, 0x9, b"x", true)
         }),
         ("Ping over 125 bytes", &|w| {
-            write_frame(w, true, 0x9, &[b'p'; 200], true)
+            common::write_frame(w, true, 0x9, &[b'p'; 200], true)
         }),
         ("unmasked client frame", &|w| {
-            write_frame(w, true, 0x1, b"{}", false)
+            common::write_frame(w, true, 0x1, b"{}", false)
         }),
     ];
     for (what, send) in cases {
-        let mut raw = raw_upgrade(s.port);
+        let mut raw = common::raw_upgrade(s.port);
         send(&mut raw);
-        assert_eq!(read_close_code(&mut raw), Some(1002), "{what}");
+        assert_eq!(common::read_close_code(&mut raw), Some(1002), "{what}");
     }
     // A new text message while a fragmented one is open.
-    let mut raw = raw_upgrade(s.port);
-    write_frame(&mut raw, false, 0x1, b"[", true);
-    write_frame(&mut raw, true, 0x1, b"1]", true);
-    assert_eq!(read_close_code(&mut raw), Some(1002), "text inside a text");
+    let mut raw = common::raw_upgrade(s.port);
+    common::write_frame(&mut raw, false, 0x1, b"[", true);
+    common::write_frame(&mut raw, true, 0x1, b"1]", true);
+    assert_eq!(
+        common::read_close_code(&mut raw),
+        Some(1002),
+        "text inside a text"
+    );
     // RSV bits without a negotiated extension.
-    let mut raw = raw_upgrade(s.port);
+    let mut raw = common::raw_upgrade(s.port);
     raw.write_all(&[0xC1, 0x80, 1, 2, 3, 4]).unwrap();
-    assert_eq!(read_close_code(&mut raw), Some(1002), "RSV1 set");
+    assert_eq!(common::read_close_code(&mut raw), Some(1002), "RSV1 set");
     // The server still serves others.
     assert_eq!(s.connect().call("ping", json!({}))["result"], "pong");
 }
@@ -155,15 +159,15 @@ fn wrong_opcodes_and_control_frame_abuse_close_with_1002() {
 #[test]
 fn fragmented_message_with_a_ping_between_is_reassembled() {
     let s = start("");
-    let mut raw = raw_upgrade(s.port);
+    let mut raw = common::raw_upgrade(s.port);
     let msg = br#"{"jsonrpc":"2.0","method":"ping","id":"frag"}"#;
-    write_frame(&mut raw, false, 0x1, &msg[..10], true);
-    write_frame(&mut raw, true, 0x9, b"hi", true);
-    write_frame(&mut raw, false, 0x0, &msg[10..30], true);
-    write_frame(&mut raw, true, 0x0, &msg[30..], true);
+    common::write_frame(&mut raw, false, 0x1, &msg[..10], true);
+    common::write_frame(&mut raw, true, 0x9, b"hi", true);
+    common::write_frame(&mut raw, false, 0x0, &msg[10..30], true);
+    common::write_frame(&mut raw, true, 0x0, &msg[30..], true);
     let mut pong = false;
     loop {
-        let (op, payload) = read_frame(&mut raw).expect("frame");
+        let (op, payload) = common::read_frame(&mut raw).expect("frame");
         match op {
             0xA => pong = payload == b"hi",
             0x1 => {
@@ -181,9 +185,9 @@ fn fragmented_message_with_a_ping_between_is_reassembled() {
     // A UTF-8 sequence split across fragments is fine too.
     let msg = "{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":\"é\"}".as_bytes();
     let cut = msg.iter().position(|&b| b == 0xC3).unwrap() + 1;
-    write_frame(&mut raw, false, 0x1, &msg[..cut], true);
-    write_frame(&mut raw, true, 0x0, &msg[cut..], true);
-    let (op, payload) = read_frame(&mut raw).expect("reply");
+    common::write_frame(&mut raw, false, 0x1, &msg[..cut], true);
+    common::write_frame(&mut raw, true, 0x0, &msg[cut..], true);
+    let (op, payload) = common::read_frame(&mut raw).expect("reply");
     assert_eq!(op, 0x1);
     assert!(String::from_utf8(payload).unwrap().contains("\"é\""));
 }
@@ -191,13 +195,13 @@ fn fragmented_message_with_a_ping_between_is_reassembled() {
 #[test]
 fn huge_declared_frame_length_closes_with_1009_without_buffering() {
     let s = start("[server]\nmax_message_bytes = 4096\n");
-    let mut raw = raw_upgrade(s.port);
+    let mut raw = common::raw_upgrade(s.port);
     // A header announcing 2^62 bytes, then nothing: refused from the header alone.
     let mut f = vec![0x81, 0x80 | 127];
     f.extend_from_slice(&(1u64 << 62).to_be_bytes());
     f.extend_from_slice(&[1, 2, 3, 4]);
     raw.write_all(&f).unwrap();
-    assert_eq!(read_close_code(&mut raw), Some(1009));
+    assert_eq!(common::read_close_code(&mut raw), Some(1009));
 }
 
 // ---- HTTP request heads ----
@@ -445,76 +449,4 @@ fn forged_download_tokens_and_encoded_traversal_are_refused() {
         ));
         assert_eq!(status, 400, "{path}: {resp}");
     }
-}
-
-// ---- raw WebSocket helpers ----
-
-fn raw_upgrade(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
-}
-
-fn write_frame(s: &mut TcpStream, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
-    let mut f = vec![(if fin { 0x80 } else { 0 }) | opcode];
-    let m = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => f.push(m | n as u8),
-        n if n < 65536 => {
-            f.push(m | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(m | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        let mask = [1u8, 2, 3, 4];
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    } else {
-        f.extend_from_slice(payload);
-    }
-    let _ = s.write_all(&f);
-}
-
-fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h).ok()?;
-    let mut len = (h[1] & 0x7f) as u64;
-    if len == 126 {
-        let mut b = [0u8; 2];
-        s.read_exact(&mut b).ok()?;
-        len = u16::from_be_bytes(b) as u64;
-    } else if len == 127 {
-        let mut b = [0u8; 8];
-        s.read_exact(&mut b).ok()?;
-        len = u64::from_be_bytes(b);
-    }
-    let mut payload = vec![0u8; len as usize];
-    s.read_exact(&mut payload).ok()?;
-    Some((h[0] & 0x0f, payload))
-}
-
-fn read_close_code(s: &mut TcpStream) -> Option<u16> {
-    while let Some((opcode, payload)) = read_frame(s) {
-        if opcode == 0x8 {
-            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-        }
-    }
-    None
 }

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -35,21 +33,21 @@ fn oversize_message_closes_with_1009() {
 #[test]
 fn fragmented_oversize_message_closes_with_1009() {
     let s = start("[server]\nmax_message_bytes = 4096\n");
-    let mut raw = raw_upgrade(s.port);
+    let mut raw = common::raw_upgrade(s.port);
     // Three 2000-byte text fragments: each frame is small, the message is not.
     for (i, fin) in [(0, false), (1, false), (2, true)] {
         let opcode = if i == 0 { 0x1 } else { 0x0 };
-        write_frame(&mut raw, fin, opcode, &vec![b'a'; 2000]);
+        common::write_frame(&mut raw, fin, opcode, &vec![b'a'; 2000], true);
     }
-    assert_eq!(read_close_code(&mut raw), Some(1009));
+    assert_eq!(common::read_close_code(&mut raw), Some(1009));
 }
 
 #[test]
 fn invalid_utf8_closes_with_1007() {
     let s = start("");
-    let mut raw = raw_upgrade(s.port);
-    write_frame(&mut raw, true, 0x1, &[0x7b, 0xff, 0xfe, 0x7d]);
-    assert_eq!(read_close_code(&mut raw), Some(1007));
+    let mut raw = common::raw_upgrade(s.port);
+    common::write_frame(&mut raw, true, 0x1, &[0x7b, 0xff, 0xfe, 0x7d], true);
+    assert_eq!(common::read_close_code(&mut raw), Some(1007));
 }
 
 #[test]
@@ -145,12 +143,12 @@ fn connection_cap_refuses_with_503() {
 #[test]
 fn server_pings_and_a_silent_client_is_dropped() {
     let s = start("[server]\nping_interval_s = 1\n");
-    let mut raw = raw_upgrade(s.port);
+    let mut raw = common::raw_upgrade(s.port);
     raw.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
     // Never answer: expect Ping, Ping, then Close 1001 (about 3 s).
     let mut pings = 0;
     loop {
-        let (opcode, payload) = read_frame(&mut raw).expect("frame before close");
+        let (opcode, payload) = common::read_frame(&mut raw).expect("frame before close");
         match opcode {
             0x9 => pings += 1,
             0x8 => {
@@ -187,71 +185,4 @@ fn invalid_config_exits_nonzero_naming_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.max_batch"), "{err}");
-}
-
-// ---- raw WebSocket helpers (for frames tungstenite's client will not send) ----
-
-fn raw_upgrade(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
-}
-
-fn write_frame(s: &mut TcpStream, fin: bool, opcode: u8, payload: &[u8]) {
-    let mut f = vec![(if fin { 0x80 } else { 0 }) | opcode];
-    let mask = [1u8, 2, 3, 4];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n < 65536 => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    s.write_all(&f).unwrap();
-}
-
-fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h).ok()?;
-    let mut len = (h[1] & 0x7f) as u64;
-    if len == 126 {
-        let mut b = [0u8; 2];
-        s.read_exact(&mut b).ok()?;
-        len = u16::from_be_bytes(b) as u64;
-    } else if len == 127 {
-        let mut b = [0u8; 8];
-        s.read_exact(&mut b).ok()?;
-        len = u64::from_be_bytes(b);
-    }
-    let mut payload = vec![0u8; len as usize];
-    s.read_exact(&mut payload).ok()?;
-    Some((h[0] & 0x0f, payload))
-}
-
-fn read_close_code(s: &mut TcpStream) -> Option<u16> {
-    while let Some((opcode, payload)) = read_frame(s) {
-        if opcode == 0x8 {
-            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-        }
-    }
-    None
 }
