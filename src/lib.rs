@@ -43,6 +43,8 @@ pub mod config;
 pub mod events;
 pub mod external;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod logging;
 pub mod media;

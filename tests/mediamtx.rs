@@ -636,3 +636,33 @@ fn orphaned_staging_segments_are_recovered_at_start() {
         .unwrap_or(0);
     assert_eq!(left, 0);
 }
+
+/// A MediaMTX config reload drops API-made paths without changing `started`: the safety net (a
+/// live list in place of every 12th health probe) notices and re-applies them.
+#[test]
+fn paths_dropped_by_a_reload_come_back_through_the_safety_net() {
+    use std::io::{Read, Write};
+    let d = double(BodyStyle::New, false);
+    let _s = server(&d, "");
+    assert!(wait_until(Duration::from_secs(5), || d
+        .path_config("camera1")
+        .is_some()));
+    // Delete it behind the server's back (as a reload of mediamtx.yml would).
+    let addr = d.api_url().trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+    c.write_all(
+        b"DELETE /v3/config/paths/delete/camera1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(d.path_config("camera1").is_none());
+    // health_interval_s = 1 → safety net every 12 s.
+    assert!(
+        wait_until(Duration::from_secs(16), || d
+            .path_config("camera1")
+            .is_some()),
+        "path not re-applied by the safety net"
+    );
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the MediaMTX figures of docs/benchmarks.md, against the in-repo MediaMTX test double
 # (tests/mediamtx-double) on loopback:
-#   (1) MediaMTX API calls per minute at idle (2 demo cameras, no client): only the health probe
-#       (every 5 s) and the 60 s safety-net list should appear;
+#   (1) MediaMTX API calls per minute at idle (2 demo cameras, no client): only the health probe,
+#       one request every 5 s (every 12th of them is the safety-net path list);
 #   (2) get_stream_status at 1,000 connections (each call reads the live path from the double),
 #       with ping at 1,000 connections in the same run as the reference;
 #   (3) publisher CPU per camera at 640x480/15 fps (ffmpeg libx264 ultrafast), and what feeding

@@ -8,13 +8,14 @@
 //!    versions without `/v3/info`); three failures in a row mark MediaMTX down; coming back, or a
 //!    changed `started`, means its in-memory paths are gone and every owned path is re-applied;
 //! 3. reconciles owned paths that are new (a camera seen for the first time, an external stream)
-//!    or that someone reported missing, plus a 60 s safety net;
+//!    or that someone reported missing, plus a 60 s safety net (a live list that replaces one
+//!    health probe);
 //! 4. polls the live path list every second, but only while something needs it (a publisher, a
 //!    hold, a demand, a recording, or a `mediamtx.*` subscriber), and turns changes into
 //!    `mediamtx.stream`, `mediamtx.stream_started` and `mediamtx.stream_stopped`.
 //!
-//! At idle the only API traffic is therefore the health probe (and the safety net's one list per
-//! minute).
+//! At idle the only API traffic is therefore the health probe, one call per health interval (once
+//! a minute that call is the safety net's path list).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
@@ -33,8 +34,9 @@ use super::shared::{WriteOp, WriteOutcome, WriteReq};
 use crate::events::{topic, Event};
 use crate::state::{ComponentState, ServerState};
 
-/// Seconds between safety-net comparisons of the live list with the desired set.
-const SAFETY_NET: Duration = Duration::from_secs(60);
+/// Health intervals between safety-net comparisons of the live list with the desired set (60 s
+/// at the default 5 s interval).
+const SAFETY_NET_EVERY: u32 = 12;
 /// Live path list poll period while polling is wanted (events within 2 s, §10.5).
 const POLL: Duration = Duration::from_secs(1);
 /// Consecutive failed probes that mark MediaMTX down (§8).
@@ -93,6 +95,7 @@ struct Controller {
 
 impl Controller {
     fn new(state: Arc<ServerState>, api: Rc<Api>) -> Self {
+        let safety = safety_interval(&state);
         let exe = std::env::current_exe()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "camshard".into());
@@ -105,7 +108,7 @@ impl Controller {
             started: None,
             probed_once: false,
             next_probe: now,
-            next_safety: now + SAFETY_NET,
+            next_safety: now + safety,
             next_poll: now,
             applied: HashSet::new(),
             deferred: HashSet::new(),
@@ -324,7 +327,18 @@ impl Controller {
         if now >= self.next_probe {
             self.next_probe =
                 now + Duration::from_secs(self.state.config.mediamtx.health_interval_s);
-            self.probe().await;
+            if now >= self.next_safety && self.state.mtx.up.load(Relaxed) {
+                // Once a minute the probe *is* the safety net's path list: it proves MediaMTX
+                // answers as well as `/v3/info` does, so idle traffic stays one call per
+                // health interval.
+                self.next_safety = now + safety_interval(&self.state);
+                match self.safety_net().await {
+                    Ok(()) => self.failures = 0,
+                    Err(e) => self.probe_failed(&e),
+                }
+            } else {
+                self.probe().await;
+            }
         }
         if !self.state.mtx.up.load(Relaxed) {
             return;
@@ -332,10 +346,6 @@ impl Controller {
         let want_all = self.state.mtx.reconcile_wanted.swap(false, Relaxed);
         if want_all {
             self.applied.clear();
-        }
-        if now >= self.next_safety {
-            self.next_safety = now + SAFETY_NET;
-            self.safety_net().await;
         }
         self.reconcile().await;
         if self.polling_wanted() {
@@ -511,11 +521,11 @@ impl Controller {
         }
     }
 
-    /// Every 60 s: any owned path missing from MediaMTX's live list is re-applied.
-    async fn safety_net(&mut self) {
-        let Ok(list) = self.api.paths_list().await else {
-            return;
-        };
+    /// Every 60 s (in place of one health probe): any owned path missing from MediaMTX's live
+    /// list is re-applied — this catches a config reload, which drops our paths without changing
+    /// `started`.
+    async fn safety_net(&mut self) -> Result<(), MtxError> {
+        let list = self.api.paths_list().await?;
         let live: HashSet<&str> = list.iter().map(|p| p.name.as_str()).collect();
         let missing: Vec<String> = self
             .desired()
@@ -525,6 +535,7 @@ impl Controller {
         for n in missing {
             self.applied.remove(&n);
         }
+        Ok(())
     }
 
     fn polling_wanted(&self) -> bool {
@@ -647,6 +658,10 @@ impl Controller {
             serde_json::json!({"component": "mediamtx", "reason": reason, "details": details}),
         ));
     }
+}
+
+fn safety_interval(state: &ServerState) -> Duration {
+    Duration::from_secs(state.config.mediamtx.health_interval_s) * SAFETY_NET_EVERY
 }
 
 /// `mediamtx.stream` params: the `get_streams` element plus `device`.

@@ -1,0 +1,310 @@
+//! Entry points for the cargo-fuzz targets in `bench/fuzz` (hidden; not part of the server's API).
+//!
+//! They drive the real request paths without a socket: a `ServerState` as small as the server's
+//! own (no shards, no camera manager, no MediaMTX, no threads), one shard's stats, latency and
+//! parser, and a fresh session per message. Nothing here changes how the server behaves.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::auth::apikey::KeyStore;
+use crate::auth::{Authenticator, Credential, Grant, Role};
+use crate::camera::registry::{CameraInfo, Status};
+use crate::config::{Config, Overrides};
+use crate::events::subs::Subs;
+use crate::files::names::{is_valid_filename, Kind};
+use crate::metrics::latency::LocalLatency;
+use crate::metrics::{Registry, ShardStats};
+use crate::net::head::{self, Head};
+use crate::net::http::{self, Response};
+use crate::net::upgrade::{self, Decision};
+use crate::rpc::dispatch::{handle_message, Env, Handled, Peer};
+use crate::rpc::json::Parser;
+use crate::rpc::ratelimit::TokenBucket;
+use crate::rpc::session::Session;
+use crate::state::{Component, ComponentState, Components, ServerState};
+
+/// The JWT secret of the fuzzing state (seeds carry tokens signed with it).
+pub const SECRET: &[u8] = b"fuzz-secret-0123456789abcdef0123456789";
+
+/// Extra configuration of the fuzzing state: metrics need a credential (so `/metrics` runs the
+/// bearer/API-key path), everything that would start threads or talk to the network is off.
+const CONFIG: &str = "[cameras]\ndiscovery = false\n\
+                      [http]\nmetrics_require_auth = true\n\
+                      [http.compat_listener]\nenabled = false\n";
+
+/// A scratch directory for the fuzzing state (state and data dirs below it), one per process.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("camshard-fuzz-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(d.join("state"));
+        let _ = std::fs::create_dir_all(d.join("data/recordings"));
+        let _ = std::fs::create_dir_all(d.join("data/snapshots"));
+        d
+    })
+}
+
+/// The shared state every fuzz input runs against, built once per process.
+///
+/// Cameras: `camera0` is DISCONNECTED and `camera1` CONNECTED without a capture thread, so the
+/// camera methods resolve their device and type every param, then stop before any side effect.
+pub fn state() -> &'static Arc<ServerState> {
+    static STATE: OnceLock<Arc<ServerState>> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let dir = scratch();
+        let cfg_path = dir.join("fuzz.toml");
+        std::fs::write(&cfg_path, CONFIG).unwrap_or_else(|e| panic!("fuzz config: {e}"));
+        let overrides = Overrides {
+            config: Some(cfg_path),
+            state_dir: Some(dir.join("state")),
+            data_dir: Some(dir.join("data")),
+            shards: Some(1),
+            ..Default::default()
+        };
+        let config = Config::load(&overrides, |_| None).unwrap_or_else(|e| panic!("config: {e}"));
+        let key_store = KeyStore::new(config.state_dir());
+        let keys = key_store.load().unwrap_or_default();
+        let (stream_kick, kicks) = crate::streaming::supervisor::kick_channel();
+        // Nobody runs the supervisor here; its wake-ups just queue (bounded by the channel).
+        std::mem::forget(kicks);
+        let now_ms = crate::state::unix_millis();
+        let cameras = Arc::new(crate::camera::registry::Registry::default());
+        let cam = |num: u32, status: Status| {
+            Arc::new(CameraInfo {
+                num,
+                id: format!("camera{num}"),
+                status,
+                name: format!("Camera {num}"),
+                resolution: if status == Status::Connected {
+                    "640x480".into()
+                } else {
+                    String::new()
+                },
+                fps: 15,
+                caps: None,
+                node: Some(format!("video{num}")),
+                connected_since_ms: (status == Status::Connected).then_some(now_ms),
+                last_seen_ms: now_ms,
+                capture: None,
+                error: None,
+            })
+        };
+        cameras.publish(vec![
+            cam(0, Status::Disconnected),
+            cam(1, Status::Connected),
+        ]);
+        Arc::new(ServerState {
+            started: Instant::now(),
+            started_unix_ms: now_ms,
+            auth: ArcSwap::from_pointee(Authenticator::new(Some(SECRET.to_vec()), Arc::new(keys))),
+            key_store,
+            jwt_secret: Some(SECRET.to_vec()),
+            download_key: crate::auth::download::download_key(None, Some(SECRET)),
+            stats: Registry::new(
+                1,
+                crate::methods::TABLE.len(),
+                crate::events::topic::NAMES.len(),
+            ),
+            open_connections: AtomicUsize::new(0),
+            per_ip: (0..crate::state::IP_BUCKETS)
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
+            components: Components {
+                websocket: Component::new(ComponentState::Running),
+                camera_monitor: Component::new(ComponentState::Running),
+                mediamtx: Component::new(ComponentState::Stopped),
+            },
+            shutting_down: AtomicBool::new(false),
+            cameras,
+            bus: crate::events::Bus::new(Vec::new()),
+            first_scan: AtomicBool::new(true),
+            busy_recordings: ArcSwap::from_pointee(Vec::new()),
+            recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
+            mtx: Default::default(),
+            streams: Arc::new(crate::streaming::slots::Slots::new(
+                config.cameras.max_cameras,
+            )),
+            stream_kick,
+            external: Arc::new(crate::external::store::Store::load(config.state_dir())),
+            scanner: Default::default(),
+            discovery_timer: Default::default(),
+            config,
+        })
+    })
+}
+
+/// One shard's per-thread pieces.
+struct Shard {
+    stats: Arc<ShardStats>,
+    latency: LocalLatency,
+    parser: Parser,
+}
+
+thread_local! {
+    static SHARD: RefCell<Shard> = RefCell::new(Shard {
+        stats: state().stats.shards[0].clone(),
+        latency: LocalLatency::new(crate::methods::TABLE.len()),
+        parser: Parser::new(),
+    });
+}
+
+/// What the dispatcher did with one text message.
+#[derive(Debug)]
+pub enum Reply {
+    /// Notifications only: nothing is sent.
+    Nothing,
+    /// The reply that would be sent as one text frame.
+    Text(Vec<u8>),
+    /// At least one request continues asynchronously (on a shard executor, not run here).
+    Later,
+}
+
+/// Runs one WebSocket text message through the dispatcher (parse → envelope → method → rate
+/// limit → auth → role → params → handler), on a fresh connection whose session holds `role`
+/// (`None` = not authenticated).
+pub fn rpc_message(text: &[u8], role: Option<Role>) -> Reply {
+    let state = state();
+    let rl = &state.config.security.rate_limit;
+    let mut session = Session::new(TokenBucket::new(
+        rl.requests_per_second,
+        rl.burst,
+        Instant::now(),
+    ));
+    if let Some(role) = role {
+        session.grant(Grant {
+            role,
+            expires_at: None,
+            credential: Credential::Jwt {
+                user_id: "fuzz".into(),
+            },
+            details: "fuzz".into(),
+        });
+    }
+    let subs = RefCell::new(Subs::default());
+    let peer = Peer {
+        host_header: Some("cam.local:8002".into()),
+        ip_bucket: None,
+    };
+    SHARD.with(|shard| {
+        let shard = &mut *shard.borrow_mut();
+        let mut out = Vec::new();
+        let handled = {
+            let mut env = Env {
+                state,
+                stats: &shard.stats,
+                latency: &mut shard.latency,
+                parser: &mut shard.parser,
+                session: &mut session,
+                subs: &subs,
+                peer: &peer,
+            };
+            handle_message(&mut env, text, &mut out)
+        };
+        match handled {
+            Handled::Nothing => Reply::Nothing,
+            Handled::Replied => Reply::Text(out),
+            // The future is dropped unpolled: nothing of it has run.
+            Handled::Later(_) => Reply::Later,
+        }
+    })
+}
+
+/// What a `/files/…` request would get, decided without a socket.
+#[derive(Debug)]
+pub enum Download {
+    /// An error response (status, reason) before any file is touched.
+    Refused(u16, &'static str),
+    /// Authorized: the path that would be opened and the Range decision for a file of `size`.
+    Serve {
+        /// The file that would be opened.
+        path: PathBuf,
+        /// The directory it must stay in.
+        dir: PathBuf,
+        /// `parse_range` of the `Range` header against the file size given.
+        range: Option<Result<(u64, u64), crate::net::download::Unsatisfiable>>,
+    },
+}
+
+/// Mirrors the decisions of `net::download::serve` (method, percent-decoding, file-name rule,
+/// credential or download token, path join, Range) with the same functions, for a file of
+/// `size` bytes; `None` when the path is not a file route.
+pub fn download(head: &Head, size: u64) -> Option<Download> {
+    let state = state();
+    let (kind, raw) = if let Some(r) = head.path.strip_prefix("/files/recordings/") {
+        (Kind::Recordings, r)
+    } else if let Some(r) = head.path.strip_prefix("/files/snapshots/") {
+        (Kind::Snapshots, r)
+    } else {
+        return None;
+    };
+    if !matches!(head.method.as_str(), "GET" | "HEAD") {
+        return Some(Download::Refused(
+            if head.method == "OPTIONS" { 204 } else { 405 },
+            "method",
+        ));
+    }
+    let Some(name) = crate::net::download::percent_decode(raw).filter(|n| is_valid_filename(n))
+    else {
+        return Some(Download::Refused(400, "invalid_filename"));
+    };
+    if let Err(reason) = crate::net::download::authorize(state, head, kind, &name) {
+        return Some(Download::Refused(401, reason));
+    }
+    let dir = kind.dir(&state.config);
+    let range = head
+        .header("range")
+        .and_then(|r| crate::net::download::parse_range(r, size));
+    Some(Download::Serve {
+        path: dir.join(&name),
+        dir,
+        range,
+    })
+}
+
+/// What the server would answer to one request head on the WebSocket port, without a socket.
+#[derive(Debug)]
+pub enum HttpAnswer {
+    /// The head is incomplete.
+    Incomplete,
+    /// The head was refused before routing (400 malformed, 431 too large).
+    Bad(u16),
+    /// The upgrade would be accepted with this `Sec-WebSocket-Accept`.
+    Upgrade(String),
+    /// An upgrade refused with this status.
+    Refused(u16),
+    /// A file route's decision.
+    File(Download),
+    /// A plain route's name and serialized response.
+    Route(&'static str, Vec<u8>),
+}
+
+/// Parses `bytes` as a request head and routes it as `net::connection::serve` does (upgrade
+/// decision, then `/files/…`, then the plain routes).
+pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
+    let state = state();
+    let head = match head::parse(bytes) {
+        Ok(Some((h, _))) => h,
+        Ok(None) if bytes.len() >= head::MAX_HEAD_BYTES => return HttpAnswer::Bad(431),
+        Ok(None) => return HttpAnswer::Incomplete,
+        Err(head::HeadError::TooLarge) => return HttpAnswer::Bad(431),
+        Err(_) => return HttpAnswer::Bad(400),
+    };
+    match upgrade::decide(&head, &state.config.server) {
+        Decision::Http => {}
+        Decision::Refuse(status, _) => return HttpAnswer::Refused(status),
+        Decision::Accept { accept_key } => return HttpAnswer::Upgrade(accept_key),
+    }
+    if head.path.starts_with("/files/") {
+        if let Some(d) = download(&head, file_size) {
+            return HttpAnswer::File(d);
+        }
+    }
+    let (name, resp): (&'static str, Response) = http::route(&head, state, true);
+    HttpAnswer::Route(name, resp.to_bytes(head.method == "HEAD"))
+}

@@ -1,0 +1,517 @@
+//! Bad input over the real sockets, for the rows of `docs/reliability.md` that other test files
+//! do not already prove end to end: deep nesting, huge numbers, duplicate members, broken
+//! escapes, wrong opcodes and control-frame abuse, fragmented messages, drip-fed and oversized
+//! request heads, JWT algorithm confusion and time claims, forged download tokens and encoded
+//! path traversal in downloads.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::{body, code, reason, start, token, SECRET};
+
+// ---- JSON-RPC ----
+
+#[test]
+fn deep_nesting_is_a_parse_error_and_the_connection_stays() {
+    let s = start("");
+    let mut c = s.connect();
+    // 100 levels: refused before any recursion on the input's depth.
+    let deep = format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1,\"params\":{{\"a\":{}1{}}}}}",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let r = c.raw(&deep);
+    assert_eq!(code(&r), -32700, "{r}");
+    assert!(r["id"].is_null());
+    // 100 000 levels (200 KB): the same answer, no stack overflow.
+    let r = c.raw(&"[".repeat(100_000));
+    assert_eq!(code(&r), -32700);
+    // 50 levels is within the limit: the request is served.
+    let ok = format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":2,\"params\":{{\"a\":{}1{}}}}}",
+        "[".repeat(50),
+        "]".repeat(50)
+    );
+    assert_eq!(c.raw(&ok)["result"], "pong");
+}
+
+#[test]
+fn huge_numbers_are_range_checked_not_wrapped() {
+    let s = start("");
+    let mut c = s.connect();
+    c.auth(&token("viewer"));
+    for limit in [
+        "1e308",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+    ] {
+        let r = c.raw(&format!(
+            "{{\"jsonrpc\":\"2.0\",\"method\":\"list_snapshots\",\"params\":{{\"limit\":{limit}}},\"id\":1}}"
+        ));
+        assert_eq!(
+            (code(&r), reason(&r), r["error"]["data"]["param"].clone()),
+            (-32602, "out_of_range".into(), json!("limit")),
+            "{limit}: {r}"
+        );
+    }
+    let r = c.raw(r#"{"jsonrpc":"2.0","method":"list_snapshots","params":{"limit":2.5},"id":2}"#);
+    assert_eq!(reason(&r), "invalid_type");
+    // A number beyond f64 (1e400) is not JSON the server accepts.
+    let r = c.raw(r#"{"jsonrpc":"2.0","method":"ping","id":1e400}"#);
+    assert_eq!(code(&r), -32700, "{r}");
+}
+
+#[test]
+fn duplicate_members_are_refused_naming_the_member() {
+    let s = start("");
+    let mut c = s.connect();
+    let r = c.raw(r#"{"jsonrpc":"2.0","method":"ping","id":1,"id":2}"#);
+    assert_eq!(code(&r), -32600);
+    assert!(r["id"].is_null(), "an ambiguous id is not echoed: {r}");
+    let r = c.raw(r#"{"jsonrpc":"2.0","jsonrpc":"2.0","method":"ping","id":3}"#);
+    assert_eq!((code(&r), r["id"].clone()), (-32600, json!(3)));
+    let r = c.raw(
+        r#"{"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":"a","auth_token":"b"},"id":4}"#,
+    );
+    assert_eq!(
+        (code(&r), reason(&r), r["error"]["data"]["param"].clone()),
+        (-32602, "invalid_value".into(), json!("auth_token"))
+    );
+}
+
+#[test]
+fn broken_escapes_and_control_characters_are_parse_errors() {
+    let s = start("");
+    let mut c = s.connect();
+    for bad in [
+        r#"{"jsonrpc":"2.0","method":"ping","id":"\ud800"}"#,
+        r#"{"jsonrpc":"2.0","method":"ping","id":"\x41"}"#,
+        "{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":\"a\u{1}b\"}",
+        r#"{"jsonrpc":"2.0","method":"ping","id":1}{"#,
+        r#"{"jsonrpc":"2.0","method":"ping","id":01}"#,
+        "",
+    ] {
+        let r = c.raw(bad);
+        assert_eq!(code(&r), -32700, "{bad:?}: {r}");
+    }
+    // A valid surrogate pair and an escaped NUL are fine and echoed exactly.
+    let r = c.raw(r#"{"jsonrpc":"2.0","method":"ping","id":"\ud83d\ude00\u0000"}"#);
+    assert_eq!(r["id"], "\u{1f600}\u{0}");
+}
+
+// ---- WebSocket frames ----
+
+#[test]
+fn wrong_opcodes_and_control_frame_abuse_close_with_1002() {
+    let s = start("");
+    let cases: [(&str, &dyn Fn(&mut TcpStream)); 6] = [
+        ("reserved data opcode 0x3", &|w| {
+            write_frame(w, true, 0x3, b"x", true)
+        }),
+        ("reserved control opcode 0xB", &|w| {
+            write_frame(w, true, 0xB, b"", true)
+        }),
+        ("continuation without a start", &|w| {
+            write_frame(w, true, 0x0, b"x", true)
+        }),
+        ("fragmented Ping", &|w| {
+            write_frame(w, false, 0x9, b"x", true)
+        }),
+        ("Ping over 125 bytes", &|w| {
+            write_frame(w, true, 0x9, &[b'p'; 200], true)
+        }),
+        ("unmasked client frame", &|w| {
+            write_frame(w, true, 0x1, b"{}", false)
+        }),
+    ];
+    for (what, send) in cases {
+        let mut raw = raw_upgrade(s.port);
+        send(&mut raw);
+        assert_eq!(read_close_code(&mut raw), Some(1002), "{what}");
+    }
+    // A new text message while a fragmented one is open.
+    let mut raw = raw_upgrade(s.port);
+    write_frame(&mut raw, false, 0x1, b"[", true);
+    write_frame(&mut raw, true, 0x1, b"1]", true);
+    assert_eq!(read_close_code(&mut raw), Some(1002), "text inside a text");
+    // RSV bits without a negotiated extension.
+    let mut raw = raw_upgrade(s.port);
+    raw.write_all(&[0xC1, 0x80, 1, 2, 3, 4]).unwrap();
+    assert_eq!(read_close_code(&mut raw), Some(1002), "RSV1 set");
+    // The server still serves others.
+    assert_eq!(s.connect().call("ping", json!({}))["result"], "pong");
+}
+
+#[test]
+fn fragmented_message_with_a_ping_between_is_reassembled() {
+    let s = start("");
+    let mut raw = raw_upgrade(s.port);
+    let msg = br#"{"jsonrpc":"2.0","method":"ping","id":"frag"}"#;
+    write_frame(&mut raw, false, 0x1, &msg[..10], true);
+    write_frame(&mut raw, true, 0x9, b"hi", true);
+    write_frame(&mut raw, false, 0x0, &msg[10..30], true);
+    write_frame(&mut raw, true, 0x0, &msg[30..], true);
+    let mut pong = false;
+    loop {
+        let (op, payload) = read_frame(&mut raw).expect("frame");
+        match op {
+            0xA => pong = payload == b"hi",
+            0x1 => {
+                let v: Value = serde_json::from_slice(&payload).unwrap();
+                assert_eq!(
+                    (v["id"].clone(), v["result"].clone()),
+                    (json!("frag"), json!("pong"))
+                );
+                break;
+            }
+            other => panic!("unexpected opcode {other}"),
+        }
+    }
+    assert!(pong, "the Ping between fragments is answered");
+    // A UTF-8 sequence split across fragments is fine too.
+    let msg = "{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":\"é\"}".as_bytes();
+    let cut = msg.iter().position(|&b| b == 0xC3).unwrap() + 1;
+    write_frame(&mut raw, false, 0x1, &msg[..cut], true);
+    write_frame(&mut raw, true, 0x0, &msg[cut..], true);
+    let (op, payload) = read_frame(&mut raw).expect("reply");
+    assert_eq!(op, 0x1);
+    assert!(String::from_utf8(payload).unwrap().contains("\"é\""));
+}
+
+#[test]
+fn huge_declared_frame_length_closes_with_1009_without_buffering() {
+    let s = start("[server]\nmax_message_bytes = 4096\n");
+    let mut raw = raw_upgrade(s.port);
+    // A header announcing 2^62 bytes, then nothing: refused from the header alone.
+    let mut f = vec![0x81, 0x80 | 127];
+    f.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    f.extend_from_slice(&[1, 2, 3, 4]);
+    raw.write_all(&f).unwrap();
+    assert_eq!(read_close_code(&mut raw), Some(1009));
+}
+
+// ---- HTTP request heads ----
+
+#[test]
+fn drip_fed_handshake_is_cut_at_the_deadline_not_per_byte() {
+    let s = start("[server]\nhandshake_timeout_s = 1\n");
+    let mut slow = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let t = Instant::now();
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .unwrap();
+    let mut got = Vec::new();
+    // One more byte every 100 ms: every read makes progress, the overall deadline still holds.
+    while t.elapsed() < Duration::from_secs(4) {
+        if slow.write_all(b"a").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = slow.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn oversized_and_malformed_heads() {
+    let s = start("");
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    assert_eq!(s.http(&big).0, 431);
+    let many: String = (0..60).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    assert_eq!(
+        s.http(&format!("GET /healthz HTTP/1.1\r\n{many}\r\n")).0,
+        431
+    );
+    let (status, resp) = s.http("\u{16}\u{3}\u{1}hello\r\n\r\n");
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(s.http("GET /healthz HTTP/2.0\r\n\r\n").0, 400);
+    // An upgrade over HTTP/1.0 is refused.
+    let (status, _) = s.http(
+        "GET /ws HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert_eq!(status, 400);
+    // A wrong WebSocket version gets 426 naming the supported one.
+    let (status, resp) = s.http(
+        "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert_eq!(status, 426);
+    assert!(resp.contains("Sec-WebSocket-Version: 13"));
+}
+
+// ---- JWT ----
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+#[test]
+fn jwt_algorithm_confusion_and_time_claims_are_refused() {
+    let s = start("");
+    let mut c = s.connect();
+    let now = camshard::auth::now_unix();
+    let claims = format!(
+        r#"{{"user_id":"mallory","role":"admin","iat":{now},"exp":{}}}"#,
+        now + 3600
+    );
+    let sign = camshard::auth::jwt::sign_hs256_raw;
+    let cases = [
+        // alg none, empty signature.
+        (
+            "alg none",
+            format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims)),
+            "invalid_token",
+        ),
+        // alg none with the signature of the real secret attached.
+        (
+            "alg none, signed",
+            sign(SECRET.as_bytes(), r#"{"alg":"none"}"#, &claims),
+            "invalid_token",
+        ),
+        // RS256 header, HMAC-signed with the server's secret (the key-confusion attack).
+        (
+            "RS256 with the HS secret",
+            sign(SECRET.as_bytes(), r#"{"alg":"RS256","typ":"JWT"}"#, &claims),
+            "invalid_token",
+        ),
+        (
+            "HS512",
+            sign(SECRET.as_bytes(), r#"{"alg":"HS512","typ":"JWT"}"#, &claims),
+            "invalid_token",
+        ),
+        (
+            "crit header",
+            sign(
+                SECRET.as_bytes(),
+                r#"{"alg":"HS256","crit":["exp"]}"#,
+                &claims,
+            ),
+            "invalid_token",
+        ),
+        (
+            "expired",
+            sign(
+                SECRET.as_bytes(),
+                r#"{"alg":"HS256"}"#,
+                &format!(
+                    r#"{{"user_id":"u","role":"admin","iat":{},"exp":{now}}}"#,
+                    now - 60
+                ),
+            ),
+            "token_expired",
+        ),
+        (
+            "not yet valid (nbf)",
+            sign(
+                SECRET.as_bytes(),
+                r#"{"alg":"HS256"}"#,
+                &format!(
+                    r#"{{"user_id":"u","role":"admin","iat":{now},"nbf":{},"exp":{}}}"#,
+                    now + 600,
+                    now + 3600
+                ),
+            ),
+            "invalid_token",
+        ),
+        (
+            "unknown role",
+            sign(
+                SECRET.as_bytes(),
+                r#"{"alg":"HS256"}"#,
+                &format!(
+                    r#"{{"user_id":"u","role":"root","iat":{now},"exp":{}}}"#,
+                    now + 3600
+                ),
+            ),
+            "invalid_token",
+        ),
+        ("not a JWT", "a.b".to_string(), "invalid_token"),
+        ("oversized", "a".repeat(20_000), "invalid_token"),
+    ];
+    for (what, jwt, want) in cases {
+        let r = c.call("authenticate", json!({"auth_token": jwt}));
+        assert_eq!((code(&r), reason(&r)), (-32001, want.to_string()), "{what}");
+        // In-line on a protected call: the same refusal, and nothing was granted.
+        let r = c.call("get_camera_list", json!({"auth_token": jwt}));
+        assert_eq!(code(&r), -32001, "{what} in-line");
+    }
+    let r = c.call("get_camera_list", json!({}));
+    assert_eq!(reason(&r), "auth_required");
+}
+
+// ---- downloads ----
+
+#[test]
+fn forged_download_tokens_and_encoded_traversal_are_refused() {
+    let s = start("");
+    let snaps = s.dir.path().join("data/snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    let name = "camera0_2025-01-15_14-30-00.jpg";
+    // ASCII content: the helper reads the answer as text.
+    std::fs::write(snaps.join(name), b"not really a jpeg").unwrap();
+    let key = camshard::auth::download::download_key(None, Some(SECRET.as_bytes()));
+    let sign = |kind: &str, file: &str, exp: u64| {
+        camshard::auth::download::sign_download(&key, kind, file, exp)
+    };
+    let now = camshard::auth::now_unix();
+    let get = |path: &str| {
+        let (status, resp) = s.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let reason = serde_json::from_str::<Value>(body(&resp))
+            .ok()
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        (status, reason)
+    };
+    let good = sign("snapshots", name, now + 600);
+    assert_eq!(get(&format!("/files/snapshots/{name}?token={good}")).0, 200);
+    let (exp, sig) = good.split_once('.').unwrap();
+    let mut flipped = sig.as_bytes().to_vec();
+    flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let forged = [
+        ("signature altered", format!("{exp}.{flipped}")),
+        ("expiry extended", format!("{}.{sig}", now + 999_999)),
+        ("expiry with a leading zero", format!("0{exp}.{sig}")),
+        ("no signature", format!("{exp}.")),
+        ("signed with a guessed key", {
+            camshard::auth::download::sign_download(b"guess", "snapshots", name, now + 600)
+        }),
+        ("for the other kind", sign("recordings", name, now + 600)),
+        (
+            "for another file",
+            sign("snapshots", "camera0_other.jpg", now + 600),
+        ),
+        ("garbage", "x".repeat(500)),
+    ];
+    for (what, t) in forged {
+        assert_eq!(
+            get(&format!("/files/snapshots/{name}?token={t}")),
+            (401, "invalid_token".to_string()),
+            "{what}"
+        );
+    }
+    let expired = sign("snapshots", name, now - 1);
+    assert_eq!(
+        get(&format!("/files/snapshots/{name}?token={expired}")),
+        (401, "token_expired".to_string())
+    );
+    // Traversal in every spelling is refused before authorization or any file access.
+    let jwt = token("admin");
+    for path in [
+        "/files/snapshots/../state/jwt_secret",
+        "/files/snapshots/..%2fstate%2fjwt_secret",
+        "/files/snapshots/%2e%2e%2fstate%2fjwt_secret",
+        "/files/snapshots/%252e%252e%252fstate%252fjwt_secret",
+        "/files/snapshots/%2Fetc%2Fpasswd",
+        "/files/snapshots//etc/passwd",
+        "/files/snapshots/..%5c..%5cstate",
+        "/files/snapshots/camera0.jpg%00.png",
+        "/files/snapshots/.hidden.jpg",
+        "/files/snapshots/%C0%AE%C0%AE%2Fstate",
+    ] {
+        let (status, resp) = s.http(&format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {jwt}\r\n\r\n"
+        ));
+        assert_eq!(status, 400, "{path}: {resp}");
+    }
+}
+
+// ---- raw WebSocket helpers ----
+
+fn raw_upgrade(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    s
+}
+
+fn write_frame(s: &mut TcpStream, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
+    let mut f = vec![(if fin { 0x80 } else { 0 }) | opcode];
+    let m = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => f.push(m | n as u8),
+        n if n < 65536 => {
+            f.push(m | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(m | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        let mask = [1u8, 2, 3, 4];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        f.extend_from_slice(payload);
+    }
+    let _ = s.write_all(&f);
+}
+
+fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).ok()?;
+    let mut len = (h[1] & 0x7f) as u64;
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).ok()?;
+        len = u16::from_be_bytes(b) as u64;
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some((h[0] & 0x0f, payload))
+}
+
+fn read_close_code(s: &mut TcpStream) -> Option<u16> {
+    while let Some((opcode, payload)) = read_frame(s) {
+        if opcode == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+    None
+}
