@@ -108,13 +108,13 @@ fn broken_escapes_and_control_characters_are_parse_errors() {
 
 // ---- WebSocket frames ----
 
-/// A named way of writing a bad frame to an upgraded connection.
+/// A named way of writing bad frames to a raw socket.
 type FrameCase<'a> = (&'a str, &'a dyn Fn(&mut TcpStream));
 
 #[test]
 fn wrong_opcodes_and_control_frame_abuse_close_with_1002() {
     let s = start("");
-    let cases: [FrameCase; 6] = [
+    let cases: [FrameCase<'_>; 6] = [
         ("reserved data opcode 0x3", &|w| {
             write_frame(w, true, 0x3, b"x", true)
         }),
