@@ -253,22 +253,7 @@ pub fn download(head: &Head, size: u64) -> Option<Download> {
     else {
         return Some(Download::Refused(400, "invalid_filename"));
     };
-    let auth = if head.header("authorization").is_some() || head.header("x-api-key").is_some() {
-        http::credential_role(head, state).map(|_| ())
-    } else {
-        match head.query_param("token") {
-            Some(t) => crate::auth::download::verify_download(
-                &state.download_key,
-                kind.as_str(),
-                &name,
-                &crate::net::download::percent_decode(t).unwrap_or_default(),
-                crate::auth::now_unix(),
-            )
-            .map_err(|f| f.reason()),
-            None => Err("auth_required"),
-        }
-    };
-    if let Err(reason) = auth {
+    if let Err(reason) = crate::net::download::authorize(state, head, kind, &name) {
         return Some(Download::Refused(401, reason));
     }
     let dir = kind.dir(&state.config);
@@ -322,4 +307,51 @@ pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
     }
     let (name, resp): (&'static str, Response) = http::route(&head, state, true);
     HttpAnswer::Route(name, resp.to_bytes(head.method == "HEAD"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_route(head: &str) -> Download {
+        match http_request(head.as_bytes(), 1000) {
+            HttpAnswer::File(d) => d,
+            other => panic!("{head:?}: {other:?}"),
+        }
+    }
+
+    /// The mirror authorizes as `net::download::serve` does: a valid download token is honoured
+    /// even next to a credential that fails, and its failure reason wins when both fail.
+    #[test]
+    fn download_authorization_matches_the_server() {
+        let name = "camera0_2026-01-01_00-00-00.mp4";
+        let token = crate::auth::download::sign_download(
+            &state().download_key,
+            "recordings",
+            name,
+            crate::auth::now_unix() + 600,
+        );
+        let get = |extra: &str, query: &str| {
+            file_route(&format!(
+                "GET /files/recordings/{name}{query} HTTP/1.1\r\nHost: x\r\n{extra}\r\n"
+            ))
+        };
+        let bad_bearer = "Authorization: Bearer not-a-jwt\r\n";
+        assert!(matches!(
+            get(bad_bearer, &format!("?token={token}")),
+            Download::Serve { range: None, .. }
+        ));
+        assert!(matches!(
+            get("", &format!("?token={token}")),
+            Download::Serve { .. }
+        ));
+        assert!(matches!(
+            get(bad_bearer, "?token=1.AAAA"),
+            Download::Refused(401, "invalid_token")
+        ));
+        assert!(matches!(
+            get("", ""),
+            Download::Refused(401, "auth_required")
+        ));
+    }
 }

@@ -20,6 +20,7 @@ use super::head::Head;
 use super::http::{credential_role, status_text, Response};
 use crate::files::names::{is_valid_filename, Kind};
 use crate::shard::Shard;
+use crate::state::ServerState;
 
 /// Bytes read per io_uring read.
 const CHUNK: usize = 256 * 1024;
@@ -113,7 +114,7 @@ async fn handle(shard: &Shard, stream: &mut TcpStream, head: &Head, kind: Kind, 
         )
         .await;
     };
-    if let Err(reason) = authorize(shard, head, kind, &name) {
+    if let Err(reason) = authorize(&shard.state, head, kind, &name) {
         let r = Response::error(401, reason).header("WWW-Authenticate", "Bearer");
         return send(stream, head, r, &cors).await;
     }
@@ -135,8 +136,12 @@ async fn handle(shard: &Shard, stream: &mut TcpStream, head: &Head, kind: Kind, 
 /// Any valid bearer credential (JWT or API key, any role), `X-API-Key`, or a download token
 /// issued for exactly this kind and file. Otherwise the -32001 reason for the 401, preferring
 /// the token's (a link-following browser sends nothing else).
-fn authorize(shard: &Shard, head: &Head, kind: Kind, name: &str) -> Result<(), &'static str> {
-    let state = &shard.state;
+pub(crate) fn authorize(
+    state: &ServerState,
+    head: &Head,
+    kind: Kind,
+    name: &str,
+) -> Result<(), &'static str> {
     let credential = (head.header("authorization").is_some() || head.header("x-api-key").is_some())
         .then(|| credential_role(head, state));
     if let Some(Ok(_)) = credential {
