@@ -323,3 +323,9 @@ pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
     let (name, resp): (&'static str, Response) = http::route(&head, state, true);
     HttpAnswer::Route(name, resp.to_bytes(head.method == "HEAD"))
 }
+
+/// The WebSocket session's barrier pre-check (`net::ws`): whether a text message may hold a
+/// request that must wait for the connection's earlier ones (§2.4).
+pub fn may_be_barrier(text: &[u8]) -> bool {
+    crate::net::ws::may_be_barrier(text)
+}
