@@ -309,6 +309,12 @@ pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
     HttpAnswer::Route(name, resp.to_bytes(head.method == "HEAD"))
 }
 
+/// The WebSocket session's barrier pre-check (`net::ws`): whether a text message may hold a
+/// request that must wait for the connection's earlier ones (§2.4).
+pub fn may_be_barrier(text: &[u8]) -> bool {
+    crate::net::ws::may_be_barrier(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -437,9 +437,39 @@ impl WsSession {
 /// Whether a message could contain a barrier request (§2.4): `authenticate`, `subscribe_events`,
 /// `unsubscribe_events`, or an in-line `auth_token`. A cheap byte search; a false positive only
 /// makes the message wait for the connection's earlier requests, which is always allowed.
-fn may_be_barrier(text: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 3] = [b"authenticate", b"subscribe_events", b"auth_token"];
+///
+/// JSON lets a name be spelled with `\uXXXX` escapes (`"subscrib\u0065_events"` is
+/// `subscribe_events`), so any `\u` also counts: of the escapes, only `\u` can produce a letter
+/// or `_`, and no valid client needs it often enough for the extra waits to matter.
+pub(crate) fn may_be_barrier(text: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 4] = [b"authenticate", b"subscribe_events", b"auth_token", b"\\u"];
     NEEDLES
         .iter()
         .any(|n| text.windows(n.len()).any(|w| w == *n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_be_barrier;
+
+    #[test]
+    fn barriers_are_seen_in_any_spelling() {
+        assert!(may_be_barrier(
+            br#"{"jsonrpc":"2.0","method":"authenticate","id":1}"#
+        ));
+        assert!(may_be_barrier(br#"{"method":"unsubscribe_events"}"#));
+        assert!(may_be_barrier(
+            br#"{"method":"get_camera_list","params":{"auth_token":"x"}}"#
+        ));
+        // Escaped names (caught by the jsonrpc_envelope fuzz target's barrier property) are the
+        // same names once decoded, and used to overtake earlier requests.
+        assert!(may_be_barrier(br#"{"method":"subscrib\u0065_events"}"#));
+        assert!(may_be_barrier(br#"{"method":"\u0061uthenticate"}"#));
+        assert!(may_be_barrier(
+            br#"{"method":"get_camera_list","params":{"auth\u005ftoken":"x"}}"#
+        ));
+        assert!(!may_be_barrier(
+            br#"{"jsonrpc":"2.0","method":"ping","id":"a\n"}"#
+        ));
+    }
 }

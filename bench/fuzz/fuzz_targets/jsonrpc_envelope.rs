@@ -5,7 +5,8 @@
 //! Must never panic, and every reply must be valid JSON-RPC.
 #![no_main]
 
-use camshard::fuzzing::{rpc_message, Reply};
+use camshard::fuzzing::{may_be_barrier, rpc_message, Reply};
+use camshard::methods::lookup;
 use camshard::rpc::envelope::parse_request;
 use camshard::rpc::json::{Json, Parser};
 use camshard::rpc::params::Params;
@@ -69,23 +70,33 @@ fn check_reply(reply: &[u8]) {
     }
 }
 
+/// §2.4: a request for a barrier method, or with an in-line `auth_token`, must be seen by the
+/// session's pre-check, or it could overtake the connection's earlier requests.
+fn check_barrier(data: &[u8], method: &str, params: Option<&Json<'_>>) {
+    let barrier = lookup(method).is_some_and(|(_, m)| m.barrier)
+        || params.is_some_and(|p| p.get("auth_token").is_some());
+    if barrier {
+        assert!(
+            may_be_barrier(data),
+            "barrier request not detected: {}",
+            String::from_utf8_lossy(data)
+        );
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     {
         let mut parser = Parser::new();
         if let Ok(v) = parser.parse(data) {
             let _ = v.first_duplicate();
-            match &v {
-                Json::Array(items) => {
-                    for item in items {
-                        if let Ok(r) = parse_request(item) {
-                            params(r.params);
-                        }
-                    }
-                }
-                other => {
-                    if let Ok(r) = parse_request(other) {
-                        params(r.params);
-                    }
+            let items = match &v {
+                Json::Array(items) => items.as_slice(),
+                other => std::slice::from_ref(other),
+            };
+            for item in items {
+                if let Ok(r) = parse_request(item) {
+                    check_barrier(data, r.method, r.params);
+                    params(r.params);
                 }
             }
         }
