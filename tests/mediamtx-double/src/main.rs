@@ -1,37 +1,77 @@
 //! `mediamtx-double`: runs the MediaMTX test double on fixed ports (for benchmarks and manual
-//! tries). Prints `api=<url> rtsp=<url>` once listening; runs until stdin closes or SIGTERM.
+//! tries). Prints `api=<url> rtsp=<url>` once listening; runs until stdin reaches EOF or the
+//! process gets SIGTERM/SIGINT, then stops its children (on-demand commands, recorders).
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use mediamtx_double::{BodyStyle, Double, Options};
 
-fn main() {
-    let mut o = Options::default();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--api" => o.api_addr = v.parse().unwrap_or(o.api_addr),
-            "--rtsp" => o.rtsp_addr = v.parse().ok(),
+/// Set by the signal handler or the stdin watcher.
+static QUIT: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    QUIT.store(true, SeqCst);
+}
+
+const USAGE: &str = "usage: mediamtx-double [--api ADDR] [--rtsp ADDR] [--style new|old] \
+                     [--write-lag-ms N] [--version V] [--user USER:PASS]";
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        api_addr: ([127, 0, 0, 1], 9997).into(),
+        ..Options::default()
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(String::new());
+        }
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |what: &str| format!("bad {what}: {v}");
+        match flag.as_str() {
+            "--api" => o.api_addr = v.parse().map_err(|_| bad("address"))?,
+            "--rtsp" => o.rtsp_addr = Some(v.parse().map_err(|_| bad("address"))?),
             "--style" => {
-                o.style = if v == "old" {
-                    BodyStyle::Old
-                } else {
-                    BodyStyle::New
+                o.style = match v.as_str() {
+                    "old" => BodyStyle::Old,
+                    "new" => BodyStyle::New,
+                    _ => return Err(bad("style")),
                 }
             }
-            "--write-lag-ms" => o.write_lag = Duration::from_millis(v.parse().unwrap_or(0)),
-            "--version" => o.version = v,
-            other => {
-                eprintln!("usage: mediamtx-double [--api ADDR] [--rtsp ADDR] [--style new|old] [--write-lag-ms N] [--version V] (unknown {other})");
-                std::process::exit(2);
+            "--write-lag-ms" => {
+                o.write_lag = Duration::from_millis(v.parse().map_err(|_| bad("lag"))?)
             }
+            "--version" => o.version = v.clone(),
+            "--user" => {
+                let (u, p) = v.split_once(':').ok_or_else(|| bad("USER:PASS"))?;
+                o.api_user_pass = Some((u.to_string(), p.to_string()));
+            }
+            other => return Err(format!("unknown flag {other}")),
         }
-        i += 2;
     }
-    let d = match Double::start(o) {
+    Ok(o)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("mediamtx-double: {e}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
+    let d = match Double::start(opts) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("mediamtx-double: {e}");
@@ -43,8 +83,13 @@ fn main() {
         d.api_url(),
         d.rtsp_url().unwrap_or_default()
     );
-    // Until stdin closes (or the process is killed).
-    let mut sink = [0u8; 64];
-    while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+    std::thread::spawn(|| {
+        let mut sink = [0u8; 256];
+        while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+        QUIT.store(true, SeqCst);
+    });
+    while !QUIT.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(d);
 }

@@ -1,7 +1,17 @@
-//! `runOnDemand`, as MediaMTX runs it: when a reader asks for a path that nobody publishes, the
-//! path's command starts (`sh -c`, in its own process group, with `MTX_PATH` set); it is
-//! restarted if it exits while readers remain (`runOnDemandRestart`), and once the path has had no
-//! readers for `runOnDemandCloseAfter` its whole process group gets SIGTERM (SIGKILL 2 s later).
+//! `runOnDemand` commands, run as MediaMTX's `externalcmd` runs them on Unix:
+//!
+//! - the command line is split into words with shell quoting rules (`go-shellquote`), `$VAR` and
+//!   `${VAR}` in each word are expanded from the path's environment (`MTX_PATH`, `RTSP_PORT`,
+//!   `G1`…) or the process's, and the program is executed directly — no shell;
+//! - the process gets its own process group, and the environment has `MTX_PATH`, `RTSP_PATH`
+//!   (deprecated alias) and `RTSP_PORT`;
+//! - to stop it MediaMTX sends **SIGINT to the whole process group** and waits. (The double sends
+//!   SIGKILL to the group if it is still there 5 s later, so a stuck child cannot hang a test.)
+//! - with `runOnDemandRestart`, a command that exits is started again after 5 s, for as long as
+//!   the path still wants it.
+//!
+//! *When* a command should run is decided by the path state (`state.rs`); this module only makes
+//! the processes follow it.
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
@@ -10,182 +20,275 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::conf::parse_dur;
+use crate::recorder::die_with_parent;
+use crate::state::DemandCmd;
 use crate::Inner;
 
-/// A running `runOnDemand` command.
-pub struct Running {
-    child: Child,
-    cmd: String,
-    close_at: Option<Instant>,
+/// MediaMTX's pause before restarting a command that exited.
+const RESTART_PAUSE: Duration = Duration::from_secs(5);
+
+/// A command run for a path.
+struct Running {
+    want: DemandCmd,
+    /// The process, or `None` while it waits to be restarted.
+    child: Option<Child>,
+    /// When it exited (restart after the pause).
+    exited_at: Option<Instant>,
 }
 
 /// Running commands by path.
 #[derive(Default)]
 pub struct OnDemand {
     running: HashMap<String, Running>,
-    last_start: HashMap<String, Instant>,
 }
 
 impl OnDemand {
-    /// How many commands run for `path` (0 or 1).
+    /// How many processes run for `path` (0 or 1).
     pub fn count(&mut self, path: &str) -> usize {
-        match self.running.get_mut(path) {
-            Some(r) => usize::from(matches!(r.child.try_wait(), Ok(None))),
+        match self.running.get_mut(path).and_then(|r| r.child.as_mut()) {
+            Some(c) => usize::from(matches!(c.try_wait(), Ok(None))),
             None => 0,
         }
     }
 
-    /// Stops every command (restart, shutdown).
+    /// Stops every command and waits for them (restart, shutdown).
     pub fn stop_all(&mut self) {
-        for (_, r) in self.running.drain() {
-            terminate(r.child);
+        let waits: Vec<_> = self
+            .running
+            .drain()
+            .filter_map(|(_, r)| r.child)
+            .map(|c| std::thread::spawn(move || terminate(c)))
+            .collect();
+        for w in waits {
+            let _ = w.join();
+        }
+    }
+
+    /// Makes the processes match `wanted`.
+    fn reconcile(&mut self, wanted: Vec<DemandCmd>) {
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(k, r)| !wanted.iter().any(|w| &w.path == *k && *w == r.want))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            if let Some(c) = self.running.remove(&k).and_then(|r| r.child) {
+                std::thread::spawn(move || terminate(c));
+            }
+        }
+        for w in wanted {
+            let r = self.running.entry(w.path.clone()).or_insert(Running {
+                want: w.clone(),
+                child: None,
+                exited_at: None,
+            });
+            let exited = match r.child.as_mut() {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => false,
+            };
+            if exited {
+                r.child = None;
+                r.exited_at = Some(Instant::now());
+            }
+            if r.child.is_some() {
+                continue;
+            }
+            let first = r.exited_at.is_none();
+            let due = r.exited_at.is_some_and(|t| t.elapsed() >= RESTART_PAUSE);
+            if first || (r.want.restart && due) {
+                r.exited_at = Some(Instant::now());
+                r.child = spawn(&r.want);
+            }
         }
     }
 }
 
+/// Starts the command of `w` (no shell; own process group).
+fn spawn(w: &DemandCmd) -> Option<Child> {
+    let words = split_words(&w.cmd)?;
+    let lookup = |var: &str| {
+        w.env
+            .iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(var).ok())
+            .unwrap_or_default()
+    };
+    let words: Vec<String> = words.iter().map(|x| expand(x, &lookup)).collect();
+    let (prog, args) = words.split_first()?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .envs(w.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    die_with_parent(&mut cmd, libc::SIGTERM);
+    cmd.spawn().ok()
+}
+
+/// SIGINT to the process group, SIGKILL after 5 s, then reaps it.
 fn terminate(mut child: Child) {
-    let pid = child.id() as i32;
+    let pgid = child.id() as i32;
     // SAFETY: signalling a process group we created; no memory is involved.
     unsafe {
-        libc::kill(-pid, libc::SIGTERM);
+        libc::kill(-pgid, libc::SIGINT);
     }
-    std::thread::spawn(move || {
-        let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
         }
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-        let _ = child.wait();
-    });
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    let _ = child.wait();
 }
 
-/// Supervises on-demand commands every 50 ms until the double stops.
-pub fn supervise(inner: Arc<Inner>) {
-    while !inner.stop.load(SeqCst) {
-        std::thread::sleep(Duration::from_millis(50));
-        let (wants, confs) = {
-            let st = inner.lock();
-            let mut wants: HashMap<String, (usize, bool)> = HashMap::new();
-            for p in st.readers.values() {
-                let e = wants.entry(p.clone()).or_insert((0, false));
-                e.0 += 1;
-            }
-            for (p, e) in wants.iter_mut() {
-                e.1 = st.publishers.contains_key(p);
-            }
-            let mut confs = HashMap::new();
-            for name in st.confs.keys() {
-                if let Some(c) = st.newest(name) {
-                    confs.insert(name.clone(), c.clone());
+/// Splits a command line into words as `go-shellquote` does: blanks separate words; single
+/// quotes keep everything; double quotes keep everything but `\"`, `\\`, `\$`, `` \` ``; a
+/// backslash outside quotes escapes the next character. `None` on an unterminated quote.
+pub fn split_words(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
                 }
             }
-            (wants, confs)
-        };
-        let mut od = match inner.ondemand.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let now = Instant::now();
-        // Stop commands whose path is gone or changed, or that idled past close-after.
-        let names: Vec<String> = od.running.keys().cloned().collect();
-        for name in names {
-            let conf = confs.get(&name);
-            let cmd = conf
-                .and_then(|c| c.get("runOnDemand"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
-            let readers = wants.get(&name).map_or(0, |w| w.0);
-            let Some(r) = od.running.get_mut(&name) else {
-                continue;
-            };
-            let exited = !matches!(r.child.try_wait(), Ok(None));
-            if cmd.is_empty() || cmd != r.cmd {
-                if let Some(r) = od.running.remove(&name) {
-                    terminate(r.child);
-                }
-                continue;
-            }
-            if readers > 0 {
-                r.close_at = None;
-            } else {
-                let after = conf
-                    .and_then(|c| c.get("runOnDemandCloseAfter"))
-                    .and_then(|v| v.as_str())
-                    .and_then(parse_dur)
-                    .unwrap_or(10_000_000_000);
-                let at = *r
-                    .close_at
-                    .get_or_insert(now + Duration::from_nanos(after as u64));
-                if now >= at {
-                    if let Some(r) = od.running.remove(&name) {
-                        terminate(r.child);
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        x => cur.push(x),
                     }
-                    continue;
                 }
             }
-            if exited {
-                let restart = conf
-                    .and_then(|c| c.get("runOnDemandRestart"))
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false);
-                od.running.remove(&name);
-                if !(restart && readers > 0) {
-                    continue;
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.peek() {
+                            Some(&x) if "\"\\$`".contains(x) => {
+                                cur.push(x);
+                                chars.next();
+                            }
+                            Some('\n') => {
+                                chars.next();
+                            }
+                            _ => cur.push('\\'),
+                        },
+                        x => cur.push(x),
+                    }
                 }
             }
-        }
-        // Start commands for paths with readers and no publisher.
-        for (name, (readers, published)) in &wants {
-            if *readers == 0 || *published || od.running.contains_key(name) {
-                continue;
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(x) => cur.push(x),
+                    None => return None,
+                }
             }
-            let Some(cmd) = confs
-                .get(name)
-                .and_then(|c| c.get("runOnDemand"))
-                .and_then(|v| v.as_str())
-                .filter(|c| !c.is_empty())
-            else {
-                continue;
-            };
-            if od
-                .last_start
-                .get(name)
-                .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(500))
-            {
-                continue;
-            }
-            od.last_start.insert(name.clone(), now);
-            let child = Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .env("MTX_PATH", name)
-                .process_group(0)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            if let Ok(child) = child {
-                od.running.insert(
-                    name.clone(),
-                    Running {
-                        child,
-                        cmd: cmd.to_string(),
-                        close_at: None,
-                    },
-                );
+            x => {
+                in_word = true;
+                cur.push(x);
             }
         }
     }
-    let mut od = match inner.ondemand.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    od.stop_all();
+    if in_word {
+        words.push(cur);
+    }
+    Some(words)
+}
+
+/// Go's `os.Expand`: `$VAR` and `${VAR}` replaced by `lookup`.
+pub fn expand(s: &str, lookup: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(end) => {
+                    out.push_str(&lookup(&inner[..end]));
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    // Go drops a bad `${` syntax.
+                    rest = "";
+                }
+            }
+            continue;
+        }
+        let n = after
+            .char_indices()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+            .map_or(after.len(), |(i, _)| i);
+        if n == 0 {
+            // A lone `$` (or a special one) is kept as Go keeps `$` before a non-name byte.
+            out.push('$');
+            rest = after;
+        } else {
+            out.push_str(&lookup(&after[..n]));
+            rest = &after[n..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Keeps the processes in step with the state every 20 ms until the double stops.
+pub fn supervise(inner: Arc<Inner>) {
+    while !inner.stop.load(SeqCst) {
+        let wanted = inner.lock().demand_wanted();
+        let mut od = inner.ondemand();
+        // Checked under the lock `Drop` takes, so nothing starts after its `stop_all`.
+        if !inner.stop.load(SeqCst) {
+            od.reconcile(wanted);
+        }
+        drop(od);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    inner.ondemand().stop_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_like_shellquote() {
+        let w = split_words(r#"/usr/bin/camshard demand camera0"#).unwrap_or_default();
+        assert_eq!(w, ["/usr/bin/camshard", "demand", "camera0"]);
+        let w = split_words(r#"a 'b c' "d \"e\" $X" f\ g"#).unwrap_or_default();
+        assert_eq!(w, ["a", "b c", "d \"e\" $X", "f g"]);
+        assert!(split_words("a 'b").is_none());
+    }
+
+    #[test]
+    fn env_expansion_like_go() {
+        let look = |k: &str| {
+            if k == "MTX_PATH" {
+                "cam".to_string()
+            } else {
+                String::new()
+            }
+        };
+        assert_eq!(expand("x/$MTX_PATH/${MTX_PATH}.y", &look), "x/cam/cam.y");
+        assert_eq!(expand("$NOPE-a", &look), "-a");
+        assert_eq!(expand("a$", &look), "a$");
+    }
 }

@@ -5,11 +5,20 @@
 //! `anyOf` (its H264 and H265 shapes are identical). The spec marks nothing required and allows
 //! unknown fields, so the checks are about routes, methods, types and enums.
 //!
-//! Rules for bodies the spec does not describe:
-//! - a 2xx with an empty body is accepted (MediaMTX before v1.15.5 answers writes that way);
-//! - gin's plain-text `404 page not found` is accepted for any route (the route may not exist in
-//!   older versions, e.g. `/v3/info` before v1.15.2);
-//! - a status the operation does not list (401 is never listed) must be empty or an `Error`.
+//! Rules for responses (`validate_response`), in order:
+//! 1. gin's plain-text `404 page not found` is accepted for any route, listed or not: it is how
+//!    MediaMTX answers a route it does not have (`/v3/info` before v1.15.2, disabled servers).
+//! 2. Otherwise the route and method must be in the spec.
+//! 3. The status's response entry is used, else `default`. A status the operation does not list
+//!    (401 is never listed) must have an empty body or an `Error` body.
+//! 4. An entry without JSON content accepts any body.
+//! 5. An empty 2xx body is accepted only where the schema is `OK`: MediaMTX before v1.15.5
+//!    answers writes with an empty 200 (integration doc §7). Everywhere else the body must be
+//!    JSON that validates against the schema.
+//!
+//! Requests (`validate_request`): the route and method must exist, required query parameters
+//! must be present, and the body must be JSON valid for the request schema, or empty where the
+//! operation takes no body.
 
 use std::path::Path;
 
@@ -112,9 +121,11 @@ impl Spec {
             return self.check(&err, &v, "body");
         };
         let schema = resp.pointer("/content/application~1json/schema");
+        let ok_schema =
+            |s: &Value| s.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/OK");
         match schema {
             None => Ok(()),
-            Some(_) if body.is_empty() && (200..300).contains(&status) => Ok(()),
+            Some(s) if body.is_empty() && (200..300).contains(&status) && ok_schema(s) => Ok(()),
             Some(s) => {
                 let v: Value =
                     serde_json::from_slice(body).map_err(|e| format!("{status} body: {e}"))?;
@@ -215,16 +226,23 @@ impl Spec {
     }
 }
 
-/// Whether `path` fits an OpenAPI path template (`{x}` matches one non-empty segment).
+/// Whether `path` fits an OpenAPI path template: `{x}` matches one non-empty segment, except a
+/// final `{name}`, which matches the rest (MediaMTX routes names as gin catch-alls, `*name`, so
+/// a path called `a/b` is `/v3/paths/get/a/b`).
 fn matches(template: &str, path: &str) -> bool {
     let t: Vec<&str> = template.split('/').collect();
     let p: Vec<&str> = path.split('/').collect();
-    t.len() == p.len()
-        && t.iter().zip(&p).all(|(a, b)| {
-            if a.starts_with('{') && a.ends_with('}') {
-                !b.is_empty()
+    let catch_all = t.last() == Some(&"{name}");
+    let fits = t.len() == p.len() || (catch_all && p.len() > t.len());
+    fits && t.iter().enumerate().all(|(i, a)| {
+        if a.starts_with('{') && a.ends_with('}') {
+            if catch_all && i == t.len() - 1 {
+                p[i..].iter().all(|s| !s.is_empty())
             } else {
-                a == b
+                p.get(i).is_some_and(|s| !s.is_empty())
             }
-        })
+        } else {
+            p.get(i) == Some(a)
+        }
+    })
 }

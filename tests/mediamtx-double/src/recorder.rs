@@ -1,68 +1,379 @@
-//! MediaMTX's recorder, imitated: while a path has `record: true` and a publisher, a segment file
-//! grows at `recordPath` (with `%path` and the date fields expanded in local time, plus `.mp4`).
-//! The media is a real fragmented MP4 from `ffmpeg -re -f lavfi -i testsrc` (the double does not
-//! decode what the publisher sends); it is stopped cleanly (`q` on stdin) when recording ends.
-//! Segments are listed by `/v3/recordings/*` with `start` as MediaMTX prints it: local time with
-//! nanoseconds and the offset, matching the file name.
+//! MediaMTX's recorder and record store, imitated.
+//!
+//! **Writing.** While a path has `record: true` and a publisher, one segment file grows at
+//! `recordPath` (`%path` and the date fields expanded in local time, `%f` = microseconds) plus
+//! `.mp4` (`.ts` for `recordFormat: mpegts`). The double does not decode what the publisher
+//! sends: the media is a real fragmented MP4 from `ffmpeg -re -f lavfi -i testsrc …`, stopped
+//! cleanly (`q` on its stdin) when recording is switched off, the publisher leaves or the path
+//! closes. A new segment starts after `recordSegmentDuration`, and with every new publisher.
+//!
+//! **Listing.** Like MediaMTX's `recordstore`, `/v3/recordings/*` scan the file system: every
+//! file under the pattern's fixed leading directories whose path matches the pattern is a
+//! segment, and its `start` is decoded from the name (local time, so it prints with the local
+//! offset and at most microseconds). Files written by anyone count, as with MediaMTX.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use crate::clock::WallTime;
+use crate::conf::{self, Conf};
+use crate::state::RecordWant;
+use crate::{BodyStyle, Inner};
 
-use crate::Inner;
-
-/// A finished or growing segment.
-#[derive(Debug, Clone)]
-pub struct Segment {
-    /// `start` as listed (RFC 3339, local offset, nanoseconds).
-    pub start: String,
-    /// The file.
-    pub file: PathBuf,
+/// `PathAddExtension`.
+fn add_extension(pattern: &str, format: &str) -> String {
+    if format == "mpegts" {
+        format!("{pattern}.ts")
+    } else {
+        format!("{pattern}.mp4")
+    }
 }
 
-/// Recording children and segments by path.
-#[derive(Default)]
-pub struct Recordings {
-    running: HashMap<String, Child>,
-    /// Every segment written, by path.
-    pub segments: HashMap<String, Vec<Segment>>,
+/// `recordstore.Path.Encode`: the file name of a segment of `path` starting at `t`.
+pub fn encode(pattern: &str, path: &str, t: &WallTime) -> String {
+    let z = match t.offset {
+        0 => "Z".to_string(),
+        o => format!(
+            "{}{:02}{:02}",
+            if o < 0 { '-' } else { '+' },
+            o.abs() / 3600,
+            (o.abs() % 3600) / 60
+        ),
+    };
+    pattern
+        .replace("%path", path)
+        .replace("%Y", &t.year.to_string())
+        .replace("%m", &format!("{:02}", t.month))
+        .replace("%d", &format!("{:02}", t.day))
+        .replace("%H", &format!("{:02}", t.hour))
+        .replace("%M", &format!("{:02}", t.minute))
+        .replace("%S", &format!("{:02}", t.second))
+        .replace("%f", &format!("{:06}", t.nanos / 1000))
+        .replace("%z", &z)
+        .replace("%s", &t.unix().to_string())
 }
 
-impl Recordings {
-    /// Segments of `path` whose files still exist.
-    pub fn list(&self, path: &str) -> Vec<Segment> {
-        self.segments
-            .get(path)
-            .map(|v| v.iter().filter(|s| s.file.exists()).cloned().collect())
-            .unwrap_or_default()
-    }
+/// The segment file of `path` starting at `t`, for a complete configuration.
+pub fn segment_file(full: &Conf, path: &str, t: &WallTime) -> String {
+    let pattern = add_extension(
+        conf::str_field(full, "recordPath"),
+        conf::str_field(full, "recordFormat"),
+    );
+    encode(&pattern, path, t)
+}
 
-    /// Deletes the segment of `path` starting at exactly `start`; false if there is none.
-    pub fn delete(&mut self, path: &str, start: &str) -> bool {
-        let Some(v) = self.segments.get_mut(path) else {
-            return false;
-        };
-        let Some(i) = v.iter().position(|s| s.start == start && s.file.exists()) else {
-            return false;
-        };
-        let s = v.remove(i);
-        std::fs::remove_file(s.file).is_ok()
+/// `recordstore.Path.Decode`: the path name and start time a file name encodes, if it fits the
+/// pattern. (As in MediaMTX, the match is not anchored.)
+pub fn decode(pattern: &str, fpath: &str) -> Option<(String, WallTime)> {
+    let mut re = regex::escape(pattern);
+    let mut order = Vec::new();
+    // Find the placeholders in pattern order, then swap each for its group.
+    let mut i = 0;
+    while let Some(pos) = pattern[i..].find('%') {
+        let at = i + pos;
+        for v in [
+            "%path", "%Y", "%m", "%d", "%H", "%M", "%S", "%f", "%z", "%s",
+        ] {
+            if pattern[at..].starts_with(v) {
+                order.push(v);
+            }
+        }
+        i = at + 1;
     }
+    for (v, group) in [
+        ("%path", "(.*?)"),
+        ("%Y", "([0-9]{4})"),
+        ("%m", "([0-9]{2})"),
+        ("%d", "([0-9]{2})"),
+        ("%H", "([0-9]{2})"),
+        ("%M", "([0-9]{2})"),
+        ("%S", "([0-9]{2})"),
+        ("%f", "([0-9]{6})"),
+        ("%z", r"(Z|\+[0-9]{4}|-[0-9]{4})"),
+        ("%s", "([0-9]{10})"),
+    ] {
+        re = re.replace(v, group);
+    }
+    let caps = regex::Regex::new(&re).ok()?.captures(fpath)?;
+    let mut path = String::new();
+    let (mut y, mut mo, mut d, mut h, mut mi, mut s, mut us) = (0i64, 1u32, 1u32, 0, 0, 0, 0u32);
+    let mut offset: Option<i32> = None;
+    let mut unix: i64 = -1;
+    for (k, v) in order.iter().zip(caps.iter().skip(1)) {
+        let v = v.map_or("", |m| m.as_str());
+        let n = v.parse::<i64>().unwrap_or(0);
+        match *k {
+            "%path" => path = v.to_string(),
+            "%Y" => y = n,
+            "%m" => mo = n as u32,
+            "%d" => d = n as u32,
+            "%H" => h = n as u32,
+            "%M" => mi = n as u32,
+            "%S" => s = n as u32,
+            "%f" => us = n as u32,
+            "%z" => {
+                offset = Some(match v {
+                    "Z" => 0,
+                    _ => {
+                        let hh: i32 = v.get(1..3).and_then(|x| x.parse().ok()).unwrap_or(0);
+                        let mm: i32 = v.get(3..5).and_then(|x| x.parse().ok()).unwrap_or(0);
+                        let o = hh * 3600 + mm * 60;
+                        if v.starts_with('-') {
+                            -o
+                        } else {
+                            o
+                        }
+                    }
+                })
+            }
+            "%s" => unix = n,
+            _ => {}
+        }
+    }
+    let t = if unix > 0 {
+        WallTime::from_unix(unix, us * 1000)
+    } else if let Some(off) = offset {
+        // Wall-clock fields in a fixed zone.
+        WallTime {
+            year: y,
+            month: mo,
+            day: d,
+            hour: h,
+            minute: mi,
+            second: s,
+            nanos: us * 1000,
+            offset: off,
+        }
+    } else {
+        WallTime::from_local_fields(y, mo, d, h, mi, s, us * 1000)
+    };
+    Some((path, t))
+}
 
-    /// Stops every recording child (restart, shutdown).
-    pub fn stop_all(&mut self) {
-        for (_, c) in self.running.drain() {
-            finish(c);
+/// `CommonPath`: the pattern's leading directories that hold no placeholder.
+pub fn common_path(pattern: &str) -> String {
+    let mut common = String::new();
+    let mut rest = pattern;
+    while let Some(i) = rest.find(['/', '\\']) {
+        let (part, after) = rest.split_at(i + 1);
+        if part.contains('%') {
+            break;
+        }
+        common.push_str(part);
+        rest = after;
+    }
+    common.pop();
+    common
+}
+
+/// `filepath.Abs`: joined with the working directory and cleaned lexically.
+fn absolute(p: &str) -> PathBuf {
+    let p = Path::new(p);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(x) => out.push(x),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// v1.20's `absolutePathInside`: whether `candidate` stays under `base` (a string prefix test
+/// of the cleaned absolute paths, as in MediaMTX).
+pub fn inside(base: &Path, candidate: &Path) -> bool {
+    let b = absolute(&base.to_string_lossy());
+    let c = absolute(&candidate.to_string_lossy());
+    c.to_string_lossy().starts_with(&*b.to_string_lossy())
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&p, out),
+            Ok(_) => out.push(p),
+            Err(_) => {}
         }
     }
 }
 
+/// `FindSegments`: the segments of path `name` (complete configuration `full`), by start.
+pub fn segments(full: &Conf, name: &str) -> Vec<(WallTime, PathBuf)> {
+    let pattern = add_extension(
+        &conf::str_field(full, "recordPath").replace("%path", name),
+        conf::str_field(full, "recordFormat"),
+    );
+    let pattern = absolute(&pattern).to_string_lossy().into_owned();
+    let mut files = Vec::new();
+    walk(Path::new(&common_path(&pattern)), &mut files);
+    let mut segs: Vec<(WallTime, PathBuf)> = files
+        .into_iter()
+        .filter_map(|f| Some((decode(&pattern, &f.to_string_lossy())?.1, f)))
+        .collect();
+    segs.sort_by_key(|(t, _)| (t.unix(), t.nanos));
+    segs
+}
+
+/// `FindAllPathsWithSegments`: names of paths that have segments, sorted.
+pub fn paths_with_segments(style: BodyStyle, confs: &BTreeMap<String, Conf>) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (k, c) in confs {
+        let full = conf::full(style, c);
+        if !conf::is_regexp_name(k) {
+            if !segments(&full, k).is_empty() {
+                names.insert(k.clone());
+            }
+            continue;
+        }
+        let pattern = add_extension(
+            conf::str_field(&full, "recordPath"),
+            conf::str_field(&full, "recordFormat"),
+        );
+        let pattern = absolute(&pattern).to_string_lossy().into_owned();
+        let mut files = Vec::new();
+        walk(Path::new(&common_path(&pattern)), &mut files);
+        for f in files {
+            if let Some((p, _)) = decode(&pattern, &f.to_string_lossy()) {
+                let served = conf::find_path_conf(style, confs, &p).is_ok_and(|(n, _)| n == k);
+                if conf::check_path_name(style, &p).is_ok() && served {
+                    names.insert(p);
+                }
+            }
+        }
+    }
+    names.into_iter().collect()
+}
+
+/// A recording child.
+struct Running {
+    want: RecordWant,
+    child: Child,
+    since: Instant,
+}
+
+/// Recording children by path.
+#[derive(Default)]
+pub struct Recorders {
+    running: HashMap<String, Running>,
+}
+
+impl Recorders {
+    /// Stops every recording and waits for the files to be closed.
+    pub fn stop_all(&mut self) {
+        let all: Vec<Running> = self.running.drain().map(|(_, r)| r).collect();
+        let waits: Vec<_> = all
+            .into_iter()
+            .map(|r| std::thread::spawn(move || finish(r.child)))
+            .collect();
+        for w in waits {
+            let _ = w.join();
+        }
+    }
+
+    /// Starts, rotates and stops children to match `wanted`.
+    fn reconcile(&mut self, wanted: Vec<RecordWant>) {
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(k, r)| {
+                let w = wanted.iter().find(|w| &w.path == *k);
+                let rotate =
+                    r.want.segment > 0 && r.since.elapsed().as_nanos() as i128 >= r.want.segment;
+                w != Some(&r.want) || rotate
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            if let Some(r) = self.running.remove(&k) {
+                // Closing takes a moment; the next segment does not wait for it.
+                std::thread::spawn(move || finish(r.child));
+            }
+        }
+        for w in wanted {
+            if self.running.contains_key(&w.path) {
+                continue;
+            }
+            let start = WallTime::now_micros();
+            let file = encode(&add_extension(&w.pattern, &w.format), &w.path, &start);
+            let file = PathBuf::from(file);
+            if let Some(dir) = file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let muxer: &[&str] = if w.format == "mpegts" {
+                &["-f", "mpegts"]
+            } else {
+                &[
+                    "-f",
+                    "mp4",
+                    "-movflags",
+                    "+frag_keyframe+empty_moov+default_base_moof",
+                ]
+            };
+            let mut cmd = Command::new("ffmpeg");
+            cmd.args(["-hide_banner", "-loglevel", "error", "-nostats", "-re"])
+                .args(["-f", "lavfi", "-i", "testsrc=size=640x480:rate=15"])
+                .args([
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-pix_fmt",
+                    "yuv420p",
+                ])
+                .args(["-g", "15"])
+                .args(muxer)
+                .arg("-y")
+                .arg(&file)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            die_with_parent(&mut cmd, libc::SIGKILL);
+            if let Ok(child) = cmd.spawn() {
+                self.running.insert(
+                    w.path.clone(),
+                    Running {
+                        want: w,
+                        child,
+                        since: Instant::now(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Asks the kernel to signal the child when the thread that spawned it dies, so no child
+/// outlives a crashed test.
+pub fn die_with_parent(cmd: &mut Command, sig: libc::c_int) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong);
+            Ok(())
+        });
+    }
+}
+
+/// Stops ffmpeg cleanly (`q`), killing it if it does not finish within 5 s.
 fn finish(mut c: Child) {
     if let Some(mut stdin) = c.stdin.take() {
         let _ = stdin.write_all(b"q");
@@ -78,102 +389,19 @@ fn finish(mut c: Child) {
     let _ = c.wait();
 }
 
-/// Expands MediaMTX's record path pattern for `path` at the local time `start`.
-fn expand(pattern: &str, path: &str, start: &str) -> String {
-    // start = YYYY-MM-DDTHH:MM:SS.nnnnnnnnn±hh:mm
-    let b = start.as_bytes();
-    let part = |a: usize, z: usize| start.get(a..z).unwrap_or("00").to_string();
-    let micros = if b.len() >= 26 {
-        part(20, 26)
-    } else {
-        "000000".into()
-    };
-    pattern
-        .replace("%path", path)
-        .replace("%Y", &part(0, 4))
-        .replace("%m", &part(5, 7))
-        .replace("%d", &part(8, 10))
-        .replace("%H", &part(11, 13))
-        .replace("%M", &part(14, 16))
-        .replace("%S", &part(17, 19))
-        .replace("%f", &micros)
-}
-
-/// Starts and stops recording children every 50 ms until the double stops.
+/// Keeps the recording children in step with the state every 50 ms until the double stops.
 pub fn supervise(inner: Arc<Inner>) {
     while !inner.stop.load(SeqCst) {
+        let wanted = inner.lock().recordings_wanted();
+        let mut rec = inner.recorders();
+        // Checked under the lock `Drop` takes, so nothing starts after its `stop_all`.
+        if !inner.stop.load(SeqCst) {
+            rec.reconcile(wanted);
+        }
+        drop(rec);
         std::thread::sleep(Duration::from_millis(50));
-        let wanted: HashMap<String, String> = {
-            let st = inner.lock();
-            st.confs
-                .keys()
-                .filter_map(|name| {
-                    let c = st.newest(name)?;
-                    let rec = c.get("record").and_then(Value::as_bool).unwrap_or(false);
-                    let pattern = c
-                        .get("recordPath")
-                        .and_then(Value::as_str)
-                        .unwrap_or("./recordings/%path/%Y-%m-%d_%H-%M-%S-%f")
-                        .to_string();
-                    (rec && st.publishers.contains_key(name)).then(|| (name.clone(), pattern))
-                })
-                .collect()
-        };
-        let mut recs = match inner.recordings.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let stale: Vec<String> = recs
-            .running
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .cloned()
-            .collect();
-        for k in stale {
-            if let Some(c) = recs.running.remove(&k) {
-                // Finishing takes a moment; do not hold the lock meanwhile.
-                std::thread::spawn(move || finish(c));
-            }
-        }
-        for (name, pattern) in wanted {
-            if recs.running.contains_key(&name) {
-                continue;
-            }
-            let start = crate::state::now_rfc3339();
-            let file = PathBuf::from(format!("{}.mp4", expand(&pattern, &name, &start)));
-            if let Some(dir) = file.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let child = Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-                .args(["-i", "testsrc=size=640x480:rate=15", "-c:v", "libx264"])
-                .args(["-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "15"])
-                .args([
-                    "-f",
-                    "mp4",
-                    "-movflags",
-                    "+frag_keyframe+empty_moov+default_base_moof",
-                ])
-                .arg("-y")
-                .arg(&file)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            if let Ok(c) = child {
-                recs.running.insert(name.clone(), c);
-                recs.segments
-                    .entry(name)
-                    .or_default()
-                    .push(Segment { start, file });
-            }
-        }
     }
-    let mut recs = match inner.recordings.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    recs.stop_all();
+    inner.recorders().stop_all();
 }
 
 #[cfg(test)]
@@ -181,11 +409,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn record_path_expansion() {
-        let s = "2026-11-22T12:30:05.123456789+01:00";
+    fn names_encode_and_decode() {
+        let t = WallTime::parse_rfc3339("2026-11-22T12:30:05.123456789+01:00").expect("time");
+        let pattern = "/r/.incoming/%path/%Y-%m-%d_%H-%M-%S-%f.mp4";
+        let f = encode(pattern, "camera0", &t);
+        assert_eq!(f, "/r/.incoming/camera0/2026-11-22_12-30-05-123456.mp4");
+        let (p, back) = decode(pattern, &f).expect("decodes");
+        assert_eq!(p, "camera0");
         assert_eq!(
-            expand("/r/.incoming/%path/%Y-%m-%d_%H-%M-%S-%f", "camera0", s),
-            "/r/.incoming/camera0/2026-11-22_12-30-05-123456"
+            (
+                back.year,
+                back.month,
+                back.day,
+                back.hour,
+                back.minute,
+                back.second
+            ),
+            (2026, 11, 22, 12, 30, 5)
         );
+        assert_eq!(back.nanos, 123_456_000);
+        assert!(decode(pattern, "/r/.incoming/camera0/notes.txt").is_none());
+        assert_eq!(common_path(pattern), "/r/.incoming");
+        assert_eq!(common_path("./recordings/%path/x"), "./recordings");
+        assert!(inside(Path::new("/r"), Path::new("/r/a/../b.mp4")));
+        assert!(!inside(
+            Path::new("/r/x"),
+            Path::new("/r/x/../../etc/passwd")
+        ));
     }
 }
