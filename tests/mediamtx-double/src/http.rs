@@ -169,7 +169,7 @@ fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, ()> {
 
 fn connection(inner: Arc<Inner>, mut s: TcpStream, epoch: u64) {
     let _ = s.set_nonblocking(false);
-    let _ = s.set_read_timeout(Some(Duration::from_millis(20)));
+    let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
     let _ = s.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::new();
     let mut tmp = [0u8; 16384];
@@ -188,6 +188,10 @@ fn connection(inner: Arc<Inner>, mut s: TcpStream, epoch: u64) {
             }
             Ok(Some((req, used))) => {
                 buf.drain(..used);
+                // An outage or restart that began meanwhile: the request is never answered.
+                if inner.down.load(SeqCst) || inner.epoch.load(SeqCst) != epoch {
+                    return;
+                }
                 let (status, ct, body, extra) = answer(&inner, &req);
                 let mut out = format!(
                     "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n",

@@ -165,6 +165,9 @@ pub struct State {
     pub rtsp_port: u16,
     /// Sources containing any of these are refused as invalid (a stricter MediaMTX build).
     pub refused_sources: Vec<String>,
+    /// When the visible configurations must be computed again (a write, or a lagged write
+    /// coming due); `None` = nothing pending.
+    recheck_at: Option<Instant>,
 }
 
 impl State {
@@ -185,6 +188,7 @@ impl State {
             api_port: 9997,
             rtsp_port: 8554,
             refused_sources: Vec::new(),
+            recheck_at: None,
         }
     }
 
@@ -238,6 +242,7 @@ impl State {
             .entry(name.to_string())
             .or_default()
             .push(Version { at, conf });
+        self.recheck_at = Some(self.recheck_at.map_or(at, |t| t.min(at)));
     }
 
     /// Stores a configuration visible at once (hand-made paths, restarts).
@@ -249,23 +254,34 @@ impl State {
                 conf: Some(conf),
             }],
         );
+        self.recheck_at = Some(Instant::now());
     }
 
     /// Applies what became visible and runs the on-demand timers: MediaMTX's `doReloadConf`
     /// plus its path timers. Cheap; called whenever the state is locked.
     pub fn settle(&mut self) {
         let now = Instant::now();
-        // Drop history nobody can see any more.
-        for versions in self.confs.values_mut() {
-            if let Some(i) = versions.iter().rposition(|v| v.at <= now) {
-                versions.drain(..i);
+        if self.recheck_at.is_some_and(|t| t <= now) {
+            // Drop history nobody can see any more.
+            for versions in self.confs.values_mut() {
+                if let Some(i) = versions.iter().rposition(|v| v.at <= now) {
+                    versions.drain(..i);
+                }
             }
-        }
-        self.confs
-            .retain(|_, v| !(v.len() == 1 && v[0].conf.is_none() && v[0].at <= now));
-        let visible = self.visible_all();
-        if visible != self.applied {
-            self.reload(visible);
+            self.confs
+                .retain(|_, v| !(v.len() == 1 && v[0].conf.is_none() && v[0].at <= now));
+            let visible = self.visible_all();
+            if visible != self.applied {
+                self.reload(visible);
+            }
+            // The next lagged write to come due, if any.
+            self.recheck_at = self
+                .confs
+                .values()
+                .flatten()
+                .map(|v| v.at)
+                .filter(|at| *at > now)
+                .min();
         }
         let names: Vec<String> = self.paths.keys().cloned().collect();
         for name in names {
@@ -615,6 +631,7 @@ impl State {
         }
         self.applied.clear();
         self.paths.clear();
+        self.recheck_at = Some(Instant::now());
         for r in self.readers.values_mut() {
             r.state = ReaderState::Gone;
         }
