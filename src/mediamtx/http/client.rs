@@ -1,197 +1,271 @@
-//! The HTTP/1.1 client: one per shard thread, on that shard's glommio executor.
+//! The HTTP/1.1 client: one per shard thread, on that shard's executor.
 //!
-//! It keeps up to [`POOL_MAX`] idle keep-alive connections and reuses them. A pooled connection
-//! may have been closed by the server while idle; if a reused connection fails before any byte of
-//! the answer arrives, the request is sent once more on a fresh connection (the server cannot have
-//! acted on a request it never read). The deadline covers everything: connecting, writing and
-//! reading. The exchange itself ([`exchange`]) is generic over any `AsyncRead + AsyncWrite`
-//! stream, so only connecting and pooling are tied to glommio.
+//! # Life of a request
+//!
+//! 1. [`Client::request`] checks the method and target, then encodes the whole request (head
+//!    and body) into one buffer, so it goes out in a single write.
+//! 2. It takes an idle connection from the pool, or connects (resolving the host with the
+//!    system resolver each time, so a changed address is picked up).
+//! 3. [`exchange`] writes the request and reads until [`parse_response`] has one response.
+//! 4. A connection that may carry another request goes back to the pool (at most
+//!    [`POOL_MAX`] idle ones are kept).
+//!
+//! One deadline covers all of it — resolving, connecting, writing and reading; when it passes,
+//! the connection in use is dropped (never pooled) and the caller gets [`HttpError::Timeout`].
+//!
+//! # Stale connections
+//!
+//! The server may close an idle keep-alive connection at any time (MediaMTX's Go server does so
+//! after its idle timeout, and on restart). We only notice when reusing it: the write succeeds
+//! into the kernel buffer, then the read sees EOF or a reset. If a *reused* connection fails
+//! before any byte of the answer arrived, the server never read the request, so it is sent once
+//! more on a fresh connection — safe even for writes — and the other idle connections are dropped
+//! as likely stale too. A failure after answer bytes arrived, or on a fresh connection, is
+//! returned as is.
+//!
+//! # Runtimes
+//!
+//! Everything runtime-specific sits behind [`Connector`]: how to open a stream to an address and
+//! how to sleep. [`exchange`] only needs `futures_lite::{AsyncRead, AsyncWrite}`. The shards use
+//! [`GlommioConnector`] (io_uring); another backend (e.g. epoll) is one more implementation.
 
 use std::cell::{Cell, RefCell};
-use std::fmt;
-use std::net::ToSocketAddrs;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use base64::Engine;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use glommio::net::TcpStream;
 
-use super::parse::{finish_at_eof, parse_response, ParseError, Parsed, Response};
+pub use super::error::HttpError;
+use super::parse::{finish_at_eof, parse_response, Parsed, Response};
 
 /// Idle connections kept per client.
 pub const POOL_MAX: usize = 8;
 
-/// Why a request failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpError {
-    /// Could not connect (refused, unreachable, name not found).
-    Connect(String),
-    /// The deadline passed.
-    Timeout,
-    /// The connection failed mid-exchange (reset, closed early).
-    Io(String),
-    /// The answer was not valid HTTP.
-    Malformed(String),
-    /// The answer exceeded the size limits.
-    TooLarge,
+/// The runtime pieces the client needs: connecting a byte stream, and a timer.
+pub trait Connector {
+    /// A connected byte stream.
+    type Stream: AsyncRead + AsyncWrite + Unpin;
+    /// Opens a stream to `addr`.
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>>;
+    /// Completes after `d`.
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()>;
 }
 
-impl HttpError {
-    /// Connection-level failures: the server is down or unreachable.
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            HttpError::Connect(_) | HttpError::Timeout | HttpError::Io(_)
-        )
+/// TCP on the current glommio executor (io_uring), with Nagle off.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GlommioConnector;
+
+impl Connector for GlommioConnector {
+    type Stream = glommio::net::TcpStream;
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        let s = glommio::net::TcpStream::connect(addr).await?;
+        // Requests go out in one write, so Nagle would only add latency.
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+
+    async fn sleep(&self, d: Duration) {
+        glommio::timer::sleep(d).await;
     }
 }
 
-impl fmt::Display for HttpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HttpError::Connect(e) => write!(f, "connect failed: {e}"),
-            HttpError::Timeout => f.write_str("timed out"),
-            HttpError::Io(e) => write!(f, "connection failed: {e}"),
-            HttpError::Malformed(e) => write!(f, "malformed response: {e}"),
-            HttpError::TooLarge => f.write_str("response too large"),
-        }
-    }
-}
-
-impl From<ParseError> for HttpError {
-    fn from(e: ParseError) -> Self {
-        match e {
-            ParseError::TooLarge => HttpError::TooLarge,
-            ParseError::Malformed(m) => HttpError::Malformed(m),
-        }
-    }
-}
-
-/// An exchange failure, and whether any answer byte had arrived (retry is safe only if not).
+/// An [`exchange`] failure, and whether any answer byte had arrived (retry is safe only if not).
 #[derive(Debug)]
 pub struct ExchangeError {
     /// What went wrong.
     pub error: HttpError,
-    /// Bytes of the answer had been received.
+    /// Bytes of an answer had been received.
     pub answered: bool,
 }
 
-/// Sends `request` on `s` and reads one response. Returns it and whether `s` may be reused.
+/// Writes `request` on `s` and reads one final response; returns it and whether `s` may carry
+/// another request. Interim `1xx` responses (other than `101`) are skipped.
 pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     request: &[u8],
     head_only: bool,
 ) -> Result<(Response, bool), ExchangeError> {
-    let io = |e: std::io::Error, answered| ExchangeError {
-        error: HttpError::Io(e.to_string()),
-        answered,
-    };
+    let fail = |error, answered| ExchangeError { error, answered };
+    let io = |e: io::Error, answered| fail(HttpError::Io(e.to_string()), answered);
     s.write_all(request).await.map_err(|e| io(e, false))?;
     s.flush().await.map_err(|e| io(e, false))?;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut answered = false;
     loop {
-        let n = s
-            .read(&mut chunk)
-            .await
-            .map_err(|e| io(e, !buf.is_empty()))?;
+        let n = s.read(&mut chunk).await.map_err(|e| io(e, answered))?;
         if n == 0 {
-            let answered = !buf.is_empty();
-            return match parse_response(&buf, head_only) {
-                Ok(Parsed::UntilClose) => {
-                    finish_at_eof(&buf)
-                        .map(|r| (r, false))
-                        .map_err(|e| ExchangeError {
-                            error: e.into(),
-                            answered,
-                        })
-                }
-                _ => Err(ExchangeError {
-                    error: HttpError::Io("connection closed before the response ended".into()),
-                    answered,
-                }),
-            };
+            return finish_at_eof(&buf, head_only)
+                .map(|r| (r, false))
+                .map_err(|e| fail(e, answered));
         }
-        buf.extend_from_slice(&chunk[..n]);
-        match parse_response(&buf, head_only) {
-            Ok(Parsed::Complete { response, consumed }) => {
-                // Extra bytes after the answer mean the connection is out of step: drop it.
-                let reusable = response.keep_alive && consumed == buf.len();
-                return Ok((response, reusable));
-            }
-            Ok(Parsed::Incomplete | Parsed::UntilClose) => {}
-            Err(e) => {
-                return Err(ExchangeError {
-                    error: e.into(),
-                    answered: true,
-                })
+        answered = true;
+        buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        loop {
+            match parse_response(&buf, head_only) {
+                Ok(Parsed::Complete { response, consumed })
+                    if (100..200).contains(&response.status) && response.status != 101 =>
+                {
+                    // An interim answer (100 Continue, 103 Early Hints): the real one follows.
+                    buf.drain(..consumed.min(buf.len()));
+                }
+                Ok(Parsed::Complete { response, consumed }) => {
+                    // Extra bytes after the answer mean the connection is out of step: drop it.
+                    let reusable =
+                        response.keep_alive && response.status != 101 && consumed == buf.len();
+                    return Ok((response, reusable));
+                }
+                Ok(Parsed::Incomplete | Parsed::UntilClose) => break,
+                Err(e) => return Err(fail(e, true)),
             }
         }
     }
 }
 
-/// An HTTP/1.1 client for one server (`http://host:port[/base]`).
-pub struct Client {
+/// Where requests go, parsed from `http://host[:port][/base]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    /// Host name or IP literal (IPv6 without brackets), for resolving.
     host: String,
     port: u16,
+    /// The `Host` header: the URL's authority as written.
     host_header: String,
+    /// Path prefix put before every request target, without a trailing `/`.
     base: String,
+}
+
+fn parse_url(api_url: &str) -> Result<Target, String> {
+    let url = api_url.trim();
+    let bad = |why: &str| format!("mediamtx api_url {api_url:?}: {why}");
+    let scheme_is = |s: &str| {
+        url.get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    };
+    if scheme_is("https://") {
+        return Err(bad(
+            "https is not supported; use http (MediaMTX's API on loopback or a private network)",
+        ));
+    }
+    if !scheme_is("http://") {
+        return Err(bad("expected http://host:port"));
+    }
+    let rest = url.get("http://".len()..).unwrap_or("");
+    let (authority, base) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("")),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err(bad(
+            "put credentials in api_user / api_pass, not in the URL",
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed IPv6 literal"))?;
+        h.parse::<Ipv6Addr>().map_err(|_| bad("bad IPv6 literal"))?;
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("junk after IPv6 literal"))?,
+            ),
+        };
+        (h.to_string(), port)
+    } else {
+        let (h, p) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b"-._".contains(&b);
+        if !h.bytes().all(ok) {
+            return Err(bad(
+                "bad host (IPv6 literals need brackets: http://[::1]:9997)",
+            ));
+        }
+        (h.to_string(), p)
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = match port {
+        None => 80,
+        Some(text) => match text.parse::<u16>() {
+            Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => p,
+            _ => return Err(bad("bad port")),
+        },
+    };
+    let base = base.trim_end_matches('/');
+    if !base
+        .bytes()
+        .all(|b| (0x21..0x7f).contains(&b) && b != b'?' && b != b'#')
+    {
+        return Err(bad(
+            "the base path may not hold spaces, controls, '?' or '#'",
+        ));
+    }
+    Ok(Target {
+        host,
+        port,
+        host_header: authority.to_string(),
+        base: base.to_string(),
+    })
+}
+
+/// Rejects what cannot be put on a request line safely (spaces, CR/LF, non-ASCII).
+fn check_request(method: &str, path: &str) -> Result<(), HttpError> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if method.is_empty() || method.len() > 16 || !method.bytes().all(tchar) {
+        return Err(HttpError::InvalidRequest(format!("bad method {method:?}")));
+    }
+    if !path.starts_with('/') || !path.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(HttpError::InvalidRequest(format!(
+            "bad request target {path:?} (must start with '/', no spaces or controls)"
+        )));
+    }
+    Ok(())
+}
+
+/// An HTTP/1.1 client for one server (`http://host[:port][/base]`), with a keep-alive pool.
+///
+/// Not `Send`: each shard thread has its own.
+pub struct Client<C: Connector = GlommioConnector> {
+    connector: C,
+    target: Target,
     authorization: Option<String>,
-    pool: RefCell<Vec<TcpStream>>,
+    pool: RefCell<Vec<C::Stream>>,
     sent: Cell<u64>,
     opened: Cell<u64>,
 }
 
 impl Client {
-    /// A client for `api_url`, with optional HTTP Basic credentials.
+    /// A glommio client for `api_url`, with HTTP Basic credentials when `user` is given.
     pub fn new(api_url: &str, user: Option<&str>, pass: Option<&str>) -> Result<Client, String> {
-        if api_url.starts_with("https://") {
-            return Err(format!(
-                "{api_url}: https is not supported (use http on loopback)"
-            ));
-        }
-        let rest = api_url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{api_url}: not an http:// URL"))?;
-        let (authority, base) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err(format!("{api_url}: put credentials in api_user/api_pass"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, p) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{api_url}: bad IPv6 literal"))?;
-            (h.to_string(), p.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{api_url}: no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("{api_url}: bad port"))?,
-            None => 80,
-        };
+        Client::with_connector(api_url, user, pass, GlommioConnector)
+    }
+}
+
+impl<C: Connector> Client<C> {
+    /// A client for `api_url` that connects and sleeps through `connector`.
+    pub fn with_connector(
+        api_url: &str,
+        user: Option<&str>,
+        pass: Option<&str>,
+        connector: C,
+    ) -> Result<Self, String> {
+        let target = parse_url(api_url)?;
         let authorization = user.map(|u| {
             let raw = format!("{u}:{}", pass.unwrap_or(""));
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            )
+            let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+            format!("Basic {b64}")
         });
         Ok(Client {
-            host_header: authority.to_string(),
-            host,
-            port,
-            base: base.to_string(),
+            connector,
+            target,
             authorization,
             pool: RefCell::new(Vec::new()),
             sent: Cell::new(0),
@@ -199,24 +273,34 @@ impl Client {
         })
     }
 
-    /// Requests sent (retries included).
+    /// Requests written to a connection (a stale-connection retry counts twice).
     pub fn requests_sent(&self) -> u64 {
         self.sent.get()
     }
 
-    /// Connections opened.
+    /// Connections opened so far.
     pub fn connections_opened(&self) -> u64 {
         self.opened.get()
     }
 
+    /// Idle keep-alive connections in the pool now.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.borrow().len()
+    }
+
     fn encode(&self, method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
+        let t = &self.target;
         let mut r = Vec::with_capacity(256 + body.map_or(0, <[u8]>::len));
-        r.extend_from_slice(method.as_bytes());
-        r.push(b' ');
-        r.extend_from_slice(self.base.as_bytes());
-        r.extend_from_slice(path.as_bytes());
-        r.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        r.extend_from_slice(self.host_header.as_bytes());
+        for part in [
+            method,
+            " ",
+            &t.base,
+            path,
+            " HTTP/1.1\r\nHost: ",
+            &t.host_header,
+        ] {
+            r.extend_from_slice(part.as_bytes());
+        }
         r.extend_from_slice(b"\r\nUser-Agent: camshard/");
         r.extend_from_slice(crate::VERSION.as_bytes());
         r.extend_from_slice(b"\r\nAccept: application/json\r\nConnection: keep-alive\r\n");
@@ -228,6 +312,7 @@ impl Client {
         if body.is_some() {
             r.extend_from_slice(b"Content-Type: application/json\r\n");
         }
+        // A body-less POST/PUT/PATCH still says so (Go servers accept either, proxies may not).
         if body.is_some() || matches!(method, "POST" | "PUT" | "PATCH") {
             r.extend_from_slice(b"Content-Length: ");
             r.extend_from_slice(
@@ -244,17 +329,17 @@ impl Client {
         r
     }
 
-    async fn connect(&self) -> Result<TcpStream, HttpError> {
-        let addrs: Vec<_> = (self.host.as_str(), self.port)
+    async fn connect(&self) -> Result<C::Stream, HttpError> {
+        let t = &self.target;
+        let addrs = (t.host.as_str(), t.port)
             .to_socket_addrs()
-            .map_err(|e| HttpError::Connect(format!("{}: {e}", self.host)))?
-            .collect();
-        let mut last = HttpError::Connect(format!("{}: no address", self.host));
+            .map_err(|e| HttpError::Connect(format!("{}: {e}", t.host)))?;
+        let mut last = HttpError::Connect(format!("{}: no address", t.host));
+        // Each address in turn: `localhost` may resolve to ::1 first with MediaMTX on 127.0.0.1.
         for a in addrs {
-            match TcpStream::connect(a).await {
+            match self.connector.connect(a).await {
                 Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    self.opened.set(self.opened.get() + 1);
+                    self.opened.set(self.opened.get().saturating_add(1));
                     return Ok(s);
                 }
                 Err(e) => last = HttpError::Connect(format!("{a}: {e}")),
@@ -263,54 +348,52 @@ impl Client {
         Err(last)
     }
 
-    /// Sends one request and reads its answer, all within `timeout`.
+    /// Sends `method path_and_query` (with a JSON `body`, if given) and reads the answer, all
+    /// within `timeout`. Any status is `Ok`; only transport and framing failures are errors.
     pub async fn request(
         &self,
         method: &str,
-        path: &str,
+        path_and_query: &str,
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Response, HttpError> {
-        let work = async { Some(self.request_inner(method, path, body).await) };
-        let timer = async {
-            glommio::timer::Timer::new(timeout).await;
-            None
+        check_request(method, path_and_query)?;
+        let req = self.encode(method, path_and_query, body);
+        let work = self.send(&req, method == "HEAD");
+        let deadline = async {
+            self.connector.sleep(timeout).await;
+            Err(HttpError::Timeout)
         };
-        futures_lite::future::or(work, timer)
-            .await
-            .unwrap_or(Err(HttpError::Timeout))
+        futures_lite::future::or(work, deadline).await
     }
 
-    async fn request_inner(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-    ) -> Result<Response, HttpError> {
-        let req = self.encode(method, path, body);
-        let head_only = method == "HEAD";
-        let mut fresh_only = false;
+    async fn send(&self, req: &[u8], head_only: bool) -> Result<Response, HttpError> {
+        let mut may_reuse = true;
         loop {
-            let pooled = if fresh_only {
-                None
-            } else {
+            let pooled = if may_reuse {
                 self.pool.borrow_mut().pop()
+            } else {
+                None
             };
             let reused = pooled.is_some();
             let mut stream = match pooled {
                 Some(s) => s,
                 None => self.connect().await?,
             };
-            self.sent.set(self.sent.get() + 1);
-            match exchange(&mut stream, &req, head_only).await {
+            self.sent.set(self.sent.get().saturating_add(1));
+            match exchange(&mut stream, req, head_only).await {
                 Ok((resp, reusable)) => {
                     if reusable && self.pool.borrow().len() < POOL_MAX {
                         self.pool.borrow_mut().push(stream);
                     }
                     return Ok(resp);
                 }
-                // A stale keep-alive connection: the server never read this request.
-                Err(e) if reused && !e.answered => fresh_only = true,
+                Err(e) if reused && !e.answered && matches!(e.error, HttpError::Io(_)) => {
+                    // Stale: the server closed it while idle and never read this request. Its
+                    // idle siblings are probably stale too (idle timeout, restart).
+                    self.pool.borrow_mut().clear();
+                    may_reuse = false;
+                }
                 Err(e) => return Err(e.error),
             }
         }
@@ -322,37 +405,71 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
+    use std::rc::Rc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
 
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    fn run<T>(f: impl Future<Output = T>) -> T {
         glommio::LocalExecutorBuilder::default()
             .make()
             .expect("executor")
             .run(f)
     }
 
-    /// A tiny server: answers each request on a connection with `answer(n)` (n counts requests
-    /// over all connections); `close_after` requests per connection, then closes.
-    fn server(
-        close_after: usize,
-        answer: impl Fn(usize, &str) -> Vec<u8> + Send + Sync + 'static,
-    ) -> (u16, Arc<AtomicUsize>) {
+    const SECS2: Duration = Duration::from_secs(2);
+    const OK: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+
+    /// What the test server does with a request.
+    enum Reply {
+        /// Answer and keep the connection.
+        Send(Vec<u8>),
+        /// Answer (possibly nothing) and close the connection.
+        SendClose(Vec<u8>),
+        /// Sleep this long, then answer.
+        Delay(Duration, Vec<u8>),
+        /// Never answer (the connection stays open for a while).
+        Silent,
+    }
+
+    /// Every request a test server received: head and body.
+    type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+    struct Server {
+        port: u16,
+        /// Connections accepted.
+        conns: Arc<AtomicUsize>,
+        /// Every request received: head and body.
+        requests: Seen,
+    }
+
+    impl Server {
+        fn url(&self) -> String {
+            format!("http://127.0.0.1:{}", self.port)
+        }
+        fn conns(&self) -> usize {
+            self.conns.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A tiny std-thread HTTP server: `answer(n, head)` decides about the n-th request overall.
+    fn server(answer: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> Server {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         let conns = Arc::new(AtomicUsize::new(0));
-        let c2 = conns.clone();
+        let requests: Seen = Arc::default();
+        let (c2, r2) = (conns.clone(), requests.clone());
         let answer = Arc::new(answer);
         let count = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
             for s in l.incoming().map_while(Result::ok) {
                 c2.fetch_add(1, Ordering::SeqCst);
-                let answer = answer.clone();
-                let count = count.clone();
+                let (answer, count, reqs) = (answer.clone(), count.clone(), r2.clone());
                 std::thread::spawn(move || {
                     let mut r = BufReader::new(s.try_clone().expect("clone"));
                     let mut w = s;
-                    for _ in 0..close_after {
+                    loop {
                         let mut head = String::new();
                         let mut len = 0usize;
                         loop {
@@ -360,9 +477,8 @@ mod tests {
                             if r.read_line(&mut line).unwrap_or(0) == 0 {
                                 return;
                             }
-                            if let Some(v) =
-                                line.to_ascii_lowercase().strip_prefix("content-length:")
-                            {
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
                                 len = v.trim().parse().unwrap_or(0);
                             }
                             head.push_str(&line);
@@ -373,102 +489,318 @@ mod tests {
                         let mut body = vec![0u8; len];
                         let _ = r.read_exact(&mut body);
                         let n = count.fetch_add(1, Ordering::SeqCst);
-                        if w.write_all(&answer(n, &head)).is_err() {
-                            return;
+                        let reply = answer(n, &head);
+                        reqs.lock().expect("lock").push((head, body));
+                        match reply {
+                            Reply::Send(b) => {
+                                if w.write_all(&b).is_err() {
+                                    return;
+                                }
+                            }
+                            Reply::SendClose(b) => {
+                                let _ = w.write_all(&b);
+                                return;
+                            }
+                            Reply::Delay(d, b) => {
+                                std::thread::sleep(d);
+                                if w.write_all(&b).is_err() {
+                                    return;
+                                }
+                            }
+                            Reply::Silent => {
+                                std::thread::sleep(Duration::from_secs(5));
+                                return;
+                            }
                         }
                     }
                 });
             }
         });
-        (port, conns)
+        Server {
+            port,
+            conns,
+            requests,
+        }
     }
-
-    const OK: &[u8] =
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
 
     #[test]
     fn keep_alive_reuses_one_connection() {
-        let (port, conns) = server(100, |_, _| OK.to_vec());
-        let c = Client::new(&format!("http://127.0.0.1:{port}"), None, None).expect("client");
+        let srv = server(|_, _| Reply::Send(OK.to_vec()));
+        let c = Client::new(&srv.url(), None, None).expect("client");
         run(async {
             for _ in 0..3 {
-                let r = c
-                    .request("GET", "/v3/info", None, Duration::from_secs(2))
-                    .await;
-                assert_eq!(r.expect("ok").status, 200);
+                let r = c.request("GET", "/v3/info", None, SECS2).await.expect("ok");
+                assert_eq!((r.status, r.body.as_slice()), (200, &b"{}"[..]));
             }
         });
-        assert_eq!(conns.load(Ordering::SeqCst), 1);
-        assert_eq!(c.connections_opened(), 1);
+        assert_eq!(srv.conns(), 1);
+        assert_eq!((c.connections_opened(), c.requests_sent()), (1, 3));
+        assert_eq!(c.idle_connections(), 1);
     }
 
     #[test]
     fn a_stale_pooled_connection_is_retried_transparently() {
-        // The server closes each connection after one answer, without saying so.
-        let (port, conns) = server(1, |_, _| OK.to_vec());
-        let c = Client::new(&format!("http://127.0.0.1:{port}"), None, None).expect("client");
+        // The server closes each connection after one answer, without announcing it.
+        let srv = server(|_, _| Reply::SendClose(OK.to_vec()));
+        let c = Client::new(&srv.url(), None, None).expect("client");
         run(async {
-            for _ in 0..3 {
-                let r = c
-                    .request("POST", "/x", Some(b"{}"), Duration::from_secs(2))
-                    .await;
-                assert_eq!(r.expect("ok").status, 200);
-                glommio::timer::sleep(Duration::from_millis(20)).await;
+            for i in 0..3 {
+                let r = c.request("POST", "/x", Some(b"{}"), SECS2).await;
+                assert_eq!(r.expect("ok").status, 200, "request {i}");
+                glommio::timer::sleep(Duration::from_millis(30)).await;
             }
         });
-        assert_eq!(conns.load(Ordering::SeqCst), 3);
+        assert_eq!(srv.conns(), 3);
+        // Requests 2 and 3 each went out twice: on the stale connection, then on a fresh one.
+        assert_eq!((c.connections_opened(), c.requests_sent()), (3, 5));
+        assert_eq!(
+            srv.requests.lock().expect("lock").len(),
+            3,
+            "the server saw each once"
+        );
     }
 
     #[test]
-    fn refused_and_silent_servers() {
+    fn a_response_cut_short_is_not_retried() {
+        let srv = server(|n, _| match n {
+            0 => Reply::Send(OK.to_vec()),
+            _ => Reply::SendClose(b"HTTP/1.1 200 OK\r\nContent-Le".to_vec()),
+        });
+        let c = Client::new(&srv.url(), None, None).expect("client");
+        let r = run(async {
+            c.request("GET", "/a", None, SECS2).await.expect("first");
+            c.request("GET", "/b", None, SECS2).await
+        });
+        assert!(matches!(r, Err(HttpError::Io(_))), "{r:?}");
+        assert!(r.err().is_some_and(|e| e.is_unreachable()));
+        assert_eq!((c.requests_sent(), c.connections_opened()), (2, 1));
+    }
+
+    #[test]
+    fn connection_close_answers_are_not_pooled() {
+        let srv = server(|_, _| {
+            Reply::SendClose(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            )
+        });
+        let c = Client::new(&srv.url(), None, None).expect("client");
+        run(async {
+            for _ in 0..2 {
+                c.request("GET", "/", None, SECS2).await.expect("ok");
+                assert_eq!(c.idle_connections(), 0);
+            }
+        });
+        assert_eq!((srv.conns(), c.requests_sent()), (2, 2));
+    }
+
+    #[test]
+    fn http10_body_runs_until_close() {
+        let srv = server(|_, _| Reply::SendClose(b"HTTP/1.0 200 OK\r\n\r\nhello".to_vec()));
+        let c = Client::new(&srv.url(), None, None).expect("client");
+        let r = run(c.request("GET", "/", None, SECS2)).expect("ok");
+        assert_eq!(
+            (r.status, r.text().as_str(), r.keep_alive),
+            (200, "hello", false)
+        );
+        assert_eq!(c.idle_connections(), 0);
+    }
+
+    #[test]
+    fn interim_100_continue_is_skipped() {
+        let srv = server(|_, _| {
+            let mut b = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+            b.extend_from_slice(OK);
+            Reply::Send(b)
+        });
+        let c = Client::new(&srv.url(), None, None).expect("client");
+        let r = run(c.request("PATCH", "/p", Some(b"{}"), SECS2)).expect("ok");
+        assert_eq!(r.status, 200);
+        assert_eq!(c.idle_connections(), 1);
+    }
+
+    #[test]
+    fn chunked_answers() {
+        let srv = server(|_, _| {
+            Reply::Send(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  3;x=1\r\n{\"a\r\n4\r\n\":1}\r\n0\r\nX-Trailer: t\r\n\r\n"
+                    .to_vec(),
+            )
+        });
+        let c = Client::new(&srv.url(), None, None).expect("client");
+        run(async {
+            for _ in 0..2 {
+                let r = c.request("GET", "/v3/paths/list", None, SECS2).await;
+                assert_eq!(r.expect("ok").body, b"{\"a\":1}");
+            }
+        });
+        assert_eq!(srv.conns(), 1);
+    }
+
+    #[test]
+    fn refused_connection_fails_fast() {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("port")
             .port();
         let c = Client::new(&format!("http://127.0.0.1:{port}"), None, None).expect("client");
-        let r = run(c.request("GET", "/", None, Duration::from_secs(2)));
+        let t = Instant::now();
+        let r = run(c.request("GET", "/", None, SECS2));
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
         assert!(matches!(r, Err(HttpError::Connect(_))), "{r:?}");
         assert!(r.err().is_some_and(|e| e.is_unreachable()));
-
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        std::thread::spawn(move || {
-            let _held: Vec<_> = l.incoming().take(1).collect();
-            std::thread::sleep(Duration::from_secs(5));
-        });
-        let c = Client::new(&format!("http://127.0.0.1:{port}"), None, None).expect("client");
-        let t = std::time::Instant::now();
-        let r = run(c.request("GET", "/", None, Duration::from_millis(300)));
-        assert_eq!(r, Err(HttpError::Timeout));
-        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_eq!(c.requests_sent(), 0);
     }
 
     #[test]
-    fn basic_auth_and_chunked_answers() {
-        let (port, _) = server(10, |_, head| {
-            if head.contains("Authorization: Basic dTpwdw==") {
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
-                    .to_vec()
+    fn a_silent_server_times_out_at_the_deadline() {
+        let srv = server(|_, _| Reply::Silent);
+        let c = Client::new(&srv.url(), None, None).expect("client");
+        let t = Instant::now();
+        let r = run(c.request("GET", "/", None, Duration::from_millis(300)));
+        let took = t.elapsed();
+        assert_eq!(r, Err(HttpError::Timeout));
+        assert!(HttpError::Timeout.is_unreachable());
+        assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500));
+        assert_eq!(c.idle_connections(), 0, "a timed-out connection is dropped");
+    }
+
+    #[test]
+    fn headers_sent_auth_host_body_and_base_path() {
+        let srv = server(|_, head| {
+            if head.contains("\r\nAuthorization: Basic dTpwOnc=\r\n") {
+                Reply::Send(OK.to_vec())
             } else {
-                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec()
+                Reply::Send(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec())
             }
         });
-        let c = Client::new(&format!("http://127.0.0.1:{port}/"), Some("u"), Some("pw"))
-            .expect("client");
-        let r = run(c.request("GET", "/v3/info", None, Duration::from_secs(2))).expect("ok");
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"{}"[..]));
-        let anon = Client::new(&format!("http://127.0.0.1:{port}"), None, None).expect("client");
-        let r = run(anon.request("GET", "/v3/info", None, Duration::from_secs(2))).expect("ok");
+        let url = format!("http://127.0.0.1:{}/api/", srv.port);
+        let c = Client::new(&url, Some("u"), Some("p:w")).expect("client");
+        let body = br#"{"record":true}"#;
+        let r = run(c.request("PATCH", "/v3/config/paths/patch/cam0", Some(body), SECS2));
+        assert_eq!(r.expect("ok").status, 200);
+        let anon = Client::new(&srv.url(), None, None).expect("client");
+        let r = run(anon.request("GET", "/v3/info?x=1", None, SECS2)).expect("ok");
         assert_eq!(r.status, 401);
+
+        let reqs = srv.requests.lock().expect("lock");
+        let (head, got) = &reqs[0];
+        assert!(head.starts_with("PATCH /api/v3/config/paths/patch/cam0 HTTP/1.1\r\n"));
+        let host = format!("\r\nHost: 127.0.0.1:{}\r\n", srv.port);
+        for h in [
+            host.as_str(),
+            "\r\nContent-Type: application/json\r\n",
+            "\r\nContent-Length: 15\r\n",
+            "\r\nConnection: keep-alive\r\n",
+        ] {
+            assert!(head.contains(h), "{h:?} missing in {head:?}");
+        }
+        assert_eq!(got.as_slice(), body);
+        let (head, _) = &reqs[1];
+        assert!(head.starts_with("GET /v3/info?x=1 HTTP/1.1\r\n"));
+        assert!(!head.contains("Authorization") && !head.contains("Content-"));
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_eight_idle_connections() {
+        let srv = server(|_, _| Reply::Delay(Duration::from_millis(100), OK.to_vec()));
+        let c = Rc::new(Client::new(&srv.url(), None, None).expect("client"));
+        run(async {
+            let tasks: Vec<_> = (0..12)
+                .map(|_| {
+                    let c = c.clone();
+                    glommio::spawn_local(async move { c.request("GET", "/", None, SECS2).await })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.expect("ok").status, 200);
+            }
+        });
+        assert_eq!(
+            (c.connections_opened(), c.idle_connections()),
+            (12, POOL_MAX)
+        );
+    }
+
+    #[test]
+    fn hostnames_resolve_at_connect_time() {
+        let srv = server(|_, _| Reply::Send(OK.to_vec()));
+        let c = Client::new(&format!("http://localhost:{}", srv.port), None, None).expect("client");
+        let r = run(c.request("GET", "/", None, SECS2)).expect("ok");
+        assert_eq!(r.status, 200);
+        let c = Client::new("http://no-such-host.invalid:9997", None, None).expect("client");
+        let r = run(c.request("GET", "/", None, SECS2));
+        assert!(matches!(r, Err(HttpError::Connect(_))), "{r:?}");
+    }
+
+    #[test]
+    fn invalid_requests_are_not_sent() {
+        let c = Client::new("http://127.0.0.1:9", None, None).expect("client");
+        for (m, p) in [
+            ("GET", "/a b"),
+            ("GET", "/a\r\nX-Evil: 1"),
+            ("GET", "no-slash"),
+            ("GET", "/caf\u{e9}"),
+            ("GE T", "/"),
+            ("", "/"),
+        ] {
+            let r = run(c.request(m, p, None, SECS2));
+            assert!(
+                matches!(r, Err(HttpError::InvalidRequest(_))),
+                "{m:?} {p:?}"
+            );
+            assert!(r.err().is_some_and(|e| !e.is_unreachable()));
+        }
+        assert_eq!(c.requests_sent(), 0);
     }
 
     #[test]
     fn urls_are_checked() {
-        assert!(Client::new("https://x", None, None).is_err());
-        assert!(Client::new("ftp://x", None, None).is_err());
-        assert!(Client::new("http://:80", None, None).is_err());
-        assert!(Client::new("http://h:99999", None, None).is_err());
-        assert!(Client::new("http://[::1]:9997", None, None).is_ok());
-        assert!(Client::new("http://localhost", None, None).is_ok());
+        let t = |u: &str| parse_url(u);
+        let ok = |u: &str| t(u).map(|t| (t.host, t.port, t.host_header, t.base));
+        assert_eq!(
+            ok("http://127.0.0.1:9997"),
+            Ok((
+                "127.0.0.1".into(),
+                9997,
+                "127.0.0.1:9997".into(),
+                String::new()
+            ))
+        );
+        assert_eq!(
+            ok("HTTP://[::1]:9997/base/"),
+            Ok(("::1".into(), 9997, "[::1]:9997".into(), "/base".into()))
+        );
+        assert_eq!(
+            ok("http://mediamtx"),
+            Ok(("mediamtx".into(), 80, "mediamtx".into(), String::new()))
+        );
+        assert_eq!(ok("http://[::1]").map(|t| t.1), Ok(80));
+        let https = t("https://x:9997").expect_err("https");
+        assert!(https.contains("https is not supported"), "{https}");
+        for bad in [
+            "ftp://x",
+            "x:9997",
+            "http://",
+            "http://:80",
+            "http://h:99999",
+            "http://h:0",
+            "http://h:",
+            "http://h:+80",
+            "http://u:p@h:80",
+            "http://[::1]x",
+            "http://[::1",
+            "http://[nothex]:80",
+            "http://::1:9997",
+            "http://h h:80",
+            "http://h:80/a b",
+            "http://h:80/a?b",
+        ] {
+            assert!(t(bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -47,17 +47,23 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         let int: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
         let mut part = int.checked_mul(scale)?;
         if !frac.is_empty() {
-            if !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 18 {
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
+            // Digits past the 18th are below a nanosecond even for days: ignore them.
+            let frac = frac.get(..18).unwrap_or(frac);
             let f: u128 = frac.parse().ok()?;
-            part = part.checked_add(f.checked_mul(scale)? / 10u128.pow(frac.len() as u32))?;
+            let div = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+            part = part.checked_add(f.checked_mul(scale)? / div)?;
         }
         total = total.checked_add(part)?;
         rest = next;
     }
     let secs = u64::try_from(total / 1_000_000_000).ok()?;
-    Some(Duration::new(secs, (total % 1_000_000_000) as u32))
+    Some(Duration::new(
+        secs,
+        u32::try_from(total % 1_000_000_000).ok()?,
+    ))
 }
 
 /// Formats whole seconds the way the server sends durations: `"<h>h"` for whole hours, else
@@ -87,8 +93,20 @@ mod tests {
         assert_eq!(d("2us"), Some(Duration::from_micros(2)));
         assert_eq!(d("2µs"), Some(Duration::from_micros(2)));
         assert_eq!(d("7ns"), Some(Duration::from_nanos(7)));
+        assert_eq!(d("2μs"), Some(Duration::from_micros(2)));
+        assert_eq!(d("0"), Some(Duration::ZERO));
+        assert_eq!(d("1d2h"), Some(Duration::from_secs(93_600)));
+        assert_eq!(d("1h0m0.5s"), Some(Duration::from_millis(3_600_500)));
+        assert_eq!(d(".5s"), Some(Duration::from_millis(500)));
+        assert_eq!(d("1.0000000000000000001s"), Some(Duration::from_secs(1)));
+        assert_eq!(d("720h0m0s"), Some(Duration::from_secs(30 * 86_400)));
         for bad in [
             "-1s",
+            "-0s",
+            "1h-5m",
+            "1 s",
+            "1S",
+            "1.s.",
             "s",
             "1",
             "1x",
@@ -105,6 +123,9 @@ mod tests {
         assert_eq!(format_go_duration_secs(86_400), "24h");
         assert_eq!(format_go_duration_secs(10), "10s");
         assert_eq!(format_go_duration_secs(0), "0s");
+        assert_eq!(format_go_duration_secs(3_600), "1h");
+        assert_eq!(format_go_duration_secs(3_601), "3601s");
+        assert_eq!(format_go_duration_secs(60), "60s");
         assert_eq!(
             parse_go_duration(&format_go_duration_secs(5400)),
             Some(Duration::from_secs(5400))
