@@ -1,4 +1,5 @@
-//! Shard startup: one glommio `LocalExecutor` thread per planned shard.
+//! Shard startup: one executor thread per planned shard — a glommio `LocalExecutor` on the
+//! io_uring backend, or the mio executor of [`crate::rt`] on the epoll backend.
 //!
 //! glommio creates the executor (its three io_uring rings and io memory)
 //! inside the new thread, so `LocalExecutorBuilder::spawn` succeeding says
@@ -16,6 +17,7 @@ use glommio::{
 };
 
 use crate::plan::ShardSpec;
+use crate::rt::Runtime;
 
 /// Settings applied to every shard's executor.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct ExecutorConfig {
     pub name: String,
     /// Threads in each shard's pool for `spawn_blocking`.
     pub blocking_threads: usize,
+    /// The I/O backend every shard runs on.
+    pub runtime: Runtime,
 }
 
 impl Default for ExecutorConfig {
@@ -37,6 +41,7 @@ impl Default for ExecutorConfig {
             io_memory: 512 * 1024,
             name: "camshard-shard".to_string(),
             blocking_threads: 2,
+            runtime: Runtime::Uring,
         }
     }
 }
@@ -54,7 +59,30 @@ pub struct ShardContext {
 
 /// Running shards; `join` waits for all of them to finish.
 pub struct Shards {
-    handles: Vec<(ShardSpec, ExecutorJoinHandle<()>)>,
+    handles: Vec<(ShardSpec, Handle)>,
+}
+
+/// A shard thread of either backend.
+enum Handle {
+    Uring(ExecutorJoinHandle<()>),
+    Epoll(std::thread::JoinHandle<std::io::Result<()>>),
+}
+
+impl Handle {
+    fn join(self, spec: &ShardSpec) -> Result<(), String> {
+        match self {
+            Handle::Uring(h) => join_report(spec, h.join()),
+            Handle::Epoll(h) => match h.join() {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("{} failed: {e}", describe(spec))),
+                Err(payload) => Err(format!(
+                    "{} panicked: {}",
+                    describe(spec),
+                    panic_message(payload.as_ref())
+                )),
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for Shards {
@@ -119,7 +147,7 @@ impl Shards {
     pub fn join(self) -> Vec<Result<(), String>> {
         self.handles
             .into_iter()
-            .map(|(spec, handle)| join_report(&spec, handle.join()))
+            .map(|(spec, handle)| handle.join(&spec))
             .collect()
     }
 
@@ -154,26 +182,39 @@ where
             cpu: spec.cpu,
             count,
         };
-        let placement = match spec.cpu {
-            Some(cpu) => Placement::Fixed(cpu),
-            None => Placement::Unbound,
-        };
         // The closure runs only after the executor is built; if building
         // fails it is dropped unrun, and `ready_rx` sees a disconnect.
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<()>(1);
         let make = make.clone();
-        let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("{}-{}", cfg.name, spec.id))
-            .io_memory(cfg.io_memory)
-            .ring_depth(cfg.ring_depth)
-            // glommio's default pool for a Fixed executor is one thread; a
-            // blocking wait there would queue every file operation behind it.
-            .blocking_thread_pool_placement(PoolPlacement::Unbound(cfg.blocking_threads.max(1)))
-            .spawn(move || {
+        let name = format!("{}-{}", cfg.name, spec.id);
+        let handle = match cfg.runtime {
+            Runtime::Uring => start_uring(spec, cfg, &name, move || {
+                crate::rt::set_current(Runtime::Uring);
                 let _ = ready_tx.send(());
                 make(ctx)
-            })
-            .map_err(|err| startup_error(spec, "could not start", err))?;
+            })?,
+            Runtime::Epoll => {
+                let blocking = cfg.blocking_threads;
+                let cpu = spec.cpu;
+                let thread_name = name.clone();
+                let h = std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || {
+                        if let Some(cpu) = cpu {
+                            crate::cpuset::pin_current_thread(cpu)?;
+                        }
+                        crate::rt::set_current(Runtime::Epoll);
+                        crate::rt::epoll::block_on(&thread_name, blocking, async move {
+                            let _ = ready_tx.send(());
+                            make(ctx).await
+                        })
+                    })
+                    .map_err(|e| {
+                        io::Error::new(e.kind(), format!("{} could not start: {e}", describe(spec)))
+                    })?;
+                Handle::Epoll(h)
+            }
+        };
         started.push((spec.clone(), handle, ready_rx));
     }
 
@@ -185,16 +226,32 @@ where
             continue;
         }
         // The executor thread ended before running our closure: collect why.
-        let err = match handle.join() {
-            Err(GlommioError::BuilderError(BuilderErrorKind::ThreadPanic(payload))) => {
-                io::Error::other(format!(
+        let err = match handle {
+            Handle::Uring(h) => match h.join() {
+                Err(GlommioError::BuilderError(BuilderErrorKind::ThreadPanic(payload))) => {
+                    io::Error::other(format!(
+                        "{} panicked while starting: {}",
+                        describe(&spec),
+                        panic_message(payload.as_ref())
+                    ))
+                }
+                Err(err) => startup_error(&spec, "could not start its executor", err),
+                Ok(()) => io::Error::other(format!("{} exited before starting", describe(&spec))),
+            },
+            Handle::Epoll(h) => match h.join() {
+                Ok(Err(e)) => io::Error::new(
+                    e.kind(),
+                    format!("{} could not start its executor: {e}", describe(&spec)),
+                ),
+                Ok(Ok(())) => {
+                    io::Error::other(format!("{} exited before starting", describe(&spec)))
+                }
+                Err(payload) => io::Error::other(format!(
                     "{} panicked while starting: {}",
                     describe(&spec),
                     panic_message(payload.as_ref())
-                ))
-            }
-            Err(err) => startup_error(&spec, "could not start its executor", err),
-            Ok(()) => io::Error::other(format!("{} exited before starting", describe(&spec))),
+                )),
+            },
         };
         tracing::error!(shard = spec.id, error = %err, "shard failed to start");
         first_error.get_or_insert(err);
@@ -203,6 +260,33 @@ where
         Some(err) => Err(err),
         None => Ok(Shards { handles }),
     }
+}
+
+/// Starts one glommio executor thread running `run`.
+fn start_uring<G, Fut>(
+    spec: &ShardSpec,
+    cfg: &ExecutorConfig,
+    name: &str,
+    run: G,
+) -> io::Result<Handle>
+where
+    G: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let placement = match spec.cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement)
+        .name(name)
+        .io_memory(cfg.io_memory)
+        .ring_depth(cfg.ring_depth)
+        // glommio's default pool for a Fixed executor is one thread; a
+        // blocking wait there would queue every file operation behind it.
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(cfg.blocking_threads.max(1)))
+        .spawn(run)
+        .map(Handle::Uring)
+        .map_err(|err| startup_error(spec, "could not start", err))
 }
 
 #[cfg(test)]
@@ -216,6 +300,7 @@ mod tests {
         ExecutorConfig {
             ring_depth: 256,
             io_memory: 256 * 1024,
+            runtime: crate::rt::runtime_for_tests(),
             ..ExecutorConfig::default()
         }
     }

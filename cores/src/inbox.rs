@@ -1,10 +1,10 @@
-//! Inbox: a bounded queue that any thread can push into and a glommio shard
-//! can await, with a real io_uring wakeup instead of polling.
+//! Inbox: a bounded queue that any thread can push into and a shard can
+//! await, with a real io_uring (or epoll) wakeup instead of polling.
 //!
 //! Data travels through a `crossbeam_channel::bounded` queue. Waking is done
 //! by a *doorbell*: a Unix socket pair whose write end the senders share and
-//! whose read end the receiver awaits through glommio (so a parked shard
-//! sleeps in `io_uring_enter` and wakes when a byte arrives).
+//! whose read end the receiver awaits through the shard's runtime (so a parked
+//! shard sleeps in `io_uring_enter` or `epoll_wait` and wakes when a byte arrives).
 //!
 //! Ringing on every message would cost a syscall per message, so an `armed`
 //! flag says whether the receiver is (about to be) asleep:
@@ -23,7 +23,7 @@
 //! reads end-of-file, wakes, and `recv` returns `None` once the queue is empty.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
@@ -123,7 +123,7 @@ impl<T> InboxSender<T> {
     }
 }
 
-/// Receiving half of an inbox; awaited by one task on a glommio executor.
+/// Receiving half of an inbox; awaited by one task on a shard executor.
 pub struct InboxReceiver<T> {
     rx: Receiver<T>,
     /// Read end of the doorbell. Kept as a std socket (which is `Send`) so the
@@ -169,7 +169,7 @@ impl<T> InboxReceiver<T> {
     }
 
     /// Waits for the next item; `None` once every sender is dropped and the
-    /// queue is drained. Must run on a glommio executor.
+    /// queue is drained. Must run on a shard executor (either runtime).
     ///
     /// Only one task should await a given receiver at a time: a single ring
     /// wakes a single waiter.
@@ -197,23 +197,14 @@ impl<T> InboxReceiver<T> {
                 // Should not happen (it needs fd exhaustion); degrade to a
                 // short sleep so messages are still delivered.
                 tracing::warn!(error = %err, "inbox doorbell failed; polling instead");
-                glommio::timer::sleep(Duration::from_millis(1)).await;
+                crate::rt::sleep(Duration::from_millis(1)).await;
             }
         }
     }
 
     /// Sleeps until the doorbell has a byte (or end-of-file), then drains it.
     async fn wait_for_ring(&self) -> io::Result<()> {
-        // glommio sockets hold executor-local state and are not `Send`, so a
-        // persistent one would pin the receiver to one thread. Instead each
-        // park wraps a duplicate of the fd (the original stays ours).
-        let dup = self.bell.try_clone()?;
-        // SAFETY: `dup` is a fresh fd we own; glommio's socket takes it over
-        // and closes it when dropped.
-        let socket = unsafe { glommio::net::UnixStream::from_raw_fd(dup.into_raw_fd()) };
-        // MSG_PEEK through io_uring: returns once a byte or EOF is there.
-        socket.peek(&mut [0u8; 1]).await?;
-        drop(socket);
+        crate::rt::net::readable(self.bell.as_raw_fd()).await?;
         let mut buf = [0u8; 64];
         // Drain every pending ring so the next park really sleeps. Non-blocking,
         // so this returns at once with EAGAIN when empty, or 0 at EOF.
@@ -247,23 +238,16 @@ impl<T> InboxReceiver<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::{LocalExecutorBuilder, Placement};
     use std::time::Instant;
 
-    /// Runs `fut` on a fresh glommio executor thread sized for this machine.
+    /// Runs `fut` on a fresh executor thread of the runtime under test (`CAMSHARD_RUNTIME`).
     fn on_executor<F, Fut, R>(make: F) -> R
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = R> + 'static,
         R: Send + 'static,
     {
-        LocalExecutorBuilder::new(Placement::Unbound)
-            .io_memory(512 * 1024)
-            .ring_depth(256)
-            .spawn(make)
-            .expect("spawn executor")
-            .join()
-            .expect("executor")
+        crate::rt::block_on(crate::rt::runtime_for_tests(), make).expect("executor")
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //!   sleeps inside a glommio executor and is woken through io_uring.
 //! - [`shutdown`]: block and wait for SIGINT/SIGTERM/SIGHUP on a dedicated
 //!   thread, and a process-wide latch that shards can await.
+//! - [`rt`]: the runtime facade shard code uses (tasks, timers, TCP, files, blocking pool) on
+//!   glommio/io_uring or on the mio/epoll executor chosen at start (`--runtime`).
 //!
 //! Everything the server needs is re-exported at the crate root.
 
@@ -24,6 +26,7 @@ pub mod executor;
 pub mod inbox;
 pub mod memlock;
 pub mod plan;
+pub mod rt;
 pub mod shutdown;
 pub mod uring;
 
@@ -32,5 +35,6 @@ pub use executor::{start_shards, ExecutorConfig, ShardContext, Shards};
 pub use inbox::{inbox, InboxReceiver, InboxSender};
 pub use memlock::{memlock_needed, preflight_memlock, MemlockError, MemlockOutcome};
 pub use plan::{capture_cpu_for, plan_capture_cores, plan_shards, PlanError, ShardSpec};
+pub use rt::{Runtime, RuntimeChoice, Selected};
 pub use shutdown::{block_signals, spawn_signal_thread, ShutdownLatch, ShutdownWatch, Signal};
 pub use uring::{probe_io_uring, UringError};

@@ -164,7 +164,7 @@ impl ShutdownLatch {
     }
 }
 
-/// One subscriber's view of a [`ShutdownLatch`]; `wait` runs on a glommio executor.
+/// One subscriber's view of a [`ShutdownLatch`]; `wait` runs on a shard executor.
 pub struct ShutdownWatch {
     latch: ShutdownLatch,
     id: u64,
@@ -192,7 +192,7 @@ impl ShutdownWatch {
                 Some(rx) => {
                     let _ = rx.recv().await;
                 }
-                None => glommio::timer::sleep(std::time::Duration::from_millis(50)).await,
+                None => crate::rt::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
     }
@@ -233,6 +233,7 @@ mod tests {
         let cfg = ExecutorConfig {
             ring_depth: 256,
             io_memory: 256 * 1024,
+            runtime: crate::rt::runtime_for_tests(),
             ..ExecutorConfig::default()
         };
         let (l, w, p) = (latch.clone(), Arc::clone(&woke), Arc::clone(&parked));
@@ -275,13 +276,10 @@ mod tests {
         latch.trigger();
         let watch = latch.subscribe();
         assert!(watch.is_triggered());
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(256 * 1024)
-            .ring_depth(256)
-            .spawn(move || async move { watch.wait().await })
-            .expect("spawn")
-            .join()
-            .expect("join");
+        crate::rt::block_on(crate::rt::runtime_for_tests(), move || async move {
+            watch.wait().await
+        })
+        .expect("join");
     }
 
     #[test]

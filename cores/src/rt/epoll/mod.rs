@@ -1,0 +1,211 @@
+//! The epoll backend: a single-threaded executor per shard over a mio reactor, for hosts where
+//! io_uring is blocked.
+//!
+//! Tasks are `async-task` tasks. Their `Runnable`s go through one channel per shard, which any
+//! thread may push into (a waker can be used from a capture thread or the blocking pool). The
+//! owner thread runs what is queued, then waits in `epoll_wait`; a push from another thread
+//! while the owner sleeps rings a `mio::Waker` (an eventfd), with the same "armed flag + fence"
+//! handshake as the inbox so a busy shard costs senders no syscall:
+//!
+//! ```text
+//! scheduler: push runnable; fence; if sleeping.swap(false) { ring }
+//! owner:     sleeping = true; fence; if queue non-empty { don't wait } else { epoll_wait }
+//! ```
+//!
+//! Everything else a shard needs from its runtime (sockets, timers, files, a blocking pool)
+//! lives beside this module and is reached through [`crate::rt`].
+
+pub(crate) mod blocking;
+pub(crate) mod net;
+pub(crate) mod reactor;
+pub(crate) mod time;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use async_task::Runnable;
+use crossbeam_channel::{Receiver, Sender};
+
+use reactor::{Reactor, WAKER_TOKEN};
+
+/// Tasks run before the reactor is polled again (without waiting), so I/O is never starved.
+const BUDGET: usize = 256;
+
+/// The part of an executor other threads may touch: its run queue and its doorbell.
+struct Shared {
+    queue: Sender<Runnable>,
+    bell: mio::Waker,
+    sleeping: AtomicBool,
+}
+
+impl Shared {
+    fn schedule(&self, runnable: Runnable) {
+        // The receiver lives as long as the executor; after that the runnable is dropped here,
+        // which cancels its task.
+        if self.queue.send(runnable).is_err() {
+            return;
+        }
+        fence(Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = self.bell.wake();
+        }
+    }
+}
+
+/// One shard's executor: run queue, reactor and blocking pool.
+pub(crate) struct Executor {
+    shared: Arc<Shared>,
+    queue: Receiver<Runnable>,
+    pub(crate) reactor: Reactor,
+    pub(crate) blocking: blocking::Pool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Executor>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's epoll executor.
+///
+/// # Panics
+/// When the thread is not running an epoll executor (a programming error: the runtime facade
+/// only routes here from epoll shards).
+pub(crate) fn with<R>(f: impl FnOnce(&Executor) -> R) -> R {
+    let ex = CURRENT.with(|c| c.borrow().clone());
+    match ex {
+        Some(ex) => f(&ex),
+        None => panic!("not on an epoll executor thread"),
+    }
+}
+
+/// Like [`with`], but `None` off an executor thread or while it is being torn down.
+pub(crate) fn try_with<R>(f: impl FnOnce(&Executor) -> R) -> Option<R> {
+    let ex = CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()?;
+    Some(f(&ex))
+}
+
+/// Spawns a task on this thread's executor.
+pub(crate) fn spawn_local<F>(future: F) -> async_task::Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let shared = with(|ex| ex.shared.clone());
+    let (runnable, task) = async_task::spawn_local(future, move |r| shared.schedule(r));
+    runnable.schedule();
+    task
+}
+
+impl Executor {
+    fn new(name: &str, blocking_threads: usize) -> io::Result<Self> {
+        let reactor = Reactor::new()?;
+        let bell = mio::Waker::new(reactor.registry(), WAKER_TOKEN)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ok(Executor {
+            shared: Arc::new(Shared {
+                queue: tx,
+                bell,
+                sleeping: AtomicBool::new(false),
+            }),
+            queue: rx,
+            reactor,
+            blocking: blocking::Pool::new(name, blocking_threads),
+        })
+    }
+
+    /// Runs up to [`BUDGET`] queued tasks; true if the queue may still hold more.
+    fn run_queued(&self) -> bool {
+        for _ in 0..BUDGET {
+            match self.queue.try_recv() {
+                Ok(r) => {
+                    r.run();
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Polls the reactor: without waiting when work is queued, else until I/O, a timer or a
+    /// cross-thread wake.
+    fn park(&self, busy: bool) -> io::Result<()> {
+        if busy || !self.queue.is_empty() {
+            return self.reactor.turn(Some(Duration::ZERO));
+        }
+        self.shared.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let wait = if self.queue.is_empty() {
+            None
+        } else {
+            Some(Duration::ZERO)
+        };
+        let r = self.reactor.turn(wait);
+        self.shared.sleeping.store(false, Ordering::SeqCst);
+        r
+    }
+
+    /// Cancels every task left (detached tasks still parked on sockets or timers).
+    fn teardown(&self) {
+        // Dropping a runnable drops its future; dropping the last waker of a detached task
+        // schedules it once more so that its future is dropped too. Repeat until quiet.
+        for _ in 0..64 {
+            let mut dropped = 0;
+            while let Ok(r) = self.queue.try_recv() {
+                drop(r);
+                dropped += 1;
+            }
+            dropped += self.reactor.clear_wakers();
+            if dropped == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Runs `future` to completion on a new epoll executor owned by the calling thread, together
+/// with every task it spawns; tasks still running when it completes are cancelled.
+///
+/// `name` names the blocking pool's threads (`{name}-blocking`).
+pub fn block_on<F>(name: &str, blocking_threads: usize, future: F) -> io::Result<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let ex = Rc::new(Executor::new(name, blocking_threads)?);
+    let previous = CURRENT.with(|c| c.replace(Some(ex.clone())));
+    // Runs on return and on unwinding: cancel what is left while the executor is still
+    // current (dropped sockets deregister through it), then put the previous one back.
+    struct Restore(Option<Rc<Executor>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(ex) = CURRENT.with(|c| c.borrow().clone()) {
+                ex.teardown();
+            }
+            CURRENT.with(|c| c.replace(self.0.take()));
+        }
+    }
+    let _restore = Restore(previous);
+
+    let mut main = spawn_local(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        let busy = ex.run_queued();
+        if main.is_finished() {
+            break;
+        }
+        ex.park(busy)?;
+    }
+    match std::pin::Pin::new(&mut main).poll(&mut cx) {
+        Poll::Ready(out) => Ok(out),
+        // `is_finished` said it completed; a task is only polled by the queue, never pending.
+        Poll::Pending => Err(io::Error::other("main task reported finished but pending")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! The epoll executor on its own: tasks, cross-thread wakes, timers, sockets, timeouts, the
+//! blocking pool, and cancellation of what is left when the main future ends.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+use super::block_on;
+use crate::rt::{self, net::TcpListener, net::TcpStream, Runtime};
+
+fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(
+    f: impl FnOnce() -> Fut + Send + 'static,
+) -> T {
+    rt::block_on(Runtime::Epoll, f).expect("executor")
+}
+
+#[test]
+fn spawned_tasks_run_and_return() {
+    let out = run(|| async {
+        let a = rt::spawn_local(async { 20 });
+        let b = rt::spawn_local(async { 22 });
+        a.await + b.await
+    });
+    assert_eq!(out, 42);
+}
+
+#[test]
+fn sleep_waits_and_timers_fire_in_order() {
+    let (order, took) = run(|| async {
+        let seen = Rc::new(Cell::new(Vec::<u8>::new()));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, ms) in [(3u8, 60u64), (1, 20), (2, 40)] {
+            let seen = seen.clone();
+            tasks.push(rt::spawn_local(async move {
+                rt::sleep(Duration::from_millis(ms)).await;
+                let mut v = seen.take();
+                v.push(i);
+                seen.set(v);
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        (seen.take(), started.elapsed())
+    });
+    assert_eq!(order, vec![1, 2, 3]);
+    assert!(took >= Duration::from_millis(60), "{took:?}");
+}
+
+#[test]
+fn wakes_from_other_threads_reach_a_sleeping_executor() {
+    let got = run(|| async {
+        let (tx, rx) = futures_channel_like();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = tx.send(7u32);
+        });
+        rx.await
+    });
+    assert_eq!(got, 7);
+}
+
+/// A one-shot channel from the blocking pool (whose waker is `Send`).
+fn futures_channel_like() -> (
+    std::sync::mpsc::Sender<u32>,
+    impl std::future::Future<Output = u32>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let fut = rt::spawn_blocking(move || rx.recv().unwrap_or(0));
+    (tx, fut)
+}
+
+#[test]
+fn tcp_echo_and_read_timeout() {
+    let (echoed, timed_out) = run(|| async {
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_l.local_addr().expect("addr");
+        let l = TcpListener::from_std(std_l).expect("listener");
+        let server = rt::spawn_local(async move {
+            let mut s = l.accept().await.expect("accept");
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.expect("read");
+            s.write_all(&buf).await.expect("write");
+            // Then wait for bytes that never come.
+            s.set_read_timeout(Some(Duration::from_millis(80)))
+                .expect("timeout");
+            let r = s.read(&mut buf).await;
+            matches!(r, Err(e) if e.kind() == std::io::ErrorKind::TimedOut)
+        });
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"hello").await.expect("send");
+        let mut back = [0u8; 5];
+        c.read_exact(&mut back).await.expect("echo");
+        let timed_out = server.await;
+        (back, timed_out)
+    });
+    assert_eq!(&echoed, b"hello");
+    assert!(timed_out);
+}
+
+#[test]
+fn connect_refused_is_an_error() {
+    let err = run(|| async {
+        // Bind then drop: the port is very likely closed now.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr");
+        TcpStream::connect(addr)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.kind())
+    });
+    assert_eq!(err, Err(std::io::ErrorKind::ConnectionRefused));
+}
+
+#[test]
+fn large_writes_complete_against_a_slow_reader() {
+    let total = run(|| async {
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_l.local_addr().expect("addr");
+        // A plain thread reads slowly, so the shard's writes hit WouldBlock many times.
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = std_l.accept().expect("accept");
+            let mut n = 0usize;
+            let mut buf = [0u8; 4096];
+            loop {
+                std::thread::sleep(Duration::from_micros(200));
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return n,
+                    Ok(k) => n += k,
+                }
+            }
+        });
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        let block = vec![7u8; 4 << 20];
+        c.write_all(&block).await.expect("write");
+        c.close().await.expect("close");
+        drop(c);
+        rt::spawn_blocking(move || reader.join().unwrap_or(0)).await
+    });
+    assert_eq!(total, 4 << 20);
+}
+
+#[test]
+fn leftover_tasks_are_cancelled_when_main_ends() {
+    struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = dropped.clone();
+    run(move || async move {
+        let flag = Flag(d);
+        rt::spawn_local(async move {
+            let _flag = flag;
+            rt::sleep(Duration::from_secs(3600)).await;
+        })
+        .detach();
+        rt::sleep(Duration::from_millis(10)).await;
+    });
+    assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[test]
+fn blocking_pool_panics_reach_the_awaiting_task() {
+    let r = std::thread::spawn(|| {
+        block_on("t", 1, async {
+            rt::spawn_blocking(|| -> u8 { panic!("boom in pool") }).await
+        })
+    })
+    .join();
+    assert!(r.is_err(), "the panic propagates to the shard thread");
+}
+
+#[test]
+fn readable_sees_bytes_written_from_another_thread() {
+    run(|| async {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        a.set_nonblocking(true).expect("nb");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            let _ = b.write_all(b"x");
+        });
+        rt::net::readable(std::os::fd::AsRawFd::as_raw_fd(&a))
+            .await
+            .expect("readable");
+    });
+}
