@@ -52,6 +52,9 @@ pub struct ServeFlags {
     /// CPUs for camera capture threads (round-robin); default unpinned.
     #[arg(long, value_name = "LIST")]
     pub capture_cores: Option<String>,
+    /// I/O backend: auto (io_uring if usable, else epoll), uring, epoll [env: CAMSHARD_RUNTIME].
+    #[arg(long, value_name = "BACKEND", value_parser = ["auto", "uring", "epoll"])]
+    pub runtime: Option<String>,
 }
 
 /// Subcommands.

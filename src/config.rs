@@ -102,6 +102,8 @@ pub struct RuntimeConfig {
     pub cores: String,
     /// CPU list for capture threads; empty = unpinned.
     pub capture_cores: String,
+    /// I/O backend: `auto`, `uring` or `epoll`.
+    pub backend: String,
     /// io_uring submission ring depth per shard.
     pub ring_depth: usize,
     /// Locked I/O memory per shard, KiB.
@@ -384,6 +386,8 @@ pub struct Overrides {
     pub cores: Option<String>,
     /// `--capture-cores`
     pub capture_cores: Option<String>,
+    /// `--runtime`
+    pub runtime: Option<String>,
 }
 
 /// Environment variables read, as (variable, dotted key).
@@ -394,6 +398,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CAMSHARD_SHARDS", "runtime.shards"),
     ("CAMSHARD_CORES", "runtime.cores"),
     ("CAMSHARD_CAPTURE_CORES", "runtime.capture_cores"),
+    ("CAMSHARD_RUNTIME", "runtime.backend"),
     ("CAMSHARD_COMPAT_LISTEN", "http.compat_listener.listen"),
     ("CAMSHARD_COMPAT_ENABLED", "http.compat_listener.enabled"),
     ("CAMSHARD_DEV_ROOT", "cameras.dev_root"),
@@ -404,6 +409,16 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CAMSHARD_LOG", "logging.level"),
     ("CAMSHARD_LOG_FORMAT", "logging.format"),
 ];
+
+impl Config {
+    /// The `runtime.backend` setting, parsed.
+    pub fn runtime_choice(&self) -> Result<camshard_cores::RuntimeChoice, ConfigError> {
+        self.runtime
+            .backend
+            .parse()
+            .map_err(|e: String| err("runtime.backend", e))
+    }
+}
 
 impl Config {
     /// Builds the configuration from defaults, file, environment (`env` lookup) and flags.
@@ -452,6 +467,7 @@ impl Config {
         )?;
         flag(&mut table, "runtime.cores", o.cores.clone())?;
         flag(&mut table, "runtime.capture_cores", o.capture_cores.clone())?;
+        flag(&mut table, "runtime.backend", o.runtime.clone())?;
         if o.demo {
             table.insert("demo".into(), toml::Value::Boolean(true));
         }
@@ -541,6 +557,7 @@ impl Config {
             1 << 20,
         )?;
         range("runtime.shards", self.runtime.shards as u64, 0, 1024)?;
+        self.runtime_choice()?;
         range(
             "runtime.ring_depth",
             self.runtime.ring_depth as u64,

@@ -124,6 +124,7 @@ pub fn state() -> &'static Arc<ServerState> {
             cameras,
             bus: crate::events::Bus::new(Vec::new()),
             first_scan: AtomicBool::new(true),
+            runtime: camshard_cores::Runtime::Uring,
             busy_recordings: ArcSwap::from_pointee(Vec::new()),
             recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
             mtx: Default::default(),

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         shards: cli.serve.shards,
         cores: cli.serve.cores.clone(),
         capture_cores: cli.serve.capture_cores.clone(),
+        runtime: cli.serve.runtime.clone(),
     };
     let config = match Config::load(&overrides, |k| std::env::var(k).ok()) {
         Ok(c) => c,

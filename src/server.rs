@@ -56,11 +56,27 @@ pub fn run(config: Config) -> Result<(), StartError> {
         // Blocking work per shard (snapshot fsyncs, file reads, ffmpeg spawns and waits): four
         // threads let concurrent snapshots overlap their fsyncs instead of queueing behind two.
         blocking_threads: 4,
+        runtime: camshard_cores::Runtime::Uring,
     };
+    // io_uring where it works; epoll where it is blocked (seccomp, sysctl, old kernel, a
+    // locked-memory limit that cannot be raised) — or where the operator asked for it.
     let needed = camshard_cores::memlock_needed(plan.len(), exec.io_memory, exec.ring_depth);
-    let memlock =
-        camshard_cores::preflight_memlock(needed).map_err(|e| StartError(e.to_string()))?;
-    camshard_cores::probe_io_uring().map_err(|e| StartError(e.to_string()))?;
+    let choice = config
+        .runtime_choice()
+        .map_err(|e| StartError(e.to_string()))?;
+    let selected = camshard_cores::rt::select_runtime(choice, needed).map_err(StartError)?;
+    let exec = ExecutorConfig {
+        runtime: selected.runtime,
+        ..exec
+    };
+    if selected.runtime == camshard_cores::Runtime::Epoll
+        && choice != camshard_cores::RuntimeChoice::Epoll
+    {
+        tracing::warn!(runtime = "epoll", reason = %selected.reason, "io_uring unavailable: running on the epoll backend");
+    } else {
+        tracing::info!(runtime = selected.runtime.name(), reason = %selected.reason, "runtime selected");
+    }
+    let memlock = selected.memlock;
     check_fd_budget(&config);
 
     std::fs::DirBuilder::new()
@@ -148,6 +164,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         cameras: Arc::new(crate::camera::registry::Registry::default()),
         bus: crate::events::Bus::new(bus_senders),
         first_scan: AtomicBool::new(false),
+        runtime: exec.runtime,
         busy_recordings: ArcSwap::from_pointee(Vec::new()),
         recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
         mtx: Default::default(),
@@ -257,6 +274,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         compat = ?compat_addr.as_ref().map(|c| c.0),
         shards = plan.len(),
         cpus = %cpus.join(","),
+        runtime = exec.runtime.name(),
         memlock = ?memlock,
         ring_depth = exec.ring_depth,
         secret = secret_source_name(&source),

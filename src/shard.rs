@@ -1,4 +1,4 @@
-//! A shard: one pinned glommio executor that accepts its share of connections (every shard
+//! A shard: one pinned executor (glommio on io_uring, or the epoll fallback) that accepts its share of connections (every shard
 //! listens on the same port with SO_REUSEPORT, so the kernel spreads new connections) and owns
 //! them for their whole life. Nothing in a shard is shared with other shards except through
 //! `ServerState` (read-mostly, lock-free) and cross-shard channels.
@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use camshard_cores::rt::{self, net::TcpListener};
 use camshard_cores::{InboxReceiver, ShardContext, ShutdownWatch};
-use glommio::net::TcpListener;
-use glommio::timer::Timer;
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::events::subs::Subs;
@@ -303,13 +302,13 @@ pub async fn run(
         Err(e) => return ready(Err(format!("cannot listen on {:?}: {e}", listeners.compat))),
     };
     ready(Ok(()));
-    let mut acceptors = vec![glommio::spawn_local(accept_loop(shard.clone(), main, true))];
+    let mut acceptors = vec![rt::spawn_local(accept_loop(shard.clone(), main, true))];
     if let Some(c) = compat {
-        acceptors.push(glommio::spawn_local(accept_loop(shard.clone(), c, false)));
+        acceptors.push(rt::spawn_local(accept_loop(shard.clone(), c, false)));
     }
-    let ticker = glommio::spawn_local(ticker(shard.clone()));
+    let ticker = rt::spawn_local(ticker(shard.clone()));
     let events = Rc::new(events);
-    let delivery = glommio::spawn_local(event_loop(shard.clone(), events.clone()));
+    let delivery = rt::spawn_local(event_loop(shard.clone(), events.clone()));
     shutdown.wait().await;
     // Deliver what is already queued (system.shutdown among it) before closing connections.
     while let Some(ev) = events.try_recv() {
@@ -326,7 +325,7 @@ pub async fn run(
         + Duration::from_secs(state.config.server.shutdown_grace_s)
         + Duration::from_secs(3);
     while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
-        Timer::new(Duration::from_millis(20)).await;
+        rt::sleep(Duration::from_millis(20)).await;
     }
     ticker.cancel().await;
     delivery.cancel().await;
@@ -341,7 +340,7 @@ pub async fn run(
 /// of clients at once) deserves what the kernel allows (`net.core.somaxconn`, 4096 by default).
 const BACKLOG: usize = 4096;
 
-/// A non-blocking SO_REUSEPORT listener on `addr`, handed to glommio.
+/// A non-blocking SO_REUSEPORT listener on `addr`, handed to the shard's runtime.
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use nix::sys::socket::{
         bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
@@ -369,9 +368,9 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
         &fd,
         Backlog::new(BACKLOG as i32).unwrap_or(Backlog::MAXCONN),
     )?;
-    // SAFETY: the fd is a freshly created, bound, listening TCP socket that we own; glommio takes
-    // ownership of it.
-    Ok(unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) })
+    // SAFETY: the fd is a freshly created, bound, listening TCP socket that we own; the std
+    // listener takes ownership of it and the runtime's listener takes it from there.
+    TcpListener::from_std(unsafe { std::net::TcpListener::from_raw_fd(fd.into_raw_fd()) })
 }
 
 /// Delivers bus events to this shard's connections as they arrive.
@@ -386,7 +385,7 @@ async fn event_loop(shard: Rc<Shard>, inbox: Rc<InboxReceiver<Arc<Event>>>) {
 
 async fn ticker(shard: Rc<Shard>) {
     loop {
-        Timer::new(Duration::from_secs(1)).await;
+        rt::sleep(Duration::from_secs(1)).await;
         shard.tick(Instant::now());
         shard
             .stats
@@ -400,7 +399,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(crate::net::connection::serve(
+                rt::spawn_local(crate::net::connection::serve(
                     shard.clone(),
                     stream,
                     websocket,
@@ -408,7 +407,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
                 .detach();
             }
             Err(e) => {
-                let out_of_fds = matches!(&e, glommio::GlommioError::IoError(io) if io.raw_os_error() == Some(libc::EMFILE) || io.raw_os_error() == Some(libc::ENFILE));
+                let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
                 if out_of_fds && !logged_emfile {
                     tracing::warn!(
                         shard = shard.id,
@@ -417,7 +416,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
                     logged_emfile = true;
                 }
                 // Back off so a persistent error does not spin the shard.
-                Timer::new(Duration::from_millis(if out_of_fds { 50 } else { 5 })).await;
+                rt::sleep(Duration::from_millis(if out_of_fds { 50 } else { 5 })).await;
             }
         }
     }

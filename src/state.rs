@@ -113,6 +113,8 @@ pub struct ServerState {
     pub bus: crate::events::Bus,
     /// Set when the first discovery scan has completed.
     pub first_scan: AtomicBool,
+    /// The I/O backend the shards run on.
+    pub runtime: camshard_cores::Runtime,
     /// File names (final names) of recordings that are active or being finalized: never listed,
     /// served, deleted or cleaned up while they are here.
     pub busy_recordings: ArcSwap<Vec<String>>,

@@ -37,7 +37,7 @@ where
     F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
 {
     Output::Later(Box::pin(async move {
-        let r = glommio::executor().spawn_blocking(f).await;
+        let r = camshard_cores::rt::spawn_blocking(f).await;
         (r.map(Output::Value), None)
     }))
 }

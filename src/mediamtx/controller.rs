@@ -48,7 +48,7 @@ const VISIBLE_WITHIN: Duration = Duration::from_secs(2);
 pub fn spawn(state: Arc<ServerState>) {
     let (tx, rx) = mpsc::unbounded();
     state.mtx.install(tx);
-    glommio::spawn_local(async move {
+    camshard_cores::rt::spawn_local(async move {
         let api = match super::api::local(&state.config.mediamtx) {
             Ok(a) => a,
             Err(e) => {
@@ -124,7 +124,7 @@ impl Controller {
                 return;
             }
             let tick = async {
-                glommio::timer::sleep(Duration::from_millis(200)).await;
+                camshard_cores::rt::sleep(Duration::from_millis(200)).await;
                 None
             };
             let first = futures_lite::future::or(async { Some(rx.next().await) }, tick).await;
@@ -243,7 +243,7 @@ impl Controller {
                     json: false,
                 });
             }
-            glommio::timer::sleep(Duration::from_millis(50)).await;
+            camshard_cores::rt::sleep(Duration::from_millis(50)).await;
         }
     }
 

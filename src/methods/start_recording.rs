@@ -106,8 +106,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             crate::mediamtx::recording::start(state.clone(), mreq, cb).await
         } else {
             // Spawning ffmpeg forks: keep it off the shard.
-            glommio::executor()
-                .spawn_blocking(move || crate::recording::start(req, cb))
+            camshard_cores::rt::spawn_blocking(move || crate::recording::start(req, cb))
                 .await
                 .map_err(|details| RpcError::new(DEPENDENCY, "ffmpeg_failed").details(details))
         };

@@ -89,7 +89,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                     )),
                 );
             }
-            glommio::timer::sleep(Duration::from_millis(100)).await;
+            camshard_cores::rt::sleep(Duration::from_millis(100)).await;
         }
         if let Some(s) = state.streams.get(num) {
             s.path_ready.store(true, Relaxed);

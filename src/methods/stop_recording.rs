@@ -33,9 +33,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         active.handle.stop(EndReason::Requested);
         let handle = active.handle.clone();
         // Finalizing (ffmpeg flush, remux, fsync) blocks: wait on the shard's blocking pool.
-        let done = glommio::executor()
-            .spawn_blocking(move || handle.wait(FINALIZE_WAIT))
-            .await;
+        let done = camshard_cores::rt::spawn_blocking(move || handle.wait(FINALIZE_WAIT)).await;
         let Some(done) = done else {
             return (
                 Err(RpcError::new(DEPENDENCY, "no_media")

@@ -99,9 +99,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             format,
             quality,
         };
-        let written = glommio::executor()
-            .spawn_blocking(move || crate::snapshots::write(&job))
-            .await;
+        let written =
+            camshard_cores::rt::spawn_blocking(move || crate::snapshots::write(&job)).await;
         let written = match written {
             Ok(w) => w,
             Err(WriteError::Exists) => {
@@ -170,7 +169,7 @@ async fn wait_frame(
             return Err(RpcError::new(DEPENDENCY, "capture_timeout")
                 .details(format!("No frame within {} ms", timeout.as_millis())));
         }
-        glommio::timer::Timer::new(FRAME_POLL).await;
+        camshard_cores::rt::sleep(FRAME_POLL).await;
     }
 }
 

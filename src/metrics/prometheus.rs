@@ -24,6 +24,17 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(w, "camshard_build_info{{version=\"{}\"}} 1", crate::VERSION);
     header(
         w,
+        "camshard_runtime_info",
+        "gauge",
+        "The I/O backend the shards run on (uring, or epoll where io_uring is unavailable).",
+    );
+    let _ = writeln!(
+        w,
+        "camshard_runtime_info{{backend=\"{}\"}} 1",
+        state.runtime.name()
+    );
+    header(
+        w,
         "camshard_uptime_seconds",
         "gauge",
         "Seconds since the process started.",

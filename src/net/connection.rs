@@ -4,8 +4,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use camshard_cores::rt::net::TcpStream;
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 
 use super::head::{read_head, HeadError};
 use super::http::{self, Response};

@@ -2,7 +2,7 @@
 //! §11.2): authorization by bearer credential, `X-API-Key` or a download token for that exact
 //! file; one byte range; CORS for allowed origins.
 //!
-//! The file is opened and read with glommio's io_uring file API (`BufferedFile`: page-cache
+//! The file is opened and read with glommio's io_uring file API (`ReadFile`: page-cache
 //! reads, so repeated downloads of a snapshot are served from memory), in 256 KiB chunks written
 //! to the socket as they arrive — a slow disk or a slow client delays only this request, never
 //! the shard's other connections. It is opened with `O_NOFOLLOW | O_NONBLOCK` and checked with
@@ -12,9 +12,9 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use camshard_cores::rt::fs::ReadFile;
+use camshard_cores::rt::net::TcpStream;
 use futures_lite::AsyncWriteExt;
-use glommio::io::{BufferedFile, OpenOptions};
-use glommio::net::TcpStream;
 
 use super::head::Head;
 use super::http::{credential_role, status_text, Response};
@@ -165,13 +165,10 @@ pub(crate) fn authorize(
 }
 
 /// Opens `path` for reading if it is a regular file: (file, size, mtime in ms).
-async fn open_regular(path: &std::path::Path) -> Option<(BufferedFile, u64, u64)> {
+async fn open_regular(path: &std::path::Path) -> Option<(ReadFile, u64, u64)> {
     // O_NOFOLLOW: a symlink fails with ELOOP. O_NONBLOCK: opening a FIFO does not wait for a
     // writer. Both are checked/undone below before any read.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .buffered_open(path)
+    let file = ReadFile::open(path, libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .await
         .ok()?;
     let fd = file.as_raw_fd();
@@ -211,7 +208,7 @@ fn content_type(name: &str) -> &'static str {
 async fn stream_file(
     stream: &mut TcpStream,
     head: &Head,
-    file: &BufferedFile,
+    file: &ReadFile,
     name: &str,
     size: u64,
     mtime_ms: u64,

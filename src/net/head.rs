@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use camshard_cores::rt::net::TcpStream;
 use futures_lite::AsyncReadExt;
-use glommio::net::TcpStream;
 
 /// Largest request head accepted (request line + headers).
 pub const MAX_HEAD_BYTES: usize = 8192;

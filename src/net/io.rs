@@ -10,8 +10,8 @@ use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use camshard_cores::rt::net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 
 /// A socket borrowed together with the polling task's context.
 pub struct Io<'a, 'b> {

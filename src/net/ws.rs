@@ -17,8 +17,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use camshard_cores::rt::net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 use tungstenite::error::{CapacityError, Error as WsError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
@@ -278,7 +278,7 @@ impl WsSession {
         let handle = self.handle.clone();
         let shard = self.shard.clone();
         handle.inflight_add(1);
-        glommio::spawn_local(async move {
+        camshard_cores::rt::spawn_local(async move {
             let done = pending.await;
             for r in &done.records {
                 shard.stats.count_reply(Some(r.method), r.code);

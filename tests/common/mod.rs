@@ -34,9 +34,18 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camshard")
 }
 
+pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
+    start_custom(extra_toml, args, |_| {})
+}
+
+/// Like [`start_with`], with a last say on the command (environment, `pre_exec` limits).
 // The child is owned by `Server`, whose `Drop` kills and waits for it.
 #[allow(clippy::zombie_processes)]
-pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
+pub fn start_custom(
+    extra_toml: &str,
+    args: &[&str],
+    customize: impl FnOnce(&mut Command),
+) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
     std::fs::write(
@@ -44,8 +53,8 @@ pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
         format!("[http.compat_listener]\nenabled = false\n{extra_toml}"),
     )
     .expect("write config");
-    let mut child = Command::new(bin())
-        .args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
+    let mut cmd = Command::new(bin());
+    cmd.args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
         .arg(&cfg)
         .arg("--state-dir")
         .arg(dir.path().join("state"))
@@ -56,9 +65,9 @@ pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
         .env("CAMSHARD_LOG_FORMAT", "json")
         .env_remove("CAMSHARD_LISTEN")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn camshard");
+        .stderr(Stdio::piped());
+    customize(&mut cmd);
+    let mut child = cmd.spawn().expect("spawn camshard");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -76,6 +85,13 @@ pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
             .unwrap_or_else(|_| panic!("server did not become ready"));
         if let Ok(v) = serde_json::from_str::<Value>(&line) {
             if v["message"] == "camshard ready" {
+                // The suite runs once per backend (CAMSHARD_RUNTIME): make sure the server
+                // really runs on the one under test.
+                if let Ok(want) = std::env::var("CAMSHARD_RUNTIME") {
+                    if (want == "epoll" || want == "uring") && !args.contains(&"--runtime") {
+                        assert_eq!(v["runtime"], want.as_str(), "runtime in use");
+                    }
+                }
                 let listen = v["listen"].as_str().expect("listen field").to_string();
                 let port = listen
                     .rsplit(':')

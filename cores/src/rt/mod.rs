@@ -140,31 +140,32 @@ where
 pub fn block_on<F, Fut, T>(rt: Runtime, make: F) -> std::io::Result<T>
 where
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
+    Fut: Future<Output = T>,
     T: Send + 'static,
 {
-    match rt {
+    std::thread::Builder::new()
+        .name("camshard-test".into())
+        .spawn(move || block_on_here(rt, make()))?
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Runs `future` on a fresh single executor of `rt` on the calling thread (which must not be
+/// running one already).
+pub fn block_on_here<F: Future>(rt: Runtime, future: F) -> std::io::Result<F::Output> {
+    let previous = CURRENT.with(|c| c.replace(Some(rt)));
+    let out = match rt {
         Runtime::Uring => glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .name("camshard-test")
             // Small enough for an 8 MiB locked-memory limit with other executors around.
             .io_memory(512 * 1024)
             .ring_depth(256)
-            .spawn(move || async move {
-                set_current(Runtime::Uring);
-                make().await
-            })
-            .map_err(std::io::Error::from)?
-            .join()
+            .make()
+            .map(|ex| ex.run(future))
             .map_err(std::io::Error::from),
-        Runtime::Epoll => std::thread::Builder::new()
-            .name("camshard-test".into())
-            .spawn(move || {
-                set_current(Runtime::Epoll);
-                epoll::block_on("camshard-test", 2, async move { make().await })
-            })?
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-    }
+        Runtime::Epoll => epoll::block_on("camshard-test", 2, future),
+    };
+    CURRENT.with(|c| c.set(previous));
+    out
 }
 
 /// The runtime tests should use: `CAMSHARD_RUNTIME=epoll` selects epoll, anything else uring.

@@ -54,7 +54,7 @@ pub fn select_runtime(choice: RuntimeChoice, memlock_needed: u64) -> Result<Sele
     if choice == RuntimeChoice::Epoll {
         return Ok(Selected {
             runtime: Runtime::Epoll,
-            reason: "epoll requested (--runtime epoll)".into(),
+            reason: "epoll requested (runtime.backend / --runtime / CAMSHARD_RUNTIME)".into(),
             memlock: None,
         });
     }
@@ -65,16 +65,16 @@ pub fn select_runtime(choice: RuntimeChoice, memlock_needed: u64) -> Result<Sele
         (_, Ok(m)) => Ok(Selected {
             runtime: Runtime::Uring,
             reason: if choice == RuntimeChoice::Uring {
-                "io_uring requested (--runtime uring) and available".into()
+                "io_uring requested and available".into()
             } else {
-                "io_uring is available (--runtime auto)".into()
+                "io_uring is available (auto)".into()
             },
             memlock: Some(m),
         }),
         (RuntimeChoice::Uring, Err(e)) => Err(e),
         (_, Err(e)) => Ok(Selected {
             runtime: Runtime::Epoll,
-            reason: format!("{e}; falling back to epoll (--runtime auto)"),
+            reason: format!("{e}; falling back to epoll (auto)"),
             memlock: None,
         }),
     }

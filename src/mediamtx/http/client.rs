@@ -27,7 +27,7 @@
 //!
 //! Everything runtime-specific sits behind [`Connector`]: how to open a stream to an address and
 //! how to sleep. [`exchange`] only needs `futures_lite::{AsyncRead, AsyncWrite}`. The shards use
-//! [`GlommioConnector`] (io_uring); another backend (e.g. epoll) is one more implementation.
+//! [`ShardConnector`] (io_uring); another backend (e.g. epoll) is one more implementation.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -54,22 +54,22 @@ pub trait Connector {
     fn sleep(&self, d: Duration) -> impl Future<Output = ()>;
 }
 
-/// TCP on the current glommio executor (io_uring), with Nagle off.
+/// TCP on the calling shard's runtime (io_uring or epoll), with Nagle off.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct GlommioConnector;
+pub struct ShardConnector;
 
-impl Connector for GlommioConnector {
-    type Stream = glommio::net::TcpStream;
+impl Connector for ShardConnector {
+    type Stream = camshard_cores::rt::net::TcpStream;
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
-        let s = glommio::net::TcpStream::connect(addr).await?;
+        let s = camshard_cores::rt::net::TcpStream::connect(addr).await?;
         // Requests go out in one write, so Nagle would only add latency.
         let _ = s.set_nodelay(true);
         Ok(s)
     }
 
     async fn sleep(&self, d: Duration) {
-        glommio::timer::sleep(d).await;
+        camshard_cores::rt::sleep(d).await;
     }
 }
 
@@ -233,7 +233,7 @@ fn check_request(method: &str, path: &str) -> Result<(), HttpError> {
 /// An HTTP/1.1 client for one server (`http://host[:port][/base]`), with a keep-alive pool.
 ///
 /// Not `Send`: each shard thread has its own.
-pub struct Client<C: Connector = GlommioConnector> {
+pub struct Client<C: Connector = ShardConnector> {
     connector: C,
     target: Target,
     authorization: Option<String>,
@@ -245,7 +245,7 @@ pub struct Client<C: Connector = GlommioConnector> {
 impl Client {
     /// A glommio client for `api_url`, with HTTP Basic credentials when `user` is given.
     pub fn new(api_url: &str, user: Option<&str>, pass: Option<&str>) -> Result<Client, String> {
-        Client::with_connector(api_url, user, pass, GlommioConnector)
+        Client::with_connector(api_url, user, pass, ShardConnector)
     }
 }
 
@@ -410,11 +410,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
+    /// Runs `f` on an executor of the runtime under test (`CAMSHARD_RUNTIME`).
     fn run<T>(f: impl Future<Output = T>) -> T {
-        glommio::LocalExecutorBuilder::default()
-            .make()
+        camshard_cores::rt::block_on_here(camshard_cores::rt::runtime_for_tests(), f)
             .expect("executor")
-            .run(f)
     }
 
     const SECS2: Duration = Duration::from_secs(2);
@@ -547,7 +546,7 @@ mod tests {
             for i in 0..3 {
                 let r = c.request("POST", "/x", Some(b"{}"), SECS2).await;
                 assert_eq!(r.expect("ok").status, 200, "request {i}");
-                glommio::timer::sleep(Duration::from_millis(30)).await;
+                camshard_cores::rt::sleep(Duration::from_millis(30)).await;
             }
         });
         assert_eq!(srv.conns(), 3);
@@ -713,7 +712,9 @@ mod tests {
             let tasks: Vec<_> = (0..12)
                 .map(|_| {
                     let c = c.clone();
-                    glommio::spawn_local(async move { c.request("GET", "/", None, SECS2).await })
+                    camshard_cores::rt::spawn_local(async move {
+                        c.request("GET", "/", None, SECS2).await
+                    })
                 })
                 .collect();
             for t in tasks {

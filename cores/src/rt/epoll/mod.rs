@@ -42,6 +42,8 @@ struct Shared {
     queue: Sender<Runnable>,
     bell: mio::Waker,
     sleeping: AtomicBool,
+    /// The future given to `block_on` (not a task: it may borrow) wants to be polled.
+    main_woken: AtomicBool,
 }
 
 impl Shared {
@@ -51,10 +53,29 @@ impl Shared {
         if self.queue.send(runnable).is_err() {
             return;
         }
+        self.ring();
+    }
+
+    /// Rings the doorbell if the owner is (about to be) asleep in `epoll_wait`.
+    fn ring(&self) {
         fence(Ordering::SeqCst);
         if self.sleeping.swap(false, Ordering::SeqCst) {
             let _ = self.bell.wake();
         }
+    }
+}
+
+/// The waker of the `block_on` future.
+struct MainWaker(Arc<Shared>);
+
+impl std::task::Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.main_woken.store(true, Ordering::SeqCst);
+        self.0.ring();
     }
 }
 
@@ -111,6 +132,7 @@ impl Executor {
                 queue: tx,
                 bell,
                 sleeping: AtomicBool::new(false),
+                main_woken: AtomicBool::new(true),
             }),
             queue: rx,
             reactor,
@@ -134,19 +156,24 @@ impl Executor {
     /// Polls the reactor: without waiting when work is queued, else until I/O, a timer or a
     /// cross-thread wake.
     fn park(&self, busy: bool) -> io::Result<()> {
-        if busy || !self.queue.is_empty() {
+        if busy || self.has_work() {
             return self.reactor.turn(Some(Duration::ZERO));
         }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let wait = if self.queue.is_empty() {
-            None
-        } else {
+        let wait = if self.has_work() {
             Some(Duration::ZERO)
+        } else {
+            None
         };
         let r = self.reactor.turn(wait);
         self.shared.sleeping.store(false, Ordering::SeqCst);
         r
+    }
+
+    /// True when a task or the main future is waiting to run.
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || self.shared.main_woken.load(Ordering::SeqCst)
     }
 
     /// Cancels every task left (detached tasks still parked on sockets or timers).
@@ -171,11 +198,11 @@ impl Executor {
 /// with every task it spawns; tasks still running when it completes are cancelled.
 ///
 /// `name` names the blocking pool's threads (`{name}-blocking`).
-pub fn block_on<F>(name: &str, blocking_threads: usize, future: F) -> io::Result<F::Output>
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
+pub fn block_on<F: Future>(
+    name: &str,
+    blocking_threads: usize,
+    future: F,
+) -> io::Result<F::Output> {
     let ex = Rc::new(Executor::new(name, blocking_threads)?);
     let previous = CURRENT.with(|c| c.replace(Some(ex.clone())));
     // Runs on return and on unwinding: cancel what is left while the executor is still
@@ -191,19 +218,17 @@ where
     }
     let _restore = Restore(previous);
 
-    let mut main = spawn_local(future);
-    let mut cx = Context::from_waker(Waker::noop());
+    let mut future = std::pin::pin!(future);
+    let waker = Waker::from(Arc::new(MainWaker(ex.shared.clone())));
+    let mut cx = Context::from_waker(&waker);
     loop {
-        let busy = ex.run_queued();
-        if main.is_finished() {
-            break;
+        if ex.shared.main_woken.swap(false, Ordering::SeqCst) {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return Ok(out);
+            }
         }
+        let busy = ex.run_queued();
         ex.park(busy)?;
-    }
-    match std::pin::Pin::new(&mut main).poll(&mut cx) {
-        Poll::Ready(out) => Ok(out),
-        // `is_finished` said it completed; a task is only polled by the queue, never pending.
-        Poll::Pending => Err(io::Error::other("main task reported finished but pending")),
     }
 }
 

@@ -1,0 +1,249 @@
+//! The runtime backend choice (`--runtime auto|uring|epoll`): where io_uring is blocked the
+//! server says why and serves on epoll; asking for io_uring where it cannot work is a clear
+//! start-up error. The blocks are real: a seccomp filter like a container's, and a locked-memory
+//! limit the process cannot raise.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+/// Makes the child's `io_uring_setup` fail with EPERM, as Docker's default seccomp profile does.
+fn block_io_uring(cmd: &mut Command) {
+    // SAFETY: runs in the forked child before exec and only calls async-signal-safe prctl with
+    // a filter that lives on this stack frame until the call returns.
+    unsafe {
+        cmd.pre_exec(|| {
+            let filter = [
+                // A = seccomp_data.nr (offset 0)
+                libc::sock_filter {
+                    code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: 0,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 1,
+                    k: libc::SYS_io_uring_setup as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                },
+            ];
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Gives the child a 64 KiB locked-memory limit it cannot raise (hard limit lowered, and
+/// CAP_SYS_RESOURCE dropped from the bounding set so root loses it at exec too).
+fn tiny_memlock(cmd: &mut Command) {
+    // SAFETY: async-signal-safe prctl/setrlimit calls in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Fails without CAP_SETPCAP (not root): then the process has no CAP_SYS_RESOURCE.
+            const CAP_SYS_RESOURCE: libc::c_ulong = 24; // linux/capability.h
+            let _ = libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0);
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The server answers over WebSocket and HTTP.
+fn serves(server: &common::Server) {
+    let mut c = server.connect();
+    let r = c.call("ping", json!({}));
+    assert_eq!(r["result"], "pong", "{r}");
+    let (status, _) = server.http("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+}
+
+/// Starts with `--runtime auto` (whatever CAMSHARD_RUNTIME says) and the given restriction.
+fn start_auto(restrict: fn(&mut Command)) -> common::Server {
+    common::start_custom("", &["--runtime", "auto"], |cmd| {
+        cmd.env_remove("CAMSHARD_RUNTIME");
+        restrict(cmd);
+    })
+}
+
+#[test]
+fn auto_falls_back_to_epoll_when_seccomp_blocks_io_uring() {
+    let server = start_auto(block_io_uring);
+    serves(&server);
+    // The backend in use, as an operator's monitoring sees it (the log line is checked in
+    // `fallback_warning_names_the_cause`).
+    let (_, metrics) = server.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        metrics.contains("camshard_runtime_info{backend=\"epoll\"} 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("runtime"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn auto_falls_back_to_epoll_when_memlock_cannot_be_raised() {
+    let server = start_auto(tiny_memlock);
+    serves(&server);
+    let (_, metrics) = server.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(metrics.contains("camshard_runtime_info{backend=\"epoll\"} 1"));
+}
+
+#[test]
+fn explicit_uring_where_it_is_blocked_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(common::bin());
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--runtime",
+        "uring",
+        "--state-dir",
+    ])
+    .arg(dir.path().join("state"))
+    .arg("--data-dir")
+    .arg(dir.path().join("data"))
+    .env_remove("CAMSHARD_RUNTIME")
+    .env("CAMSHARD_JWT_SECRET", common::SECRET)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    block_io_uring(&mut cmd);
+    let out = cmd.output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("io_uring is unavailable") && stderr.contains("seccomp"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_start_up_log_says_which_backend_and_why() {
+    // Explicit epoll, no restriction: the "runtime selected" line precedes "camshard ready",
+    // so start a second server and read its log from the beginning.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(common::bin())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            "epoll",
+            "--state-dir",
+        ])
+        .arg(dir.path().join("state"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("CAMSHARD_RUNTIME")
+        .env("CAMSHARD_JWT_SECRET", common::SECRET)
+        .env("CAMSHARD_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut selected = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["message"] == "runtime selected" {
+            selected = Some(v.clone());
+        }
+        if v["message"] == "camshard ready" {
+            assert_eq!(v["runtime"], "epoll");
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let v = selected.expect("a runtime selected line before ready");
+    assert_eq!(v["runtime"], "epoll");
+    assert!(
+        v["reason"].as_str().unwrap_or("").contains("requested"),
+        "{v}"
+    );
+}
+
+#[test]
+fn fallback_warning_names_the_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(common::bin());
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--runtime",
+        "auto",
+        "--state-dir",
+    ])
+    .arg(dir.path().join("state"))
+    .arg("--data-dir")
+    .arg(dir.path().join("data"))
+    .env_remove("CAMSHARD_RUNTIME")
+    .env("CAMSHARD_JWT_SECRET", common::SECRET)
+    .env("CAMSHARD_LOG_FORMAT", "json")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    block_io_uring(&mut cmd);
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut warning = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("epoll backend"))
+        {
+            warning = Some(v.clone());
+        }
+        if v["message"] == "camshard ready" {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let v = warning.expect("a fallback warning");
+    assert_eq!(v["level"], "WARN");
+    let reason = v["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("seccomp") && reason.contains("falling back to epoll"),
+        "{v}"
+    );
+}
