@@ -1,6 +1,7 @@
 //! Faults (issue 6): ffmpeg killed mid-recording, the server SIGKILLed mid-recording and
-//! restarted, corrupted state files, and a full disk. After each, every recording on disk is
-//! playable (or absent, with an event saying why) and the server is healthy.
+//! restarted, corrupted state files, a full disk, and clients vanishing mid-request. After each,
+//! every recording on disk is playable (or absent, with an event saying why) and the server is
+//! healthy.
 
 mod common;
 
@@ -279,4 +280,99 @@ fn disk_full_during_recording_ends_it_with_an_event_and_a_playable_file() {
     all_playable(&data.join("recordings"));
     let st = c.call("get_status", json!({}));
     assert!(st.get("result").is_some(), "{st}");
+}
+
+/// Open descriptors of process `pid`.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The value of an unlabelled Prometheus series.
+fn metric(s: &common::Server, name: &str) -> Option<f64> {
+    let (_, text) = s.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn abrupt_disconnects_mid_request_leak_nothing() {
+    let s = start_with("", &["--demo"]);
+    let pid = s.child.id();
+    // One ordinary session first, so everything opened lazily (cameras, pools) already exists.
+    {
+        let mut c = s.connect();
+        c.auth(&token("operator"));
+        let r = c.call("take_snapshot", json!({"device": "camera0"}));
+        assert_eq!(r["result"]["status"], "SUCCESS", "{r}");
+    }
+    assert!(common::wait_until(Duration::from_secs(10), || metric(
+        &s,
+        "camshard_ws_connections"
+    ) == Some(
+        0.0
+    )));
+    let before = fd_count(pid);
+
+    let auth = json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token": token("operator")},"id":1}).to_string();
+    let work = [
+        json!({"jsonrpc":"2.0","method":"take_snapshot","params":{"device":"camera0"},"id":2}),
+        json!({"jsonrpc":"2.0","method":"get_camera_list","id":2}),
+        json!([{"jsonrpc":"2.0","method":"ping","id":2},{"jsonrpc":"2.0","method":"list_snapshots","id":3}]),
+    ];
+    for i in 0..150 {
+        let mut sock = common::raw_upgrade(s.port);
+        common::write_frame(&mut sock, true, 1, auth.as_bytes(), true);
+        let req = work[i % work.len()].to_string();
+        match i % 3 {
+            // The request is cut in the middle of its frame.
+            0 => {
+                let mut frame = Vec::new();
+                frame.push(0x81u8);
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(req.len() as u16 + 100).to_be_bytes());
+                frame.extend_from_slice(&[1, 2, 3, 4]);
+                frame.extend_from_slice(&req.as_bytes()[..req.len() / 2]);
+                let _ = std::io::Write::write_all(&mut sock, &frame);
+            }
+            // The whole request is sent, then the socket is gone before the answer.
+            _ => common::write_frame(&mut sock, true, 1, req.as_bytes(), true),
+        }
+        if i % 3 != 2 {
+            // RST instead of FIN: linger 0 makes close() abort the connection.
+            let _ = nix::sys::socket::setsockopt(
+                &sock,
+                nix::sys::socket::sockopt::Linger,
+                &libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                },
+            );
+        }
+        drop(sock);
+    }
+
+    // Every connection is released, and the descriptors return to where they were.
+    let settled = common::wait_until(Duration::from_secs(20), || {
+        metric(&s, "camshard_ws_connections") == Some(0.0) && fd_count(pid) <= before
+    });
+    assert!(
+        settled,
+        "connections {:?}, fds {} (before {before})",
+        metric(&s, "camshard_ws_connections"),
+        fd_count(pid)
+    );
+    // Snapshots whose requester vanished were still written whole.
+    let snaps = s.dir.path().join("data/snapshots");
+    for e in std::fs::read_dir(&snaps).expect("snapshots dir") {
+        let path = e.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(
+            jpeg_decoder::Decoder::new(&bytes[..]).decode().is_ok(),
+            "{path:?} must be a whole JPEG"
+        );
+    }
+    let mut c = s.connect();
+    assert_eq!(c.call("ping", json!({}))["result"], "pong");
 }

@@ -198,8 +198,17 @@ fn stop_recording_returns_the_final_file() {
     assert_eq!(reason(&r), "not_recording");
 }
 
-#[test]
-fn camera_removed_mid_recording_leaves_a_playable_file() {
+/// A fake USB camera under test-owned /dev and /sys roots (fixture-emulated V4L2), which the
+/// test can unplug by deleting `dev` and `class`: returns (root guard, dev node, sysfs class
+/// dir, the server config that points at them).
+fn unpluggable_camera(
+    serial: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
     let root = tempfile::tempdir().unwrap();
     let dev = root.path().join("dev");
     let sys = root.path().join("sys");
@@ -208,7 +217,7 @@ fn camera_removed_mid_recording_leaves_a_playable_file() {
     std::fs::create_dir_all(&dev).unwrap();
     let class = sys.join("class/video4linux/video0");
     std::fs::create_dir_all(&class).unwrap();
-    std::fs::write(usb.join("serial"), "UNPLUG-1\n").unwrap();
+    std::fs::write(usb.join("serial"), format!("{serial}\n")).unwrap();
     std::os::unix::fs::symlink(usb.join("1-1:1.0"), class.join("device")).unwrap();
     let fixture = json!({"driver": "uvcvideo", "card": "Unplug Cam", "bus_info": "usb-1", "capture": true,
                          "formats": [{"fourcc": "MJPG", "sizes": [{"width": 320, "height": 240, "fps": [15]}]}]});
@@ -219,6 +228,12 @@ fn camera_removed_mid_recording_leaves_a_playable_file() {
         dev.display(),
         sys.display()
     );
+    (root, dev.join("video0"), class, cfg)
+}
+
+#[test]
+fn camera_removed_mid_recording_leaves_a_playable_file() {
+    let (_root, node, class, cfg) = unpluggable_camera("UNPLUG-1");
     let s = start(&cfg);
     let mut c = s.connect();
     c.auth(&token("operator"));
@@ -229,7 +244,7 @@ fn camera_removed_mid_recording_leaves_a_playable_file() {
     let r = c.call("start_recording", json!({"device": "camera0"}));
     assert_eq!(r["result"]["status"], "RECORDING", "{r}");
     std::thread::sleep(Duration::from_millis(2500));
-    std::fs::remove_file(dev.join("video0")).unwrap();
+    std::fs::remove_file(&node).unwrap();
     std::fs::remove_dir_all(&class).unwrap();
     let err = c
         .wait_for("recording.error", Duration::from_secs(10))
@@ -250,4 +265,63 @@ fn camera_removed_mid_recording_leaves_a_playable_file() {
         (st["status"].clone(), st["recording"].clone()),
         (json!("DISCONNECTED"), json!(false))
     );
+}
+
+#[test]
+fn camera_removed_mid_snapshot_answers_cleanly_and_leaves_only_whole_files() {
+    let (_root, node, class, cfg) = unpluggable_camera("UNPLUG-2");
+    let s = start(&cfg);
+    let url = s.url();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // Snapshots back to back while the camera goes away under them.
+    let shooter = std::thread::spawn(move || {
+        let mut c = common::Client::connect(&url);
+        c.auth(&token("operator"));
+        let mut replies = Vec::new();
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+            replies.push(c.call("take_snapshot", json!({"device": "camera0"})));
+        }
+        replies
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::remove_file(&node).unwrap();
+    std::fs::remove_dir_all(&class).unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let replies = shooter.join().expect("every snapshot got a reply in time");
+
+    let ok = replies
+        .iter()
+        .filter(|r| r["result"]["status"] == "SUCCESS")
+        .count();
+    let failed: Vec<&Value> = replies
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert!(ok > 0, "snapshots before the unplug succeed");
+    assert!(!failed.is_empty(), "snapshots after the unplug fail");
+    assert_eq!(ok + failed.len(), replies.len());
+    for r in &failed {
+        // A business error naming why (-32010 camera state, -32050 capture), never -32603.
+        assert_ne!(code(r), -32603, "{r}");
+        assert!(!reason(r).is_empty(), "{r}");
+    }
+    // Every file on disk is a whole JPEG; nothing half-written or temporary is left.
+    let dir = s.dir.path().join("data/snapshots");
+    let mut files = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut d = jpeg_decoder::Decoder::new(&bytes[..]);
+        assert!(d.decode().is_ok(), "{path:?} must be a whole JPEG");
+        files += 1;
+    }
+    assert_eq!(files, ok, "one file per successful snapshot, no leftovers");
+    // The server is healthy and knows the camera is gone.
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    let st = c.call("get_camera_status", json!({"device": "camera0"}))["result"].clone();
+    assert_eq!(st["status"], "DISCONNECTED", "{st}");
+    assert_eq!(c.call("ping", json!({}))["result"], "pong");
 }
