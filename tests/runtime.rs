@@ -125,24 +125,52 @@ fn auto_falls_back_to_epoll_when_memlock_cannot_be_raised() {
     assert!(metrics.contains("camshard_runtime_info{backend=\"epoll\"} 1"));
 }
 
-#[test]
-fn explicit_uring_where_it_is_blocked_is_a_clear_startup_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A server command with `--runtime <runtime>` (CAMSHARD_RUNTIME removed) and JSON logs on a
+/// piped stderr; `dir` holds its state and data.
+fn server_cmd(dir: &std::path::Path, runtime: &str) -> Command {
     let mut cmd = Command::new(common::bin());
     cmd.args([
         "--listen",
         "127.0.0.1:0",
         "--runtime",
-        "uring",
+        runtime,
         "--state-dir",
     ])
-    .arg(dir.path().join("state"))
+    .arg(dir.join("state"))
     .arg("--data-dir")
-    .arg(dir.path().join("data"))
+    .arg(dir.join("data"))
     .env_remove("CAMSHARD_RUNTIME")
     .env("CAMSHARD_JWT_SECRET", common::SECRET)
+    .env("CAMSHARD_LOG_FORMAT", "json")
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` until it logs "camshard ready"; returns every JSON log line up to that one.
+fn log_until_ready(mut cmd: Command) -> Vec<Value> {
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let ready = v["message"] == "camshard ready";
+        lines.push(v);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn explicit_uring_where_it_is_blocked_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = server_cmd(dir.path(), "uring");
     block_io_uring(&mut cmd);
     let out = cmd.output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -155,95 +183,47 @@ fn explicit_uring_where_it_is_blocked_is_a_clear_startup_error() {
 
 #[test]
 fn the_start_up_log_says_which_backend_and_why() {
-    // Explicit epoll, no restriction: the "runtime selected" line precedes "camshard ready",
-    // so start a second server and read its log from the beginning.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(common::bin())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime",
-            "epoll",
-            "--state-dir",
-        ])
-        .arg(dir.path().join("state"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env_remove("CAMSHARD_RUNTIME")
-        .env("CAMSHARD_JWT_SECRET", common::SECRET)
-        .env("CAMSHARD_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut selected = None;
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v["message"] == "runtime selected" {
-            selected = Some(v.clone());
-        }
-        if v["message"] == "camshard ready" {
-            assert_eq!(v["runtime"], "epoll");
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let v = selected.expect("a runtime selected line before ready");
-    assert_eq!(v["runtime"], "epoll");
+    let lines = log_until_ready(server_cmd(dir.path(), "epoll"));
+    let ready = lines.last().expect("log lines");
+    assert_eq!(ready["message"], "camshard ready");
+    assert_eq!(ready["runtime"], "epoll");
+    let selected = lines
+        .iter()
+        .find(|v| v["message"] == "runtime selected")
+        .expect("a runtime selected line before ready");
+    assert_eq!(selected["runtime"], "epoll");
     assert!(
-        v["reason"].as_str().unwrap_or("").contains("requested"),
-        "{v}"
+        selected["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("requested"),
+        "{selected}"
     );
 }
 
 #[test]
 fn fallback_warning_names_the_cause() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(common::bin());
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--runtime",
-        "auto",
-        "--state-dir",
-    ])
-    .arg(dir.path().join("state"))
-    .arg("--data-dir")
-    .arg(dir.path().join("data"))
-    .env_remove("CAMSHARD_RUNTIME")
-    .env("CAMSHARD_JWT_SECRET", common::SECRET)
-    .env("CAMSHARD_LOG_FORMAT", "json")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    let mut cmd = server_cmd(dir.path(), "auto");
     block_io_uring(&mut cmd);
-    let mut child = cmd.spawn().expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut warning = None;
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("epoll backend"))
-        {
-            warning = Some(v.clone());
-        }
-        if v["message"] == "camshard ready" {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let v = warning.expect("a fallback warning");
+    let lines = log_until_ready(cmd);
+    let v = lines
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("epoll backend"))
+        })
+        .expect("a fallback warning");
     assert_eq!(v["level"], "WARN");
     let reason = v["reason"].as_str().unwrap_or("");
     assert!(
         reason.contains("seccomp") && reason.contains("falling back to epoll"),
         "{v}"
+    );
+    assert_eq!(
+        lines.last().map(|r| r["runtime"].clone()),
+        Some(json!("epoll"))
     );
 }
