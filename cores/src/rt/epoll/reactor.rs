@@ -131,6 +131,12 @@ impl Reactor {
         self.timers.borrow_mut().remove(&key);
     }
 
+    /// Timers waiting to fire.
+    #[cfg(test)]
+    pub(crate) fn pending_timers(&self) -> usize {
+        self.timers.borrow().len()
+    }
+
     /// Wakes every timer whose deadline has passed; returns how many.
     pub(crate) fn fire_timers(&self, now: Instant) -> usize {
         let mut fired = 0;

@@ -193,3 +193,40 @@ fn readable_sees_bytes_written_from_another_thread() {
             .expect("readable");
     });
 }
+
+#[test]
+fn write_timeout_fires_when_the_peer_stops_reading() {
+    let timed_out = run(|| async {
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_l.local_addr().expect("addr");
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        // Accepted but never read: the socket buffers fill and writes stop making progress.
+        let (_peer, _) = std_l.accept().expect("accept");
+        c.set_write_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let block = vec![0u8; 1 << 20];
+        let started = Instant::now();
+        loop {
+            match c.write(&block).await {
+                Ok(_) if started.elapsed() < Duration::from_secs(10) => continue,
+                Ok(_) => return false,
+                Err(e) => return e.kind() == std::io::ErrorKind::TimedOut,
+            }
+        }
+    });
+    assert!(timed_out);
+}
+
+#[test]
+fn cancelled_sleeps_leave_no_timer_behind() {
+    let left = run(|| async {
+        for _ in 0..1000 {
+            let t = rt::spawn_local(rt::sleep(Duration::from_secs(3600)));
+            // Let it run once and register its timer, then cancel it.
+            futures_lite::future::yield_now().await;
+            t.cancel().await;
+        }
+        super::with(|ex| ex.reactor.pending_timers())
+    });
+    assert_eq!(left, 0);
+}
