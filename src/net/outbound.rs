@@ -2,8 +2,14 @@
 //! `server.outbound_queue_limit`; when full, the oldest notifications are dropped to make room,
 //! and one `system.events_dropped` is sent as soon as the client reads again. Replies never pass
 //! through here (they are bounded by in-flight limits, §2.4).
+//!
+//! Dropping serves a client that is merely slow. A client that has stopped reading would keep a
+//! full queue, a full write buffer and a socket forever (until the keep-alive notices), so
+//! [`should_cut`] adds the second half of the rule: a full queue *and* a socket that has accepted
+//! no bytes for `server.slow_consumer_cut_s` means the client is gone for practical purposes.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -60,9 +66,48 @@ impl Outbound {
     }
 }
 
+/// Whether a connection is a stalled consumer to cut: its notification queue is at `limit` (so
+/// notifications are being dropped) and its socket has accepted no bytes since `stalled_since`
+/// for at least `cut_after`. `stalled_since` is `None` while writes go through (an idle
+/// connection with nothing to send is not stalled, however long ago it last wrote).
+///
+/// Both halves are needed: a full queue alone is a burst or a brief pause (§10.7 drops and
+/// reports, the client catches up); a blocked socket alone may be a client busy with a large
+/// reply while no events are due, which the keep-alive and in-flight limits already bound.
+pub fn should_cut(
+    queued: usize,
+    limit: usize,
+    stalled_since: Option<Instant>,
+    now: Instant,
+    cut_after: Duration,
+) -> bool {
+    queued >= limit.max(1)
+        && stalled_since.is_some_and(|t| now.saturating_duration_since(t) >= cut_after)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_needs_a_full_queue_and_a_long_stall() {
+        let t0 = Instant::now();
+        let cut = Duration::from_secs(10);
+        let at = |s| t0 + Duration::from_secs(s);
+        // Full queue, socket accepted nothing for 10 s: cut.
+        assert!(should_cut(16, 16, Some(t0), at(10), cut));
+        // A pause shorter than the limit keeps the drop-oldest behaviour.
+        assert!(!should_cut(16, 16, Some(t0), at(9), cut));
+        // Stalled for long, but the queue has room: nothing is being dropped yet.
+        assert!(!should_cut(15, 16, Some(t0), at(60), cut));
+        // Full queue but the socket is taking bytes (a burst, or an idle connection's first
+        // events): not stalled.
+        assert!(!should_cut(16, 16, None, at(60), cut));
+        // A stall that started "after" now (clock read earlier by the caller) is no stall.
+        assert!(!should_cut(16, 16, Some(at(5)), t0, cut));
+        // A zero limit behaves like the queue's own minimum of one.
+        assert!(should_cut(1, 0, Some(t0), at(10), cut));
+    }
 
     #[test]
     fn drops_oldest_and_reports_once() {
