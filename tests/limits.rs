@@ -322,3 +322,40 @@ fn paused_consumer_keeps_drop_oldest_and_its_connection() {
     assert_eq!(r["result"], "pong", "{r}");
     assert_eq!(counter(&s, "camshard_ws_slow_consumer_cuts_total"), 0);
 }
+
+/// A client that is slow, not stalled — a large reply still leaving through its small window —
+/// keeps its connection when a keep-alive Ping falls due meanwhile: the Ping is queued behind
+/// the reply instead of ending the session (it used to, silently, whenever more than 64 KiB
+/// were waiting in the write buffer).
+#[test]
+fn keep_alive_ping_waits_behind_a_large_pending_reply() {
+    let s = common::start_with(
+        "[server]\nping_interval_s = 2\nmax_batch = 1000\n",
+        &["--demo"],
+    );
+    let mut slow = tiny_window_client(s.port);
+    let viewer = common::token("viewer");
+    let r = ask(
+        &mut slow,
+        json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token": viewer},"id":1}),
+    );
+    assert_eq!(r["result"]["authenticated"], true, "{r}");
+    // One batch whose reply is hundreds of KiB, then no reading across at least one Ping.
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| json!({"jsonrpc":"2.0","method":"get_camera_list","id": 10 + i}))
+        .collect();
+    slow.send(Message::text(Value::from(batch).to_string()))
+        .expect("send");
+    std::thread::sleep(Duration::from_secs(4));
+    let reply = loop {
+        match slow.read().expect("the connection survived the Ping") {
+            Message::Text(t) => break t,
+            _ => continue,
+        }
+    };
+    assert!(reply.len() > 256 * 1024, "reply of {} bytes", reply.len());
+    let replies: Value = serde_json::from_str(reply.as_str()).expect("json");
+    assert_eq!(replies.as_array().map(Vec::len), Some(1000));
+    let r = ask(&mut slow, json!({"jsonrpc":"2.0","method":"ping","id":2}));
+    assert_eq!(r["result"], "pong", "{r}");
+}

@@ -125,12 +125,14 @@ impl WsSession {
                 cx,
             };
             let mut io = super::outbound::Progress::new(io, &self.handle);
-            if self
-                .ws
-                .write(&mut io, Message::Ping(Default::default()))
-                .is_err()
-            {
-                return Poll::Ready(());
+            match self.ws.write(&mut io, Message::Ping(Default::default())) {
+                Ok(()) => {}
+                // Queued behind a reply the socket is still taking: a slow client, not a dead
+                // one (the flush below sends it when the client reads).
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                }
+                Err(_) => return Poll::Ready(()),
             }
         }
         match self.closing {
