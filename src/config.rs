@@ -84,6 +84,9 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// Outbound messages queued per connection before notifications are dropped.
     pub outbound_queue_limit: usize,
+    /// Seconds a connection may keep a full notification queue while its socket accepts no
+    /// bytes before it is cut as a slow consumer.
+    pub slow_consumer_cut_s: u64,
     /// Browser origins allowed to upgrade (`["*"]` allows all).
     pub allowed_origins: Vec<String>,
     /// Seconds a client may take to send its HTTP request head.
@@ -549,6 +552,7 @@ impl Config {
             1,
             1 << 20,
         )?;
+        range("server.slow_consumer_cut_s", s.slow_consumer_cut_s, 1, 3600)?;
         range("server.handshake_timeout_s", s.handshake_timeout_s, 1, 300)?;
         range(
             "server.read_buffer_bytes",
@@ -895,13 +899,23 @@ mod tests {
         std::fs::write(&file, "[server]\nmax_batch = 0\n").unwrap();
         let e = load(
             &Overrides {
-                config: Some(file),
+                config: Some(file.clone()),
                 ..Default::default()
             },
             &[],
         )
         .unwrap_err();
         assert_eq!(e.key, "server.max_batch");
+        std::fs::write(&file, "[server]\nslow_consumer_cut_s = 0\n").unwrap();
+        let e = load(
+            &Overrides {
+                config: Some(file),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "server.slow_consumer_cut_s");
         let e = load(&Overrides::default(), &[("CAMSHARD_SHARDS", "two")]).unwrap_err();
         assert_eq!(e.key, "runtime.shards");
         let e = load(

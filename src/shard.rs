@@ -18,7 +18,7 @@ use crate::events::subs::Subs;
 use crate::events::Event;
 use crate::metrics::latency::LocalLatency;
 use crate::metrics::ShardStats;
-use crate::net::outbound::Outbound;
+use crate::net::outbound::{should_cut, Outbound};
 use crate::rpc::dispatch::Peer;
 use crate::rpc::json::Parser;
 use crate::rpc::ratelimit::TokenBucket;
@@ -34,6 +34,8 @@ pub const SIG_TICK: u8 = 4;
 
 /// Signal bit: notifications were queued.
 pub const SIG_OUTBOUND: u8 = 8;
+/// Signal bit: the connection is a stalled consumer (`net::outbound::should_cut`); drop it.
+pub const SIG_CUT: u8 = 16;
 
 /// The shard's side of one WebSocket connection: its session, subscriptions and notification
 /// queue (which event delivery reads and fills), and how the shard signals and wakes it.
@@ -42,6 +44,8 @@ pub struct ConnHandle {
     signals: Cell<u8>,
     next_ping: Cell<Instant>,
     closing: Cell<bool>,
+    /// When the socket last stopped accepting bytes; `None` while writes go through.
+    stalled_since: Cell<Option<Instant>>,
     /// Authentication state and rate limit.
     pub session: RefCell<Session>,
     /// Subscription mode, set and filter.
@@ -62,6 +66,7 @@ impl ConnHandle {
             signals: Cell::new(0),
             next_ping: Cell::new(next_ping),
             closing: Cell::new(false),
+            stalled_since: Cell::new(None),
             session: RefCell::new(session),
             subs: RefCell::new(Subs::default()),
             outbound: RefCell::new(Outbound::default()),
@@ -112,6 +117,18 @@ impl ConnHandle {
     /// Marks the session as closing (the ticker then wakes it for its deadline).
     pub fn set_closing(&self) {
         self.closing.set(true);
+    }
+
+    /// Records that the socket accepted bytes (or has nothing left to send): not stalled.
+    pub fn note_write_progress(&self) {
+        self.stalled_since.set(None);
+    }
+
+    /// Records that the socket refused bytes; a stall already under way keeps its start.
+    pub fn note_write_blocked(&self) {
+        if self.stalled_since.get().is_none() {
+            self.stalled_since.set(Some(Instant::now()));
+        }
     }
 }
 
@@ -246,15 +263,28 @@ impl Shard {
         )
     }
 
-    /// Once a second: publish latency, signal due Pings, wake closing sessions.
+    /// Once a second: publish latency, cut stalled consumers, signal due Pings, wake closing
+    /// sessions.
     fn tick(&self, now: Instant) {
         if let Some(snap) = self.latency.borrow_mut().publish(now) {
             self.stats.latency.store(Arc::new(snap));
         }
-        let interval = Duration::from_secs(self.state.config.server.ping_interval_s);
+        let cfg = &self.state.config.server;
+        let interval = Duration::from_secs(cfg.ping_interval_s);
+        let cut_after = Duration::from_secs(cfg.slow_consumer_cut_s);
         self.conns.borrow().for_each(|h| {
             if h.closing.get() {
                 h.signal(SIG_TICK);
+            } else if should_cut(
+                h.outbound.borrow().len(),
+                cfg.outbound_queue_limit,
+                h.stalled_since.get(),
+                now,
+                cut_after,
+            ) {
+                // Checked here, once a second, rather than on every delivery: the rule is about
+                // seconds, and the walk already happens for Pings.
+                h.signal(SIG_CUT);
             } else if now >= h.next_ping.get() {
                 h.next_ping.set(now + interval);
                 h.signal(SIG_PING);

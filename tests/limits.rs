@@ -1,9 +1,14 @@
 //! Connection limits (issue 6): the per-address cap answers HTTP 503 before the upgrade, and a
-//! closed connection gives its slot back.
+//! closed connection gives its slot back; slow handshakes and clients that stop reading are cut.
 
 mod common;
 
-use std::time::Duration;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
 
 fn try_connect(url: &str) -> Result<(), u16> {
     match tungstenite::connect(url) {
@@ -54,4 +59,303 @@ fn slow_handshake_is_cut_with_408() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(t.elapsed() < Duration::from_secs(4));
+}
+
+/// The value of an unlabelled counter in the `/metrics` exposition (0 when absent).
+fn counter(s: &common::Server, name: &str) -> u64 {
+    metric_lines(s, name)
+        .first()
+        .map(|(_, v)| *v as u64)
+        .unwrap_or(0)
+}
+
+/// `(labels, value)` of every sample of `name` in the `/metrics` exposition.
+fn metric_lines(s: &common::Server, name: &str) -> Vec<(String, f64)> {
+    let (status, text) = s.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200, "{text}");
+    common::body(&text)
+        .lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let labels = series.strip_prefix(name)?;
+            // `name` must be the whole metric name, not a prefix of a longer one.
+            if !labels.is_empty() && !labels.starts_with('{') {
+                return None;
+            }
+            Some((labels.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Open WebSocket connections per shard, in shard order.
+fn per_shard_connections(s: &common::Server) -> Vec<f64> {
+    metric_lines(s, "camshard_shard_ws_connections")
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
+}
+
+type Ws = WebSocket<std::net::TcpStream>;
+
+/// A WebSocket client over a socket whose receive buffer and segment size are set as small as
+/// the kernel allows *before* connecting (the window is negotiated in the handshake): the
+/// server's socket fills after a few KiB instead of megabytes, so a client that stops reading
+/// is felt quickly.
+fn tiny_window_client(port: u16) -> Ws {
+    use nix::sys::socket::{connect, setsockopt, socket, sockopt, AddressFamily, SockFlag};
+    use nix::sys::socket::{SockType, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    setsockopt(&fd, sockopt::RcvBuf, &1).expect("SO_RCVBUF");
+    // A small MSS shrinks the send buffer the server's kernel sizes for this connection.
+    let _ = setsockopt(&fd, sockopt::TcpMaxSeg, &536);
+    let addr = SockaddrIn::new(127, 0, 0, 1, port);
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("connect");
+    let stream = std::net::TcpStream::from(fd);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (ws, _) = tungstenite::client(url.as_str(), stream).expect("upgrade");
+    ws
+}
+
+/// Sends `req` and returns the next message with an id (notifications are skipped).
+fn ask(ws: &mut Ws, req: Value) -> Value {
+    ws.send(Message::text(req.to_string())).expect("send");
+    loop {
+        if let Message::Text(t) = ws.read().expect("reply") {
+            let v: Value = serde_json::from_str(t.as_str()).expect("json");
+            if v.get("id").is_some() {
+                return v;
+            }
+        }
+    }
+}
+
+/// A tiny-window viewer subscribed to `snapshot.error`.
+fn subscribed_tiny_client(port: u16) -> Ws {
+    let mut ws = tiny_window_client(port);
+    let viewer = common::token("viewer");
+    let r = ask(
+        &mut ws,
+        json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token": viewer},"id":1}),
+    );
+    assert_eq!(r["result"]["authenticated"], true, "{r}");
+    let topics = json!({"topics": ["snapshot.error"]});
+    let r = ask(
+        &mut ws,
+        json!({"jsonrpc":"2.0","method":"subscribe_events","params": topics,"id":2}),
+    );
+    assert!(r.get("result").is_some(), "{r}");
+    ws
+}
+
+/// A server whose every `take_snapshot` fails the storage check (-32060: no disk has a petabyte
+/// free) and emits a `snapshot.error` event: a cheap, steady event source. Pings are far apart
+/// so that only the slow-consumer rule can cut a client.
+fn flood_server(cut_s: u64) -> common::Server {
+    common::start_with(
+        &format!(
+            "[server]\noutbound_queue_limit = 16\nslow_consumer_cut_s = {cut_s}\n\
+             ping_interval_s = 3600\n\
+             [security.rate_limit]\nrequests_per_second = 1000000\nburst = 1000000\n\
+             [storage]\nmin_free_mb = 1000000000\n"
+        ),
+        &["--demo"],
+    )
+}
+
+/// An operator client whose `take_snapshot` has reached the storage check (the demo camera
+/// connects shortly after start).
+fn snapshot_trigger(s: &common::Server) -> common::Client {
+    let mut trigger = s.connect();
+    trigger.auth(&common::token("operator"));
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            let r = trigger.call("take_snapshot", json!({"device": "camera0"}));
+            r["error"]["code"] == -32060
+        }),
+        "take_snapshot never reached the storage check"
+    );
+    trigger
+}
+
+/// Causes `n` `snapshot.error` events: pipelined JSON-RPC notifications (no id, so no replies
+/// to read).
+fn flood(trigger: &mut common::Client, n: usize) {
+    let req =
+        json!({"jsonrpc":"2.0","method":"take_snapshot","params":{"device":"camera0"}}).to_string();
+    for _ in 0..n {
+        trigger.ws.write(Message::text(req.clone())).expect("write");
+    }
+    trigger.ws.flush().expect("flush");
+}
+
+/// Issue 6: a client that stops reading is cut once its notification queue is full and its
+/// socket has accepted nothing for `server.slow_consumer_cut_s`, with a metric and a log line
+/// naming its address; a well-behaved client on the same shard keeps being answered promptly
+/// throughout.
+#[test]
+fn stalled_consumer_is_cut_and_others_keep_being_served() {
+    let s = flood_server(1);
+    let before = per_shard_connections(&s);
+    let mut stalled = subscribed_tiny_client(s.port);
+    let stalled_addr = stalled.get_ref().local_addr().expect("addr").to_string();
+    // From here on `stalled` is never read until the end.
+    let after = per_shard_connections(&s);
+    let shard = (0..after.len())
+        .find(|&i| after[i] > before.get(i).copied().unwrap_or(0.0))
+        .expect("the stalled client's shard");
+    // The pinger shares the stalled client's shard, the shard a stall would block.
+    let mut others = Vec::new();
+    let mut pinger = loop {
+        assert!(others.len() < 30, "no connection landed on shard {shard}");
+        let before = per_shard_connections(&s);
+        let c = s.connect();
+        if per_shard_connections(&s)[shard] > before[shard] {
+            break c;
+        }
+        others.push(c);
+    };
+    drop(others);
+    if let MaybeTlsStream::Plain(t) = pinger.ws.get_ref() {
+        t.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    }
+    let mut trigger = snapshot_trigger(&s);
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut pings = 0u64;
+    while counter(&s, "camshard_ws_slow_consumer_cuts_total") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "stalled client not cut after {pings} rounds"
+        );
+        flood(&mut trigger, 200);
+        // The well-behaved client is answered within its 5 s read timeout, every round.
+        assert_eq!(pinger.call("ping", json!({}))["result"], "pong");
+        pings += 1;
+    }
+    assert!(pings > 0);
+    assert_eq!(pinger.call("ping", json!({}))["result"], "pong");
+
+    // The cut names the client's address in the log.
+    let logged = Instant::now() + Duration::from_secs(5);
+    let mut seen = false;
+    while !seen && Instant::now() < logged {
+        if let Ok(line) = s.log.recv_timeout(Duration::from_millis(100)) {
+            seen = line.contains("slow consumer cut") && line.contains(&stalled_addr);
+        }
+    }
+    assert!(seen, "no warning naming {stalled_addr}");
+
+    // The stalled client, finally reading, finds its connection gone: whatever was still in
+    // its receive buffer, then a reset (or end of stream), within a bounded time.
+    let sock = stalled.get_mut();
+    let t = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("socket still open after {:?}: {e}", t.elapsed()),
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "socket never ended");
+    }
+}
+
+/// The other half of the rule: a client that pauses for less than `server.slow_consumer_cut_s`
+/// while its queue overflows keeps the contract's drop-oldest behaviour (§10.7) — it is told
+/// with `system.events_dropped` and stays connected.
+#[test]
+fn paused_consumer_keeps_drop_oldest_and_its_connection() {
+    let s = flood_server(30);
+    let mut paused = subscribed_tiny_client(s.port);
+    let mut trigger = snapshot_trigger(&s);
+    // Stop reading for 3 s (a tenth of the cut limit) while events pour in.
+    let resume = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < resume {
+        flood(&mut trigger, 200);
+    }
+    // Read again, until the server has nothing more to say: the gap is reported.
+    paused
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    let mut most_dropped = 0;
+    let mut read = 0;
+    loop {
+        match paused.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                if v["method"] == "system.events_dropped" {
+                    let count = v["params"]["count"].as_u64().unwrap_or(0);
+                    most_dropped = most_dropped.max(count);
+                }
+                read += 1;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("the paused client lost its connection after {read} messages: {e}"),
+        }
+    }
+    // One report covers the whole pause: the session wrote nothing while the socket was full
+    // (a burst that merely outpaces a reading client drops fewer than its 200 events).
+    assert!(
+        most_dropped >= 1000,
+        "largest system.events_dropped count {most_dropped} in {read} messages"
+    );
+    let r = ask(&mut paused, json!({"jsonrpc":"2.0","method":"ping","id":3}));
+    assert_eq!(r["result"], "pong", "{r}");
+    assert_eq!(counter(&s, "camshard_ws_slow_consumer_cuts_total"), 0);
+}
+
+/// A client that is slow, not stalled — a large reply still leaving through its small window —
+/// keeps its connection when a keep-alive Ping falls due meanwhile: the Ping is queued behind
+/// the reply instead of ending the session (it used to, silently, whenever more than 64 KiB
+/// were waiting in the write buffer).
+#[test]
+fn keep_alive_ping_waits_behind_a_large_pending_reply() {
+    let s = common::start_with(
+        "[server]\nping_interval_s = 2\nmax_batch = 1000\n",
+        &["--demo"],
+    );
+    let mut slow = tiny_window_client(s.port);
+    let viewer = common::token("viewer");
+    let r = ask(
+        &mut slow,
+        json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token": viewer},"id":1}),
+    );
+    assert_eq!(r["result"]["authenticated"], true, "{r}");
+    // One batch whose reply is hundreds of KiB, then no reading across at least one Ping.
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| json!({"jsonrpc":"2.0","method":"get_camera_list","id": 10 + i}))
+        .collect();
+    slow.send(Message::text(Value::from(batch).to_string()))
+        .expect("send");
+    std::thread::sleep(Duration::from_secs(4));
+    let reply = loop {
+        match slow.read().expect("the connection survived the Ping") {
+            Message::Text(t) => break t,
+            _ => continue,
+        }
+    };
+    assert!(reply.len() > 256 * 1024, "reply of {} bytes", reply.len());
+    let replies: Value = serde_json::from_str(reply.as_str()).expect("json");
+    assert_eq!(replies.as_array().map(Vec::len), Some(1000));
+    let r = ask(&mut slow, json!({"jsonrpc":"2.0","method":"ping","id":2}));
+    assert_eq!(r["result"], "pong", "{r}");
 }

@@ -77,6 +77,17 @@ pub fn render(state: &ServerState) -> String {
         .map(|s| s.ws_connections_total.load(Relaxed))
         .sum();
     let _ = writeln!(w, "camshard_ws_connections_total {total}");
+    header(
+        w,
+        "camshard_ws_slow_consumer_cuts_total",
+        "counter",
+        "WebSocket connections cut for not reading (full queue, no write progress).",
+    );
+    let cuts: u64 = shards
+        .iter()
+        .map(|s| s.ws_slow_consumer_cuts.load(Relaxed))
+        .sum();
+    let _ = writeln!(w, "camshard_ws_slow_consumer_cuts_total {cuts}");
 
     header(
         w,

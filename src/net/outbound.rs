@@ -2,10 +2,19 @@
 //! `server.outbound_queue_limit`; when full, the oldest notifications are dropped to make room,
 //! and one `system.events_dropped` is sent as soon as the client reads again. Replies never pass
 //! through here (they are bounded by in-flight limits, §2.4).
+//!
+//! Dropping serves a client that is merely slow. A client that has stopped reading would keep a
+//! full queue, a full write buffer and a socket forever (until the keep-alive notices), so
+//! [`should_cut`] adds the second half of the rule: a full queue *and* a socket that has accepted
+//! no bytes for `server.slow_consumer_cut_s` means the client is gone for practical purposes.
 
 use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+
+use crate::shard::ConnHandle;
 
 /// Queued notifications and drop counters.
 #[derive(Debug, Default)]
@@ -60,9 +69,86 @@ impl Outbound {
     }
 }
 
+/// Whether a connection is a stalled consumer to cut: its notification queue is at `limit` (so
+/// notifications are being dropped) and its socket has accepted no bytes since `stalled_since`
+/// for at least `cut_after`. `stalled_since` is `None` while writes go through (an idle
+/// connection with nothing to send is not stalled, however long ago it last wrote).
+///
+/// Both halves are needed: a full queue alone is a burst or a brief pause (§10.7 drops and
+/// reports, the client catches up); a blocked socket alone may be a client busy with a large
+/// reply while no events are due, which the keep-alive and in-flight limits already bound.
+pub fn should_cut(
+    queued: usize,
+    limit: usize,
+    stalled_since: Option<Instant>,
+    now: Instant,
+    cut_after: Duration,
+) -> bool {
+    queued >= limit.max(1)
+        && stalled_since.is_some_and(|t| now.saturating_duration_since(t) >= cut_after)
+}
+
+/// A socket adapter that reports write progress to the connection's handle, for
+/// [`should_cut`]: a write the socket takes, even partly, ends a stall; a refused one
+/// (`WouldBlock`) starts one. Partial writes count, so a client that reads slowly but steadily
+/// is slow (drop-oldest, §10.7), never stalled. Reads pass through untouched.
+pub struct Progress<'h, S> {
+    io: S,
+    handle: &'h ConnHandle,
+}
+
+impl<'h, S> Progress<'h, S> {
+    /// Wraps `io`, reporting to `handle`.
+    pub fn new(io: S, handle: &'h ConnHandle) -> Self {
+        Progress { io, handle }
+    }
+}
+
+impl<S: Read> Read for Progress<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read(buf)
+    }
+}
+
+impl<S: Write> Write for Progress<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.io.write(buf);
+        match &r {
+            Ok(n) if *n > 0 => self.handle.note_write_progress(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.handle.note_write_blocked(),
+            _ => {}
+        }
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.io.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_needs_a_full_queue_and_a_long_stall() {
+        let t0 = Instant::now();
+        let cut = Duration::from_secs(10);
+        let at = |s| t0 + Duration::from_secs(s);
+        // Full queue, socket accepted nothing for 10 s: cut.
+        assert!(should_cut(16, 16, Some(t0), at(10), cut));
+        // A pause shorter than the limit keeps the drop-oldest behaviour.
+        assert!(!should_cut(16, 16, Some(t0), at(9), cut));
+        // Stalled for long, but the queue has room: nothing is being dropped yet.
+        assert!(!should_cut(15, 16, Some(t0), at(60), cut));
+        // Full queue but the socket is taking bytes (a burst, or an idle connection's first
+        // events): not stalled.
+        assert!(!should_cut(16, 16, None, at(60), cut));
+        // A stall that started "after" now (clock read earlier by the caller) is no stall.
+        assert!(!should_cut(16, 16, Some(at(5)), t0, cut));
+        // A zero limit behaves like the queue's own minimum of one.
+        assert!(should_cut(1, 0, Some(t0), at(10), cut));
+    }
 
     #[test]
     fn drops_oldest_and_reports_once() {

@@ -5,9 +5,11 @@
 //! socket writable (after back-pressure), and signals from its shard (Ping due, shutdown) that
 //! arrive through `ConnHandle`. Each poll:
 //!
-//! 1. applies shard signals (send a Ping, or begin closing);
+//! 1. applies shard signals (send a Ping, begin closing, or drop a stalled consumer);
 //! 2. if the last flush could not finish, flushes first and reads nothing until it does — a
-//!    client that stops reading stops being read (TCP back-pressure, no unbounded buffer);
+//!    client that stops reading stops being read (TCP back-pressure, no unbounded buffer); its
+//!    notifications pile up in its bounded queue, and once that queue is full and the socket
+//!    has accepted nothing for `server.slow_consumer_cut_s`, the shard's ticker cuts it;
 //! 3. reads and answers messages, at most `BATCH` per poll so one busy client cannot starve
 //!    the shard, accumulating replies in tungstenite's write buffer;
 //! 4. flushes once: many replies leave in one `send` (write batching).
@@ -104,6 +106,10 @@ impl WsSession {
     fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.handle.register(cx.waker());
         let signals = self.handle.take_signals();
+        if signals & crate::shard::SIG_CUT != 0 {
+            self.cut_slow_consumer();
+            return Poll::Ready(());
+        }
         if signals & SIG_SHUTDOWN != 0 && self.closing == Closing::No {
             self.begin_close(cx, CloseCode::Away, "server shutting down");
         }
@@ -114,16 +120,19 @@ impl WsSession {
                 return Poll::Ready(());
             }
             self.missed_pongs += 1;
-            let mut io = Io {
+            let io = Io {
                 stream: &mut self.stream,
                 cx,
             };
-            if self
-                .ws
-                .write(&mut io, Message::Ping(Default::default()))
-                .is_err()
-            {
-                return Poll::Ready(());
+            let mut io = super::outbound::Progress::new(io, &self.handle);
+            match self.ws.write(&mut io, Message::Ping(Default::default())) {
+                Ok(()) => {}
+                // Queued behind a reply the socket is still taking: a slow client, not a dead
+                // one (the flush below sends it when the client reads).
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                }
+                Err(_) => return Poll::Ready(()),
             }
         }
         match self.closing {
@@ -161,10 +170,11 @@ impl WsSession {
             if self.handle.inflight() >= max_inflight {
                 break;
             }
-            let mut io = Io {
+            let io = Io {
                 stream: &mut self.stream,
                 cx,
             };
+            let mut io = super::outbound::Progress::new(io, &self.handle);
             match self.ws.read(&mut io) {
                 Ok(Message::Text(text)) => {
                     handled += 1;
@@ -257,10 +267,11 @@ impl WsSession {
             Err(_) => return true,
         };
         drop(reply);
-        let mut io = Io {
+        let io = Io {
             stream: &mut self.stream,
             cx,
         };
+        let mut io = super::outbound::Progress::new(io, &self.handle);
         match self.ws.write(&mut io, Message::Text(body)) {
             Ok(()) => true,
             Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -308,10 +319,11 @@ impl WsSession {
             let Ok(text) = Utf8Bytes::try_from(msg) else {
                 continue;
             };
-            let mut io = Io {
+            let io = Io {
                 stream: &mut self.stream,
                 cx,
             };
+            let mut io = super::outbound::Progress::new(io, &self.handle);
             match self.ws.write(&mut io, Message::Text(text)) {
                 Ok(()) => {}
                 Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -329,13 +341,16 @@ impl WsSession {
 
     /// Flushes buffered frames: Ready(true) done, Ready(false) socket gone, Pending blocked.
     fn flush(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        let mut io = Io {
+        let io = Io {
             stream: &mut self.stream,
             cx,
         };
+        let mut io = super::outbound::Progress::new(io, &self.handle);
         match self.ws.flush(&mut io) {
             Ok(()) => {
                 self.write_blocked = false;
+                // Nothing left to send: whatever the socket did before, it is not stalled now.
+                self.handle.note_write_progress();
                 Poll::Ready(true)
             }
             Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -344,6 +359,29 @@ impl WsSession {
             }
             Err(_) => Poll::Ready(false),
         }
+    }
+
+    /// Drops a stalled consumer (`SIG_CUT`, see `net::outbound::should_cut`) without a Close
+    /// frame: a peer that does not read would never receive one, and waiting for it is what the
+    /// rule exists to stop. The socket is set to reset on close (SO_LINGER 0), so the kernel
+    /// frees the unsent bytes at once instead of probing a zero window for minutes; the
+    /// session's return then drops the socket and its registration (gauges, slots).
+    fn cut_slow_consumer(&mut self) {
+        self.handle.set_closing();
+        crate::metrics::bump(&self.shard.stats.ws_slow_consumer_cuts);
+        let peer = match self.stream.peer_addr() {
+            Ok(a) => a.to_string(),
+            Err(_) => "unknown".to_string(),
+        };
+        tracing::warn!(
+            shard = self.shard.id,
+            peer = %peer,
+            queued = self.handle.outbound.borrow().len(),
+            cut_after_s = self.shard.state.config.server.slow_consumer_cut_s,
+            "slow consumer cut: notification queue full and the socket accepted no bytes"
+        );
+        // Best effort: without it the close is an ordinary FIN queued behind the unsent bytes.
+        let _ = reset_on_close(std::os::fd::AsRawFd::as_raw_fd(&self.stream));
     }
 
     /// Sends Close with `code` and waits (bounded) for the peer's Close.
@@ -432,6 +470,17 @@ impl WsSession {
             }
         }
     }
+}
+
+/// Makes closing `fd` send a reset and discard unsent bytes (SO_LINGER with a zero timeout).
+fn reset_on_close(fd: std::os::fd::RawFd) -> nix::Result<()> {
+    // SAFETY: the caller's socket owns `fd` and outlives this call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let abort = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Linger, &abort)
 }
 
 /// Whether a message could contain a barrier request (§2.4): `authenticate`, `subscribe_events`,

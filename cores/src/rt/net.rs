@@ -120,6 +120,16 @@ impl TcpStream {
     }
 }
 
+/// The socket's descriptor, for options neither backend wraps (SO_LINGER).
+impl std::os::fd::AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            TcpStream::Uring(s) => s.as_raw_fd(),
+            TcpStream::Epoll(s) => s.as_raw_fd(),
+        }
+    }
+}
+
 impl AsyncRead for TcpStream {
     fn poll_read(
         self: Pin<&mut Self>,

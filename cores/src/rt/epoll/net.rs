@@ -77,6 +77,12 @@ pub struct TcpStream {
     write_deadline: RefCell<Deadline>,
 }
 
+impl std::os::fd::AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.io.as_raw_fd()
+    }
+}
+
 impl TcpStream {
     fn new(io: mio::net::TcpStream) -> io::Result<Self> {
         Ok(TcpStream {
