@@ -402,7 +402,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
             Ok(stream) => {
                 glommio::spawn_local(crate::net::connection::serve(
                     shard.clone(),
-                    stream,
+                    stream.into(),
                     websocket,
                 ))
                 .detach();

@@ -5,17 +5,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 
 use super::head::{read_head, HeadError};
 use super::http::{self, Response};
+use super::stream::Conn;
 use super::upgrade::{decide, Decision};
 use super::ws::WsSession;
 use crate::rpc::dispatch::Peer;
 use crate::shard::Shard;
 
-/// Serves one accepted socket. `websocket` is false on the HTTP-only compat listener.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
+/// Serves one accepted connection. `websocket` is false on the HTTP-only compat listener.
+pub async fn serve(shard: Rc<Shard>, mut stream: Conn, websocket: bool) {
     let _ = stream.set_nodelay(true);
     let timeout = Duration::from_secs(shard.state.config.server.handshake_timeout_s);
     let (head, leftover) = match read_head(&mut stream, timeout).await {
@@ -101,13 +101,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
     respond(&shard, &mut stream, route, resp, head_only).await;
 }
 
-async fn respond(
-    shard: &Shard,
-    stream: &mut TcpStream,
-    route: &str,
-    resp: Response,
-    head_only: bool,
-) {
+async fn respond(shard: &Shard, stream: &mut Conn, route: &str, resp: Response, head_only: bool) {
     shard.stats.count_http(route, resp.status);
     let _ = stream.write_all(&resp.to_bytes(head_only)).await;
     let _ = stream.close().await;

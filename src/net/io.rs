@@ -11,12 +11,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
+
+use super::stream::Conn;
 
 /// A socket borrowed together with the polling task's context.
 pub struct Io<'a, 'b> {
     /// The connection's socket.
-    pub stream: &'a mut TcpStream,
+    pub stream: &'a mut Conn,
     /// The context of the task polling the connection.
     pub cx: &'a mut Context<'b>,
 }
