@@ -34,16 +34,21 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camshard")
 }
 
+pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
+    start_config(
+        &format!("[http.compat_listener]\nenabled = false\n{extra_toml}"),
+        args,
+    )
+}
+
+/// Starts the binary with exactly `toml` as its config file (the compat listener stays as
+/// `toml` leaves it) and extra `args`.
 // The child is owned by `Server`, whose `Drop` kills and waits for it.
 #[allow(clippy::zombie_processes)]
-pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
+pub fn start_config(toml: &str, args: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
-    std::fs::write(
-        &cfg,
-        format!("[http.compat_listener]\nenabled = false\n{extra_toml}"),
-    )
-    .expect("write config");
+    std::fs::write(&cfg, toml).expect("write config");
     let mut child = Command::new(bin())
         .args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
         .arg(&cfg)
