@@ -89,10 +89,25 @@ pub struct ServerConfig {
     pub slow_consumer_cut_s: u64,
     /// Browser origins allowed to upgrade (`["*"]` allows all).
     pub allowed_origins: Vec<String>,
-    /// Seconds a client may take to send its HTTP request head.
+    /// Seconds a client may take to send its HTTP request head (TLS handshake included).
     pub handshake_timeout_s: u64,
     /// Bytes of tungstenite's per-connection read buffer.
     pub read_buffer_bytes: usize,
+    /// TLS on the listeners (`wss://`, `https://`).
+    pub tls: TlsConfig,
+}
+
+/// `[server.tls]`: when enabled, every listener (WebSocket + HTTP, and the compat listener)
+/// speaks TLS only. The files are read once at start; replacing them needs a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Serve TLS instead of plain TCP.
+    pub enabled: bool,
+    /// PEM certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// PEM private key (PKCS#8, RSA/PKCS#1 or SEC1) matching the leaf certificate.
+    pub key_path: PathBuf,
 }
 
 /// `[runtime]`
@@ -404,6 +419,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CAMSHARD_RUNTIME", "runtime.backend"),
     ("CAMSHARD_COMPAT_LISTEN", "http.compat_listener.listen"),
     ("CAMSHARD_COMPAT_ENABLED", "http.compat_listener.enabled"),
+    ("CAMSHARD_TLS_ENABLED", "server.tls.enabled"),
+    ("CAMSHARD_TLS_CERT_PATH", "server.tls.cert_path"),
+    ("CAMSHARD_TLS_KEY_PATH", "server.tls.key_path"),
     ("CAMSHARD_DEV_ROOT", "cameras.dev_root"),
     ("CAMSHARD_SYS_ROOT", "cameras.sys_root"),
     ("CAMSHARD_MEDIAMTX_ENABLED", "mediamtx.enabled"),
@@ -560,6 +578,18 @@ impl Config {
             512,
             1 << 20,
         )?;
+        if s.tls.enabled {
+            // Only presence is checked here: the files are read (and their contents judged) at
+            // server start, so admin subcommands that share this config never need them.
+            for (key, p) in [
+                ("server.tls.cert_path", &s.tls.cert_path),
+                ("server.tls.key_path", &s.tls.key_path),
+            ] {
+                if p.as_os_str().is_empty() {
+                    return Err(err(key, "must be set when server.tls.enabled is true"));
+                }
+            }
+        }
         range("runtime.shards", self.runtime.shards as u64, 0, 1024)?;
         self.runtime_choice()?;
         range(
@@ -927,5 +957,36 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "server.listen");
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_needs_both_files_when_on() {
+        let c = load(&Overrides::default(), &[]).unwrap();
+        assert!(!c.server.tls.enabled);
+        let e = load(&Overrides::default(), &[("CAMSHARD_TLS_ENABLED", "1")]).unwrap_err();
+        assert_eq!(e.key, "server.tls.cert_path");
+        let e = load(
+            &Overrides::default(),
+            &[
+                ("CAMSHARD_TLS_ENABLED", "true"),
+                ("CAMSHARD_TLS_CERT_PATH", "/etc/camshard/cert.pem"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "server.tls.key_path");
+        let c = load(
+            &Overrides::default(),
+            &[
+                ("CAMSHARD_TLS_ENABLED", "on"),
+                ("CAMSHARD_TLS_CERT_PATH", "/etc/camshard/cert.pem"),
+                ("CAMSHARD_TLS_KEY_PATH", "/etc/camshard/key.pem"),
+            ],
+        )
+        .unwrap();
+        assert!(c.server.tls.enabled);
+        assert_eq!(
+            c.server.tls.key_path,
+            PathBuf::from("/etc/camshard/key.pem")
+        );
     }
 }

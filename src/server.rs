@@ -38,6 +38,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let started = Instant::now();
     camshard_cores::block_signals()
         .map_err(|e| StartError(format!("cannot block signals: {e}")))?;
+    // Certificate and key are read once, here: a bad file stops the start with its name, and
+    // every shard shares the one parsed configuration (a restart picks up new files).
+    let tls = crate::net::tls::server_config(&config.server.tls)
+        .map_err(|e| StartError(e.to_string()))?;
 
     let allowed = camshard_cores::allowed_cpus()
         .map_err(|e| StartError(format!("sched_getaffinity: {e}")))?;
@@ -187,6 +191,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let listeners = Listeners {
         main: main_addr.0,
         compat: compat_addr.as_ref().map(|c| c.0),
+        tls: tls.clone(),
     };
     let shard_state = state.clone();
     let shard_latch = latch.clone();
@@ -272,6 +277,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     tracing::info!(
         listen = %main_addr.0,
         compat = ?compat_addr.as_ref().map(|c| c.0),
+        tls = tls.is_some(),
         shards = plan.len(),
         cpus = %cpus.join(","),
         runtime = exec.runtime.name(),

@@ -202,6 +202,8 @@ pub struct Shard {
     pub ws_config: WebSocketConfig,
     /// Set when shutdown begins: no new upgrades.
     pub draining: Cell<bool>,
+    /// TLS handshakes for every accepted connection, when `[server.tls]` is on.
+    pub tls: Option<futures_rustls::TlsAcceptor>,
 }
 
 /// Removes a connection from the registry and the gauges when dropped.
@@ -300,6 +302,8 @@ pub struct Listeners {
     pub main: SocketAddr,
     /// HTTP only (compat), if enabled.
     pub compat: Option<SocketAddr>,
+    /// TLS settings for both listeners (one copy shared by every shard), if enabled.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Runs one shard until shutdown completes. `ready` is called once its listeners are bound.
@@ -321,6 +325,7 @@ pub async fn run(
         conns: RefCell::new(Connections::default()),
         ws_config: crate::net::ws::ws_config(cfg.read_buffer_bytes, cfg.max_message_bytes),
         draining: Cell::new(false),
+        tls: listeners.tls.clone().map(futures_rustls::TlsAcceptor::from),
         state: state.clone(),
     });
     let main = match listen(listeners.main) {
@@ -431,7 +436,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
             Ok(stream) => {
                 rt::spawn_local(crate::net::connection::serve(
                     shard.clone(),
-                    stream,
+                    stream.into(),
                     websocket,
                 ))
                 .detach();

@@ -5,7 +5,8 @@ use super::names::Kind;
 use crate::config::Config;
 
 /// Builds the absolute download URL for `filename`. `base` is `http.public_base_url` (without a
-/// trailing `/`), else `http://<Host header>`, else `http://localhost:<configured port>`.
+/// trailing `/`), else `http://<Host header>`, else `http://localhost:<configured port>` (`https`
+/// when `[server.tls]` is on).
 pub fn download_url(
     cfg: &Config,
     key: &[u8],
@@ -22,10 +23,17 @@ pub fn download_url(
             .trim_end_matches('/')
             .to_string()
     } else {
+        // Downloads are served by the listener the client is talking to, so the scheme follows
+        // whether that listener speaks TLS.
+        let scheme = if cfg.server.tls.enabled {
+            "https"
+        } else {
+            "http"
+        };
         match host_header.map(str::trim).filter(|h| plausible_host(h)) {
-            Some(h) => format!("http://{h}"),
+            Some(h) => format!("{scheme}://{h}"),
             None => format!(
-                "http://localhost:{}",
+                "{scheme}://localhost:{}",
                 cfg.listen_addr().map(|a| a.port()).unwrap_or(8002)
             ),
         }
@@ -135,5 +143,38 @@ mod tests {
         );
         assert!(u.starts_with("http://[::1]:8002/"), "{u}");
         assert_eq!(encode_path_segment("a b/c%.jpg"), "a%20b%2Fc%25.jpg");
+    }
+
+    #[test]
+    fn tls_listeners_get_https_urls() {
+        let mut c = cfg("");
+        c.server.tls.enabled = true;
+        let u = download_url(
+            &c,
+            b"k",
+            Kind::Snapshots,
+            "a.jpg",
+            Some("cam:8002"),
+            None,
+            0,
+        );
+        assert!(
+            u.starts_with("https://cam:8002/files/snapshots/a.jpg?token="),
+            "{u}"
+        );
+        let u = download_url(&c, b"k", Kind::Snapshots, "a.jpg", None, None, 0);
+        assert!(u.starts_with("https://localhost:8002/"), "{u}");
+        // An explicit public base is used as written.
+        c.http.public_base_url = "http://proxy.example".into();
+        let u = download_url(
+            &c,
+            b"k",
+            Kind::Snapshots,
+            "a.jpg",
+            Some("cam:8002"),
+            None,
+            0,
+        );
+        assert!(u.starts_with("http://proxy.example/files/"), "{u}");
     }
 }

@@ -79,6 +79,9 @@ pub struct ShardStats {
     pub implicit_clients: AtomicI64,
     /// Shard heartbeat: the shard's 1 s ticker bumps it (the systemd watchdog checks it moves).
     pub heartbeat: AtomicU64,
+    /// TLS handshakes that failed: `[timed out, refused]` (refused: not TLS, or no common
+    /// protocol, or the peer closed).
+    pub tls_handshake_failures: [AtomicU64; 2],
 }
 
 impl ShardStats {
@@ -104,7 +107,13 @@ impl ShardStats {
             explicit_clients: AtomicI64::new(0),
             implicit_clients: AtomicI64::new(0),
             heartbeat: AtomicU64::new(0),
+            tls_handshake_failures: std::array::from_fn(|_| AtomicU64::new(0)),
         }
+    }
+
+    /// Counts one failed TLS handshake.
+    pub fn count_tls_handshake_failure(&self, timed_out: bool) {
+        bump(&self.tls_handshake_failures[usize::from(!timed_out)]);
     }
 
     /// Counts one reply of `method` (index; `None` = unknown) with `code` (0 = success).

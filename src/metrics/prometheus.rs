@@ -172,6 +172,23 @@ pub fn render(state: &ServerState) -> String {
 
     header(
         w,
+        "camshard_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, by reason (timeout: not finished in server.handshake_timeout_s; error: not TLS, nothing in common, or closed).",
+    );
+    for (i, reason) in ["timeout", "error"].iter().enumerate() {
+        let n: u64 = shards
+            .iter()
+            .map(|s| s.tls_handshake_failures[i].load(Relaxed))
+            .sum();
+        let _ = writeln!(
+            w,
+            "camshard_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+
+    header(
+        w,
         "camshard_auth_failures_total",
         "counter",
         "Authentication failures by reason.",

@@ -1,24 +1,46 @@
-//! A connection's life: read the HTTP request head, then either upgrade to a WebSocket session
-//! or answer one HTTP request.
+//! A connection's life: the TLS handshake (when `[server.tls]` is on), then the HTTP request
+//! head, then either an upgrade to a WebSocket session or one HTTP answer.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use camshard_cores::rt::net::TcpStream;
 use futures_lite::AsyncWriteExt;
 
 use super::head::{read_head, HeadError};
 use super::http::{self, Response};
+use super::stream::{Conn, HandshakeError};
 use super::upgrade::{decide, Decision};
 use super::ws::WsSession;
 use crate::rpc::dispatch::Peer;
 use crate::shard::Shard;
 
-/// Serves one accepted socket. `websocket` is false on the HTTP-only compat listener.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
+/// Serves one accepted connection. `websocket` is false on the HTTP-only compat listener.
+pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
     let _ = stream.set_nodelay(true);
     let timeout = Duration::from_secs(shard.state.config.server.handshake_timeout_s);
-    let (head, leftover) = match read_head(&mut stream, timeout).await {
+    // One deadline covers the TLS handshake and the request head together, so TLS does not
+    // double the time a slow or silent client may hold a socket.
+    let deadline = Instant::now() + timeout;
+    let mut stream = match &shard.tls {
+        None => stream,
+        Some(acceptor) => {
+            let peer = stream.peer_addr().ok();
+            match stream.start_tls(acceptor, timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Plain HTTP to the TLS port, a port scanner, a client that gave up or
+                    // stalled: nothing can be answered in a protocol the client speaks, so the
+                    // socket is just closed (`start_tls` dropped it).
+                    let timed_out = matches!(e, HandshakeError::Timeout);
+                    shard.stats.count_tls_handshake_failure(timed_out);
+                    tracing::debug!(shard = shard.id, peer = ?peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            }
+        }
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let (head, leftover) = match read_head(&mut stream, left).await {
         Ok(x) => x,
         Err(e) => {
             let (status, reason) = match e {
@@ -101,13 +123,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, websocket: bool) {
     respond(&shard, &mut stream, route, resp, head_only).await;
 }
 
-async fn respond(
-    shard: &Shard,
-    stream: &mut TcpStream,
-    route: &str,
-    resp: Response,
-    head_only: bool,
-) {
+async fn respond(shard: &Shard, stream: &mut Conn, route: &str, resp: Response, head_only: bool) {
     shard.stats.count_http(route, resp.status);
     let _ = stream.write_all(&resp.to_bytes(head_only)).await;
     let _ = stream.close().await;

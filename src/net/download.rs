@@ -13,11 +13,11 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use camshard_cores::rt::fs::ReadFile;
-use camshard_cores::rt::net::TcpStream;
 use futures_lite::AsyncWriteExt;
 
 use super::head::Head;
 use super::http::{credential_role, status_text, Response};
+use super::stream::Conn;
 use crate::files::names::{is_valid_filename, Kind};
 use crate::shard::Shard;
 use crate::state::ServerState;
@@ -29,7 +29,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves a `/files/recordings/…` or `/files/snapshots/…` request and closes the connection.
 /// Returns false (nothing written) for any other path, which the caller routes as usual.
-pub async fn serve(shard: &Shard, stream: &mut TcpStream, head: &Head) -> bool {
+pub async fn serve(shard: &Shard, stream: &mut Conn, head: &Head) -> bool {
     let Some((kind, raw)) = split_path(&head.path) else {
         return false;
     };
@@ -70,7 +70,7 @@ fn cors_headers(shard: &Shard, head: &Head) -> Vec<(&'static str, String)> {
 
 /// Writes a small response (error, preflight) with the CORS headers; returns its status.
 async fn send(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     head: &Head,
     mut r: Response,
     cors: &[(&'static str, String)],
@@ -80,7 +80,7 @@ async fn send(
     r.status
 }
 
-async fn handle(shard: &Shard, stream: &mut TcpStream, head: &Head, kind: Kind, raw: &str) -> u16 {
+async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, kind: Kind, raw: &str) -> u16 {
     let cors = cors_headers(shard, head);
     match head.method.as_str() {
         "GET" | "HEAD" => {}
@@ -206,7 +206,7 @@ fn content_type(name: &str) -> &'static str {
 
 /// Writes the headers and (for GET) the selected bytes; returns the status sent.
 async fn stream_file(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     head: &Head,
     file: &ReadFile,
     name: &str,

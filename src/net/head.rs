@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use camshard_cores::rt::net::TcpStream;
 use futures_lite::AsyncReadExt;
+
+use super::stream::Conn;
 
 /// Largest request head accepted (request line + headers).
 pub const MAX_HEAD_BYTES: usize = 8192;
@@ -66,10 +67,7 @@ pub enum HeadError {
 }
 
 /// Reads until a complete head is parsed; returns it and any bytes that followed it.
-pub async fn read_head(
-    stream: &mut TcpStream,
-    timeout: Duration,
-) -> Result<(Head, Vec<u8>), HeadError> {
+pub async fn read_head(stream: &mut Conn, timeout: Duration) -> Result<(Head, Vec<u8>), HeadError> {
     let mut buf = vec![0u8; 1024];
     let mut len = 0;
     let deadline = std::time::Instant::now() + timeout;

@@ -10,13 +10,14 @@ use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use camshard_cores::rt::net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
+
+use super::stream::Conn;
 
 /// A socket borrowed together with the polling task's context.
 pub struct Io<'a, 'b> {
     /// The connection's socket.
-    pub stream: &'a mut TcpStream,
+    pub stream: &'a mut Conn,
     /// The context of the task polling the connection.
     pub cx: &'a mut Context<'b>,
 }

@@ -7,5 +7,7 @@ pub mod head;
 pub mod http;
 pub mod io;
 pub mod outbound;
+pub mod stream;
+pub mod tls;
 pub mod upgrade;
 pub mod ws;

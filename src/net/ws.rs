@@ -19,7 +19,6 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use camshard_cores::rt::net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
 use tungstenite::error::{CapacityError, Error as WsError};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -29,6 +28,7 @@ use tungstenite::Bytes;
 use tungstenite::Message;
 
 use super::io::Io;
+use super::stream::Conn;
 use crate::rpc::dispatch::{handle_message, Env, Handled, PendingReply};
 use crate::shard::{ConnHandle, Shard, SIG_OUTBOUND, SIG_PING, SIG_SHUTDOWN};
 
@@ -62,7 +62,7 @@ enum Closing {
 
 /// One upgraded connection.
 pub struct WsSession {
-    stream: TcpStream,
+    stream: Conn,
     ws: WebSocketContext,
     shard: Rc<Shard>,
     handle: Rc<ConnHandle>,
@@ -75,12 +75,7 @@ pub struct WsSession {
 
 impl WsSession {
     /// Wraps an upgraded socket; `leftover` are bytes read past the HTTP head.
-    pub fn new(
-        stream: TcpStream,
-        leftover: Vec<u8>,
-        shard: Rc<Shard>,
-        handle: Rc<ConnHandle>,
-    ) -> Self {
+    pub fn new(stream: Conn, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>) -> Self {
         let ws = if leftover.is_empty() {
             WebSocketContext::new(Role::Server, Some(shard.ws_config))
         } else {

@@ -38,21 +38,43 @@ pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
     start_custom(extra_toml, args, |_| {})
 }
 
+/// Storage thresholds of every test server started through [`start_custom`] (unless its extra
+/// config has its own `[storage]`): tests must not fail because the disk of the machine running
+/// them is more than 90 % full, as the shipped `block_percent` would make them.
+pub const TEST_STORAGE: &str =
+    "[storage]\nwarn_percent = 80.0\nblock_percent = 99.9\nmin_free_mb = 16\n";
+
 /// Like [`start_with`], with a last say on the command (environment, `pre_exec` limits).
-// The child is owned by `Server`, whose `Drop` kills and waits for it.
-#[allow(clippy::zombie_processes)]
 pub fn start_custom(
     extra_toml: &str,
     args: &[&str],
     customize: impl FnOnce(&mut Command),
 ) -> Server {
+    let storage = if extra_toml.contains("[storage]") {
+        ""
+    } else {
+        TEST_STORAGE
+    };
+    start_config_custom(
+        &format!("[http.compat_listener]\nenabled = false\n{storage}{extra_toml}"),
+        args,
+        customize,
+    )
+}
+
+/// Starts the binary with exactly `toml` as its config file (the compat listener stays as
+/// `toml` leaves it) and extra `args`.
+pub fn start_config(toml: &str, args: &[&str]) -> Server {
+    start_config_custom(toml, args, |_| {})
+}
+
+/// [`start_config`] with a last say on the command.
+// The child is owned by `Server`, whose `Drop` kills and waits for it.
+#[allow(clippy::zombie_processes)]
+fn start_config_custom(toml: &str, args: &[&str], customize: impl FnOnce(&mut Command)) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
-    std::fs::write(
-        &cfg,
-        format!("[http.compat_listener]\nenabled = false\n{extra_toml}"),
-    )
-    .expect("write config");
+    std::fs::write(&cfg, toml).expect("write config");
     let mut cmd = Command::new(bin());
     cmd.args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
         .arg(&cfg)
