@@ -98,17 +98,7 @@ fn http_raw(port: u16, request: &str) -> (u16, String, Vec<u8>) {
     s.write_all(request.as_bytes()).expect("write");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head, out[split + 4..].to_vec())
+    common::split_response(&out)
 }
 
 /// The value of header `name` in a response head (case-insensitive name).

@@ -98,17 +98,7 @@ fn https(port: u16, cfg: Arc<ClientConfig>, request: &str) -> (u16, String, Vec<
     let mut out = Vec::new();
     s.read_to_end(&mut out)
         .expect("a clean TLS close after the answer");
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head, out[split + 4..].to_vec())
+    common::split_response(&out)
 }
 
 fn healthz(port: u16, cfg: Arc<ClientConfig>) -> u16 {

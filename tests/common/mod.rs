@@ -213,6 +213,21 @@ pub fn http(port: u16, request: &str) -> (u16, String) {
     (status, out)
 }
 
+/// Splits a whole HTTP response into (status, head, body bytes); status 0 if unreadable.
+pub fn split_response(out: &[u8]) -> (u16, String, Vec<u8>) {
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head, out[split + 4..].to_vec())
+}
+
 /// The body of an HTTP response text.
 pub fn body(resp: &str) -> &str {
     resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
