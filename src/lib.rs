@@ -7,10 +7,13 @@
 //!
 //! - [`server`]: start-up and shutdown — preflight checks (memlock, io_uring, fd budget), shared
 //!   state, one shard per core (via the `camshard-cores` crate), signals.
-//! - [`shard`]: one pinned glommio executor; accepts its share of connections on the shared port
-//!   (SO_REUSEPORT), keeps the live-connection slab, sends keep-alive Pings, drains on shutdown.
-//! - [`net`]: the connection type that owns framing — HTTP request head, WebSocket upgrade and
-//!   session ([`net::ws`]), and the plain HTTP routes ([`net::http`]).
+//! - [`shard`]: one pinned executor (glommio on io_uring, or the epoll fallback, behind
+//!   `camshard_cores::rt`); accepts its share of connections on the shared port (SO_REUSEPORT),
+//!   keeps the live-connection slab, sends keep-alive Pings, cuts stalled consumers, drains on
+//!   shutdown.
+//! - [`net`]: the connection type that owns framing — optional TLS ([`net::tls`],
+//!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), and the
+//!   plain HTTP routes ([`net::http`]).
 //! - [`rpc`]: JSON-RPC 2.0 — simd-json parsing ([`rpc::json`]), envelope rules, errors, params
 //!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
 //!   contract's check order.

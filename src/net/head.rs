@@ -76,7 +76,8 @@ pub async fn read_head(stream: &mut Conn, timeout: Duration) -> Result<(Head, Ve
         if left.is_zero() {
             return Err(HeadError::Timeout);
         }
-        // glommio read timeouts are per call; the overall deadline bounds slow drip-feeders.
+        // Socket read timeouts are per call (on both runtimes); the overall deadline bounds
+        // slow drip-feeders.
         let _ = stream.set_read_timeout(Some(left));
         let n = match stream.read(&mut buf[len..]).await {
             Ok(0) => return Err(HeadError::Closed),

@@ -1,10 +1,10 @@
-//! `Io`: lets tungstenite's synchronous `Read`/`Write` calls drive a glommio socket from inside
-//! a `poll` function.
+//! `Io`: lets tungstenite's synchronous `Read`/`Write` calls drive a connection (`Conn`) from
+//! inside a `poll` function.
 //!
 //! tungstenite is a protocol state machine over any `Read + Write`. Inside our connection's
 //! `poll`, `Io` forwards each call to the socket's `poll_read`/`poll_write` with the task's
-//! `Context`: ready results pass through, and "pending" becomes `WouldBlock` — after glommio
-//! has registered the task's waker on the socket, so the task is woken when I/O can proceed.
+//! `Context`: ready results pass through, and "pending" becomes `WouldBlock` — after the runtime
+//! (glommio or the epoll reactor) has registered the task's waker on the socket, so the task is woken when I/O can proceed.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;

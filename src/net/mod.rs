@@ -1,5 +1,14 @@
-//! Network side of a shard: the connection type that owns framing (HTTP request head, then either
-//! a WebSocket session or one HTTP response), and the HTTP routes served on the same port.
+//! Network side of a shard: the connection type that owns framing (TLS when configured, the HTTP
+//! request head, then either a WebSocket session or one HTTP response), and the HTTP routes
+//! served on the same port.
+//!
+//! - `connection`: one accepted socket from TLS handshake to the end of its session or response.
+//! - `stream`: `Conn`, plain TCP or TLS, the one type the rest reads and writes.
+//! - `tls`: the rustls server config built from `[server.tls]`.
+//! - `head`, `upgrade`: the request head and the WebSocket upgrade decision.
+//! - `ws`, `io`, `outbound`: the WebSocket session, its tungstenite bridge, and its bounded
+//!   notification queue with the slow-consumer rule.
+//! - `http`, `download`: the plain routes and file downloads.
 
 pub mod connection;
 pub mod download;
