@@ -10,10 +10,10 @@
 //!                      rec-<id> supervisor: waits on ffmpeg, stop/timeouts, finalizes, events
 //! ```
 //!
-//! - [`session`]: the two threads. The feeder owns ffmpeg's stdin and the subscription; the
+//! - `session`: the two threads. The feeder owns ffmpeg's stdin and the subscription; the
 //!   supervisor owns the child process, decides when the session ends and finalizes it.
-//! - [`ffmpeg`]: the command lines, the bounded stderr tail, and stopping a child politely.
-//! - [`finalize`]: remux, no-clobber rename into place, fsync, and start-up recovery of
+//! - `ffmpeg`: the command lines, the bounded stderr tail, and stopping a child politely.
+//! - `finalize`: remux, no-clobber rename into place, fsync, and start-up recovery of
 //!   `.partial` files a crash left behind.
 //!
 //! # Why fragmented MP4 first
