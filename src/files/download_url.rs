@@ -147,34 +147,19 @@ mod tests {
 
     #[test]
     fn tls_listeners_get_https_urls() {
+        let url = |c: &Config, host| download_url(c, b"k", Kind::Snapshots, "a.jpg", host, None, 0);
         let mut c = cfg("");
         c.server.tls.enabled = true;
-        let u = download_url(
-            &c,
-            b"k",
-            Kind::Snapshots,
-            "a.jpg",
-            Some("cam:8002"),
-            None,
-            0,
-        );
+        let u = url(&c, Some("cam:8002"));
         assert!(
             u.starts_with("https://cam:8002/files/snapshots/a.jpg?token="),
             "{u}"
         );
-        let u = download_url(&c, b"k", Kind::Snapshots, "a.jpg", None, None, 0);
+        let u = url(&c, None);
         assert!(u.starts_with("https://localhost:8002/"), "{u}");
         // An explicit public base is used as written.
         c.http.public_base_url = "http://proxy.example".into();
-        let u = download_url(
-            &c,
-            b"k",
-            Kind::Snapshots,
-            "a.jpg",
-            Some("cam:8002"),
-            None,
-            0,
-        );
+        let u = url(&c, Some("cam:8002"));
         assert!(u.starts_with("http://proxy.example/files/"), "{u}");
     }
 }
