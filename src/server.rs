@@ -369,20 +369,47 @@ fn resolve_port(addr: SocketAddr) -> Result<(SocketAddr, PortHold), StartError> 
     Ok((SocketAddr::new(addr.ip(), port), PortHold(Some(fd))))
 }
 
-/// Warns when RLIMIT_NOFILE cannot hold `server.max_connections` plus working files.
+/// Descriptors kept for everything that is not a client connection: listeners, io_uring rings or
+/// the epoll set, event fds, capture devices, recordings, snapshots, ffmpeg pipes, MediaMTX
+/// sockets, state files.
+const FD_RESERVE: u64 = 256;
+
+/// Makes RLIMIT_NOFILE hold `server.max_connections` plus [`FD_RESERVE`]: raises the soft limit
+/// towards the hard one when it is short (no privilege needed; the common default soft limit of
+/// 1024 would otherwise cap a host at about 770 clients whatever the unit allows), and warns when
+/// even the hard limit is short. Running out later is survivable — the accept loops pause on
+/// EMFILE — but refused clients are what an operator should hear about at start.
 fn check_fd_budget(config: &Config) {
-    if let Ok((soft, _hard)) =
-        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-    {
-        let need = config.server.max_connections as u64 + 256;
-        if soft < need {
-            tracing::warn!(
-                limit = soft,
-                needed = need,
-                "RLIMIT_NOFILE ({soft}) is below server.max_connections + 256 ({need}): connections beyond \
-                 the limit will fail to accept; raise it with `ulimit -n` or LimitNOFILE= in the unit"
-            );
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let need = config.server.max_connections as u64 + FD_RESERVE;
+    let mut have = soft;
+    if soft < need && hard > soft {
+        let raised = need.min(hard);
+        match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+            Ok(()) => {
+                tracing::info!(
+                    from = soft,
+                    to = raised,
+                    hard,
+                    "raised the RLIMIT_NOFILE soft limit for server.max_connections"
+                );
+                have = raised;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not raise the RLIMIT_NOFILE soft limit"),
         }
+    }
+    if have < need {
+        tracing::warn!(
+            limit = have,
+            hard,
+            needed = need,
+            "RLIMIT_NOFILE ({have}) is below server.max_connections + {FD_RESERVE} ({need}): \
+             connections beyond the limit will wait in the backlog or fail; raise the hard limit \
+             (LimitNOFILE= in the unit, or `ulimit -Hn` as root) or lower server.max_connections"
+        );
     }
 }
 

@@ -1,6 +1,6 @@
-//! A shard: one pinned executor (glommio on io_uring, or the epoll fallback) that accepts its share of connections (every shard
-//! listens on the same port with SO_REUSEPORT, so the kernel spreads new connections) and owns
-//! them for their whole life. Nothing in a shard is shared with other shards except through
+//! A shard: one pinned executor (glommio on io_uring, or the epoll fallback) that accepts its
+//! share of connections (every shard listens on the same port with SO_REUSEPORT, so the kernel
+//! spreads new connections) and owns them for their whole life. Nothing in a shard is shared with other shards except through
 //! `ServerState` (read-mostly, lock-free) and cross-shard channels.
 
 use std::cell::{Cell, RefCell};
@@ -430,10 +430,19 @@ async fn ticker(shard: Rc<Shard>) {
 }
 
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
-    let mut logged_emfile = false;
+    // Out of descriptors: the pending connection stays in the kernel's backlog, so the loop
+    // pauses and retries rather than spinning. Logged once per episode, counted every time.
+    let mut out_of_fds_since: Option<Instant> = None;
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                if let Some(since) = out_of_fds_since.take() {
+                    tracing::info!(
+                        shard = shard.id,
+                        paused_ms = since.elapsed().as_millis() as u64,
+                        "descriptors available again: accepting"
+                    );
+                }
                 rt::spawn_local(crate::net::connection::serve(
                     shard.clone(),
                     stream.into(),
@@ -443,12 +452,16 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, websocket: bool) {
             }
             Err(e) => {
                 let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-                if out_of_fds && !logged_emfile {
-                    tracing::warn!(
-                        shard = shard.id,
-                        "out of file descriptors: accept paused briefly (raise LimitNOFILE)"
-                    );
-                    logged_emfile = true;
+                if out_of_fds {
+                    crate::metrics::bump(&shard.stats.accept_fd_exhausted);
+                    if out_of_fds_since.is_none() {
+                        out_of_fds_since = Some(Instant::now());
+                        tracing::warn!(
+                            shard = shard.id,
+                            error = %e,
+                            "out of file descriptors: accept paused (raise LimitNOFILE or lower server.max_connections)"
+                        );
+                    }
                 }
                 // Back off so a persistent error does not spin the shard.
                 rt::sleep(Duration::from_millis(if out_of_fds { 50 } else { 5 })).await;

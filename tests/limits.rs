@@ -359,3 +359,41 @@ fn keep_alive_ping_waits_behind_a_large_pending_reply() {
     let r = ask(&mut slow, json!({"jsonrpc":"2.0","method":"ping","id":2}));
     assert_eq!(r["result"], "pong", "{r}");
 }
+
+/// A process out of descriptors cannot accept: the pending connections wait in the kernel's
+/// backlog, the accept loop pauses (logged once, counted) instead of spinning or dying, and
+/// serving resumes as soon as descriptors are free again.
+#[test]
+fn out_of_descriptors_pauses_accept_and_recovers() {
+    let mut s = common::start_custom(
+        "[server]\nmax_connections = 1000\nhandshake_timeout_s = 60\n",
+        &[],
+        |cmd| common::limit_nofile(cmd, 128, 128),
+    );
+    // More connections than the server has descriptors for; each silent, so the server holds
+    // every one it accepts until the (long) handshake timeout.
+    let held: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect"))
+        .collect();
+    let saw = |s: &mut common::Server, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(line) = s.log.recv_timeout(Duration::from_millis(100)) {
+                if line.contains(what) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(saw(&mut s, "out of file descriptors: accept paused"));
+    drop(held);
+    assert!(saw(&mut s, "descriptors available again: accepting"));
+    // Served again: a WebSocket client and the metrics route, which counted the refusals.
+    let mut c = s.connect();
+    let r = c.call("ping", json!({}));
+    assert_eq!(r["result"], "pong", "{r}");
+    assert!(counter(&s, "camshard_accept_fd_exhausted_total") > 0);
+    let (status, _) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+}

@@ -148,7 +148,12 @@ fn server_cmd(dir: &std::path::Path, runtime: &str) -> Command {
 }
 
 /// Runs `cmd` until it logs "camshard ready"; returns every JSON log line up to that one.
-fn log_until_ready(mut cmd: Command) -> Vec<Value> {
+fn log_until_ready(cmd: Command) -> Vec<Value> {
+    log_until_ready_then(cmd, |_| {})
+}
+
+/// [`log_until_ready`], calling `at_ready` with the server's pid before stopping it.
+fn log_until_ready_then(mut cmd: Command, at_ready: impl FnOnce(u32)) -> Vec<Value> {
     let mut child = cmd.spawn().expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = Vec::new();
@@ -159,6 +164,7 @@ fn log_until_ready(mut cmd: Command) -> Vec<Value> {
         let ready = v["message"] == "camshard ready";
         lines.push(v);
         if ready {
+            at_ready(child.id());
             break;
         }
     }
@@ -225,5 +231,61 @@ fn fallback_warning_names_the_cause() {
     assert_eq!(
         lines.last().map(|r| r["runtime"].clone()),
         Some(json!("epoll"))
+    );
+}
+
+/// `(soft, hard)` "Max open files" of process `pid`, from /proc/PID/limits.
+fn open_files_limit(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files line");
+    let mut n = line
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok());
+    (n.next().expect("soft"), n.next().expect("hard"))
+}
+
+/// The fd budget at start: `server.max_connections` (1,000 here) + 256 descriptors. A soft limit
+/// below it is raised towards the hard limit; a hard limit below it is named in a WARN.
+#[test]
+fn a_short_fd_soft_limit_is_raised_and_a_short_hard_limit_is_named() {
+    let runtime = std::env::var("CAMSHARD_RUNTIME").unwrap_or_else(|_| "auto".into());
+    let start = |soft: u64, hard: u64, at_ready: &mut dyn FnMut(u32)| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("fd.toml");
+        std::fs::write(&cfg, "[server]\nmax_connections = 1000\n").expect("config");
+        let mut cmd = server_cmd(dir.path(), &runtime);
+        cmd.arg("--config").arg(&cfg);
+        common::limit_nofile(&mut cmd, soft, hard);
+        log_until_ready_then(cmd, at_ready)
+    };
+    let message = |lines: &[Value], text: &str| {
+        lines
+            .iter()
+            .find(|v| v["message"].as_str().unwrap_or("").contains(text))
+            .cloned()
+    };
+
+    // Soft 512, hard 4096: raised to exactly what is needed, no warning.
+    let mut limits = (0, 0);
+    let lines = start(512, 4096, &mut |pid| limits = open_files_limit(pid));
+    assert_eq!(limits, (1256, 4096));
+    let raised = message(&lines, "raised the RLIMIT_NOFILE soft limit").expect("raise logged");
+    assert_eq!(
+        (raised["from"].as_u64(), raised["to"].as_u64()),
+        (Some(512), Some(1256))
+    );
+    assert!(message(&lines, "is below server.max_connections").is_none());
+
+    // Hard 600: raised as far as it goes, and the shortfall is a WARN naming both numbers.
+    let lines = start(512, 600, &mut |pid| limits = open_files_limit(pid));
+    assert_eq!(limits, (600, 600));
+    let warn = message(&lines, "is below server.max_connections").expect("shortfall warned");
+    assert_eq!(warn["level"], "WARN");
+    assert_eq!(
+        (warn["limit"].as_u64(), warn["needed"].as_u64()),
+        (Some(600), Some(1256))
     );
 }

@@ -59,6 +59,8 @@ pub struct ShardStats {
     pub ws_connections_total: AtomicU64,
     /// WebSocket connections cut as stalled consumers (full queue, socket accepting nothing).
     pub ws_slow_consumer_cuts: AtomicU64,
+    /// Accepts that failed with EMFILE/ENFILE (the process or system is out of descriptors).
+    pub accept_fd_exhausted: AtomicU64,
     /// Replies by method (last slot: unknown methods) and code (`ALL_CODES` order; 0 = ok).
     rpc: Vec<[AtomicU64; ALL_CODES.len()]>,
     /// Notifications delivered, by topic index.
@@ -92,6 +94,7 @@ impl ShardStats {
             ws_connections: AtomicI64::new(0),
             ws_connections_total: AtomicU64::new(0),
             ws_slow_consumer_cuts: AtomicU64::new(0),
+            accept_fd_exhausted: AtomicU64::new(0),
             rpc: (0..=methods)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),

@@ -1,10 +1,11 @@
 //! Prometheus text exposition (format 0.0.4) of every shard's counters and histograms (§11.4).
 
 use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::latency::merge_into;
-use super::{system, AUTH_REASONS, HTTP_ROUTES, HTTP_STATUSES};
+use super::{system, ShardStats, AUTH_REASONS, HTTP_ROUTES, HTTP_STATUSES};
 use crate::methods::TABLE;
 use crate::rpc::error::ALL_CODES;
 use crate::state::ServerState;
@@ -66,28 +67,27 @@ pub fn render(state: &ServerState) -> String {
             s.ws_connections.load(Relaxed)
         );
     }
-    header(
+    shard_counter(
         w,
+        shards,
         "camshard_ws_connections_total",
-        "counter",
         "WebSocket connections accepted.",
+        |s| &s.ws_connections_total,
     );
-    let total: u64 = shards
-        .iter()
-        .map(|s| s.ws_connections_total.load(Relaxed))
-        .sum();
-    let _ = writeln!(w, "camshard_ws_connections_total {total}");
-    header(
+    shard_counter(
         w,
+        shards,
         "camshard_ws_slow_consumer_cuts_total",
-        "counter",
         "WebSocket connections cut for not reading (full queue, no write progress).",
+        |s| &s.ws_slow_consumer_cuts,
     );
-    let cuts: u64 = shards
-        .iter()
-        .map(|s| s.ws_slow_consumer_cuts.load(Relaxed))
-        .sum();
-    let _ = writeln!(w, "camshard_ws_slow_consumer_cuts_total {cuts}");
+    shard_counter(
+        w,
+        shards,
+        "camshard_accept_fd_exhausted_total",
+        "Accepts refused by the kernel for want of descriptors (EMFILE/ENFILE); each pauses that shard's accept loop for 50 ms.",
+        |s| &s.accept_fd_exhausted,
+    );
 
     header(
         w,
@@ -301,6 +301,19 @@ pub fn render(state: &ServerState) -> String {
     );
     let _ = writeln!(w, "camshard_process_threads {}", system::process_threads());
     o
+}
+
+/// A counter kept per shard, exposed as one sum.
+fn shard_counter(
+    w: &mut String,
+    shards: &[std::sync::Arc<ShardStats>],
+    name: &str,
+    help: &str,
+    counter: impl Fn(&ShardStats) -> &AtomicU64,
+) {
+    header(w, name, "counter", help);
+    let sum: u64 = shards.iter().map(|s| counter(s).load(Relaxed)).sum();
+    let _ = writeln!(w, "{name} {sum}");
 }
 
 fn header(w: &mut String, name: &str, kind: &str, help: &str) {

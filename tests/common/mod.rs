@@ -213,6 +213,24 @@ pub fn http(port: u16, request: &str) -> (u16, String) {
     (status, out)
 }
 
+/// Makes `cmd` run with RLIMIT_NOFILE `soft`/`hard` (set in the child before exec).
+pub fn limit_nofile(cmd: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; it runs in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Splits a whole HTTP response into (status, head, body bytes); status 0 if unreadable.
 pub fn split_response(out: &[u8]) -> (u16, String, Vec<u8>) {
     let split = out
