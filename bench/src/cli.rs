@@ -93,7 +93,7 @@ pub struct LoadArgs {
 /// Options of `run` (and of the hidden `worker`).
 #[derive(Args, Clone, Debug)]
 pub struct RunArgs {
-    /// WebSocket URL (ws:// on a loopback address only).
+    /// WebSocket URL (ws:// or wss:// on a loopback address only).
     #[arg(long, default_value = "ws://127.0.0.1:8002/ws")]
     pub url: String,
     /// Number of connections.
@@ -191,7 +191,7 @@ pub struct CompareArgs {
 /// Options of `fanout`.
 #[derive(Args, Clone, Debug)]
 pub struct FanoutArgs {
-    /// WebSocket URL (ws:// on a loopback address only).
+    /// WebSocket URL (ws:// or wss:// on a loopback address only).
     #[arg(long, default_value = "ws://127.0.0.1:8002/ws")]
     pub url: String,
     /// Number of subscribed connections.

@@ -1,36 +1,108 @@
-//! WebSocket connection helpers: loopback-only target, handshake with failure classification,
-//! JSON-RPC request templates and classification of incoming messages.
+//! WebSocket connection helpers: loopback-only target (`ws://`, or `wss://` for a server with
+//! TLS on), handshake with failure classification, JSON-RPC request templates and
+//! classification of incoming messages.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
-/// A client WebSocket over plain TCP.
-pub type Ws = WebSocketStream<TcpStream>;
+/// A client WebSocket over plain TCP or TLS.
+pub type Ws = WebSocketStream<Stream>;
 
-/// Where to connect: the URL for the handshake and its resolved loopback address.
-#[derive(Clone, Debug)]
+/// A client socket: plain TCP for `ws://`, TLS over TCP for `wss://`.
+pub enum Stream {
+    /// `ws://`
+    Plain(TcpStream),
+    /// `wss://` (boxed: the TLS state is large, and most runs are plain).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Where to connect: the URL for the handshake, its resolved loopback address, and for
+/// `wss://` the TLS client.
+#[derive(Clone)]
 pub struct Target {
-    /// The ws:// URL.
+    /// The ws:// or wss:// URL.
     pub url: String,
     /// Resolved loopback socket address.
     pub addr: SocketAddr,
+    /// For `wss://`: the connector and the name sent as SNI.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Target {
-    /// Parse a `ws://host:port/path` URL; the host must resolve to a loopback address.
+    /// Parse a `ws://host:port/path` or `wss://host:port/path` URL; the host must resolve to a
+    /// loopback address.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
+        let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("ws://") {
+            (r, false, 80)
+        } else if let Some(r) = url.strip_prefix("wss://") {
+            (r, true, 443)
+        } else {
+            return Err(format!("{url}: only ws:// and wss:// URLs are supported"));
+        };
         let authority = rest.split('/').next().unwrap_or(rest);
         let has_port = match authority.strip_prefix('[') {
             Some(v6) => v6.contains("]:"),
@@ -39,7 +111,7 @@ impl Target {
         let with_port = if has_port {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{default_port}")
         };
         let addrs: Vec<SocketAddr> = with_port
             .to_socket_addrs()
@@ -51,10 +123,98 @@ impl Target {
             .find(|a| a.is_ipv4() && a.ip().is_loopback())
             .or_else(|| addrs.iter().copied().find(|a| a.ip().is_loopback()))
             .ok_or_else(|| format!("{url}: refusing a non-loopback target (this tool talks to 127.0.0.1/localhost only)"))?;
+        let tls = if tls {
+            let host = match authority.rsplit_once(':') {
+                Some((h, _)) if has_port => h,
+                _ => authority,
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|e| format!("{url}: {host} is not a TLS server name: {e}"))?;
+            Some((tls::connector(), name))
+        } else {
+            None
+        };
         Ok(Target {
             url: url.to_string(),
             addr,
+            tls,
         })
+    }
+}
+
+/// The TLS client of `wss://` targets.
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use tokio_rustls::TlsConnector;
+
+    /// Accepts the server's certificate without checking who issued it: the tool only talks to
+    /// loopback, to a server the operator just started (often with a self-signed test
+    /// certificate). The handshake's signatures are still verified, so the TLS work measured is
+    /// the real work.
+    #[derive(Debug)]
+    struct LoopbackVerifier(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for LoopbackVerifier {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// A connector with the ring provider, TLS 1.2 and 1.3, and [`LoopbackVerifier`].
+    pub fn connector() -> TlsConnector {
+        let provider = Arc::new(ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(LoopbackVerifier(provider)))
+            .with_no_client_auth();
+        TlsConnector::from(Arc::new(config))
     }
 }
 
@@ -105,9 +265,19 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Ws, String> {
             .map_err(|e| io_kind(&e))?;
         // Latency benchmark: do not let Nagle delay small frames. Failure is harmless.
         let _ = tcp.set_nodelay(true);
-        let (ws, _resp) = client_async_with_config(target.url.as_str(), tcp, Some(client_config()))
-            .await
-            .map_err(|e| ws_kind(&e))?;
+        let stream = match &target.tls {
+            None => Stream::Plain(tcp),
+            Some((connector, name)) => Stream::Tls(Box::new(
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| format!("tls_{}", io_kind(&e)))?,
+            )),
+        };
+        let (ws, _resp) =
+            client_async_with_config(target.url.as_str(), stream, Some(client_config()))
+                .await
+                .map_err(|e| ws_kind(&e))?;
         Ok(ws)
     };
     match tokio::time::timeout(timeout, fut).await {
@@ -350,5 +520,22 @@ mod tests {
                 .port(),
             9002
         );
+    }
+
+    #[test]
+    fn wss_targets_get_a_tls_client_with_the_host_as_sni() {
+        let t = Target::parse("wss://localhost:9443/ws").expect("wss");
+        assert_eq!(t.addr.port(), 9443);
+        let (_, name) = t.tls.as_ref().expect("tls");
+        assert_eq!(name.to_str(), "localhost");
+        let t = Target::parse("wss://127.0.0.1/ws").expect("default port");
+        assert_eq!(t.addr.port(), 443);
+        assert!(matches!(t.tls, Some((_, ServerName::IpAddress(_)))));
+        assert!(Target::parse("ws://127.0.0.1:8002/ws")
+            .expect("ws")
+            .tls
+            .is_none());
+        assert!(Target::parse("https://127.0.0.1/ws").is_err());
+        assert!(Target::parse("wss://example.com/ws").is_err());
     }
 }
