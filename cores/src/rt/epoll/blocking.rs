@@ -16,13 +16,15 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Starts `threads` (at least 1) named `{name}-blocking`.
-    pub(crate) fn new(name: &str, threads: usize) -> Self {
+    /// Starts `threads` (at least 1) named `{name}-blocking`; an error when none could start
+    /// (jobs would wait forever).
+    pub(crate) fn new(name: &str, threads: usize) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded::<Runnable>();
+        let mut running = 0;
+        let mut last_error = None;
         for _ in 0..threads.max(1) {
             let rx = rx.clone();
-            // A pool thread that cannot start leaves the others; with none, jobs wait forever,
-            // which the spawn error log makes visible.
+            // A pool thread that cannot start leaves the others to do its share.
             let started = std::thread::Builder::new()
                 .name(format!("{name}-blocking"))
                 .spawn(move || {
@@ -31,11 +33,18 @@ impl Pool {
                         job.run();
                     }
                 });
-            if let Err(e) = started {
-                tracing::error!(error = %e, "cannot start a blocking-pool thread");
+            match started {
+                Ok(_) => running += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a blocking-pool thread");
+                    last_error = Some(e);
+                }
             }
         }
-        Pool { jobs: tx }
+        match (running, last_error) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(Pool { jobs: tx }),
+        }
     }
 
     /// Runs `f` on the pool; the returned task completes with its result.

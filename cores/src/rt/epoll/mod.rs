@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use async_task::Runnable;
 use crossbeam_channel::{Receiver, Sender};
+use slab::Slab;
 
 use reactor::{Reactor, WAKER_TOKEN};
 
@@ -48,8 +49,9 @@ struct Shared {
 
 impl Shared {
     fn schedule(&self, runnable: Runnable) {
-        // The receiver lives as long as the executor; after that the runnable is dropped here,
-        // which cancels its task.
+        // The receiver lives as long as the executor, and teardown drops every task's future
+        // before it goes, so a late wake from another thread finds the task closed and never
+        // gets here with a live future (dropping one off its thread would abort).
         if self.queue.send(runnable).is_err() {
             return;
         }
@@ -83,6 +85,9 @@ impl std::task::Wake for MainWaker {
 pub(crate) struct Executor {
     shared: Arc<Shared>,
     queue: Receiver<Runnable>,
+    /// A waker of every task whose future is still alive, so teardown can reach tasks parked
+    /// on wakers it does not hold (the blocking pool's, another thread's).
+    live: RefCell<Slab<Waker>>,
     pub(crate) reactor: Reactor,
     pub(crate) blocking: blocking::Pool,
 }
@@ -116,10 +121,22 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let shared = with(|ex| ex.shared.clone());
-    let (runnable, task) = async_task::spawn_local(future, move |r| shared.schedule(r));
-    runnable.schedule();
-    task
+    with(|ex| ex.spawn(future))
+}
+
+/// Held by every task's future: takes the task off the live list when the future is dropped
+/// (finished, cancelled or torn down).
+struct Untrack(usize);
+
+impl Drop for Untrack {
+    fn drop(&mut self) {
+        let waker = try_with(|ex| {
+            let mut live = ex.live.try_borrow_mut().ok()?;
+            live.contains(self.0).then(|| live.remove(self.0))
+        });
+        // Dropped after the borrow ends: it may be the last reference to this task.
+        drop(waker);
+    }
 }
 
 impl Executor {
@@ -135,9 +152,30 @@ impl Executor {
                 main_woken: AtomicBool::new(true),
             }),
             queue: rx,
+            live: RefCell::new(Slab::new()),
             reactor,
-            blocking: blocking::Pool::new(name, blocking_threads),
+            blocking: blocking::Pool::new(name, blocking_threads)?,
         })
+    }
+
+    /// Spawns `future` as a task of this executor and puts it on the live list.
+    fn spawn<F>(&self, future: F) -> async_task::Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let key = self.live.borrow().vacant_key();
+        let untrack = Untrack(key);
+        let tracked = async move {
+            let _untrack = untrack;
+            future.await
+        };
+        let shared = self.shared.clone();
+        let (runnable, task) = async_task::spawn_local(tracked, move |r| shared.schedule(r));
+        // Nothing ran since `vacant_key`, so the task lands under the key its guard holds.
+        self.live.borrow_mut().insert(runnable.waker());
+        runnable.schedule();
+        task
     }
 
     /// Runs up to [`BUDGET`] queued tasks; true if the queue may still hold more.
@@ -176,11 +214,19 @@ impl Executor {
         !self.queue.is_empty() || self.shared.main_woken.load(Ordering::SeqCst)
     }
 
-    /// Cancels every task left (detached tasks still parked on sockets or timers).
+    /// Cancels every task left: detached tasks parked on sockets or timers, and those waiting
+    /// on a waker held elsewhere (a blocking job, another thread).
+    ///
+    /// Each live task is woken through its own waker, which puts an idle task back on this
+    /// run queue; dropping its runnable here drops its future on the thread that owns it.
+    /// Wakers still held elsewhere then find the task closed. Dropping a future may drop the
+    /// last handle of another task, so repeat until quiet.
     fn teardown(&self) {
-        // Dropping a runnable drops its future; dropping the last waker of a detached task
-        // schedules it once more so that its future is dropped too. Repeat until quiet.
         for _ in 0..64 {
+            let wakers: Vec<Waker> = self.live.borrow().iter().map(|(_, w)| w.clone()).collect();
+            for w in wakers {
+                w.wake();
+            }
             let mut dropped = 0;
             while let Ok(r) = self.queue.try_recv() {
                 drop(r);

@@ -230,3 +230,61 @@ fn cancelled_sleeps_leave_no_timer_behind() {
     });
     assert_eq!(left, 0);
 }
+
+#[test]
+fn leftover_tasks_waiting_on_other_threads_are_cancelled_when_main_ends() {
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+    use std::thread::ThreadId;
+
+    /// Records which thread dropped it.
+    struct Guard(Arc<Mutex<Option<ThreadId>>>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Ok(mut by) = self.0.lock() {
+                *by = Some(std::thread::current().id());
+            }
+        }
+    }
+    let on_pool = Arc::new(Mutex::new(None));
+    let on_thread = Arc::new(Mutex::new(None));
+    let parked: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+    let (a, b, p) = (on_pool.clone(), on_thread.clone(), parked.clone());
+    let shard = run(move || async move {
+        // Waits on a blocking job that outlives the executor.
+        let guard = Guard(a);
+        rt::spawn_local(async move {
+            let _guard = guard;
+            rt::spawn_blocking(|| std::thread::sleep(Duration::from_millis(300))).await;
+        })
+        .detach();
+        // Waits on a waker that another thread will use after the executor is gone.
+        let guard = Guard(b);
+        rt::spawn_local(async move {
+            let _guard = guard;
+            std::future::poll_fn(|cx| {
+                if let Ok(mut w) = p.lock() {
+                    *w = Some(cx.waker().clone());
+                }
+                Poll::<()>::Pending
+            })
+            .await;
+        })
+        .detach();
+        rt::sleep(Duration::from_millis(20)).await;
+        std::thread::current().id()
+    });
+    // Both futures were dropped before block_on returned, on the shard's own thread.
+    assert_eq!(*on_pool.lock().expect("lock"), Some(shard));
+    assert_eq!(*on_thread.lock().expect("lock"), Some(shard));
+    // A late wake from elsewhere is harmless (it used to drop the future here and abort).
+    let late = parked
+        .lock()
+        .expect("lock")
+        .take()
+        .expect("the task parked its waker");
+    std::thread::spawn(move || late.wake())
+        .join()
+        .expect("late wake");
+    std::thread::sleep(Duration::from_millis(400));
+}
