@@ -101,10 +101,7 @@ impl TcpStream {
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             TcpStream::Uring(s) => s.set_read_timeout(t).map_err(Into::into),
-            TcpStream::Epoll(s) => {
-                s.set_read_timeout(t);
-                Ok(())
-            }
+            TcpStream::Epoll(s) => s.set_read_timeout(t),
         }
     }
 
@@ -112,10 +109,7 @@ impl TcpStream {
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             TcpStream::Uring(s) => s.set_write_timeout(t).map_err(Into::into),
-            TcpStream::Epoll(s) => {
-                s.set_write_timeout(t);
-                Ok(())
-            }
+            TcpStream::Epoll(s) => s.set_write_timeout(t),
         }
     }
 }

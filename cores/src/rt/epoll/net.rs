@@ -35,6 +35,17 @@ impl<T: mio::event::Source> Drop for Registered<T> {
     }
 }
 
+/// Refuses a zero timeout (std and glommio do too: it would fail every wait at once).
+fn check_timeout(t: Option<Duration>) -> io::Result<()> {
+    match t {
+        Some(d) if d.is_zero() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a zero timeout is not allowed",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A listening socket.
 pub struct TcpListener {
     inner: Registered<mio::net::TcpListener>,
@@ -133,16 +144,25 @@ impl TcpStream {
         self.inner.io.local_addr()
     }
 
-    /// Fails a read that waits longer than `t` with `TimedOut` (`None`: wait forever).
-    pub fn set_read_timeout(&self, t: Option<Duration>) {
+    /// Fails a read that waits longer than `t` with `TimedOut` (`None`: wait forever); a zero
+    /// duration is an error, as in glommio and std.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
         self.read_timeout.set(t);
         self.read_deadline.borrow_mut().clear();
+        // A read waiting now re-arms with the new limit (its old timer is gone).
+        self.inner.source.wake_reader();
+        Ok(())
     }
 
-    /// Fails a write that waits longer than `t` with `TimedOut` (`None`: wait forever).
-    pub fn set_write_timeout(&self, t: Option<Duration>) {
+    /// Fails a write that waits longer than `t` with `TimedOut` (`None`: wait forever); a zero
+    /// duration is an error.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
         self.write_timeout.set(t);
         self.write_deadline.borrow_mut().clear();
+        self.inner.source.wake_writer();
+        Ok(())
     }
 
     /// Shared part of read and write: try the syscall, park on `WouldBlock`, time out.

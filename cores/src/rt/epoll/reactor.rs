@@ -37,6 +37,24 @@ impl Source {
     pub(crate) fn park_writer(&self, waker: &Waker) {
         park(&self.writer, waker);
     }
+
+    /// Wakes the parked reading task, if any (it retries its syscall and parks again).
+    pub(crate) fn wake_reader(&self) {
+        wake(&self.reader);
+    }
+
+    /// Wakes the parked writing task, if any.
+    pub(crate) fn wake_writer(&self) {
+        wake(&self.writer);
+    }
+}
+
+fn wake(slot: &RefCell<Option<Waker>>) {
+    // Taken before waking: the woken task may park again before this returns.
+    let waker = slot.borrow_mut().take();
+    if let Some(w) = waker {
+        w.wake();
+    }
 }
 
 fn park(slot: &RefCell<Option<Waker>>, waker: &Waker) {
@@ -190,14 +208,10 @@ impl Reactor {
             // Errors and hang-ups wake both sides: the next syscall reports them.
             let failed = ev.is_error();
             if ev.is_readable() || ev.is_read_closed() || failed {
-                if let Some(w) = source.reader.borrow_mut().take() {
-                    w.wake();
-                }
+                source.wake_reader();
             }
             if ev.is_writable() || ev.is_write_closed() || failed {
-                if let Some(w) = source.writer.borrow_mut().take() {
-                    w.wake();
-                }
+                source.wake_writer();
             }
         }
         drop(events);

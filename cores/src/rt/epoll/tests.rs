@@ -288,3 +288,43 @@ fn leftover_tasks_waiting_on_other_threads_are_cancelled_when_main_ends() {
         .expect("late wake");
     std::thread::sleep(Duration::from_millis(400));
 }
+
+#[test]
+fn a_timeout_set_while_a_read_waits_applies_to_that_read() {
+    let (zero_refused, timed_out) = run(|| async {
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_l.local_addr().expect("addr");
+        let c = Rc::new(std::cell::RefCell::new(
+            TcpStream::connect(addr).await.expect("connect"),
+        ));
+        let (_peer, _) = std_l.accept().expect("accept");
+        let zero_refused = c.borrow().set_read_timeout(Some(Duration::ZERO)).is_err();
+        // The read starts with no limit (the stream is borrowed only while it is polled); the
+        // main task then sets one.
+        let reader = c.clone();
+        let read = rt::spawn_local(async move {
+            let mut buf = [0u8; 8];
+            std::future::poll_fn(|cx| {
+                let mut s = reader.borrow_mut();
+                futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut *s), cx, &mut buf)
+            })
+            .await
+        });
+        rt::sleep(Duration::from_millis(20)).await;
+        c.borrow()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let r = futures_lite::future::or(async { Some(read.await) }, async {
+            rt::sleep(Duration::from_secs(5)).await;
+            None
+        })
+        .await;
+        let timed_out = matches!(r, Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut);
+        (zero_refused, timed_out)
+    });
+    assert!(
+        zero_refused,
+        "a zero timeout is refused, as glommio and std do"
+    );
+    assert!(timed_out, "the waiting read took the new limit");
+}
