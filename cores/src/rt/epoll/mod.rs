@@ -124,6 +124,25 @@ where
     with(|ex| ex.spawn(future))
 }
 
+pin_project_lite::pin_project! {
+    /// A task's future with its live-list guard, dropped right after it. A plain struct, not
+    /// an `async move` block: the block would store the future twice (as the captured value
+    /// and as the value being awaited), doubling every task's allocation.
+    struct Tracked<F> {
+        #[pin]
+        future: F,
+        _untrack: Untrack,
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().future.poll(cx)
+    }
+}
+
 /// Held by every task's future: takes the task off the live list when the future is dropped
 /// (finished, cancelled or torn down).
 struct Untrack(usize);
@@ -165,10 +184,9 @@ impl Executor {
         F::Output: 'static,
     {
         let key = self.live.borrow().vacant_key();
-        let untrack = Untrack(key);
-        let tracked = async move {
-            let _untrack = untrack;
-            future.await
+        let tracked = Tracked {
+            future,
+            _untrack: Untrack(key),
         };
         let shared = self.shared.clone();
         let (runnable, task) = async_task::spawn_local(tracked, move |r| shared.schedule(r));
