@@ -7,8 +7,10 @@
 # PLUG_S seconds (default 20): discovery watches a fake /dev and /sys (fixture files stand in for
 # the V4L2 ioctls, as in the tests), and the mix's subscribe_events calls put the connections that
 # make one on the camera topics, so each plug change fans out to thousands of them. RUNTIME (auto,
-# uring, epoll; default auto) picks the server's backend. Output: bench/results/soak-<date>/
-# (samples.csv, run.txt).
+# uring, epoll; default auto) picks the server's backend. ROUNDS (default 1) runs the whole client
+# load that many times against the same server, one after the other: memory that is only at its
+# high-water mark is reused by the next round, memory that leaks grows again. Output:
+# bench/results/soak-<date>/ (samples.csv, run.txt, run-<round>.json).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SOAK=${SOAK:-600}
@@ -16,6 +18,7 @@ CONNS=${CONNS:-19000}
 RATE=${RATE:-2000}
 RUNTIME=${RUNTIME:-auto}
 PLUG_S=${PLUG_S:-20}
+ROUNDS=${ROUNDS:-1}
 OUT=bench/results/soak-$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 cargo build --release -p camshard -p camshard-bench >/dev/null
@@ -64,15 +67,18 @@ plugger() {
   done
 }
 plugger &
-target/release/camshard-bench run --url ws://127.0.0.1:8002/ws --connections "$CONNS" \
-  --duration "$SOAK" --warmup 5 --rate "$RATE" \
-  --mix 'ping=89,get_camera_list=6,get_camera_status=3,take_snapshot=1,subscribe_events=1' \
-  --params 'subscribe_events={"topics":["camera.connected","camera.disconnected","camera.status_change"]}' \
-  --params 'get_camera_status={"device":"camera0"}' --params 'take_snapshot={"device":"camera1"}' \
-  --auth authenticate --token "$TOKEN" --server-pid $CS --json "$OUT/run.json" | tee "$OUT/run.txt"
-sleep 31
-# After the clients left: connections closed, descriptors back to the idle count.
-echo "after clients left: fds=$(ls /proc/$CS/fd | wc -l) rss_kib=$(awk '/VmRSS/ {print $2}' /proc/$CS/status)" | tee -a "$OUT/run.txt"
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS" | tee -a "$OUT/run.txt"
+  target/release/camshard-bench run --url ws://127.0.0.1:8002/ws --connections "$CONNS" \
+    --duration "$SOAK" --warmup 5 --rate "$RATE" \
+    --mix 'ping=89,get_camera_list=6,get_camera_status=3,take_snapshot=1,subscribe_events=1' \
+    --params 'subscribe_events={"topics":["camera.connected","camera.disconnected","camera.status_change"]}' \
+    --params 'get_camera_status={"device":"camera0"}' --params 'take_snapshot={"device":"camera1"}' \
+    --auth authenticate --token "$TOKEN" --server-pid $CS --json "$OUT/run-$round.json" | tee -a "$OUT/run.txt"
+  sleep 31
+  # After the clients left: connections closed, descriptors back to the idle count.
+  echo "after clients left (round $round): fds=$(ls /proc/$CS/fd | wc -l) rss_kib=$(awk '/VmRSS/ {print $2}' /proc/$CS/status)" | tee -a "$OUT/run.txt"
+done
 kill -TERM $CS; wait $CS || true
 cat "$OUT/samples.csv"
 echo "results in $OUT"
