@@ -1,5 +1,9 @@
 //! camshard: a thread-per-core camera-control server that speaks the MediaMTX Camera Service's
-//! WebSocket JSON-RPC 2.0 API (`../shared/docs/api-contract.md`).
+//! WebSocket JSON-RPC 2.0 API, specified in `docs/api-reference.md`.
+//!
+//! Comments cite the docs by section: a bare `§N` (or "contract §N") is section N of
+//! `docs/api-reference.md`, and "integration doc §N" is section N of `docs/mediamtx-integration.md`
+//! (how the server drives MediaMTX). `docs/api.md` records where the code departs from either.
 //!
 //! # Layout
 //!
