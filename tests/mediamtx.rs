@@ -571,7 +571,7 @@ fn mediamtx_backend_records_and_finalizes() {
     assert_spec_valid(&d);
 }
 
-/// §5.6: staging segments left by a crash become recordings at the next start.
+/// Integration doc §5.6: staging segments left by a crash become recordings at the next start.
 #[test]
 fn orphaned_staging_segments_are_recovered_at_start() {
     let d = double(BodyStyle::New, true);

@@ -1,4 +1,4 @@
-//! External RTSP streams (contract §9.8, `mediamtx-integration.md` §6).
+//! External RTSP streams (contract §9.8, `docs/mediamtx-integration.md` §6).
 //!
 //! Drones and IP cameras that already serve RTSP can be added as MediaMTX paths that pull the
 //! source on demand. This module holds everything about them that does not talk to MediaMTX:

@@ -19,9 +19,9 @@ use super::model::{decode_list_page, PathLive};
 use crate::config::MediamtxConfig;
 use crate::rpc::error::{RpcError, DEPENDENCY};
 
-/// Timeout of reads (§8).
+/// Timeout of reads (integration doc §8).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
-/// Timeout of writes: room for MediaMTX's delayed 401 (§8).
+/// Timeout of writes: room for MediaMTX's delayed 401 (integration doc §8).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// API requests sent by every shard since start (benchmarks: calls per minute at idle).
@@ -362,7 +362,7 @@ impl Api {
     }
 
     /// `GET /v3/recordings/get/{name}`: segment `start` strings exactly as received; none when
-    /// the path has no recordings or is not configured (§8).
+    /// the path has no recordings or is not configured (integration doc §8).
     pub async fn recording_segments(&self, name: &str) -> Result<Vec<String>, MtxError> {
         match self.get_json(&format!("/v3/recordings/get/{name}")).await {
             Ok(v) => Ok(v

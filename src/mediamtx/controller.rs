@@ -39,9 +39,9 @@ use crate::state::{ComponentState, ServerState};
 const SAFETY_NET_EVERY: u32 = 12;
 /// Live path list poll period while polling is wanted (events within 2 s, §10.5).
 const POLL: Duration = Duration::from_secs(1);
-/// Consecutive failed probes that mark MediaMTX down (§8).
+/// Consecutive failed probes that mark MediaMTX down (integration doc §8).
 const DOWN_AFTER: u32 = 3;
-/// How long a write is polled for visibility (§10).
+/// How long a write is polled for visibility (integration doc §10).
 const VISIBLE_WITHIN: Duration = Duration::from_secs(2);
 
 /// Spawns the controller on the calling (shard 0) executor.
@@ -85,7 +85,8 @@ struct Controller {
     applied: HashSet<String>,
     /// Non-live rewrites waiting for a path without readers (reported once each).
     deferred: HashSet<String>,
-    /// Whether start-up cleanup (§5.6, §11 "not seen in this run") ran for this MediaMTX run.
+    /// Whether start-up cleanup (integration doc §5.6, §11 "not seen in this run") ran for this
+    /// MediaMTX run.
     startup_done: bool,
     /// Previous poll, for change events; `None` = polling was off.
     last: Option<HashMap<String, PathLive>>,
@@ -224,7 +225,8 @@ impl Controller {
         }
     }
 
-    /// Polls the path's configuration every 50 ms for up to 2 s until `ok` holds (§10).
+    /// Polls the path's configuration every 50 ms for up to 2 s until `ok` holds (integration
+    /// doc §10).
     async fn wait_visible(
         &self,
         name: &str,
@@ -247,8 +249,9 @@ impl Controller {
         }
     }
 
-    /// Creates `name` with `conf`, or brings an existing path's owned fields in line (§11): live
-    /// fields at any time, non-live ones only when `rewrite_ok` (start-up) or nobody reads.
+    /// Creates `name` with `conf`, or brings an existing path's owned fields in line (integration
+    /// doc §11): live fields at any time, non-live ones only when `rewrite_ok` (start-up) or nobody
+    /// reads.
     async fn ensure(
         &mut self,
         name: &str,
@@ -262,7 +265,7 @@ impl Controller {
                     self.emit_path(name, "created");
                     return Ok(WriteOutcome::Created);
                 }
-                // It came back meanwhile (§8): compare it on the next round.
+                // It came back meanwhile (integration doc §8): compare it on the next round.
                 Err(e) if e.is_already_exists() => match self.api.path_conf(name).await? {
                     Some(v) => v,
                     None => return Err(e),
@@ -493,7 +496,8 @@ impl Controller {
         self.startup_done = true;
     }
 
-    /// §11: owned-name camera paths of cameras not seen in this run get `record: false`.
+    /// Integration doc §11: owned-name camera paths of cameras not seen in this run get
+    /// `record: false`.
     async fn startup_cleanup(&mut self) {
         let Ok(confs) = self.api.path_confs().await else {
             return;

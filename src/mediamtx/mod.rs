@@ -1,4 +1,4 @@
-//! MediaMTX integration (`mediamtx-integration.md`): the raw HTTP/1.1 client ([`http`]), typed
+//! MediaMTX integration (`docs/mediamtx-integration.md`): the raw HTTP/1.1 client ([`http`]), typed
 //! API calls and error mapping ([`api`]), MediaMTX's JSON shapes and the desired path configs
 //! ([`model`]), what shards share about it ([`shared`]), and the shard-0 controller that probes
 //! health, reconciles owned paths and polls live state ([`controller`]), and the `mediamtx`

@@ -149,7 +149,7 @@ pub fn external_path_conf(url: &str, source_on_demand: bool) -> Value {
     json!({"source": url, "sourceOnDemand": source_on_demand})
 }
 
-/// Fields MediaMTX applies without dropping the publisher or readers (§9).
+/// Fields MediaMTX applies without dropping the publisher or readers (integration doc §9).
 pub fn is_live_field(k: &str) -> bool {
     k.starts_with("record") || k == "forward"
 }

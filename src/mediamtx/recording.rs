@@ -28,7 +28,7 @@ use crate::state::ServerState;
 
 /// A MediaMTX that stays away this long ends the session (`dependency_failed`).
 const MTX_GONE: Duration = Duration::from_secs(30);
-/// Segments starting this long before the session start still belong to it (§5.4).
+/// Segments starting this long before the session start still belong to it (integration doc §5.4).
 const START_SLACK_MS: u64 = 2000;
 
 /// What a session needs to know.
@@ -433,7 +433,8 @@ fn remux(inputs: &[PathBuf], out: &Path, format: Format) -> Result<(), String> {
 }
 
 /// The staging file name MediaMTX gives a segment starting at `start` (its own local time,
-/// `%Y-%m-%d_%H-%M-%S-%f` + `.mp4`): taken from the string's fields as they are (§5.5).
+/// `%Y-%m-%d_%H-%M-%S-%f` + `.mp4`): taken from the string's fields as they are (integration
+/// doc §5.5).
 pub fn segment_file_name(start: &str) -> Option<String> {
     let b = start.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {

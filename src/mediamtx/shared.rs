@@ -23,7 +23,7 @@ use crate::rpc::error::RpcError;
 pub enum WriteOp {
     /// Create the path with this config, or re-apply it if it differs (reply says which).
     Ensure(Value),
-    /// Apply live `record*` fields only (§9) and wait until they are visible.
+    /// Apply live `record*` fields only (integration doc §9) and wait until they are visible.
     Patch(Value),
     /// Delete the path (a path MediaMTX no longer knows counts as deleted).
     Delete,

@@ -1,4 +1,4 @@
-//! `delete_recording` (contract §9.4/§9.6); the body is shared in `files::api`.
+//! `delete_recording` (contract §9.4); the body is shared in `files::api`.
 
 use super::{Ctx, Method};
 use crate::auth::Role;

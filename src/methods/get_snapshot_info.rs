@@ -1,4 +1,4 @@
-//! `get_snapshot_info` (contract §9.4/§9.6); the body is shared in `files::api`.
+//! `get_snapshot_info` (contract §9.4); the body is shared in `files::api`.
 
 use super::{Ctx, Method};
 use crate::auth::Role;
