@@ -14,6 +14,11 @@ use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
+/// How long a test waits for a reply, a close or any other event it expects: generous, so a test
+/// on a loaded machine (other builds, a busy CI runner) waits instead of failing. Tests assert
+/// behaviour, not speed; a short wait is only for asserting that nothing arrives.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The JWT secret every test server uses.
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
@@ -99,7 +104,7 @@ fn start_config_custom(toml: &str, args: &[&str], customize: impl FnOnce(&mut Co
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + REPLY_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
@@ -160,6 +165,20 @@ impl Server {
         http(self.port, request)
     }
 
+    /// Reads the server's log until a line contains `needle` (true) or `within` passes (false).
+    /// Lines read on the way are consumed.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Waits for the process to exit and returns its status code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
@@ -201,16 +220,44 @@ pub fn cli(state_dir: &Path, args: &[&str]) -> String {
 
 pub fn http(port: u16, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
     s.write_all(request.as_bytes()).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
+    let out = String::from_utf8_lossy(&read_response(&mut s)).into_owned();
     let status = out
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, out)
+}
+
+/// Reads one HTTP response: up to the end of its head for a `101` (the connection then stays
+/// open), up to `Content-Length` bytes of body when the head has one, else until the server
+/// closes. Never waits for a timeout when the response is complete (a read timeout used to be
+/// what ended a `101`, and a loaded machine needs long timeouts).
+pub fn read_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            if head.starts_with("http/1.1 101") {
+                break;
+            }
+            let length = head.lines().find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+            });
+            if length.is_some_and(|n| out.len() >= end + 4 + n) {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
 }
 
 /// Makes `cmd` run with RLIMIT_NOFILE `soft`/`hard` (set in the child before exec).
@@ -264,7 +311,7 @@ impl Client {
     pub fn connect(url: &str) -> Client {
         let (ws, _) = tungstenite::connect(url).expect("connect");
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            s.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
         }
         Client {
             ws,
@@ -319,6 +366,16 @@ impl Client {
         if let Some(i) = self.notes.iter().position(|n| n["method"] == method) {
             return self.notes.remove(i);
         }
+        let found = self.read_for(method, within);
+        // Whatever the outcome, later calls wait for their replies as long as ever (a timed-out
+        // wait used to leave its last, nearly spent timeout on the socket).
+        if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
+            s.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
+        }
+        found
+    }
+
+    fn read_for(&mut self, method: &str, within: Duration) -> Option<Value> {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -332,9 +389,6 @@ impl Client {
                 Ok(Message::Text(t)) => {
                     let v: Value = serde_json::from_str(t.as_str()).expect("json");
                     if v["method"] == method {
-                        if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
-                            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                        }
                         return Some(v);
                     }
                 }
@@ -415,7 +469,7 @@ pub fn decodes(path: &Path) -> bool {
 /// Opens a socket and upgrades it by hand.
 pub fn raw_upgrade(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
     write!(
         s,
         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
