@@ -293,7 +293,8 @@ pub struct StreamingConfig {
 pub struct PublisherConfig {
     /// ffmpeg's `-b:v` value.
     pub bitrate: String,
-    /// The ffmpeg executable.
+    /// The ffmpeg executable of the publisher, the local recorder and the remuxes: a bare name
+    /// searched in `PATH`, or a path.
     pub ffmpeg: String,
 }
 

@@ -301,7 +301,7 @@ fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Fin
     let mut files = Vec::new();
     if req.format != Format::Fmp4 {
         let out = dir.join(&req.filename);
-        match remux(&paths, &out, req.format) {
+        match remux(&state.config.publisher.ffmpeg, &paths, &out, req.format) {
             Ok(()) => files.push(req.filename.clone()),
             Err(e) => {
                 finalize_error = Some(e);
@@ -377,7 +377,8 @@ fn staged_files(state: &ServerState, req: &Request) -> Vec<(String, u64, PathBuf
     v
 }
 
-fn remux(inputs: &[PathBuf], out: &Path, format: Format) -> Result<(), String> {
+/// Concatenates `inputs` into `out` with the ffmpeg `program` (`publisher.ffmpeg`), `-c copy`.
+fn remux(program: &str, inputs: &[PathBuf], out: &Path, format: Format) -> Result<(), String> {
     let dir = out.parent().unwrap_or(Path::new("."));
     let name = out
         .file_name()
@@ -393,7 +394,7 @@ fn remux(inputs: &[PathBuf], out: &Path, format: Format) -> Result<(), String> {
         ));
     }
     std::fs::write(&list, text).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new("ffmpeg");
+    let mut cmd = Command::new(program);
     cmd.args([
         "-hide_banner",
         "-loglevel",

@@ -11,7 +11,8 @@ use super::{Ctx, Method};
 use crate::auth::{rfc3339_millis, Role};
 use crate::camera::registry::Status;
 use crate::events::{topic, Event};
-use crate::recording::{Format, StartRequest};
+use crate::media::ffmpeg::{self, Missing};
+use crate::recording::{Format, StartError, StartRequest};
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_PARAMS, INVALID_STATE};
 use crate::rpc::params::Params;
 use crate::rpc::reply::{AfterReply, Output};
@@ -27,6 +28,18 @@ pub const METHOD: Method = Method {
 
 /// Frames buffered for the recorder before the oldest is dropped (2 s at 15 fps).
 const RECORDER_QUEUE: usize = 30;
+
+/// The `suggestion` of a missing ffmpeg.
+const INSTALL_FFMPEG: &str =
+    "Install ffmpeg (apt-get install ffmpeg on Debian/Ubuntu) or set publisher.ffmpeg to its path";
+
+/// -32050 `ffmpeg_failed` for a missing ffmpeg (recording or publishing): `details` names what
+/// was looked for and the install command; no device path is involved.
+pub(crate) fn ffmpeg_missing(m: &Missing) -> RpcError {
+    RpcError::new(DEPENDENCY, "ffmpeg_failed")
+        .details(m.to_string())
+        .suggest(INSTALL_FFMPEG)
+}
 
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
@@ -58,6 +71,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let state = ctx.state.clone();
     let dir = state.config.recordings_dir();
     crate::files::storage::check_storage(&state.config, &dir)?;
+    if state.config.recording.backend == "mediamtx"
+        && crate::streaming::current_run(&state, cam.num).is_none()
+    {
+        // MediaMTX records what the camera's publisher (an ffmpeg) pushes: without ffmpeg the
+        // session could only end in `no_media`.
+        ffmpeg::locate(&state.config.publisher.ffmpeg).map_err(|m| ffmpeg_missing(&m))?;
+    }
     if let Reserve::Busy = state.recordings.reserve(cam.num) {
         return Err(RpcError::new(INVALID_STATE, "already_recording")
             .details(format!("{} is already recording", cam.id))
@@ -83,6 +103,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 state.config.notifications.recording_progress_interval_s,
             ),
             storage_block_percent: state.config.storage.block_percent,
+            ffmpeg: state.config.publisher.ffmpeg.clone(),
         };
         let cb = sessions::on_event(
             state.clone(),
@@ -108,7 +129,12 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             // Spawning ffmpeg forks: keep it off the shard.
             camshard_cores::rt::spawn_blocking(move || crate::recording::start(req, cb))
                 .await
-                .map_err(|details| RpcError::new(DEPENDENCY, "ffmpeg_failed").details(details))
+                .map_err(|e| match e {
+                    StartError::FfmpegMissing(m) => ffmpeg_missing(&m),
+                    StartError::Failed(details) => {
+                        RpcError::new(DEPENDENCY, "ffmpeg_failed").details(details)
+                    }
+                })
         };
         let handle = match started {
             Ok(h) => h,

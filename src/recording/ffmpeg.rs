@@ -12,7 +12,7 @@ use super::Format;
 /// Bytes of stderr kept for error details.
 const TAIL_MAX: usize = 4096;
 
-/// The encoder: `ffmpeg … -f mjpeg -framerate <fps> -i pipe:0 -c:v libx264 -preset veryfast
+/// The encoder, `program` being the located ffmpeg: `ffmpeg … -f mjpeg -framerate <fps> -i pipe:0 -c:v libx264 -preset veryfast
 /// -pix_fmt yuv420p -g <fps> -r <fps> -flush_packets 1` then `-f mp4 -movflags
 /// +frag_keyframe+empty_moov+default_base_moof` (fmp4, mp4) or `-f matroska` (mkv), `-y <out>`.
 ///
@@ -25,9 +25,9 @@ const TAIL_MAX: usize = 4096;
 /// by its *capture* time (repeating a frame over a gap, skipping one whose slot is taken), and
 /// ffmpeg numbers the frames it reads at `fps`: the file's timeline is the camera's, and a
 /// session of `n` frames lasts exactly `n / fps` seconds.
-pub(super) fn encoder(fps: u32, format: Format, out: &Path) -> Command {
+pub(super) fn encoder(program: &Path, fps: u32, format: Format, out: &Path) -> Command {
     let g = fps.max(1).to_string();
-    let mut cmd = Command::new("ffmpeg");
+    let mut cmd = Command::new(program);
     cmd.args(["-hide_banner", "-loglevel", "warning"])
         .args(["-f", "mjpeg", "-framerate", &g, "-i", "pipe:0"])
         .args([
@@ -57,8 +57,8 @@ pub(super) fn encoder(fps: u32, format: Format, out: &Path) -> Command {
 
 /// The stop-time remux of an `mp4` session: `ffmpeg -i <partial> -c copy -movflags +faststart
 /// -f mp4 <tmp>`.
-pub(super) fn remux(partial: &Path, out: &Path) -> Command {
-    let mut cmd = Command::new("ffmpeg");
+pub(super) fn remux(program: &Path, partial: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
         .arg(partial)
         .args(["-c", "copy", "-movflags", "+faststart", "-f", "mp4"])

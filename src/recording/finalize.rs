@@ -52,9 +52,10 @@ pub(super) struct Placed {
     pub finalize_error: Option<String>,
 }
 
-/// Makes `partial` final under `filename` (remuxing first for `mp4`); `Err` (with the partial
-/// removed) when it holds no playable media.
+/// Makes `partial` final under `filename` (remuxing first for `mp4`, with the ffmpeg at
+/// `program`); `Err` (with the partial removed) when it holds no playable media.
 pub(super) fn finalize(
+    program: &Path,
     dir: &Path,
     filename: &str,
     format: Format,
@@ -73,7 +74,7 @@ pub(super) fn finalize(
     let mut source: PathBuf = partial.to_path_buf();
     if format == Format::Mp4 {
         let tmp = dir.join(format!(".{stem}.remux.mp4"));
-        match remux(partial, &tmp) {
+        match remux(program, partial, &tmp) {
             Ok(()) => source = tmp,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -110,8 +111,8 @@ pub(super) fn finalize(
 }
 
 /// Remuxes fragmented `partial` into progressive `out` and checks the result.
-fn remux(partial: &Path, out: &Path) -> Result<(), String> {
-    let mut child = ffmpeg::remux(partial, out)
+fn remux(program: &Path, partial: &Path, out: &Path) -> Result<(), String> {
+    let mut child = ffmpeg::remux(program, partial, out)
         .spawn()
         .map_err(|e| format!("cannot start ffmpeg: {e}"))?;
     let mut tail = StderrTail::new(child.stderr.take());

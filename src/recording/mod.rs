@@ -111,6 +111,26 @@ pub struct StartRequest {
     /// Filesystem usage (percent) at which the session ends with `StorageCritical` (checked
     /// every 10 s; `storage.block_percent`).
     pub storage_block_percent: f64,
+    /// The ffmpeg executable (`publisher.ffmpeg`): a bare name searched in `PATH`, or a path.
+    pub ffmpeg: String,
+}
+
+/// Why a session could not start (nothing is left running or on disk then).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartError {
+    /// The configured ffmpeg is not an executable file: recording needs it installed.
+    FfmpegMissing(crate::media::ffmpeg::Missing),
+    /// ffmpeg, a thread or the directory could not be set up: the details.
+    Failed(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::FfmpegMissing(m) => m.fmt(f),
+            StartError::Failed(d) => f.write_str(d),
+        }
+    }
 }
 
 /// Why a session ended.

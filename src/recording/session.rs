@@ -33,7 +33,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::ffmpeg::{self, StderrTail};
 use super::finalize::{self, Placed};
-use super::{EndReason, Format, Inner, RecEvent, RecordingHandle, StartRequest};
+use super::{EndReason, Format, Inner, RecEvent, RecordingHandle, StartError, StartRequest};
 use crate::camera::capture::Subscription;
 use crate::state::unix_millis;
 
@@ -52,24 +52,26 @@ const TICK: Duration = Duration::from_millis(50);
 /// At most this many seconds of a frame are repeated over a capture gap (no bursts).
 const MAX_GAP_S: u64 = 2;
 
-/// Starts a session: creates the directory, spawns ffmpeg, the feeder and the supervisor.
-/// `Err` carries the details when ffmpeg (or a thread) cannot be started; nothing is left on
-/// disk then.
+/// Starts a session: finds ffmpeg, creates the directory, spawns ffmpeg, the feeder and the
+/// supervisor. `Err` says why when ffmpeg is missing or it (or a thread) cannot be started;
+/// nothing is left on disk then.
 pub fn start(
     req: StartRequest,
     on_event: Box<dyn Fn(RecEvent) + Send + Sync>,
-) -> Result<RecordingHandle, String> {
+) -> Result<RecordingHandle, StartError> {
+    // Checked first: a host without ffmpeg gets a reply that says so, not an ENOENT.
+    let program = crate::media::ffmpeg::locate(&req.ffmpeg).map_err(StartError::FfmpegMissing)?;
     std::fs::create_dir_all(&req.dir).map_err(|e| {
-        format!(
+        StartError::Failed(format!(
             "cannot create the recordings directory {}: {e}",
             req.dir.display()
-        )
+        ))
     })?;
     let (stem, _) = finalize::split_name(&req.filename, req.format);
     let partial = req.dir.join(finalize::partial_name(stem, req.format));
-    let mut child = ffmpeg::encoder(req.fps, req.format, &partial)
+    let mut child = ffmpeg::encoder(&program, req.fps, req.format, &partial)
         .spawn()
-        .map_err(|e| format!("cannot start ffmpeg: {e}"))?;
+        .map_err(|e| StartError::Failed(format!("cannot start ffmpeg: {e}")))?;
     // One pending wake-up is enough: the supervisor re-reads the end reason when woken.
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     let inner = Inner::new(child.id(), wake_tx);
@@ -81,7 +83,7 @@ pub fn start(
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_file(&partial);
-        Err(why)
+        Err(StartError::Failed(why))
     };
     let Some(stdin) = child.stdin.take() else {
         return abort(child, "ffmpeg has no stdin".into());
@@ -106,6 +108,7 @@ pub fn start(
         }
     };
     let sup = Supervisor {
+        ffmpeg: program,
         camera_id: req.camera_id,
         dir: req.dir,
         filename: req.filename,
@@ -134,7 +137,9 @@ pub fn start(
             let _ = feeder.join();
             return r;
         }
-        return Err(format!("cannot start the recorder thread: {e}"));
+        return Err(StartError::Failed(format!(
+            "cannot start the recorder thread: {e}"
+        )));
     }
     Ok(RecordingHandle { inner })
 }
@@ -269,6 +274,8 @@ impl Timeline {
 
 /// The supervisor thread's state.
 struct Supervisor {
+    /// The located ffmpeg (for the stop-time remux).
+    ffmpeg: PathBuf,
     camera_id: String,
     dir: PathBuf,
     filename: String,
@@ -372,7 +379,13 @@ impl Supervisor {
             self.inner.complete(None);
             return;
         }
-        let placed = finalize::finalize(&self.dir, &self.filename, self.format, &self.partial);
+        let placed = finalize::finalize(
+            &self.ffmpeg,
+            &self.dir,
+            &self.filename,
+            self.format,
+            &self.partial,
+        );
         if reason.is_abnormal() {
             let details = match &reason {
                 EndReason::FfmpegFailed(d) => d.clone(),

@@ -70,6 +70,7 @@ fn request(cam: &CaptureHandle, dir: &Path, format: Format, max: Option<Duration
         start_timeout: Duration::from_secs(10),
         progress_every: Duration::from_millis(500),
         storage_block_percent: 100.0,
+        ffmpeg: "ffmpeg".into(),
     }
 }
 
@@ -388,4 +389,22 @@ fn spawn_failure_is_reported_and_names_parse() {
     assert_eq!(EndReason::NoMedia.as_str(), "no_media");
     fn check<T: Send + Sync + Clone>() {}
     check::<RecordingHandle>();
+}
+
+#[test]
+fn missing_ffmpeg_is_reported_before_anything_is_created() {
+    let d = tempfile::tempdir().unwrap();
+    let cam = camera("noffmpeg");
+    let mut req = request(&cam, d.path(), Format::Mkv, None);
+    req.dir = d.path().join("recordings");
+    let gone = d.path().join("bin/ffmpeg").to_string_lossy().into_owned();
+    req.ffmpeg = gone.clone();
+    match start(req, Box::new(|_| {})) {
+        Err(StartError::FfmpegMissing(m)) => assert_eq!(m.program, gone),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("started without ffmpeg"),
+    }
+    // Not even the directory: the refusal comes first.
+    assert!(!d.path().join("recordings").exists());
+    cam.shutdown();
 }
