@@ -241,6 +241,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     if !recovered.is_empty() {
         tracing::warn!(files = ?recovered, "recovered recordings left by an earlier crash");
     }
+    // Recording and publishing spawn ffmpeg; the rest never does. One WARN if it is missing.
+    crate::media::ffmpeg::warn_if_missing(&state.config.publisher.ffmpeg);
     let _retention = crate::files::retention::spawn_scheduler(state.clone())
         .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
     // Cameras start once the shards can deliver their events.

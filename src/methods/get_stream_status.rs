@@ -1,5 +1,6 @@
 //! `get_stream_status` (§9.5): the publisher process, MediaMTX's live path state and the stream's
-//! figures. Reads the path from MediaMTX on every call (one shared keep-alive client per shard).
+//! figures, plus `last_error` (an extra member: why the publisher last failed, or null). Reads
+//! the path from MediaMTX on every call (one shared keep-alive client per shard).
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -69,6 +70,14 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             None => (0, 0, 0, Value::Null),
         };
         let fps = slot.map_or(0.0, |s| (s.fps() * 100.0).round() / 100.0);
+        // Why the publisher last failed (ffmpeg missing, exited…), until one starts again.
+        let last_error = slot
+            .and_then(|s| {
+                let details = s.last_error.load_full()?;
+                let at = rfc3339_millis(s.last_error_ms.load(Relaxed));
+                Some(json!({"reason": "ffmpeg_failed", "details": details.as_str(), "time": at}))
+            })
+            .unwrap_or(Value::Null);
         let v = json!({
             "device": cam.id, "stream_name": cam.id, "status": status, "ready": ready,
             "ffmpeg_process": {"running": run.is_some(), "pid": pid, "uptime": uptime},
@@ -79,6 +88,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                         "bitrate": slot.map_or(0, |s| s.bitrate.load(Relaxed)),
                         "fps": fps},
             "start_time": start,
+            "last_error": last_error,
         });
         (Ok(Output::Value(v)), None)
     })))

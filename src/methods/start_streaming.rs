@@ -37,6 +37,11 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     if let Some(e) = ctx.state.mtx.refuse(cfg.mediamtx.enabled) {
         return Err(e);
     }
+    if current_run(ctx.state, cam.num).is_none() {
+        // The publisher is an ffmpeg: say so now rather than after the supervisor tried.
+        crate::media::ffmpeg::locate(&cfg.publisher.ffmpeg)
+            .map_err(|m| super::start_recording::ffmpeg_missing(&m))?;
+    }
     let slot = ctx
         .state
         .streams

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::camera::capture::CaptureHandle;
 use crate::config::Config;
+use crate::media::ffmpeg::Missing;
 use crate::mediamtx::model::mask_url_password;
 
 /// The ffmpeg arguments of camera `id`'s publisher at `fps` frames per second.
@@ -64,6 +65,25 @@ pub fn display_command(config: &Config, id: &str, fps: u32) -> String {
     s
 }
 
+/// Why a publisher could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configured ffmpeg is not an executable file (retrying will not help until it is
+    /// installed or `publisher.ffmpeg` is fixed).
+    FfmpegMissing(Missing),
+    /// Spawning ffmpeg or its feeder failed.
+    Spawn(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::FfmpegMissing(m) => m.fmt(f),
+            StartError::Spawn(e) => write!(f, "cannot start ffmpeg: {e}"),
+        }
+    }
+}
+
 /// A running publisher.
 pub struct Publisher {
     child: Child,
@@ -78,14 +98,26 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts ffmpeg and its feeder for camera `id`.
+    /// Finds ffmpeg (`publisher.ffmpeg`), then starts it and its feeder for camera `id`.
     pub fn start(
         config: &Config,
         id: &str,
         capture: &CaptureHandle,
         fps: u32,
+    ) -> Result<Publisher, StartError> {
+        let program = crate::media::ffmpeg::locate(&config.publisher.ffmpeg)
+            .map_err(StartError::FfmpegMissing)?;
+        Self::spawn(&program, config, id, capture, fps).map_err(StartError::Spawn)
+    }
+
+    fn spawn(
+        program: &std::path::Path,
+        config: &Config,
+        id: &str,
+        capture: &CaptureHandle,
+        fps: u32,
     ) -> std::io::Result<Publisher> {
-        let mut child = Command::new(&config.publisher.ffmpeg)
+        let mut child = Command::new(program)
             .args(args(config, id, fps))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -59,7 +59,8 @@ pub struct Slot {
     pub fps_bits: AtomicU64,
     /// Received bit rate over the last 10 s, from polled `bytes_received`.
     pub bitrate: AtomicU64,
-    /// Last error of the publisher (for `system.error` and logs).
+    /// Why the publisher last failed, until one starts again (`start_streaming`'s
+    /// `ffmpeg_failed` details, `get_stream_status`'s `last_error`, `system.error`).
     pub last_error: ArcSwapOption<String>,
     /// When `last_error` was set, ms since the epoch.
     pub last_error_ms: AtomicU64,

@@ -6,6 +6,11 @@
 //!
 //! Stopping takes up to 5 s (ffmpeg flushes), so it happens on a short-lived thread of its own
 //! and never delays another camera.
+//!
+//! A failure is logged at WARN once per episode (an episode ends when a publisher of the camera
+//! starts): a retry that fails with the same text — ffmpeg still missing, at every back-off step
+//! for as long as the camera is wanted — is a DEBUG line only. The slot's `last_error` says why
+//! until the next successful start (`get_stream_status` shows it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::publisher::{display_command, Publisher};
 use super::slots::{PubRun, PubState, Slot};
@@ -54,6 +59,8 @@ struct Entry {
     next_start: Option<Instant>,
     reported: bool,
     samples: VecDeque<(Instant, u64)>,
+    /// The failure logged at WARN in the current episode (cleared when a publisher starts).
+    logged: Option<String>,
 }
 
 /// Whether camera `c` must publish now.
@@ -132,15 +139,8 @@ fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: In
             slot.run.store(None);
             slot.set_pub_state(PubState::Inactive);
             if wanted(state, c, slot) {
-                fail(
-                    state,
-                    c,
-                    slot,
-                    e,
-                    now,
-                    format!("ffmpeg exited ({status}) after {ran:?}"),
-                    ran,
-                );
+                let why = format!("ffmpeg exited ({status}) after {ran:?}");
+                fail(state, c, slot, e, now, why, ran);
             }
         }
     }
@@ -215,6 +215,9 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
     match Publisher::start(&state.config, &c.id, capture, fps) {
         Ok(p) => {
             info!(camera = %c.id, pid = p.pid, "publisher started");
+            // A new episode: the next failure is news again, and the last one no longer applies.
+            e.logged = None;
+            slot.last_error.store(None);
             slot.run.store(Some(Arc::new(PubRun {
                 pid: p.pid,
                 start_ms: crate::state::unix_millis(),
@@ -228,15 +231,8 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
             }
             e.publisher = Some(p);
         }
-        Err(err) => fail(
-            state,
-            c,
-            slot,
-            e,
-            now,
-            format!("cannot start ffmpeg: {err}"),
-            Duration::ZERO,
-        ),
+        // `err` says what was looked for when ffmpeg is missing, else "cannot start ffmpeg: …".
+        Err(err) => fail(state, c, slot, e, now, err.to_string(), Duration::ZERO),
     }
 }
 
@@ -249,7 +245,12 @@ fn fail(
     why: String,
     ran: Duration,
 ) {
-    warn!(camera = %c.id, "publisher failed: {why}");
+    if e.logged.as_deref() == Some(why.as_str()) {
+        debug!(camera = %c.id, "publisher still failing: {why}");
+    } else {
+        warn!(camera = %c.id, "publisher failed: {why}");
+        e.logged = Some(why.clone());
+    }
     slot.last_error.store(Some(Arc::new(why.clone())));
     slot.last_error_ms
         .store(crate::state::unix_millis(), Relaxed);
