@@ -7,7 +7,6 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 fn try_connect(url: &str) -> Result<(), u16> {
@@ -28,14 +27,8 @@ fn per_address_cap_refuses_with_503_and_frees_slots() {
     let (st, _) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(st, 200);
     drop(a);
-    let mut ok = false;
-    for _ in 0..50 {
-        std::thread::sleep(Duration::from_millis(50));
-        if let Ok(()) = try_connect(&s.url()) {
-            ok = true;
-            break;
-        }
-    }
+    // The server notices the close when its shard gets to it: wait for the slot, generously.
+    let ok = common::wait_until(common::REPLY_TIMEOUT, || try_connect(&s.url()).is_ok());
     assert!(ok, "slot not released after a close");
     drop(b);
 }
@@ -46,19 +39,21 @@ fn per_address_cap_refuses_with_503_and_frees_slots() {
 fn slow_handshake_is_cut_with_408() {
     use std::io::{Read, Write};
     let s = common::start("[server]\nhandshake_timeout_s = 1\n");
+    let t = std::time::Instant::now();
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
     slow.write_all(b"GET /ws HTTP/1.1\r\nHost: loc")
         .expect("write");
     // Others are served while the slow head dribbles.
     let (st, _) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(st, 200);
-    slow.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let t = std::time::Instant::now();
+    slow.set_read_timeout(Some(common::REPLY_TIMEOUT)).ok();
     let mut buf = Vec::new();
     let _ = slow.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(t.elapsed() < Duration::from_secs(4));
+    // The configured 1 s cut it, not the shipped 10 s: slack for a loaded machine, still short
+    // of the default.
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
 }
 
 /// The value of an unlabelled counter in the `/metrics` exposition (0 when absent).
@@ -118,7 +113,7 @@ fn tiny_window_client(port: u16) -> Ws {
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("connect");
     let stream = std::net::TcpStream::from(fd);
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(common::REPLY_TIMEOUT))
         .expect("timeout");
     let url = format!("ws://127.0.0.1:{port}/ws");
     let (ws, _) = tungstenite::client(url.as_str(), stream).expect("upgrade");
@@ -177,7 +172,7 @@ fn snapshot_trigger(s: &common::Server) -> common::Client {
     let mut trigger = s.connect();
     trigger.auth(&common::token("operator"));
     assert!(
-        common::wait_until(Duration::from_secs(10), || {
+        common::wait_until(common::REPLY_TIMEOUT, || {
             let r = trigger.call("take_snapshot", json!({"device": "camera0"}));
             r["error"]["code"] == -32060
         }),
@@ -224,9 +219,6 @@ fn stalled_consumer_is_cut_and_others_keep_being_served() {
         others.push(c);
     };
     drop(others);
-    if let MaybeTlsStream::Plain(t) = pinger.ws.get_ref() {
-        t.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    }
     let mut trigger = snapshot_trigger(&s);
 
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -237,7 +229,9 @@ fn stalled_consumer_is_cut_and_others_keep_being_served() {
             "stalled client not cut after {pings} rounds"
         );
         flood(&mut trigger, 200);
-        // The well-behaved client is answered within its 5 s read timeout, every round.
+        // The well-behaved client is answered every round. (A stall that blocked the shard
+        // would block its ticker too, so the cut would never come and this reply would never
+        // arrive: the generous read timeout still catches it, without failing a loaded machine.)
         assert_eq!(pinger.call("ping", json!({}))["result"], "pong");
         pings += 1;
     }
@@ -245,7 +239,7 @@ fn stalled_consumer_is_cut_and_others_keep_being_served() {
     assert_eq!(pinger.call("ping", json!({}))["result"], "pong");
 
     // The cut names the client's address in the log.
-    let logged = Instant::now() + Duration::from_secs(5);
+    let logged = Instant::now() + common::REPLY_TIMEOUT;
     let mut seen = false;
     while !seen && Instant::now() < logged {
         if let Ok(line) = s.log.recv_timeout(Duration::from_millis(100)) {
@@ -266,41 +260,71 @@ fn stalled_consumer_is_cut_and_others_keep_being_served() {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(e) => panic!("socket still open after {:?}: {e}", t.elapsed()),
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "socket never ended");
+        assert!(t.elapsed() < common::REPLY_TIMEOUT, "socket never ended");
     }
 }
 
 /// The other half of the rule: a client that pauses for less than `server.slow_consumer_cut_s`
 /// while its queue overflows keeps the contract's drop-oldest behaviour (§10.7) — it is told
 /// with `system.events_dropped` and stays connected.
+///
+/// The pause is measured in events, not only in seconds: the client stops reading for at least
+/// 3 s and until the server has dropped thousands of its notifications, so a loaded machine that
+/// produces events slowly pauses longer instead of failing the count; the cut limit is far above
+/// any such pause. After the pause every wait is for a message, with a generous deadline. (The
+/// test used to read with a 1 s timeout and take a 1 s lull for "nothing more to say", which a
+/// loaded machine turned into a `WouldBlock` panic in the final ping.)
 #[test]
 fn paused_consumer_keeps_drop_oldest_and_its_connection() {
-    let s = flood_server(30);
+    let cut_s = 600;
+    let s = flood_server(cut_s);
     let mut paused = subscribed_tiny_client(s.port);
     let mut trigger = snapshot_trigger(&s);
-    // Stop reading for 3 s (a tenth of the cut limit) while events pour in.
-    let resume = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < resume {
+    // Stop reading while events pour in. Until its socket fills up (a few hundred messages),
+    // the session still writes, and reports what it dropped meanwhile (a few thousand at most);
+    // the pause then has to last long enough for the drops after that to number thousands too.
+    // This client is the only subscriber, so the server's drop counter is its own.
+    let paused_at = Instant::now();
+    let min_pause = Duration::from_secs(3);
+    let max_pause = Duration::from_secs(cut_s / 4);
+    loop {
         flood(&mut trigger, 200);
+        let dropped = counter(&s, "camshard_notifications_dropped_total");
+        let paused_for = paused_at.elapsed();
+        if paused_for >= min_pause && dropped >= 10_000 {
+            break;
+        }
+        assert!(
+            paused_for < max_pause,
+            "only {dropped} notifications dropped after {paused_for:?} of flooding"
+        );
     }
-    // Read again, until the server has nothing more to say: the gap is reported.
-    paused
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_secs(1)))
-        .expect("timeout");
+    let paused_for = paused_at.elapsed();
+    assert!(paused_for < Duration::from_secs(cut_s), "{paused_for:?}");
+    // Read again. First comes what was already in the socket buffers, written before the
+    // socket filled up (with the small reports of that time); then, as soon as the session can
+    // write again, the report of the pause: one `system.events_dropped` covering it all (the
+    // session wrote nothing while the socket was full; a burst that merely outpaces a reading
+    // client drops fewer than its 200 events). It is the first report stamped after the resume.
+    let resumed_at = camshard::auth::rfc3339_millis(camshard::state::unix_millis());
     let mut most_dropped = 0;
     let mut read = 0;
-    loop {
+    let mut pause_report = None;
+    while pause_report.is_none() {
         match paused.read() {
             Ok(Message::Text(t)) => {
                 let v: Value = serde_json::from_str(t.as_str()).expect("json");
                 if v["method"] == "system.events_dropped" {
                     let count = v["params"]["count"].as_u64().unwrap_or(0);
                     most_dropped = most_dropped.max(count);
+                    if v["params"]["timestamp"].as_str().unwrap_or("") >= resumed_at.as_str() {
+                        pause_report = Some(v);
+                    }
                 }
                 read += 1;
             }
             Ok(_) => {}
+            // Nothing for the whole (generous) read timeout.
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
@@ -312,12 +336,15 @@ fn paused_consumer_keeps_drop_oldest_and_its_connection() {
             Err(e) => panic!("the paused client lost its connection after {read} messages: {e}"),
         }
     }
-    // One report covers the whole pause: the session wrote nothing while the socket was full
-    // (a burst that merely outpaces a reading client drops fewer than its 200 events).
+    assert!(
+        pause_report.is_some(),
+        "no system.events_dropped once reading again ({read} messages read)"
+    );
     assert!(
         most_dropped >= 1000,
         "largest system.events_dropped count {most_dropped} in {read} messages"
     );
+    // Still connected and answered (notifications still queued ahead of the reply are skipped).
     let r = ask(&mut paused, json!({"jsonrpc":"2.0","method":"ping","id":3}));
     assert_eq!(r["result"], "pong", "{r}");
     assert_eq!(counter(&s, "camshard_ws_slow_consumer_cuts_total"), 0);
@@ -365,7 +392,7 @@ fn keep_alive_ping_waits_behind_a_large_pending_reply() {
 /// serving resumes as soon as descriptors are free again.
 #[test]
 fn out_of_descriptors_pauses_accept_and_recovers() {
-    let mut s = common::start_custom(
+    let s = common::start_custom(
         "[server]\nmax_connections = 1000\nhandshake_timeout_s = 60\n",
         &[],
         |cmd| common::limit_nofile(cmd, 128, 128),
@@ -375,20 +402,15 @@ fn out_of_descriptors_pauses_accept_and_recovers() {
     let held: Vec<std::net::TcpStream> = (0..200)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect"))
         .collect();
-    let saw = |s: &mut common::Server, what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(line) = s.log.recv_timeout(Duration::from_millis(100)) {
-                if line.contains(what) {
-                    return true;
-                }
-            }
-        }
-        false
-    };
-    assert!(saw(&mut s, "out of file descriptors: accept paused"));
+    assert!(s.wait_log(
+        "out of file descriptors: accept paused",
+        common::REPLY_TIMEOUT
+    ));
     drop(held);
-    assert!(saw(&mut s, "descriptors available again: accepting"));
+    assert!(s.wait_log(
+        "descriptors available again: accepting",
+        common::REPLY_TIMEOUT
+    ));
     // Served again: a WebSocket client and the metrics route, which counted the refusals.
     let mut c = s.connect();
     let r = c.call("ping", json!({}));
