@@ -94,7 +94,7 @@ fn put(dir: &Path, src: &str, name: &str) -> PathBuf {
 /// A raw HTTP exchange with a binary-safe body: (status, head text, body bytes).
 fn http_raw(port: u16, request: &str) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.set_read_timeout(Some(common::REPLY_TIMEOUT)).ok();
     s.write_all(request.as_bytes()).expect("write");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -144,7 +144,7 @@ fn start_at(root: &Path) -> Server {
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + common::REPLY_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx.recv_timeout(left).expect("server did not become ready");
@@ -658,7 +658,7 @@ fn downloads_with_tokens_and_ranges() {
     assert_eq!(get(&path, "Authorization: Bearer junk\r\n").0, 200);
     let key = s.cli(&["apikey", "create", "--role", "viewer", "--name", "dl"]);
     s.signal(nix::sys::signal::Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", common::REPLY_TIMEOUT));
     assert_eq!(
         get(
             &format!("/files/snapshots/{name}"),
@@ -1055,10 +1055,7 @@ fn an_enabled_policy_runs_at_start_up() {
     )
     .unwrap();
     let _s = start_at(root.path());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while old.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(common::REPLY_TIMEOUT, || !old.exists());
     assert!(!old.exists(), "two hours old, limit one hour: deleted");
     for i in 0..3 {
         assert!(snaps.join(format!("camera0_snap_{i:02}.jpg")).exists());

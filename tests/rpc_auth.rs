@@ -2,9 +2,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use serde_json::json;
+use serde_json::{json, Value};
+use tungstenite::Message;
 
 use common::{code, reason, start, token, SECRET};
 
@@ -77,18 +76,27 @@ fn expired_and_forged_jwts() {
     );
     let r = c.call("authenticate", json!({"auth_token": forged}));
     assert_eq!(reason(&r), "invalid_token");
-    // A session whose token expires mid-connection gets token_expired on its next call.
+    // A session whose token expires mid-connection gets token_expired on its next call. The
+    // token lives a few seconds (expiry has 1 s resolution), enough for two calls on a loaded
+    // machine; then the calls are repeated until it has expired.
+    let now = camshard::auth::now_unix();
     let short = camshard::auth::jwt::mint_hs256(
         SECRET.as_bytes(),
         "u",
         camshard::auth::Role::Viewer,
         now,
-        now + 2,
+        now + 5,
     );
     c.auth(&short);
     assert!(c.call("get_server_info", json!({}))["result"].is_object());
-    std::thread::sleep(Duration::from_millis(2100));
-    let r = c.call("get_server_info", json!({}));
+    let mut r = json!(null);
+    assert!(
+        common::wait_until(common::REPLY_TIMEOUT, || {
+            r = c.call("get_server_info", json!({}));
+            r.get("result").is_none()
+        }),
+        "the token never expired"
+    );
     assert_eq!(reason(&r), "token_expired");
     // ping still works when expired.
     assert_eq!(c.call("ping", json!({}))["result"], "pong");
@@ -113,9 +121,9 @@ fn api_key_works_and_revoked_key_does_not() {
     let key = s.cli(&["apikey", "create", "--role", "admin", "--name", "ci"]);
     assert!(key.starts_with("csk_"), "{key}");
     let key_id = key.split('_').nth(1).unwrap().to_string();
-    // The running server picks the new key up on SIGHUP.
+    // The running server picks the new key up on SIGHUP (once it logs the reload).
     s.signal(nix::sys::signal::Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", common::REPLY_TIMEOUT));
     let mut c = s.connect();
     let res = c.auth(&key);
     assert_eq!(
@@ -130,7 +138,7 @@ fn api_key_works_and_revoked_key_does_not() {
     );
     s.cli(&["apikey", "revoke", &key_id]);
     s.signal(nix::sys::signal::Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", common::REPLY_TIMEOUT));
     let r = c.call("get_status", json!({}));
     assert_eq!((code(&r), reason(&r)), (-32001, "key_revoked".into()));
     let mut d = s.connect();
@@ -149,17 +157,30 @@ fn token_subcommand_uses_the_server_secret() {
 
 #[test]
 fn rate_limit_answers_32040_with_retry_after() {
-    let s = start("[security.rate_limit]\nrequests_per_second = 5\nburst = 5\n");
+    let s = start("[security.rate_limit]\nrequests_per_second = 1\nburst = 5\n");
     let mut c = s.connect();
-    for _ in 0..5 {
-        assert_eq!(c.call("ping", json!({}))["result"], "pong");
+    // Six pings in one write: the server takes them in one go, so the sixth finds the burst
+    // spent however slowly the machine runs (one call after another could take long enough
+    // for the bucket to refill).
+    for id in 1..=6 {
+        let ping = json!({"jsonrpc": "2.0", "method": "ping", "id": id});
+        c.ws.write(Message::text(ping.to_string())).expect("write");
     }
-    let r = c.call("ping", json!({}));
-    assert_eq!((code(&r), reason(&r)), (-32040, "rate_limited".into()));
+    c.ws.flush().expect("flush");
+    c.next_id = 7;
+    let mut replies: Vec<Value> = (0..6).map(|_| c.recv()).collect();
+    replies.sort_by_key(|r| r["id"].as_u64());
+    for r in &replies[..5] {
+        assert_eq!(r["result"], "pong", "{r}");
+    }
+    let r = &replies[5];
+    assert_eq!((code(r), reason(r)), (-32040, "rate_limited".into()));
     assert!(r["error"]["data"]["retry_after_ms"].as_u64().unwrap() >= 1);
     // Unknown methods take no token.
     let r = c.call("nope", json!({}));
     assert_eq!(code(&r), -32601);
-    std::thread::sleep(Duration::from_millis(250));
-    assert_eq!(c.call("ping", json!({}))["result"], "pong");
+    // The bucket refills (one token a second).
+    assert!(common::wait_until(common::REPLY_TIMEOUT, || c
+        .call("ping", json!({}))["result"]
+        == "pong"));
 }
