@@ -217,7 +217,8 @@ fn drip_fed_handshake_is_cut_at_the_deadline_not_per_byte() {
         .unwrap();
     let mut got = Vec::new();
     // One more byte every 100 ms: every read makes progress, the overall deadline still holds.
-    while t.elapsed() < Duration::from_secs(4) {
+    // (Dripped until the server answers: a per-byte deadline would never answer at all.)
+    while t.elapsed() < common::REPLY_TIMEOUT {
         if slow.write_all(b"a").is_err() {
             break;
         }
@@ -231,15 +232,13 @@ fn drip_fed_handshake_is_cut_at_the_deadline_not_per_byte() {
             Err(_) => {}
         }
     }
-    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.set_read_timeout(Some(common::REPLY_TIMEOUT)).unwrap();
     let _ = slow.read_to_end(&mut got);
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(
-        t.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        t.elapsed()
-    );
+    // Cut by the configured 1 s deadline (with slack for a loaded machine), well short of the
+    // shipped 10 s.
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
 }
 
 #[test]

@@ -31,17 +31,18 @@ fn ready_watchdog_and_stopping_reach_systemd() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let ready = next(&sock, Duration::from_secs(20)).unwrap_or_default();
+    let ready = next(&sock, common::REPLY_TIMEOUT).unwrap_or_default();
     assert!(ready.starts_with("READY=1"), "{ready}");
     assert!(ready.contains("STATUS=serving on 127.0.0.1:"), "{ready}");
-    let wd = next(&sock, Duration::from_secs(3)).unwrap_or_default();
+    // Due every second (half of WATCHDOG_USEC); waited for generously.
+    let wd = next(&sock, common::REPLY_TIMEOUT).unwrap_or_default();
     assert_eq!(wd, "WATCHDOG=1");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("kill");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + common::REPLY_TIMEOUT;
     let mut stopping = false;
     while Instant::now() < deadline {
         match next(&sock, Duration::from_secs(1)) {

@@ -77,10 +77,11 @@ fn default_client(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
     )
 }
 
-/// Connects and completes the TLS handshake (reads time out after 10 s, so nothing hangs).
+/// Connects and completes the TLS handshake (reads time out after `common::REPLY_TIMEOUT`, so
+/// nothing hangs).
 fn tls_connect(port: u16, cfg: Arc<ClientConfig>) -> std::io::Result<TlsSocket> {
     let tcp = TcpStream::connect(("127.0.0.1", port))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    tcp.set_read_timeout(Some(common::REPLY_TIMEOUT))?;
     let name = ServerName::try_from("localhost").expect("server name");
     let conn = ClientConnection::new(cfg, name).map_err(std::io::Error::other)?;
     let mut s = StreamOwned::new(conn, tcp);
@@ -245,7 +246,7 @@ fn closing_paths_work_over_tls() {
     s.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(close_code(&mut ws), Some(1001));
     drop(ws);
-    assert_eq!(s.wait_exit(Duration::from_secs(15)), Some(0));
+    assert_eq!(s.wait_exit(common::REPLY_TIMEOUT), Some(0));
 }
 
 #[test]
@@ -315,7 +316,7 @@ fn plain_http_to_the_tls_port_is_closed_and_the_server_stays_healthy() {
     ] {
         let mut plain = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
         plain.write_all(request.as_bytes()).expect("write");
-        let got = wait_closed(&mut plain, Duration::from_secs(10));
+        let got = wait_closed(&mut plain, common::REPLY_TIMEOUT);
         assert!(
             !got.starts_with(b"HTTP/"),
             "a plain answer leaked: {}",
@@ -352,8 +353,8 @@ fn silent_and_stalled_handshakes_are_dropped_after_the_timeout() {
     // Others are served while the two hold their sockets.
     assert_eq!(healthz(s.port, cfg.clone()), 200);
     let t = Instant::now();
-    assert!(wait_closed(&mut silent, Duration::from_secs(10)).is_empty());
-    wait_closed(&mut partial, Duration::from_secs(10));
+    assert!(wait_closed(&mut silent, common::REPLY_TIMEOUT).is_empty());
+    wait_closed(&mut partial, common::REPLY_TIMEOUT);
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     assert!(handshake_failures(s.port, cfg.clone(), "timeout") >= 2);
     let mut ws = wss(s.port, cfg);
@@ -382,11 +383,11 @@ fn the_compat_listener_speaks_tls_too() {
     plain
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("write");
-    assert!(!wait_closed(&mut plain, Duration::from_secs(10)).starts_with(b"HTTP/"));
+    assert!(!wait_closed(&mut plain, common::REPLY_TIMEOUT).starts_with(b"HTTP/"));
 }
 
 /// Runs the server with `toml` as its config; returns (exit code, stderr). Fails if it is still
-/// running after 20 s.
+/// running after `common::REPLY_TIMEOUT`.
 fn run_to_exit(toml: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("bad.toml");
@@ -410,7 +411,7 @@ fn run_to_exit(toml: &str) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn camshard");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + common::REPLY_TIMEOUT;
     let code = loop {
         if let Ok(Some(st)) = child.try_wait() {
             break st.code();

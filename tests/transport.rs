@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use tungstenite::Message;
 
@@ -84,10 +82,14 @@ fn health_ready_and_metrics_answer() {
         "camshard_uptime_seconds",
     ] {
         if series.contains("duration") {
-            // Histograms are published once a second.
-            std::thread::sleep(Duration::from_millis(1100));
-            let (_, again) = s.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-            assert!(again.contains(series), "missing {series}");
+            // Histograms are published once a second: wait for the next publication.
+            assert!(
+                common::wait_until(common::REPLY_TIMEOUT, || s
+                    .http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .1
+                    .contains(series)),
+                "missing {series}"
+            );
         } else {
             assert!(resp.contains(series), "missing {series} in\n{resp}");
         }
@@ -144,7 +146,7 @@ fn connection_cap_refuses_with_503() {
 fn server_pings_and_a_silent_client_is_dropped() {
     let s = start("[server]\nping_interval_s = 1\n");
     let mut raw = common::raw_upgrade(s.port);
-    raw.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    raw.set_read_timeout(Some(common::REPLY_TIMEOUT)).unwrap();
     // Never answer: expect Ping, Ping, then Close 1001 (about 3 s).
     let mut pings = 0;
     loop {
@@ -169,7 +171,7 @@ fn sigterm_closes_with_1001_and_exits_zero() {
     s.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(c.close_code(), Some(1001));
     drop(c);
-    assert_eq!(s.wait_exit(Duration::from_secs(15)), Some(0));
+    assert_eq!(s.wait_exit(common::REPLY_TIMEOUT), Some(0));
 }
 
 #[test]
