@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::time::Duration;
 
 use common::{code, reason, start_with, token, wait_until, Server};
 use mediamtx_double::{BodyStyle, Double, Options};
@@ -33,7 +32,7 @@ fn server(d: &Double, extra: &str) -> Server {
 fn path_event(c: &mut common::Client, name: &str) -> serde_json::Value {
     loop {
         let ev = c
-            .wait_for("mediamtx.path", Duration::from_secs(3))
+            .wait_for("mediamtx.path", common::REPLY_TIMEOUT)
             .expect("mediamtx.path event");
         if ev["params"]["name"] == name {
             return ev;
@@ -253,7 +252,7 @@ fn added_streams_persist_and_are_reapplied_at_start() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("restart");
-    let ok = wait_until(Duration::from_secs(8), || d2.path_config("gate").is_some());
+    let ok = wait_until(common::REPLY_TIMEOUT, || d2.path_config("gate").is_some());
     let _ = child.kill();
     let _ = child.wait();
     assert!(ok, "persisted stream not re-applied");
@@ -286,7 +285,7 @@ fn discovery_finds_configured_sources_only() {
         &d,
         &format!(
             "[external_streams.discovery]\nenabled = true\nhosts = [\"127.0.0.1\"]\n\
-             generic_ports = [{ok}, {denied}]\ngeneric_paths = [\"/live\"]\nprobe_timeout_ms = 500\n"
+             generic_ports = [{ok}, {denied}]\ngeneric_paths = [\"/live\"]\nprobe_timeout_ms = 10000\n"
         ),
     );
     let mut c = s.connect();

@@ -55,7 +55,11 @@ fn ffmpeg_killed_mid_recording_leaves_a_playable_file_and_an_event() {
     let r = c.call("start_recording", json!({"device": "camera0"}));
     assert_eq!(r["result"]["status"], "RECORDING", "{r}");
     std::thread::sleep(Duration::from_millis(2500));
-    let ff = children_named(s.child.id(), "ffmpeg");
+    let mut ff = Vec::new();
+    common::wait_until(common::REPLY_TIMEOUT, || {
+        ff = children_named(s.child.id(), "ffmpeg");
+        !ff.is_empty()
+    });
     assert!(!ff.is_empty(), "no recorder ffmpeg");
     for p in ff {
         let _ = nix::sys::signal::kill(
@@ -64,11 +68,11 @@ fn ffmpeg_killed_mid_recording_leaves_a_playable_file_and_an_event() {
         );
     }
     let err = c
-        .wait_for("recording.error", Duration::from_secs(10))
+        .wait_for("recording.error", common::REPLY_TIMEOUT)
         .expect("recording.error");
     assert_eq!(err["params"]["reason"], "dependency_failed", "{err}");
     let stop = c
-        .wait_for("recording.stop", Duration::from_secs(10))
+        .wait_for("recording.stop", common::REPLY_TIMEOUT)
         .expect("recording.stop");
     let name = stop["params"]["filename"]
         .as_str()
@@ -135,7 +139,7 @@ fn spawn_server(dir: &Path, config: Option<&Path>) -> (Child, u16) {
         }
     });
     let port = rx
-        .recv_timeout(Duration::from_secs(20))
+        .recv_timeout(common::REPLY_TIMEOUT)
         .ok()
         .flatten()
         .expect("server ready");
@@ -258,7 +262,7 @@ fn disk_full_during_recording_ends_it_with_an_event_and_a_playable_file() {
     let started = r["result"]["status"] == "RECORDING";
     if started {
         let err = c
-            .wait_for("recording.error", Duration::from_secs(60))
+            .wait_for("recording.error", common::REPLY_TIMEOUT)
             .expect("recording.error once the disk is full");
         let why = err["params"]["reason"].as_str().unwrap_or("").to_string();
         assert!(
@@ -269,7 +273,7 @@ fn disk_full_during_recording_ends_it_with_an_event_and_a_playable_file() {
         // Refused up front is also correct: the answer names the storage problem.
         assert_eq!(r["error"]["code"], -32060, "{r}");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + common::REPLY_TIMEOUT;
     while Instant::now() < deadline {
         let st = c.call("get_camera_status", json!({"device": "camera0"}));
         if st["result"]["recording"] == false {
@@ -307,12 +311,10 @@ fn abrupt_disconnects_mid_request_leak_nothing() {
         let r = c.call("take_snapshot", json!({"device": "camera0"}));
         assert_eq!(r["result"]["status"], "SUCCESS", "{r}");
     }
-    assert!(common::wait_until(Duration::from_secs(10), || metric(
+    assert!(common::wait_until(common::REPLY_TIMEOUT, || metric(
         &s,
         "camshard_ws_connections"
-    ) == Some(
-        0.0
-    )));
+    ) == Some(0.0)));
     let before = fd_count(pid);
 
     let auth = json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token": token("operator")},"id":1}).to_string();
@@ -354,7 +356,7 @@ fn abrupt_disconnects_mid_request_leak_nothing() {
     }
 
     // Every connection is released, and the descriptors return to where they were.
-    let settled = common::wait_until(Duration::from_secs(20), || {
+    let settled = common::wait_until(common::REPLY_TIMEOUT, || {
         metric(&s, "camshard_ws_connections") == Some(0.0) && fd_count(pid) <= before
     });
     assert!(

@@ -46,7 +46,7 @@ fn snapshot_decodes_with_the_camera_size_and_names_are_checked() {
     assert_eq!(res["file_path"], format!("/files/snapshots/{name}"));
     assert!(res["download_url"].as_str().unwrap().contains("?token="));
     let ev = c
-        .wait_for("snapshot.taken", Duration::from_secs(5))
+        .wait_for("snapshot.taken", common::REPLY_TIMEOUT)
         .expect("snapshot.taken after the reply");
     assert_eq!(ev["params"]["resolution"], "640x480");
     let path = s.dir.path().join("data/snapshots").join(name);
@@ -121,7 +121,7 @@ fn timed_recordings_are_playable_in_every_format() {
         );
         assert_eq!(r["result"]["status"], "RECORDING", "{r}");
         assert_eq!(r["result"]["duration"], 3.0);
-        c.wait_for("recording.start", Duration::from_secs(5))
+        c.wait_for("recording.start", common::REPLY_TIMEOUT)
             .expect("recording.start");
     }
     // A second start on a recording camera is refused.
@@ -133,7 +133,7 @@ fn timed_recordings_are_playable_in_every_format() {
     let mut stops: Vec<Value> = Vec::new();
     for _ in 0..2 {
         stops.push(
-            c.wait_for("recording.stop", Duration::from_secs(15))
+            c.wait_for("recording.stop", common::REPLY_TIMEOUT)
                 .expect("auto stop"),
         );
     }
@@ -158,7 +158,7 @@ fn timed_recordings_are_playable_in_every_format() {
     );
     assert_eq!(r["result"]["format"], "mp4");
     let st = c
-        .wait_for("recording.stop", Duration::from_secs(15))
+        .wait_for("recording.stop", common::REPLY_TIMEOUT)
         .expect("mp4 auto stop");
     let file = s
         .dir
@@ -247,11 +247,11 @@ fn camera_removed_mid_recording_leaves_a_playable_file() {
     std::fs::remove_file(&node).unwrap();
     std::fs::remove_dir_all(&class).unwrap();
     let err = c
-        .wait_for("recording.error", Duration::from_secs(10))
+        .wait_for("recording.error", common::REPLY_TIMEOUT)
         .expect("recording.error");
     assert_eq!(err["params"]["reason"], "camera_disconnected", "{err}");
     let stop = c
-        .wait_for("recording.stop", Duration::from_secs(10))
+        .wait_for("recording.stop", common::REPLY_TIMEOUT)
         .expect("recording.stop for the file made so far");
     let file = s
         .dir
