@@ -32,10 +32,8 @@ fn run_on_demand_starts_with_a_reader_and_stops_after_close_after() {
     // A reader with no publisher waits (not listed) and the command starts.
     let reader = d.add_reader("cam");
     assert_eq!(d.reader_state(reader), ReaderState::Waiting);
-    assert!(wait_until(Duration::from_secs(2), || d
-        .demand_processes("cam")
-        == 1));
-    assert!(wait_until(Duration::from_secs(2), || {
+    assert!(wait_until(common::PATIENCE, || d.demand_processes("cam") == 1));
+    assert!(wait_until(common::PATIENCE, || {
         std::fs::read_to_string(&env_file).is_ok_and(|s| !s.is_empty())
     }));
     let port = d
@@ -64,10 +62,12 @@ fn run_on_demand_starts_with_a_reader_and_stops_after_close_after() {
     d.remove_reader(reader);
     let left = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(d.demand_processes("cam"), 1, "killed before close-after");
-    assert!(wait_until(Duration::from_secs(3), || d
-        .demand_processes("cam")
-        == 0));
+    let running = d.demand_processes("cam");
+    // Meaningful only while close-after has not passed (a loaded machine may oversleep).
+    if left.elapsed() < Duration::from_millis(900) {
+        assert_eq!(running, 1, "killed before close-after");
+    }
+    assert!(wait_until(common::PATIENCE, || d.demand_processes("cam") == 0));
     assert!(left.elapsed() >= Duration::from_secs(1));
 }
 
@@ -87,31 +87,24 @@ fn run_on_demand_times_out_restarts_and_dies_with_its_path() {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
-    assert!(wait_until(Duration::from_secs(2), || count() == 1));
+    assert!(wait_until(common::PATIENCE, || count() == 1));
     assert!(
-        wait_until(Duration::from_secs(7), || count() == 2),
+        wait_until(common::PATIENCE, || count() == 2),
         "not restarted"
     );
     // No publisher within the start timeout: the waiting reader fails.
-    assert!(wait_until(Duration::from_secs(4), || d
-        .reader_state(reader)
+    assert!(wait_until(common::PATIENCE, || d.reader_state(reader)
         == ReaderState::Gone));
     // A long command dies when its path is deleted, and on restart.
     let body = json!({"runOnDemand": "sleep 30"});
     request(&d, "POST", "/v3/config/paths/add/b", &body.to_string(), "");
     d.add_reader("b");
-    assert!(wait_until(Duration::from_secs(2), || d
-        .demand_processes("b")
-        == 1));
+    assert!(wait_until(common::PATIENCE, || d.demand_processes("b") == 1));
     request(&d, "DELETE", "/v3/config/paths/delete/b", "", "");
-    assert!(wait_until(Duration::from_secs(2), || d
-        .demand_processes("b")
-        == 0));
+    assert!(wait_until(common::PATIENCE, || d.demand_processes("b") == 0));
     request(&d, "POST", "/v3/config/paths/add/b", &body.to_string(), "");
     d.add_reader("b");
-    assert!(wait_until(Duration::from_secs(2), || d
-        .demand_processes("b")
-        == 1));
+    assert!(wait_until(common::PATIENCE, || d.demand_processes("b") == 1));
     d.restart();
     assert_eq!(d.demand_processes("b"), 0);
 }
@@ -144,11 +137,9 @@ fn recorder_writes_segments_named_by_their_start() {
     );
     assert_eq!(r.status, 200);
     let seg_dir = dir.path().join(".incoming/camera0");
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_dir(
-        &seg_dir
-    )
-    .map(|r| r.count() == 1)
-    .unwrap_or(false)));
+    assert!(wait_until(common::PATIENCE, || std::fs::read_dir(&seg_dir)
+        .map(|r| r.count() == 1)
+        .unwrap_or(false)));
     std::thread::sleep(Duration::from_secs(2));
     request(
         &d,
@@ -176,7 +167,7 @@ fn recorder_writes_segments_named_by_their_start() {
     let file = seg_dir.join(&name);
     assert!(file.exists(), "{start} → {name}");
     // Once closed, the file is a playable 640x480 fMP4.
-    assert!(wait_until(Duration::from_secs(6), || {
+    assert!(wait_until(common::PATIENCE, || {
         let out = Command::new("ffprobe")
             .args([
                 "-v",
@@ -198,11 +189,9 @@ fn recorder_writes_segments_named_by_their_start() {
         r#"{"record":true}"#,
         "",
     );
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_dir(
-        &seg_dir
-    )
-    .map(|r| r.count() == 2)
-    .unwrap_or(false)));
+    assert!(wait_until(common::PATIENCE, || std::fs::read_dir(&seg_dir)
+        .map(|r| r.count() == 2)
+        .unwrap_or(false)));
     drop(p);
     std::thread::sleep(Duration::from_secs(1));
     let n = get(&d, "/v3/recordings/get/camera0").json()["segments"]

@@ -3,7 +3,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::{double, get, request, wait_until, Publisher};
 use mediamtx_double::BodyStyle;
@@ -34,12 +33,12 @@ fn ffmpeg_publishes_and_the_path_follows() {
     let url = format!("{}/camera0", d.rtsp_url().expect("rtsp"));
     let mut ff = ffmpeg_publish(&url, "3");
     assert!(
-        wait_until(Duration::from_secs(5), || get(&d, "/v3/paths/get/camera0")
-            .json()["ready"]
+        wait_until(common::PATIENCE, || get(&d, "/v3/paths/get/camera0").json()
+            ["ready"]
             == true),
         "never ready"
     );
-    assert!(wait_until(Duration::from_secs(3), || {
+    assert!(wait_until(common::PATIENCE, || {
         get(&d, "/v3/paths/get/camera0").json()["bytesReceived"]
             .as_u64()
             .unwrap_or(0)
@@ -56,8 +55,8 @@ fn ffmpeg_publishes_and_the_path_follows() {
     let status = ff.wait().expect("ffmpeg ends");
     assert!(status.success(), "{status}");
     assert!(
-        wait_until(Duration::from_secs(3), || get(&d, "/v3/paths/get/camera0")
-            .json()["ready"]
+        wait_until(common::PATIENCE, || get(&d, "/v3/paths/get/camera0").json()
+            ["ready"]
             == false),
         "still ready after ffmpeg exited"
     );
@@ -93,7 +92,7 @@ fn only_publisher_paths_take_publishers() {
     assert_eq!(b.publish(&d, "open"), 200);
     let id_b = get(&d, "/v3/paths/get/open").json()["source"]["id"].clone();
     assert_ne!(id_a, id_b);
-    assert!(wait_until(Duration::from_secs(2), || a.closed()));
+    assert!(wait_until(common::PATIENCE, || a.closed()));
     assert!(b.frame(10));
     assert_eq!(get(&d, "/v3/paths/get/open").json()["ready"], true);
     // UDP is not offered.
@@ -109,7 +108,7 @@ fn only_publisher_paths_take_publishers() {
     assert_eq!(code, 461);
     // A restart drops every publisher.
     d.restart();
-    assert!(wait_until(Duration::from_secs(2), || b.closed()));
+    assert!(wait_until(common::PATIENCE, || b.closed()));
     assert_eq!(
         request(&d, "GET", "/v3/paths/get/open", "", "").json()["ready"],
         false

@@ -84,6 +84,10 @@ pub fn get(d: &Double, path: &str) -> Reply {
     request(d, "GET", path, "", "")
 }
 
+/// How long a test waits for something it expects: generous, so that a loaded machine (other
+/// builds running) makes a test wait, never fail. Tests assert behaviour, not speed.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Polls `f` every 20 ms until it holds or `limit` passes.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + limit;
@@ -114,8 +118,7 @@ impl Publisher {
     pub fn connect(d: &Double) -> Publisher {
         let url = d.rtsp_url().expect("rtsp");
         let s = TcpStream::connect(url.trim_start_matches("rtsp://")).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
+        s.set_read_timeout(Some(PATIENCE)).expect("timeout");
         Publisher {
             s,
             cseq: 0,
