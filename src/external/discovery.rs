@@ -546,10 +546,12 @@ mod tests {
         let cands = (0..20)
             .map(|i| cand(mute, &format!("/{i}"), StreamType::GenericRtsp))
             .collect();
+        // Without the scan deadline: 10 rounds of 900 ms. The bound leaves a loaded machine room
+        // and is still half of that.
         let start = Instant::now();
         let r = scan(&c, cands);
         assert!(
-            start.elapsed() < Duration::from_millis(1500),
+            start.elapsed() < Duration::from_millis(4500),
             "took {:?}",
             start.elapsed()
         );

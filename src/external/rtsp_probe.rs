@@ -684,7 +684,13 @@ mod tests {
         let start = Instant::now();
         let r = describe(&url(mute, "/"), Duration::from_millis(300), None);
         assert_eq!(r, ProbeResult::Silent);
-        assert!(start.elapsed() < Duration::from_millis(1000));
+        // Ended by the 300 ms timeout (a mute server never answers), with room for a loaded
+        // machine.
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -643,13 +643,11 @@ mod tests {
             .expect("port")
             .port();
         let c = Client::new(&format!("http://127.0.0.1:{port}"), None, None).expect("client");
+        // A request deadline far above the bound: failing fast is not waiting for it, even on a
+        // loaded machine.
         let t = Instant::now();
-        let r = run(c.request("GET", "/", None, SECS2));
-        assert!(
-            t.elapsed() < Duration::from_millis(500),
-            "{:?}",
-            t.elapsed()
-        );
+        let r = run(c.request("GET", "/", None, Duration::from_secs(60)));
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
         assert!(matches!(r, Err(HttpError::Connect(_))), "{r:?}");
         assert!(r.err().is_some_and(|e| e.is_unreachable()));
         assert_eq!(c.requests_sent(), 0);
@@ -664,7 +662,12 @@ mod tests {
         let took = t.elapsed();
         assert_eq!(r, Err(HttpError::Timeout));
         assert!(HttpError::Timeout.is_unreachable());
-        assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500));
+        // At the deadline, not before; the upper bound only has to tell it from the silent
+        // server hanging up (after 5 s), with room for a loaded machine.
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
         assert_eq!(c.idle_connections(), 0, "a timed-out connection is dropped");
     }
 
