@@ -69,6 +69,9 @@ pub enum Command {
         #[command(subcommand)]
         action: ApikeyAction,
     },
+    /// Call one JSON-RPC method on the running server and print the reply, e.g.
+    /// `camshard --demo call get_camera_list` or `camshard call take_snapshot '{"device":"camera0"}'`.
+    Call(CallArgs),
     /// Hold a publish demand for a camera until killed (run by MediaMTX's runOnDemand).
     Demand {
         /// The camera id, e.g. camera0.
@@ -91,6 +94,21 @@ pub struct TokenArgs {
     /// The `user_id` claim.
     #[arg(long, default_value = "camshard-cli")]
     pub user: String,
+}
+
+/// `camshard call METHOD [PARAMS] [--role R] [--url URL]`
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The method, e.g. get_camera_list.
+    pub method: String,
+    /// Its params as one JSON argument, e.g. '{"device":"camera0"}'.
+    pub params: Option<String>,
+    /// The role of the token it authenticates with.
+    #[arg(long, default_value = "admin")]
+    pub role: String,
+    /// The server's WebSocket URL; default ws://127.0.0.1:PORT/ws from server.listen.
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 /// `camshard apikey …`

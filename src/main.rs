@@ -31,6 +31,11 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Token(args)) => camshard::commands::token::run(&config, args),
         Some(Command::Apikey { action }) => camshard::commands::apikey::run(&config, action),
+        Some(Command::Call(args)) => match camshard::commands::call::run(&config, args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Some(Command::Demand { camera }) => {
             let code = camshard::streaming::demand::run_client(config.state_dir(), camera);
             return ExitCode::from(code as u8);

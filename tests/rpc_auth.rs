@@ -156,6 +156,37 @@ fn token_subcommand_uses_the_server_secret() {
 }
 
 #[test]
+fn call_subcommand_authenticates_with_the_server_secret_and_prints_the_reply() {
+    let s = start("");
+    let url = s.url();
+    let out = s.cli(&["call", "get_server_info", "--url", &url]);
+    let reply: Value = serde_json::from_str(&out).expect("call prints the reply as JSON");
+    assert_eq!(reply["result"]["name"], "camshard", "{reply}");
+
+    // An error reply is printed too, and the exit status says so.
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "call",
+            "get_camera_status",
+            r#"{"device":"camera99"}"#,
+            "--url",
+            &url,
+        ])
+        .arg("--state-dir")
+        .arg(s.state_dir())
+        .env("CAMSHARD_JWT_SECRET", common::SECRET)
+        .output()
+        .expect("run camshard call");
+    assert!(!out.status.success());
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("error reply as JSON");
+    assert_eq!(reason(&reply), "camera_not_found", "{reply}");
+
+    // --role picks the token's role: a viewer may list cameras.
+    let out = s.cli(&["call", "get_camera_list", "--role", "viewer", "--url", &url]);
+    assert!(out.contains("\"cameras\""), "{out}");
+}
+
+#[test]
 fn rate_limit_answers_32040_with_retry_after() {
     let s = start("[security.rate_limit]\nrequests_per_second = 1\nburst = 5\n");
     let mut c = s.connect();

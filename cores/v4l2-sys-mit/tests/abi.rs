@@ -46,7 +46,10 @@ fn c_facts() -> Option<HashMap<String, u64>> {
         .lines()
         .map(|line| {
             let (name, value) = line.split_once(' ').expect("a probe line is `name value`");
-            (name.to_string(), value.parse().expect("a probe value is a number"))
+            (
+                name.to_string(),
+                value.parse().expect("a probe value is a number"),
+            )
         })
         .collect();
     Some(facts)
@@ -64,60 +67,177 @@ const R: u64 = 2;
 fn bindings_match_the_c_compiler() {
     let Some(c) = c_facts() else { return };
     let rust: Vec<(&str, u64)> = vec![
-        ("sizeof:v4l2_capability", size_of::<v4l2_capability>() as u64),
+        (
+            "sizeof:v4l2_capability",
+            size_of::<v4l2_capability>() as u64,
+        ),
         ("sizeof:v4l2_format", size_of::<v4l2_format>() as u64),
-        ("sizeof:v4l2_pix_format", size_of::<v4l2_pix_format>() as u64),
+        (
+            "sizeof:v4l2_pix_format",
+            size_of::<v4l2_pix_format>() as u64,
+        ),
         ("sizeof:v4l2_buffer", size_of::<v4l2_buffer>() as u64),
         ("sizeof:v4l2_plane", size_of::<v4l2_plane>() as u64),
-        ("sizeof:v4l2_requestbuffers", size_of::<v4l2_requestbuffers>() as u64),
+        (
+            "sizeof:v4l2_requestbuffers",
+            size_of::<v4l2_requestbuffers>() as u64,
+        ),
         ("sizeof:v4l2_fmtdesc", size_of::<v4l2_fmtdesc>() as u64),
-        ("sizeof:v4l2_frmsizeenum", size_of::<v4l2_frmsizeenum>() as u64),
-        ("sizeof:v4l2_frmivalenum", size_of::<v4l2_frmivalenum>() as u64),
-        ("sizeof:v4l2_streamparm", size_of::<v4l2_streamparm>() as u64),
+        (
+            "sizeof:v4l2_frmsizeenum",
+            size_of::<v4l2_frmsizeenum>() as u64,
+        ),
+        (
+            "sizeof:v4l2_frmivalenum",
+            size_of::<v4l2_frmivalenum>() as u64,
+        ),
+        (
+            "sizeof:v4l2_streamparm",
+            size_of::<v4l2_streamparm>() as u64,
+        ),
         ("sizeof:v4l2_queryctrl", size_of::<v4l2_queryctrl>() as u64),
         ("sizeof:v4l2_querymenu", size_of::<v4l2_querymenu>() as u64),
         ("sizeof:v4l2_control", size_of::<v4l2_control>() as u64),
-        ("sizeof:v4l2_ext_control", size_of::<v4l2_ext_control>() as u64),
-        ("sizeof:v4l2_ext_controls", size_of::<v4l2_ext_controls>() as u64),
+        (
+            "sizeof:v4l2_ext_control",
+            size_of::<v4l2_ext_control>() as u64,
+        ),
+        (
+            "sizeof:v4l2_ext_controls",
+            size_of::<v4l2_ext_controls>() as u64,
+        ),
         ("sizeof:v4l2_timecode", size_of::<v4l2_timecode>() as u64),
-        ("offsetof:v4l2_buffer.timestamp", offset_of!(v4l2_buffer, timestamp) as u64),
-        ("offsetof:v4l2_buffer.sequence", offset_of!(v4l2_buffer, sequence) as u64),
-        ("offsetof:v4l2_buffer.memory", offset_of!(v4l2_buffer, memory) as u64),
+        (
+            "offsetof:v4l2_buffer.timestamp",
+            offset_of!(v4l2_buffer, timestamp) as u64,
+        ),
+        (
+            "offsetof:v4l2_buffer.sequence",
+            offset_of!(v4l2_buffer, sequence) as u64,
+        ),
+        (
+            "offsetof:v4l2_buffer.memory",
+            offset_of!(v4l2_buffer, memory) as u64,
+        ),
         ("offsetof:v4l2_buffer.m", offset_of!(v4l2_buffer, m) as u64),
-        ("offsetof:v4l2_buffer.length", offset_of!(v4l2_buffer, length) as u64),
-        ("offsetof:v4l2_format.fmt", offset_of!(v4l2_format, fmt) as u64),
-        ("offsetof:v4l2_pix_format.sizeimage", offset_of!(v4l2_pix_format, sizeimage) as u64),
-        ("offsetof:v4l2_streamparm.parm", offset_of!(v4l2_streamparm, parm) as u64),
-        ("offsetof:v4l2_ext_controls.controls", offset_of!(v4l2_ext_controls, controls) as u64),
-        ("value:V4L2_CAP_VIDEO_CAPTURE", V4L2_CAP_VIDEO_CAPTURE as u64),
+        (
+            "offsetof:v4l2_buffer.length",
+            offset_of!(v4l2_buffer, length) as u64,
+        ),
+        (
+            "offsetof:v4l2_format.fmt",
+            offset_of!(v4l2_format, fmt) as u64,
+        ),
+        (
+            "offsetof:v4l2_pix_format.sizeimage",
+            offset_of!(v4l2_pix_format, sizeimage) as u64,
+        ),
+        (
+            "offsetof:v4l2_streamparm.parm",
+            offset_of!(v4l2_streamparm, parm) as u64,
+        ),
+        (
+            "offsetof:v4l2_ext_controls.controls",
+            offset_of!(v4l2_ext_controls, controls) as u64,
+        ),
+        (
+            "value:V4L2_CAP_VIDEO_CAPTURE",
+            V4L2_CAP_VIDEO_CAPTURE as u64,
+        ),
         ("value:V4L2_CAP_STREAMING", V4L2_CAP_STREAMING as u64),
         ("value:V4L2_CAP_DEVICE_CAPS", V4L2_CAP_DEVICE_CAPS as u64),
-        ("value:V4L2_BUF_TYPE_VIDEO_CAPTURE", v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE as u64),
-        ("value:V4L2_MEMORY_MMAP", v4l2_memory_V4L2_MEMORY_MMAP as u64),
+        (
+            "value:V4L2_BUF_TYPE_VIDEO_CAPTURE",
+            v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE as u64,
+        ),
+        (
+            "value:V4L2_MEMORY_MMAP",
+            v4l2_memory_V4L2_MEMORY_MMAP as u64,
+        ),
         ("value:V4L2_FIELD_NONE", v4l2_field_V4L2_FIELD_NONE as u64),
         ("value:V4L2_CID_BRIGHTNESS", V4L2_CID_BRIGHTNESS as u64),
-        ("value:V4L2_CID_EXPOSURE_AUTO", V4L2_CID_EXPOSURE_AUTO as u64),
-        ("value:V4L2_FRMSIZE_TYPE_DISCRETE", v4l2_frmsizetypes_V4L2_FRMSIZE_TYPE_DISCRETE as u64),
-        ("value:V4L2_FRMIVAL_TYPE_DISCRETE", v4l2_frmivaltypes_V4L2_FRMIVAL_TYPE_DISCRETE as u64),
-        ("value:VIDIOC_QUERYCAP", ioc(R, 0, size_of::<v4l2_capability>())),
-        ("value:VIDIOC_ENUM_FMT", ioc(R | W, 2, size_of::<v4l2_fmtdesc>())),
-        ("value:VIDIOC_G_FMT", ioc(R | W, 4, size_of::<v4l2_format>())),
-        ("value:VIDIOC_S_FMT", ioc(R | W, 5, size_of::<v4l2_format>())),
-        ("value:VIDIOC_REQBUFS", ioc(R | W, 8, size_of::<v4l2_requestbuffers>())),
-        ("value:VIDIOC_QUERYBUF", ioc(R | W, 9, size_of::<v4l2_buffer>())),
-        ("value:VIDIOC_QBUF", ioc(R | W, 15, size_of::<v4l2_buffer>())),
-        ("value:VIDIOC_DQBUF", ioc(R | W, 17, size_of::<v4l2_buffer>())),
+        (
+            "value:V4L2_CID_EXPOSURE_AUTO",
+            V4L2_CID_EXPOSURE_AUTO as u64,
+        ),
+        (
+            "value:V4L2_FRMSIZE_TYPE_DISCRETE",
+            v4l2_frmsizetypes_V4L2_FRMSIZE_TYPE_DISCRETE as u64,
+        ),
+        (
+            "value:V4L2_FRMIVAL_TYPE_DISCRETE",
+            v4l2_frmivaltypes_V4L2_FRMIVAL_TYPE_DISCRETE as u64,
+        ),
+        (
+            "value:VIDIOC_QUERYCAP",
+            ioc(R, 0, size_of::<v4l2_capability>()),
+        ),
+        (
+            "value:VIDIOC_ENUM_FMT",
+            ioc(R | W, 2, size_of::<v4l2_fmtdesc>()),
+        ),
+        (
+            "value:VIDIOC_G_FMT",
+            ioc(R | W, 4, size_of::<v4l2_format>()),
+        ),
+        (
+            "value:VIDIOC_S_FMT",
+            ioc(R | W, 5, size_of::<v4l2_format>()),
+        ),
+        (
+            "value:VIDIOC_REQBUFS",
+            ioc(R | W, 8, size_of::<v4l2_requestbuffers>()),
+        ),
+        (
+            "value:VIDIOC_QUERYBUF",
+            ioc(R | W, 9, size_of::<v4l2_buffer>()),
+        ),
+        (
+            "value:VIDIOC_QBUF",
+            ioc(R | W, 15, size_of::<v4l2_buffer>()),
+        ),
+        (
+            "value:VIDIOC_DQBUF",
+            ioc(R | W, 17, size_of::<v4l2_buffer>()),
+        ),
         ("value:VIDIOC_STREAMON", ioc(W, 18, size_of::<i32>())),
         ("value:VIDIOC_STREAMOFF", ioc(W, 19, size_of::<i32>())),
-        ("value:VIDIOC_G_PARM", ioc(R | W, 21, size_of::<v4l2_streamparm>())),
-        ("value:VIDIOC_S_PARM", ioc(R | W, 22, size_of::<v4l2_streamparm>())),
-        ("value:VIDIOC_QUERYCTRL", ioc(R | W, 36, size_of::<v4l2_queryctrl>())),
-        ("value:VIDIOC_G_CTRL", ioc(R | W, 27, size_of::<v4l2_control>())),
-        ("value:VIDIOC_S_CTRL", ioc(R | W, 28, size_of::<v4l2_control>())),
-        ("value:VIDIOC_ENUM_FRAMESIZES", ioc(R | W, 74, size_of::<v4l2_frmsizeenum>())),
-        ("value:VIDIOC_ENUM_FRAMEINTERVALS", ioc(R | W, 75, size_of::<v4l2_frmivalenum>())),
-        ("value:VIDIOC_G_EXT_CTRLS", ioc(R | W, 71, size_of::<v4l2_ext_controls>())),
-        ("value:VIDIOC_QUERY_EXT_CTRL", ioc(R | W, 103, size_of::<v4l2_query_ext_ctrl>())),
+        (
+            "value:VIDIOC_G_PARM",
+            ioc(R | W, 21, size_of::<v4l2_streamparm>()),
+        ),
+        (
+            "value:VIDIOC_S_PARM",
+            ioc(R | W, 22, size_of::<v4l2_streamparm>()),
+        ),
+        (
+            "value:VIDIOC_QUERYCTRL",
+            ioc(R | W, 36, size_of::<v4l2_queryctrl>()),
+        ),
+        (
+            "value:VIDIOC_G_CTRL",
+            ioc(R | W, 27, size_of::<v4l2_control>()),
+        ),
+        (
+            "value:VIDIOC_S_CTRL",
+            ioc(R | W, 28, size_of::<v4l2_control>()),
+        ),
+        (
+            "value:VIDIOC_ENUM_FRAMESIZES",
+            ioc(R | W, 74, size_of::<v4l2_frmsizeenum>()),
+        ),
+        (
+            "value:VIDIOC_ENUM_FRAMEINTERVALS",
+            ioc(R | W, 75, size_of::<v4l2_frmivalenum>()),
+        ),
+        (
+            "value:VIDIOC_G_EXT_CTRLS",
+            ioc(R | W, 71, size_of::<v4l2_ext_controls>()),
+        ),
+        (
+            "value:VIDIOC_QUERY_EXT_CTRL",
+            ioc(R | W, 103, size_of::<v4l2_query_ext_ctrl>()),
+        ),
     ];
     let mut wrong = Vec::new();
     for (name, ours) in &rust {
@@ -130,8 +250,14 @@ fn bindings_match_the_c_compiler() {
     // Every line the probe prints is checked: a fact added to the probe needs a Rust side.
     for name in c.keys() {
         if !rust.iter().any(|(n, _)| n == name) {
-            wrong.push(format!("{name}: printed by the C probe but not checked here"));
+            wrong.push(format!(
+                "{name}: printed by the C probe but not checked here"
+            ));
         }
     }
-    assert!(wrong.is_empty(), "V4L2 ABI mismatches:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "V4L2 ABI mismatches:\n{}",
+        wrong.join("\n")
+    );
 }
