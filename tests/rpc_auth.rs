@@ -190,24 +190,29 @@ fn call_subcommand_authenticates_with_the_server_secret_and_prints_the_reply() {
 fn rate_limit_answers_32040_with_retry_after() {
     let s = start("[security.rate_limit]\nrequests_per_second = 1\nburst = 5\n");
     let mut c = s.connect();
-    // Six pings in one write: the server takes them in one go, so the sixth finds the burst
-    // spent however slowly the machine runs (one call after another could take long enough
-    // for the bucket to refill).
-    for id in 1..=6 {
-        let ping = json!({"jsonrpc": "2.0", "method": "ping", "id": id});
-        c.ws.write(Message::text(ping.to_string())).expect("write");
+    // Five unknown methods, then six pings, in one write: the server takes them in one go, so
+    // the sixth ping finds the burst spent however slowly the machine runs (one call after
+    // another could take long enough for the bucket to refill). Unknown methods take no token:
+    // the five pings before it are all answered.
+    for id in 1..=11 {
+        let method = if id <= 5 { "nope" } else { "ping" };
+        let req = json!({"jsonrpc": "2.0", "method": method, "id": id});
+        c.ws.write(Message::text(req.to_string())).expect("write");
     }
     c.ws.flush().expect("flush");
-    c.next_id = 7;
-    let mut replies: Vec<Value> = (0..6).map(|_| c.recv()).collect();
+    c.next_id = 12;
+    let mut replies: Vec<Value> = (0..11).map(|_| c.recv()).collect();
     replies.sort_by_key(|r| r["id"].as_u64());
     for r in &replies[..5] {
+        assert_eq!(code(r), -32601, "{r}");
+    }
+    for r in &replies[5..10] {
         assert_eq!(r["result"], "pong", "{r}");
     }
-    let r = &replies[5];
+    let r = &replies[10];
     assert_eq!((code(r), reason(r)), (-32040, "rate_limited".into()));
     assert!(r["error"]["data"]["retry_after_ms"].as_u64().unwrap() >= 1);
-    // Unknown methods take no token.
+    // Unknown methods are not refused for want of a token either.
     let r = c.call("nope", json!({}));
     assert_eq!(code(&r), -32601);
     // The bucket refills (one token a second).
