@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
@@ -116,55 +116,12 @@ fn url_path(url: &str) -> &str {
 
 /// Starts the binary on existing state and data directories below `root` (so a second server
 /// can be started on the first one's files, as after a restart).
-#[allow(clippy::zombie_processes)] // Server's Drop kills and waits for the child.
 fn start_at(root: &Path) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
     std::fs::write(&cfg, "[http.compat_listener]\nenabled = false\n").unwrap();
-    let mut child = Command::new(common::bin())
-        .args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(root.join("state"))
-        .arg("--data-dir")
-        .arg(root.join("data"))
-        .env("CAMSHARD_JWT_SECRET", common::SECRET)
-        .env("CAMSHARD_LOG_FORMAT", "json")
-        .env_remove("CAMSHARD_LISTEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn camshard");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + common::REPLY_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("server did not become ready");
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v["message"] == "camshard ready" {
-            let port = v["listen"]
-                .as_str()
-                .and_then(|l| l.rsplit(':').next())
-                .and_then(|p| p.parse().ok())
-                .expect("port");
-            return Server {
-                child,
-                port,
-                dir,
-                log: rx,
-            };
-        }
-    }
+    let cmd = common::command(&cfg, &root.join("state"), &root.join("data"));
+    common::spawn_ready(cmd, dir, &[])
 }
 
 #[test]

@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{code, reason, token, wait_until, Client, Server};
@@ -25,70 +23,16 @@ fn no_ffmpeg(extra: &str) -> String {
     format!("[publisher]\nffmpeg = \"{MISSING}\"\n{extra}")
 }
 
-/// Starts the binary like `common::start_with`, but keeps the log lines written before
-/// "camshard ready" (the harness drops them), returned with the server.
-#[allow(clippy::zombie_processes)] // Server's Drop kills and waits for the child.
+/// Starts the binary with `extra_toml`, `args` and environment `env`; returns the server and
+/// the log lines written up to "camshard ready".
 fn start_logged(extra_toml: &str, args: &[&str], env: &[(&str, &str)]) -> (Server, Vec<Value>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("test.toml");
-    let toml = format!(
-        "[http.compat_listener]\nenabled = false\n{}{extra_toml}",
-        common::TEST_STORAGE
-    );
-    std::fs::write(&cfg, toml).expect("write config");
-    let mut cmd = Command::new(common::bin());
-    cmd.args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(args)
-        .env("CAMSHARD_JWT_SECRET", common::SECRET)
-        .env("CAMSHARD_LOG_FORMAT", "json")
-        .env_remove("CAMSHARD_LISTEN")
-        .env_remove("CAMSHARD_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn camshard");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+    let s = common::start_custom(extra_toml, args, |cmd| {
+        for (k, v) in env {
+            cmd.env(k, v);
         }
     });
-    let deadline = Instant::now() + WAIT;
-    let mut lines = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("server did not become ready");
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        let ready = v["message"] == "camshard ready";
-        if ready {
-            let port = v["listen"]
-                .as_str()
-                .and_then(|l| l.rsplit(':').next())
-                .and_then(|p| p.parse().ok())
-                .expect("port");
-            lines.push(v);
-            let s = Server {
-                child,
-                port,
-                dir,
-                log: rx,
-            };
-            return (s, lines);
-        }
-        lines.push(v);
-    }
+    let startup = s.startup.clone();
+    (s, startup)
 }
 
 /// The start-up warnings about ffmpeg among `lines`.

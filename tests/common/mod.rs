@@ -28,6 +28,8 @@ pub struct Server {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub log: mpsc::Receiver<String>,
+    /// The JSON log lines written up to and including "camshard ready".
+    pub startup: Vec<Value>,
 }
 
 /// Extra configuration (TOML) appended to the test config.
@@ -74,26 +76,42 @@ pub fn start_config(toml: &str, args: &[&str]) -> Server {
 }
 
 /// [`start_config`] with a last say on the command.
-// The child is owned by `Server`, whose `Drop` kills and waits for it.
-#[allow(clippy::zombie_processes)]
 fn start_config_custom(toml: &str, args: &[&str], customize: impl FnOnce(&mut Command)) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
     std::fs::write(&cfg, toml).expect("write config");
+    let mut cmd = command(&cfg, &dir.path().join("state"), &dir.path().join("data"));
+    cmd.args(args);
+    customize(&mut cmd);
+    spawn_ready(cmd, dir, args)
+}
+
+/// The test command line for config file `cfg`, state dir `state` and data dir `data`: a free
+/// loopback port, two shards, the test secret, JSON logs on a piped stderr, and none of the
+/// caller's own `CAMSHARD_LISTEN`/`CAMSHARD_LOG` settings.
+pub fn command(cfg: &Path, state: &Path, data: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
-        .arg(&cfg)
+        .arg(cfg)
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .arg(state)
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(args)
+        .arg(data)
         .env("CAMSHARD_JWT_SECRET", SECRET)
         .env("CAMSHARD_LOG_FORMAT", "json")
         .env_remove("CAMSHARD_LISTEN")
+        .env_remove("CAMSHARD_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    customize(&mut cmd);
+    cmd
+}
+
+/// Spawns `cmd` (from [`command`], `args` being the extra arguments it was given) and waits for
+/// its "camshard ready" line. `dir` is kept alive with the server; the log lines written before
+/// the ready line are kept in [`Server::startup`].
+// The child is owned by `Server`, whose `Drop` kills and waits for it.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_ready(mut cmd: Command, dir: tempfile::TempDir, args: &[&str]) -> Server {
     let mut child = cmd.spawn().expect("spawn camshard");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
@@ -105,34 +123,39 @@ fn start_config_custom(toml: &str, args: &[&str], customize: impl FnOnce(&mut Co
         }
     });
     let deadline = Instant::now() + REPLY_TIMEOUT;
+    let mut startup = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("server did not become ready"));
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["message"] == "camshard ready" {
-                // The suite runs once per backend (CAMSHARD_RUNTIME): make sure the server
-                // really runs on the one under test.
-                if let Ok(want) = std::env::var("CAMSHARD_RUNTIME") {
-                    if (want == "epoll" || want == "uring") && !args.contains(&"--runtime") {
-                        assert_eq!(v["runtime"], want.as_str(), "runtime in use");
-                    }
-                }
-                let listen = v["listen"].as_str().expect("listen field").to_string();
-                let port = listen
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .expect("port");
-                return Server {
-                    child,
-                    port,
-                    dir,
-                    log: rx,
-                };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["message"] != "camshard ready" {
+            startup.push(v);
+            continue;
+        }
+        // The suite runs once per backend (CAMSHARD_RUNTIME): make sure the server really runs
+        // on the one under test.
+        if let Ok(want) = std::env::var("CAMSHARD_RUNTIME") {
+            if (want == "epoll" || want == "uring") && !args.contains(&"--runtime") {
+                assert_eq!(v["runtime"], want.as_str(), "runtime in use");
             }
         }
+        let port = v["listen"]
+            .as_str()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("port in the ready line");
+        startup.push(v);
+        return Server {
+            child,
+            port,
+            dir,
+            log: rx,
+            startup,
+        };
     }
 }
 
