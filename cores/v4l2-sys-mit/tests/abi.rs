@@ -63,83 +63,52 @@ fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
 const W: u64 = 1;
 const R: u64 = 2;
 
+/// `("sizeof:T", size_of::<T>())`, named as the C probe prints it.
+macro_rules! size {
+    ($t:ident) => {
+        (concat!("sizeof:", stringify!($t)), size_of::<$t>() as u64)
+    };
+}
+
+/// `("offsetof:T.f", offset_of!(T, f))`, named as the C probe prints it.
+macro_rules! offset {
+    ($t:ident . $f:ident) => {
+        (
+            concat!("offsetof:", stringify!($t), ".", stringify!($f)),
+            offset_of!($t, $f) as u64,
+        )
+    };
+}
+
 #[test]
 fn bindings_match_the_c_compiler() {
     let Some(c) = c_facts() else { return };
     let rust: Vec<(&str, u64)> = vec![
-        (
-            "sizeof:v4l2_capability",
-            size_of::<v4l2_capability>() as u64,
-        ),
-        ("sizeof:v4l2_format", size_of::<v4l2_format>() as u64),
-        (
-            "sizeof:v4l2_pix_format",
-            size_of::<v4l2_pix_format>() as u64,
-        ),
-        ("sizeof:v4l2_buffer", size_of::<v4l2_buffer>() as u64),
-        ("sizeof:v4l2_plane", size_of::<v4l2_plane>() as u64),
-        (
-            "sizeof:v4l2_requestbuffers",
-            size_of::<v4l2_requestbuffers>() as u64,
-        ),
-        ("sizeof:v4l2_fmtdesc", size_of::<v4l2_fmtdesc>() as u64),
-        (
-            "sizeof:v4l2_frmsizeenum",
-            size_of::<v4l2_frmsizeenum>() as u64,
-        ),
-        (
-            "sizeof:v4l2_frmivalenum",
-            size_of::<v4l2_frmivalenum>() as u64,
-        ),
-        (
-            "sizeof:v4l2_streamparm",
-            size_of::<v4l2_streamparm>() as u64,
-        ),
-        ("sizeof:v4l2_queryctrl", size_of::<v4l2_queryctrl>() as u64),
-        ("sizeof:v4l2_querymenu", size_of::<v4l2_querymenu>() as u64),
-        ("sizeof:v4l2_control", size_of::<v4l2_control>() as u64),
-        (
-            "sizeof:v4l2_ext_control",
-            size_of::<v4l2_ext_control>() as u64,
-        ),
-        (
-            "sizeof:v4l2_ext_controls",
-            size_of::<v4l2_ext_controls>() as u64,
-        ),
-        ("sizeof:v4l2_timecode", size_of::<v4l2_timecode>() as u64),
-        (
-            "offsetof:v4l2_buffer.timestamp",
-            offset_of!(v4l2_buffer, timestamp) as u64,
-        ),
-        (
-            "offsetof:v4l2_buffer.sequence",
-            offset_of!(v4l2_buffer, sequence) as u64,
-        ),
-        (
-            "offsetof:v4l2_buffer.memory",
-            offset_of!(v4l2_buffer, memory) as u64,
-        ),
-        ("offsetof:v4l2_buffer.m", offset_of!(v4l2_buffer, m) as u64),
-        (
-            "offsetof:v4l2_buffer.length",
-            offset_of!(v4l2_buffer, length) as u64,
-        ),
-        (
-            "offsetof:v4l2_format.fmt",
-            offset_of!(v4l2_format, fmt) as u64,
-        ),
-        (
-            "offsetof:v4l2_pix_format.sizeimage",
-            offset_of!(v4l2_pix_format, sizeimage) as u64,
-        ),
-        (
-            "offsetof:v4l2_streamparm.parm",
-            offset_of!(v4l2_streamparm, parm) as u64,
-        ),
-        (
-            "offsetof:v4l2_ext_controls.controls",
-            offset_of!(v4l2_ext_controls, controls) as u64,
-        ),
+        size!(v4l2_capability),
+        size!(v4l2_format),
+        size!(v4l2_pix_format),
+        size!(v4l2_buffer),
+        size!(v4l2_plane),
+        size!(v4l2_requestbuffers),
+        size!(v4l2_fmtdesc),
+        size!(v4l2_frmsizeenum),
+        size!(v4l2_frmivalenum),
+        size!(v4l2_streamparm),
+        size!(v4l2_queryctrl),
+        size!(v4l2_querymenu),
+        size!(v4l2_control),
+        size!(v4l2_ext_control),
+        size!(v4l2_ext_controls),
+        size!(v4l2_timecode),
+        offset!(v4l2_buffer.timestamp),
+        offset!(v4l2_buffer.sequence),
+        offset!(v4l2_buffer.memory),
+        offset!(v4l2_buffer.m),
+        offset!(v4l2_buffer.length),
+        offset!(v4l2_format.fmt),
+        offset!(v4l2_pix_format.sizeimage),
+        offset!(v4l2_streamparm.parm),
+        offset!(v4l2_ext_controls.controls),
         (
             "value:V4L2_CAP_VIDEO_CAPTURE",
             V4L2_CAP_VIDEO_CAPTURE as u64,
