@@ -224,3 +224,38 @@ fn plain_listener_beyond_loopback_is_warned_about_once() {
     );
     assert!(text.contains("127.0.0.1") && text.contains("tls"), "{text}");
 }
+
+#[test]
+fn metrics_can_require_an_admin_credential() {
+    let s = start("[http]\nmetrics_require_auth = true\n");
+    let get = |auth: &str| s.http(&format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n"));
+    let (status, resp) = get("");
+    assert_eq!(status, 401, "{resp}");
+    assert!(resp.contains("WWW-Authenticate: Bearer"), "{resp}");
+    let (status, _) = get(&format!(
+        "Authorization: Bearer {}\r\n",
+        common::token("viewer")
+    ));
+    assert_eq!(status, 403);
+    let (status, resp) = get(&format!(
+        "Authorization: Bearer {}\r\n",
+        common::token("admin")
+    ));
+    assert_eq!(status, 200, "{resp}");
+    assert!(body(&resp).contains("camshard_build_info"));
+    // What a Prometheus scrape config sends: an admin API key as a bearer credential.
+    let key = s.cli(&[
+        "apikey",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "prometheus",
+    ]);
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", common::REPLY_TIMEOUT));
+    let (status, resp) = get(&format!("Authorization: Bearer {}\r\n", key.trim()));
+    assert_eq!(status, 200, "{resp}");
+    let (status, _) = get(&format!("X-API-Key: {}\r\n", key.trim()));
+    assert_eq!(status, 200);
+}
