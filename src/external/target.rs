@@ -26,7 +26,7 @@
 //! - A name that does not resolve now is accepted: drones and cameras announced by mDNS are
 //!   often added before they are switched on, and refusing them would break existing setups.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::net::{IpAddr, ToSocketAddrs};
 
 use serde::{Deserialize, Serialize};
 
@@ -122,10 +122,9 @@ pub fn own_addresses() -> Vec<IpAddr> {
         .filter_map(|i| i.address)
         .filter_map(|a| {
             if let Some(v4) = a.as_sockaddr_in() {
-                Some(IpAddr::V4(Ipv4Addr::from(v4.ip())))
+                Some(IpAddr::V4(v4.ip()))
             } else {
-                a.as_sockaddr_in6()
-                    .map(|v6| IpAddr::V6(Ipv6Addr::from(v6.ip())))
+                a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
             }
         })
         .collect()
