@@ -122,6 +122,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
             None
         };
 
+    // An https:// MediaMTX API: its CA file is read now, so a bad one stops the start with a
+    // clear line instead of every shard failing its first request.
+    if config.mediamtx.api_url.starts_with("https://") {
+        let ca = non_empty(&config.mediamtx.api_ca_file).map(std::path::Path::new);
+        crate::mediamtx::http::client::tls_client_config(ca).map_err(StartError)?;
+    }
     warn_about_exposure(
         main_addr.0,
         compat_addr.as_ref().map(|c| c.0),
