@@ -377,6 +377,10 @@ fn loopback_link_local_and_own_addresses_are_refused() {
         "rtsp://0.0.0.0/x",
         "rtsp://[::]/x",
         "rtsps://u:pw@127.0.0.1/x",
+        // Legacy spellings the system resolver (inet_aton) turns into 127.0.0.1.
+        "rtsp://127.1/x",
+        "rtsp://2130706433/x",
+        "rtsp://0x7f000001/x",
     ]
     .iter()
     .map(|u| u.to_string())
