@@ -269,6 +269,9 @@ pub struct MediamtxConfig {
     pub api_user: String,
     /// HTTP Basic password for the API.
     pub api_pass: String,
+    /// PEM file of extra CA certificates trusted for an `https://` `api_url` (a self-signed
+    /// MediaMTX); "" = the system roots only.
+    pub api_ca_file: String,
     /// Base URL publishers push to (`<base>/cameraN`); credentials allowed.
     pub rtsp_publish_url: String,
     /// Seconds between health probes of the API.
@@ -715,8 +718,18 @@ impl Config {
             1,
             3600,
         )?;
-        if !self.mediamtx.api_url.starts_with("http://") {
-            return Err(err("mediamtx.api_url", "must be an http:// URL"));
+        let https = self.mediamtx.api_url.starts_with("https://");
+        if !https && !self.mediamtx.api_url.starts_with("http://") {
+            return Err(err(
+                "mediamtx.api_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !https && !self.mediamtx.api_ca_file.is_empty() {
+            return Err(err(
+                "mediamtx.api_ca_file",
+                "is only used with an https:// api_url",
+            ));
         }
         if !self.mediamtx.rtsp_publish_url.starts_with("rtsp://") {
             return Err(err("mediamtx.rtsp_publish_url", "must be an rtsp:// URL"));

@@ -122,6 +122,19 @@ pub fn run(config: Config) -> Result<(), StartError> {
             None
         };
 
+    // An https:// MediaMTX API: its CA file is read now, so a bad one stops the start with a
+    // clear line instead of every shard failing its first request.
+    if config.mediamtx.api_url.starts_with("https://") {
+        let ca = non_empty(&config.mediamtx.api_ca_file).map(std::path::Path::new);
+        crate::mediamtx::http::client::tls_client_config(ca).map_err(StartError)?;
+    }
+    warn_about_exposure(
+        main_addr.0,
+        compat_addr.as_ref().map(|c| c.0),
+        tls.is_some(),
+        config.http.metrics_require_auth,
+    );
+
     // One event inbox per shard: crossbeam queue + io_uring-awaited doorbell.
     let mut bus_senders = Vec::new();
     let mut inboxes = Vec::new();
@@ -315,6 +328,57 @@ pub fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// True when a listener bound to `addr` can be reached from other hosts: anything but a
+/// loopback address (the wildcard `0.0.0.0` / `::` listens on every interface).
+fn beyond_loopback(addr: SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(a) => !a.is_loopback(),
+        std::net::IpAddr::V6(a) => {
+            !a.is_loopback() && !a.to_ipv4_mapped().is_some_and(|m| m.is_loopback())
+        }
+    }
+}
+
+/// Start-up warnings about what the defaults leave open (review "hostile defaults").
+///
+/// The shipped `server.listen` is `0.0.0.0:8002` with TLS off, because existing clients expect
+/// exactly that; changing it would break drop-in replacement. Instead the operator is told once,
+/// at start, which listeners carry tokens and API keys in clear text beyond this host, and how
+/// to stop it. Likewise for an unauthenticated `/metrics` reachable from elsewhere. Returns the
+/// warnings (for the unit test); each is also logged.
+fn warn_about_exposure(
+    main: SocketAddr,
+    compat: Option<SocketAddr>,
+    tls: bool,
+    metrics_auth: bool,
+) -> Vec<String> {
+    let exposed: Vec<String> = std::iter::once(("server.listen", main))
+        .chain(compat.map(|c| ("http.compat_listener.listen", c)))
+        .filter(|(_, a)| beyond_loopback(*a))
+        .map(|(key, a)| format!("{key} = {a}"))
+        .collect();
+    let mut out = Vec::new();
+    if exposed.is_empty() {
+        return out;
+    }
+    let listeners = exposed.join(", ");
+    if !tls {
+        let msg = "listening beyond loopback without TLS: tokens, API keys and downloads travel \
+                   in clear text; enable [server.tls] (tls.enabled = true), or put a TLS proxy \
+                   in front, or bind to 127.0.0.1";
+        tracing::warn!(listeners = %listeners, "{msg}");
+        out.push(format!("{msg} ({listeners})"));
+    }
+    if !metrics_auth {
+        let msg = "/metrics is open to anyone reaching these listeners; set \
+                   http.metrics_require_auth = true (Prometheus then sends an admin API key as \
+                   a Bearer token) or bind to 127.0.0.1";
+        tracing::warn!(listeners = %listeners, "{msg}");
+        out.push(format!("{msg} ({listeners})"));
+    }
+    out
+}
+
 fn secret_source_name(s: &secret::SecretSource) -> &'static str {
     match s {
         secret::SecretSource::Config => "config",
@@ -467,4 +531,37 @@ fn spawn_key_watcher(state: Arc<ServerState>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    #[test]
+    fn only_listeners_beyond_loopback_are_warned_about() {
+        for l in [
+            "127.0.0.1:8002",
+            "127.3.2.1:1",
+            "[::1]:8002",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(
+                warn_about_exposure(a(l), None, false, false).is_empty(),
+                "{l}"
+            );
+        }
+        let w = warn_about_exposure(a("127.0.0.1:8002"), Some(a("0.0.0.0:8003")), false, false);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("without TLS") && w[0].contains("http.compat_listener.listen"));
+        assert!(!w[0].contains("server.listen"), "{w:?}");
+        // TLS on: only the open /metrics is left to warn about; with its auth on, nothing.
+        let w = warn_about_exposure(a("[::]:8002"), None, true, false);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("/metrics"));
+        assert!(warn_about_exposure(a("10.0.0.2:8002"), None, true, true).is_empty());
+    }
 }

@@ -284,7 +284,8 @@ fn discovery_finds_configured_sources_only() {
     let s = server(
         &d,
         &format!(
-            "[external_streams.discovery]\nenabled = true\nhosts = [\"127.0.0.1\"]\n\
+            "[external_streams]\nallow_hosts = [\"127.0.0.1\"]\n\
+             [external_streams.discovery]\nenabled = true\nhosts = [\"127.0.0.1\"]\n\
              generic_ports = [{ok}, {denied}]\ngeneric_paths = [\"/live\"]\nprobe_timeout_ms = 10000\n"
         ),
     );
@@ -348,4 +349,97 @@ fn discovery_disabled_is_reported() {
     assert_eq!(reason(&r), "discovery_disabled", "{r}");
     let r = c.call("get_external_streams", json!({}));
     assert_eq!(r["result"]["total_count"], 0, "{r}");
+}
+
+/// An address of this host's that is not loopback (the interface a packet to a private address
+/// would leave from; a UDP "connect" sends nothing), if the host has one.
+fn own_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("10.255.255.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn loopback_link_local_and_own_addresses_are_refused() {
+    let d = double();
+    let s = server(&d, "");
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    let mut urls: Vec<String> = [
+        "rtsp://127.0.0.1:8554/x",
+        "rtsp://127.9.9.9/x",
+        "rtsp://localhost:554/x",
+        "rtsp://[::1]/x",
+        "rtsp://[::ffff:127.0.0.1]/x",
+        "rtsp://169.254.169.254/latest",
+        "rtsp://[fe80::1]/x",
+        "rtsp://0.0.0.0/x",
+        "rtsp://[::]/x",
+        "rtsps://u:pw@127.0.0.1/x",
+        // Legacy spellings the system resolver (inet_aton) turns into 127.0.0.1.
+        "rtsp://127.1/x",
+        "rtsp://2130706433/x",
+        "rtsp://0x7f000001/x",
+    ]
+    .iter()
+    .map(|u| u.to_string())
+    .collect();
+    if let Some(ip) = own_address() {
+        let host = match ip {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+        };
+        urls.push(format!("rtsp://{host}:8554/x"));
+    }
+    for (i, url) in urls.iter().enumerate() {
+        let name = format!("ssrf{i}");
+        let r = c.call(
+            "add_external_stream",
+            json!({"stream_url": url, "stream_name": name}),
+        );
+        assert_eq!(
+            (code(&r), reason(&r).as_str()),
+            (-32602, "invalid_value"),
+            "{url}: {r}"
+        );
+        assert_eq!(r["error"]["data"]["param"], "stream_url", "{url}: {r}");
+        let details = r["error"]["data"]["details"].as_str().unwrap_or("");
+        assert!(details.contains("allow_hosts"), "{url}: {details}");
+        assert!(!details.contains("pw"), "{details}");
+        assert!(d.path_config(&name).is_none(), "{url} reached MediaMTX");
+    }
+    // A LAN address is still fine.
+    let r = c.call(
+        "add_external_stream",
+        json!({"stream_url": "rtsp://192.168.42.10/x", "stream_name": "lan"}),
+    );
+    assert_eq!(r["result"]["status"], "ADDED", "{r}");
+}
+
+#[test]
+fn allow_hosts_lets_listed_local_addresses_in() {
+    let d = double();
+    let s = server(
+        &d,
+        "[external_streams]\nallow_hosts = [\"127.0.0.0/8\", \"localhost\"]\n",
+    );
+    let mut c = s.connect();
+    c.auth(&token("operator"));
+    for (i, url) in ["rtsp://127.0.0.1:8554/x", "rtsp://localhost:8554/y"]
+        .iter()
+        .enumerate()
+    {
+        let r = c.call(
+            "add_external_stream",
+            json!({"stream_url": url, "stream_name": format!("local{i}")}),
+        );
+        assert_eq!(r["result"]["status"], "ADDED", "{url}: {r}");
+    }
+    // Not listed: still refused.
+    let r = c.call(
+        "add_external_stream",
+        json!({"stream_url": "rtsp://169.254.169.254/x", "stream_name": "meta"}),
+    );
+    assert_eq!(reason(&r), "invalid_value", "{r}");
 }

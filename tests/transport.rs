@@ -188,3 +188,74 @@ fn invalid_config_exits_nonzero_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.max_batch"), "{err}");
 }
+
+/// The start-up lines that warn about a plain (no TLS) listener reachable beyond loopback.
+fn exposure_warnings(s: &common::Server) -> Vec<&Value> {
+    s.startup
+        .iter()
+        .filter(|v| {
+            v["level"]
+                .as_str()
+                .is_some_and(|l| l.eq_ignore_ascii_case("warn"))
+                && v["message"].as_str().unwrap_or("").contains("without TLS")
+        })
+        .collect()
+}
+
+#[test]
+fn plain_listener_beyond_loopback_is_warned_about_once() {
+    // The harness listens on 127.0.0.1: nothing to warn about.
+    let quiet = start("");
+    assert!(exposure_warnings(&quiet).is_empty(), "{:?}", quiet.startup);
+    drop(quiet);
+    // The compat listener on every interface (as shipped, 0.0.0.0), TLS off: one warning that
+    // names it and says how to fix it.
+    let loud = common::start_custom("", &[], |cmd| {
+        cmd.env("CAMSHARD_COMPAT_ENABLED", "true")
+            .env("CAMSHARD_COMPAT_LISTEN", "0.0.0.0:0");
+    });
+    let w = exposure_warnings(&loud);
+    assert_eq!(w.len(), 1, "{:?}", loud.startup);
+    let text = w[0].to_string();
+    assert!(text.contains("0.0.0.0:"), "{text}");
+    assert!(
+        !text.contains("127.0.0.1:"),
+        "the loopback listener is not exposed: {text}"
+    );
+    assert!(text.contains("127.0.0.1") && text.contains("tls"), "{text}");
+}
+
+#[test]
+fn metrics_can_require_an_admin_credential() {
+    let s = start("[http]\nmetrics_require_auth = true\n");
+    let get = |auth: &str| s.http(&format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n"));
+    let (status, resp) = get("");
+    assert_eq!(status, 401, "{resp}");
+    assert!(resp.contains("WWW-Authenticate: Bearer"), "{resp}");
+    let (status, _) = get(&format!(
+        "Authorization: Bearer {}\r\n",
+        common::token("viewer")
+    ));
+    assert_eq!(status, 403);
+    let (status, resp) = get(&format!(
+        "Authorization: Bearer {}\r\n",
+        common::token("admin")
+    ));
+    assert_eq!(status, 200, "{resp}");
+    assert!(body(&resp).contains("camshard_build_info"));
+    // What a Prometheus scrape config sends: an admin API key as a bearer credential.
+    let key = s.cli(&[
+        "apikey",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "prometheus",
+    ]);
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", common::REPLY_TIMEOUT));
+    let (status, resp) = get(&format!("Authorization: Bearer {}\r\n", key.trim()));
+    assert_eq!(status, 200, "{resp}");
+    let (status, _) = get(&format!("X-API-Key: {}\r\n", key.trim()));
+    assert_eq!(status, 200);
+}

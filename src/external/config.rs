@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::hosts;
+use super::target::AllowHosts;
 
 /// `[external_streams]`: MediaMTX path options and network discovery.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -15,6 +16,10 @@ use super::hosts;
 pub struct ExternalStreamsConfig {
     /// MediaMTX pulls an added source only while someone reads it (`sourceOnDemand`).
     pub source_on_demand: bool,
+    /// Local addresses `add_external_stream` may point MediaMTX at anyway (IPs, CIDR blocks,
+    /// hostnames); loopback, link-local and this host's own addresses are refused otherwise
+    /// (see [`super::target`]).
+    pub allow_hosts: AllowHosts,
     /// Network discovery (`discover_external_streams` and periodic scans).
     pub discovery: DiscoveryConfig,
 }
@@ -23,6 +28,7 @@ impl Default for ExternalStreamsConfig {
     fn default() -> Self {
         ExternalStreamsConfig {
             source_on_demand: true,
+            allow_hosts: AllowHosts::default(),
             discovery: DiscoveryConfig::default(),
         }
     }
@@ -198,6 +204,16 @@ mod tests {
         assert!(c.discovery.enabled);
         assert_eq!(c.discovery.max_concurrent, 32);
         assert!(serde_json::from_str::<ExternalStreamsConfig>(r#"{"discovry":{}}"#).is_err());
+        let c: ExternalStreamsConfig =
+            serde_json::from_str(r#"{"allow_hosts":["127.0.0.1","10.0.0.0/8","cam.lan"]}"#)
+                .unwrap();
+        assert_eq!(
+            Vec::<String>::from(c.allow_hosts),
+            ["127.0.0.1", "10.0.0.0/8", "cam.lan"]
+        );
+        assert!(
+            serde_json::from_str::<ExternalStreamsConfig>(r#"{"allow_hosts":["a b"]}"#).is_err()
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: the `[external_streams]` configuration section and its validation.
 //! - [`hosts`]: host specifications (IP, hostname, CIDR) and their expansion for a scan.
+//! - [`target`]: where an added stream may point (no loopback, link-local or own addresses
+//!   unless `allow_hosts` says so): the SSRF guard of `add_external_stream`.
 //! - [`url`]: stream URL and name rules, password masking, suggested names.
 //! - [`sdp`]: the small part of SDP (RFC 8866) needed to tell a video codec and a KLV track.
 //! - [`rtsp_probe`]: one RTSP `DESCRIBE` over a plain TCP socket, with Basic/Digest auth.
@@ -25,6 +27,7 @@ pub mod periodic;
 pub mod rtsp_probe;
 pub mod sdp;
 pub mod store;
+pub mod target;
 pub mod url;
 
 use std::time::{SystemTime, UNIX_EPOCH};

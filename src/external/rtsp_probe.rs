@@ -14,7 +14,11 @@
 //!
 //! A 401 carries `WWW-Authenticate` challenges. With credentials (the URL's userinfo, else the
 //! `creds` argument) the probe answers once: Digest (RFC 2617, MD5 or MD5-sess, `qop=auth` when
-//! offered) when challenged with it, else Basic. The userinfo never goes into the request line.
+//! offered) when challenged with it, else Basic — but Basic only over TLS (`rtsps://`, which this
+//! prober does not speak yet, so in practice never). Basic is the password in base64, i.e. in
+//! clear text: over plain `rtsp://` anyone who answers a scanned address, or sits on the path,
+//! could ask for it and read it. Digest only proves knowledge of the password. A Basic-only
+//! source is reported as `401 Unauthorized`. The userinfo never goes into the request line.
 //!
 //! Outcomes: [`ProbeResult::Found`] = 200 with a video track; [`ProbeResult::Failed`] = the
 //! source answered, but not usefully (`401 Unauthorized`, `404 Not Found`, `no video track`,
@@ -284,7 +288,8 @@ pub fn describe(url: &str, timeout: Duration, creds: Option<(&str, &str)>) -> Pr
         .filter(|(n, _)| n.eq_ignore_ascii_case("WWW-Authenticate"))
         .map(|(_, v)| v.as_str())
         .collect();
-    let Some(auth) = authorization(&challenges, &user, &pass, uri) else {
+    let basic_ok = u.scheme == "rtsps";
+    let Some(auth) = authorization(&challenges, &user, &pass, uri, basic_ok) else {
         return judge(&first);
     };
     let req = request(uri, 2, Some(&auth));
@@ -438,8 +443,15 @@ fn quoted(v: &str) -> String {
 }
 
 /// The `Authorization` value answering `challenges`, preferring Digest over Basic; `None` when
-/// no challenge is one we can answer (e.g. Digest with SHA-256 only).
-fn authorization(challenges: &[&str], user: &str, pass: &str, uri: &str) -> Option<String> {
+/// no challenge is one we can answer (e.g. Digest with SHA-256 only, or Basic only while
+/// `basic_ok` is false — it must be false unless the connection is encrypted).
+fn authorization(
+    challenges: &[&str],
+    user: &str,
+    pass: &str,
+    uri: &str,
+    basic_ok: bool,
+) -> Option<String> {
     // `WWW-Authenticate: Digest realm=...`; one header may not hold two schemes here.
     let scheme_of = |c: &str| {
         let (s, rest) = c.trim().split_once(' ').unwrap_or((c.trim(), ""));
@@ -482,9 +494,7 @@ fn authorization(challenges: &[&str], user: &str, pass: &str, uri: &str) -> Opti
         }
         return Some(a);
     }
-    challenges
-        .iter()
-        .any(|c| scheme_of(c).0 == "basic")
+    (basic_ok && challenges.iter().any(|c| scheme_of(c).0 == "basic"))
         .then(|| format!("Basic {}", base64(format!("{user}:{pass}").as_bytes())))
 }
 
@@ -694,23 +704,39 @@ mod tests {
     }
 
     #[test]
-    fn basic_auth_from_url_userinfo() {
-        let want = format!("Authorization: Basic {}\r\n", base64(b"pi@lot:s3cret"));
+    fn basic_only_challenge_over_plain_rtsp_gets_no_credentials() {
+        // A source (or anyone on a scanned address) that asks for Basic over plain rtsp:// would
+        // get the password in clear text: the probe must not answer, whether the credentials
+        // come from the URL or from the discovery configuration.
+        let saw_auth = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = saw_auth.clone();
         let port = fake::serve(Arc::new(move |req: &str| {
-            // Credentials never appear in the request line.
-            assert!(!req.contains("s3cret@"));
-            Some(if req.contains(&want) {
-                fake::ok_sdp(req, H264_KLV)
-            } else {
-                fake::status(
-                    req,
-                    "401 Unauthorized",
-                    "WWW-Authenticate: Basic realm=\"cam\"\r\n",
-                )
-            })
+            if req.contains("Authorization:") || req.contains("s3cret") {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return Some(fake::ok_sdp(req, H264_KLV));
+            }
+            Some(fake::status(
+                req,
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"cam\"\r\n",
+            ))
         }));
         let u = format!("rtsp://pi%40lot:s3cret@127.0.0.1:{port}/live");
-        assert!(matches!(describe(&u, T, None), ProbeResult::Found(_)));
+        let failed = ProbeResult::Failed("401 Unauthorized".to_string());
+        assert_eq!(describe(&u, T, None), failed);
+        let u = url(port, "/live");
+        assert_eq!(describe(&u, T, Some(("pilot", "s3cret"))), failed);
+        assert_eq!(saw_auth.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn basic_is_answered_only_over_tls() {
+        let c = ["Basic realm=\"cam\""];
+        assert_eq!(authorization(&c, "u", "p", "rtsp://h/", false), None);
+        assert_eq!(
+            authorization(&c, "u", "p", "rtsps://h/", true),
+            Some(format!("Basic {}", base64(b"u:p")))
+        );
     }
 
     #[test]
@@ -778,7 +804,7 @@ mod tests {
     #[test]
     fn sha256_only_digest_is_not_answered() {
         let c = ["Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256"];
-        assert_eq!(authorization(&c, "u", "p", "rtsp://h/"), None);
+        assert_eq!(authorization(&c, "u", "p", "rtsp://h/", true), None);
     }
 
     #[test]

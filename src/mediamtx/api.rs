@@ -125,7 +125,8 @@ pub fn local(cfg: &MediamtxConfig) -> Result<Rc<Api>, MtxError> {
         }
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let (user, pass) = (opt(&cfg.api_user), opt(&cfg.api_pass));
-        let client = Client::new(&cfg.api_url, user.as_deref(), pass.as_deref())
+        let ca = (!cfg.api_ca_file.is_empty()).then(|| std::path::Path::new(&cfg.api_ca_file));
+        let client = Client::with_ca_file(&cfg.api_url, user.as_deref(), pass.as_deref(), ca)
             .map_err(MtxError::Malformed)?;
         let api = Rc::new(Api {
             client,

@@ -1,5 +1,10 @@
 //! `add_external_stream` (§9.8): creates MediaMTX path `<stream_name>` pulling `stream_url`, and
 //! remembers the stream (persisted, re-applied at start).
+//!
+//! Before anything else happens, the URL's host must not be a local address (loopback,
+//! link-local, unspecified, this host's own) unless `external_streams.allow_hosts` permits it:
+//! MediaMTX would connect there on the client's behalf (SSRF). Hostnames are resolved for that,
+//! on the shard's blocking pool; see [`crate::external::target`] for the rules and their limits.
 
 use serde_json::{json, Value};
 
@@ -8,7 +13,8 @@ use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};
 use crate::external::store::StreamType;
-use crate::external::url::{validate_stream_name, validate_stream_url};
+use crate::external::target;
+use crate::external::url::{parse_url, validate_stream_name};
 use crate::mediamtx::api;
 use crate::mediamtx::model::{external_path_conf, mask_url_password};
 use crate::mediamtx::shared::WriteOp;
@@ -37,7 +43,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .external
         .resolve_url(p.required_str("stream_url")?);
     let name = p.required_str("stream_name")?.to_string();
-    validate_stream_url(&url).map_err(|e| invalid("stream_url", e))?;
+    let parsed = parse_url(&url).map_err(|e| invalid("stream_url", e))?;
     validate_stream_name(&name).map_err(|e| invalid("stream_name", e))?;
     let stream_type = match p.str("stream_type")? {
         None => StreamType::GenericRtsp,
@@ -56,15 +62,32 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                "timestamp": rfc3339_millis(crate::state::unix_millis()),
                "streams": streams(&state.config, &host, &path)})
     };
-    match state.external.check_add(&url, &name) {
-        Ok(true) => return Ok(reply(&state).into()),
-        Err(why) => return Err(RpcError::new(INVALID_STATE, "already_exists").details(why)),
-        Ok(false) => {}
-    }
-    if let Some(e) = state.mtx.refuse(state.config.mediamtx.enabled) {
-        return Err(e);
-    }
     Ok(Output::Later(Box::pin(async move {
+        // The SSRF guard: a -32602 like the syntax checks above, so it comes before any state
+        // check. Blocking (DNS), hence the blocking pool.
+        let s = state.clone();
+        let (host, port) = (parsed.host.clone(), parsed.port_or_default());
+        let verdict = camshard_cores::rt::spawn_blocking(move || {
+            target::check(&host, port, &s.config.external_streams.allow_hosts)
+        })
+        .await;
+        if let Err(why) = verdict {
+            let e = RpcError::new(INVALID_PARAMS, "invalid_value")
+                .param("stream_url")
+                .details(why);
+            return (Err(e), None);
+        }
+        match state.external.check_add(&url, &name) {
+            Ok(true) => return (Ok(Output::Value(reply(&state))), None),
+            Err(why) => {
+                let e = RpcError::new(INVALID_STATE, "already_exists").details(why);
+                return (Err(e), None);
+            }
+            Ok(false) => {}
+        }
+        if let Some(e) = state.mtx.refuse(state.config.mediamtx.enabled) {
+            return (Err(e), None);
+        }
         let api = match api::local(&state.config.mediamtx) {
             Ok(a) => a,
             Err(e) => return (Err(e.to_rpc()), None),

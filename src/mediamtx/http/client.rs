@@ -23,6 +23,17 @@
 //! as likely stale too. A failure after answer bytes arrived, or on a fresh connection, is
 //! returned as is.
 //!
+//! # TLS
+//!
+//! An `https://` `api_url` makes every connection TLS (rustls via futures-rustls, TLS 1.2/1.3,
+//! the *ring* provider), verified against the system's root certificates
+//! (`rustls-native-certs`: `SSL_CERT_FILE`, else the distribution bundle) plus, when given, the
+//! PEM certificates of a CA file (`mediamtx.api_ca_file`: the certificate of a self-signed
+//! MediaMTX, or the CA that signed it). The name checked is the URL's host. Only the TCP
+//! connect and this handshake differ: pooled connections are [`MaybeTls`] streams and
+//! [`exchange`] does not know which kind it has. With TLS the Basic credentials
+//! (`api_user`/`api_pass`) no longer cross the network in clear text.
+//!
 //! # Runtimes
 //!
 //! Everything runtime-specific sits behind [`Connector`]: how to open a stream to an address and
@@ -33,6 +44,10 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine;
@@ -71,6 +86,109 @@ impl Connector for ShardConnector {
     async fn sleep(&self, d: Duration) {
         camshard_cores::rt::sleep(d).await;
     }
+}
+
+/// A connection to the server: plain TCP, or TLS over it (`https://`).
+pub enum MaybeTls<S> {
+    /// `http://`.
+    Plain(S),
+    /// `https://`. Boxed: rustls's state is large and plain connections need not carry it.
+    Tls(Box<futures_rustls::client::TlsStream<S>>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_close(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// What an `https://` client needs for each handshake.
+struct TlsSetup {
+    connector: futures_rustls::TlsConnector,
+    /// The URL's host, checked against the certificate.
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+/// The rustls client configuration: system roots plus the certificates of `ca_file` (PEM).
+///
+/// Errors name the file, or say there is no root at all to verify against.
+pub fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system bundles are not fatal here: the CA file may be all that is needed.
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    let mut total = added;
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("mediamtx.api_ca_file {}: {e}", path.display()))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("mediamtx.api_ca_file {}: not PEM: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "mediamtx.api_ca_file {}: no certificate in it",
+                path.display()
+            ));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| {
+                format!(
+                    "mediamtx.api_ca_file {}: unusable certificate: {e}",
+                    path.display()
+                )
+            })?;
+            total += 1;
+        }
+    }
+    if total == 0 {
+        return Err(
+            "https api_url: no root certificates (none in the system store; set mediamtx.api_ca_file)"
+                .to_string(),
+        );
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// An [`exchange`] failure, and whether any answer byte had arrived (retry is safe only if not).
@@ -126,9 +244,11 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Where requests go, parsed from `http://host[:port][/base]`.
+/// Where requests go, parsed from `http[s]://host[:port][/base]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
+    /// `https://`: every connection is TLS.
+    tls: bool,
     /// Host name or IP literal (IPv6 without brackets), for resolving.
     host: String,
     port: u16,
@@ -145,15 +265,13 @@ fn parse_url(api_url: &str) -> Result<Target, String> {
         url.get(..s.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(s))
     };
-    if scheme_is("https://") {
-        return Err(bad(
-            "https is not supported; use http (MediaMTX's API on loopback or a private network)",
-        ));
+    let tls = scheme_is("https://");
+    if !tls && !scheme_is("http://") {
+        return Err(bad("expected http://host:port or https://host:port"));
     }
-    if !scheme_is("http://") {
-        return Err(bad("expected http://host:port"));
-    }
-    let rest = url.get("http://".len()..).unwrap_or("");
+    let rest = url
+        .get(if tls { "https://" } else { "http://" }.len()..)
+        .unwrap_or("");
     let (authority, base) = match rest.find('/') {
         Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("")),
         None => (rest, ""),
@@ -193,6 +311,7 @@ fn parse_url(api_url: &str) -> Result<Target, String> {
         return Err(bad("no host"));
     }
     let port = match port {
+        None if tls => 443,
         None => 80,
         Some(text) => match text.parse::<u16>() {
             Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => p,
@@ -209,6 +328,7 @@ fn parse_url(api_url: &str) -> Result<Target, String> {
         ));
     }
     Ok(Target {
+        tls,
         host,
         port,
         host_header: authority.to_string(),
@@ -230,14 +350,16 @@ fn check_request(method: &str, path: &str) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// An HTTP/1.1 client for one server (`http://host[:port][/base]`), with a keep-alive pool.
+/// An HTTP/1.1 client for one server (`http[s]://host[:port][/base]`), with a keep-alive pool.
 ///
 /// Not `Send`: each shard thread has its own.
 pub struct Client<C: Connector = ShardConnector> {
     connector: C,
     target: Target,
     authorization: Option<String>,
-    pool: RefCell<Vec<C::Stream>>,
+    /// Set for `https://`.
+    tls: Option<TlsSetup>,
+    pool: RefCell<Vec<MaybeTls<C::Stream>>>,
     sent: Cell<u64>,
     opened: Cell<u64>,
 }
@@ -246,6 +368,16 @@ impl Client {
     /// A glommio client for `api_url`, with HTTP Basic credentials when `user` is given.
     pub fn new(api_url: &str, user: Option<&str>, pass: Option<&str>) -> Result<Client, String> {
         Client::with_connector(api_url, user, pass, ShardConnector)
+    }
+
+    /// [`Client::new`] that also trusts the certificates of `ca_file` for `https://`.
+    pub fn with_ca_file(
+        api_url: &str,
+        user: Option<&str>,
+        pass: Option<&str>,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, String> {
+        Client::with_connector_and_ca(api_url, user, pass, ca_file, ShardConnector)
     }
 }
 
@@ -257,7 +389,29 @@ impl<C: Connector> Client<C> {
         pass: Option<&str>,
         connector: C,
     ) -> Result<Self, String> {
+        Self::with_connector_and_ca(api_url, user, pass, None, connector)
+    }
+
+    /// [`Client::with_connector`] that also trusts the certificates of `ca_file` for `https://`.
+    pub fn with_connector_and_ca(
+        api_url: &str,
+        user: Option<&str>,
+        pass: Option<&str>,
+        ca_file: Option<&Path>,
+        connector: C,
+    ) -> Result<Self, String> {
         let target = parse_url(api_url)?;
+        let tls = if target.tls {
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| format!("mediamtx api_url {api_url:?}: {e}"))?;
+            let config = tls_client_config(ca_file)?;
+            Some(TlsSetup {
+                connector: futures_rustls::TlsConnector::from(config),
+                name,
+            })
+        } else {
+            None
+        };
         let authorization = user.map(|u| {
             let raw = format!("{u}:{}", pass.unwrap_or(""));
             let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
@@ -267,6 +421,7 @@ impl<C: Connector> Client<C> {
             connector,
             target,
             authorization,
+            tls,
             pool: RefCell::new(Vec::new()),
             sent: Cell::new(0),
             opened: Cell::new(0),
@@ -329,7 +484,21 @@ impl<C: Connector> Client<C> {
         r
     }
 
-    async fn connect(&self) -> Result<C::Stream, HttpError> {
+    async fn connect(&self) -> Result<MaybeTls<C::Stream>, HttpError> {
+        let tcp = self.connect_tcp().await?;
+        let Some(tls) = &self.tls else {
+            return Ok(MaybeTls::Plain(tcp));
+        };
+        match tls.connector.connect(tls.name.clone(), tcp).await {
+            Ok(s) => Ok(MaybeTls::Tls(Box::new(s))),
+            Err(e) => Err(HttpError::Connect(format!(
+                "TLS with {}: {e}",
+                self.target.host
+            ))),
+        }
+    }
+
+    async fn connect_tcp(&self) -> Result<C::Stream, HttpError> {
         let t = &self.target;
         let addrs = (t.host.as_str(), t.port)
             .to_socket_addrs()
@@ -784,8 +953,17 @@ mod tests {
             Ok(("mediamtx".into(), 80, "mediamtx".into(), String::new()))
         );
         assert_eq!(ok("http://[::1]").map(|t| t.1), Ok(80));
-        let https = t("https://x:9997").expect_err("https");
-        assert!(https.contains("https is not supported"), "{https}");
+        let https = t("HTTPS://x:9997/b").expect("https");
+        assert!(https.tls);
+        assert_eq!(
+            (https.host.as_str(), https.port, https.base.as_str()),
+            ("x", 9997, "/b")
+        );
+        assert_eq!(
+            t("https://mediamtx").map(|t| (t.tls, t.port)),
+            Ok((true, 443))
+        );
+        assert!(!t("http://x").expect("http").tls);
         for bad in [
             "ftp://x",
             "x:9997",
@@ -806,5 +984,90 @@ mod tests {
         ] {
             assert!(t(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    /// A one-connection HTTPS server on a std thread (rustls), with a fresh self-signed
+    /// certificate for `localhost` written to `dir`; returns its port and the certificate's path.
+    /// It records every request head and answers each with `OK`.
+    fn tls_server(dir: &Path, seen: Seen) -> (u16, std::path::PathBuf) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+        let (cert, key) = (dir.join("mtx.crt"), dir.join("mtx.key"));
+        std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+        std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+        let config = Arc::new(crate::net::tls::load(&cert, &key).expect("server config"));
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for tcp in l.incoming().map_while(Result::ok) {
+                let (config, seen) = (config.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match tls.read(&mut b) {
+                            Ok(1) => head.push(b[0]),
+                            _ => return,
+                        }
+                    }
+                    seen.lock()
+                        .expect("seen")
+                        .push((String::from_utf8_lossy(&head).into_owned(), Vec::new()));
+                    let _ = tls.write_all(OK);
+                    let _ = tls.flush();
+                });
+            }
+        });
+        (port, cert)
+    }
+
+    #[test]
+    fn https_verifies_the_server_against_the_ca_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seen: Seen = Arc::default();
+        let (port, cert) = tls_server(dir.path(), seen.clone());
+        let url = format!("https://localhost:{port}");
+        let c =
+            Client::with_ca_file(&url, Some("api"), Some("s3cret"), Some(&cert)).expect("client");
+        let r = run(c.request("GET", "/v3/info", None, SECS2)).expect("https request");
+        assert_eq!(r.status, 200);
+        let heads = seen.lock().expect("seen").clone();
+        assert_eq!(heads.len(), 1);
+        assert!(
+            heads[0].0.starts_with("GET /v3/info HTTP/1.1\r\n"),
+            "{heads:?}"
+        );
+        assert!(heads[0].0.contains("Authorization: Basic "), "{heads:?}");
+        // Without the CA the self-signed certificate is refused: nothing is sent.
+        let untrusted = format!("https://localhost:{port}");
+        if let Ok(c) = Client::with_ca_file(&untrusted, Some("api"), Some("s3cret"), None) {
+            let e = run(c.request("GET", "/v3/info", None, SECS2)).expect_err("untrusted");
+            assert!(
+                matches!(e, HttpError::Connect(ref m) if m.contains("TLS")),
+                "{e:?}"
+            );
+        }
+        assert_eq!(
+            seen.lock().expect("seen").len(),
+            1,
+            "credentials sent to an untrusted server"
+        );
+        // A name the certificate does not carry is refused too.
+        let c = Client::with_ca_file(
+            &format!("https://127.0.0.1:{port}"),
+            None,
+            None,
+            Some(&cert),
+        )
+        .expect("client");
+        assert!(run(c.request("GET", "/", None, SECS2)).is_err());
+        // A CA file that is not PEM names itself.
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("write");
+        let e = tls_client_config(Some(&junk)).expect_err("junk");
+        assert!(e.contains("junk.pem"), "{e}");
     }
 }
