@@ -126,10 +126,14 @@ pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Outpu
     let state = ctx.state.clone();
     Ok(later(move || {
         let e = find(&state, kind, &name)?;
-        match std::fs::remove_file(kind.dir(&state.config).join(&e.name)) {
+        // Through `beneath`, so a `recordings` symlinked out of the data directory cannot turn
+        // a delete into one outside it.
+        let root = &state.config.paths.data_dir;
+        match super::beneath::remove_beneath(root, kind.as_str().as_ref(), &e.name) {
             Ok(()) => {}
-            // Lost a race with another delete or a cleanup: the file is gone all the same.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            // Lost a race with another delete or a cleanup (the file is gone all the same), or
+            // the path leads through a symlink: neither is a file of ours to delete.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound || escaped(&err) => {
                 return Err(not_found(kind, &name))
             }
             Err(err) => {
@@ -144,6 +148,12 @@ pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Outpu
         };
         Ok(json!({"filename": e.name, "deleted": true, "message": message}))
     }))
+}
+
+/// True for the errors `beneath` gives a path that leads through a symlink or out of the data
+/// directory.
+fn escaped(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ELOOP | libc::EXDEV))
 }
 
 /// `get_storage_info` (§9.6).

@@ -201,7 +201,11 @@ pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), RpcError> {
         if k == Kind::Recordings && state.recording_busy(&e.name) {
             continue;
         }
-        match std::fs::remove_file(k.dir(&state.config).join(&e.name)) {
+        match super::beneath::remove_beneath(
+            &state.config.paths.data_dir,
+            k.as_str().as_ref(),
+            &e.name,
+        ) {
             Ok(()) => {
                 files += 1;
                 bytes += e.size;
