@@ -55,6 +55,8 @@ pub struct Written {
     pub filename: String,
     /// Bytes on disk.
     pub size: u64,
+    /// Its inode and mtime, which its download token binds.
+    pub file: crate::auth::download::FileId,
 }
 
 /// Why a snapshot could not be written.
@@ -83,9 +85,13 @@ pub fn write(job: &Job) -> Result<Written, WriteError> {
     }
     let filename = result?;
     sync_dir(&job.dir);
+    let file = std::fs::symlink_metadata(job.dir.join(&filename))
+        .map(|m| crate::auth::download::FileId::of(&m))
+        .map_err(|e| WriteError::Failed(format!("snapshot vanished after writing: {e}")))?;
     Ok(Written {
         filename,
         size: bytes.len() as u64,
+        file,
     })
 }
 

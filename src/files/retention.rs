@@ -292,6 +292,7 @@ mod tests {
                 size,
                 mtime_ms,
                 created_ms: mtime_ms,
+                file: Default::default(),
             },
         )
     }
