@@ -138,8 +138,8 @@ pub struct PathsConfig {
     pub data_dir: PathBuf,
 }
 
-/// `[security]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[security]` (`Debug` by hand: it redacts the secret)
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// HS256 secret; empty = from the environment or the state directory.
@@ -158,8 +158,8 @@ pub struct RateLimitConfig {
     pub burst: u32,
 }
 
-/// `[http]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[http]` (`Debug` by hand: it redacts the secret)
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Require an admin credential for `/metrics`.
@@ -252,7 +252,7 @@ pub struct StreamsConfig {
 }
 
 /// `[mediamtx]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediamtxConfig {
     /// Whether a MediaMTX is expected (health and readiness depend on it).
@@ -799,6 +799,66 @@ impl Config {
     }
 }
 
+/// What `Debug` shows for a secret: whether it is set, never its text. `Config` is logged with
+/// `{:?}` at debug level and printed by tests on failure; neither may leak a credential.
+fn redact(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        "<redacted>"
+    }
+}
+
+/// A URL with any `user:password@` replaced by `<redacted>@`, for `Debug`.
+fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+impl fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("metrics_require_auth", &self.metrics_require_auth)
+            .field("public_base_url", &self.public_base_url)
+            .field("download_token_ttl_s", &self.download_token_ttl_s)
+            .field(
+                "download_token_secret",
+                &redact(&self.download_token_secret),
+            )
+            .field("compat_listener", &self.compat_listener)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MediamtxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediamtxConfig")
+            .field("enabled", &self.enabled)
+            .field("api_url", &redact_userinfo(&self.api_url))
+            .field("rtsp_port", &self.rtsp_port)
+            .field("webrtc_port", &self.webrtc_port)
+            .field("hls_port", &self.hls_port)
+            .field("api_user", &self.api_user)
+            .field("api_pass", &redact(&self.api_pass))
+            .field("rtsp_publish_url", &redact_userinfo(&self.rtsp_publish_url))
+            .field("health_interval_s", &self.health_interval_s)
+            .finish()
+    }
+}
+
 fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     v.parse()
         .map_err(|_| err(key, format!("\"{v}\" is not ADDR:PORT (e.g. 0.0.0.0:8002)")))
@@ -1002,5 +1062,27 @@ mod tests {
             c.server.tls.key_path,
             PathBuf::from("/etc/camshard/key.pem")
         );
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    /// Row 4 of the credential review: `{:?}` of a `Config` must never print a secret.
+    #[test]
+    fn debug_redacts_secrets() {
+        let mut cfg = Config::load(&Overrides::default(), |_| None).expect("defaults load");
+        cfg.security.jwt_secret = "jwt-SECRET-text-0123456789abcdefghij".into();
+        cfg.http.download_token_secret = "dl-SECRET-text".into();
+        cfg.mediamtx.api_pass = "mtx-SECRET-pass".into();
+        cfg.mediamtx.api_url = "http://admin:url-SECRET@127.0.0.1:9997".into();
+        cfg.mediamtx.rtsp_publish_url = "rtsp://pub:rtsp-SECRET@127.0.0.1:8554".into();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("SECRET"), "a secret leaked: {shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        // Everything else is still there to debug with.
+        assert!(shown.contains("127.0.0.1:9997"), "{shown}");
+        assert!(shown.contains("download_token_ttl_s"), "{shown}");
     }
 }

@@ -26,7 +26,8 @@
 //!   stable ids, the registry shards read, and the manager thread that owns it all.
 //! - [`snapshots`]: `take_snapshot`'s writer (from the latest frame; never overwrites).
 //! - [`recording`], [`sessions`]: the local ffmpeg recorder and the per-camera session slots.
-//! - [`files`]: file names, listings, storage rule, retention and download URLs.
+//! - [`files`]: file names, listings, storage rule, retention, download URLs, and opening or
+//!   deleting files strictly below the data directory (no symlinks, no escape).
 //! - [`events`]: the event bus (any thread → every shard), topics, subscriptions, delivery.
 //! - [`mediamtx`]: the MediaMTX integration — our own HTTP/1.1 client, typed API calls, the
 //!   desired path configs, and the shard-0 controller (health, reconciliation, write lane, live

@@ -55,6 +55,8 @@ pub struct Written {
     pub filename: String,
     /// Bytes on disk.
     pub size: u64,
+    /// Its inode and mtime, which its download token binds.
+    pub file: crate::auth::download::FileId,
 }
 
 /// Why a snapshot could not be written.
@@ -83,9 +85,20 @@ pub fn write(job: &Job) -> Result<Written, WriteError> {
     }
     let filename = result?;
     sync_dir(&job.dir);
+    // The identity its download URL binds. The file was placed a moment ago; should it already
+    // be gone (deleted by another client), the URL is minted for an identity nothing has and
+    // simply does not work — the snapshot itself was taken, so that is no reason to fail.
+    let file = match std::fs::symlink_metadata(job.dir.join(&filename)) {
+        Ok(m) => crate::auth::download::FileId::of(&m),
+        Err(e) => {
+            tracing::warn!(file = %filename, error = %e, "snapshot gone right after writing");
+            crate::auth::download::FileId::default()
+        }
+    };
     Ok(Written {
         filename,
         size: bytes.len() as u64,
+        file,
     })
 }
 

@@ -384,8 +384,15 @@ fn forged_download_tokens_and_encoded_traversal_are_refused() {
     // ASCII content: the helper reads the answer as text.
     std::fs::write(snaps.join(name), b"not really a jpeg").unwrap();
     let key = camshard::auth::download::download_key(None, Some(SECRET.as_bytes()));
-    let sign = |kind: &str, file: &str, exp: u64| {
-        camshard::auth::download::sign_download(&key, kind, file, exp)
+    // Tokens bind the file's identity too; this one is minted for the file just written.
+    let id = camshard::auth::download::FileId::of(&std::fs::metadata(snaps.join(name)).unwrap());
+    let target = |kind, filename| camshard::auth::download::Target {
+        kind,
+        filename,
+        file: id,
+    };
+    let sign = |kind: &'static str, file: &'static str, exp: u64| {
+        camshard::auth::download::sign_download(&key, target(kind, file), "j", exp)
     };
     let now = camshard::auth::now_unix();
     let get = |path: &str| {
@@ -398,17 +405,24 @@ fn forged_download_tokens_and_encoded_traversal_are_refused() {
     };
     let good = sign("snapshots", name, now + 600);
     assert_eq!(get(&format!("/files/snapshots/{name}?token={good}")).0, 200);
-    let (exp, sig) = good.split_once('.').unwrap();
+    let (exp, rest) = good.split_once('.').unwrap();
+    let (cred, sig) = rest.split_once('.').unwrap();
     let mut flipped = sig.as_bytes().to_vec();
     flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).unwrap();
     let forged = [
-        ("signature altered", format!("{exp}.{flipped}")),
-        ("expiry extended", format!("{}.{sig}", now + 999_999)),
-        ("expiry with a leading zero", format!("0{exp}.{sig}")),
-        ("no signature", format!("{exp}.")),
+        ("signature altered", format!("{exp}.{cred}.{flipped}")),
+        ("expiry extended", format!("{}.{cred}.{sig}", now + 999_999)),
+        ("expiry with a leading zero", format!("0{exp}.{cred}.{sig}")),
+        ("no signature", format!("{exp}.{cred}.")),
+        ("credential swapped", format!("{exp}.k0123456789ab.{sig}")),
         ("signed with a guessed key", {
-            camshard::auth::download::sign_download(b"guess", "snapshots", name, now + 600)
+            camshard::auth::download::sign_download(
+                b"guess",
+                target("snapshots", name),
+                "j",
+                now + 600,
+            )
         }),
         ("for the other kind", sign("recordings", name, now + 600)),
         (

@@ -595,7 +595,16 @@ fn downloads_with_tokens_and_ranges() {
     );
     let expired = format!(
         "/files/snapshots/{name}?token={}",
-        camshard::auth::download::sign_download(b"whatever", "snapshots", name, 1)
+        camshard::auth::download::sign_download(
+            b"whatever",
+            camshard::auth::download::Target {
+                kind: "snapshots",
+                filename: name,
+                file: Default::default(),
+            },
+            "j",
+            1
+        )
     );
     assert_eq!(get(&expired, "").0, 401);
     let bearer = format!("Authorization: Bearer {}\r\n", token("viewer"));

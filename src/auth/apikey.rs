@@ -124,26 +124,32 @@ impl KeySet {
 
     /// Verifies a full key at `now_unix`: its role, expiry (Unix seconds) and `key_id`.
     ///
-    /// The hash is compared before revocation or expiry is looked at, so without the secret
-    /// nobody can learn whether a `key_id` exists, is revoked or has expired.
+    /// The presented key is hashed and compared whether or not its `key_id` is known (an
+    /// unknown id, or a record with a malformed hash, is compared against a dummy digest that
+    /// no key hashes to), so the time taken does not tell whether an id exists. Revocation and
+    /// expiry are looked at only after the hash matched, so without the secret nobody learns
+    /// whether a `key_id` exists, is revoked or has expired.
     pub fn verify(
         &self,
         key: &str,
         now_unix: u64,
     ) -> Result<(Role, Option<u64>, String), AuthFailure> {
         const BAD: AuthFailure = AuthFailure::InvalidToken;
+        // The SHA-256 of no key we issue: all zeros would need a preimage of a chosen digest.
+        const DUMMY: [u8; 32] = [0; 32];
         if key.len() > MAX_TOKEN_LEN {
             return Err(BAD);
         }
         let (key_id, _secret) = split_key(key).ok_or(BAD)?;
-        let entry = self.entries.get(key_id).ok_or(BAD)?;
-        let stored = entry.hash.as_ref().ok_or(BAD)?;
-        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let entry = self.entries.get(key_id);
+        let stored = entry.and_then(|e| e.hash.as_ref());
+        let presented = hash_key(key);
         // Constant-time even though these are digests: `==` would return at the first differing
         // byte, and we prefer not to rely on "the attacker cannot steer a hash" for safety.
-        if !bool::from(presented.ct_eq(stored)) {
+        let equal = presented.ct_eq(stored.unwrap_or(&DUMMY));
+        let (Some(entry), Some(_), true) = (entry, stored, bool::from(equal)) else {
             return Err(BAD);
-        }
+        };
         if entry.record.revoked_at.is_some() {
             return Err(AuthFailure::KeyRevoked);
         }
@@ -190,6 +196,14 @@ impl KeySet {
     }
 }
 
+/// SHA-256 of a full key string, as stored. Tests count the calls to prove that unknown ids
+/// are hashed too.
+fn hash_key(key: &str) -> [u8; 32] {
+    #[cfg(test)]
+    tests::HASHES.with(|n| n.set(n.get() + 1));
+    Sha256::digest(key.as_bytes()).into()
+}
+
 /// Splits `csk_<key_id>_<secret>` into its parts, checking lengths and alphabets exactly.
 pub fn split_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix(KEY_PREFIX)?;
@@ -199,10 +213,15 @@ pub fn split_key(key: &str) -> Option<(&str, &str)> {
     // ASCII checked above, so these byte indices are char boundaries.
     let (key_id, tail) = rest.split_at(KEY_ID_LEN);
     let secret = tail.strip_prefix('_')?;
-    let id_ok = key_id
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (id_ok && super::is_b64url(secret)).then_some((key_id, secret))
+    (is_key_id(key_id) && super::is_b64url(secret)).then_some((key_id, secret))
+}
+
+/// True for a well-formed `key_id`: exactly 12 lowercase hex digits.
+pub fn is_key_id(id: &str) -> bool {
+    id.len() == KEY_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The API key store file `<state_dir>/api_keys.json`.
@@ -486,6 +505,34 @@ pub(crate) mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const NOW: u64 = 1_700_000_000;
+
+    thread_local! {
+        /// Calls of [`hash_key`] on this test thread.
+        pub(super) static HASHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Row 12: an unknown `key_id` does the same work as a known one (one hash, one
+    /// constant-time compare) before it is refused, so timing does not reveal which ids exist.
+    #[test]
+    fn unknown_id_is_hashed_like_a_known_one() {
+        let (_d, st) = store("timing");
+        let (key, _rec) = st
+            .create(Role::Viewer, Some("t"), None, NOW)
+            .expect("create");
+        let set = st.load().expect("load");
+        let (_, secret) = split_key(&key).expect("our own key");
+        let unknown = format!("{KEY_PREFIX}ffffffffffff_{secret}");
+        let wrong_secret = format!(
+            "{}{}",
+            &key[..key.len() - 1],
+            if key.ends_with('A') { "B" } else { "A" }
+        );
+        for candidate in [&unknown, &wrong_secret] {
+            let before = HASHES.with(|n| n.get());
+            assert_eq!(set.verify(candidate, NOW), Err(AuthFailure::InvalidToken));
+            assert_eq!(HASHES.with(|n| n.get()) - before, 1, "{candidate}");
+        }
+    }
 
     /// A fresh, not-yet-existing directory path under the system temp dir.
     pub(crate) fn scratch_dir(tag: &str) -> PathBuf {

@@ -13,6 +13,14 @@ use subtle::ConstantTimeEq;
 
 use super::{hmac_sha256, AuthFailure, Role, MAX_TOKEN_LEN};
 
+/// Longest lifetime `exp - iat` accepted: one year. A longer-lived token is indistinguishable
+/// from a permanent one (`exp = 1e300` would otherwise be an admin credential forever), and
+/// anything we mint is far shorter (`camshard token --ttl`).
+pub const MAX_LIFETIME_S: u64 = 366 * 86_400;
+/// How far `iat` may lie in the future: clocks of the issuer and of this host may disagree a
+/// little. A token issued further ahead was minted by a broken clock or to outlive a rotation.
+pub const IAT_LEEWAY_S: u64 = 60;
+
 /// The claims of a verified token that the server uses (others are ignored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
@@ -39,7 +47,9 @@ impl Claims {
 
 /// Verifies a compact HS256 JWT with `secret` at `now_unix` and returns its claims.
 ///
-/// Everything wrong with the token is `InvalidToken` except a passed `exp` (`TokenExpired`);
+/// Everything wrong with the token is `InvalidToken` except a passed `exp` (`TokenExpired`),
+/// including times that make no sense: `exp - iat` outside `(0, MAX_LIFETIME_S]` or `iat` more
+/// than `IAT_LEEWAY_S` ahead of `now`;
 /// the check order is shape, header, signature, claims, `nbf`, `exp`, so only an authentic
 /// token can ever be reported as expired.
 pub fn verify_hs256(token: &str, secret: &[u8], now_unix: u64) -> Result<Claims, AuthFailure> {
@@ -89,6 +99,20 @@ pub fn verify_hs256(token: &str, secret: &[u8], now_unix: u64) -> Result<Claims,
 
     // No leeway (§5.1). Unix seconds fit an f64 exactly for the next 285 million years.
     let now = now_unix as f64;
+    // Sanity of the times themselves (api.md "JWT lifetimes"): finite and not before 1970, a
+    // positive lifetime of at most a year, and not issued in our future. `exp = 1e300` passes
+    // every `now >= exp` test forever, so without a bound one leaked token is a permanent
+    // credential.
+    let sane = |t: f64| t.is_finite() && t >= 0.0;
+    if !sane(iat) || !sane(exp) || nbf.is_some_and(|n| !sane(n)) {
+        return Err(BAD);
+    }
+    if exp <= iat || exp - iat > MAX_LIFETIME_S as f64 {
+        return Err(BAD);
+    }
+    if iat > now + IAT_LEEWAY_S as f64 {
+        return Err(BAD);
+    }
     if nbf.is_some_and(|nbf| now < nbf) {
         return Err(BAD);
     }
@@ -179,13 +203,13 @@ mod tests {
         let t = sign_hs256_raw(
             b"secret",
             r#"{"alg":"HS256","typ":"JWT"}"#,
-            r#"{"user_id":"u1","role":"viewer","iat":1,"exp":4102444800}"#,
+            r#"{"user_id":"u1","role":"viewer","iat":1700000000,"exp":1700003600}"#,
         );
         assert_eq!(
             t,
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
-             eyJ1c2VyX2lkIjoidTEiLCJyb2xlIjoidmlld2VyIiwiaWF0IjoxLCJleHAiOjQxMDI0NDQ4MDB9.\
-             T5MN1-neDFqnEsIQuBqZyzFuPZMaTVp8U_0eUI2slVg"
+             eyJ1c2VyX2lkIjoidTEiLCJyb2xlIjoidmlld2VyIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDM2MDB9.\
+             WK8V_tQLVqKp-3JbZhA_G6K_aAhaj2tA4gzxLL8q3Ik"
         );
         assert!(verify_hs256(&t, b"secret", NOW).is_ok());
     }
@@ -315,7 +339,9 @@ mod tests {
 
     #[test]
     fn fractional_times() {
-        let t = claims_token(r#"{"user_id":"a","role":"viewer","iat":1.5,"exp":1700000000.5}"#);
+        let t = claims_token(
+            r#"{"user_id":"a","role":"viewer","iat":1699999000.5,"exp":1700000000.5}"#,
+        );
         let c = verify_hs256(&t, SECRET, NOW).expect("exp is half a second away");
         assert_eq!(c.expires_at(), NOW + 1);
         assert_eq!(
@@ -376,7 +402,7 @@ mod tests {
     #[test]
     fn extra_claims_ignored() {
         let t = claims_token(&format!(
-            r#"{{"user_id":"a","role":"operator","iat":1,"exp":{},"sub":"x","aud":["y"]}}"#,
+            r#"{{"user_id":"a","role":"operator","iat":{NOW},"exp":{},"sub":"x","aud":["y"]}}"#,
             NOW + 1
         ));
         assert_eq!(
@@ -403,5 +429,58 @@ mod tests {
     fn empty_secret_rejects() {
         let t = mint_hs256(b"", "a", Role::Admin, NOW, NOW + 60);
         assert_eq!(verify_hs256(&t, b"", NOW), Err(AuthFailure::InvalidToken));
+    }
+
+    /// Row 9: an `exp` so far out that it can never pass (here `1e300`) is refused, as is any
+    /// lifetime `exp - iat` beyond [`MAX_LIFETIME_S`] and any non-finite or negative time.
+    #[test]
+    fn absurd_exp_rejected() {
+        for payload in [
+            format!(r#"{{"user_id":"a","role":"admin","iat":{NOW},"exp":1e300}}"#),
+            format!(
+                r#"{{"user_id":"a","role":"admin","iat":{NOW},"exp":{}}}"#,
+                NOW + MAX_LIFETIME_S + 1
+            ),
+            format!(
+                r#"{{"user_id":"a","role":"admin","iat":-1e300,"exp":{}}}"#,
+                NOW + 60
+            ),
+            format!(r#"{{"user_id":"a","role":"admin","iat":{NOW},"exp":{NOW}.5e10}}"#),
+            // `exp` before `iat` is no lifetime at all.
+            format!(
+                r#"{{"user_id":"a","role":"admin","iat":{},"exp":{}}}"#,
+                NOW + 30,
+                NOW + 10
+            ),
+        ] {
+            let t = claims_token(&payload);
+            assert_eq!(
+                verify_hs256(&t, SECRET, NOW),
+                Err(AuthFailure::InvalidToken),
+                "{payload}"
+            );
+        }
+        // The longest lifetime allowed still works.
+        let t = mint_hs256(SECRET, "a", Role::Admin, NOW, NOW + MAX_LIFETIME_S);
+        assert!(verify_hs256(&t, SECRET, NOW).is_ok());
+    }
+
+    /// Row 9: `iat` more than [`IAT_LEEWAY_S`] in the future is a forged or mis-clocked token.
+    #[test]
+    fn future_iat_rejected() {
+        let year = 365 * 86_400;
+        let t = mint_hs256(SECRET, "a", Role::Admin, NOW + year, NOW + year + 60);
+        assert_eq!(
+            verify_hs256(&t, SECRET, NOW),
+            Err(AuthFailure::InvalidToken)
+        );
+        let t = mint_hs256(SECRET, "a", Role::Admin, NOW + IAT_LEEWAY_S + 1, NOW + 600);
+        assert_eq!(
+            verify_hs256(&t, SECRET, NOW),
+            Err(AuthFailure::InvalidToken)
+        );
+        // A clock a little ahead of ours is tolerated.
+        let t = mint_hs256(SECRET, "a", Role::Admin, NOW + IAT_LEEWAY_S, NOW + 600);
+        assert!(verify_hs256(&t, SECRET, NOW).is_ok());
     }
 }

@@ -205,6 +205,14 @@ impl Authenticator {
         self.keys.is_revoked(key_id)
     }
 
+    /// True when the API key `key_id` is in this snapshot and not revoked: what a download
+    /// token minted under that key needs to stay valid.
+    pub fn key_live(&self, key_id: &str) -> bool {
+        self.keys
+            .get(key_id)
+            .is_some_and(|r| r.revoked_at.is_none())
+    }
+
     /// True when a JWT secret is configured.
     pub fn has_jwt_secret(&self) -> bool {
         self.jwt_secret.is_some()

@@ -27,6 +27,10 @@ use super::random_bytes;
 pub const ENV_SECRET: &str = "CAMSHARD_JWT_SECRET";
 /// The contract's (Python-era) environment variable for the secret.
 pub const ENV_SECRET_COMPAT: &str = "CAMERA_SERVICE_JWT_SECRET";
+/// Shortest secret accepted, in bytes. HS256's key is as strong as it is unguessable; RFC 7518
+/// §3.2 asks for at least the hash size (32 bytes), and a short secret can be brute-forced
+/// offline from any one token.
+pub const MIN_SECRET_LEN: usize = 32;
 /// Name of the secret file inside the state directory.
 pub const SECRET_FILE: &str = "jwt_secret";
 
@@ -79,15 +83,15 @@ fn resolve_with_env(
 ) -> io::Result<(Vec<u8>, SecretSource)> {
     for name in [ENV_SECRET, ENV_SECRET_COMPAT] {
         if let Some(v) = env(name).filter(|v| !v.is_empty()) {
-            return Ok((v, SecretSource::Env(name)));
+            return long_enough(v, SecretSource::Env(name));
         }
     }
     if let Some(s) = config_secret.filter(|s| !s.is_empty()) {
-        return Ok((s.as_bytes().to_vec(), SecretSource::Config));
+        return long_enough(s.as_bytes().to_vec(), SecretSource::Config);
     }
     let path = state_dir.join(SECRET_FILE);
     if let Some(secret) = read_secret_file(&path)? {
-        return Ok((secret, SecretSource::StateFile(path)));
+        return long_enough(secret, SecretSource::StateFile(path));
     }
     if !create {
         return Err(io::Error::new(
@@ -99,6 +103,22 @@ fn resolve_with_env(
         ));
     }
     generate_secret_file(&path)
+}
+
+/// Refuses a secret shorter than [`MIN_SECRET_LEN`] bytes, naming where it came from. A
+/// generated secret (43 characters) always passes.
+fn long_enough(secret: Vec<u8>, source: SecretSource) -> io::Result<(Vec<u8>, SecretSource)> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the JWT secret from {source} is {} bytes; at least {MIN_SECRET_LEN} are \
+                 required (e.g. `head -c 32 /dev/urandom | base64`)",
+                secret.len()
+            ),
+        ));
+    }
+    Ok((secret, source))
 }
 
 /// Reads a secret file: `None` if missing; an error if present but empty.
@@ -194,6 +214,10 @@ mod tests {
     use super::super::apikey::tests::scratch_dir;
     use super::*;
 
+    const LONG_PRIMARY: &[u8] = b"primary-0123456789abcdef0123456789abcdef";
+    const LONG_COMPAT: &[u8] = b"compat-0123456789abcdef0123456789abcdef";
+    const LONG_CFG: &str = "cfg-0123456789abcdef0123456789abcdef";
+
     fn no_env(_: &str) -> Option<Vec<u8>> {
         None
     }
@@ -209,26 +233,26 @@ mod tests {
     fn precedence() {
         let d = Dir(scratch_dir("secret-order"));
         let env = |name: &str| match name {
-            ENV_SECRET => Some(b"primary".to_vec()),
-            ENV_SECRET_COMPAT => Some(b"compat".to_vec()),
+            ENV_SECRET => Some(LONG_PRIMARY.to_vec()),
+            ENV_SECRET_COMPAT => Some(LONG_COMPAT.to_vec()),
             _ => None,
         };
-        let r = resolve_with_env(env, Some("cfg"), &d.0, false).expect("env");
-        assert_eq!(r, (b"primary".to_vec(), SecretSource::Env(ENV_SECRET)));
+        let r = resolve_with_env(env, Some(LONG_CFG), &d.0, false).expect("env");
+        assert_eq!(r, (LONG_PRIMARY.to_vec(), SecretSource::Env(ENV_SECRET)));
 
         let env = |name: &str| match name {
             ENV_SECRET => Some(Vec::new()), // empty counts as unset
-            ENV_SECRET_COMPAT => Some(b"compat".to_vec()),
+            ENV_SECRET_COMPAT => Some(LONG_COMPAT.to_vec()),
             _ => None,
         };
-        let r = resolve_with_env(env, Some("cfg"), &d.0, false).expect("compat env");
+        let r = resolve_with_env(env, Some(LONG_CFG), &d.0, false).expect("compat env");
         assert_eq!(
             r,
-            (b"compat".to_vec(), SecretSource::Env(ENV_SECRET_COMPAT))
+            (LONG_COMPAT.to_vec(), SecretSource::Env(ENV_SECRET_COMPAT))
         );
 
-        let r = resolve_with_env(no_env, Some("cfg"), &d.0, false).expect("config");
-        assert_eq!(r, (b"cfg".to_vec(), SecretSource::Config));
+        let r = resolve_with_env(no_env, Some(LONG_CFG), &d.0, false).expect("config");
+        assert_eq!(r, (LONG_CFG.as_bytes().to_vec(), SecretSource::Config));
 
         let err = resolve_with_env(no_env, Some(""), &d.0, false).expect_err("nothing set");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
@@ -285,14 +309,37 @@ mod tests {
         let d = Dir(scratch_dir("secret-file"));
         fs::create_dir_all(&d.0).expect("mkdir");
         let file = d.0.join(SECRET_FILE);
-        fs::write(&file, b"hand written\r\n").expect("write");
+        fs::write(&file, b"hand written, and long enough to sign\r\n").expect("write");
         let (s, src) = resolve_with_env(no_env, None, &d.0, true).expect("read");
-        assert_eq!(s, b"hand written");
+        assert_eq!(s, b"hand written, and long enough to sign");
         assert_eq!(src, SecretSource::StateFile(file.clone()));
 
         fs::write(&file, b"\n").expect("write");
         let err = resolve_with_env(no_env, None, &d.0, true).expect_err("empty file");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(fs::read(&file).expect("read"), b"\n", "not overwritten");
+    }
+
+    /// Row 9: a secret shorter than [`MIN_SECRET_LEN`] bytes is refused at start, whatever its
+    /// source, with a message that names the source and the minimum.
+    #[test]
+    fn short_secret_refused() {
+        let d = Dir(scratch_dir("secret-short"));
+        let env = |name: &str| (name == ENV_SECRET).then(|| b"x".to_vec());
+        let err = resolve_with_env(env, None, &d.0, false).expect_err("1 byte");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let msg = err.to_string();
+        assert!(msg.contains(ENV_SECRET) && msg.contains("32"), "{msg}");
+
+        let short = "a".repeat(MIN_SECRET_LEN - 1);
+        let err = resolve_with_env(no_env, Some(&short), &d.0, false).expect_err("31 bytes");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let exact = "a".repeat(MIN_SECRET_LEN);
+        assert!(resolve_with_env(no_env, Some(&exact), &d.0, false).is_ok());
+
+        fs::create_dir_all(&d.0).expect("mkdir");
+        fs::write(d.0.join(SECRET_FILE), b"short\n").expect("write");
+        let err = resolve_with_env(no_env, None, &d.0, true).expect_err("short file");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

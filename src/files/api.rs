@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::listing::{describe, list, page, paging, stat_entry};
+use super::listing::{describe, list, page, paging, stat_entry, Entry};
 use super::names::{is_valid_filename, recording_candidates, Kind};
 use crate::methods::Ctx;
 use crate::rpc::error::{RpcError, INVALID_STATE, NOT_FOUND, STORAGE};
@@ -12,21 +12,28 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 use crate::state::ServerState;
 
-/// The caller's download-URL builder, detached from the request so it can run on the pool.
-fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&str) -> String + Send + 'static {
+/// The caller's download-URL builder, detached from the request so it can run on the pool. The
+/// tokens it mints name the session's credential (an API key's die with the key).
+fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&Entry) -> String + Send + 'static {
     let state = ctx.state.clone();
     let host = ctx.peer.host_header.clone();
-    let exp = ctx.session.grant.as_ref().and_then(|g| g.expires_at);
+    let grant = ctx.session.grant.as_ref();
+    let exp = grant.and_then(|g| g.expires_at);
+    let cred = crate::auth::download::credential_tag(grant.map(|g| &g.credential));
     let now = ctx.now_unix;
-    move |name: &str| {
+    move |e: &Entry| {
         super::download_url::download_url(
             &state.config,
             &state.download_key,
             kind,
-            name,
-            host.as_deref(),
-            exp,
-            now,
+            &e.name,
+            e.file,
+            super::download_url::Asker {
+                cred: &cred,
+                host_header: host.as_deref(),
+                session_expires_at: exp,
+                now_unix: now,
+            },
         )
     }
 }
@@ -126,10 +133,14 @@ pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Outpu
     let state = ctx.state.clone();
     Ok(later(move || {
         let e = find(&state, kind, &name)?;
-        match std::fs::remove_file(kind.dir(&state.config).join(&e.name)) {
+        // Through `beneath`, so a `recordings` symlinked out of the data directory cannot turn
+        // a delete into one outside it.
+        let root = &state.config.paths.data_dir;
+        match super::beneath::remove_beneath(root, kind.as_str().as_ref(), &e.name) {
             Ok(()) => {}
-            // Lost a race with another delete or a cleanup: the file is gone all the same.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            // Lost a race with another delete or a cleanup (the file is gone all the same), or
+            // the path leads through a symlink: neither is a file of ours to delete.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound || escaped(&err) => {
                 return Err(not_found(kind, &name))
             }
             Err(err) => {
@@ -144,6 +155,12 @@ pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Outpu
         };
         Ok(json!({"filename": e.name, "deleted": true, "message": message}))
     }))
+}
+
+/// True for the errors `beneath` gives a path that leads through a symlink or out of the data
+/// directory.
+fn escaped(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ELOOP | libc::EXDEV))
 }
 
 /// `get_storage_info` (§9.6).

@@ -1,8 +1,23 @@
-//! Download URLs (§8.6): `<base>/files/<kind>/<name>?token=<exp>.<sig>`, the token bound to that
-//! one file and valid until `min(now + http.download_token_ttl_s, session expiry)`.
+//! Download URLs (§8.6): `<base>/files/<kind>/<name>?token=<token>`, the token (see
+//! `auth::download`) bound to that one file, its identity on disk and the credential of the
+//! session that asked, and valid until `min(now + http.download_token_ttl_s, session expiry)`.
 
 use super::names::Kind;
+use crate::auth::download::FileId;
 use crate::config::Config;
+
+/// Who asks for a URL, and when: what the token and the URL's base depend on besides the file.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// The session's credential tag (`auth::download::credential_tag`).
+    pub cred: &'a str,
+    /// The `Host` header of the request's connection.
+    pub host_header: Option<&'a str>,
+    /// When the session's credential expires, if it does.
+    pub session_expires_at: Option<u64>,
+    /// Now, Unix seconds.
+    pub now_unix: u64,
+}
 
 /// Builds the absolute download URL for `filename`. `base` is `http.public_base_url` (without a
 /// trailing `/`), else `http://<Host header>`, else `http://localhost:<configured port>` (`https`
@@ -12,10 +27,15 @@ pub fn download_url(
     key: &[u8],
     kind: Kind,
     filename: &str,
-    host_header: Option<&str>,
-    session_expires_at: Option<u64>,
-    now_unix: u64,
+    file: FileId,
+    asker: Asker<'_>,
 ) -> String {
+    let Asker {
+        cred,
+        host_header,
+        session_expires_at,
+        now_unix,
+    } = asker;
     let base = if !cfg.http.public_base_url.trim().is_empty() {
         cfg.http
             .public_base_url
@@ -42,7 +62,12 @@ pub fn download_url(
     if let Some(s) = session_expires_at {
         exp = exp.min(s);
     }
-    let token = crate::auth::download::sign_download(key, kind.as_str(), filename, exp);
+    let target = crate::auth::download::Target {
+        kind: kind.as_str(),
+        filename,
+        file,
+    };
+    let token = crate::auth::download::sign_download(key, target, cred, exp);
     format!(
         "{base}/files/{}/{}?token={token}",
         kind.as_str(),
@@ -78,6 +103,20 @@ fn encode_path_segment(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn asker(host: Option<&str>, exp: Option<u64>, now: u64) -> Asker<'_> {
+        Asker {
+            cred: "j",
+            host_header: host,
+            session_expires_at: exp,
+            now_unix: now,
+        }
+    }
+
+    const ID: crate::auth::download::FileId = crate::auth::download::FileId {
+        ino: 7,
+        mtime_ns: 1,
+    };
+
     fn cfg(extra: &str) -> Config {
         let mut t: toml::Table = toml::from_str(crate::config::DEFAULT_TOML).expect("defaults");
         let e: toml::Table = toml::from_str(extra).expect("extra");
@@ -97,39 +136,75 @@ mod tests {
             b"k",
             Kind::Snapshots,
             "a.jpg",
-            Some("10.0.0.5:8002"),
-            Some(1000),
-            500,
+            ID,
+            asker(Some("10.0.0.5:8002"), Some(1000), 500),
         );
         assert_eq!(
             u,
             format!(
                 "http://10.0.0.5:8002/files/snapshots/a.jpg?token={}",
-                crate::auth::download::sign_download(b"k", "snapshots", "a.jpg", 1000)
+                crate::auth::download::sign_download(
+                    b"k",
+                    crate::auth::download::Target {
+                        kind: "snapshots",
+                        filename: "a.jpg",
+                        file: ID
+                    },
+                    "j",
+                    1000
+                )
             )
         );
-        // No session expiry: the TTL alone (3600 s by default); no Host: localhost:<port>.
-        let u = download_url(&c, b"k", Kind::Recordings, "r.mp4", None, None, 500);
+        // No session expiry: the TTL alone (900 s by default); no Host: localhost:<port>.
+        let u = download_url(
+            &c,
+            b"k",
+            Kind::Recordings,
+            "r.mp4",
+            ID,
+            asker(None, None, 500),
+        );
         assert!(
-            u.starts_with("http://localhost:8002/files/recordings/r.mp4?token=4100."),
+            u.starts_with("http://localhost:8002/files/recordings/r.mp4?token=1400."),
             "{u}"
         );
         // A session expiring after the TTL does not extend it.
-        let u = download_url(&c, b"k", Kind::Recordings, "r.mp4", None, Some(99_999), 500);
-        assert!(u.contains("?token=4100."), "{u}");
+        let u = download_url(
+            &c,
+            b"k",
+            Kind::Recordings,
+            "r.mp4",
+            ID,
+            asker(None, Some(99_999), 500),
+        );
+        assert!(u.contains("?token=1400."), "{u}");
     }
 
     #[test]
     fn public_base_and_hostile_hosts() {
         let c = cfg("[http]\npublic_base_url = \"https://cams.example.com/base/\"\n");
-        let u = download_url(&c, b"k", Kind::Snapshots, "a.jpg", Some("x:1"), None, 0);
+        let u = download_url(
+            &c,
+            b"k",
+            Kind::Snapshots,
+            "a.jpg",
+            ID,
+            asker(Some("x:1"), None, 0),
+        );
         assert!(
             u.starts_with("https://cams.example.com/base/files/snapshots/a.jpg?token="),
             "{u}"
         );
         let c = cfg("");
         for bad in ["evil.com/x?", "a b", "user@evil", ""] {
-            let u = download_url(&c, b"k", Kind::Snapshots, "a.jpg", Some(bad), None, 0);
+            let u = download_url(
+                &c,
+                b"k",
+                Kind::Snapshots,
+                "a.jpg",
+                ID,
+                asker(Some(bad), None, 0),
+            );
             assert!(u.starts_with("http://localhost:8002/"), "{bad}: {u}");
         }
         let u = download_url(
@@ -137,9 +212,8 @@ mod tests {
             b"k",
             Kind::Snapshots,
             "a.jpg",
-            Some("[::1]:8002"),
-            None,
-            0,
+            ID,
+            asker(Some("[::1]:8002"), None, 0),
         );
         assert!(u.starts_with("http://[::1]:8002/"), "{u}");
         assert_eq!(encode_path_segment("a b/c%.jpg"), "a%20b%2Fc%25.jpg");
@@ -147,7 +221,9 @@ mod tests {
 
     #[test]
     fn tls_listeners_get_https_urls() {
-        let url = |c: &Config, host| download_url(c, b"k", Kind::Snapshots, "a.jpg", host, None, 0);
+        let url = |c: &Config, host| {
+            download_url(c, b"k", Kind::Snapshots, "a.jpg", ID, asker(host, None, 0))
+        };
         let mut c = cfg("");
         c.server.tls.enabled = true;
         let u = url(&c, Some("cam:8002"));

@@ -31,6 +31,8 @@ pub struct Entry {
     pub mtime_ms: u64,
     /// Birth time if the filesystem reports one, else the modification time.
     pub created_ms: u64,
+    /// Inode and exact mtime, which download tokens bind (`auth::download`).
+    pub file: crate::auth::download::FileId,
 }
 
 /// Default and largest page (§8.7).
@@ -52,6 +54,7 @@ pub fn stat_entry(path: &Path, name: String) -> Option<Entry> {
         // std reads metadata with statx on Linux and fills `created` from stx_btime when the
         // filesystem reports it (ext4, xfs, btrfs, tmpfs ≥ 5.x); otherwise this is an error.
         created_ms: m.created().ok().map(millis).unwrap_or(mtime_ms),
+        file: crate::auth::download::FileId::of(&m),
     })
 }
 
@@ -125,7 +128,7 @@ pub fn describe(
     kind: Kind,
     e: &Entry,
     info: bool,
-    url: &dyn Fn(&str) -> String,
+    url: &dyn Fn(&Entry) -> String,
 ) -> Value {
     let path = kind.dir(cfg).join(&e.name);
     let mut m = Map::new();
@@ -158,7 +161,7 @@ pub fn describe(
         "modified_time".into(),
         Value::from(rfc3339_millis(e.mtime_ms)),
     );
-    m.insert("download_url".into(), Value::from(url(&e.name)));
+    m.insert("download_url".into(), Value::from(url(e)));
     Value::Object(m)
 }
 

@@ -201,7 +201,11 @@ pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), RpcError> {
         if k == Kind::Recordings && state.recording_busy(&e.name) {
             continue;
         }
-        match std::fs::remove_file(k.dir(&state.config).join(&e.name)) {
+        match super::beneath::remove_beneath(
+            &state.config.paths.data_dir,
+            k.as_str().as_ref(),
+            &e.name,
+        ) {
             Ok(()) => {
                 files += 1;
                 bytes += e.size;
@@ -288,6 +292,7 @@ mod tests {
                 size,
                 mtime_ms,
                 created_ms: mtime_ms,
+                file: Default::default(),
             },
         )
     }

@@ -129,7 +129,7 @@ fn session_segments(
         .iter()
         .filter_map(|s| {
             let ms = parse_rfc3339_ms(s)?;
-            let file = dir.join(segment_file_name(s)?);
+            let file = dir.join(segment_file_name(s).filter(|n| is_segment_name(n))?);
             (ms + START_SLACK_MS >= req.start_ms).then(|| (s.clone(), ms, file))
         })
         .collect();
@@ -370,11 +370,53 @@ fn staged_files(state: &ServerState, req: &Request) -> Vec<(String, u64, PathBuf
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t >= since)
         })
+        .filter(|e| {
+            let ours = e.file_name().to_str().is_some_and(is_segment_name);
+            if !ours {
+                tracing::warn!(file = ?e.path(), "skipping a staging file the server did not name");
+            }
+            ours
+        })
         .map(|e| (String::new(), 0, e.path()))
-        .filter(|x| x.2.extension().is_some_and(|e| e == "mp4"))
         .collect();
     v.sort_by(|a, b| a.2.cmp(&b.2));
     v
+}
+
+/// True for exactly the names MediaMTX gives segments under our `recordPath`
+/// (`%Y-%m-%d_%H-%M-%S-%f` + `.mp4`, integration doc §5.5): `2026-11-22_12-30-05-123456.mp4`.
+/// Anything else in the staging directory was put there by someone else.
+pub fn is_segment_name(name: &str) -> bool {
+    const SHAPE: &[u8] = b"dddd-dd-dd_dd-dd-dd-dddddd.mp4";
+    name.len() == SHAPE.len()
+        && name.bytes().zip(SHAPE).all(|(c, &s)| match s {
+            b'd' => c.is_ascii_digit(),
+            _ => c == s,
+        })
+}
+
+/// The ffmpeg concat list (`-f concat -safe 0`) for `inputs`: one `file '<path>'` line each.
+///
+/// `-safe 0` lets the list name any path, and a line break in a path would start a new
+/// directive (another `file`, an `option`…), so only segments whose name the server itself
+/// expects (see [`is_segment_name`]) and whose path has no control character are listed; the
+/// rest are skipped with a warning. Inside single quotes the concat syntax has one escape:
+/// `'` becomes `'\''` (close, escaped quote, reopen).
+fn concat_list(inputs: &[PathBuf]) -> String {
+    let mut text = String::new();
+    for i in inputs {
+        let path = i.to_str().unwrap_or_default();
+        let named_by_us = i
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_segment_name);
+        if !named_by_us || path.chars().any(char::is_control) {
+            tracing::warn!(path = ?i, "skipping a staging file the server did not expect");
+            continue;
+        }
+        text.push_str(&format!("file '{}'\n", path.replace('\'', "'\\''")));
+    }
+    text
 }
 
 /// Concatenates `inputs` into `out` with the ffmpeg `program` (`publisher.ffmpeg`), `-c copy`.
@@ -386,12 +428,9 @@ fn remux(program: &str, inputs: &[PathBuf], out: &Path, format: Format) -> Resul
         .unwrap_or_default();
     let list = dir.join(format!(".{name}.concat"));
     let tmp = dir.join(format!(".{name}.remux"));
-    let mut text = String::new();
-    for i in inputs {
-        text.push_str(&format!(
-            "file '{}'\n",
-            i.display().to_string().replace('\'', "'\\''")
-        ));
+    let text = concat_list(inputs);
+    if text.is_empty() {
+        return Err("no segment has a name the server accepts".into());
     }
     std::fs::write(&list, text).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(program);
@@ -625,6 +664,35 @@ fn local_name_ms(name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Row 11: a staging file whose name carries a line break (or is anything but a name
+    /// MediaMTX gives our segments) never reaches ffmpeg's concat list, where `-safe 0` would
+    /// let it add directives.
+    #[test]
+    fn concat_list_takes_only_our_segment_names() {
+        let dir = PathBuf::from("/data/recordings/.incoming/camera0");
+        let good = dir.join("2026-11-22_12-30-05-123456.mp4");
+        let evil = dir.join("x.mp4'\nfile '/etc/shadow");
+        let other = dir.join("notes.mp4");
+        let text = concat_list(&[good.clone(), evil, other]);
+        assert_eq!(text, format!("file '{}'\n", good.display()));
+        assert_eq!(text.lines().count(), 1);
+        // A quote in the (configured) directory is escaped the one way concat understands.
+        let quoted = PathBuf::from("/it's/2026-11-22_12-30-05-123456.mp4");
+        assert_eq!(
+            concat_list(&[quoted]),
+            "file '/it'\\''s/2026-11-22_12-30-05-123456.mp4'\n"
+        );
+        assert!(is_segment_name("2026-11-22_12-30-05-000000.mp4"));
+        for bad in [
+            "2026-11-22_12-30-05-00000.mp4",
+            "2026-11-22_12-30-05-000000.mp4\n",
+            "a.mp4",
+            "",
+        ] {
+            assert!(!is_segment_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn segment_names_keep_local_fields() {

@@ -81,6 +81,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     };
     let host_header = ctx.peer.host_header.clone();
     let session_exp = ctx.session.grant.as_ref().and_then(|g| g.expires_at);
+    let cred =
+        crate::auth::download::credential_tag(ctx.session.grant.as_ref().map(|g| &g.credential));
     let timeout = Duration::from_millis(cfg.snapshot.timeout_ms);
     Ok(Output::Later(Box::pin(async move {
         let frame = match wait_frame(&capture, timeout).await {
@@ -123,9 +125,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             &state.download_key,
             Kind::Snapshots,
             &written.filename,
-            host_header.as_deref(),
-            session_exp,
-            crate::auth::now_unix(),
+            written.file,
+            crate::files::download_url::Asker {
+                cred: &cred,
+                host_header: host_header.as_deref(),
+                session_expires_at: session_exp,
+                now_unix: crate::auth::now_unix(),
+            },
         );
         let result = json!({
             "device": device,

@@ -18,6 +18,7 @@ use futures_lite::AsyncWriteExt;
 use super::head::Head;
 use super::http::{credential_role, status_text, Response};
 use super::stream::Conn;
+use crate::auth::download::FileId;
 use crate::files::names::{is_valid_filename, Kind};
 use crate::shard::Shard;
 use crate::state::ServerState;
@@ -114,18 +115,26 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, kind: Kind, raw: 
         )
         .await;
     };
-    if let Err(reason) = authorize(&shard.state, head, kind, &name) {
-        let r = Response::error(401, reason).header("WWW-Authenticate", "Bearer");
-        return send(stream, head, r, &cors).await;
-    }
     let state = &shard.state;
+    // The file is opened before the request is authorized because a download token binds the
+    // file's identity (inode and mtime), which only the open file can tell. Nothing about it
+    // leaks to an unauthorized client: a missing file checks the token against an identity no
+    // token was minted for, and either way the answer is the same 401.
     let unfinished = kind == Kind::Recordings && state.recording_busy(&name);
     let file = if kind.recognises(&name) && !unfinished {
-        open_regular(&kind.dir(&state.config).join(&name)).await
+        open_regular(&state.config.paths.data_dir, kind, &name).await
     } else {
         None
     };
-    let Some((file, size, mtime_ms)) = file else {
+    let id = file.as_ref().map(|f| f.3);
+    if let Err(reason) = authorize(state, head, kind, &name, id) {
+        if let Some(f) = file {
+            let _ = f.0.close().await;
+        }
+        let r = Response::error(401, reason).header("WWW-Authenticate", "Bearer");
+        return send(stream, head, r, &cors).await;
+    }
+    let Some((file, size, mtime_ms, _)) = file else {
         return send(stream, head, Response::error(404, "file_not_found"), &cors).await;
     };
     let status = stream_file(stream, head, &file, &name, size, mtime_ms, &cors).await;
@@ -134,13 +143,15 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, kind: Kind, raw: 
 }
 
 /// Any valid bearer credential (JWT or API key, any role), `X-API-Key`, or a download token
-/// issued for exactly this kind and file. Otherwise the -32001 reason for the 401, preferring
-/// the token's (a link-following browser sends nothing else).
+/// issued for exactly this kind, name and file (`file`: its identity, `None` when there is no
+/// such file) by a credential that is still live. Otherwise the -32001 reason for the 401,
+/// preferring the token's (a link-following browser sends nothing else).
 pub(crate) fn authorize(
     state: &ServerState,
     head: &Head,
     kind: Kind,
     name: &str,
+    file: Option<FileId>,
 ) -> Result<(), &'static str> {
     let credential = (head.header("authorization").is_some() || head.header("x-api-key").is_some())
         .then(|| credential_role(head, state));
@@ -148,12 +159,24 @@ pub(crate) fn authorize(
         return Ok(());
     }
     let token = head.query_param("token").map(|t| {
+        let Some(file) = file else {
+            // No file to bind: no token can be valid, and the answer must not say which.
+            return Err(crate::auth::AuthFailure::InvalidToken.reason());
+        };
+        let target = crate::auth::download::Target {
+            kind: kind.as_str(),
+            filename: name,
+            file,
+        };
+        // The key set is the one sessions poll, so a revoked key's URLs die at the same reload
+        // that ends its sessions.
+        let auth = state.auth.load();
         crate::auth::download::verify_download(
             &state.download_key,
-            kind.as_str(),
-            name,
+            target,
             &percent_decode(t).unwrap_or_default(),
             crate::auth::now_unix(),
+            |id| auth.key_live(id),
         )
         .map_err(|f| f.reason())
     });
@@ -164,13 +187,21 @@ pub(crate) fn authorize(
     }
 }
 
-/// Opens `path` for reading if it is a regular file: (file, size, mtime in ms).
-async fn open_regular(path: &std::path::Path) -> Option<(ReadFile, u64, u64)> {
-    // O_NOFOLLOW: a symlink fails with ELOOP. O_NONBLOCK: opening a FIFO does not wait for a
-    // writer. Both are checked/undone below before any read.
-    let file = ReadFile::open(path, libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .await
-        .ok()?;
+/// Opens `<kind>/<name>` below the data directory for reading if it is a regular file:
+/// (file, size, mtime in ms, identity).
+async fn open_regular(
+    data_dir: &std::path::Path,
+    kind: Kind,
+    name: &str,
+) -> Option<(ReadFile, u64, u64, FileId)> {
+    // `beneath`: no symlink anywhere on the path (not just the last component, which is all
+    // O_NOFOLLOW covers), so a `recordings` symlinked elsewhere serves nothing. O_NONBLOCK:
+    // opening a FIFO does not wait for a writer; checked/undone below before any read. The
+    // open itself is synchronous — neither backend offers openat2 — and is a cached lookup.
+    let rel = std::path::Path::new(kind.as_str()).join(name);
+    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK;
+    let fd = crate::files::beneath::open_beneath(data_dir, &rel, flags).ok()?;
+    let file = ReadFile::from_fd(fd);
     let fd = file.as_raw_fd();
     // fstat of an open descriptor reads the in-memory inode: no disk wait.
     let st = match nix::sys::stat::fstat(fd) {
@@ -191,7 +222,7 @@ async fn open_regular(path: &std::path::Path) -> Option<(ReadFile, u64, u64)> {
         .unwrap_or(0)
         .saturating_mul(1000)
         .saturating_add(u64::try_from(st.st_mtime_nsec).unwrap_or(0) / 1_000_000);
-    Some((file, size, mtime_ms))
+    Some((file, size, mtime_ms, FileId::of_stat(&st)))
 }
 
 /// `Content-Type` by extension (§11.2).

@@ -43,8 +43,7 @@ pub fn spawn(state: Arc<ServerState>) -> std::io::Result<()> {
     let path = socket_path(state.config.state_dir());
     // A socket file left by a previous run would make bind fail.
     let _ = std::fs::remove_file(&path);
-    let mut listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let mut listener = bind_private(&path)?;
     let poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -52,6 +51,33 @@ pub fn spawn(state: Arc<ServerState>) -> std::io::Result<()> {
         .name("control".into())
         .spawn(move || serve(state, poll, listener, path))?;
     Ok(())
+}
+
+/// Binds a Unix socket at `path` that is never reachable by anyone but our user.
+///
+/// `bind` creates the socket file with mode `0777 & !umask`, so binding in place and chmodding
+/// afterwards leaves a window in which any local user may connect. Changing the umask is no
+/// cure in a threaded process (it is process-wide). Instead the socket is bound inside a fresh
+/// 0700 directory next to `path` — nobody else can reach into it — made 0600 there, and then
+/// renamed into place: `rename` is atomic, so `path` only ever names a 0600 socket.
+pub fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or(SOCKET_NAME.as_ref());
+    let staging = dir.join(format!(".{}.{}.d", SOCKET_NAME, std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    // `mode` applies at creation, so the directory is 0700 (or stricter, after the umask) from
+    // its first instant.
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let inner = staging.join(name);
+    let result = (|| {
+        let listener = UnixListener::bind(&inner)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inner, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
 }
 
 fn serve(state: Arc<ServerState>, mut poll: Poll, listener: UnixListener, path: PathBuf) {
@@ -211,5 +237,45 @@ pub fn run_client(state_dir: &Path, camera: &str) -> i32 {
             Ok(0) | Err(_) => return 0,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Row 13: the socket's final name never refers to a socket wider than 0600 — it appears
+    /// there by `rename` (inotify `IN_MOVED_TO`), never by `bind` (`IN_CREATE`, which would
+    /// leave it umask-wide until a later chmod).
+    #[test]
+    fn control_socket_is_never_created_in_place() {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let dir = std::env::temp_dir().join(format!("camshard-demand-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ino = Inotify::init(InitFlags::IN_NONBLOCK).expect("inotify");
+        ino.add_watch(&dir, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
+            .expect("watch");
+        let path = socket_path(&dir);
+        let _listener = bind_private(&path).expect("bind");
+        let mode = std::fs::symlink_metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let events = ino.read_events().expect("events");
+        let at_final: Vec<_> = events
+            .iter()
+            .filter(|e| e.name.as_deref() == Some(std::ffi::OsStr::new(SOCKET_NAME)))
+            .map(|e| e.mask)
+            .collect();
+        assert_eq!(at_final, [AddWatchFlags::IN_MOVED_TO], "{events:?}");
+        // Nothing is left beside the socket.
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [SOCKET_NAME]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -56,6 +56,19 @@ impl ReadFile {
         }
     }
 
+    /// Wraps a descriptor opened elsewhere (e.g. by `openat2`, which neither backend offers)
+    /// for reading on the current runtime.
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Self {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        match current() {
+            // SAFETY: `into_raw_fd` hands over sole ownership; the BufferedFile closes it.
+            Runtime::Uring => {
+                ReadFile::Uring(unsafe { glommio::io::BufferedFile::from_raw_fd(fd.into_raw_fd()) })
+            }
+            Runtime::Epoll => ReadFile::Epoll(std::fs::File::from(fd)),
+        }
+    }
+
     /// Reads up to `len` bytes at `pos` (fewer at end of file).
     pub async fn read_at(&self, pos: u64, len: usize) -> io::Result<Chunk> {
         match self {
