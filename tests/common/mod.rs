@@ -81,7 +81,15 @@ fn start_config_custom(toml: &str, args: &[&str], customize: impl FnOnce(&mut Co
     let cfg = dir.path().join("test.toml");
     std::fs::write(&cfg, toml).expect("write config");
     let mut cmd = Command::new(bin());
-    cmd.args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
+    // Two shards unless the test chose its own number (clap refuses a repeated flag).
+    let shards: &[&str] = if args.contains(&"--shards") {
+        &[]
+    } else {
+        &["--shards", "2"]
+    };
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .args(shards)
+        .arg("--config")
         .arg(&cfg)
         .arg("--state-dir")
         .arg(dir.path().join("state"))
