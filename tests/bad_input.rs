@@ -2,17 +2,22 @@
 //! do not already prove end to end: deep nesting, huge numbers, duplicate members, broken
 //! escapes, wrong opcodes and control-frame abuse, fragmented messages, drip-fed and oversized
 //! request heads, JWT algorithm confusion and time claims, forged download tokens and encoded
-//! path traversal in downloads.
+//! path traversal in downloads; and the cost rows: a message whose handling time grows faster
+//! than its size must not stall the other connections of its shard.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::Message;
 
-use common::{body, code, reason, start, token, SECRET};
+use common::{body, code, reason, start, start_with, token, Client, SECRET};
 
 // ---- JSON-RPC ----
 
@@ -462,4 +467,182 @@ fn forged_download_tokens_and_encoded_traversal_are_refused() {
         ));
         assert_eq!(status, 400, "{path}: {resp}");
     }
+}
+
+// ---- Cost: no message may cost more than its size ----
+
+/// How long client B may wait for a `pong` while client A's big message is handled on the same
+/// shard. Linear handling of a 1 MB message takes well under a second even in a debug build on
+/// a busy machine; the quadratic checks these tests guard against took minutes (debug) for the
+/// same messages, so the bound separates the two with a wide margin on both sides.
+const NEIGHBOUR_BOUND: Duration = Duration::from_secs(20);
+
+/// Starts a one-shard server (so A and B share it), sends `big` from client A (authenticated
+/// with `a_token`, if any) and, until A's reply arrives, has client B ping every 50 ms; each of
+/// B's pings must be answered within [`NEIGHBOUR_BOUND`]. Returns A's reply.
+///
+/// B keeps pinging for the whole of A's handling, so whichever moment the shard starts on A's
+/// message, some ping of B's lands while it works: the test does not depend on who is first.
+fn neighbour_is_served_while(a_token: Option<&str>, big: String) -> Value {
+    assert!(big.len() < 1 << 20, "under the default max_message_bytes");
+    let s = start_with("", &["--shards", "1"]);
+    let mut a = s.connect();
+    if let Some(t) = a_token {
+        a.auth(t);
+    }
+    let mut b = s.connect();
+    if let MaybeTlsStream::Plain(sock) = b.ws.get_ref() {
+        sock.set_read_timeout(Some(NEIGHBOUR_BOUND))
+            .expect("timeout");
+    }
+    let a_done = Arc::new(AtomicBool::new(false));
+    let a_thread = {
+        let a_done = a_done.clone();
+        std::thread::spawn(move || {
+            let reply = a.raw(&big);
+            a_done.store(true, Ordering::SeqCst);
+            reply
+        })
+    };
+    let mut pings = 0u64;
+    loop {
+        let finished_before = a_done.load(Ordering::SeqCst);
+        pings += 1;
+        let sent = Instant::now();
+        b.ws.send(Message::text(format!(
+            r#"{{"jsonrpc":"2.0","method":"ping","id":{pings}}}"#
+        )))
+        .expect("send");
+        let reply = loop {
+            match b.ws.read() {
+                Ok(Message::Text(t)) => break serde_json::from_str::<Value>(t.as_str()).unwrap(),
+                Ok(_) => continue,
+                Err(e) => panic!(
+                    "B's ping {pings} got no reply within {NEIGHBOUR_BOUND:?} while A's \
+                     message was being handled ({e}): one message stalled its shard"
+                ),
+            }
+        };
+        assert_eq!(
+            (reply["result"].clone(), reply["id"].clone()),
+            (json!("pong"), json!(pings)),
+            "waited {:?}",
+            sent.elapsed()
+        );
+        if finished_before {
+            break;
+        }
+        // Pacing, not a wait for an outcome: stays far below the per-connection rate limit.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a_thread.join().expect("A's reply")
+}
+
+/// Row "87 000 unique keys in an unauthenticated ping": the duplicate-member check used to
+/// compare each member with all earlier ones (O(n²)), before auth and the rate limit.
+#[test]
+fn ping_with_many_unique_keys_does_not_stall_the_shard() {
+    let members: Vec<String> = (0..87_000).map(|i| format!("\"k{i}\":1")).collect();
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","method":"ping","id":"big","params":{{{}}}}}"#,
+        members.join(",")
+    );
+    let r = neighbour_is_served_while(None, big);
+    // More members than any method takes: refused by size, with the contract's -32602 shape.
+    assert_eq!(
+        (code(&r), reason(&r), r["error"]["data"]["param"].clone()),
+        (-32602, "out_of_range".into(), json!("params")),
+        "{r}"
+    );
+    assert_eq!(r["id"], "big");
+    // Below every cap, the duplicate check itself must be linear: the same keys as unknown
+    // members of the envelope, and inside one member of params, are served.
+    let envelope = format!(
+        r#"{{"jsonrpc":"2.0","method":"ping","id":"top",{}}}"#,
+        members.join(",")
+    );
+    let r = neighbour_is_served_while(None, envelope);
+    assert_eq!(
+        (r["result"].clone(), r["id"].clone()),
+        (json!("pong"), json!("top")),
+        "{r}"
+    );
+    let nested = format!(
+        r#"{{"jsonrpc":"2.0","method":"ping","id":"nested","params":{{"a":{{{}}}}}}}"#,
+        members.join(",")
+    );
+    let r = neighbour_is_served_while(None, nested);
+    assert_eq!(r["result"], "pong", "{r}");
+}
+
+/// Row "70 000 distinct ids in a device filter": the filter used to be deduplicated with
+/// `Vec::contains` (O(n²)) and scanned on every event.
+#[test]
+fn subscribe_with_a_huge_device_filter_does_not_stall_the_shard() {
+    let ids: Vec<String> = (0..70_000).map(|i| format!("\"camera{i}\"")).collect();
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","method":"subscribe_events","id":1,"params":{{"topics":["camera.connected"],"filters":{{"device":[{}]}}}}}}"#,
+        ids.join(",")
+    );
+    let r = neighbour_is_served_while(Some(&token("viewer")), big);
+    assert_eq!(
+        (code(&r), reason(&r), r["error"]["data"]["param"].clone()),
+        (-32602, "out_of_range".into(), json!("filters.device")),
+        "{r}"
+    );
+}
+
+#[test]
+fn device_filter_is_capped_at_max_cameras_and_echoed_as_a_set() {
+    let s = start("[cameras]\nmax_cameras = 4\n");
+    let mut c = s.connect();
+    c.auth(&token("viewer"));
+    let sub = |c: &mut Client, ids: Value| {
+        c.call(
+            "subscribe_events",
+            json!({"topics": ["camera.connected"], "filters": {"device": ids}}),
+        )
+    };
+    // Four entries (the cap), duplicates folded: accepted, echoed sorted and unique.
+    let r = sub(&mut c, json!(["camera3", "camera1", "camera3", "camera2"]));
+    assert_eq!(
+        r["result"]["filters"],
+        json!({"device": ["camera1", "camera2", "camera3"]}),
+        "{r}"
+    );
+    // Five entries: more than the server can ever manage, refused; nothing changes.
+    let r = sub(
+        &mut c,
+        json!(["camera0", "camera1", "camera2", "camera3", "camera4"]),
+    );
+    assert_eq!(
+        (code(&r), reason(&r), r["error"]["data"]["param"].clone()),
+        (-32602, "out_of_range".into(), json!("filters.device")),
+        "{r}"
+    );
+    let r = c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
+    assert_eq!(
+        r["result"]["filters"],
+        json!({"device": ["camera1", "camera2", "camera3"]})
+    );
+}
+
+#[test]
+fn params_with_more_members_than_any_method_takes_are_refused() {
+    let s = start("");
+    let mut c = s.connect();
+    let params = |n: usize| -> Value {
+        (0..n)
+            .map(|i| (format!("extra{i}"), json!(i)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    // Unknown members are ignored, up to the cap.
+    assert_eq!(c.call("ping", params(32))["result"], "pong");
+    let r = c.call("ping", params(33));
+    assert_eq!(
+        (code(&r), reason(&r), r["error"]["data"]["param"].clone()),
+        (-32602, "out_of_range".into(), json!("params")),
+        "{r}"
+    );
 }

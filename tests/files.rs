@@ -120,7 +120,7 @@ fn start_at(root: &Path) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
     std::fs::write(&cfg, "[http.compat_listener]\nenabled = false\n").unwrap();
-    let cmd = common::command(&cfg, &root.join("state"), &root.join("data"));
+    let cmd = common::command(&cfg, &root.join("state"), &root.join("data"), &[]);
     common::spawn_ready(cmd, dir, &[])
 }
 

@@ -1,6 +1,7 @@
 //! A connection's subscription state (contract §10.3–10.4) and its share of the global
 //! subscription statistics (`get_subscription_stats`).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::topic::{names_in, Name};
@@ -13,8 +14,12 @@ pub struct Subs {
     pub explicit: bool,
     /// Effective set as a bit mask over `topic::NAMES`.
     pub mask: u32,
-    /// `filters.device`: camera ids; empty = no restriction.
-    pub devices: Vec<String>,
+    /// `filters.device`: camera ids; empty = no restriction. A set, because `wants` consults it
+    /// for every event this connection might receive: a list scan would make each event cost
+    /// as much as the client's filter is long. (Its length is also capped at
+    /// `cameras.max_cameras` by `subscribe_events`.) Ordered, so the echo is sorted like
+    /// `topics`.
+    pub devices: BTreeSet<String>,
     counted: Option<(bool, u32)>,
 }
 
@@ -25,7 +30,7 @@ impl Subs {
             return false;
         }
         match device {
-            Some(d) if !self.devices.is_empty() => self.devices.iter().any(|x| x == d),
+            Some(d) if !self.devices.is_empty() => self.devices.contains(d),
             _ => true,
         }
     }
@@ -64,5 +69,26 @@ fn apply(stats: &ShardStats, explicit: bool, mask: u32, delta: i64) {
         }
     } else {
         stats.implicit_clients.fetch_add(delta, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::topic::{CAMERA_CONNECTED, SYSTEM_HEALTH};
+
+    #[test]
+    fn device_filter_is_a_set_lookup() {
+        let mut subs = Subs {
+            mask: CAMERA_CONNECTED.bit(),
+            ..Subs::default()
+        };
+        // No filter: every device (and device-less events) pass.
+        assert!(subs.wants(CAMERA_CONNECTED, Some("camera9")));
+        subs.devices = (0..1024).map(|i| format!("camera{i}")).collect();
+        assert!(subs.wants(CAMERA_CONNECTED, Some("camera1023")));
+        assert!(!subs.wants(CAMERA_CONNECTED, Some("camera1024")));
+        assert!(subs.wants(CAMERA_CONNECTED, None));
+        assert!(!subs.wants(SYSTEM_HEALTH, None), "name not in the set");
     }
 }

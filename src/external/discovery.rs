@@ -86,9 +86,12 @@ pub fn candidates(cfg: &DiscoveryConfig, skydio: bool, generic: bool) -> Vec<Can
         ),
     };
     let mut out: Vec<Candidate> = Vec::new();
+    // Up to 4096 hosts times every port and path: a set keeps the dedup linear (a scan of `out`
+    // per candidate would be quadratic in a list the operator's configuration sizes).
+    let mut seen = std::collections::HashSet::new();
     let mut push = |host: &str, port: u16, path: &str, stream_type, ir| {
         let url = format!("rtsp://{userinfo}{}:{port}{path}", url_host(host));
-        if !out.iter().any(|c| c.url == url) {
+        if seen.insert(url.clone()) {
             out.push(Candidate {
                 url,
                 stream_type,

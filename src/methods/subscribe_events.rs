@@ -1,6 +1,8 @@
 //! `subscribe_events` (§9.7): adds names to the connection's set (union) and optionally replaces
 //! its device filter; switches the connection to explicit mode. A barrier (§2.4).
 
+use std::collections::BTreeSet;
+
 use serde_json::json;
 
 use super::{Ctx, Method};
@@ -89,16 +91,35 @@ pub fn parse_names(v: &Json<'_>, min: usize) -> Result<u32, RpcError> {
     Ok(mask)
 }
 
-/// Parses `filters` (`device`: a CameraRef or an array of them) into camera ids.
-fn parse_filters(ctx: &Ctx<'_>, members: &[(&str, Json<'_>)]) -> Result<Vec<String>, RpcError> {
+/// Parses `filters` (`device`: a CameraRef or an array of them) into a set of camera ids.
+///
+/// A list longer than `cameras.max_cameras` is refused before any entry is looked at: the
+/// server never manages more cameras than that, so a longer filter can only be padding, and
+/// refusing it keeps this call (and every later event's filter check) bounded by the server's
+/// own size, not the client's.
+fn parse_filters(
+    ctx: &Ctx<'_>,
+    members: &[(&str, Json<'_>)],
+) -> Result<BTreeSet<String>, RpcError> {
     let Some((_, device)) = members
         .iter()
         .find(|(k, v)| *k == "device" && !matches!(v, Json::Null))
     else {
-        return Ok(Vec::new());
+        return Ok(BTreeSet::new());
     };
+    let max = ctx.state.config.cameras.max_cameras;
     let refs: Vec<&str> = match device {
         Json::Str(s) => vec![*s],
+        Json::Array(items) if items.len() > max => {
+            return Err(RpcError::invalid_params(
+                "out_of_range",
+                "filters.device",
+                format!(
+                    "filters.device holds at most {max} camera ids (cameras.max_cameras), got {}",
+                    items.len()
+                ),
+            ))
+        }
         Json::Array(items) => items
             .iter()
             .map(|i| {
@@ -119,16 +140,14 @@ fn parse_filters(ctx: &Ctx<'_>, members: &[(&str, Json<'_>)]) -> Result<Vec<Stri
             ))
         }
     };
-    let mut ids = Vec::new();
+    let mut ids = BTreeSet::new();
     for r in refs {
         // Well-formed ids need not exist (yet); /dev aliases must name a present camera.
         let id = match crate::camera::registry::parse_camera_id(r) {
             Some(n) => format!("camera{n}"),
             None => ctx.state.cameras.resolve("filters.device", r)?.id.clone(),
         };
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
+        ids.insert(id);
     }
     Ok(ids)
 }

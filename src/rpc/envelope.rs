@@ -53,7 +53,7 @@ fn legal_id(v: &Json<'_>) -> Option<Id> {
 
 /// Applies §3.1 to one message (or batch element).
 pub fn parse_request<'j, 'a>(v: &'j Json<'a>) -> Result<Request<'j, 'a>, EnvelopeError> {
-    let Json::Object(members) = v else {
+    let Json::Object(_) = v else {
         return Err(EnvelopeError {
             id: None,
             error: Box::new(RpcError::invalid_request(
@@ -82,14 +82,15 @@ pub fn parse_request<'j, 'a>(v: &'j Json<'a>) -> Result<Request<'j, 'a>, Envelop
         id: Some(id.clone().unwrap_or(Id::Null)),
         error: Box::new(RpcError::invalid_request("invalid_request", details)),
     };
-    if let Some(dup) = v.first_duplicate().filter(|d| !d.contains('.')) {
+    // Only the envelope's own members here (linear, see `duplicate_member`); duplicates
+    // inside `params` are the params step's (§3.2 step 7), after auth and the rate limit.
+    if let Some(dup) = v.duplicate_member() {
         let mut e = fail(&format!("duplicate member \"{dup}\""));
         if dup == "id" {
             e.id = None;
         }
         return Err(e);
     }
-    let _ = members;
     match v.get("jsonrpc") {
         Some(Json::Str("2.0")) => {}
         _ => return Err(fail("jsonrpc must be exactly \"2.0\"")),

@@ -62,28 +62,75 @@ impl<'a> Json<'a> {
         }
     }
 
-    /// The dotted path of the first member name that appears twice in one object, searching
-    /// nested objects too (arrays contribute their index: `a.0.b`).
-    pub fn first_duplicate(&self) -> Option<String> {
-        match self {
-            Json::Object(members) => {
-                for (i, (k, _)) in members.iter().enumerate() {
-                    if members[..i].iter().any(|(earlier, _)| earlier == k) {
-                        return Some((*k).to_string());
-                    }
-                }
-                members
+    /// The first member name of this object (not of nested ones) that appears twice, in
+    /// document order of the second occurrence; `None` for non-objects.
+    ///
+    /// Linear in the member count: a client chooses how many members an object has (up to
+    /// `max_message_bytes`), so comparing each member with all earlier ones would let one
+    /// message cost O(n²) — 87 000 keys took tens of seconds of a shard's time. Small objects
+    /// (every real request) keep the allocation-free pairwise scan; larger ones use a hash set
+    /// with std's randomly keyed SipHash, so chosen keys cannot force collisions either.
+    pub fn duplicate_member(&self) -> Option<&'a str> {
+        let Json::Object(members) = self else {
+            return None;
+        };
+        if members.len() <= SMALL_OBJECT {
+            return members.iter().enumerate().find_map(|(i, (k, _))| {
+                members[..i]
                     .iter()
-                    .find_map(|(k, v)| v.first_duplicate().map(|p| format!("{k}.{p}")))
+                    .any(|(earlier, _)| earlier == k)
+                    .then_some(*k)
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(members.len());
+        members
+            .iter()
+            .find_map(|(k, _)| (!seen.insert(*k)).then_some(*k))
+    }
+
+    /// The dotted path of the first member name that appears twice in one object, searching
+    /// nested objects too (arrays contribute their index: `a.0.b`). Linear in the size of the
+    /// tree: each object's own check is linear ([`Json::duplicate_member`]) and each node is
+    /// visited once; a path string is built only on the way out of a hit.
+    pub fn first_duplicate(&self) -> Option<String> {
+        let mut path = Vec::new();
+        self.duplicate_path(&mut path).then(|| path.join("."))
+    }
+
+    /// Pushes the path to the first duplicate (innermost segment last) and says whether there
+    /// was one. The segments are joined once at the end: formatting the path at every level on
+    /// the way out would copy long keys once per level of nesting.
+    fn duplicate_path(&self, path: &mut Vec<String>) -> bool {
+        let found = match self {
+            Json::Object(members) => {
+                if let Some(k) = self.duplicate_member() {
+                    path.push(k.to_string());
+                    return true;
+                }
+                members.iter().find_map(|(k, v)| {
+                    let at = path.len();
+                    v.duplicate_path(path).then_some((at, (*k).to_string()))
+                })
             }
-            Json::Array(items) => items
-                .iter()
-                .enumerate()
-                .find_map(|(i, v)| v.first_duplicate().map(|p| format!("{i}.{p}"))),
+            Json::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+                let at = path.len();
+                v.duplicate_path(path).then_some((at, i.to_string()))
+            }),
             _ => None,
+        };
+        match found {
+            Some((at, segment)) => {
+                path.insert(at, segment);
+                true
+            }
+            None => false,
         }
     }
 }
+
+/// Objects up to this many members are checked for duplicates pairwise (at most 120
+/// comparisons, no allocation); larger ones through a hash set.
+const SMALL_OBJECT: usize = 16;
 
 /// The input was not JSON we accept (syntax, depth or encoding).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +284,26 @@ mod tests {
         assert_eq!(v.first_duplicate().as_deref(), Some("b.x"));
         let v = p.parse(br#"{"id":1,"id":2}"#).unwrap();
         assert_eq!(v.first_duplicate().as_deref(), Some("id"));
+        assert_eq!(v.duplicate_member(), Some("id"));
+        // Only this object's own members count for duplicate_member.
+        let v = p.parse(br#"{"a":{"x":1,"x":2}}"#).unwrap();
+        assert_eq!(v.duplicate_member(), None);
+    }
+
+    #[test]
+    fn duplicates_in_large_objects_use_the_same_rules() {
+        // Above SMALL_OBJECT the hash-set path runs; it must find the same (second) occurrence.
+        let mut text = String::from("{");
+        for i in 0..1000 {
+            text.push_str(&format!("\"k{i}\":{i},"));
+        }
+        text.push_str(r#""k500":0,"k7":0}"#);
+        let mut p = Parser::new();
+        let v = p.parse(text.as_bytes()).unwrap();
+        assert_eq!(v.duplicate_member(), Some("k500"));
+        let unique = format!("{}\"z\":0}}", &text[..text.find(r#""k500":0"#).unwrap()]);
+        let v = p.parse(unique.as_bytes()).unwrap();
+        assert_eq!(v.duplicate_member(), None);
     }
 
     #[test]

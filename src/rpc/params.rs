@@ -13,13 +13,31 @@ pub struct Params<'j, 'a> {
 
 const EMPTY: &[(&str, Json<'static>)] = &[];
 
+/// The most members a `params` object may have. No method takes more than five (four of its
+/// own plus `auth_token`); unknown members are still ignored (§8.8), up to this many, so
+/// clients that send a few extra fields keep working.
+pub const MAX_MEMBERS: usize = 32;
+
 impl<'j, 'a> Params<'j, 'a> {
-    /// Checks the raw `params` member: an array is `params_not_object`; a duplicated member name
-    /// anywhere inside is `invalid_value` naming it.
+    /// Checks the raw `params` member: an array is `params_not_object`; more than
+    /// [`MAX_MEMBERS`] members is `out_of_range`; a duplicated member name anywhere inside is
+    /// `invalid_value` naming it (found in time linear in the size of `params`).
     pub fn new(raw: Option<&'j Json<'a>>) -> Result<Self, RpcError> {
         match raw {
             None => Ok(Params { members: EMPTY }),
             Some(Json::Object(members)) => {
+                // Checked before anything walks the members: a client-sized list longer than
+                // any method can use is refused at once (docs/api.md, "Size caps").
+                if members.len() > MAX_MEMBERS {
+                    return Err(RpcError::invalid_params(
+                        "out_of_range",
+                        "params",
+                        format!(
+                            "params holds at most {MAX_MEMBERS} members (got {})",
+                            members.len()
+                        ),
+                    ));
+                }
                 if let Some(dup) = raw.and_then(Json::first_duplicate) {
                     return Err(RpcError::invalid_params(
                         "invalid_value",
@@ -170,6 +188,23 @@ mod tests {
         assert_eq!(
             (e.reason, e.param.as_deref()),
             ("invalid_value", Some("filters.device"))
+        );
+    }
+
+    #[test]
+    fn too_many_members_is_out_of_range() {
+        let mut p = Parser::new();
+        let text = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let ok = text(MAX_MEMBERS);
+        assert!(Params::new(Some(&p.parse(ok.as_bytes()).unwrap())).is_ok());
+        let big = text(MAX_MEMBERS + 1);
+        let e = Params::new(Some(&p.parse(big.as_bytes()).unwrap())).unwrap_err();
+        assert_eq!(
+            (e.reason, e.param.as_deref()),
+            ("out_of_range", Some("params"))
         );
     }
 }

@@ -80,23 +80,36 @@ fn start_config_custom(toml: &str, args: &[&str], customize: impl FnOnce(&mut Co
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("test.toml");
     std::fs::write(&cfg, toml).expect("write config");
-    let mut cmd = command(&cfg, &dir.path().join("state"), &dir.path().join("data"));
-    cmd.args(args);
+    let mut cmd = command(
+        &cfg,
+        &dir.path().join("state"),
+        &dir.path().join("data"),
+        args,
+    );
     customize(&mut cmd);
     spawn_ready(cmd, dir, args)
 }
 
-/// The test command line for config file `cfg`, state dir `state` and data dir `data`: a free
-/// loopback port, two shards, the test secret, JSON logs on a piped stderr, and none of the
-/// caller's own `CAMSHARD_LISTEN`/`CAMSHARD_LOG` settings.
-pub fn command(cfg: &Path, state: &Path, data: &Path) -> Command {
+/// The test command line for config file `cfg`, state dir `state`, data dir `data` and extra
+/// `args`: a free loopback port, two shards (unless `args` say), the test secret, JSON logs on a
+/// piped stderr, and none of the caller's own `CAMSHARD_LISTEN`/`CAMSHARD_LOG` settings.
+pub fn command(cfg: &Path, state: &Path, data: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
-    cmd.args(["--listen", "127.0.0.1:0", "--shards", "2", "--config"])
+    // Two shards unless the test chose its own number (clap refuses a repeated flag).
+    let shards: &[&str] = if args.contains(&"--shards") {
+        &[]
+    } else {
+        &["--shards", "2"]
+    };
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .args(shards)
+        .arg("--config")
         .arg(cfg)
         .arg("--state-dir")
         .arg(state)
         .arg("--data-dir")
         .arg(data)
+        .args(args)
         .env("CAMSHARD_JWT_SECRET", SECRET)
         .env("CAMSHARD_LOG_FORMAT", "json")
         .env_remove("CAMSHARD_LISTEN")
