@@ -537,3 +537,49 @@ fn head_stage_sockets_beyond_the_per_address_cap_are_closed_at_once() {
     assert_eq!(r["result"], "pong", "{r}");
     drop(held);
 }
+
+/// The per-shard head-stage cap holds against many addresses too (each below its own cap): with
+/// `max_handshakes_per_shard = 4` on 2 shards, at most 8 silent sockets are held however many
+/// addresses open them, the rest are closed at once, and once they go clients are served again.
+#[test]
+fn head_stage_sockets_beyond_the_per_shard_cap_are_closed_at_once() {
+    use std::io::Write;
+    let s = common::start(
+        "[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_shard = 4\n\
+         max_handshakes_per_ip = 0\n",
+    );
+    let mut held: Vec<std::net::TcpStream> = (0..40u8)
+        .map(|i| {
+            let mut c = common::connect_from(std::net::Ipv4Addr::new(127, 0, 1, i + 1), s.port);
+            let _ = c.write_all(b"GET /ws HTTP/1.1\r\n");
+            c.set_nonblocking(true).expect("nonblocking");
+            c
+        })
+        .collect();
+    let mut is_closed = vec![false; held.len()];
+    let mut closed = 0;
+    common::wait_until(common::REPLY_TIMEOUT, || {
+        for (c, done) in held.iter_mut().zip(is_closed.iter_mut()) {
+            if *done {
+                continue;
+            }
+            let mut b = [0u8; 64];
+            *done = match c.read(&mut b) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            closed += usize::from(*done);
+        }
+        closed >= 32
+    });
+    // The kernel's SO_REUSEPORT spread decides how many each shard got; at most 4 per shard stay.
+    assert!(closed >= 32, "only {closed} of 40 sockets were closed");
+    drop(held);
+    let ok = common::wait_until(common::REPLY_TIMEOUT, || {
+        common::client_from(std::net::Ipv4Addr::new(127, 0, 0, 2), s.port)
+            .map(|mut c| c.call("ping", json!({}))["result"] == "pong")
+            .unwrap_or(false)
+    });
+    assert!(ok, "no client served after the held sockets closed");
+}
