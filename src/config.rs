@@ -957,13 +957,35 @@ mod tests {
         std::fs::write(&file, "[server]\nslow_consumer_cut_s = 0\n").unwrap();
         let e = load(
             &Overrides {
-                config: Some(file),
+                config: Some(file.clone()),
                 ..Default::default()
             },
             &[],
         )
         .unwrap_err();
         assert_eq!(e.key, "server.slow_consumer_cut_s");
+        // The limits against slot-holding clients: an authentication deadline of 0 (every socket
+        // closed at once) and a head-stage cap of 0 (nothing ever served) are refused.
+        for (toml, key) in [
+            ("auth_timeout_s = 0", "server.auth_timeout_s"),
+            ("auth_timeout_s = 3601", "server.auth_timeout_s"),
+            (
+                "max_handshakes_per_shard = 0",
+                "server.max_handshakes_per_shard",
+            ),
+        ] {
+            std::fs::write(&file, format!("[server]\n{toml}\n")).unwrap();
+            let e = load(
+                &Overrides {
+                    config: Some(file.clone()),
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap_err();
+            assert_eq!(e.key, key, "{toml}");
+            assert!(e.to_string().contains("is outside"), "{e}");
+        }
         let e = load(&Overrides::default(), &[("CAMSHARD_SHARDS", "two")]).unwrap_err();
         assert_eq!(e.key, "runtime.shards");
         let e = load(
