@@ -70,8 +70,18 @@ pub struct ServerConfig {
     pub websocket_path: String,
     /// Open connections beyond which upgrades get HTTP 503.
     pub max_connections: usize,
-    /// Upgrades from one address beyond this get HTTP 503 (0 = no limit).
+    /// Upgrades from one address (IPv4 address, IPv6 /64) beyond this get HTTP 503 (0 = no
+    /// limit).
     pub max_connections_per_ip: usize,
+    /// Seconds a WebSocket may stay open without authenticating (`authenticate` or an in-line
+    /// `auth_token`) before it is closed with 1008.
+    pub auth_timeout_s: u64,
+    /// Sockets one shard holds in the TLS handshake or HTTP head stage; further accepted
+    /// sockets are closed at once.
+    pub max_handshakes_per_shard: usize,
+    /// Sockets one address (IPv4 address, IPv6 /64) holds in the TLS handshake or HTTP head
+    /// stage over all shards; further ones are closed at once (0 = no limit).
+    pub max_handshakes_per_ip: usize,
     /// Largest reassembled message.
     pub max_message_bytes: usize,
     /// Seconds between server WebSocket Pings.
@@ -576,6 +586,13 @@ impl Config {
         )?;
         range("server.slow_consumer_cut_s", s.slow_consumer_cut_s, 1, 3600)?;
         range("server.handshake_timeout_s", s.handshake_timeout_s, 1, 300)?;
+        range("server.auth_timeout_s", s.auth_timeout_s, 1, 3600)?;
+        range(
+            "server.max_handshakes_per_shard",
+            s.max_handshakes_per_shard as u64,
+            1,
+            1 << 20,
+        )?;
         range(
             "server.read_buffer_bytes",
             s.read_buffer_bytes as u64,
@@ -1013,13 +1030,35 @@ mod tests {
         std::fs::write(&file, "[server]\nslow_consumer_cut_s = 0\n").unwrap();
         let e = load(
             &Overrides {
-                config: Some(file),
+                config: Some(file.clone()),
                 ..Default::default()
             },
             &[],
         )
         .unwrap_err();
         assert_eq!(e.key, "server.slow_consumer_cut_s");
+        // The limits against slot-holding clients: an authentication deadline of 0 (every socket
+        // closed at once) and a head-stage cap of 0 (nothing ever served) are refused.
+        for (toml, key) in [
+            ("auth_timeout_s = 0", "server.auth_timeout_s"),
+            ("auth_timeout_s = 3601", "server.auth_timeout_s"),
+            (
+                "max_handshakes_per_shard = 0",
+                "server.max_handshakes_per_shard",
+            ),
+        ] {
+            std::fs::write(&file, format!("[server]\n{toml}\n")).unwrap();
+            let e = load(
+                &Overrides {
+                    config: Some(file.clone()),
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap_err();
+            assert_eq!(e.key, key, "{toml}");
+            assert!(e.to_string().contains("is outside"), "{e}");
+        }
         let e = load(&Overrides::default(), &[("CAMSHARD_SHARDS", "two")]).unwrap_err();
         assert_eq!(e.key, "runtime.shards");
         let e = load(

@@ -112,9 +112,8 @@ pub fn state() -> &'static Arc<ServerState> {
                 crate::events::topic::NAMES.len(),
             ),
             open_connections: AtomicUsize::new(0),
-            per_ip: (0..crate::state::IP_BUCKETS)
-                .map(|_| std::sync::atomic::AtomicU32::new(0))
-                .collect(),
+            per_ip: Default::default(),
+            handshakes_per_ip: Default::default(),
             components: Components {
                 websocket: Component::new(ComponentState::Running),
                 camera_monitor: Component::new(ComponentState::Running),

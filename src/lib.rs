@@ -13,11 +13,12 @@
 //!   state, one shard per core (via the `camshard-cores` crate), signals.
 //! - [`shard`]: one pinned executor (glommio on io_uring, or the epoll fallback, behind
 //!   `camshard_cores::rt`); accepts its share of connections on the shared port (SO_REUSEPORT),
-//!   keeps the live-connection slab, sends keep-alive Pings, cuts stalled consumers, drains on
-//!   shutdown.
+//!   keeps the live-connection slab, sends keep-alive Pings, closes connections that miss the
+//!   authentication deadline, cuts stalled consumers, drains on shutdown.
 //! - [`net`]: the connection type that owns framing — optional TLS ([`net::tls`],
-//!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), and the
-//!   plain HTTP routes ([`net::http`]).
+//!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), the
+//!   plain HTTP routes ([`net::http`]), and the per-address counters behind the connection caps
+//!   ([`net::addr`]).
 //! - [`rpc`]: JSON-RPC 2.0 — simd-json parsing ([`rpc::json`]), envelope rules, errors, params
 //!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
 //!   contract's check order.

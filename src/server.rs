@@ -165,9 +165,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
             crate::events::topic::NAMES.len(),
         ),
         open_connections: AtomicUsize::new(0),
-        per_ip: (0..crate::state::IP_BUCKETS)
-            .map(|_| std::sync::atomic::AtomicU32::new(0))
-            .collect(),
+        per_ip: Default::default(),
+        handshakes_per_ip: Default::default(),
         components: Components {
             websocket: Component::new(ComponentState::Starting),
             camera_monitor: Component::new(camera_monitor),

@@ -36,6 +36,8 @@ pub const SIG_TICK: u8 = 4;
 pub const SIG_OUTBOUND: u8 = 8;
 /// Signal bit: the connection is a stalled consumer (`net::outbound::should_cut`); drop it.
 pub const SIG_CUT: u8 = 16;
+/// Signal bit: `server.auth_timeout_s` passed without a successful authentication; close 1008.
+pub const SIG_AUTH_TIMEOUT: u8 = 32;
 
 /// The shard's side of one WebSocket connection: its session, subscriptions and notification
 /// queue (which event delivery reads and fills), and how the shard signals and wakes it.
@@ -46,6 +48,10 @@ pub struct ConnHandle {
     closing: Cell<bool>,
     /// When the socket last stopped accepting bytes; `None` while writes go through.
     stalled_since: Cell<Option<Instant>>,
+    /// When the connection is closed unless it has authenticated by then; `None` once it has
+    /// (the deadline is checked once and never re-armed: a session that later expires or whose
+    /// key is revoked stays open, as §5.2 says).
+    auth_deadline: Cell<Option<Instant>>,
     /// Authentication state and rate limit.
     pub session: RefCell<Session>,
     /// Subscription mode, set and filter.
@@ -60,8 +66,9 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
-    fn new(next_ping: Instant, session: Session, peer: Peer) -> Self {
+    fn new(next_ping: Instant, auth_deadline: Instant, session: Session, peer: Peer) -> Self {
         ConnHandle {
+            auth_deadline: Cell::new(Some(auth_deadline)),
             waker: RefCell::new(None),
             signals: Cell::new(0),
             next_ping: Cell::new(next_ping),
@@ -117,6 +124,36 @@ impl ConnHandle {
     /// Marks the session as closing (the ticker then wakes it for its deadline).
     pub fn set_closing(&self) {
         self.closing.set(true);
+    }
+
+    /// True once the connection has authenticated (by `authenticate` or an in-line
+    /// `auth_token`, §5.5: both install a grant), whether or not that grant is still current.
+    /// `None` if the session is borrowed at the moment (it is only while one message is
+    /// dispatched, never across an await; the caller looks again later).
+    pub fn has_authenticated(&self) -> Option<bool> {
+        self.session.try_borrow().ok().map(|s| s.grant.is_some())
+    }
+
+    /// Called by the ticker: true when the authentication deadline has passed without an
+    /// authentication (the connection must then be closed); clears the deadline once the
+    /// connection has authenticated.
+    fn auth_deadline_missed(&self, now: Instant) -> bool {
+        let Some(deadline) = self.auth_deadline.get() else {
+            return false;
+        };
+        match self.has_authenticated() {
+            Some(true) => {
+                self.auth_deadline.set(None);
+                return false;
+            }
+            Some(false) => {}
+            None => return false,
+        }
+        if now < deadline {
+            return false;
+        }
+        self.auth_deadline.set(None);
+        true
     }
 
     /// Records that the socket accepted bytes (or has nothing left to send): not stalled.
@@ -202,6 +239,9 @@ pub struct Shard {
     pub ws_config: WebSocketConfig,
     /// Set when shutdown begins: no new upgrades.
     pub draining: Cell<bool>,
+    /// Sockets of this shard in the TLS handshake or HTTP head stage
+    /// (`net::connection::HeadStage`).
+    pub handshakes: Cell<usize>,
     /// TLS handshakes for every accepted connection, when `[server.tls]` is on.
     pub tls: Option<futures_rustls::TlsAcceptor>,
 }
@@ -249,7 +289,14 @@ impl Shard {
             Instant::now(),
         ));
         let ip_bucket = peer.ip_bucket;
-        let handle = Rc::new(ConnHandle::new(Instant::now() + interval, session, peer));
+        let now = Instant::now();
+        let auth_deadline = now + Duration::from_secs(self.state.config.server.auth_timeout_s);
+        let handle = Rc::new(ConnHandle::new(
+            now + interval,
+            auth_deadline,
+            session,
+            peer,
+        ));
         let slot = self.conns.borrow_mut().insert(handle.clone());
         self.stats
             .ws_connections
@@ -265,8 +312,8 @@ impl Shard {
         )
     }
 
-    /// Once a second: publish latency, cut stalled consumers, signal due Pings, wake closing
-    /// sessions.
+    /// Once a second: publish latency, close connections that missed their authentication
+    /// deadline, cut stalled consumers, signal due Pings, wake closing sessions.
     fn tick(&self, now: Instant) {
         if let Some(snap) = self.latency.borrow_mut().publish(now) {
             self.stats.latency.store(Arc::new(snap));
@@ -277,6 +324,10 @@ impl Shard {
         self.conns.borrow().for_each(|h| {
             if h.closing.get() {
                 h.signal(SIG_TICK);
+            } else if h.auth_deadline_missed(now) {
+                // An anonymous socket may not hold a slot for ever: answering Pings (or calling
+                // `ping`) keeps a connection alive but does not make it authenticated.
+                h.signal(SIG_AUTH_TIMEOUT);
             } else if should_cut(
                 h.outbound.borrow().len(),
                 cfg.outbound_queue_limit,
@@ -325,6 +376,7 @@ pub async fn run(
         conns: RefCell::new(Connections::default()),
         ws_config: crate::net::ws::ws_config(cfg.read_buffer_bytes, cfg.max_message_bytes),
         draining: Cell::new(false),
+        handshakes: Cell::new(0),
         tls: listeners.tls.clone().map(futures_rustls::TlsAcceptor::from),
         state: state.clone(),
     });

@@ -101,8 +101,11 @@ pub struct ServerState {
     pub stats: Registry,
     /// Open WebSocket connections over all shards (for `max_connections`).
     pub open_connections: AtomicUsize,
-    /// Open WebSocket connections per address bucket (for `max_connections_per_ip`).
-    pub per_ip: Box<[std::sync::atomic::AtomicU32]>,
+    /// Open WebSocket connections per address (for `server.max_connections_per_ip`).
+    pub per_ip: crate::net::addr::AddrCounts,
+    /// Sockets in the TLS handshake or HTTP head stage per address (for
+    /// `server.max_handshakes_per_ip`).
+    pub handshakes_per_ip: crate::net::addr::AddrCounts,
     /// Component health.
     pub components: Components,
     /// Set once shutdown begins.
@@ -179,24 +182,13 @@ impl ServerState {
     /// Tries to reserve a connection from `ip` under `server.max_connections_per_ip` (0 = no
     /// limit). Returns the counter bucket to release, `Err(AtCap)` when the address is at its cap.
     pub fn try_reserve_ip(&self, ip: std::net::IpAddr) -> Result<Option<usize>, AtCap> {
-        let cap = self.config.server.max_connections_per_ip;
-        if cap == 0 {
-            return Ok(None);
-        }
-        let b = ip_bucket(ip);
-        let prev = self.per_ip[b].fetch_add(1, Relaxed);
-        if prev as usize >= cap {
-            self.per_ip[b].fetch_sub(1, Relaxed);
-            return Err(AtCap);
-        }
-        Ok(Some(b))
+        self.per_ip
+            .try_acquire(ip, self.config.server.max_connections_per_ip)
     }
 
     /// Releases a bucket taken by `try_reserve_ip`.
     pub fn release_ip(&self, bucket: usize) {
-        if let Some(c) = self.per_ip.get(bucket) {
-            c.fetch_sub(1, Relaxed);
-        }
+        self.per_ip.release(bucket);
     }
 
     /// Releases a slot taken by `try_reserve_connection`.
@@ -205,31 +197,7 @@ impl ServerState {
     }
 }
 
-/// An address already holds `server.max_connections_per_ip` connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AtCap;
-
-/// Buckets of the per-address connection counters.
-pub const IP_BUCKETS: usize = 4096;
-
-/// The counter bucket of an address: a hash of its bytes. Counting in fixed buckets keeps the cap
-/// lock-free across shards; two addresses that share a bucket share its cap (with 4096 buckets a
-/// rare, conservative error).
-fn ip_bucket(ip: std::net::IpAddr) -> usize {
-    let bytes: Vec<u8> = match ip {
-        std::net::IpAddr::V4(a) => a.octets().to_vec(),
-        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => v4.octets().to_vec(),
-            None => a.octets().to_vec(),
-        },
-    };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % IP_BUCKETS as u64) as usize
-}
+pub use crate::net::addr::AtCap;
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_millis() -> u64 {

@@ -396,7 +396,9 @@ fn keep_alive_ping_waits_behind_a_large_pending_reply() {
 #[test]
 fn out_of_descriptors_pauses_accept_and_recovers() {
     let s = common::start_custom(
-        "[server]\nmax_connections = 1000\nhandshake_timeout_s = 60\n",
+        // The head-stage caps off: this test wants many silent sockets held.
+        "[server]\nmax_connections = 1000\nhandshake_timeout_s = 60\n\
+         max_handshakes_per_ip = 0\nmax_handshakes_per_shard = 1000\n",
         &[],
         |cmd| common::limit_nofile(cmd, 128, 128),
     );
@@ -421,4 +423,163 @@ fn out_of_descriptors_pauses_accept_and_recovers() {
     assert!(counter(&s, "camshard_accept_fd_exhausted_total") > 0);
     let (status, _) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200);
+}
+
+/// Reads (answering Pings) until the server's Close; its code, or `None` when none came within
+/// `common::REPLY_TIMEOUT` (a server that keeps Pinging would otherwise keep the read going).
+fn close_within(c: &mut common::Client) -> Option<u16> {
+    let deadline = Instant::now() + common::REPLY_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = c.ws.get_ref() {
+            s.set_read_timeout(Some(left)).ok();
+        }
+        match c.ws.read() {
+            Ok(Message::Close(f)) => return f.map(|f| f.code.into()),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Review row 3: anonymous sockets that answer Pings used to hold every slot for ever. Now a
+/// connection that has not authenticated (by `authenticate` or an in-line `auth_token`, §5.5)
+/// within `server.auth_timeout_s` is closed with 1008, JSON-RPC `ping` does not extend it, and
+/// the freed slots take new clients.
+#[test]
+fn anonymous_sockets_are_closed_1008_after_auth_timeout() {
+    let s =
+        common::start("[server]\nmax_connections = 4\nauth_timeout_s = 2\nping_interval_s = 1\n");
+    let mut by_authenticate = s.connect();
+    by_authenticate.auth(&common::token("viewer"));
+    let mut inline = s.connect();
+    let r = inline.call(
+        "get_server_info",
+        json!({"auth_token": common::token("viewer")}),
+    );
+    assert!(r.get("result").is_some(), "{r}");
+    let mut anon_pinging = s.connect();
+    let mut anon_silent = s.connect();
+    // Every slot is held.
+    assert_eq!(try_connect(&s.url()), Err(503));
+    // The anonymous methods answer, and do not count as authenticating.
+    for _ in 0..3 {
+        let r = anon_pinging.call("ping", json!({}));
+        assert_eq!(r["result"], "pong", "{r}");
+    }
+    // Both anonymous sockets answer WS Pings (tungstenite does while reading) and are still
+    // closed, with 1008, once the deadline passes.
+    assert_eq!(close_within(&mut anon_pinging), Some(1008));
+    assert_eq!(close_within(&mut anon_silent), Some(1008));
+    // The authenticated ones are kept, past the deadline and through several Pings.
+    for c in [&mut by_authenticate, &mut inline] {
+        let r = c.call("get_server_info", json!({}));
+        assert!(r.get("result").is_some(), "{r}");
+    }
+    // The freed slots take a new client (the server notices the closes on its own schedule).
+    let ok = common::wait_until(common::REPLY_TIMEOUT, || try_connect(&s.url()).is_ok());
+    assert!(
+        ok,
+        "slots of the closed anonymous sockets were not released"
+    );
+}
+
+/// Review row 4: sockets that send only a request line used to be held until the head
+/// deadline, thousands at a time. Now one address may hold at most
+/// `server.max_handshakes_per_ip` sockets in the head stage; the excess is closed at once, and a
+/// client from another address still upgrades and is answered meanwhile.
+#[test]
+fn head_stage_sockets_beyond_the_per_address_cap_are_closed_at_once() {
+    use std::io::Write;
+    // A long head deadline, so only the cap can explain a prompt close.
+    let s = common::start("[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_ip = 4\n");
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 3);
+    let mut held: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| {
+            let mut c = common::connect_from(attacker, s.port);
+            let _ = c.write_all(b"GET /ws HTTP/1.1\r\n");
+            c
+        })
+        .collect();
+    // Count the sockets the server closes (polled without blocking: the 4 it keeps never
+    // close), waiting generously for all 36 of the excess.
+    for c in &held {
+        c.set_nonblocking(true).expect("nonblocking");
+    }
+    let mut is_closed = vec![false; held.len()];
+    let mut closed = 0;
+    common::wait_until(common::REPLY_TIMEOUT, || {
+        for (c, done) in held.iter_mut().zip(is_closed.iter_mut()) {
+            if *done {
+                continue;
+            }
+            let mut b = [0u8; 64];
+            *done = match c.read(&mut b) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            closed += usize::from(*done);
+        }
+        closed >= 36
+    });
+    assert_eq!(
+        closed, 36,
+        "only {closed} of the 36 excess sockets were closed"
+    );
+    // While the attacker holds its 4, a client from another address upgrades and is answered.
+    let mut legit = common::client_from(std::net::Ipv4Addr::new(127, 0, 0, 2), s.port)
+        .expect("upgrade from another address");
+    let r = legit.call("ping", json!({}));
+    assert_eq!(r["result"], "pong", "{r}");
+    drop(held);
+}
+
+/// The per-shard head-stage cap holds against many addresses too (each below its own cap): with
+/// `max_handshakes_per_shard = 4` on 2 shards, at most 8 silent sockets are held however many
+/// addresses open them, the rest are closed at once, and once they go clients are served again.
+#[test]
+fn head_stage_sockets_beyond_the_per_shard_cap_are_closed_at_once() {
+    use std::io::Write;
+    let s = common::start(
+        "[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_shard = 4\n\
+         max_handshakes_per_ip = 0\n",
+    );
+    let mut held: Vec<std::net::TcpStream> = (0..40u8)
+        .map(|i| {
+            let mut c = common::connect_from(std::net::Ipv4Addr::new(127, 0, 1, i + 1), s.port);
+            let _ = c.write_all(b"GET /ws HTTP/1.1\r\n");
+            c.set_nonblocking(true).expect("nonblocking");
+            c
+        })
+        .collect();
+    let mut is_closed = vec![false; held.len()];
+    let mut closed = 0;
+    common::wait_until(common::REPLY_TIMEOUT, || {
+        for (c, done) in held.iter_mut().zip(is_closed.iter_mut()) {
+            if *done {
+                continue;
+            }
+            let mut b = [0u8; 64];
+            *done = match c.read(&mut b) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            closed += usize::from(*done);
+        }
+        closed >= 32
+    });
+    // The kernel's SO_REUSEPORT spread decides how many each shard got; at most 4 per shard stay.
+    assert!(closed >= 32, "only {closed} of 40 sockets were closed");
+    drop(held);
+    let ok = common::wait_until(common::REPLY_TIMEOUT, || {
+        common::client_from(std::net::Ipv4Addr::new(127, 0, 0, 2), s.port)
+            .map(|mut c| c.call("ping", json!({}))["result"] == "pong")
+            .unwrap_or(false)
+    });
+    assert!(ok, "no client served after the held sockets closed");
 }

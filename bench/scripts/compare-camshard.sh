@@ -17,7 +17,8 @@ cargo build --release -p camshard -p camshard-bench >/dev/null
 TMP=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 wait_ready() { for _ in $(seq 200); do grep -q '"camshard ready"' "$1" && return 0; sleep 0.05; done; return 1; }
-printf '[server]\nmax_connections = 19800\n[http.compat_listener]\nenabled = false\n' > "$TMP/cs8002.toml"
+# One loopback load generator: per-address/head-stage caps off, a long authentication deadline.
+printf '[server]\nmax_connections = 19800\nmax_connections_per_ip = 0\nmax_handshakes_per_ip = 0\nmax_handshakes_per_shard = 20000\nauth_timeout_s = 3600\n[http.compat_listener]\nenabled = false\n' > "$TMP/cs8002.toml"
 cp "$TMP/cs8002.toml" "$TMP/cs9002.toml"
 SCHEME_B=ws
 if [ "$TLS_B" = 1 ]; then

@@ -20,6 +20,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 cat > "$TMP/cs.toml" <<TOML
 [server]
 max_connections = 19800
+# One loopback load generator: the per-address and head-stage caps and the authentication
+# deadline (anonymous or in-line connections idle through the ramp) would cut it.
+max_connections_per_ip = 0
+max_handshakes_per_ip = 0
+max_handshakes_per_shard = 20000
+auth_timeout_s = 3600
 [http.compat_listener]
 enabled = false
 TOML

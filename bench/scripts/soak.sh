@@ -39,7 +39,8 @@ plug() {
 }
 unplug() { rm -f "$TMP/dev/video0"; rm -rf "$CLASS"; }
 plug
-printf '[server]\nmax_connections = 19800\n[http.compat_listener]\nenabled = false\n[cameras]\nalways_on = true\ndev_root = "%s"\nsys_root = "%s"\nemulate_fixtures = true\n' \
+# One loopback load generator: per-address/head-stage caps off, a long authentication deadline.
+printf '[server]\nmax_connections = 19800\nmax_connections_per_ip = 0\nmax_handshakes_per_ip = 0\nmax_handshakes_per_shard = 20000\nauth_timeout_s = 3600\n[http.compat_listener]\nenabled = false\n[cameras]\nalways_on = true\ndev_root = "%s"\nsys_root = "%s"\nemulate_fixtures = true\n' \
   "$TMP/dev" "$TMP/sys" > "$TMP/soak.toml"
 target/release/camshard --demo --runtime "$RUNTIME" --listen 127.0.0.1:8002 --config "$TMP/soak.toml" \
   --state-dir "$TMP/state" --data-dir "$TMP/data" 2>"$TMP/cs.log" &

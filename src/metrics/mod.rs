@@ -61,6 +61,11 @@ pub struct ShardStats {
     pub ws_slow_consumer_cuts: AtomicU64,
     /// Accepts that failed with EMFILE/ENFILE (the process or system is out of descriptors).
     pub accept_fd_exhausted: AtomicU64,
+    /// Accepted sockets closed at once because the shard or their address already had
+    /// `server.max_handshakes_per_shard` / `_per_ip` sockets in the handshake or head stage.
+    pub handshake_cap_closes: AtomicU64,
+    /// WebSockets closed with 1008 for not authenticating within `server.auth_timeout_s`.
+    pub ws_auth_timeouts: AtomicU64,
     /// Replies by method (last slot: unknown methods) and code (`ALL_CODES` order; 0 = ok).
     rpc: Vec<[AtomicU64; ALL_CODES.len()]>,
     /// Notifications delivered, by topic index.
@@ -95,6 +100,8 @@ impl ShardStats {
             ws_connections_total: AtomicU64::new(0),
             ws_slow_consumer_cuts: AtomicU64::new(0),
             accept_fd_exhausted: AtomicU64::new(0),
+            handshake_cap_closes: AtomicU64::new(0),
+            ws_auth_timeouts: AtomicU64::new(0),
             rpc: (0..=methods)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),

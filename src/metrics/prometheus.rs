@@ -88,6 +88,20 @@ pub fn render(state: &ServerState) -> String {
         "Accepts refused by the kernel for want of descriptors (EMFILE/ENFILE); each pauses that shard's accept loop for 50 ms.",
         |s| &s.accept_fd_exhausted,
     );
+    shard_counter(
+        w,
+        shards,
+        "camshard_handshake_cap_closes_total",
+        "Accepted sockets closed at once: the shard or the client address already had server.max_handshakes_per_shard / _per_ip sockets in the TLS handshake or HTTP head stage.",
+        |s| &s.handshake_cap_closes,
+    );
+    shard_counter(
+        w,
+        shards,
+        "camshard_ws_auth_timeouts_total",
+        "WebSockets closed with 1008 for not authenticating within server.auth_timeout_s.",
+        |s| &s.ws_auth_timeouts,
+    );
 
     header(
         w,

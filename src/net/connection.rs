@@ -14,8 +14,62 @@ use super::ws::WsSession;
 use crate::rpc::dispatch::Peer;
 use crate::shard::Shard;
 
+/// A socket's place in the head-stage caps: counted against its shard
+/// (`server.max_handshakes_per_shard`) and its address (`server.max_handshakes_per_ip`) from
+/// accept until its request head has been read (or it failed); dropping it gives both back.
+///
+/// Without these caps a client could open sockets that send a request line and nothing more,
+/// each holding a descriptor until the head deadline: thousands per second, enough to use up the
+/// descriptor budget meant for real connections. With them, one address holds at most its cap
+/// and the excess is closed at once — closed, not queued: a queue would keep the descriptors.
+pub struct HeadStage {
+    shard: Rc<Shard>,
+    bucket: Option<usize>,
+}
+
+impl HeadStage {
+    /// Counts a freshly accepted socket from `ip`; `None` when a cap is reached (close it).
+    pub fn enter(shard: &Rc<Shard>, ip: Option<std::net::IpAddr>) -> Option<HeadStage> {
+        let cfg = &shard.state.config.server;
+        if shard.handshakes.get() >= cfg.max_handshakes_per_shard {
+            return None;
+        }
+        let bucket = match ip {
+            Some(ip) => shard
+                .state
+                .handshakes_per_ip
+                .try_acquire(ip, cfg.max_handshakes_per_ip)
+                .ok()?,
+            None => None,
+        };
+        shard.handshakes.set(shard.handshakes.get() + 1);
+        Some(HeadStage {
+            shard: shard.clone(),
+            bucket,
+        })
+    }
+}
+
+impl Drop for HeadStage {
+    fn drop(&mut self) {
+        self.shard
+            .handshakes
+            .set(self.shard.handshakes.get().saturating_sub(1));
+        if let Some(b) = self.bucket {
+            self.shard.state.handshakes_per_ip.release(b);
+        }
+    }
+}
+
 /// Serves one accepted connection. `websocket` is false on the HTTP-only compat listener.
 pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
+    let Some(head_stage) = HeadStage::enter(&shard, peer_ip) else {
+        // Over a head-stage cap: closed before any byte is read or written (dropping `stream`).
+        crate::metrics::bump(&shard.stats.handshake_cap_closes);
+        tracing::debug!(shard = shard.id, peer = ?peer_ip, "head-stage cap reached: socket closed");
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let timeout = Duration::from_secs(shard.state.config.server.handshake_timeout_s);
     // One deadline covers the TLS handshake and the request head together, so TLS does not
@@ -41,7 +95,11 @@ pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
     };
     let left = deadline.saturating_duration_since(Instant::now());
     let (head, leftover) = match read_head(&mut stream, left).await {
-        Ok(x) => x,
+        Ok(x) => {
+            // The head is in: the socket leaves the head stage (an error answer below is quick).
+            drop(head_stage);
+            x
+        }
         Err(e) => {
             let (status, reason) = match e {
                 HeadError::Closed => return,

@@ -2,6 +2,7 @@
 //! request head, then either a WebSocket session or one HTTP response), and the HTTP routes
 //! served on the same port.
 //!
+//! - `addr`: per-address counters (IPv6 per /64, keyed hash) for the per-address caps.
 //! - `connection`: one accepted socket from TLS handshake to the end of its session or response.
 //! - `stream`: `Conn`, plain TCP or TLS, the one type the rest reads and writes.
 //! - `tls`: the rustls server config built from `[server.tls]`.
@@ -10,6 +11,7 @@
 //!   notification queue with the slow-consumer rule.
 //! - `http`, `download`: the plain routes and file downloads.
 
+pub mod addr;
 pub mod connection;
 pub mod download;
 pub mod head;

@@ -30,7 +30,7 @@ use tungstenite::Message;
 use super::io::Io;
 use super::stream::Conn;
 use crate::rpc::dispatch::{handle_message, Env, Handled, PendingReply};
-use crate::shard::{ConnHandle, Shard, SIG_OUTBOUND, SIG_PING, SIG_SHUTDOWN};
+use crate::shard::{ConnHandle, Shard, SIG_AUTH_TIMEOUT, SIG_OUTBOUND, SIG_PING, SIG_SHUTDOWN};
 
 /// Messages handled per poll before the session yields to other tasks.
 const BATCH: usize = 64;
@@ -107,6 +107,15 @@ impl WsSession {
         }
         if signals & SIG_SHUTDOWN != 0 && self.closing == Closing::No {
             self.begin_close(cx, CloseCode::Away, "server shutting down");
+        }
+        // Checked again here: an `authenticate` dispatched since the ticker looked wins.
+        if signals & SIG_AUTH_TIMEOUT != 0
+            && self.closing == Closing::No
+            && self.handle.has_authenticated() == Some(false)
+        {
+            crate::metrics::bump(&self.shard.stats.ws_auth_timeouts);
+            // 1008 (policy violation), as for any connection the server will not keep.
+            self.begin_close(cx, CloseCode::Policy, "authentication timeout");
         }
         if signals & SIG_PING != 0 && self.closing == Closing::No {
             if self.missed_pongs >= 2 {

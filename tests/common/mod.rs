@@ -575,3 +575,52 @@ pub fn read_close_code(s: &mut TcpStream) -> Option<u16> {
     }
     None
 }
+
+// ---- other source addresses (per-address limits) ----
+
+/// A TCP connection to the server on `port` from loopback source address `src` (any 127.x.y.z
+/// is local on Linux, so binding to 127.0.0.2 before connecting gives the server a second
+/// client address without any network setup).
+pub fn connect_from(src: std::net::Ipv4Addr, port: u16) -> TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    let [a, b, c, d] = src.octets();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(a, b, c, d, 0),
+    )
+    .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, port),
+    )
+    .expect("connect");
+    let s = TcpStream::from(fd);
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
+    s
+}
+
+/// A WebSocket client on the server at `port`, connecting from loopback address `src`; the
+/// HTTP status of a refused upgrade, or 0 when the socket was closed without an answer.
+pub fn client_from(src: std::net::Ipv4Addr, port: u16) -> Result<Client, u16> {
+    let stream = connect_from(src, port);
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    match tungstenite::client(url.as_str(), MaybeTlsStream::Plain(stream)) {
+        Ok((ws, _)) => Ok(Client {
+            ws,
+            next_id: 1,
+            notes: Default::default(),
+        }),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            Err(resp.status().as_u16())
+        }
+        // Closed without an answer (a head-stage cap) or another failure: no status to give.
+        Err(_) => Err(0),
+    }
+}
