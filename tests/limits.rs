@@ -497,35 +497,16 @@ fn head_stage_sockets_beyond_the_per_address_cap_are_closed_at_once() {
     // A long head deadline, so only the cap can explain a prompt close.
     let s = common::start("[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_ip = 4\n");
     let attacker = std::net::Ipv4Addr::new(127, 0, 0, 3);
-    let mut held: Vec<std::net::TcpStream> = (0..40)
+    let held: Vec<std::net::TcpStream> = (0..40)
         .map(|_| {
             let mut c = common::connect_from(attacker, s.port);
             let _ = c.write_all(b"GET /ws HTTP/1.1\r\n");
             c
         })
         .collect();
-    // Count the sockets the server closes (polled without blocking: the 4 it keeps never
-    // close), waiting generously for all 36 of the excess.
-    for c in &held {
-        c.set_nonblocking(true).expect("nonblocking");
-    }
-    let mut is_closed = vec![false; held.len()];
-    let mut closed = 0;
-    common::wait_until(common::REPLY_TIMEOUT, || {
-        for (c, done) in held.iter_mut().zip(is_closed.iter_mut()) {
-            if *done {
-                continue;
-            }
-            let mut b = [0u8; 64];
-            *done = match c.read(&mut b) {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            };
-            closed += usize::from(*done);
-        }
-        closed >= 36
-    });
+    // Count the sockets the server closes (the 4 it keeps never close), waiting generously for
+    // all 36 of the excess.
+    let closed = common::count_closed(&held, 36);
     assert_eq!(
         closed, 36,
         "only {closed} of the 36 excess sockets were closed"
@@ -548,31 +529,14 @@ fn head_stage_sockets_beyond_the_per_shard_cap_are_closed_at_once() {
         "[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_shard = 4\n\
          max_handshakes_per_ip = 0\n",
     );
-    let mut held: Vec<std::net::TcpStream> = (0..40u8)
+    let held: Vec<std::net::TcpStream> = (0..40u8)
         .map(|i| {
             let mut c = common::connect_from(std::net::Ipv4Addr::new(127, 0, 1, i + 1), s.port);
             let _ = c.write_all(b"GET /ws HTTP/1.1\r\n");
-            c.set_nonblocking(true).expect("nonblocking");
             c
         })
         .collect();
-    let mut is_closed = vec![false; held.len()];
-    let mut closed = 0;
-    common::wait_until(common::REPLY_TIMEOUT, || {
-        for (c, done) in held.iter_mut().zip(is_closed.iter_mut()) {
-            if *done {
-                continue;
-            }
-            let mut b = [0u8; 64];
-            *done = match c.read(&mut b) {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            };
-            closed += usize::from(*done);
-        }
-        closed >= 32
-    });
+    let closed = common::count_closed(&held, 32);
     // The kernel's SO_REUSEPORT spread decides how many each shard got; at most 4 per shard stay.
     assert!(closed >= 32, "only {closed} of 40 sockets were closed");
     drop(held);

@@ -472,30 +472,10 @@ fn bad_certificate_files_stop_the_start_naming_the_file() {
 fn silent_tls_sockets_beyond_the_per_address_cap_are_closed_at_once() {
     let (s, cert, _dir) =
         start_tls("[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_ip = 3\n");
-    let mut held: Vec<TcpStream> = (0..12)
-        .map(|_| {
-            let c = common::connect_from(std::net::Ipv4Addr::new(127, 0, 0, 3), s.port);
-            c.set_nonblocking(true).expect("nonblocking");
-            c
-        })
+    let held: Vec<TcpStream> = (0..12)
+        .map(|_| common::connect_from(std::net::Ipv4Addr::new(127, 0, 0, 3), s.port))
         .collect();
-    let mut is_closed = vec![false; held.len()];
-    let mut closed = 0;
-    common::wait_until(common::REPLY_TIMEOUT, || {
-        for (c, done) in held.iter_mut().zip(is_closed.iter_mut()) {
-            if *done {
-                continue;
-            }
-            let mut b = [0u8; 64];
-            *done = match c.read(&mut b) {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            };
-            closed += usize::from(*done);
-        }
-        closed >= 9
-    });
+    let closed = common::count_closed(&held, 9);
     assert_eq!(
         closed, 9,
         "only {closed} of the 9 excess sockets were closed"

@@ -624,3 +624,31 @@ pub fn client_from(src: std::net::Ipv4Addr, port: u16) -> Result<Client, u16> {
         Err(_) => Err(0),
     }
 }
+
+/// Waits (up to [`REPLY_TIMEOUT`]) until the server has closed at least `want` of `sockets`
+/// (end of stream or an error; bytes received are ignored) and returns how many it closed. The
+/// sockets are switched to non-blocking so the ones the server keeps open are polled, not waited
+/// on.
+pub fn count_closed(sockets: &[TcpStream], want: usize) -> usize {
+    for c in sockets {
+        c.set_nonblocking(true).expect("nonblocking");
+    }
+    let mut is_closed = vec![false; sockets.len()];
+    let mut closed = 0;
+    wait_until(REPLY_TIMEOUT, || {
+        for (mut c, done) in sockets.iter().zip(is_closed.iter_mut()) {
+            if *done {
+                continue;
+            }
+            let mut b = [0u8; 64];
+            *done = match c.read(&mut b) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            closed += usize::from(*done);
+        }
+        closed >= want
+    });
+    closed
+}
