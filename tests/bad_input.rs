@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
-use common::{body, code, reason, start, start_with, token, Client, SECRET};
+use common::{code, reason, start, start_with, token, Client, SECRET};
 
 // ---- JSON-RPC ----
 
@@ -400,14 +400,7 @@ fn forged_download_tokens_and_encoded_traversal_are_refused() {
         camshard::auth::download::sign_download(&key, target(kind, file), "j", exp)
     };
     let now = camshard::auth::now_unix();
-    let get = |path: &str| {
-        let (status, resp) = s.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
-        let reason = serde_json::from_str::<Value>(body(&resp))
-            .ok()
-            .and_then(|v| v["reason"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        (status, reason)
-    };
+    let get = |path: &str| s.get_reason(path);
     let good = sign("snapshots", name, now + 600);
     assert_eq!(get(&format!("/files/snapshots/{name}?token={good}")).0, 200);
     let (exp, rest) = good.split_once('.').unwrap();

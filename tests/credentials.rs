@@ -7,21 +7,11 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use common::{body, reason, start, token, Server, REPLY_TIMEOUT, SECRET};
+use common::{reason, start, token, Server, REPLY_TIMEOUT, SECRET};
 
 const SNAP: &str = "camera0_2025-01-15_14-30-00.jpg";
-
-/// `GET path` without credentials: (status, `reason` of a JSON error body, or "").
-fn get(s: &Server, path: &str) -> (u16, String) {
-    let (status, resp) = s.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
-    let reason = serde_json::from_str::<Value>(body(&resp))
-        .ok()
-        .and_then(|v| v["reason"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    (status, reason)
-}
 
 /// The path and query of the `download_url` that `list_snapshots` gives for `name`.
 fn listed_url(c: &mut common::Client, name: &str) -> String {
@@ -58,16 +48,16 @@ fn revoked_api_key_kills_its_download_urls() {
     let mut c = s.connect();
     assert_eq!(c.auth(&key)["role"], "viewer");
     let path = listed_url(&mut c, SNAP);
-    assert_eq!(get(&s, &path).0, 200, "the fresh URL works");
+    assert_eq!(s.get_reason(&path).0, 200, "the fresh URL works");
 
     s.cli(&["apikey", "revoke", &key_id]);
     s.signal(nix::sys::signal::Signal::SIGHUP);
     assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
-    assert_eq!(get(&s, &path), (401, "key_revoked".to_string()));
+    assert_eq!(s.get_reason(&path), (401, "key_revoked".to_string()));
     // A JWT session's URL for the same file is unaffected.
     let mut j = s.connect();
     j.auth(&token("viewer"));
-    assert_eq!(get(&s, &listed_url(&mut j, SNAP)).0, 200);
+    assert_eq!(s.get_reason(&listed_url(&mut j, SNAP)).0, 200);
 }
 
 /// Row 5: a file deleted and re-created under the same (client-chosen) name is not served to
@@ -79,11 +69,11 @@ fn recreated_file_is_not_served_to_old_urls() {
     let mut c = s.connect();
     c.auth(&token("viewer"));
     let old = listed_url(&mut c, SNAP);
-    assert_eq!(get(&s, &old).0, 200);
+    assert_eq!(s.get_reason(&old).0, 200);
     put_snapshot(&s, b"a different picture");
-    assert_eq!(get(&s, &old), (401, "invalid_token".to_string()));
+    assert_eq!(s.get_reason(&old), (401, "invalid_token".to_string()));
     let new = listed_url(&mut c, SNAP);
-    assert_eq!(get(&s, &new).0, 200);
+    assert_eq!(s.get_reason(&new).0, 200);
 }
 
 /// Row 5: the default lifetime of a download URL is 15 minutes, not an hour.

@@ -201,6 +201,16 @@ impl Server {
         http(self.port, request)
     }
 
+    /// `GET path` without credentials: (status, the `reason` of a JSON error body, or "").
+    pub fn get_reason(&self, path: &str) -> (u16, String) {
+        let (status, resp) = self.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let reason = serde_json::from_str::<Value>(body(&resp))
+            .ok()
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        (status, reason)
+    }
+
     /// Reads the server's log until a line contains `needle` (true) or `within` passes (false).
     /// Lines read on the way are consumed.
     pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
