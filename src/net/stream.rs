@@ -1,5 +1,7 @@
 //! `Conn`: one accepted connection, plain TCP or TLS over TCP, as a single type the rest of the
-//! network code reads and writes through (futures-io `AsyncRead + AsyncWrite`).
+//! network code reads and writes through (futures-io `AsyncRead + AsyncWrite`). It is
+//! [`MaybeTls`] over the runtime's socket; the MediaMTX client uses the same [`MaybeTls`] for
+//! its `http://` and `https://` connections (the client side of TLS).
 //!
 //! This is the only module of `net` that names the runtime's socket type (`rt::net::TcpStream`,
 //! io_uring or epoll): the head reader, the WebSocket session, the tungstenite bridge (`io.rs`)
@@ -19,17 +21,20 @@ use std::time::Duration;
 use camshard_cores::rt;
 use camshard_cores::rt::net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
-use futures_rustls::server::TlsStream;
-use futures_rustls::TlsAcceptor;
+use futures_rustls::{TlsAcceptor, TlsStream};
+
+/// A byte stream `S`, plain or with TLS over it (either side of the handshake), read and written
+/// alike.
+pub enum MaybeTls<S> {
+    /// Plain (`ws://`, `http://`).
+    Plain(S),
+    /// TLS over `S` (`wss://`, `https://`). Boxed: the TLS stream is about 1.3 KB inline (a
+    /// socket is 120 bytes), and a plain connection should not carry that size around.
+    Tls(Box<TlsStream<S>>),
+}
 
 /// An accepted connection: plain TCP, or TLS once the handshake has completed.
-pub enum Conn {
-    /// Plain TCP (`ws://`, `http://`).
-    Plain(TcpStream),
-    /// TLS over TCP (`wss://`, `https://`). Boxed: the TLS stream is about 1.3 KB inline (the
-    /// socket is 120 bytes), and a plain connection should not carry that size around.
-    Tls(Box<TlsStream<TcpStream>>),
-}
+pub type Conn = MaybeTls<TcpStream>;
 
 /// Why a TLS handshake did not complete.
 #[derive(Debug)]
@@ -56,7 +61,7 @@ impl From<TcpStream> for Conn {
     }
 }
 
-impl Conn {
+impl MaybeTls<TcpStream> {
     /// Runs the server side of a TLS handshake on a plain connection, bounded by `within` as a
     /// whole (a client that drip-feeds its ClientHello cannot stretch it). On any failure the
     /// socket is dropped, which closes it. A connection that is already TLS is returned as is.
@@ -73,7 +78,7 @@ impl Conn {
             acceptor
                 .accept(tcp)
                 .await
-                .map(|s| Conn::Tls(Box::new(s)))
+                .map(|s| Conn::Tls(Box::new(TlsStream::Server(s))))
                 .map_err(HandshakeError::Failed)
         };
         let deadline = async {
@@ -126,44 +131,44 @@ impl std::os::fd::AsRawFd for Conn {
     }
 }
 
-impl AsyncRead for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
             // Encrypted records may still sit in rustls's buffer: flushing writes them out.
-            Conn::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_close(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_close(cx),
             // Sends TLS close_notify, flushes, then shuts the socket's write side (FIN).
-            Conn::Tls(s) => Pin::new(&mut **s).poll_close(cx),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_close(cx),
         }
     }
 }

@@ -45,15 +45,16 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
 use base64::Engine;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use super::error::HttpError;
+use crate::net::stream::MaybeTls;
+
 use super::parse::{finish_at_eof, parse_response, Parsed, Response};
 
 /// Idle connections kept per client.
@@ -85,54 +86,6 @@ impl Connector for ShardConnector {
 
     async fn sleep(&self, d: Duration) {
         camshard_cores::rt::sleep(d).await;
-    }
-}
-
-/// A connection to the server: plain TCP, or TLS over it (`https://`).
-pub enum MaybeTls<S> {
-    /// `http://`.
-    Plain(S),
-    /// `https://`. Boxed: rustls's state is large and plain connections need not carry it.
-    Tls(Box<futures_rustls::client::TlsStream<S>>),
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_close(cx),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-        }
     }
 }
 
@@ -490,7 +443,9 @@ impl<C: Connector> Client<C> {
             return Ok(MaybeTls::Plain(tcp));
         };
         match tls.connector.connect(tls.name.clone(), tcp).await {
-            Ok(s) => Ok(MaybeTls::Tls(Box::new(s))),
+            Ok(s) => Ok(MaybeTls::Tls(Box::new(futures_rustls::TlsStream::Client(
+                s,
+            )))),
             Err(e) => Err(HttpError::Connect(format!(
                 "TLS with {}: {e}",
                 self.target.host
