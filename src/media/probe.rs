@@ -62,6 +62,12 @@ pub struct MediaInfo {
     pub kind: MediaKind,
     /// Playable duration in seconds, when the container tells (or lets us count) it.
     pub duration_s: Option<f64>,
+    /// Fragmented MP4 only: how many bytes from the start hold whole boxes and whole fragments
+    /// (each `moof` with the `mdat` after it). A longer file ends in something cut short — by a
+    /// crash, a kill or a full disk — and a file that ends inside a `moof` is one that players
+    /// refuse to open at all (ffmpeg: "error reading header"); cut back to this length it plays
+    /// up to its last complete fragment. `None` for the other kinds.
+    pub playable_len: Option<u64>,
 }
 
 /// Container family from a file name's extension (`.mp4`/`.m4v`/`.mov` → `Mp4`, `.mkv`/`.webm`
@@ -333,6 +339,8 @@ fn mp4_info(src: &Src) -> Option<MediaInfo> {
     // Fragment sums: committed (moof + complete mdat) and the moof awaiting its mdat.
     let mut committed: Vec<(u32, FragSum)> = Vec::new();
     let mut pending: Option<Vec<(u32, FragSum)>> = None;
+    // End of the last complete box that leaves no fragment half-read (see `playable_len`).
+    let mut whole_end = 0u64;
     let mut off = 0u64;
     for _ in 0..MAX_BOXES {
         let Some(b) = box_at(src, off, src.len) else {
@@ -363,6 +371,9 @@ fn mp4_info(src: &Src) -> Option<MediaInfo> {
         if !complete {
             break;
         }
+        if pending.is_none() {
+            whole_end = b.end;
+        }
         off = b.end;
     }
     if moov.is_none() && !fragmented {
@@ -376,7 +387,11 @@ fn mp4_info(src: &Src) -> Option<MediaInfo> {
     let duration_s = moov
         .as_ref()
         .and_then(|m| mp4_duration(m, fragmented, &committed));
-    Some(MediaInfo { kind, duration_s })
+    Some(MediaInfo {
+        kind,
+        duration_s,
+        playable_len: fragmented.then_some(whole_end),
+    })
 }
 
 fn add_sum(sums: &mut Vec<(u32, FragSum)>, id: u32, s: FragSum) {
@@ -870,6 +885,7 @@ fn mkv_info(src: &Src) -> Option<MediaInfo> {
     Some(MediaInfo {
         kind: MediaKind::Mkv,
         duration_s,
+        playable_len: None,
     })
 }
 

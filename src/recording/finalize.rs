@@ -61,10 +61,7 @@ pub(super) fn finalize(
     format: Format,
     partial: &Path,
 ) -> Result<Placed, String> {
-    let playable = media_info(partial)
-        .and_then(|i| i.duration_s)
-        .is_some_and(|d| d > 0.0);
-    if !playable {
+    if !trim_to_playable(partial) {
         let _ = std::fs::remove_file(partial);
         return Err("ffmpeg wrote no playable media".into());
     }
@@ -108,6 +105,33 @@ pub(super) fn finalize(
         duration_s,
         finalize_error,
     })
+}
+
+/// True when the file at `path` holds playable media. A fragmented MP4 that ends in a box cut
+/// short (ffmpeg killed or out of disk mid-fragment) is first cut back to its last complete
+/// fragment: players refuse a file that ends inside a `moof`, though every fragment before it is
+/// whole.
+fn trim_to_playable(path: &Path) -> bool {
+    let Some(info) = media_info(path) else {
+        return false;
+    };
+    if !info.duration_s.is_some_and(|d| d > 0.0) {
+        return false;
+    }
+    if let Some(keep) = info.playable_len {
+        let trimmed = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| match f.metadata()?.len() > keep {
+                true => f.set_len(keep),
+                false => Ok(()),
+            });
+        if let Err(e) = trimmed {
+            tracing::warn!(file = %path.display(), error = %e,
+                "cannot cut a recording back to its last complete fragment");
+        }
+    }
+    true
 }
 
 /// Remuxes fragmented `partial` into progressive `out` and checks the result.
@@ -230,10 +254,7 @@ pub fn recover_partials(dir: &Path) -> Vec<String> {
             continue;
         }
         changed = true;
-        let playable = media_info(&path)
-            .and_then(|i| i.duration_s)
-            .is_some_and(|d| d > 0.0);
-        if !playable {
+        if !trim_to_playable(&path) {
             tracing::warn!(file = %name, "removing a partial recording without playable media");
             let _ = std::fs::remove_file(&path);
             continue;

@@ -366,6 +366,55 @@ fn recover_partials_renames_into_place_without_overwriting() {
     assert!(recover_partials(&dir.join("missing")).is_empty());
 }
 
+/// ffmpeg killed or out of disk in the middle of a fragment's `moof` leaves a file that players
+/// refuse to open ("error reading header"), though every fragment before it is whole. Seen as a
+/// disk-full recording that was kept but did not play. Recovery (and finalize, which shares the
+/// step) cuts it back to its last complete fragment.
+#[test]
+fn a_file_cut_inside_a_moof_is_cut_back_to_its_last_fragment() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let full = dir.join("full.mp4");
+    let st = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=15",
+            "-t",
+            "4",
+        ])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "15"])
+        .args([
+            "-f",
+            "mp4",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof",
+        ])
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(&full).unwrap();
+    // The third `moof` box: its size field starts 4 bytes before the type.
+    let moof = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == b"moof")
+        .map(|(i, _)| i - 4)
+        .nth(2)
+        .expect("four one-second fragments");
+    let partial = dir.join(".cut.partial.mp4");
+    std::fs::write(&partial, &bytes[..moof + 40]).unwrap();
+    assert_eq!(recover_partials(dir), ["cut.mp4"]);
+    let cut = dir.join("cut.mp4");
+    assert_eq!(std::fs::metadata(&cut).unwrap().len(), moof as u64);
+    assert!(decodes(&cut), "the kept fragments play");
+    let info = media_info(&cut).unwrap();
+    assert!((info.duration_s.unwrap() - 2.0).abs() < 1e-6, "{info:?}");
+}
+
 #[test]
 fn spawn_failure_is_reported_and_names_parse() {
     let d = tempfile::tempdir().unwrap();
