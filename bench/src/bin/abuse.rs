@@ -316,35 +316,8 @@ fn run(ctx: &Ctx, attack: &str, t: usize, per: usize) {
             send_text(ws, format!("[{}]", items.join(","))) && read_text(ws)
         }),
         "sub-flood" => {
-            let topics = serde_json::json!([
-                "camera.connected",
-                "camera.disconnected",
-                "camera.status_change",
-                "camera.capability_detected",
-                "camera.capability_error",
-                "recording.start",
-                "recording.stop",
-                "recording.progress",
-                "recording.error",
-                "snapshot.taken",
-                "snapshot.error",
-                "system.health",
-                "system.error",
-                "system.startup",
-                "system.shutdown",
-                "mediamtx.stream",
-                "mediamtx.path",
-                "mediamtx.error",
-                "mediamtx.recording_started",
-                "mediamtx.recording_stopped",
-                "mediamtx.recording_failed",
-                "mediamtx.stream_started",
-                "mediamtx.stream_stopped",
-                "camera_status_update",
-                "recording_status_update",
-                "system_health_update"
-            ])
-            .to_string();
+            // Every name the server accepts (the contract's 23 topics and 3 legacy names).
+            let topics = serde_json::json!(camshard::events::topic::NAMES).to_string();
             sender(ctx, t, true, &|ws, i| {
                 let m = if i % 2 == 0 {
                     "subscribe_events"
