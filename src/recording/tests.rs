@@ -102,6 +102,21 @@ fn decodes(path: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Writes `secs` seconds of 160x120 test video at 15 fps, one keyframe a second, to `path` with
+/// the output arguments `out` (container and its flags).
+fn test_video(path: &Path, secs: u32, out: &[&str]) {
+    let st = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=160x120:rate=15"])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "15"])
+        .args(out)
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(st.success(), "ffmpeg made no test video");
+}
+
 /// Names in `dir`, hidden ones included.
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -329,23 +344,12 @@ fn recover_partials_renames_into_place_without_overwriting() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let make = |name: &str, fmt: &str| {
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=160x120:rate=15",
-                "-t",
-                "1",
-            ])
-            .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "15"]);
-        if fmt == "mkv" {
-            cmd.args(["-f", "matroska"]);
+        let out: &[&str] = if fmt == "mkv" {
+            &["-f", "matroska"]
         } else {
-            cmd.args(["-f", "mp4", "-movflags", "+frag_keyframe+empty_moov"]);
-        }
-        assert!(cmd.arg(dir.join(name)).status().unwrap().success());
+            &["-f", "mp4", "-movflags", "+frag_keyframe+empty_moov"]
+        };
+        test_video(&dir.join(name), 1, out);
     };
     make(".a.partial.mkv", "mkv");
     make(".b.partial.mp4", "mp4");
@@ -375,27 +379,16 @@ fn a_file_cut_inside_a_moof_is_cut_back_to_its_last_fragment() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let full = dir.join("full.mp4");
-    let st = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=15",
-            "-t",
-            "4",
-        ])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "15"])
-        .args([
+    test_video(
+        &full,
+        4,
+        &[
             "-f",
             "mp4",
             "-movflags",
             "+frag_keyframe+empty_moov+default_base_moof",
-        ])
-        .arg(&full)
-        .status()
-        .unwrap();
-    assert!(st.success());
+        ],
+    );
     let bytes = std::fs::read(&full).unwrap();
     // The third `moof` box: its size field starts 4 bytes before the type.
     let moof = bytes
