@@ -60,6 +60,37 @@ fn revoked_api_key_kills_its_download_urls() {
     assert_eq!(s.get_reason(&listed_url(&mut j, SNAP)).0, 200);
 }
 
+/// Row 5, the other way to retire a key: deleting its entry from the store by hand ends its
+/// sessions and kills its URLs at the next reload, exactly as `apikey revoke` does. (Sessions
+/// of a deleted key used to go on until their socket closed.)
+#[test]
+fn api_key_removed_from_the_store_ends_its_sessions_and_urls() {
+    let s = start("");
+    put_snapshot(&s, b"snapshot bytes");
+    let key = s.cli(&["apikey", "create", "--role", "viewer", "--name", "gone"]);
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
+    let mut c = s.connect();
+    assert_eq!(c.auth(&key)["role"], "viewer");
+    let path = listed_url(&mut c, SNAP);
+    assert_eq!(s.get_reason(&path).0, 200, "the fresh URL works");
+
+    let store = s.state_dir().join("api_keys.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&store).expect("store")).expect("store JSON");
+    doc["keys"] = json!([]);
+    std::fs::write(&store, doc.to_string()).expect("rewrite store");
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
+    let r = c.call("get_camera_list", json!({}));
+    assert_eq!(
+        (common::code(&r), reason(&r)),
+        (-32001, "key_revoked".to_string()),
+        "{r}"
+    );
+    assert_eq!(s.get_reason(&path).0, 401);
+}
+
 /// Row 5: a file deleted and re-created under the same (client-chosen) name is not served to
 /// URLs minted for the old one; a URL listed afterwards works.
 #[test]

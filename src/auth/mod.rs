@@ -200,9 +200,11 @@ impl Authenticator {
         }
     }
 
-    /// True when the API key `key_id` is revoked in this snapshot (sessions poll this).
+    /// True when a session that authenticated with the API key `key_id` must end: the key is
+    /// revoked in this snapshot, or no longer in the store at all (an operator who deletes
+    /// the entry by hand means the same as one who revokes it). Sessions poll this.
     pub fn is_revoked(&self, key_id: &str) -> bool {
-        self.keys.is_revoked(key_id)
+        !self.key_live(key_id)
     }
 
     /// True when the API key `key_id` is in this snapshot and not revoked: what a download
@@ -407,7 +409,8 @@ mod tests {
             a.authenticate(&t, TokenKind::Auto, NOW),
             Err(AuthFailure::TokenExpired)
         );
-        assert!(!a.is_revoked("0123456789ab"));
+        // A key the store does not hold (any more) ends its sessions like a revoked one.
+        assert!(a.is_revoked("0123456789ab"));
         let dbg = format!("{a:?}");
         assert!(!dbg.contains("test-secret"), "{dbg}");
     }
