@@ -255,7 +255,7 @@ impl Call<'_, '_> {
             }
             self.stats.count_reply(None, error::METHOD_NOT_FOUND);
             let e = RpcError::new(error::METHOD_NOT_FOUND, "method_not_found")
-                .details(format!("Unknown method \"{}\"", truncate(req.method, 64)));
+                .details(format!("Unknown method \"{}\"", error::echo(req.method)));
             write_error(out, req.id.as_ref(), &e);
             return Elem::Written;
         };
@@ -406,13 +406,6 @@ fn join_parts(parts: impl Iterator<Item = Vec<u8>>, out: &mut Vec<u8>) {
         out.extend_from_slice(&p);
     }
     out.push(b']');
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 /// Echo helper for tests and callers that need an id's JSON form.

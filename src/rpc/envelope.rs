@@ -85,7 +85,7 @@ pub fn parse_request<'j, 'a>(v: &'j Json<'a>) -> Result<Request<'j, 'a>, Envelop
     // Only the envelope's own members here (linear, see `duplicate_member`); duplicates
     // inside `params` are the params step's (§3.2 step 7), after auth and the rate limit.
     if let Some(dup) = v.duplicate_member() {
-        let mut e = fail(&format!("duplicate member \"{dup}\""));
+        let mut e = fail(&format!("duplicate member \"{}\"", super::error::echo(dup)));
         if dup == "id" {
             e.id = None;
         }

@@ -64,6 +64,19 @@ pub struct RpcError {
     pub extra: Map<String, Value>,
 }
 
+/// Characters of client input (a method name, a duplicated member name or its path) quoted
+/// back in an error's details: enough to recognise it, while a 1 MB name costs the reply
+/// nothing.
+pub const ECHO_CHARS: usize = 64;
+
+/// `s` cut to its first [`ECHO_CHARS`] characters.
+pub(crate) fn echo(s: &str) -> &str {
+    match s.char_indices().nth(ECHO_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 impl RpcError {
     /// An error with just a code and a reason.
     pub fn new(code: i32, reason: &'static str) -> Self {

@@ -39,9 +39,10 @@ impl<'j, 'a> Params<'j, 'a> {
                     ));
                 }
                 if let Some(dup) = raw.and_then(Json::first_duplicate) {
+                    let dup = super::error::echo(&dup);
                     return Err(RpcError::invalid_params(
                         "invalid_value",
-                        &dup,
+                        dup,
                         format!("duplicate member \"{dup}\""),
                     ));
                 }
