@@ -84,6 +84,13 @@ pub struct ServerConfig {
     pub max_handshakes_per_ip: usize,
     /// Largest reassembled message.
     pub max_message_bytes: usize,
+    /// Largest message before the connection has authenticated (anonymous methods need little;
+    /// 1 MB anonymous messages were the cheapest way to keep a shard busy); never more than
+    /// `max_message_bytes`.
+    pub max_unauthenticated_message_bytes: usize,
+    /// Bytes of one connection's input handled per second (each frame counts as at least
+    /// 1 KiB, `net::pace`); faster input is left in the socket until the budget refills.
+    pub read_bytes_per_s: usize,
     /// Seconds between server WebSocket Pings.
     pub ping_interval_s: u64,
     /// Seconds shutdown waits before closing every connection.
@@ -569,6 +576,18 @@ impl Config {
             s.max_message_bytes as u64,
             1024,
             64 << 20,
+        )?;
+        range(
+            "server.max_unauthenticated_message_bytes",
+            s.max_unauthenticated_message_bytes as u64,
+            1024,
+            64 << 20,
+        )?;
+        range(
+            "server.read_bytes_per_s",
+            s.read_bytes_per_s as u64,
+            64 << 10,
+            1 << 30,
         )?;
         range("server.ping_interval_s", s.ping_interval_s, 1, 3600)?;
         range(

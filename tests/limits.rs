@@ -547,3 +547,91 @@ fn head_stage_sockets_beyond_the_per_shard_cap_are_closed_at_once() {
     });
     assert!(ok, "no client served after the held sockets closed");
 }
+
+/// Anonymous methods need small messages; an anonymous connection sending large ones was the
+/// cheapest way to keep a shard busy (issue 13, review row 1). Until it authenticates a
+/// connection may send at most `server.max_unauthenticated_message_bytes` (64 KiB); larger
+/// closes with 1009, as any oversize message does. Once authenticated, the full
+/// `server.max_message_bytes` applies again.
+#[test]
+fn anonymous_messages_are_capped_until_the_connection_authenticates() {
+    let s = common::start("");
+    let padded_ping = |len: usize| {
+        json!({"jsonrpc": "2.0", "method": "ping", "id": 1, "params": {"pad": "x".repeat(len)}})
+            .to_string()
+    };
+    // Just under the cap: served.
+    let mut anon = s.connect();
+    let r = anon.raw(&padded_ping(60 * 1024));
+    assert_eq!(r["result"], "pong", "{r}");
+    // Over it: closed with 1009.
+    anon.ws
+        .send(Message::text(padded_ping(100 * 1024)))
+        .expect("send");
+    assert_eq!(close_within(&mut anon), Some(1009));
+    // The same message after `authenticate`, and after an in-line `auth_token`, is served.
+    let mut authed = s.connect();
+    authed.auth(&common::token("viewer"));
+    let r = authed.raw(&padded_ping(100 * 1024));
+    assert_eq!(r["result"], "pong", "{r}");
+    let mut inline = s.connect();
+    let r = inline.call(
+        "get_server_info",
+        json!({"auth_token": common::token("viewer")}),
+    );
+    assert!(r.get("result").is_some(), "{r}");
+    let r = inline.raw(&padded_ping(100 * 1024));
+    assert_eq!(r["result"], "pong", "{r}");
+}
+
+/// A client that sends faster than `server.read_bytes_per_s` (each frame counted as at least
+/// 1 KiB) is paced, not refused: its socket is left unread until the budget refills, every
+/// request is still answered, and a neighbour on the same shard is answered meanwhile. Before
+/// pacing, four such connections took 40-50% of everyone else's throughput
+/// (`bench/scripts/abuse.sh`, ping-flood and sub-flood).
+#[test]
+fn a_client_over_its_input_budget_is_paced_and_its_neighbour_served() {
+    // The smallest budget, 64 KiB/s: 640 pings count 640 KiB, ~9 s beyond the first 64 KiB.
+    let s = common::start_with("[server]\nread_bytes_per_s = 65536\n", &["--shards", "1"]);
+    let mut flooder = s.connect();
+    flooder.auth(&common::token("viewer"));
+    let mut neighbour = s.connect();
+    neighbour.auth(&common::token("viewer"));
+    const N: u64 = 640;
+    let started = Instant::now();
+    for id in 1..=N {
+        let req = json!({"jsonrpc": "2.0", "method": "ping", "id": id});
+        flooder
+            .ws
+            .write(Message::text(req.to_string()))
+            .expect("write");
+    }
+    flooder.ws.flush().expect("flush");
+    let flood = std::thread::spawn(move || {
+        let mut pongs = 0;
+        for _ in 0..N {
+            let r = flooder.recv();
+            assert_eq!(r["result"], "pong", "nothing is refused: {r}");
+            pongs += 1;
+        }
+        (pongs, Instant::now())
+    });
+    // The neighbour's pings are answered while the flood is still being read.
+    let r = neighbour.call("ping", json!({}));
+    assert_eq!(r["result"], "pong", "{r}");
+    let neighbour_done = Instant::now();
+    let (pongs, flood_done) = flood.join().expect("flood thread");
+    assert_eq!(pongs, N);
+    assert!(
+        neighbour_done < flood_done,
+        "the neighbour waited for the whole flood"
+    );
+    // The pace is a floor a slow machine cannot beat: 576 KiB of debt at 64 KiB/s.
+    let took = flood_done - started;
+    assert!(took >= Duration::from_secs(8), "not paced: {took:?}");
+    let paused: f64 = metric_lines(&s, "camshard_ws_paced_total")
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert!(paused >= 1.0, "camshard_ws_paced_total = {paused}");
+}

@@ -66,6 +66,9 @@ pub struct ShardStats {
     pub handshake_cap_closes: AtomicU64,
     /// WebSockets closed with 1008 for not authenticating within `server.auth_timeout_s`.
     pub ws_auth_timeouts: AtomicU64,
+    /// Times a WebSocket's reading was paused because it sent more than
+    /// `server.read_bytes_per_s` (`net::pace`).
+    pub ws_paced: AtomicU64,
     /// Replies by method (last slot: unknown methods) and code (`ALL_CODES` order; 0 = ok).
     rpc: Vec<[AtomicU64; ALL_CODES.len()]>,
     /// Notifications delivered, by topic index.
@@ -102,6 +105,7 @@ impl ShardStats {
             accept_fd_exhausted: AtomicU64::new(0),
             handshake_cap_closes: AtomicU64::new(0),
             ws_auth_timeouts: AtomicU64::new(0),
+            ws_paced: AtomicU64::new(0),
             rpc: (0..=methods)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),

@@ -102,6 +102,13 @@ pub fn render(state: &ServerState) -> String {
         "WebSockets closed with 1008 for not authenticating within server.auth_timeout_s.",
         |s| &s.ws_auth_timeouts,
     );
+    shard_counter(
+        w,
+        shards,
+        "camshard_ws_paced_total",
+        "Times a WebSocket was left unread because it sent more than server.read_bytes_per_s.",
+        |s| &s.ws_paced,
+    );
 
     header(
         w,

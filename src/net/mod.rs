@@ -9,6 +9,8 @@
 //! - `head`, `upgrade`: the request head and the WebSocket upgrade decision.
 //! - `ws`, `io`, `outbound`: the WebSocket session, its tungstenite bridge, and its bounded
 //!   notification queue with the slow-consumer rule.
+//! - `pace`: the per-connection input budget (bytes a second) that keeps one client from
+//!   holding its shard.
 //! - `http`, `download`: the plain routes and file downloads.
 
 pub mod addr;
@@ -18,6 +20,7 @@ pub mod head;
 pub mod http;
 pub mod io;
 pub mod outbound;
+pub mod pace;
 pub mod stream;
 pub mod tls;
 pub mod upgrade;

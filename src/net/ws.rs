@@ -11,9 +11,12 @@
 //!    notifications pile up in its bounded queue, and once that queue is full and the socket
 //!    has accepted nothing for `server.slow_consumer_cut_s`, the shard's ticker cuts it;
 //! 3. reads and answers messages, at most `BATCH` per poll so one busy client cannot starve
-//!    the shard, accumulating replies in tungstenite's write buffer;
+//!    the shard, and no faster than its input budget (`net::pace`: once a client has sent more
+//!    than `server.read_bytes_per_s`, its socket is left unread until a timer says the budget
+//!    has refilled), accumulating replies in tungstenite's write buffer;
 //! 4. flushes once: many replies leave in one `send` (write batching).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -28,6 +31,7 @@ use tungstenite::Bytes;
 use tungstenite::Message;
 
 use super::io::Io;
+use super::pace::Pace;
 use super::stream::Conn;
 use crate::rpc::dispatch::{handle_message, Env, Handled, PendingReply};
 use crate::shard::{ConnHandle, Shard, SIG_AUTH_TIMEOUT, SIG_OUTBOUND, SIG_PING, SIG_SHUTDOWN};
@@ -71,17 +75,40 @@ pub struct WsSession {
     write_blocked: bool,
     /// A message held back until the connection's in-flight requests finish (barriers, §2.4).
     deferred: Option<Utf8Bytes>,
+    /// Input budget; while it is in debt the socket is not read.
+    pace: Pace,
+    /// Wakes the session when the budget's debt is paid.
+    pace_timer: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    /// True until the connection authenticates: messages are capped at
+    /// `server.max_unauthenticated_message_bytes` meanwhile.
+    anonymous: bool,
 }
 
 impl WsSession {
     /// Wraps an upgraded socket; `leftover` are bytes read past the HTTP head.
     pub fn new(stream: Conn, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>) -> Self {
+        let cfg = &shard.state.config.server;
+        // Until it authenticates, a connection may send only small messages (the anonymous
+        // methods need no more); `raise_message_limit` lifts the cap.
+        let anonymous_max = cfg
+            .max_unauthenticated_message_bytes
+            .min(cfg.max_message_bytes);
+        let config = shard
+            .ws_config
+            .max_message_size(Some(anonymous_max))
+            .max_frame_size(Some(anonymous_max));
         let ws = if leftover.is_empty() {
-            WebSocketContext::new(Role::Server, Some(shard.ws_config))
+            WebSocketContext::new(Role::Server, Some(config))
         } else {
-            WebSocketContext::from_partially_read(leftover, Role::Server, Some(shard.ws_config))
+            WebSocketContext::from_partially_read(leftover, Role::Server, Some(config))
         };
+        // A new connection starts with room for one anonymous message, not a full budget:
+        // reconnecting must not buy a fresh second of input.
+        let pace = Pace::new(cfg.read_bytes_per_s, anonymous_max, Instant::now());
         WsSession {
+            pace,
+            pace_timer: None,
+            anonymous: true,
             stream,
             ws,
             shard,
@@ -174,12 +201,20 @@ impl WsSession {
             if self.handle.inflight() >= max_inflight {
                 break;
             }
+            // Over its input budget the socket is not read either, until the timer fires.
+            if !self.may_read(cx) {
+                break;
+            }
             let io = Io {
                 stream: &mut self.stream,
                 cx,
             };
             let mut io = super::outbound::Progress::new(io, &self.handle);
-            match self.ws.read(&mut io) {
+            let read = self.ws.read(&mut io);
+            if let Ok(msg) = &read {
+                self.pace.charge(msg.len());
+            }
+            match read {
                 Ok(Message::Text(text)) => {
                     handled += 1;
                     if self.handle.inflight() > 0 && may_be_barrier(text.as_bytes()) {
@@ -189,6 +224,9 @@ impl WsSession {
                     }
                     if !self.on_text(cx, text.as_bytes()) {
                         return Poll::Ready(());
+                    }
+                    if self.anonymous && self.handle.has_authenticated() == Some(true) {
+                        self.raise_message_limit();
                     }
                 }
                 Ok(Message::Binary(_)) => {
@@ -234,6 +272,36 @@ impl WsSession {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+
+    /// True when the input budget allows reading now; otherwise arms the timer that wakes the
+    /// session once it does (the socket is meanwhile left to TCP back-pressure).
+    fn may_read(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if let Some(timer) = self.pace_timer.as_mut() {
+                if timer.as_mut().poll(cx).is_pending() {
+                    return false;
+                }
+                self.pace_timer = None;
+            }
+            match self.pace.wait(Instant::now()) {
+                None => return true,
+                Some(wait) => {
+                    crate::metrics::bump(&self.shard.stats.ws_paced);
+                    self.pace_timer = Some(Box::pin(camshard_cores::rt::sleep(wait)));
+                }
+            }
+        }
+    }
+
+    /// The connection has authenticated: from now on messages up to `server.max_message_bytes`.
+    fn raise_message_limit(&mut self) {
+        self.anonymous = false;
+        let max = self.shard.state.config.server.max_message_bytes;
+        self.ws.set_config(|c| {
+            c.max_message_size = Some(max);
+            c.max_frame_size = Some(max);
+        });
     }
 
     /// Dispatches one text message and queues its reply; false when the socket failed.
