@@ -45,7 +45,7 @@ parse() {
 }
 echo "idle server: fds=$(fds) rss_mib=$(rss_mib)" | tee "$OUT/run.txt"
 {
-  echo "| attack | attacker (sent / connects / refused) | quiet req/s | req/s | ratio | quiet p99 ms | p99 ms | ratio | failures (quiet / attack) | fds | RSS MiB |"
+  echo "| attack | attacker replies served / rate-limited / other errors, connects / refused, its CPU | quiet req/s | req/s | ratio | quiet p99 ms | p99 ms | ratio | failures (quiet / attack) | fds | RSS MiB |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$OUT/table.md"
 for a in $ATTACKS; do
@@ -61,7 +61,8 @@ for a in $ATTACKS; do
   F=$(fds) R=$(rss_mib)
   wait $AT || true
   read -r AR AP AF < <(parse "$OUT/attack-$a.json")
-  ATT=$(grep '^{"attack"' "$OUT/attacker-$a.txt" | jq -r '"\(.sent) / \(.connects) / \(.refused)"' 2>/dev/null | head -1)
+  ATT=$(grep '^{"attack"' "$OUT/attacker-$a.txt" \
+    | jq -r '"\(.served) / \(.limited) / \(.errors) / \(.connects) / \(.refused), \(.cpu_s) s CPU"' 2>/dev/null | head -1)
   ATT=${ATT:-?}
   RR=$(awk -v a="$AR" -v q="$QR" 'BEGIN {printf "%.2f", a / q}')
   PR=$(awk -v a="$AP" -v q="$QP" 'BEGIN {printf "%.2f", a / q}')

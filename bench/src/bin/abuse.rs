@@ -50,6 +50,10 @@ struct Ctx {
     sent: AtomicU64,
     connects: AtomicU64,
     refused: AtomicU64,
+    /// Replies by kind: served (a result), rate limited (-32040), any other error.
+    served: AtomicU64,
+    limited: AtomicU64,
+    errors: AtomicU64,
 }
 
 type Ws = WebSocket<TcpStream>;
@@ -107,11 +111,22 @@ fn send_text(ws: &mut Ws, text: String) -> bool {
     ws.send(Message::text(text)).is_ok()
 }
 
-/// Reads until a text message arrives (auto-answering Pings); false on close or error.
-fn read_text(ws: &mut Ws) -> bool {
+/// Reads until a text message arrives (auto-answering Pings) and counts it by kind (a batch
+/// reply by its worst element: any -32040 makes it "limited"); false on close or error.
+fn read_text(ctx: &Ctx, ws: &mut Ws) -> bool {
     for _ in 0..1000 {
         match ws.read() {
-            Ok(Message::Text(_)) => return true,
+            Ok(Message::Text(t)) => {
+                let counter = if t.contains("-32040") {
+                    &ctx.limited
+                } else if t.contains("\"error\"") {
+                    &ctx.errors
+                } else {
+                    &ctx.served
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
             Ok(_) => {}
             Err(_) => return false,
         }
@@ -119,11 +134,23 @@ fn read_text(ws: &mut Ws) -> bool {
     false
 }
 
+/// CPU seconds (user + system) this process has used: the attacker shares the machine's
+/// cores with the server and the load generator, so its own cost is part of the result.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given and nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
 fn auth_connect(ctx: &Ctx, n: usize) -> Option<Ws> {
     let mut ws = ws_connect(ctx, n)?;
     let req = serde_json::json!({"jsonrpc":"2.0","method":"authenticate",
         "params":{"auth_token":ctx.token},"id":0});
-    if send_text(&mut ws, req.to_string()) && read_text(&mut ws) {
+    if send_text(&mut ws, req.to_string()) && read_text(ctx, &mut ws) {
         Some(ws)
     } else {
         None
@@ -243,6 +270,9 @@ fn main() {
         sent: AtomicU64::new(0),
         connects: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        served: AtomicU64::new(0),
+        limited: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
     });
     let threads = a.threads.clamp(1, 64);
     let sockets = a.sockets.clamp(1, 15_000);
@@ -257,12 +287,17 @@ fn main() {
     for h in handles {
         h.join().ok();
     }
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "{{\"attack\":\"{}\",\"sent\":{},\"connects\":{},\"refused\":{}}}",
+        "{{\"attack\":\"{}\",\"sent\":{},\"connects\":{},\"refused\":{},\"served\":{},\"limited\":{},\"errors\":{},\"cpu_s\":{:.1}}}",
         attack,
-        ctx.sent.load(Ordering::Relaxed),
-        ctx.connects.load(Ordering::Relaxed),
-        ctx.refused.load(Ordering::Relaxed)
+        n(&ctx.sent),
+        n(&ctx.connects),
+        n(&ctx.refused),
+        n(&ctx.served),
+        n(&ctx.limited),
+        n(&ctx.errors),
+        cpu_seconds()
     );
 }
 
@@ -274,14 +309,14 @@ fn run(ctx: &Ctx, attack: &str, t: usize, per: usize) {
                 let msg = format!(
                     "{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"params\":{params},\"id\":{i}}}"
                 );
-                send_text(ws, msg) && read_text(ws)
+                send_text(ws, msg) && read_text(ctx, ws)
             });
         }
         "big-filter" => {
             let params = big_filter_body();
             sender(ctx, t, true, &|ws, i| {
                 let msg = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"subscribe_events\",\"params\":{params},\"id\":{i}}}");
-                send_text(ws, msg) && read_text(ws)
+                send_text(ws, msg) && read_text(ctx, ws)
             });
         }
         "ping-flood" => sender(ctx, t, true, &|ws, i| {
@@ -301,7 +336,7 @@ fn run(ctx: &Ctx, attack: &str, t: usize, per: usize) {
             if ws.flush().is_err() {
                 return false;
             }
-            (0..32).all(|_| read_text(ws))
+            (0..32).all(|_| read_text(ctx, ws))
         }),
         "batch-bomb" => sender(ctx, t, true, &|ws, i| {
             let items: Vec<String> = (0..100u64)
@@ -313,7 +348,7 @@ fn run(ctx: &Ctx, attack: &str, t: usize, per: usize) {
                     )
                 })
                 .collect();
-            send_text(ws, format!("[{}]", items.join(","))) && read_text(ws)
+            send_text(ws, format!("[{}]", items.join(","))) && read_text(ctx, ws)
         }),
         "sub-flood" => {
             // Every name the server accepts (the contract's 23 topics and 3 legacy names).
@@ -325,7 +360,7 @@ fn run(ctx: &Ctx, attack: &str, t: usize, per: usize) {
                     "unsubscribe_events"
                 };
                 let msg = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"{m}\",\"params\":{{\"topics\":{topics}}},\"id\":{i}}}");
-                send_text(ws, msg) && read_text(ws)
+                send_text(ws, msg) && read_text(ctx, ws)
             });
         }
         "anon-slots" => holder(
