@@ -89,7 +89,7 @@ pub struct ServerConfig {
     /// `max_message_bytes`.
     pub max_unauthenticated_message_bytes: usize,
     /// Bytes of one connection's input handled per second (each frame counts as at least
-    /// 1 KiB, `net::pace`); faster input is left in the socket until the budget refills.
+    /// 512 bytes, `net::pace`); faster input is left in the socket until the budget refills.
     pub read_bytes_per_s: usize,
     /// Seconds between server WebSocket Pings.
     pub ping_interval_s: u64,

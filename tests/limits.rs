@@ -585,19 +585,19 @@ fn anonymous_messages_are_capped_until_the_connection_authenticates() {
 }
 
 /// A client that sends faster than `server.read_bytes_per_s` (each frame counted as at least
-/// 1 KiB) is paced, not refused: its socket is left unread until the budget refills, every
+/// 512 bytes) is paced, not refused: its socket is left unread until the budget refills, every
 /// request is still answered, and a neighbour on the same shard is answered meanwhile. Before
 /// pacing, four such connections took 40-50% of everyone else's throughput
 /// (`bench/scripts/abuse.sh`, ping-flood and sub-flood).
 #[test]
 fn a_client_over_its_input_budget_is_paced_and_its_neighbour_served() {
-    // The smallest budget, 64 KiB/s: 640 pings count 640 KiB, ~9 s beyond the first 64 KiB.
+    // The smallest budget, 64 KiB/s: 1,280 pings count 640 KiB, ~9 s beyond the first 64 KiB.
     let s = common::start_with("[server]\nread_bytes_per_s = 65536\n", &["--shards", "1"]);
     let mut flooder = s.connect();
     flooder.auth(&common::token("viewer"));
     let mut neighbour = s.connect();
     neighbour.auth(&common::token("viewer"));
-    const N: u64 = 640;
+    const N: u64 = 1280;
     let started = Instant::now();
     for id in 1..=N {
         let req = json!({"jsonrpc": "2.0", "method": "ping", "id": id});

@@ -9,18 +9,18 @@
 //! bucket refilled at `server.read_bytes_per_s`. While the bucket is in debt the session does
 //! not read its socket: the kernel's receive buffer fills and TCP back-pressure slows the
 //! sender, the same way the in-flight limit works (§2.4). Nothing is refused and no error is
-//! sent; a client within the rate limit (1,000 small requests a second by default) never
-//! notices.
+//! sent; a client within the rate limit (1,000 small requests a second by default) is never
+//! paced once its connection's first 64 KiB are spent.
 //!
 //! The bucket may go into debt, so one message of any legal size is always handled: the
 //! charge comes after the read, and the next read waits until the debt is paid.
 
 use std::time::{Duration, Instant};
 
-/// Bytes a frame is charged at least: with the default 1 MiB/s this is ~1,000 frames a
-/// second, the default rate limit's refill, so WebSocket Pings and tiny requests cannot
-/// outrun it.
-pub const FRAME_FLOOR: usize = 1024;
+/// Bytes a frame is charged at least: with the default 1 MiB/s this is ~2,000 frames a
+/// second, twice the default rate limit's refill, so a client within the rate limit is not
+/// paced, while WebSocket Pings and tiny requests cannot outrun the pace either.
+pub const FRAME_FLOOR: usize = 512;
 
 /// One connection's input budget.
 #[derive(Debug, Clone)]
@@ -76,13 +76,14 @@ mod tests {
         // 10 KiB/s, starting with room for two floor-sized frames.
         let mut p = Pace::new(10 * 1024, 2 * FRAME_FLOOR, t0);
         assert_eq!(p.wait(t0), None);
-        assert!(!p.charge(10), "a 10-byte frame costs the 1 KiB floor");
+        assert!(!p.charge(10), "a 10-byte frame costs the floor");
         assert!(!p.charge(1));
         assert!(p.charge(1), "third frame: in debt");
-        // 1 KiB of debt at 10 KiB/s: 100 ms.
+        // FRAME_FLOOR bytes of debt at 10 KiB/s.
         let w = p.wait(t0).expect("in debt");
-        assert!((w.as_millis() as i64 - 100).abs() <= 1, "{w:?}");
-        assert_eq!(p.wait(t0 + Duration::from_millis(101)), None);
+        let want = FRAME_FLOOR as f64 / (10.0 * 1024.0);
+        assert!((w.as_secs_f64() - want).abs() < 0.002, "{w:?}");
+        assert_eq!(p.wait(t0 + Duration::from_secs_f64(want + 0.001)), None);
     }
 
     #[test]
