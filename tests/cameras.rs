@@ -53,6 +53,15 @@ fn demo_cameras_list_status_and_capabilities() {
         metrics.contains("camshard_cameras{status=\"CONNECTED\"} 2"),
         "{metrics}"
     );
+    // Each camera's frame counters are exported, repairs and rejections included.
+    for series in [
+        "camshard_camera_frames_total{camera=\"camera0\"}",
+        "camshard_camera_frames_rejected_total{camera=\"camera1\",reason=\"truncated\"}",
+        "camshard_camera_frames_rejected_total{camera=\"camera1\",reason=\"tiny\"}",
+        "camshard_camera_frames_repaired_total{camera=\"camera0\",repair=\"huffman_tables\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
     let sys = c.call("get_system_status", json!({}))["result"].clone();
     assert_eq!(sys["status"], "ready");
     assert_eq!(sys["available_cameras"], json!(["camera0", "camera1"]));

@@ -51,7 +51,7 @@ use arc_swap::ArcSwapOption;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use super::frame::FrameRef;
-use super::jpeg::is_complete_jpeg;
+use super::mjpeg::{self, Reject};
 use super::source::{CameraSource, SourceError, StreamFormat};
 
 /// How a capture thread runs.
@@ -92,8 +92,14 @@ pub struct CaptureStats {
     pub frames: u64,
     /// Frames dropped for slow subscribers, all subscribers together.
     pub drops: u64,
-    /// Frames skipped because they were truncated (not SOI … EOI).
+    /// Frames skipped because they were cut short (no EOI near the end) or are not JPEG.
     pub corrupt: u64,
+    /// Frames skipped because they were too small to be an image (`mjpeg::MIN_FRAME`).
+    pub tiny: u64,
+    /// Frames delivered after the standard Huffman tables were inserted (`mjpeg`).
+    pub tables_inserted: u64,
+    /// Frames delivered after bytes past their EOI were cut off.
+    pub tails_trimmed: u64,
     /// Live subscriptions.
     pub subscribers: usize,
     /// Delivered frames per second over the last ~2 s (0 when stopped).
@@ -149,6 +155,9 @@ struct Shared {
     frames: AtomicU64,
     drops: AtomicU64,
     corrupt: AtomicU64,
+    tiny: AtomicU64,
+    tables_inserted: AtomicU64,
+    tails_trimmed: AtomicU64,
     subscribers: AtomicUsize,
     /// `f64` bits.
     fps_bits: AtomicU64,
@@ -238,6 +247,9 @@ pub fn spawn_capture(
         frames: AtomicU64::new(0),
         drops: AtomicU64::new(0),
         corrupt: AtomicU64::new(0),
+        tiny: AtomicU64::new(0),
+        tables_inserted: AtomicU64::new(0),
+        tails_trimmed: AtomicU64::new(0),
         subscribers: AtomicUsize::new(0),
         fps_bits: AtomicU64::new(0f64.to_bits()),
         last_frame_ns: AtomicU64::new(NO_FRAME),
@@ -337,6 +349,9 @@ impl CaptureHandle {
             frames: s.frames.load(Ordering::Relaxed),
             drops: s.drops.load(Ordering::Relaxed),
             corrupt: s.corrupt.load(Ordering::Relaxed),
+            tiny: s.tiny.load(Ordering::Relaxed),
+            tables_inserted: s.tables_inserted.load(Ordering::Relaxed),
+            tails_trimmed: s.tails_trimmed.load(Ordering::Relaxed),
             subscribers: s.subscribers.load(Ordering::Relaxed),
             fps: if running {
                 f64::from_bits(s.fps_bits.load(Ordering::Relaxed))
@@ -442,20 +457,54 @@ impl Capture {
         (self.on_event)(CaptureEvent::Started(format));
 
         let mut seq = 0u64;
-        let mut corrupt_logged = false;
+        let mut reject_logged = false;
+        let mut repair_logged = false;
+        // Rejected frames since the last good one: a camera that delivers nothing usable must
+        // fail visibly, not look CONNECTED with no frames.
+        let mut rejected_in_a_row = 0u32;
         loop {
             let mut frame = self.source.next_frame()?;
             let now = Instant::now();
-            if is_complete_jpeg(&frame.jpeg) {
-                seq += 1;
-                frame.seq = seq;
-                self.deliver(Arc::new(frame), now);
-            } else {
-                s.corrupt.fetch_add(1, Ordering::Relaxed);
-                if !corrupt_logged {
-                    corrupt_logged = true;
-                    tracing::warn!(camera = %self.cfg.camera_id, bytes = frame.jpeg.len(),
-                        "skipping truncated JPEG frame (further ones this session counted only)");
+            match mjpeg::repair(&mut frame.jpeg) {
+                Ok(repairs) => {
+                    rejected_in_a_row = 0;
+                    if repairs.inserted_tables {
+                        s.tables_inserted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if repairs.trimmed_tail {
+                        s.tails_trimmed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !repair_logged && repairs != mjpeg::Repairs::default() {
+                        repair_logged = true;
+                        tracing::info!(camera = %self.cfg.camera_id,
+                            inserted_tables = repairs.inserted_tables,
+                            trimmed_tail = repairs.trimmed_tail,
+                            "camera frames need repair (normal for MJPEG webcams; counted only from now on)");
+                    }
+                    seq += 1;
+                    frame.seq = seq;
+                    self.deliver(Arc::new(frame), now);
+                }
+                Err(why) => {
+                    let counter = match why {
+                        Reject::Tiny => &s.tiny,
+                        Reject::NotJpeg | Reject::Truncated => &s.corrupt,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if !reject_logged {
+                        reject_logged = true;
+                        tracing::warn!(camera = %self.cfg.camera_id, bytes = frame.jpeg.len(),
+                            reason = why.as_str(),
+                            "skipping a broken frame (further ones this session counted only)");
+                    }
+                    rejected_in_a_row += 1;
+                    if rejected_in_a_row >= mjpeg::REJECT_RUN_LIMIT {
+                        return Err(SourceError::BadFrames(format!(
+                            "{}: {rejected_in_a_row} frames in a row were unusable (last: {})",
+                            self.cfg.camera_id,
+                            why.as_str()
+                        )));
+                    }
                 }
             }
 
@@ -842,6 +891,113 @@ mod tests {
         let st = h.stats();
         assert!(st.frames >= 3);
         assert!(st.frames.abs_diff(st.corrupt) <= 1, "{st:?}");
+    }
+
+    /// A synthetic camera whose frames `mangle` rewrites (frame number from 1), as real
+    /// webcams do to theirs.
+    struct Mangled {
+        inner: SyntheticSource,
+        n: u64,
+        mangle: fn(u64, Vec<u8>) -> Vec<u8>,
+    }
+
+    impl CameraSource for Mangled {
+        fn capabilities(&self) -> &crate::camera::source::Capabilities {
+            self.inner.capabilities()
+        }
+        fn start(&mut self) -> Result<StreamFormat, SourceError> {
+            self.inner.start()
+        }
+        fn next_frame(&mut self) -> Result<crate::camera::frame::Frame, SourceError> {
+            let mut f = self.inner.next_frame()?;
+            self.n += 1;
+            f.jpeg = (self.mangle)(self.n, f.jpeg.to_vec()).into();
+            Ok(f)
+        }
+        fn stop(&mut self) {
+            self.inner.stop()
+        }
+    }
+
+    fn spawn_mangled(mangle: fn(u64, Vec<u8>) -> Vec<u8>) -> (CaptureHandle, Events) {
+        let events: Events = Arc::default();
+        let log = events.clone();
+        let h = spawn_capture(
+            Box::new(Mangled {
+                inner: fast(),
+                n: 0,
+                mangle,
+            }),
+            CaptureConfig {
+                camera_id: "mangled".into(),
+                cpu: None,
+                idle_stop: Duration::from_secs(10),
+                always_on: true,
+                jpeg_quality: 80,
+            },
+            Box::new(move |e| log.lock().unwrap().push(format!("{e:?}"))),
+        )
+        .unwrap();
+        (h, events)
+    }
+
+    /// MJPEG webcams leave out the Huffman tables and append bytes after EOI; tiny frames are
+    /// not images. What subscribers get is a whole JPEG a strict decoder reads, and every
+    /// repair and rejection is counted.
+    #[test]
+    fn webcam_frames_are_repaired_or_skipped_and_counted() {
+        let (h, _events) = spawn_mangled(|n, jpeg| match n % 3 {
+            0 => crate::camera::mjpeg::strip_tables(&jpeg),
+            1 => {
+                let mut j = jpeg;
+                j.extend_from_slice(b"\x00\x00trailing junk");
+                j
+            }
+            _ => jpeg[..60].to_vec(),
+        });
+        let sub = h.subscribe(64);
+        assert!(wait_for(WAIT, || {
+            let st = h.stats();
+            st.tables_inserted >= 3 && st.tails_trimmed >= 3 && st.tiny >= 3
+        }));
+        for _ in 0..6 {
+            let f = sub.rx.recv_timeout(WAIT).expect("a frame");
+            let img = jpeg_decoder::Decoder::new(&f.jpeg[..]).decode();
+            assert!(img.is_ok(), "frame {} does not decode: {img:?}", f.seq);
+            assert!(f.jpeg.ends_with(&[0xFF, 0xD9]));
+        }
+        let st = h.stats();
+        assert_eq!(st.corrupt, 0, "{st:?}");
+        assert!(
+            st.running,
+            "one bad frame in three is no reason to fail: {st:?}"
+        );
+        h.shutdown();
+    }
+
+    /// A camera whose every frame is cut short used to stay "running" and deliver nothing,
+    /// for ever; now its session fails after `REJECT_RUN_LIMIT` unusable frames in a row.
+    #[test]
+    fn a_camera_that_delivers_only_broken_frames_fails() {
+        let (h, events) = spawn_mangled(|_, jpeg| jpeg[..jpeg.len() - 100].to_vec());
+        assert!(wait_for(WAIT, || !h.is_alive()));
+        let st = h.stats();
+        assert_eq!(st.frames, 0);
+        assert!(
+            st.corrupt >= u64::from(crate::camera::mjpeg::REJECT_RUN_LIMIT),
+            "{st:?}"
+        );
+        let why = st.last_error.expect("an error");
+        assert!(why.contains("no usable frames"), "{why}");
+        assert!(
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.contains("BadFrames")),
+            "{:?}",
+            events.lock().unwrap()
+        );
     }
 
     #[test]

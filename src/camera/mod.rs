@@ -9,5 +9,6 @@ pub mod identity;
 pub mod item;
 pub mod jpeg;
 pub mod manager;
+pub mod mjpeg;
 pub mod registry;
 pub mod source;

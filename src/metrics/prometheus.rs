@@ -231,6 +231,7 @@ pub fn render(state: &ServerState) -> String {
             .count();
         let _ = writeln!(w, "camshard_cameras{{status=\"{status}\"}} {n}");
     }
+    camera_frames(w, &cameras);
     header(
         w,
         "camshard_recordings_active",
@@ -335,6 +336,60 @@ fn shard_counter(
     header(w, name, "counter", help);
     let sum: u64 = shards.iter().map(|s| counter(s).load(Relaxed)).sum();
     let _ = writeln!(w, "{name} {sum}");
+}
+
+/// Per-camera frame counters from each capture thread (`camera::mjpeg` says what the repairs
+/// and rejections are). Labelled by camera id, which the server chooses, so the label set is
+/// bounded by `cameras.max_cameras`.
+fn camera_frames(w: &mut String, cameras: &[std::sync::Arc<crate::camera::registry::CameraInfo>]) {
+    let stats: Vec<_> = cameras
+        .iter()
+        .filter_map(|c| Some((c.id.as_str(), c.capture.as_ref()?.stats())))
+        .collect();
+    header(
+        w,
+        "camshard_camera_frames_total",
+        "counter",
+        "Frames a camera delivered to consumers.",
+    );
+    for (id, st) in &stats {
+        let _ = writeln!(
+            w,
+            "camshard_camera_frames_total{{camera=\"{id}\"}} {}",
+            st.frames
+        );
+    }
+    header(
+        w,
+        "camshard_camera_frames_rejected_total",
+        "counter",
+        "Frames skipped as unusable: truncated (cut short or not JPEG) or tiny.",
+    );
+    for (id, st) in &stats {
+        for (reason, n) in [("truncated", st.corrupt), ("tiny", st.tiny)] {
+            let _ = writeln!(
+                w,
+                "camshard_camera_frames_rejected_total{{camera=\"{id}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+    }
+    header(
+        w,
+        "camshard_camera_frames_repaired_total",
+        "counter",
+        "Frames delivered after a repair: standard Huffman tables inserted, bytes after EOI cut.",
+    );
+    for (id, st) in &stats {
+        for (repair, n) in [
+            ("huffman_tables", st.tables_inserted),
+            ("trailing_bytes", st.tails_trimmed),
+        ] {
+            let _ = writeln!(
+                w,
+                "camshard_camera_frames_repaired_total{{camera=\"{id}\",repair=\"{repair}\"}} {n}"
+            );
+        }
+    }
 }
 
 fn header(w: &mut String, name: &str, kind: &str, help: &str) {

@@ -72,6 +72,8 @@ pub enum SourceError {
     BandwidthExhausted(String),
     /// The device cannot deliver any usable format.
     Unsupported(String),
+    /// The device streams, but frame after frame is unusable (cut short, not JPEG, tiny).
+    BadFrames(String),
     /// Any other I/O failure.
     Io(std::io::Error),
 }
@@ -83,6 +85,7 @@ impl fmt::Display for SourceError {
             SourceError::Busy(d) => write!(f, "camera busy (opened by another process): {d}"),
             SourceError::BandwidthExhausted(d) => write!(f, "USB bandwidth exhausted: {d}"),
             SourceError::Unsupported(d) => write!(f, "unsupported camera: {d}"),
+            SourceError::BadFrames(d) => write!(f, "camera delivers no usable frames: {d}"),
             SourceError::Io(e) => write!(f, "camera I/O error: {e}"),
         }
     }
