@@ -65,7 +65,7 @@ pub struct CaptureConfig {
     pub idle_stop: Duration,
     /// Stream from spawn to shutdown regardless of demand.
     pub always_on: bool,
-    /// JPEG quality for sources that encode (YUYV devices); carried for the source's owner.
+    /// JPEG quality for sources that encode (YUYV devices); handed to the source at spawn.
     pub jpeg_quality: u8,
 }
 
@@ -223,10 +223,13 @@ impl Drop for Subscription {
 /// `cfg.always_on`, otherwise on the first `demand()`/`subscribe()`. `on_event` runs on the
 /// capture thread.
 pub fn spawn_capture(
-    source: Box<dyn CameraSource>,
+    mut source: Box<dyn CameraSource>,
     cfg: CaptureConfig,
     on_event: Box<dyn Fn(CaptureEvent) + Send + Sync>,
 ) -> std::io::Result<CaptureHandle> {
+    // YUYV cameras are encoded at the configured quality, which is what `take_snapshot`
+    // assumes when it serves a frame without re-encoding.
+    source.set_jpeg_quality(cfg.jpeg_quality);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         epoch: Instant::now(),

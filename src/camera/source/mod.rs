@@ -2,6 +2,8 @@
 //! devices (`v4l2`, mmap streaming) and a synthetic moving test pattern encoded as real JPEG
 //! (`synthetic`, for `--demo`, tests and benchmarks).
 
+pub(crate) mod device;
+pub(crate) mod scripted;
 pub mod synthetic;
 pub mod v4l2;
 
@@ -72,6 +74,9 @@ pub enum SourceError {
     BandwidthExhausted(String),
     /// The device cannot deliver any usable format.
     Unsupported(String),
+    /// The node exists but this process may not open it (EACCES/EPERM): usually the user
+    /// camshard runs as is not in the `video` group.
+    PermissionDenied(String),
     /// Any other I/O failure.
     Io(std::io::Error),
 }
@@ -83,6 +88,7 @@ impl fmt::Display for SourceError {
             SourceError::Busy(d) => write!(f, "camera busy (opened by another process): {d}"),
             SourceError::BandwidthExhausted(d) => write!(f, "USB bandwidth exhausted: {d}"),
             SourceError::Unsupported(d) => write!(f, "unsupported camera: {d}"),
+            SourceError::PermissionDenied(d) => write!(f, "permission denied: {d}"),
             SourceError::Io(e) => write!(f, "camera I/O error: {e}"),
         }
     }
@@ -95,6 +101,10 @@ impl std::error::Error for SourceError {}
 pub trait CameraSource: Send + 'static {
     /// What the device offers (probed when the source was created).
     fn capabilities(&self) -> &Capabilities;
+    /// The JPEG quality (1–100) for frames the source encodes itself (YUYV cameras): the
+    /// capture thread passes `cameras.jpeg_quality` before the first `start`, so snapshots at
+    /// that quality can reuse frames as they are. Sources that deliver JPEG ignore it.
+    fn set_jpeg_quality(&mut self, _quality: u8) {}
     /// Starts streaming in the preferred format; returns the format chosen.
     fn start(&mut self) -> Result<StreamFormat, SourceError>;
     /// Blocks until the next frame and returns it (`seq` is filled in by the capture thread).
