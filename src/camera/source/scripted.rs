@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -244,8 +245,20 @@ impl DeviceScript {
     }
 }
 
+/// What a scripted device has been asked and where it stands, shared with whoever holds
+/// [`ScriptedDevice::observer`] (tests: the device itself is owned by the source).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Observed {
+    /// Every call in order, as `op` or `op:ERRNO` when the script failed it.
+    pub calls: Vec<String>,
+    pub streaming: bool,
+    pub buffers: usize,
+    pub mapped: usize,
+}
+
 /// A device that plays a [`DeviceScript`]; see the module docs.
 pub(crate) struct ScriptedDevice {
+    observed: Arc<Mutex<Observed>>,
     script: DeviceScript,
     steps: HashMap<&'static str, Steps>,
     accept: Option<Vec<u32>>,
@@ -287,6 +300,7 @@ impl ScriptedDevice {
         let fps = script.fps.unwrap_or(30).max(1);
         let frames = script.frames.len().max(1);
         ScriptedDevice {
+            observed: Arc::default(),
             script,
             steps,
             accept,
@@ -303,9 +317,40 @@ impl ScriptedDevice {
         }
     }
 
+    /// A handle on the device's calls and state that outlives handing the device away.
+    #[cfg(test)]
+    pub(crate) fn observer(&self) -> Arc<Mutex<Observed>> {
+        Arc::clone(&self.observed)
+    }
+
+    fn observe(&self, f: impl FnOnce(&mut Observed)) {
+        f(&mut self.observed.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Publishes the buffer and streaming state to the observer.
+    fn publish(&self) {
+        let (streaming, buffers) = (self.streaming, self.buffers.len());
+        let mapped = self.mapped.iter().filter(|m| **m).count();
+        self.observe(|o| {
+            o.streaming = streaming;
+            o.buffers = buffers;
+            o.mapped = mapped;
+        });
+    }
+
     /// The scripted answer for `op`'s next call.
     fn step(&mut self, op: &'static str) -> io::Result<Step> {
-        match self.steps.get_mut(op).map_or(Step::Ok, Steps::next) {
+        let step = self.steps.get_mut(op).map_or(Step::Ok, Steps::next);
+        let name = match step {
+            Step::Errno(e) => ERRNOS
+                .iter()
+                .find(|(_, c)| *c == e)
+                .map_or_else(|| format!("{op}:{e}"), |(n, _)| format!("{op}:{n}")),
+            Step::Timeout => format!("{op}:timeout"),
+            Step::Ok => op.to_string(),
+        };
+        self.observe(|o| o.calls.push(name));
+        match step {
             Step::Errno(e) => Err(io::Error::from_raw_os_error(e)),
             s => Ok(s),
         }
@@ -317,12 +362,6 @@ impl ScriptedDevice {
         } else {
             Err(io::Error::from_raw_os_error(libc::EBADF))
         }
-    }
-
-    /// Streaming and buffer state is back to "nothing allocated" (tests check this after stop).
-    #[cfg(test)]
-    pub(crate) fn is_released(&self) -> bool {
-        !self.streaming && self.buffers.is_empty() && !self.mapped.contains(&true)
     }
 
     /// The bytes of the frame with spec index `i` for the current format.
@@ -352,7 +391,7 @@ impl ScriptedDevice {
 
 /// A test pattern at `fmt`'s size (a luma ramp with a bar whose place depends on `variant`):
 /// raw YUYV rows of `bytesperline` for YUYV, a JPEG for anything else.
-fn generate(fmt: PixFormat, variant: usize, quality: u8) -> Vec<u8> {
+pub(crate) fn generate(fmt: PixFormat, variant: usize, quality: u8) -> Vec<u8> {
     let (w, h) = (fmt.width as usize, fmt.height as usize);
     let row = w * 2;
     let bpl = (fmt.bytesperline as usize).max(row);
@@ -502,6 +541,7 @@ impl Device for ScriptedDevice {
         self.buffers = (0..count).map(|_| vec![0u8; size]).collect();
         self.mapped = vec![false; count as usize];
         self.queued.clear();
+        self.publish();
         Ok(count)
     }
 
@@ -511,6 +551,7 @@ impl Device for ScriptedDevice {
         match self.mapped.get_mut(index as usize) {
             Some(m) => {
                 *m = true;
+                self.publish();
                 Ok(())
             }
             None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
@@ -519,6 +560,7 @@ impl Device for ScriptedDevice {
 
     fn unmap_buffers(&mut self) {
         self.mapped.iter_mut().for_each(|m| *m = false);
+        self.publish();
     }
 
     fn buffer(&self, index: u32) -> Option<&[u8]> {
@@ -582,6 +624,7 @@ impl Device for ScriptedDevice {
             self.delivered = 0;
             self.stream_start = Some(Instant::now());
         }
+        self.publish();
         Ok(())
     }
 
@@ -591,6 +634,7 @@ impl Device for ScriptedDevice {
         self.streaming = false;
         self.queued.clear();
         self.stream_start = None;
+        self.publish();
         Ok(())
     }
 
