@@ -785,4 +785,58 @@ mod tests {
         );
         src.stop();
     }
+
+    #[test]
+    fn scripted_fixtures_stream_through_the_v4l2_code() {
+        let t = Tree::new();
+        // MJPG listed but refused by the "driver": the real V4L2 code falls back to YUYV.
+        let scripted = r#"{"card":"Scripted Cam","formats":[
+            {"fourcc":"MJPG","sizes":[{"width":64,"height":48,"fps":[30]}]},
+            {"fourcc":"YUYV","sizes":[{"width":64,"height":48,"fps":[30]}]}],
+            "script":{"accept":["YUYV"],"fps":20,"pace":false}}"#;
+        t.add("video0", "1-2", Some(("046d", "0825", "S")), Some(scripted));
+        let s = scan(&t.cfg);
+        assert!(s.nodes[0].fixture && s.nodes[0].script.is_some());
+        let mut src = open_source(&s.nodes[0], "camera0", Some((64, 48, 30))).unwrap();
+        let fmt = src.start().unwrap();
+        assert_eq!(
+            (fmt.fourcc.as_str(), fmt.width, fmt.height, fmt.fps),
+            ("YUYV", 64, 48, 20.0)
+        );
+        let f = src.next_frame().unwrap();
+        assert_eq!(crate::camera::jpeg::jpeg_size(&f.jpeg), Some((64, 48)));
+        src.stop();
+
+        // A scripted EBUSY shows up where a real one would: opening the source.
+        let busy = r#"{"formats":[{"fourcc":"MJPG","sizes":[{"width":64,"height":48,"fps":[30]}]}],
+            "script":{"errors":{"open":["EBUSY*"]}}}"#;
+        t.add("video2", "1-3", None, Some(busy));
+        let s = scan(&t.cfg);
+        let err = open_source(&s.nodes[1], "camera1", None)
+            .err()
+            .expect("busy");
+        assert!(matches!(err, SourceError::Busy(_)), "{err:?}");
+    }
+
+    #[test]
+    fn bad_scripts_are_bad_fixtures() {
+        for script in [
+            r#"{"errors":{"dqbuff":["EIO"]}}"#,
+            r#"{"errors":{"dqbuf":["EWHAT"]}}"#,
+            r#"{"errors":{"dqbuf":["EIO*","ok"]}}"#,
+            r#"{"frames":[{"base64":"!!"}]}"#,
+            r#"{"accept":["TOOLONG"]}"#,
+            r#"{"unknown":1}"#,
+        ] {
+            let t = Tree::new();
+            let f = format!(r#"{{"formats":[],"script":{script}}}"#);
+            t.add("video0", "1-2", None, Some(&f));
+            let s = scan(&t.cfg);
+            assert!(
+                matches!(s.skipped[0].reason, SkipReason::Fixture(_)),
+                "{script}: {:?}",
+                s.skipped
+            );
+        }
+    }
 }
