@@ -66,7 +66,10 @@ impl fmt::Display for ProbeError {
             ProbeError::NotCapture => f.write_str("not a video capture node (e.g. metadata)"),
             ProbeError::Disconnected => f.write_str("device disconnected"),
             ProbeError::Busy => f.write_str("device busy"),
-            ProbeError::PermissionDenied => f.write_str("permission denied"),
+            // The usual cause on a stock system: /dev/video* is group `video`, mode 0660.
+            ProbeError::PermissionDenied => f.write_str(
+                "permission denied (add the user camshard runs as to the `video` group)",
+            ),
             ProbeError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -1017,6 +1020,7 @@ mod tests {
         assert!(matches!(of(libc::ENODEV), ProbeError::Disconnected));
         assert!(matches!(of(libc::EBUSY), ProbeError::Busy));
         assert!(matches!(of(libc::EACCES), ProbeError::PermissionDenied));
+        assert!(of(libc::EACCES).to_string().contains("`video` group"));
 
         let e = |n| {
             map_err(
@@ -1035,6 +1039,8 @@ mod tests {
                 .starts_with("USB bandwidth exhausted: camera3"),
             "{bw}"
         );
+        assert!(matches!(e(libc::EACCES), SourceError::PermissionDenied(_)));
+        assert!(matches!(e(libc::EPERM), SourceError::PermissionDenied(_)));
         for err in [e(libc::ENODEV), e(libc::EINVAL), e(libc::EACCES)] {
             assert!(err.to_string().contains("camera3"), "{err}");
         }
