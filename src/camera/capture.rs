@@ -848,6 +848,64 @@ mod tests {
     }
 
     #[test]
+    fn yuyv_frames_are_encoded_at_the_configured_quality() {
+        use crate::camera::source::scripted::{DeviceScript, ScriptedDevice};
+        use crate::camera::source::v4l2::V4l2Source;
+        use crate::camera::source::{Capabilities, FormatDesc, SizeDesc};
+        // A scripted YUYV-only camera through the real V4L2 code; the frame the capture thread
+        // publishes must be the device's picture encoded at `jpeg_quality`, not a fixed 80.
+        let script = DeviceScript {
+            accept: Some(vec!["YUYV".into()]),
+            pace: false,
+            ..DeviceScript::default()
+        };
+        let caps = Capabilities {
+            formats: vec![FormatDesc {
+                fourcc: "YUYV".into(),
+                sizes: vec![SizeDesc {
+                    width: 32,
+                    height: 16,
+                    fps: vec![30.0],
+                }],
+            }],
+            ..Capabilities::default()
+        };
+        let source = V4l2Source::with_device(
+            Box::new(ScriptedDevice::new(script)),
+            std::path::Path::new("/dev/video0"),
+            caps,
+            None,
+            "q".into(),
+        )
+        .unwrap();
+        let h = spawn_capture(
+            Box::new(source),
+            CaptureConfig {
+                camera_id: "q".into(),
+                cpu: None,
+                idle_stop: Duration::from_secs(10),
+                always_on: true,
+                jpeg_quality: 42,
+            },
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        assert!(wait_for(WAIT, || h.latest().is_some()));
+        let frame = h.latest().unwrap();
+        h.shutdown();
+        let pix = crate::camera::source::device::PixFormat {
+            fourcc: u32::from_le_bytes(*b"YUYV"),
+            width: 32,
+            height: 16,
+            bytesperline: 64,
+            sizeimage: 64 * 16,
+        };
+        let raw = crate::camera::source::scripted::generate(pix, 0, 80);
+        let want = crate::camera::jpeg::yuyv_to_jpeg(32, 16, &raw, 42).unwrap();
+        assert_eq!(frame.jpeg.as_ref(), want.as_slice());
+    }
+
+    #[test]
     fn dropping_all_handles_ends_the_thread() {
         let (h, _events) = spawn(fast(), Duration::from_secs(10), true);
         let shared = Arc::clone(&h.shared);
