@@ -177,7 +177,7 @@ pub fn probe(path: &Path) -> Result<Capabilities, ProbeError> {
     } else {
         cap.capabilities
     };
-    // Multi-planar-only nodes (some SoC ISPs) are not single-planar capture: MmapStream here
+    // Multi-planar-only nodes (some SoC ISPs) are not single-planar capture: V4l2Source here
     // streams V4L2_BUF_TYPE_VIDEO_CAPTURE only.
     if node_caps & v4l_sys::V4L2_CAP_VIDEO_CAPTURE == 0 {
         return Err(ProbeError::NotCapture);
