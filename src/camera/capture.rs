@@ -65,7 +65,7 @@ pub struct CaptureConfig {
     pub idle_stop: Duration,
     /// Stream from spawn to shutdown regardless of demand.
     pub always_on: bool,
-    /// JPEG quality for sources that encode (YUYV devices); carried for the source's owner.
+    /// JPEG quality for sources that encode (YUYV devices); handed to the source at spawn.
     pub jpeg_quality: u8,
 }
 
@@ -232,10 +232,13 @@ impl Drop for Subscription {
 /// `cfg.always_on`, otherwise on the first `demand()`/`subscribe()`. `on_event` runs on the
 /// capture thread.
 pub fn spawn_capture(
-    source: Box<dyn CameraSource>,
+    mut source: Box<dyn CameraSource>,
     cfg: CaptureConfig,
     on_event: Box<dyn Fn(CaptureEvent) + Send + Sync>,
 ) -> std::io::Result<CaptureHandle> {
+    // YUYV cameras are encoded at the configured quality, which is what `take_snapshot`
+    // assumes when it serves a frame without re-encoding.
+    source.set_jpeg_quality(cfg.jpeg_quality);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
@@ -998,6 +1001,64 @@ mod tests {
             "{:?}",
             events.lock().unwrap()
         );
+    }
+
+    #[test]
+    fn yuyv_frames_are_encoded_at_the_configured_quality() {
+        use crate::camera::source::scripted::{DeviceScript, ScriptedDevice};
+        use crate::camera::source::v4l2::V4l2Source;
+        use crate::camera::source::{Capabilities, FormatDesc, SizeDesc};
+        // A scripted YUYV-only camera through the real V4L2 code; the frame the capture thread
+        // publishes must be the device's picture encoded at `jpeg_quality`, not a fixed 80.
+        let script = DeviceScript {
+            accept: Some(vec!["YUYV".into()]),
+            pace: false,
+            ..DeviceScript::default()
+        };
+        let caps = Capabilities {
+            formats: vec![FormatDesc {
+                fourcc: "YUYV".into(),
+                sizes: vec![SizeDesc {
+                    width: 32,
+                    height: 16,
+                    fps: vec![30.0],
+                }],
+            }],
+            ..Capabilities::default()
+        };
+        let source = V4l2Source::with_device(
+            Box::new(ScriptedDevice::new(script)),
+            std::path::Path::new("/dev/video0"),
+            caps,
+            None,
+            "q".into(),
+        )
+        .unwrap();
+        let h = spawn_capture(
+            Box::new(source),
+            CaptureConfig {
+                camera_id: "q".into(),
+                cpu: None,
+                idle_stop: Duration::from_secs(10),
+                always_on: true,
+                jpeg_quality: 42,
+            },
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        assert!(wait_for(WAIT, || h.latest().is_some()));
+        let frame = h.latest().unwrap();
+        h.shutdown();
+        let pix = crate::camera::source::device::PixFormat {
+            fourcc: u32::from_le_bytes(*b"YUYV"),
+            width: 32,
+            height: 16,
+            bytesperline: 64,
+            sizeimage: 64 * 16,
+        };
+        let raw = crate::camera::source::scripted::generate(pix, 0, 80);
+        let want = crate::camera::jpeg::yuyv_to_jpeg(32, 16, &raw, 42).unwrap();
+        assert_eq!(frame.jpeg.as_ref(), want.as_slice());
     }
 
     #[test]

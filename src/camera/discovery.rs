@@ -35,15 +35,58 @@
 //! replaces the ioctls. **Real sysfs never contains this file and production leaves
 //! `emulate_fixtures` off**; it exists so the whole discovery → capture path can run on machines
 //! without cameras. The fixture's node must still exist in `<dev_root>` (else `NotFound`), and
-//! [`open_source`] streams a fixture node from a `SyntheticSource`.
+//! [`open_source`] streams a fixture node from a `SyntheticSource` — unless the fixture has a
+//! `script`, described next.
+//!
+//! ## Scripted fixtures
+//!
+//! With a `"script"` object, the node streams through the real `V4l2Source` code over a
+//! scripted device (`source/scripted.rs`) instead: format negotiation, mmap buffer handling,
+//! retries and errno mapping all run as they would on hardware. Every member is optional:
+//!
+//! ```json
+//! {"driver": "uvcvideo", "card": "Scripted Cam",
+//!  "formats": [{"fourcc": "MJPG", "sizes": [{"width": 320, "height": 240, "fps": [30, 15]}]},
+//!              {"fourcc": "YUYV", "sizes": [{"width": 320, "height": 240, "fps": [15]}]}],
+//!  "script": {
+//!    "accept": ["YUYV"],
+//!    "size": [320, 240],
+//!    "fps": 10,
+//!    "frames": [{"synthetic": true}, {"strip_dht": true, "pad": 1000}, {"junk_tail": 7},
+//!               {"truncate": 200}, {"tiny": true}, {"base64": "/9j/4AAQ…"}, {"error_flag": true}],
+//!    "errors": {"open": ["EBUSY"], "streamon": ["ENOSPC"], "dqbuf": ["ok", "EINTR", "ENODEV*"]}
+//!  }}
+//! ```
+//!
+//! - `accept`: FourCCs S_FMT accepts; another request is answered with the first of these (as
+//!   drivers adjust). Default: whatever is asked. `size` `[w, h]`: what S_FMT returns.
+//!   `bytesperline`: padded YUYV rows.
+//! - `fps`: the rate S_PARM sets and G_PARM reports whatever was asked (default: the asked
+//!   rate). `pace` (default `true`): deliver frames at that rate; `quality`: of generated JPEGs.
+//! - `frames`, repeated forever (default: one generated frame): generated (`synthetic`, or no
+//!   `base64`) frames are a test pattern at the negotiated size — raw YUYV on a YUYV stream, a
+//!   JPEG otherwise; `base64` gives bytes verbatim. Then, in this order: `strip_dht` removes
+//!   the Huffman tables, `tiny` replaces the frame by a 22-byte SOI…EOI stub, `truncate: n`
+//!   cuts n bytes off the end, `pad: n` appends n zeros, `junk_tail: n` n non-zero bytes;
+//!   `error_flag` sets `V4L2_BUF_FLAG_ERROR`.
+//! - `errors`: per operation (`open`, `s_fmt`, `g_parm`, `s_parm`, `reqbufs`, `querybuf`,
+//!   `qbuf`, `dqbuf`, `streamon`, `streamoff`, `poll`), the answers of its 1st, 2nd, … call:
+//!   `"ok"`, an errno name, or an errno name ending in `*` that repeats forever; `poll` also
+//!   takes `"timeout"`. After the list every call succeeds. The sequence restarts each time
+//!   the camera is opened again.
+//!
+//! A script that names an unknown operation, errno or FourCC, or bad base64, makes the node a
+//! `bad fixture` skip.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::source::scripted::{DeviceScript, ScriptedDevice};
 use super::source::synthetic::SyntheticSource;
 use super::source::v4l2::{probe, ProbeError, V4l2Source};
 use super::source::{CameraSource, Capabilities, FormatDesc, SizeDesc, SourceError};
@@ -98,6 +141,8 @@ pub struct Node {
     pub caps: Capabilities,
     /// Described by a fixture file rather than probed (streams synthetic frames).
     pub fixture: bool,
+    /// The fixture's `script`: stream through `V4l2Source` over a scripted device.
+    pub(crate) script: Option<Arc<DeviceScript>>,
 }
 
 /// Why a node was skipped.
@@ -168,10 +213,12 @@ pub fn scan(cfg: &DiscoveryConfig) -> Scan {
         let probed = if fixture {
             load_fixture(&fixture_path, &dev_path)
         } else {
-            probe(&dev_path).map_err(SkipReason::Probe)
+            probe(&dev_path)
+                .map(|caps| (caps, None))
+                .map_err(SkipReason::Probe)
         };
         match probed {
-            Ok(caps) => {
+            Ok((caps, script)) => {
                 let (identity, identity_kind) = identify(cfg, &name);
                 out.nodes.push(Node {
                     name,
@@ -180,6 +227,7 @@ pub fn scan(cfg: &DiscoveryConfig) -> Scan {
                     identity_kind,
                     caps,
                     fixture,
+                    script,
                 });
             }
             Err(reason) => out.skipped.push(Skipped { name, reason }),
@@ -316,6 +364,9 @@ struct Fixture {
     capture: bool,
     #[serde(default)]
     formats: Vec<FixtureFormat>,
+    /// Present: stream through the real V4L2 code over a scripted device (module docs).
+    #[serde(default)]
+    script: Option<DeviceScript>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,8 +384,12 @@ fn yes() -> bool {
     true
 }
 
-/// Capabilities from a fixture file, with the same outcomes a probe would have.
-fn load_fixture(fixture_path: &Path, dev_path: &Path) -> Result<Capabilities, SkipReason> {
+/// Capabilities (and the device script, if any) from a fixture file, with the same outcomes a
+/// probe would have.
+fn load_fixture(
+    fixture_path: &Path,
+    dev_path: &Path,
+) -> Result<(Capabilities, Option<Arc<DeviceScript>>), SkipReason> {
     // Like a real probe, a node that is not in /dev is not found.
     if fs::symlink_metadata(dev_path).is_err() {
         return Err(SkipReason::Probe(ProbeError::NotFound));
@@ -344,8 +399,14 @@ fn load_fixture(fixture_path: &Path, dev_path: &Path) -> Result<Capabilities, Sk
     if !f.capture {
         return Err(SkipReason::Probe(ProbeError::NotCapture));
     }
+    if let Some(script) = &f.script {
+        script
+            .validate()
+            .map_err(|e| SkipReason::Fixture(format!("script: {e}")))?;
+    }
+    let script = f.script.map(Arc::new);
     let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-    Ok(Capabilities {
+    let caps = Capabilities {
         driver: f.driver,
         card: f.card,
         bus_info: f.bus_info,
@@ -366,17 +427,31 @@ fn load_fixture(fixture_path: &Path, dev_path: &Path) -> Result<Capabilities, Sk
                 sizes: ff.sizes,
             })
             .collect(),
-    })
+    };
+    Ok((caps, script))
 }
 
-/// Opens a streaming source for a node: `SyntheticSource` for fixtures, `V4l2Source` otherwise.
+/// Opens a streaming source for a node: `V4l2Source` for real nodes and for fixtures with a
+/// `script` (over a scripted device), `SyntheticSource` for other fixtures.
 ///
-/// A fixture streams at its first size and first rate; `want` applies to real devices only.
+/// A fixture without a script streams at its first size and first rate; `want` applies to
+/// real devices and scripted fixtures only.
 pub fn open_source(
     node: &Node,
     camera_id: &str,
     want: Option<(u32, u32, u32)>,
 ) -> Result<Box<dyn CameraSource>, SourceError> {
+    if let Some(script) = &node.script {
+        let device = ScriptedDevice::new(DeviceScript::clone(script));
+        let source = V4l2Source::with_device(
+            Box::new(device),
+            &node.dev_path,
+            node.caps.clone(),
+            want,
+            camera_id.to_string(),
+        )?;
+        return Ok(Box::new(source));
+    }
     if node.fixture {
         let size = node
             .caps
@@ -709,5 +784,59 @@ mod tests {
             (640, 480, 30)
         );
         src.stop();
+    }
+
+    #[test]
+    fn scripted_fixtures_stream_through_the_v4l2_code() {
+        let t = Tree::new();
+        // MJPG listed but refused by the "driver": the real V4L2 code falls back to YUYV.
+        let scripted = r#"{"card":"Scripted Cam","formats":[
+            {"fourcc":"MJPG","sizes":[{"width":64,"height":48,"fps":[30]}]},
+            {"fourcc":"YUYV","sizes":[{"width":64,"height":48,"fps":[30]}]}],
+            "script":{"accept":["YUYV"],"fps":20,"pace":false}}"#;
+        t.add("video0", "1-2", Some(("046d", "0825", "S")), Some(scripted));
+        let s = scan(&t.cfg);
+        assert!(s.nodes[0].fixture && s.nodes[0].script.is_some());
+        let mut src = open_source(&s.nodes[0], "camera0", Some((64, 48, 30))).unwrap();
+        let fmt = src.start().unwrap();
+        assert_eq!(
+            (fmt.fourcc.as_str(), fmt.width, fmt.height, fmt.fps),
+            ("YUYV", 64, 48, 20.0)
+        );
+        let f = src.next_frame().unwrap();
+        assert_eq!(crate::camera::jpeg::jpeg_size(&f.jpeg), Some((64, 48)));
+        src.stop();
+
+        // A scripted EBUSY shows up where a real one would: opening the source.
+        let busy = r#"{"formats":[{"fourcc":"MJPG","sizes":[{"width":64,"height":48,"fps":[30]}]}],
+            "script":{"errors":{"open":["EBUSY*"]}}}"#;
+        t.add("video2", "1-3", None, Some(busy));
+        let s = scan(&t.cfg);
+        let err = open_source(&s.nodes[1], "camera1", None)
+            .err()
+            .expect("busy");
+        assert!(matches!(err, SourceError::Busy(_)), "{err:?}");
+    }
+
+    #[test]
+    fn bad_scripts_are_bad_fixtures() {
+        for script in [
+            r#"{"errors":{"dqbuff":["EIO"]}}"#,
+            r#"{"errors":{"dqbuf":["EWHAT"]}}"#,
+            r#"{"errors":{"dqbuf":["EIO*","ok"]}}"#,
+            r#"{"frames":[{"base64":"!!"}]}"#,
+            r#"{"accept":["TOOLONG"]}"#,
+            r#"{"unknown":1}"#,
+        ] {
+            let t = Tree::new();
+            let f = format!(r#"{{"formats":[],"script":{script}}}"#);
+            t.add("video0", "1-2", None, Some(&f));
+            let s = scan(&t.cfg);
+            assert!(
+                matches!(s.skipped[0].reason, SkipReason::Fixture(_)),
+                "{script}: {:?}",
+                s.skipped
+            );
+        }
     }
 }

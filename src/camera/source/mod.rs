@@ -2,6 +2,8 @@
 //! devices (`v4l2`, mmap streaming) and a synthetic moving test pattern encoded as real JPEG
 //! (`synthetic`, for `--demo`, tests and benchmarks).
 
+pub(crate) mod device;
+pub(crate) mod scripted;
 pub mod synthetic;
 pub mod v4l2;
 
@@ -74,6 +76,9 @@ pub enum SourceError {
     Unsupported(String),
     /// The device streams, but frame after frame is unusable (cut short, not JPEG, tiny).
     BadFrames(String),
+    /// The node exists but this process may not open it (EACCES/EPERM): usually the user
+    /// camshard runs as is not in the `video` group.
+    PermissionDenied(String),
     /// Any other I/O failure.
     Io(std::io::Error),
 }
@@ -86,6 +91,7 @@ impl fmt::Display for SourceError {
             SourceError::BandwidthExhausted(d) => write!(f, "USB bandwidth exhausted: {d}"),
             SourceError::Unsupported(d) => write!(f, "unsupported camera: {d}"),
             SourceError::BadFrames(d) => write!(f, "camera delivers no usable frames: {d}"),
+            SourceError::PermissionDenied(d) => write!(f, "permission denied: {d}"),
             SourceError::Io(e) => write!(f, "camera I/O error: {e}"),
         }
     }
@@ -98,6 +104,10 @@ impl std::error::Error for SourceError {}
 pub trait CameraSource: Send + 'static {
     /// What the device offers (probed when the source was created).
     fn capabilities(&self) -> &Capabilities;
+    /// The JPEG quality (1–100) for frames the source encodes itself (YUYV cameras): the
+    /// capture thread passes `cameras.jpeg_quality` before the first `start`, so snapshots at
+    /// that quality can reuse frames as they are. Sources that deliver JPEG ignore it.
+    fn set_jpeg_quality(&mut self, _quality: u8) {}
     /// Starts streaming in the preferred format; returns the format chosen.
     fn start(&mut self) -> Result<StreamFormat, SourceError>;
     /// Blocks until the next frame and returns it (`seq` is filled in by the capture thread).

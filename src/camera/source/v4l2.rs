@@ -7,14 +7,18 @@
 //! swallow errors (`enum_formats` turns `ENODEV` into "no formats") and `unwrap()` driver
 //! strings as UTF-8. Nothing forks `v4l2-ctl`.
 //!
-//! Streaming uses the `v4l` crate's `Device` + `MmapStream` (4 mmap buffers). Two properties of
-//! `MmapStream` shape `V4l2Source`:
-//! - its `next()` queues all buffers and issues `VIDIOC_STREAMON` on the first call, so
-//!   `start()` fetches the first frame itself: that is where `ENOSPC` (USB bandwidth) appears,
-//!   and it is reported by `start()`, as callers expect;
-//! - after a failed dequeue its internal queue state is unknown (the buffer it re-queued may or
-//!   may not be back), so any streaming error discards the stream; the next `next_frame()`
-//!   re-creates it (REQBUFS + STREAMON) with the format already set.
+//! Streaming drives mmap buffers itself through the [`Device`] trait (`device.rs`: REQBUFS,
+//! QUERYBUF + mmap, QBUF/DQBUF, STREAMON/OFF, poll), not the `v4l` crate's `MmapStream`, whose
+//! `Drop`s panic on release errors (see `device.rs`). The same trait lets tests and fixtures
+//! run this code against a scripted device (`scripted.rs`). What the state machine does:
+//! - `start()` sets the format (MJPEG, else YUYV when the driver refuses MJPEG) and the rate,
+//!   allocates, maps and queues the buffers, issues STREAMON — where `ENOSPC` (USB bandwidth)
+//!   appears — and fetches the first frame, so a camera that streams nothing fails `start()`;
+//! - EINTR/EAGAIN/ETIMEDOUT from any ioctl are retried a few times at once, like µStreamer and
+//!   mjpg-streamer do; a frame wait (poll) that times out is an error after `FRAME_TIMEOUT`;
+//! - after any other streaming error the queue state is unknown, so the stream is released
+//!   (STREAMOFF, munmap, REQBUFS 0, all errors ignored) and the next `next_frame()` sets it up
+//!   again with the format already chosen.
 //!
 //! Error texts that can reach clients name the camera id (`camera2`), never the device path;
 //! paths appear only in tracing logs.
@@ -22,20 +26,15 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use v4l::buffer::{Flags as BufFlags, Type as BufType};
-use v4l::io::traits::{CaptureStream, Stream as _};
-use v4l::prelude::{Device, MmapStream};
 use v4l::v4l_sys;
-use v4l::video::Capture;
-use v4l::{Format, FourCC};
 
+use super::device::{Dequeued, Device, Interval, PixFormat, V4l2Device};
 use super::{CameraSource, Capabilities, FormatDesc, SizeDesc, SourceError, StreamFormat};
 use crate::camera::frame::Frame;
 use crate::camera::jpeg;
@@ -67,7 +66,10 @@ impl fmt::Display for ProbeError {
             ProbeError::NotCapture => f.write_str("not a video capture node (e.g. metadata)"),
             ProbeError::Disconnected => f.write_str("device disconnected"),
             ProbeError::Busy => f.write_str("device busy"),
-            ProbeError::PermissionDenied => f.write_str("permission denied"),
+            // The usual cause on a stock system: /dev/video* is group `video`, mode 0660.
+            ProbeError::PermissionDenied => f.write_str(
+                "permission denied (add the user camshard runs as to the `video` group)",
+            ),
             ProbeError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -175,7 +177,7 @@ pub fn probe(path: &Path) -> Result<Capabilities, ProbeError> {
     } else {
         cap.capabilities
     };
-    // Multi-planar-only nodes (some SoC ISPs) are not single-planar capture: MmapStream here
+    // Multi-planar-only nodes (some SoC ISPs) are not single-planar capture: V4l2Source here
     // streams V4L2_BUF_TYPE_VIDEO_CAPTURE only.
     if node_caps & v4l_sys::V4L2_CAP_VIDEO_CAPTURE == 0 {
         return Err(ProbeError::NotCapture);
@@ -365,6 +367,13 @@ impl Pixel {
             Pixel::Yuyv => "YUYV",
         }
     }
+
+    fn fourcc_bytes(self) -> &'static [u8; 4] {
+        match self {
+            Pixel::Mjpeg => b"MJPG",
+            Pixel::Yuyv => b"YUYV",
+        }
+    }
 }
 
 /// A format choice before the driver has had its say.
@@ -398,8 +407,9 @@ const DEFAULT_MAX: (u32, u32) = (1280, 720);
 const BUFFERS: u32 = 4;
 /// A dequeue that waits longer than this reports an error instead of blocking forever.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
-/// JPEG quality for YUYV frames.
-const YUYV_QUALITY: u8 = 80;
+/// JPEG quality for YUYV frames until the owner sets `cameras.jpeg_quality`
+/// ([`CameraSource::set_jpeg_quality`]); the same as that setting's default.
+const DEFAULT_QUALITY: u8 = 80;
 /// This many unusable buffers in a row (driver-flagged errors, YUYV that cannot be encoded) is
 /// an error, not noise.
 const MAX_BAD_FRAMES: u32 = 30;
@@ -410,13 +420,23 @@ const MAX_BAD_FRAMES: u32 = 30;
 /// (by area, then width); without `want`, 640x480 when offered, else the largest size not
 /// above 1280x720, else the smallest size. Rate: closest to the wanted one (15 by default),
 /// the higher one on a tie.
+#[cfg(test)]
 fn choose(caps: &Capabilities, want: Option<(u32, u32, u32)>) -> Option<Choice> {
-    let (pixel, fmt) = [Pixel::Mjpeg, Pixel::Yuyv].into_iter().find_map(|p| {
-        caps.formats
-            .iter()
-            .find(|f| f.fourcc == p.fourcc() && !f.sizes.is_empty())
-            .map(|f| (p, f))
-    })?;
+    [Pixel::Mjpeg, Pixel::Yuyv]
+        .into_iter()
+        .find_map(|p| choose_pixel(caps, p, want))
+}
+
+/// Like [`choose`] for one pixel format; `None` when the device does not list it (with sizes).
+fn choose_pixel(
+    caps: &Capabilities,
+    pixel: Pixel,
+    want: Option<(u32, u32, u32)>,
+) -> Option<Choice> {
+    let fmt = caps
+        .formats
+        .iter()
+        .find(|f| f.fourcc == pixel.fourcc() && !f.sizes.is_empty())?;
     let size = match want {
         Some((w, h, _)) => fmt.sizes.iter().min_by_key(|s| {
             let area = |a: u32, b: u32| u64::from(a) * u64::from(b);
@@ -463,20 +483,47 @@ fn choose(caps: &Capabilities, want: Option<(u32, u32, u32)>) -> Option<Choice> 
 }
 
 /// A V4L2 camera streaming JPEG frames (MJPEG passed through, YUYV encoded).
+///
+/// Every ioctl goes through a [`Device`]: a real node ([`V4l2Device`]) in production, a
+/// scripted one in tests and fixtures, so this state machine is what both run.
 pub struct V4l2Source {
     camera_id: String,
     /// For logs only: error texts use `camera_id`.
     path: PathBuf,
     caps: Capabilities,
     want: Option<(u32, u32, u32)>,
-    device: Device,
+    device: Box<dyn Device>,
     active: Option<Active>,
-    /// `MmapStream` does not borrow the `Device` (it holds the fd through an `Arc`), and its
-    /// buffer slices are mappings that live exactly as long as the stream, so `'static` is
-    /// sound here. Released through `close_stream()` (stop, errors, drop).
-    stream: Option<MmapStream<'static>>,
+    /// `Some` from REQBUFS until released: how many buffers exist and whether STREAMON went
+    /// through. Released through `close_stream()` (stop, errors, drop).
+    stream: Option<Stream>,
     /// The frame `start()` fetched to prove streaming works; returned by the next `next_frame`.
     pending: Option<Frame>,
+    /// JPEG quality for YUYV frames (`cameras.jpeg_quality`, set by the capture thread).
+    quality: u8,
+    /// How long a frame may take ([`FRAME_TIMEOUT`]; shorter in tests).
+    frame_timeout: Duration,
+}
+
+/// Buffers allocated by REQBUFS, and whether the device is streaming.
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    buffers: u32,
+    on: bool,
+}
+
+/// Paths whose "permission denied" was logged at warn level already: an inaccessible node is
+/// reopened on every rescan, and one clear line is enough.
+fn first_denial(path: &Path) -> bool {
+    static SEEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.iter().any(|p| p == path) {
+        return false;
+    }
+    seen.push(path.to_path_buf());
+    true
 }
 
 impl V4l2Source {
@@ -488,16 +535,39 @@ impl V4l2Source {
         want: Option<(u32, u32, u32)>,
         camera_id: String,
     ) -> Result<Self, SourceError> {
-        // v4l's open() unwraps CString::new: refuse a path with NUL before it can panic.
-        if path.as_os_str().as_bytes().contains(&0) {
-            return Err(SourceError::Unsupported(format!(
-                "{camera_id}: invalid device path"
-            )));
+        Self::with_device(
+            Box::new(V4l2Device::new(path.to_path_buf())),
+            path,
+            caps,
+            want,
+            camera_id,
+        )
+    }
+
+    /// Like [`V4l2Source::open`], over any [`Device`] (a scripted one for tests and fixtures).
+    pub(crate) fn with_device(
+        mut device: Box<dyn Device>,
+        path: &Path,
+        caps: Capabilities,
+        want: Option<(u32, u32, u32)>,
+        camera_id: String,
+    ) -> Result<Self, SourceError> {
+        if let Err(e) = retry(|| device.open()) {
+            let err = map_err(&camera_id, "open", e);
+            match &err {
+                SourceError::PermissionDenied(_) if first_denial(path) => {
+                    tracing::warn!(camera = %camera_id, path = %path.display(), error = %err,
+                        "cannot open the camera: add the user camshard runs as to the `video` group (or fix the node's udev rule)")
+                }
+                SourceError::PermissionDenied(_) => {
+                    tracing::debug!(camera = %camera_id, path = %path.display(), "open still denied")
+                }
+                _ => {
+                    tracing::warn!(camera = %camera_id, path = %path.display(), error = %err, "open failed")
+                }
+            }
+            return Err(err);
         }
-        let device = Device::with_path(path).map_err(|e| {
-            tracing::warn!(camera = %camera_id, path = %path.display(), error = %e, "open failed");
-            map_err(&camera_id, "open", e)
-        })?;
         Ok(V4l2Source {
             camera_id,
             path: path.to_path_buf(),
@@ -507,111 +577,195 @@ impl V4l2Source {
             active: None,
             stream: None,
             pending: None,
+            quality: DEFAULT_QUALITY,
+            frame_timeout: FRAME_TIMEOUT,
         })
     }
 
-    /// Sets the chosen format and frame interval on the device.
+    /// Sets a format (MJPEG preferred, else YUYV) and the frame interval on the device.
+    ///
+    /// S_FMT adjusts rather than fails: a driver that cannot do MJPEG (or not at this size)
+    /// answers with another pixel format, or some answer EINVAL. Either way YUYV is tried next
+    /// before the camera is declared unsupported.
     fn configure(&mut self) -> Result<Active, SourceError> {
         let id = self.camera_id.clone();
-        let choice = choose(&self.caps, self.want).ok_or_else(|| {
-            SourceError::Unsupported(format!("{id}: offers neither MJPG nor YUYV frames"))
-        })?;
-        let code = match choice.pixel {
-            Pixel::Mjpeg => FourCC::new(b"MJPG"),
-            Pixel::Yuyv => FourCC::new(b"YUYV"),
-        };
-        let set = self
-            .device
-            .set_format(&Format::new(choice.width, choice.height, code))
-            .map_err(|e| map_err(&id, "VIDIOC_S_FMT", e))?;
-        // S_FMT adjusts rather than fails: check what we actually got.
-        if set.fourcc != code {
-            return Err(SourceError::Unsupported(format!(
-                "{id}: driver refused {} (gave {})",
-                choice.pixel.fourcc(),
-                fourcc_string(u32::from(set.fourcc))
-            )));
+        let mut refused = Vec::new();
+        let mut set = None;
+        for pixel in [Pixel::Mjpeg, Pixel::Yuyv] {
+            let Some(choice) = choose_pixel(&self.caps, pixel, self.want) else {
+                continue;
+            };
+            let want = PixFormat {
+                fourcc: u32::from_le_bytes(*pixel.fourcc_bytes()),
+                width: choice.width,
+                height: choice.height,
+                bytesperline: 0,
+                sizeimage: 0,
+            };
+            match retry(|| self.device.set_format(want)) {
+                Ok(got) if got.fourcc == want.fourcc && got.width > 0 && got.height > 0 => {
+                    set = Some((choice, got));
+                    break;
+                }
+                Ok(got) => refused.push(format!(
+                    "{} (gave {})",
+                    pixel.fourcc(),
+                    fourcc_string(got.fourcc)
+                )),
+                // Unplug, contention and permissions are not about the format: stop here.
+                Err(e) if is_fatal(&e) => return Err(map_err(&id, "VIDIOC_S_FMT", e)),
+                Err(e) => refused.push(format!("{} ({e})", pixel.fourcc())),
+            }
+            tracing::info!(camera = %id, path = %self.path.display(), refused = ?refused.last(),
+                "driver refused a pixel format; trying the next");
         }
-        let mut fps = f64::from(choice.fps);
+        let Some((choice, got)) = set else {
+            return Err(SourceError::Unsupported(if refused.is_empty() {
+                format!("{id}: offers neither MJPG nor YUYV frames")
+            } else {
+                format!("{id}: driver refused {}", refused.join(", "))
+            }));
+        };
+
+        // The rate actually in effect: what S_PARM says it set, else what G_PARM reports, else
+        // unknown (0) — never the requested rate the driver may not have applied.
+        let mut interval = None;
         if choice.fps > 0 {
-            match self
-                .device
-                .set_params(&v4l::video::capture::Parameters::with_fps(choice.fps))
-            {
-                Ok(p) => {
-                    if let Some(f) = interval_to_fps(p.interval.numerator, p.interval.denominator) {
-                        fps = f;
-                    }
-                }
-                // Unplug and contention are real errors; anything else (a driver without
-                // S_PARM) just leaves the rate at the driver's default.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENODEV | libc::EIO | libc::ENXIO | libc::EBUSY)
-                    ) =>
-                {
-                    return Err(map_err(&id, "VIDIOC_S_PARM", e))
-                }
+            match retry(|| self.device.set_parm(choice.fps)) {
+                Ok(i) => interval = i,
+                Err(e) if is_fatal(&e) => return Err(map_err(&id, "VIDIOC_S_PARM", e)),
                 Err(e) => {
-                    tracing::debug!(camera = %id, error = %e, "VIDIOC_S_PARM failed; keeping driver rate")
+                    tracing::debug!(camera = %id, error = %e, "VIDIOC_S_PARM failed; keeping the driver's rate")
                 }
             }
         }
+        let fps_of =
+            |i: Option<Interval>| i.and_then(|i| interval_to_fps(i.numerator, i.denominator));
+        let mut fps = fps_of(interval);
+        if fps.is_none() {
+            match retry(|| self.device.get_parm()) {
+                Ok(i) => fps = fps_of(i),
+                Err(e) if is_fatal(&e) => return Err(map_err(&id, "VIDIOC_G_PARM", e)),
+                Err(e) => {
+                    tracing::debug!(camera = %id, error = %e, "VIDIOC_G_PARM failed; rate unknown")
+                }
+            }
+        }
+        let pixel = if got.fourcc == u32::from_le_bytes(*b"MJPG") {
+            Pixel::Mjpeg
+        } else {
+            Pixel::Yuyv
+        };
         Ok(Active {
-            pixel: choice.pixel,
-            width: set.width,
-            height: set.height,
-            stride: set.stride,
-            fps,
+            pixel,
+            width: got.width,
+            height: got.height,
+            stride: got.bytesperline,
+            fps: fps.unwrap_or(0.0),
         })
     }
 
-    /// REQBUFS + mmap of the buffers (STREAMON follows on the first dequeue).
+    /// REQBUFS, QUERYBUF + mmap and QBUF of every buffer, then STREAMON.
+    ///
+    /// On any failure what was set up so far is released again (`close_stream`), so the next
+    /// attempt starts from a clean device.
     fn open_stream(&mut self) -> Result<(), SourceError> {
-        let mut stream = MmapStream::with_buffers(&self.device, BufType::VideoCapture, BUFFERS)
-            .map_err(|e| map_err(&self.camera_id, "VIDIOC_REQBUFS", e))?;
-        stream.set_timeout(FRAME_TIMEOUT);
-        self.stream = Some(stream);
+        let result = self.try_open_stream();
+        if result.is_err() {
+            self.close_stream();
+        }
+        result
+    }
+
+    fn try_open_stream(&mut self) -> Result<(), SourceError> {
+        let id = self.camera_id.clone();
+        let n = retry(|| self.device.request_buffers(BUFFERS))
+            .map_err(|e| map_err(&id, "VIDIOC_REQBUFS", e))?;
+        // Even a zero answer is recorded: close_stream then issues the matching REQBUFS(0).
+        self.stream = Some(Stream {
+            buffers: n,
+            on: false,
+        });
+        if n == 0 {
+            return Err(SourceError::Io(io::Error::other(format!(
+                "{id}: the driver allocated no capture buffers"
+            ))));
+        }
+        for i in 0..n {
+            retry(|| self.device.map_buffer(i)).map_err(|e| map_err(&id, "mmap", e))?;
+        }
+        for i in 0..n {
+            retry(|| self.device.queue(i)).map_err(|e| map_err(&id, "VIDIOC_QBUF", e))?;
+        }
+        retry(|| self.device.stream_on()).map_err(|e| map_err(&id, "VIDIOC_STREAMON", e))?;
+        self.stream = Some(Stream {
+            buffers: n,
+            on: true,
+        });
         Ok(())
     }
 
-    /// Stops and drops the stream, if any (STREAMOFF, munmap, REQBUFS 0).
+    /// Releases the stream, if any: STREAMOFF, munmap, REQBUFS(0). Failures are logged, never
+    /// raised — this runs from `stop`, error paths and `Drop`, and after an unplug every step
+    /// fails with ENODEV, which is fine: the kernel frees the buffers when the fd closes.
     fn close_stream(&mut self) {
-        if let Some(mut stream) = self.stream.take() {
-            if let Err(e) = stream.stop() {
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        if stream.on {
+            if let Err(e) = retry(|| self.device.stream_off()) {
                 tracing::debug!(camera = %self.camera_id, error = %e, "VIDIOC_STREAMOFF failed");
             }
-            // v4l's Drop impls panic on any unmap/REQBUFS error except ENODEV. STREAMOFF is
-            // idempotent and munmap of our own mappings does not fail, so this is a safety net
-            // (a library panic must not take the capture thread down), not an expected path.
-            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(stream)));
-            if dropped.is_err() {
-                tracing::error!(camera = %self.camera_id, "releasing V4L2 buffers panicked");
+        }
+        self.device.unmap_buffers();
+        if stream.buffers > 0 {
+            if let Err(e) = retry(|| self.device.request_buffers(0)) {
+                tracing::debug!(camera = %self.camera_id, error = %e, "VIDIOC_REQBUFS(0) failed");
             }
         }
     }
 
     /// Dequeues until one good frame arrives, returning it as JPEG.
     fn grab(&mut self) -> Result<Frame, SourceError> {
+        let result = self.try_grab();
+        if result.is_err() {
+            // After a failed DQBUF/QBUF the queue state is unknown: start over on the next call.
+            self.close_stream();
+        }
+        result
+    }
+
+    fn try_grab(&mut self) -> Result<Frame, SourceError> {
+        let id = self.camera_id.clone();
         let active = self
             .active
-            .ok_or_else(|| SourceError::Unsupported(format!("{}: not started", self.camera_id)))?;
+            .ok_or_else(|| SourceError::Unsupported(format!("{id}: not started")))?;
         if self.stream.is_none() {
             self.open_stream()?;
         }
+        let buffers = self.stream.map_or(0, |s| s.buffers);
+        let deadline = Instant::now() + self.frame_timeout;
         let mut bad = 0u32;
         loop {
-            let result = match self.stream.as_mut() {
-                Some(stream) => match CaptureStream::next(stream) {
-                    // `buf` is the whole mmap buffer; only `bytesused` bytes are the frame.
-                    Ok((buf, meta)) => Ok(extract(active, buf, meta)),
-                    Err(e) => Err(e),
-                },
-                None => return Err(SourceError::Io(io::Error::other("stream missing"))),
+            let dq = self.dequeue(deadline)?;
+            if dq.index >= buffers {
+                return Err(SourceError::Io(io::Error::other(format!(
+                    "{id}: driver returned buffer {} of {buffers}",
+                    dq.index
+                ))));
+            }
+            let jpeg = match self.device.buffer(dq.index) {
+                Some(buf) => extract(active, buf, dq.bytesused, dq.flags, self.quality),
+                None => None,
             };
-            match result {
-                Ok(Some(jpeg)) => {
+            // Hand the buffer back before anything else can fail, so the driver keeps all of
+            // them to fill.
+            retry(|| self.device.queue(dq.index)).map_err(|e| {
+                tracing::warn!(camera = %id, path = %self.path.display(), error = %e, "VIDIOC_QBUF failed");
+                map_err(&id, "VIDIOC_QBUF", e)
+            })?;
+            match jpeg {
+                Some(jpeg) => {
                     return Ok(Frame {
                         seq: 0,
                         captured_unix_ms: SystemTime::now()
@@ -622,47 +776,104 @@ impl V4l2Source {
                         jpeg: Bytes::from(jpeg),
                     })
                 }
-                Ok(None) => {
+                None => {
                     bad += 1;
                     if bad >= MAX_BAD_FRAMES {
                         return Err(SourceError::Io(io::Error::new(
                             io::ErrorKind::InvalidData,
-                            format!("{}: {bad} unusable frames in a row", self.camera_id),
+                            format!("{id}: {bad} unusable frames in a row"),
                         )));
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits for and dequeues one buffer before `deadline`.
+    ///
+    /// Like µStreamer and mjpg-streamer: wait with a timeout (poll), then DQBUF. EAGAIN from
+    /// DQBUF after a wake-up is a spurious wake-up (another frame will come), EINTR a signal:
+    /// both loop back to waiting. A wait that reaches the deadline is an error — the capture
+    /// thread reports it and the device is set up afresh on the next start, which is what both
+    /// references do after a persistent timeout.
+    fn dequeue(&mut self, deadline: Instant) -> Result<Dequeued, SourceError> {
+        let id = self.camera_id.clone();
+        let limit = self.frame_timeout;
+        let timed_out = || {
+            SourceError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{id}: no frame within {} ms", limit.as_millis()),
+            ))
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            match self.device.wait(left) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) if is_transient(&e) => continue,
                 Err(e) => {
-                    // The stream's queue state is unknown after a failed QBUF/DQBUF/STREAMON;
-                    // drop it so the next call starts over cleanly.
-                    self.close_stream();
-                    if e.kind() == io::ErrorKind::TimedOut {
-                        return Err(SourceError::Io(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!(
-                                "{}: no frame within {} s",
-                                self.camera_id,
-                                FRAME_TIMEOUT.as_secs()
-                            ),
-                        )));
-                    }
-                    tracing::warn!(camera = %self.camera_id, path = %self.path.display(), error = %e, "capture failed");
-                    return Err(map_err(&self.camera_id, "capture", e));
+                    tracing::warn!(camera = %id, path = %self.path.display(), error = %e, "poll failed");
+                    return Err(map_err(&id, "poll", e));
+                }
+            }
+            match self.device.dequeue() {
+                Ok(dq) => return Ok(dq),
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => {
+                    tracing::warn!(camera = %id, path = %self.path.display(), error = %e, "VIDIOC_DQBUF failed");
+                    return Err(map_err(&id, "VIDIOC_DQBUF", e));
                 }
             }
         }
     }
 }
 
+/// How many times an ioctl answered EINTR/EAGAIN/ETIMEDOUT is retried (µStreamer's and
+/// mjpg-streamer's `xioctl` both retry 4 times, at once).
+const IOCTL_RETRIES: u32 = 4;
+
+/// Errors that say "try again", not "this failed": a signal (EINTR), a busy driver moment
+/// (EAGAIN), a UVC control transfer that timed out (ETIMEDOUT).
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::ETIMEDOUT)
+    )
+}
+
+/// Errors that end configuration at once instead of trying another format or rate.
+fn is_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENODEV | libc::EIO | libc::ENXIO | libc::EBUSY | libc::EACCES | libc::EPERM)
+    )
+}
+
+/// Runs `op`, retrying it up to [`IOCTL_RETRIES`] times while it fails transiently.
+fn retry<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut left = IOCTL_RETRIES;
+    loop {
+        match op() {
+            Err(e) if left > 0 && is_transient(&e) => left -= 1,
+            result => return result,
+        }
+    }
+}
+
 /// One dequeued buffer as JPEG bytes; `None` for a frame to skip (driver-flagged error, empty
-/// buffer, short YUYV data, failed conversion).
+/// buffer, short YUYV data, failed conversion). `buf` is the whole mapped buffer; only the
+/// first `bytesused` bytes are the frame.
 ///
 /// MJPEG frames are not checked for completeness here: the capture thread drops truncated ones
 /// and counts them (a metric this layer would hide).
-fn extract(active: Active, buf: &[u8], meta: &v4l::buffer::Metadata) -> Option<Vec<u8>> {
-    if meta.flags.contains(BufFlags::ERROR) {
+fn extract(active: Active, buf: &[u8], bytesused: u32, flags: u32, quality: u8) -> Option<Vec<u8>> {
+    if flags & v4l_sys::V4L2_BUF_FLAG_ERROR != 0 {
         return None;
     }
-    let used = (meta.bytesused as usize).min(buf.len());
+    let used = (bytesused as usize).min(buf.len());
     let data = &buf[..used];
     match active.pixel {
         Pixel::Mjpeg => {
@@ -679,19 +890,14 @@ fn extract(active: Active, buf: &[u8], meta: &v4l::buffer::Metadata) -> Option<V
                 return None;
             }
             let encoded = if stride == row {
-                jpeg::yuyv_to_jpeg(
-                    active.width,
-                    active.height,
-                    &data[..row * rows],
-                    YUYV_QUALITY,
-                )
+                jpeg::yuyv_to_jpeg(active.width, active.height, &data[..row * rows], quality)
             } else {
                 // Padded rows: repack to the tight layout the encoder expects.
                 let mut packed = Vec::with_capacity(row * rows);
                 for r in 0..rows {
                     packed.extend_from_slice(&data[r * stride..r * stride + row]);
                 }
-                jpeg::yuyv_to_jpeg(active.width, active.height, &packed, YUYV_QUALITY)
+                jpeg::yuyv_to_jpeg(active.width, active.height, &packed, quality)
             };
             encoded.ok()
         }
@@ -710,9 +916,8 @@ fn map_err(camera_id: &str, op: &str, e: io::Error) -> SourceError {
         Some(libc::ENOSPC) => SourceError::BandwidthExhausted(format!(
             "{camera_id}: try a lower resolution or frame rate, MJPEG, or another USB controller"
         )),
-        Some(libc::EACCES | libc::EPERM) => SourceError::Io(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("{camera_id}: permission denied ({op})"),
+        Some(libc::EACCES | libc::EPERM) => SourceError::PermissionDenied(format!(
+            "{camera_id} ({op}): add the user camshard runs as to the `video` group"
         )),
         // Raw OS errors carry no path; keep the kind, add the camera and operation.
         _ => SourceError::Io(io::Error::new(e.kind(), format!("{camera_id} ({op}): {e}"))),
@@ -722,6 +927,10 @@ fn map_err(camera_id: &str, op: &str, e: io::Error) -> SourceError {
 impl CameraSource for V4l2Source {
     fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    fn set_jpeg_quality(&mut self, quality: u8) {
+        self.quality = quality.clamp(1, 100);
     }
 
     fn start(&mut self) -> Result<StreamFormat, SourceError> {
@@ -738,10 +947,10 @@ impl CameraSource for V4l2Source {
             fps = active.fps,
             "starting V4L2 capture"
         );
+        // STREAMON (ENOSPC: USB bandwidth) fails here, and the first frame is fetched so that a
+        // camera that streams nothing shows up from start() rather than later from next_frame().
         self.open_stream()?;
-        // The first dequeue issues STREAMON: ENOSPC, EBUSY and a camera that never delivers
-        // show up here, from start(), rather than later from next_frame().
-        let first = self.grab().inspect_err(|_| self.close_stream())?;
+        let first = self.grab()?;
         self.pending = Some(first);
         Ok(StreamFormat {
             fourcc: active.pixel.fourcc().to_string(),
@@ -767,11 +976,10 @@ impl CameraSource for V4l2Source {
 
 impl Drop for V4l2Source {
     fn drop(&mut self) {
-        // Release buffers through our error handling rather than v4l's panicking Drop.
+        // Release buffers in order (STREAMOFF, munmap, REQBUFS 0) before the fd closes.
         self.close_stream();
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,6 +1020,7 @@ mod tests {
         assert!(matches!(of(libc::ENODEV), ProbeError::Disconnected));
         assert!(matches!(of(libc::EBUSY), ProbeError::Busy));
         assert!(matches!(of(libc::EACCES), ProbeError::PermissionDenied));
+        assert!(of(libc::EACCES).to_string().contains("`video` group"));
 
         let e = |n| {
             map_err(
@@ -830,6 +1039,8 @@ mod tests {
                 .starts_with("USB bandwidth exhausted: camera3"),
             "{bw}"
         );
+        assert!(matches!(e(libc::EACCES), SourceError::PermissionDenied(_)));
+        assert!(matches!(e(libc::EPERM), SourceError::PermissionDenied(_)));
         for err in [e(libc::ENODEV), e(libc::EINVAL), e(libc::EACCES)] {
             assert!(err.to_string().contains("camera3"), "{err}");
         }
@@ -943,11 +1154,6 @@ mod tests {
 
     #[test]
     fn extract_trims_padding_skips_errors_and_repacks_padded_yuyv() {
-        let meta = |used: u32, flags: BufFlags| v4l::buffer::Metadata {
-            bytesused: used,
-            flags,
-            ..Default::default()
-        };
         let mjpeg = Active {
             pixel: Pixel::Mjpeg,
             width: 2,
@@ -958,11 +1164,11 @@ mod tests {
         let buf = [0xFF, 0xD8, 1, 2, 0xFF, 0xD9, 0, 0, 0, 0, 9, 9];
         // bytesused covers the padding but not the stale bytes after it.
         assert_eq!(
-            extract(mjpeg, &buf, &meta(10, BufFlags::empty())).unwrap(),
+            extract(mjpeg, &buf, 10, 0, 80).unwrap(),
             [0xFF, 0xD8, 1, 2, 0xFF, 0xD9]
         );
-        assert!(extract(mjpeg, &buf, &meta(10, BufFlags::ERROR)).is_none());
-        assert!(extract(mjpeg, &buf, &meta(0, BufFlags::empty())).is_none());
+        assert!(extract(mjpeg, &buf, 10, v4l_sys::V4L2_BUF_FLAG_ERROR, 80).is_none());
+        assert!(extract(mjpeg, &buf, 0, 0, 80).is_none());
 
         // 16x8 YUYV with rows padded to 40 bytes (32 used).
         let (w, h, stride) = (16u32, 8u32, 40usize);
@@ -979,10 +1185,348 @@ mod tests {
             stride: stride as u32,
             fps: 30.0,
         };
-        let jpeg = extract(yuyv, &padded, &meta(padded.len() as u32, BufFlags::empty())).unwrap();
+        let jpeg = extract(yuyv, &padded, padded.len() as u32, 0, 80).unwrap();
         assert!(jpeg::is_complete_jpeg(&jpeg));
         assert_eq!(jpeg::jpeg_size(&jpeg), Some((w, h)));
         // Short data (a truncated buffer) is skipped, not encoded.
-        assert!(extract(yuyv, &padded[..100], &meta(100, BufFlags::empty())).is_none());
+        assert!(extract(yuyv, &padded[..100], 100, 0, 80).is_none());
+    }
+
+    // ---- V4l2Source over a scripted device: the streaming code without hardware ----
+
+    use super::super::scripted::{self, DeviceScript, Observed, ScriptedDevice};
+    use std::sync::{Arc, Mutex};
+
+    /// A small camera offering MJPEG and YUYV at 64x48, 15 and 30 fps.
+    fn small_caps() -> Capabilities {
+        caps(&[
+            ("MJPG", &[(64, 48, &[30.0, 15.0])]),
+            ("YUYV", &[(64, 48, &[30.0, 15.0])]),
+        ])
+    }
+
+    /// A source over a device playing `script` (JSON, as in a fixture; unpaced).
+    fn scripted(
+        script: serde_json::Value,
+    ) -> (Result<V4l2Source, SourceError>, Arc<Mutex<Observed>>) {
+        let mut script: DeviceScript = serde_json::from_value(script).expect("script parses");
+        script.validate().expect("script is valid");
+        script.pace = false;
+        let device = ScriptedDevice::new(script);
+        let observed = device.observer();
+        let source = V4l2Source::with_device(
+            Box::new(device),
+            Path::new("/dev/video0"),
+            small_caps(),
+            None,
+            "camera0".into(),
+        );
+        (source, observed)
+    }
+
+    fn calls(o: &Arc<Mutex<Observed>>) -> Vec<String> {
+        o.lock().unwrap().calls.clone()
+    }
+
+    fn released(o: &Arc<Mutex<Observed>>) -> bool {
+        let o = o.lock().unwrap();
+        !o.streaming && o.buffers == 0 && o.mapped == 0
+    }
+
+    fn decode(jpeg: &[u8]) -> (u16, u16) {
+        let mut d = jpeg_decoder::Decoder::new(jpeg);
+        d.decode().expect("frame decodes");
+        let info = d.info().expect("info");
+        (info.width, info.height)
+    }
+
+    #[test]
+    fn scripted_mjpeg_streams_end_to_end_and_stop_releases_everything() {
+        let (src, obs) = scripted(serde_json::json!({
+            "frames": [{}, {"pad": 500}, {"synthetic": true}]
+        }));
+        let mut src = src.unwrap();
+        let fmt = src.start().unwrap();
+        assert_eq!(
+            (fmt.fourcc.as_str(), fmt.width, fmt.height, fmt.fps),
+            ("MJPG", 64, 48, 15.0)
+        );
+        for _ in 0..8 {
+            let f = src.next_frame().unwrap();
+            assert!(jpeg::is_complete_jpeg(&f.jpeg), "zero padding is trimmed");
+            assert_eq!(decode(&f.jpeg), (64, 48));
+        }
+        src.stop();
+        assert!(released(&obs), "{:?}", obs.lock().unwrap());
+        let c = calls(&obs);
+        let order: Vec<&str> = [
+            "open",
+            "s_fmt",
+            "s_parm",
+            "reqbufs",
+            "streamon",
+            "streamoff",
+        ]
+        .into_iter()
+        .filter(|op| c.iter().any(|x| x == op))
+        .collect();
+        assert_eq!(order.len(), 6, "{c:?}");
+        // Release order: STREAMOFF, then REQBUFS(0) (munmap is not an ioctl).
+        assert_eq!(c[c.len() - 2..], ["streamoff", "reqbufs"], "{c:?}");
+        // Started again after stop: the same device streams again.
+        src.start().unwrap();
+        assert!(src.next_frame().is_ok());
+        drop(src);
+        assert!(released(&obs));
+    }
+
+    #[test]
+    fn scripted_ebusy_at_open_is_busy() {
+        let (src, _) = scripted(serde_json::json!({"errors": {"open": ["EBUSY"]}}));
+        assert!(matches!(src, Err(SourceError::Busy(_))), "{:?}", src.err());
+    }
+
+    #[test]
+    fn scripted_eacces_at_open_names_the_video_group() {
+        let (src, _) = scripted(serde_json::json!({"errors": {"open": ["EACCES"]}}));
+        let err = src.err().expect("refused");
+        assert!(matches!(err, SourceError::PermissionDenied(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("`video` group") && text.contains("camera0"),
+            "{text}"
+        );
+        assert!(!text.contains("/dev/"), "{text}");
+    }
+
+    #[test]
+    fn scripted_enospc_at_streamon_is_bandwidth_and_releases_buffers() {
+        let (src, obs) = scripted(serde_json::json!({"errors": {"streamon": ["ENOSPC"]}}));
+        let mut src = src.unwrap();
+        let err = src.start().unwrap_err();
+        assert!(matches!(err, SourceError::BandwidthExhausted(_)), "{err:?}");
+        assert!(released(&obs), "{:?}", obs.lock().unwrap());
+        // The next attempt succeeds (the script only failed the first STREAMON).
+        src.start().unwrap();
+        src.next_frame().unwrap();
+        src.stop();
+    }
+
+    #[test]
+    fn scripted_transient_errors_are_retried() {
+        let (src, obs) = scripted(serde_json::json!({"errors": {
+            "open": ["EINTR"],
+            "s_fmt": ["EINTR", "EAGAIN"],
+            "s_parm": ["ETIMEDOUT"],
+            "reqbufs": ["EINTR"],
+            "querybuf": ["EAGAIN"],
+            "qbuf": ["ok", "EINTR"],
+            "streamon": ["EINTR", "EINTR", "EINTR", "EINTR"],
+            "poll": ["EINTR", "timeout"],
+            "dqbuf": ["EINTR", "EAGAIN", "ETIMEDOUT"]
+        }}));
+        let mut src = src.expect("EINTR at open is retried");
+        src.start().expect("every transient error is retried");
+        for _ in 0..5 {
+            src.next_frame().unwrap();
+        }
+        assert!(calls(&obs).contains(&"streamon:EINTR".to_string()));
+        // Five in a row is one more than the retry budget: a real failure.
+        let (src, _) = scripted(serde_json::json!({"errors": {"streamon": ["EINTR*"]}}));
+        let err = src.unwrap().start().unwrap_err();
+        assert!(matches!(err, SourceError::Io(_)), "{err:?}");
+    }
+
+    #[test]
+    fn scripted_eio_and_enodev_mid_stream_are_disconnects() {
+        // EIO once: a disconnect error, then the stream is set up again and frames flow.
+        let (src, obs) = scripted(serde_json::json!({"errors": {"dqbuf": ["ok", "ok", "EIO"]}}));
+        let mut src = src.unwrap();
+        src.start().unwrap();
+        src.next_frame().unwrap(); // the frame start() fetched
+        src.next_frame().unwrap();
+        let err = src.next_frame().unwrap_err();
+        assert!(matches!(err, SourceError::Disconnected(_)), "{err:?}");
+        assert!(released(&obs), "a failed stream is released at once");
+        src.next_frame().expect("the stream is set up again");
+        src.stop();
+
+        // ENODEV for good (unplugged): every call fails cleanly, stop and drop are safe.
+        let (src, obs) = scripted(serde_json::json!({"errors": {
+            "dqbuf": ["ok", "ENODEV*"], "qbuf": ["ok", "ok", "ok", "ok", "ok", "ENODEV*"],
+            "streamoff": ["ENODEV*"], "reqbufs": ["ok", "ENODEV*"]
+        }}));
+        let mut src = src.unwrap();
+        src.start().unwrap();
+        src.next_frame().unwrap();
+        for _ in 0..3 {
+            let err = src.next_frame().unwrap_err();
+            assert!(matches!(err, SourceError::Disconnected(_)), "{err:?}");
+        }
+        src.stop();
+        src.stop();
+        drop(src);
+        assert_eq!(obs.lock().unwrap().mapped, 0, "buffers are unmapped");
+    }
+
+    #[test]
+    fn scripted_mjpeg_refused_falls_back_to_yuyv_at_configured_quality() {
+        // A driver that adjusts MJPG to YUYV, and one that answers EINVAL.
+        for script in [
+            serde_json::json!({"accept": ["YUYV"]}),
+            serde_json::json!({"errors": {"s_fmt": ["EINVAL"]}}),
+        ] {
+            let (src, _) = scripted(script.clone());
+            let mut src = src.unwrap();
+            src.set_jpeg_quality(35);
+            let fmt = src.start().unwrap();
+            assert_eq!(fmt.fourcc, "YUYV", "{script}");
+            let f = src.next_frame().unwrap();
+            assert_eq!(decode(&f.jpeg), (64, 48));
+            // Exactly the bytes the encoder makes of the device's YUYV at quality 35.
+            let pix = PixFormat {
+                fourcc: u32::from_le_bytes(*b"YUYV"),
+                width: 64,
+                height: 48,
+                bytesperline: 128,
+                sizeimage: 128 * 48,
+            };
+            let raw = scripted::generate(pix, 0, 80);
+            let want = jpeg::yuyv_to_jpeg(64, 48, &raw, 35).unwrap();
+            assert_eq!(f.jpeg.as_ref(), want.as_slice(), "{script}");
+            assert_ne!(want, jpeg::yuyv_to_jpeg(64, 48, &raw, 80).unwrap());
+            src.stop();
+        }
+        // Neither format accepted: unsupported, naming both refusals.
+        let (src, _) = scripted(serde_json::json!({"accept": ["H264"]}));
+        let err = src.unwrap().start().unwrap_err();
+        assert!(matches!(err, SourceError::Unsupported(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("MJPG") && err.to_string().contains("YUYV"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scripted_s_parm_failure_reports_g_parm_rate() {
+        // The driver runs at 25 fps; S_PARM (asked for 15) fails.
+        let (src, _) = scripted(serde_json::json!({"fps": 25, "errors": {"s_parm": ["EINVAL"]}}));
+        let fmt = src.unwrap().start().unwrap();
+        assert_eq!(fmt.fps, 25.0);
+        // S_PARM and G_PARM both fail: unknown (0), not the requested 15.
+        let (src, _) = scripted(serde_json::json!({"fps": 25,
+            "errors": {"s_parm": ["EINVAL"], "g_parm": ["EINVAL"]}}));
+        assert_eq!(src.unwrap().start().unwrap().fps, 0.0);
+        // S_PARM answered with what the driver chose.
+        let (src, _) = scripted(serde_json::json!({"fps": 20}));
+        assert_eq!(src.unwrap().start().unwrap().fps, 20.0);
+    }
+
+    #[test]
+    fn scripted_frame_wait_times_out() {
+        let (src, _) = scripted(serde_json::json!({"errors": {"poll": ["ok", "timeout*"]}}));
+        let mut src = src.unwrap();
+        src.frame_timeout = Duration::from_millis(50);
+        src.start().unwrap();
+        src.next_frame().unwrap();
+        let err = src.next_frame().unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Io(e) if e.kind() == io::ErrorKind::TimedOut),
+            "{err:?}"
+        );
+    }
+
+    /// Random errno sequences at every operation, random damaged frames: whatever happens,
+    /// no panic, errors are typed, `stop()` is always safe and leaves nothing mapped.
+    #[test]
+    fn scripted_random_errno_sequences_never_panic() {
+        // xorshift64*: deterministic, so a failure names its seed.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rand = move |n: u64| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        };
+        let errnos = [
+            "ok",
+            "ok",
+            "ok",
+            "EINTR",
+            "EAGAIN",
+            "ETIMEDOUT",
+            "EBUSY",
+            "ENOSPC",
+            "EIO",
+            "ENODEV",
+            "EINVAL",
+            "EACCES",
+            "ENOMEM",
+            "EPROTO",
+        ];
+        let (mut frames_seen, mut errors_seen) = (0u32, 0u32);
+        for round in 0..300 {
+            let mut errors = serde_json::Map::new();
+            for op in scripted::OPS {
+                // Most operations fail on some call, but most calls succeed.
+                let len = if rand(3) == 0 { 0 } else { 1 + rand(6) };
+                let mut seq: Vec<String> = (0..len)
+                    .map(|_| match rand(4) {
+                        0 => errnos[rand(errnos.len() as u64) as usize].to_string(),
+                        _ => "ok".to_string(),
+                    })
+                    .collect();
+                if *op == "poll" && rand(4) == 0 {
+                    seq.push("timeout".into());
+                }
+                if let Some(last) = seq.last_mut() {
+                    if last != "ok" && last != "timeout" && rand(8) == 0 {
+                        last.push('*');
+                    }
+                }
+                errors.insert(op.to_string(), serde_json::json!(seq));
+            }
+            let frames: Vec<serde_json::Value> = (0..1 + rand(3))
+                .map(|_| {
+                    serde_json::json!({"strip_dht": rand(2) == 0, "pad": rand(3) * 100,
+                        "junk_tail": rand(3), "truncate": rand(3) * 50, "tiny": rand(6) == 0,
+                        "error_flag": rand(8) == 0})
+                })
+                .collect();
+            let accept = ["MJPG", "YUYV", "MJPG", "YUYV", "H264"][rand(5) as usize];
+            let script = serde_json::json!({"errors": errors, "frames": frames,
+                "accept": [accept], "bytesperline": 128 + rand(2) * 16});
+            let (src, obs) = scripted(script.clone());
+            let Ok(mut src) = src else { continue };
+            src.frame_timeout = Duration::from_millis(20);
+            for _ in 0..1 + rand(3) {
+                let started = src.start();
+                errors_seen += u32::from(started.is_err());
+                if started.is_ok() {
+                    for _ in 0..rand(6) {
+                        match src.next_frame() {
+                            Ok(_) => frames_seen += 1,
+                            Err(_) => errors_seen += 1,
+                        }
+                    }
+                } else if rand(2) == 0 {
+                    // next_frame after a failed start: an error or a frame, never a panic.
+                    let _ = src.next_frame();
+                }
+                src.stop();
+                assert_eq!(
+                    obs.lock().unwrap().mapped,
+                    0,
+                    "round {round}: stop left buffers mapped; {script}"
+                );
+            }
+            src.stop();
+            drop(src);
+        }
+        // The loop explored both outcomes, not only early failures.
+        assert!(
+            frames_seen > 100 && errors_seen > 50,
+            "{frames_seen} frames, {errors_seen} errors"
+        );
     }
 }
