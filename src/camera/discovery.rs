@@ -107,6 +107,24 @@ pub enum SkipReason {
     Probe(ProbeError),
     /// The fixture file could not be read or parsed.
     Fixture(String),
+    /// A capture node whose `device_caps` lack `V4L2_CAP_STREAMING`: it could only be read with
+    /// `read()`, which camshard does not do (mmap streaming only), so every start would fail.
+    NoStreaming,
+    /// A capture node offering neither MJPG nor YUYV (the formats camshard can turn into JPEG),
+    /// with the FourCCs it does offer.
+    NoFormat(Vec<String>),
+}
+
+impl SkipReason {
+    /// True for a node that looks like a camera but cannot be used (as opposed to a node that
+    /// is simply not a camera: a UVC metadata node, a non-V4L2 file, a node that vanished).
+    /// These are what health reports as "unusable".
+    pub fn is_unusable_camera(&self) -> bool {
+        !matches!(
+            self,
+            SkipReason::Probe(ProbeError::NotCapture | ProbeError::NotV4l2 | ProbeError::NotFound)
+        )
+    }
 }
 
 impl fmt::Display for SkipReason {
@@ -114,6 +132,17 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::Probe(e) => e.fmt(f),
             SkipReason::Fixture(e) => write!(f, "bad fixture: {e}"),
+            SkipReason::NoStreaming => {
+                f.write_str("capture node without streaming I/O (V4L2_CAP_STREAMING)")
+            }
+            SkipReason::NoFormat(offered) if offered.is_empty() => {
+                f.write_str("capture node offers no pixel format (MJPG or YUYV needed)")
+            }
+            SkipReason::NoFormat(offered) => write!(
+                f,
+                "capture node offers neither MJPG nor YUYV (only {})",
+                offered.join(", ")
+            ),
         }
     }
 }
@@ -169,7 +198,8 @@ pub fn scan(cfg: &DiscoveryConfig) -> Scan {
             load_fixture(&fixture_path, &dev_path)
         } else {
             probe(&dev_path).map_err(SkipReason::Probe)
-        };
+        }
+        .and_then(usable);
         match probed {
             Ok(caps) => {
                 let (identity, identity_kind) = identify(cfg, &name);
@@ -187,6 +217,28 @@ pub fn scan(cfg: &DiscoveryConfig) -> Scan {
     }
     split_serial_collisions(cfg, &mut out.nodes);
     out
+}
+
+/// Keeps a capture node only if a start could succeed: listing a node that fails at every start
+/// would show a CONNECTED camera that never delivers a frame (and, before back-off, restart it in
+/// a loop). The names are those `probe` gives `device_caps` (`Streaming`).
+fn usable(caps: Capabilities) -> Result<Capabilities, SkipReason> {
+    if !caps.device_caps.iter().any(|c| c == "Streaming") {
+        return Err(SkipReason::NoStreaming);
+    }
+    if !caps
+        .formats
+        .iter()
+        .any(|f| matches!(f.fourcc.trim_end(), "MJPG" | "YUYV"))
+    {
+        let offered = caps
+            .formats
+            .iter()
+            .map(|f| f.fourcc.trim_end().to_string())
+            .collect();
+        return Err(SkipReason::NoFormat(offered));
+    }
+    Ok(caps)
 }
 
 /// `videoN` → `N`; anything else (`video`, `videoX`, `vbi0`) → `None`.
@@ -314,6 +366,9 @@ struct Fixture {
     version: String,
     #[serde(default = "yes")]
     capture: bool,
+    /// `false` models a capture node without `V4L2_CAP_STREAMING` in its device caps.
+    #[serde(default = "yes")]
+    streaming: bool,
     #[serde(default)]
     formats: Vec<FixtureFormat>,
 }
@@ -345,6 +400,11 @@ fn load_fixture(fixture_path: &Path, dev_path: &Path) -> Result<Capabilities, Sk
         return Err(SkipReason::Probe(ProbeError::NotCapture));
     }
     let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let device_caps = if f.streaming {
+        names(&["Video Capture", "Streaming", "Extended Pix Format"])
+    } else {
+        names(&["Video Capture", "Read/Write", "Extended Pix Format"])
+    };
     Ok(Capabilities {
         driver: f.driver,
         card: f.card,
@@ -357,7 +417,7 @@ fn load_fixture(fixture_path: &Path, dev_path: &Path) -> Result<Capabilities, Sk
             "Extended Pix Format",
             "Device Capabilities",
         ]),
-        device_caps: names(&["Video Capture", "Streaming", "Extended Pix Format"]),
+        device_caps,
         formats: f
             .formats
             .into_iter()
@@ -418,6 +478,9 @@ pub fn open_source(
 #[derive(Debug, Default)]
 pub struct SkipLog {
     last: HashMap<String, String>,
+    /// Reasons of the nodes in the last report that look like cameras but cannot be used
+    /// ([`SkipReason::is_unusable_camera`]), in node order: what health shows.
+    unusable: Vec<String>,
 }
 
 impl SkipLog {
@@ -430,8 +493,12 @@ impl SkipLog {
     /// (gone, or now usable), so a later failure is logged again.
     pub fn report(&mut self, scan: &Scan) {
         let mut now = HashMap::with_capacity(scan.skipped.len());
+        self.unusable.clear();
         for s in &scan.skipped {
             let reason = s.reason.to_string();
+            if s.reason.is_unusable_camera() {
+                self.unusable.push(reason.clone());
+            }
             if self.last.get(&s.name) != Some(&reason) {
                 match &s.reason {
                     // Expected on every machine with a UVC camera (its metadata node).
@@ -453,6 +520,17 @@ impl SkipLog {
     /// How many nodes are currently remembered as skipped.
     pub fn len(&self) -> usize {
         self.last.len()
+    }
+
+    /// How many nodes of the last report look like cameras but cannot be used.
+    pub fn unusable(&self) -> usize {
+        self.unusable.len()
+    }
+
+    /// Why each of those nodes cannot be used (no node names: health bodies never show device
+    /// nodes; the log line names the node).
+    pub fn unusable_reasons(&self) -> &[String] {
+        &self.unusable
     }
 
     /// No node is currently remembered as skipped.
@@ -564,6 +642,59 @@ mod tests {
                 ("video5", "Probe(NotFound)".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn capture_nodes_without_streaming_or_a_usable_format_are_skipped() {
+        let t = Tree::new();
+        t.add("video0", "1-2", None, Some(CAM));
+        // A read()-only capture node (no V4L2_CAP_STREAMING).
+        t.add(
+            "video2",
+            "1-3",
+            None,
+            Some(r#"{"card":"Old Cam","streaming":false,"formats":[{"fourcc":"MJPG","sizes":[{"width":640,"height":480,"fps":[30]}]}]}"#),
+        );
+        // Streams, but only H.264 and a raw Bayer format.
+        t.add(
+            "video4",
+            "1-4",
+            None,
+            Some(r#"{"card":"H264 Cam","formats":[{"fourcc":"H264"},{"fourcc":"BA81"}]}"#),
+        );
+        // Streams, offers nothing at all.
+        t.add("video6", "1-5", None, Some(r#"{"card":"Empty"}"#));
+        let s = scan(&t.cfg);
+        let names: Vec<&str> = s.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["video0"]);
+        let reasons: Vec<(&str, String)> = s
+            .skipped
+            .iter()
+            .map(|k| (k.name.as_str(), k.reason.to_string()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    "video2",
+                    "capture node without streaming I/O (V4L2_CAP_STREAMING)".to_string()
+                ),
+                (
+                    "video4",
+                    "capture node offers neither MJPG nor YUYV (only H264, BA81)".to_string()
+                ),
+                (
+                    "video6",
+                    "capture node offers no pixel format (MJPG or YUYV needed)".to_string()
+                ),
+            ]
+        );
+        assert!(s.skipped.iter().all(|k| k.reason.is_unusable_camera()));
+        // Logged once per node like any other skip; the log remembers all three.
+        let mut log = SkipLog::new();
+        log.report(&s);
+        assert_eq!(log.len(), 3);
+        assert_eq!(log.unusable(), 3);
     }
 
     #[test]

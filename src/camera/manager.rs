@@ -231,6 +231,9 @@ impl Manager {
     fn rescan(&mut self) {
         let scan = discovery::scan(&self.discovery);
         self.skips.report(&scan);
+        self.state
+            .cameras
+            .publish_unusable(self.skips.unusable_reasons());
         let mut present: Vec<String> = Vec::new();
         for node in &scan.nodes {
             present.push(node.identity.clone());

@@ -66,6 +66,9 @@ pub struct CameraInfo {
 #[derive(Default)]
 pub struct Registry {
     list: ArcSwap<Vec<Arc<CameraInfo>>>,
+    /// Why each V4L2 node that looks like a camera but cannot be used was skipped by the last
+    /// scan (no streaming I/O, no usable format, permission denied, …): health shows these.
+    unusable: ArcSwap<Vec<String>>,
 }
 
 impl Registry {
@@ -78,6 +81,18 @@ impl Registry {
     pub fn publish(&self, mut cameras: Vec<Arc<CameraInfo>>) {
         cameras.sort_by_key(|c| c.num);
         self.list.store(Arc::new(cameras));
+    }
+
+    /// Replaces the unusable-node reasons (camera manager only, after each scan).
+    pub fn publish_unusable(&self, reasons: &[String]) {
+        if **self.unusable.load() != reasons {
+            self.unusable.store(Arc::new(reasons.to_vec()));
+        }
+    }
+
+    /// Why each unusable node of the last scan was skipped (see the log for the node names).
+    pub fn unusable(&self) -> Arc<Vec<String>> {
+        self.unusable.load_full()
     }
 
     /// Resolves a `CameraRef` (§8.1): `cameraN` or `/dev/videoN`.
