@@ -297,7 +297,11 @@ impl Manager {
         let mut present: Vec<String> = Vec::new();
         for node in &scan.nodes {
             present.push(node.identity.clone());
-            let known = self.ids.get(&node.identity);
+            let known = self.ids.get(&node.identity).or_else(|| {
+                node.legacy_identity
+                    .as_deref()
+                    .and_then(|l| self.ids.get(l))
+            });
             let max = self.state.config.cameras.max_cameras;
             if known.is_none() && self.cameras.len() >= max {
                 if !self.limit_reported {
@@ -310,7 +314,7 @@ impl Manager {
                 }
                 continue;
             }
-            let num = match self.ids.id_for(&node.identity) {
+            let num = match self.number_for(node) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot persist camera ids");
@@ -356,6 +360,27 @@ impl Manager {
             }
         }
         self.publish();
+    }
+
+    /// The camera number of a scanned node: its binding; else the binding an earlier version
+    /// made under the udev by-path name (re-keyed once to the identity derived now, so it holds
+    /// whether or not udev has made the link yet); else a new one — persisted, unless the
+    /// identity is transient (`node:videoN`; see `discovery`'s module docs).
+    fn number_for(&mut self, node: &Node) -> std::io::Result<u32> {
+        if let Some(n) = self.ids.get(&node.identity) {
+            return Ok(n);
+        }
+        if let Some(legacy) = node.legacy_identity.as_deref() {
+            if let Some(n) = self.ids.rekey(legacy, &node.identity)? {
+                tracing::info!(camera = n, from = %legacy, to = %node.identity,
+                    "camera identity re-keyed from its udev by-path name to its sysfs bus path");
+                return Ok(n);
+            }
+        }
+        if node.identity_kind == discovery::IdentityKind::Node {
+            return Ok(self.ids.transient_id_for(&node.identity));
+        }
+        self.ids.id_for(&node.identity)
     }
 
     fn connect(&mut self, num: u32, node: &Node) {
