@@ -93,6 +93,7 @@ pub fn state() -> &'static Arc<ServerState> {
                 last_seen_ms: now_ms,
                 capture: None,
                 error: None,
+                error_reason: None,
             })
         };
         cameras.publish(vec![

@@ -110,13 +110,39 @@ impl Report {
             comp(self.websocket) == "ok" && comp(self.camera_monitor) == "ok" && mtx_status == "ok";
         let components = json!({
             "websocket": {"status": comp(self.websocket), "message": format!("{conns} connections")},
-            "camera_monitor": {"status": comp(self.camera_monitor), "message": "camera discovery"},
+            "camera_monitor": {"status": comp(self.camera_monitor), "message": camera_message(state)},
             "mediamtx": {"status": mtx_status, "message": mtx_msg, "version": mtx_version},
             "storage": {"status": storage_status, "message": format!("usage {:.1}%", self.storage_percent),
                         "usage_percentage": self.storage_percent},
         });
         (ready, components)
     }
+}
+
+/// The readiness message of `camera_monitor`: how many cameras are connected and, when the last
+/// scan skipped nodes that look like cameras but cannot be used, how many and why — an operator
+/// looking at `/readyz` for a missing camera learns it was found and refused, not overlooked. The
+/// node names are in the log line of each skip (health bodies never show device nodes).
+fn camera_message(state: &ServerState) -> String {
+    let cameras = state.cameras.snapshot();
+    let connected = cameras
+        .iter()
+        .filter(|c| c.status == crate::camera::registry::Status::Connected)
+        .count();
+    let mut msg = format!(
+        "{connected} camera{} connected",
+        if connected == 1 { "" } else { "s" }
+    );
+    let unusable = state.cameras.unusable();
+    if !unusable.is_empty() {
+        msg.push_str(&format!(
+            "; {} unusable video node{} skipped: {}",
+            unusable.len(),
+            if unusable.len() == 1 { "" } else { "s" },
+            unusable.join("; ")
+        ));
+    }
+    msg
 }
 
 /// `get_system_status` status and message: `starting` until the first discovery scan completes,

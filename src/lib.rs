@@ -45,6 +45,7 @@
 //! - [`sd_notify`]: systemd readiness, stopping and watchdog notifications.
 
 pub mod auth;
+mod backoff;
 pub mod camera;
 pub mod cli;
 pub mod commands;

@@ -139,6 +139,12 @@ impl Tree {
 
     /// A UVC-like node: sysfs entry with a fixture, USB parent with `serial`, then the /dev node.
     fn add(&self, node: &str, serial: &str, capture: bool, port: &str) {
+        self.add_fixture(node, serial, capture, port, json!({}));
+    }
+
+    /// `add` with `over`'s members replacing the fixture's. The fixture is complete before the
+    /// /dev node appears, so no scan sees a half-made camera.
+    fn add_fixture(&self, node: &str, serial: &str, capture: bool, port: &str, over: Value) {
         let usb = self.sys.join(format!("devices/pci0000:00/usb1/{port}"));
         let intf = usb.join(format!("{port}:1.0"));
         fs::create_dir_all(&intf).unwrap();
@@ -153,6 +159,10 @@ impl Tree {
         let fixture = json!({"driver": "uvcvideo", "card": "Fake Cam", "bus_info": format!("usb-0000:00:14.0-{port}"),
                              "capture": capture,
                              "formats": [{"fourcc": "MJPG", "sizes": [{"width": 320, "height": 240, "fps": [30, 15]}]}]});
+        let mut fixture = fixture;
+        for (k, v) in over.as_object().into_iter().flatten() {
+            fixture[k] = v.clone();
+        }
         fs::write(class.join("camshard-fixture.json"), fixture.to_string()).unwrap();
         fs::write(self.dev.join(node), b"").unwrap();
     }
@@ -160,14 +170,16 @@ impl Tree {
     /// Like `add` (a capture node), but the fixture carries a device `script`: the server
     /// streams it through its real V4L2 code over a scripted device. Offers MJPG and YUYV.
     fn add_scripted(&self, node: &str, serial: &str, port: &str, script: Value) {
-        self.add(node, serial, true, port);
-        let fixture = json!({"driver": "uvcvideo", "card": "Scripted Cam",
-                             "bus_info": format!("usb-0000:00:14.0-{port}"),
-                             "formats": [{"fourcc": "MJPG", "sizes": [{"width": 320, "height": 240, "fps": [30, 15]}]},
-                                         {"fourcc": "YUYV", "sizes": [{"width": 320, "height": 240, "fps": [15]}]}],
-                             "script": script});
-        let class = self.sys.join("class/video4linux").join(node);
-        fs::write(class.join("camshard-fixture.json"), fixture.to_string()).unwrap();
+        let over = json!({"card": "Scripted Cam",
+                          "formats": [{"fourcc": "MJPG", "sizes": [{"width": 320, "height": 240, "fps": [30, 15]}]},
+                                      {"fourcc": "YUYV", "sizes": [{"width": 320, "height": 240, "fps": [15]}]}],
+                          "script": script});
+        self.add_fixture(node, serial, true, port, over);
+    }
+
+    /// Like `add`, with members of the fixture replaced (`{"streaming": false}`, other formats…).
+    fn add_with(&self, node: &str, serial: &str, port: &str, over: Value) {
+        self.add_fixture(node, serial, true, port, over);
     }
 
     /// A node that exists in sysfs and /dev but is not a V4L2 device (no fixture: real ioctls).
@@ -290,6 +302,73 @@ fn metadata_and_non_v4l2_nodes_are_not_listed_and_logged_once() {
     );
     assert!(logs.iter().any(|l| l.contains("video7")
         && (l.contains("ENOTTY") || l.to_lowercase().contains("not a v4l2"))));
+    let _ = &mut s;
+}
+
+#[test]
+fn unusable_capture_nodes_are_not_listed_and_health_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let tree = Tree::new(root.path());
+    let mut s = start(&tree.config());
+    let mut c = s.connect();
+    c.auth(&token("viewer"));
+    c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
+    tree.add_with(
+        "video0",
+        "SER-R",
+        "3-1",
+        json!({"streaming": false, "card": "Read-only Cam"}),
+    );
+    tree.add_with(
+        "video2",
+        "SER-H",
+        "3-2",
+        json!({"card": "H264 Cam",
+               "formats": [{"fourcc": "H264", "sizes": [{"width": 1920, "height": 1080, "fps": [30]}]}]}),
+    );
+    tree.add("video4", "SER-G", true, "3-3");
+    let ev = c
+        .wait_for("camera.connected", WAIT)
+        .expect("the usable camera is found");
+    assert_eq!(ev["params"]["name"], "Fake Cam", "{ev}");
+    let l = list(&mut c);
+    assert_eq!(l["total"], 1, "only the usable camera is listed: {l}");
+    assert_eq!(l["cameras"][0]["status"], "CONNECTED");
+    let (_, ready) = s.http("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let ready: Value = serde_json::from_str(common::body(&ready)).unwrap();
+    let msg = ready["components"]["camera_monitor"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.starts_with("1 camera connected; 2 unusable video nodes skipped")
+            && msg.contains("V4L2_CAP_STREAMING")
+            && msg.contains("neither MJPG nor YUYV (only H264)"),
+        "{ready}"
+    );
+    assert!(!msg.contains("/dev/"), "{msg}");
+    // Each skip is logged once with the node name and the reason.
+    let mut logs = Vec::new();
+    common::wait_until(WAIT, || {
+        while let Ok(line) = s.log.try_recv() {
+            logs.push(line);
+        }
+        logs.iter()
+            .any(|l| l.contains("video0") && l.contains("V4L2_CAP_STREAMING"))
+            && logs
+                .iter()
+                .any(|l| l.contains("video2") && l.contains("H264"))
+    });
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("video0") && l.contains("V4L2_CAP_STREAMING")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("video2") && l.contains("H264")),
+        "{logs:#?}"
+    );
     let _ = &mut s;
 }
 

@@ -13,21 +13,29 @@
 //! with plug order). In order of preference:
 //! 1. `usb:<idVendor>:<idProduct>:<serial>` — the node's sysfs `device` link points at the USB
 //!    *interface* directory; its parent is the USB *device* directory holding `idVendor`,
-//!    `idProduct` and (if the camera has one) `serial`. Survives moving to another port.
-//! 2. `path:<by-path name>` — the udev symlink in `<dev_root>/v4l/by-path/` that points at the
-//!    node (`pci-0000:00:14.0-usb-0:2:1.0-video-index0`): the same port gives the same id.
-//! 3. `path:<sysfs device path>` — where udev does not run (minimal containers), the resolved
-//!    `device` link relative to `<sys_root>` (`devices/pci0000:00/…/1-2/1-2:1.0`).
-//! 4. `node:<videoN>` — nothing better is known.
+//!    `idProduct` and (if the camera has one) `serial`. Some drivers link the node to the USB
+//!    device itself: the linked directory is checked first, because its parent is then a *hub*
+//!    whose ids (`1d6b:0002`, root hub) would otherwise be taken. Survives moving to another port.
+//! 2. `path:<sysfs device path>` — the resolved `device` link relative to `<sys_root>`
+//!    (`devices/pci0000:00/…/1-2/1-2:1.0`): the same port gives the same id.
+//! 3. `node:<videoN>` — nothing better is known. This id follows plug order, so it is
+//!    *transient*: the camera gets a number for this run, but the binding is never persisted.
 //!
 //! Cheap cameras often share one "serial" across units. Two capture nodes with the same serial
 //! identity in one scan would merge into one camera, so every node of such a collision falls
-//! back to its bus-path identity (deterministic whatever the node order).
+//! back to its bus-path identity (deterministic whatever the node order). Bus paths can clash
+//! too — two capture nodes behind one USB interface (dual-sensor cameras, capture cards) — so
+//! every node of a remaining clash gets the node's V4L2 `index` attribute appended
+//! (`…:1.0:video-index2`, as udev's by-path names do), and `node:<videoN>` if even that does not
+//! tell them apart. Two cameras never merge.
 //!
-//! Known race: on a hot-plug, udev creates the by-path symlink a few milliseconds after the
-//! kernel creates the node. The hot-plug watcher coalesces `/dev/v4l/*` events into the same
-//! debounce window, so the scan normally sees the link; a scan that runs before it would give a
-//! serial-less camera its sysfs-path identity instead (a different id).
+//! Why not udev's `/dev/v4l/by-path` link (earlier versions preferred it): udev creates it a few
+//! milliseconds *after* the kernel creates the node, so a scan that ran in between gave a
+//! serial-less camera a different identity than the next scan, and each identity was bound to
+//! its own number forever (a camera could come back as a new `cameraN` after a reboot). sysfs is
+//! complete before the node appears, so the sysfs path is the same whichever scan sees it. The
+//! link is still read, as [`Node::legacy_identity`], so a camera bound under its by-path name by
+//! an earlier version keeps its number (the camera manager re-keys the binding once).
 //!
 //! # Fixtures (tests and demos only)
 //!
@@ -120,9 +128,9 @@ impl Default for DiscoveryConfig {
 pub enum IdentityKind {
     /// USB vendor, product and serial number.
     Serial,
-    /// The bus path (udev by-path name, else the sysfs device path).
+    /// The bus path (the sysfs device path).
     ByPath,
-    /// Only the node name.
+    /// Only the node name: transient, never persisted.
     Node,
 }
 
@@ -137,6 +145,9 @@ pub struct Node {
     pub identity: String,
     /// How `identity` was derived.
     pub identity_kind: IdentityKind,
+    /// `path:<udev by-path name>` when the link exists: the identity earlier versions used for a
+    /// serial-less camera, looked up only to keep such a camera's number (module docs).
+    pub legacy_identity: Option<String>,
     /// Probed capabilities.
     pub caps: Capabilities,
     /// Described by a fixture file rather than probed (streams synthetic frames).
@@ -152,6 +163,24 @@ pub enum SkipReason {
     Probe(ProbeError),
     /// The fixture file could not be read or parsed.
     Fixture(String),
+    /// A capture node whose `device_caps` lack `V4L2_CAP_STREAMING`: it could only be read with
+    /// `read()`, which camshard does not do (mmap streaming only), so every start would fail.
+    NoStreaming,
+    /// A capture node offering neither MJPG nor YUYV (the formats camshard can turn into JPEG),
+    /// with the FourCCs it does offer.
+    NoFormat(Vec<String>),
+}
+
+impl SkipReason {
+    /// True for a node that looks like a camera but cannot be used (as opposed to a node that
+    /// is simply not a camera: a UVC metadata node, a non-V4L2 file, a node that vanished).
+    /// These are what health reports as "unusable".
+    pub fn is_unusable_camera(&self) -> bool {
+        !matches!(
+            self,
+            SkipReason::Probe(ProbeError::NotCapture | ProbeError::NotV4l2 | ProbeError::NotFound)
+        )
+    }
 }
 
 impl fmt::Display for SkipReason {
@@ -159,6 +188,17 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::Probe(e) => e.fmt(f),
             SkipReason::Fixture(e) => write!(f, "bad fixture: {e}"),
+            SkipReason::NoStreaming => {
+                f.write_str("capture node without streaming I/O (V4L2_CAP_STREAMING)")
+            }
+            SkipReason::NoFormat(offered) if offered.is_empty() => {
+                f.write_str("capture node offers no pixel format (MJPG or YUYV needed)")
+            }
+            SkipReason::NoFormat(offered) => write!(
+                f,
+                "capture node offers neither MJPG nor YUYV (only {})",
+                offered.join(", ")
+            ),
         }
     }
 }
@@ -216,15 +256,18 @@ pub fn scan(cfg: &DiscoveryConfig) -> Scan {
             probe(&dev_path)
                 .map(|caps| (caps, None))
                 .map_err(SkipReason::Probe)
-        };
+        }
+        .and_then(|(caps, script)| Ok((usable(caps)?, script)));
         match probed {
             Ok((caps, script)) => {
                 let (identity, identity_kind) = identify(cfg, &name);
+                let legacy_identity = by_path_name(cfg, &name).map(|l| format!("path:{l}"));
                 out.nodes.push(Node {
                     name,
                     dev_path,
                     identity,
                     identity_kind,
+                    legacy_identity,
                     caps,
                     fixture,
                     script,
@@ -234,7 +277,30 @@ pub fn scan(cfg: &DiscoveryConfig) -> Scan {
         }
     }
     split_serial_collisions(cfg, &mut out.nodes);
+    split_path_collisions(cfg, &mut out.nodes);
     out
+}
+
+/// Keeps a capture node only if a start could succeed: listing a node that fails at every start
+/// would show a CONNECTED camera that never delivers a frame (and, before back-off, restart it in
+/// a loop). The names are those `probe` gives `device_caps` (`Streaming`).
+fn usable(caps: Capabilities) -> Result<Capabilities, SkipReason> {
+    if !caps.device_caps.iter().any(|c| c == "Streaming") {
+        return Err(SkipReason::NoStreaming);
+    }
+    if !caps
+        .formats
+        .iter()
+        .any(|f| matches!(f.fourcc.trim_end(), "MJPG" | "YUYV"))
+    {
+        let offered = caps
+            .formats
+            .iter()
+            .map(|f| f.fourcc.trim_end().to_string())
+            .collect();
+        return Err(SkipReason::NoFormat(offered));
+    }
+    Ok(caps)
 }
 
 /// `videoN` → `N`; anything else (`video`, `videoX`, `vbi0`) → `None`.
@@ -271,7 +337,44 @@ fn split_serial_collisions(cfg: &DiscoveryConfig, nodes: &mut [Node]) {
     }
 }
 
-/// The node's identity from sysfs and udev links (module docs, steps 1–4).
+/// Gives every node of a remaining identity clash its V4L2 `index` (or, failing that, its node
+/// name) so that no two nodes of one scan share an identity (module docs).
+fn split_path_collisions(cfg: &DiscoveryConfig, nodes: &mut [Node]) {
+    // Two rounds: the index first; if indexes are missing or equal, the node name (unique).
+    for round in 0..2 {
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for n in nodes.iter() {
+            *count.entry(n.identity.clone()).or_default() += 1;
+        }
+        for node in nodes.iter_mut().filter(|n| count[&n.identity] > 1) {
+            let index = fs::read_to_string(
+                cfg.sys_root
+                    .join("class/video4linux")
+                    .join(&node.name)
+                    .join("index"),
+            )
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+            let (identity, kind) = match index {
+                Some(i) if round == 0 => (
+                    format!("{}:video-index{i}", node.identity),
+                    node.identity_kind,
+                ),
+                _ => (format!("node:{}", node.name), IdentityKind::Node),
+            };
+            tracing::warn!(
+                node = %node.name,
+                shared_identity = %node.identity,
+                identity = %identity,
+                "several capture nodes share one identity; telling them apart"
+            );
+            node.identity = identity;
+            node.identity_kind = kind;
+        }
+    }
+}
+
+/// The node's identity from sysfs (module docs, steps 1–3).
 fn identify(cfg: &DiscoveryConfig, name: &str) -> (String, IdentityKind) {
     if let Some(usb) = usb_device_dir(cfg, name) {
         let attr = |a: &str| {
@@ -289,11 +392,9 @@ fn identify(cfg: &DiscoveryConfig, name: &str) -> (String, IdentityKind) {
     path_identity(cfg, name)
 }
 
-/// Steps 2–4: by-path link, sysfs device path, node name.
+/// Steps 2–3: sysfs device path, node name. Never the udev by-path link, whose existence
+/// depends on timing (module docs).
 fn path_identity(cfg: &DiscoveryConfig, name: &str) -> (String, IdentityKind) {
-    if let Some(link) = by_path_name(cfg, name) {
-        return (format!("path:{link}"), IdentityKind::ByPath);
-    }
     if let Some(rel) = sysfs_device_path(cfg, name) {
         return (format!("path:{rel}"), IdentityKind::ByPath);
     }
@@ -311,11 +412,12 @@ fn device_dir(cfg: &DiscoveryConfig, name: &str) -> Option<PathBuf> {
     .ok()
 }
 
-/// The USB device directory (parent of the interface) when it has `idVendor`.
+/// The USB device directory holding `idVendor`: the linked directory itself when the driver
+/// links the node to the USB device, else its parent (the usual link to an interface). The
+/// linked directory comes first: when it *is* the device, its parent is a hub with ids of its own.
 fn usb_device_dir(cfg: &DiscoveryConfig, name: &str) -> Option<PathBuf> {
     let iface = device_dir(cfg, name)?;
-    // Some drivers bind the video device to the USB device itself rather than an interface.
-    [iface.parent().map(Path::to_path_buf), Some(iface.clone())]
+    [Some(iface.clone()), iface.parent().map(Path::to_path_buf)]
         .into_iter()
         .flatten()
         .find(|d| d.join("idVendor").is_file())
@@ -362,6 +464,9 @@ struct Fixture {
     version: String,
     #[serde(default = "yes")]
     capture: bool,
+    /// `false` models a capture node without `V4L2_CAP_STREAMING` in its device caps.
+    #[serde(default = "yes")]
+    streaming: bool,
     #[serde(default)]
     formats: Vec<FixtureFormat>,
     /// Present: stream through the real V4L2 code over a scripted device (module docs).
@@ -406,6 +511,11 @@ fn load_fixture(
     }
     let script = f.script.map(Arc::new);
     let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let device_caps = if f.streaming {
+        names(&["Video Capture", "Streaming", "Extended Pix Format"])
+    } else {
+        names(&["Video Capture", "Read/Write", "Extended Pix Format"])
+    };
     let caps = Capabilities {
         driver: f.driver,
         card: f.card,
@@ -418,7 +528,7 @@ fn load_fixture(
             "Extended Pix Format",
             "Device Capabilities",
         ]),
-        device_caps: names(&["Video Capture", "Streaming", "Extended Pix Format"]),
+        device_caps,
         formats: f
             .formats
             .into_iter()
@@ -493,6 +603,9 @@ pub fn open_source(
 #[derive(Debug, Default)]
 pub struct SkipLog {
     last: HashMap<String, String>,
+    /// Reasons of the nodes in the last report that look like cameras but cannot be used
+    /// ([`SkipReason::is_unusable_camera`]), in node order: what health shows.
+    unusable: Vec<String>,
 }
 
 impl SkipLog {
@@ -505,8 +618,12 @@ impl SkipLog {
     /// (gone, or now usable), so a later failure is logged again.
     pub fn report(&mut self, scan: &Scan) {
         let mut now = HashMap::with_capacity(scan.skipped.len());
+        self.unusable.clear();
         for s in &scan.skipped {
             let reason = s.reason.to_string();
+            if s.reason.is_unusable_camera() {
+                self.unusable.push(reason.clone());
+            }
             if self.last.get(&s.name) != Some(&reason) {
                 match &s.reason {
                     // Expected on every machine with a UVC camera (its metadata node).
@@ -528,6 +645,17 @@ impl SkipLog {
     /// How many nodes are currently remembered as skipped.
     pub fn len(&self) -> usize {
         self.last.len()
+    }
+
+    /// How many nodes of the last report look like cameras but cannot be used.
+    pub fn unusable(&self) -> usize {
+        self.unusable.len()
+    }
+
+    /// Why each of those nodes cannot be used (no node names: health bodies never show device
+    /// nodes; the log line names the node).
+    pub fn unusable_reasons(&self) -> &[String] {
+        &self.unusable
     }
 
     /// No node is currently remembered as skipped.
@@ -642,6 +770,59 @@ mod tests {
     }
 
     #[test]
+    fn capture_nodes_without_streaming_or_a_usable_format_are_skipped() {
+        let t = Tree::new();
+        t.add("video0", "1-2", None, Some(CAM));
+        // A read()-only capture node (no V4L2_CAP_STREAMING).
+        t.add(
+            "video2",
+            "1-3",
+            None,
+            Some(r#"{"card":"Old Cam","streaming":false,"formats":[{"fourcc":"MJPG","sizes":[{"width":640,"height":480,"fps":[30]}]}]}"#),
+        );
+        // Streams, but only H.264 and a raw Bayer format.
+        t.add(
+            "video4",
+            "1-4",
+            None,
+            Some(r#"{"card":"H264 Cam","formats":[{"fourcc":"H264"},{"fourcc":"BA81"}]}"#),
+        );
+        // Streams, offers nothing at all.
+        t.add("video6", "1-5", None, Some(r#"{"card":"Empty"}"#));
+        let s = scan(&t.cfg);
+        let names: Vec<&str> = s.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["video0"]);
+        let reasons: Vec<(&str, String)> = s
+            .skipped
+            .iter()
+            .map(|k| (k.name.as_str(), k.reason.to_string()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    "video2",
+                    "capture node without streaming I/O (V4L2_CAP_STREAMING)".to_string()
+                ),
+                (
+                    "video4",
+                    "capture node offers neither MJPG nor YUYV (only H264, BA81)".to_string()
+                ),
+                (
+                    "video6",
+                    "capture node offers no pixel format (MJPG or YUYV needed)".to_string()
+                ),
+            ]
+        );
+        assert!(s.skipped.iter().all(|k| k.reason.is_unusable_camera()));
+        // Logged once per node like any other skip; the log remembers all three.
+        let mut log = SkipLog::new();
+        log.report(&s);
+        assert_eq!(log.len(), 3);
+        assert_eq!(log.unusable(), 3);
+    }
+
+    #[test]
     fn fixtures_are_ignored_unless_emulated() {
         let mut t = Tree::new();
         t.add("video0", "1-2", Some(("046d", "0825", "A")), Some(CAM));
@@ -655,11 +836,17 @@ mod tests {
     }
 
     #[test]
-    fn identity_falls_back_to_by_path_then_sysfs_then_node() {
+    fn identity_falls_back_to_sysfs_path_then_node() {
         let t = Tree::new();
         // Empty serial counts as none.
         t.add("video0", "1-2", Some(("046d", "0825", "")), Some(CAM));
         t.add("video1", "1-3", None, Some(CAM));
+        // The first scan runs before udev made its by-path link (the hot-plug race).
+        let before: Vec<String> = scan(&t.cfg)
+            .nodes
+            .iter()
+            .map(|n| n.identity.clone())
+            .collect();
         let by_path = t.cfg.dev_root.join("v4l/by-path");
         fs::create_dir_all(&by_path).unwrap();
         symlink(
@@ -695,7 +882,7 @@ mod tests {
             ids,
             [
                 (
-                    "path:pci-0000:00:14.0-usb-0:2:1.0-video-index0",
+                    "path:devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0",
                     IdentityKind::ByPath
                 ),
                 (
@@ -703,6 +890,87 @@ mod tests {
                     IdentityKind::ByPath
                 ),
                 ("node:video2", IdentityKind::Node),
+            ]
+        );
+        // The link, once there, changes nothing: the same identity with or without it.
+        assert_eq!(before[..2], [ids[0].0, ids[1].0]);
+        // It is still read, as the identity earlier versions bound (to keep their numbers).
+        assert_eq!(
+            s.nodes[0].legacy_identity.as_deref(),
+            Some("path:pci-0000:00:14.0-usb-0:2:1.0-video-index0")
+        );
+        assert_eq!(s.nodes[1].legacy_identity, None);
+    }
+
+    #[test]
+    fn a_node_linked_to_the_usb_device_itself_takes_its_ids_not_the_hubs() {
+        let t = Tree::new();
+        let sys = &t.cfg.sys_root;
+        // The root hub (`usb1`) has ids and a serial of its own, like real ones (1d6b = Linux).
+        let hub = sys.join("devices/pci0000:00/0000:00:14.0/usb1");
+        let dev = hub.join("1-2");
+        fs::create_dir_all(&dev).unwrap();
+        for (dir, vid, pid, serial) in [
+            (&hub, "1d6b", "0002", "0000:00:14.0"),
+            (&dev, "046d", "0825", "CAMSERIAL"),
+        ] {
+            fs::write(dir.join("idVendor"), format!("{vid}\n")).unwrap();
+            fs::write(dir.join("idProduct"), format!("{pid}\n")).unwrap();
+            fs::write(dir.join("serial"), format!("{serial}\n")).unwrap();
+        }
+        let class = sys.join("class/video4linux/video0");
+        fs::create_dir_all(&class).unwrap();
+        // The driver links the node to the USB device, not to one of its interfaces.
+        symlink(
+            "../../../devices/pci0000:00/0000:00:14.0/usb1/1-2",
+            class.join("device"),
+        )
+        .unwrap();
+        fs::write(class.join(FIXTURE_FILE), CAM).unwrap();
+        fs::write(t.cfg.dev_root.join("video0"), b"").unwrap();
+        let s = scan(&t.cfg);
+        assert_eq!(s.nodes[0].identity, "usb:046d:0825:CAMSERIAL");
+    }
+
+    #[test]
+    fn capture_nodes_sharing_a_bus_path_are_split_by_index() {
+        let t = Tree::new();
+        // Two capture nodes behind one USB interface (a dual-sensor camera without a serial),
+        // and a serial-less camera on another port.
+        t.add("video0", "1-2", None, Some(CAM));
+        t.add("video2", "1-2", None, Some(CAM));
+        t.add("video4", "1-3", None, Some(CAM));
+        let class = t.cfg.sys_root.join("class/video4linux");
+        fs::write(class.join("video0/index"), "0\n").unwrap();
+        fs::write(class.join("video2/index"), "2\n").unwrap();
+        let ids = |t: &Tree| -> Vec<(String, IdentityKind)> {
+            scan(&t.cfg)
+                .nodes
+                .iter()
+                .map(|n| (n.identity.clone(), n.identity_kind))
+                .collect()
+        };
+        let iface = "path:devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0";
+        assert_eq!(
+            ids(&t),
+            [
+                (format!("{iface}:video-index0"), IdentityKind::ByPath),
+                (format!("{iface}:video-index2"), IdentityKind::ByPath),
+                (
+                    "path:devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0".to_string(),
+                    IdentityKind::ByPath
+                ),
+            ]
+        );
+        // Without index attributes (or with equal ones) the node names tell them apart; such
+        // identities are transient.
+        fs::write(class.join("video2/index"), "0\n").unwrap();
+        let got = ids(&t);
+        assert_eq!(
+            got[..2],
+            [
+                ("node:video0".to_string(), IdentityKind::Node),
+                ("node:video2".to_string(), IdentityKind::Node)
             ]
         );
     }

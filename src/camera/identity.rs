@@ -13,6 +13,9 @@
 //!   because entries are never removed;
 //! - every change is written atomically (temporary file, `fsync`, `rename`, `fsync` of the
 //!   directory), so a crash leaves either the old or the new map, never half of one;
+//! - a *transient* identity (`node:videoN`, which follows plug order) gets a number for this run
+//!   only: it is never written, so it cannot claim a number forever for a camera that will have
+//!   another identity next time. Its number is still never given to another identity in this run;
 //! - a file that cannot be parsed is moved aside to `cameras.json.corrupt-<unix>` and the store
 //!   starts empty: losing the numbering is better than a server that refuses to start.
 
@@ -50,6 +53,8 @@ struct StoreFile {
 pub struct IdentityStore {
     dir: PathBuf,
     entries: Vec<Entry>,
+    /// Bindings of transient identities, this run only (never persisted).
+    transient: Vec<(u32, String)>,
 }
 
 impl IdentityStore {
@@ -72,6 +77,7 @@ impl IdentityStore {
         Ok(IdentityStore {
             dir: state_dir.to_path_buf(),
             entries,
+            transient: Vec::new(),
         })
     }
 
@@ -82,11 +88,7 @@ impl IdentityStore {
         if let Some(id) = self.get(identity) {
             return Ok(id);
         }
-        let used: HashSet<u32> = self.entries.iter().map(|e| e.id).collect();
-        // At most `entries.len()` numbers are taken, so one of 0..=len is free.
-        let id = (0..=self.entries.len() as u32)
-            .find(|n| !used.contains(n))
-            .unwrap_or(u32::MAX);
+        let id = self.lowest_free();
         self.entries.push(Entry {
             id,
             identity: identity.to_string(),
@@ -99,12 +101,61 @@ impl IdentityStore {
         Ok(id)
     }
 
+    /// The number bound to a transient identity for this run, binding the lowest free one if
+    /// new. Nothing is written (module docs).
+    pub fn transient_id_for(&mut self, identity: &str) -> u32 {
+        if let Some(id) = self.get(identity) {
+            return id;
+        }
+        let id = self.lowest_free();
+        self.transient.push((id, identity.to_string()));
+        id
+    }
+
+    /// Binds `old`'s number to `new` instead (persisted), returning it; `None` when `old` is not
+    /// bound or `new` already is. Used once per camera to move a binding made under an identity
+    /// this version no longer derives (see `discovery`'s module docs) to the one it derives now.
+    pub fn rekey(&mut self, old: &str, new: &str) -> io::Result<Option<u32>> {
+        if self.get(new).is_some() {
+            return Ok(None);
+        }
+        let Some(i) = self.entries.iter().position(|e| e.identity == old) else {
+            return Ok(None);
+        };
+        let before = std::mem::replace(&mut self.entries[i].identity, new.to_string());
+        if let Err(e) = self.persist() {
+            self.entries[i].identity = before;
+            return Err(e);
+        }
+        Ok(Some(self.entries[i].id))
+    }
+
     /// The number bound to `identity`, if any (never assigns one).
     pub fn get(&self, identity: &str) -> Option<u32> {
         self.entries
             .iter()
             .find(|e| e.identity == identity)
             .map(|e| e.id)
+            .or_else(|| {
+                self.transient
+                    .iter()
+                    .find(|(_, i)| i == identity)
+                    .map(|(id, _)| *id)
+            })
+    }
+
+    /// The lowest number neither a persisted nor a transient binding holds.
+    fn lowest_free(&self) -> u32 {
+        let used: HashSet<u32> = self
+            .entries
+            .iter()
+            .map(|e| e.id)
+            .chain(self.transient.iter().map(|(id, _)| *id))
+            .collect();
+        // At most `used.len()` numbers are taken, so one of 0..=len is free.
+        (0..=used.len() as u32)
+            .find(|n| !used.contains(n))
+            .unwrap_or(u32::MAX)
     }
 
     /// Every binding as `(id, identity)`, sorted by id.
@@ -277,6 +328,54 @@ mod tests {
             assert!(s.all().is_empty(), "{body}");
             assert!(!dir.path().join("cameras.json").exists(), "{body}");
         }
+    }
+
+    #[test]
+    fn transient_identities_get_a_number_but_are_never_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = IdentityStore::open(dir.path()).unwrap();
+        assert_eq!(s.id_for("usb:a").unwrap(), 0);
+        assert_eq!(s.transient_id_for("node:video4"), 1);
+        assert_eq!(s.transient_id_for("node:video4"), 1);
+        assert_eq!(s.get("node:video4"), Some(1));
+        // Not given to a persistent identity in this run either.
+        assert_eq!(s.id_for("usb:b").unwrap(), 2);
+        drop(s);
+        let s = IdentityStore::open(dir.path()).unwrap();
+        assert_eq!(s.get("node:video4"), None);
+        assert_eq!(
+            s.all(),
+            vec![(0, "usb:a".to_string()), (2, "usb:b".to_string())]
+        );
+        let text = fs::read_to_string(dir.path().join("cameras.json")).unwrap();
+        assert!(!text.contains("node:"), "{text}");
+    }
+
+    #[test]
+    fn rekey_moves_a_binding_to_the_new_identity_and_persists_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = IdentityStore::open(dir.path()).unwrap();
+        assert_eq!(s.id_for("usb:a").unwrap(), 0);
+        assert_eq!(
+            s.id_for("path:pci-0000:00:14.0-usb-0:2:1.0-video-index0")
+                .unwrap(),
+            1
+        );
+        let new = "path:devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0";
+        assert_eq!(
+            s.rekey("path:pci-0000:00:14.0-usb-0:2:1.0-video-index0", new)
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(s.rekey("path:unknown", "path:x").unwrap(), None);
+        assert_eq!(s.rekey("usb:a", new).unwrap(), None, "new already bound");
+        drop(s);
+        let s = IdentityStore::open(dir.path()).unwrap();
+        assert_eq!(s.get(new), Some(1));
+        assert_eq!(
+            s.get("path:pci-0000:00:14.0-usb-0:2:1.0-video-index0"),
+            None
+        );
     }
 
     #[test]

@@ -61,6 +61,12 @@ pub fn camera_item(config: &Config, host: &str, c: &CameraInfo) -> Map<String, V
         Value::from(if connected { c.resolution.as_str() } else { "" }),
     );
     m.insert("fps".into(), Value::from(if connected { c.fps } else { 0 }));
+    // Why an ERROR camera is unusable (`busy`, `bandwidth`, …); null in every other status.
+    let reason = c
+        .error_reason
+        .filter(|_| c.status == Status::Error)
+        .map(|r| r.as_str());
+    m.insert("error_reason".into(), Value::from(reason));
     m.insert("streams".into(), streams(config, host, &c.id));
     m.insert("recording".into(), Value::from(false));
     m.insert("recording_session".into(), Value::Null);

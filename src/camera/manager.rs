@@ -2,11 +2,24 @@
 //! scans V4L2 nodes at start and whenever the hot-plug watcher reports a change, assigns stable
 //! ids, starts and stops capture threads, publishes the registry snapshot that shards read, and
 //! emits camera and system events. Being the only writer, it needs no locks.
+//!
+//! # Failed starts: ERROR with a reason, retried with back-off
+//!
+//! A camera whose start fails — at open or in its capture thread (EBUSY: another program holds
+//! it; ENOSPC at STREAMON: no USB bandwidth left; no usable format; EACCES) — is `ERROR` with an
+//! [`ErrorReason`] and is not touched again until its back-off expires (1 s, doubling to 30 s;
+//! see [`crate::backoff`]). Rescans in between (hot-plug events, other cameras failing) leave it
+//! alone, so nothing loops; an unplug still shows as `DISCONNECTED` and ends the episode. When
+//! the wait is over the camera is opened again and its capture is asked to start at once (also
+//! for on-demand cameras, since nobody can demand frames from an `ERROR` camera); it stays
+//! `ERROR` with its reason until that start succeeds, then becomes `CONNECTED`. A start that
+//! delivered frames before failing resets the back-off, so a camera that works for hours and
+//! then hiccups is retried after 1 s, not 30.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Value};
@@ -16,9 +29,10 @@ use super::discovery::{self, DiscoveryConfig, Node, SkipLog};
 use super::hotplug::{spawn_watcher, WatcherHandle};
 use super::identity::IdentityStore;
 use super::item::capabilities_json;
-use super::registry::{CameraInfo, Status};
+use super::registry::{CameraInfo, ErrorReason, Status};
 use super::source::synthetic::SyntheticSource;
-use super::source::{CameraSource, Capabilities};
+use super::source::{CameraSource, Capabilities, SourceError};
+use crate::backoff::Backoff;
 use crate::events::{topic, Event};
 use crate::state::{ComponentState, ServerState};
 
@@ -56,6 +70,26 @@ impl ManagerHandle {
     }
 }
 
+/// Opens a streaming source for a discovered node (`discovery::open_source` in the server; tests
+/// pass sources that fail on purpose): `(node, camera id, wanted (width, height, fps))`.
+pub(crate) type Opener = Box<
+    dyn Fn(&Node, &str, Option<(u32, u32, u32)>) -> Result<Box<dyn CameraSource>, SourceError>
+        + Send,
+>;
+
+/// A camera's start back-off episode (module docs): from its first failed start until it is
+/// unplugged. It outlives a success (kept with `at: None`) so that a start that fails again
+/// without having delivered a frame keeps doubling the wait.
+#[derive(Default)]
+struct Retry {
+    backoff: Backoff,
+    /// When to try again; `None` while an attempt is under way or after one succeeded.
+    at: Option<Instant>,
+    /// The failure logged at WARN in this episode: the same failure again is a DEBUG line, so a
+    /// camera busy for a day does not write a WARN every 30 s.
+    logged: Option<String>,
+}
+
 struct Managed {
     info: CameraInfo,
     identity: String,
@@ -69,6 +103,8 @@ struct Manager {
     ids: IdentityStore,
     skips: SkipLog,
     discovery: DiscoveryConfig,
+    open: Opener,
+    retries: HashMap<u32, Retry>,
     limit_reported: bool,
     last_health: Option<Value>,
     startup_sent: bool,
@@ -77,6 +113,11 @@ struct Manager {
 /// Starts the manager thread; returns once synthetic cameras are registered (the first V4L2
 /// scan runs on the thread, `ServerState::first_scan_done` tells when it finished).
 pub fn start(state: Arc<ServerState>) -> std::io::Result<ManagerHandle> {
+    start_with(state, Box::new(discovery::open_source))
+}
+
+/// [`start`] with another way to open sources (tests inject failing ones).
+pub(crate) fn start_with(state: Arc<ServerState>, open: Opener) -> std::io::Result<ManagerHandle> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let ids = IdentityStore::open(state.config.state_dir())?;
     let c = &state.config.cameras;
@@ -92,6 +133,8 @@ pub fn start(state: Arc<ServerState>) -> std::io::Result<ManagerHandle> {
         ids,
         skips: SkipLog::default(),
         discovery,
+        open,
+        retries: HashMap::new(),
         limit_reported: false,
         last_health: None,
         startup_sent: false,
@@ -147,7 +190,15 @@ impl Manager {
     fn run(&mut self, rx: Receiver<Msg>, watcher: Option<WatcherHandle>) {
         self.check_health();
         loop {
-            match rx.recv_timeout(HEALTH_EVERY) {
+            // Wake for the next health check or the next due retry, whichever comes first.
+            let now = Instant::now();
+            let wait = self
+                .retries
+                .values()
+                .filter_map(|r| r.at)
+                .map(|at| at.saturating_duration_since(now))
+                .fold(HEALTH_EVERY, Duration::min);
+            match rx.recv_timeout(wait) {
                 Ok(Msg::Rescan) => {
                     // Coalesce a burst of change reports into one scan.
                     while let Ok(Msg::Rescan) = rx.try_recv() {}
@@ -156,6 +207,14 @@ impl Manager {
                 Ok(Msg::Capture(num, ev)) => self.on_capture(num, ev),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if self
+                .retries
+                .values()
+                .any(|r| r.at.is_some_and(|at| at <= now))
+            {
+                self.rescan();
             }
             self.check_health();
         }
@@ -229,12 +288,20 @@ impl Manager {
     }
 
     fn rescan(&mut self) {
+        let now = Instant::now();
         let scan = discovery::scan(&self.discovery);
         self.skips.report(&scan);
+        self.state
+            .cameras
+            .publish_unusable(self.skips.unusable_reasons());
         let mut present: Vec<String> = Vec::new();
         for node in &scan.nodes {
             present.push(node.identity.clone());
-            let known = self.ids.get(&node.identity);
+            let known = self.ids.get(&node.identity).or_else(|| {
+                node.legacy_identity
+                    .as_deref()
+                    .and_then(|l| self.ids.get(l))
+            });
             let max = self.state.config.cameras.max_cameras;
             if known.is_none() && self.cameras.len() >= max {
                 if !self.limit_reported {
@@ -247,21 +314,30 @@ impl Manager {
                 }
                 continue;
             }
-            let num = match self.ids.id_for(&node.identity) {
+            let num = match self.number_for(node) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot persist camera ids");
                     continue;
                 }
             };
+            // A live capture on the same node is up to date whatever the status: an ERROR camera
+            // whose retry is under way must not be restarted by an unrelated scan.
             let up_to_date = self.cameras.get(&num).is_some_and(|m| {
-                m.info.status == Status::Connected
-                    && m.info.node.as_deref() == Some(node.name.as_str())
+                m.info.node.as_deref() == Some(node.name.as_str())
                     && m.info.capture.as_ref().is_some_and(CaptureHandle::is_alive)
             });
-            if !up_to_date {
-                self.connect(num, node);
+            if up_to_date {
+                continue;
             }
+            if let Some(r) = self.retries.get_mut(&num) {
+                match r.at {
+                    // Still backing off: stays ERROR, untouched.
+                    Some(at) if at > now => continue,
+                    _ => r.at = None,
+                }
+            }
+            self.connect(num, node);
         }
         let gone: Vec<u32> = self
             .cameras
@@ -276,7 +352,35 @@ impl Manager {
         for num in gone {
             self.disconnect(num);
         }
+        // A retry that fell due but was not attempted (camera limit, id store failure) waits for
+        // the next change instead of waking the loop again at once.
+        for r in self.retries.values_mut() {
+            if r.at.is_some_and(|at| at <= now) {
+                r.at = None;
+            }
+        }
         self.publish();
+    }
+
+    /// The camera number of a scanned node: its binding; else the binding an earlier version
+    /// made under the udev by-path name (re-keyed once to the identity derived now, so it holds
+    /// whether or not udev has made the link yet); else a new one — persisted, unless the
+    /// identity is transient (`node:videoN`; see `discovery`'s module docs).
+    fn number_for(&mut self, node: &Node) -> std::io::Result<u32> {
+        if let Some(n) = self.ids.get(&node.identity) {
+            return Ok(n);
+        }
+        if let Some(legacy) = node.legacy_identity.as_deref() {
+            if let Some(n) = self.ids.rekey(legacy, &node.identity)? {
+                tracing::info!(camera = n, from = %legacy, to = %node.identity,
+                    "camera identity re-keyed from its udev by-path name to its sysfs bus path");
+                return Ok(n);
+            }
+        }
+        if node.identity_kind == discovery::IdentityKind::Node {
+            return Ok(self.ids.transient_id_for(&node.identity));
+        }
+        self.ids.id_for(&node.identity)
     }
 
     fn connect(&mut self, num: u32, node: &Node) {
@@ -300,19 +404,37 @@ impl Manager {
             info.resolution = format!("{w}x{h}");
             info.fps = fps;
         }
-        match discovery::open_source(node, &id, want) {
+        // In a back-off episode the camera stays ERROR (with its reason) until the start below
+        // succeeds (`CaptureEvent::Started`), so clients never see a CONNECTED that fails again.
+        let retrying = self.retries.contains_key(&num);
+        let mut failed = None;
+        match (self.open)(node, &id, want) {
             Ok(src) => {
                 info.capture = self.spawn(num, src);
-                info.status = if info.capture.is_some() {
-                    Status::Connected
-                } else {
-                    Status::Error
-                };
+                match &info.capture {
+                    Some(h) if retrying => {
+                        info.status = Status::Error;
+                        if let Some(m) = self.cameras.get(&num) {
+                            info.error = m.info.error.clone();
+                            info.error_reason = m.info.error_reason;
+                        }
+                        // An always-on capture starts by itself; an on-demand one is asked to,
+                        // because nobody can demand frames from an ERROR camera.
+                        h.demand();
+                    }
+                    Some(_) => info.status = Status::Connected,
+                    None => {
+                        info.status = Status::Error;
+                        info.error_reason = Some(ErrorReason::Io);
+                    }
+                }
             }
             Err(e) => {
-                tracing::warn!(camera = %id, error = %e, "camera cannot be opened");
+                // Set here too so the status event below already carries the reason.
                 info.status = Status::Error;
                 info.error = Some(e.to_string());
+                info.error_reason = Some(ErrorReason::of(&e));
+                failed = Some(e);
             }
         }
         let identity = node.identity.clone();
@@ -344,6 +466,63 @@ impl Manager {
             topic::CAMERA_CAPABILITY_DETECTED,
             Value::Object(capabilities_json(&info_arc)),
         ));
+        if let Some(e) = failed {
+            self.start_failed(num, &e, false);
+        }
+    }
+
+    /// A start of camera `num` failed (module docs): ERROR with the reason, next attempt after
+    /// the back-off. `delivered`: the failed capture had delivered frames (the start was good).
+    fn start_failed(&mut self, num: u32, e: &SourceError, delivered: bool) {
+        let reason = ErrorReason::of(e);
+        let text = e.to_string();
+        self.state.cameras.count_start_failure(reason);
+        if self.cameras.get(&num).is_some_and(|m| m.synthetic) {
+            // Nothing reopens a synthetic camera (it has no node to rescan): it stays ERROR.
+            tracing::warn!(camera = num, reason = reason.as_str(), error = %text, "synthetic camera failed");
+            self.mark_error(num, text, reason);
+            return;
+        }
+        let r = self.retries.entry(num).or_default();
+        if delivered {
+            r.backoff.reset();
+        }
+        let wait = r.backoff.next();
+        r.at = Some(Instant::now() + wait);
+        let id = format!("camera{num}");
+        if r.logged.as_deref() == Some(text.as_str()) {
+            tracing::debug!(camera = %id, reason = reason.as_str(), error = %text,
+                retry_in_s = wait.as_secs(), "camera still cannot start");
+        } else {
+            tracing::warn!(camera = %id, reason = reason.as_str(), error = %text,
+                retry_in_s = wait.as_secs(), "camera cannot start; retrying with back-off");
+            r.logged = Some(text.clone());
+        }
+        self.mark_error(num, text, reason);
+    }
+
+    /// Puts camera `num` in ERROR (stopping what is left of its capture) and tells clients.
+    fn mark_error(&mut self, num: u32, text: String, reason: ErrorReason) {
+        let Some(m) = self.cameras.get_mut(&num) else {
+            return;
+        };
+        let previous = m.info.status;
+        if let Some(c) = m.info.capture.take() {
+            c.shutdown();
+        }
+        m.info.status = Status::Error;
+        m.info.error = Some(text);
+        m.info.error_reason = Some(reason);
+        let info = Arc::new(m.info.clone());
+        if previous != Status::Error {
+            self.emit(Event::camera(
+                topic::CAMERA_STATUS_CHANGE,
+                info,
+                Some(previous),
+            ));
+        } else {
+            self.publish();
+        }
     }
 
     fn disconnect(&mut self, num: u32) {
@@ -358,7 +537,10 @@ impl Manager {
         m.info.node = None;
         m.info.connected_since_ms = None;
         m.info.error = None;
+        m.info.error_reason = None;
         tracing::info!(camera = %m.info.id, "camera disconnected");
+        // Unplugged: a replug is a fresh start, not the next step of the back-off.
+        self.retries.remove(&num);
         let info = Arc::new(m.info.clone());
         self.emit(Event::camera(
             topic::CAMERA_DISCONNECTED,
@@ -380,7 +562,28 @@ impl Manager {
                 };
                 let res = format!("{}x{}", fmt.width, fmt.height);
                 let fps = fmt.fps.round() as u32;
-                if m.info.resolution != res || m.info.fps != fps {
+                if m.info.status == Status::Error && m.info.capture.is_some() {
+                    // A retry succeeded: the episode's ERROR ends (the back-off is kept until
+                    // frames prove the start good; see `start_failed`).
+                    tracing::info!(camera = %m.info.id, "camera started after failing");
+                    let previous = m.info.status;
+                    m.info.status = Status::Connected;
+                    m.info.error = None;
+                    m.info.error_reason = None;
+                    m.info.resolution = res;
+                    m.info.fps = fps;
+                    m.info.connected_since_ms = Some(crate::state::unix_millis());
+                    if let Some(r) = self.retries.get_mut(&num) {
+                        r.logged = None;
+                    }
+                    let info = Arc::new(m.info.clone());
+                    self.emit(Event::camera(topic::CAMERA_CONNECTED, info.clone(), None));
+                    self.emit(Event::camera(
+                        topic::CAMERA_STATUS_CHANGE,
+                        info,
+                        Some(previous),
+                    ));
+                } else if m.info.resolution != res || m.info.fps != fps {
                     m.info.resolution = res;
                     m.info.fps = fps;
                     let info = Arc::new(m.info.clone());
@@ -394,20 +597,14 @@ impl Manager {
             }
             CaptureEvent::Stopped { .. } => {}
             CaptureEvent::Failed(e) => {
-                tracing::warn!(camera = num, error = %e, "capture failed");
-                if let Some(m) = self.cameras.get_mut(&num) {
-                    if m.info.status == Status::Connected {
-                        let previous = m.info.status;
-                        m.info.status = Status::Error;
-                        m.info.error = Some(e.to_string());
-                        let info = Arc::new(m.info.clone());
-                        self.emit(Event::camera(
-                            topic::CAMERA_STATUS_CHANGE,
-                            info,
-                            Some(previous),
-                        ));
-                    }
-                }
+                // The capture thread logged the error; `start_failed` logs the decision.
+                let delivered = self.cameras.get(&num).is_some_and(|m| {
+                    m.info
+                        .capture
+                        .as_ref()
+                        .is_some_and(|c| c.stats().frames > 0)
+                });
+                self.start_failed(num, &e, delivered);
                 // An unplug shows up here first; the scan decides between DISCONNECTED and ERROR.
                 self.rescan();
             }
@@ -470,6 +667,7 @@ fn blank(num: u32, name: &str) -> CameraInfo {
         last_seen_ms: crate::state::unix_millis(),
         capture: None,
         error: None,
+        error_reason: None,
     }
 }
 
@@ -496,4 +694,316 @@ pub fn expected_format(
         .copied()
         .unwrap_or(wf as f64);
     Some((size.width, size.height, fps.round() as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::frame::Frame;
+    use crate::camera::source::StreamFormat;
+    use crate::config::{Config, Overrides};
+    use crate::state::{Component, Components};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::Mutex;
+
+    /// How long a test waits for something it expects (generous: a loaded machine is slow).
+    const WAIT: Duration = Duration::from_secs(30);
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < WAIT {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cond()
+    }
+
+    /// A server state as small as the manager needs (no shards, no MediaMTX), with discovery
+    /// pointed at a fake tree under `dir` holding one fixture camera, `video0`.
+    fn state(dir: &Path, always_on: bool) -> Arc<ServerState> {
+        let (dev, sys) = (dir.join("dev"), dir.join("sys"));
+        let class = sys.join("class/video4linux/video0");
+        std::fs::create_dir_all(&class).unwrap();
+        std::fs::create_dir_all(&dev).unwrap();
+        std::fs::write(
+            class.join(discovery::FIXTURE_FILE),
+            r#"{"card":"Busy Cam","formats":[{"fourcc":"MJPG","sizes":[{"width":160,"height":120,"fps":[30]}]}]}"#,
+        )
+        .unwrap();
+        std::fs::write(dev.join("video0"), b"").unwrap();
+        let toml = format!(
+            "[cameras]\ndev_root = \"{}\"\nsys_root = \"{}\"\nemulate_fixtures = true\n\
+             always_on = {always_on}\nidle_stop_s = 1\n",
+            dev.display(),
+            sys.display()
+        );
+        std::fs::write(dir.join("c.toml"), toml).unwrap();
+        let config = Config::load(
+            &Overrides {
+                config: Some(dir.join("c.toml")),
+                state_dir: Some(dir.join("state")),
+                data_dir: Some(dir.join("data")),
+                shards: Some(1),
+                ..Default::default()
+            },
+            |_| None,
+        )
+        .unwrap();
+        let key_store = crate::auth::apikey::KeyStore::new(config.state_dir());
+        let (stream_kick, kicks) = crate::streaming::supervisor::kick_channel();
+        std::mem::forget(kicks);
+        Arc::new(ServerState {
+            started: Instant::now(),
+            started_unix_ms: crate::state::unix_millis(),
+            auth: arc_swap::ArcSwap::from_pointee(crate::auth::Authenticator::new(
+                None,
+                Arc::new(Default::default()),
+            )),
+            key_store,
+            jwt_secret: None,
+            download_key: crate::auth::download::download_key(None, Some(b"test")),
+            stats: crate::metrics::Registry::new(1, 1, 1),
+            open_connections: Default::default(),
+            per_ip: Default::default(),
+            handshakes_per_ip: Default::default(),
+            components: Components {
+                websocket: Component::new(ComponentState::Running),
+                camera_monitor: Component::new(ComponentState::Starting),
+                mediamtx: Component::new(ComponentState::Stopped),
+            },
+            shutting_down: Default::default(),
+            cameras: Default::default(),
+            bus: crate::events::Bus::new(Vec::new()),
+            first_scan: Default::default(),
+            runtime: camshard_cores::Runtime::Epoll,
+            busy_recordings: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
+            mtx: Default::default(),
+            streams: Arc::new(crate::streaming::slots::Slots::new(
+                config.cameras.max_cameras,
+            )),
+            stream_kick,
+            external: Arc::new(crate::external::store::Store::load(config.state_dir())),
+            scanner: Default::default(),
+            discovery_timer: Default::default(),
+            config,
+        })
+    }
+
+    /// How a scripted start fails.
+    type Failure = fn() -> SourceError;
+
+    /// What the failing sources share with the test: when each start was tried, and how they
+    /// fail (`None`: they stream synthetic frames).
+    #[derive(Clone, Default)]
+    struct Script {
+        starts: Arc<Mutex<Vec<Instant>>>,
+        fail: Arc<Mutex<Option<Failure>>>,
+        fail_open: Arc<AtomicBool>,
+    }
+
+    /// A camera that fails at `start` as scripted, else streams a synthetic pattern.
+    struct Scripted(SyntheticSource, Script);
+
+    impl CameraSource for Scripted {
+        fn capabilities(&self) -> &Capabilities {
+            self.0.capabilities()
+        }
+        fn start(&mut self) -> Result<StreamFormat, SourceError> {
+            self.1.starts.lock().unwrap().push(Instant::now());
+            let fail = *self.1.fail.lock().unwrap();
+            match fail {
+                Some(f) => Err(f()),
+                None => self.0.start(),
+            }
+        }
+        fn next_frame(&mut self) -> Result<Frame, SourceError> {
+            self.0.next_frame()
+        }
+        fn stop(&mut self) {
+            self.0.stop()
+        }
+    }
+
+    fn opener(script: &Script, opens: &Arc<AtomicUsize>) -> Opener {
+        let (script, opens) = (script.clone(), Arc::clone(opens));
+        Box::new(move |_node, _id, _want| {
+            opens.fetch_add(1, Relaxed);
+            if script.fail_open.load(Relaxed) {
+                return Err(SourceError::Io(std::io::Error::from_raw_os_error(
+                    libc::EACCES,
+                )));
+            }
+            Ok(Box::new(Scripted(
+                SyntheticSource::new("scripted", 160, 120, 30),
+                script.clone(),
+            )) as Box<dyn CameraSource>)
+        })
+    }
+
+    fn camera0(state: &ServerState) -> Option<Arc<CameraInfo>> {
+        state
+            .cameras
+            .snapshot()
+            .iter()
+            .find(|c| c.num == 0)
+            .cloned()
+    }
+
+    fn status(state: &ServerState) -> (Option<Status>, Option<&'static str>) {
+        let c = camera0(state);
+        (
+            c.as_ref().map(|c| c.status),
+            c.and_then(|c| c.error_reason.map(ErrorReason::as_str)),
+        )
+    }
+
+    #[test]
+    fn busy_camera_backs_off_reports_busy_and_recovers_when_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path(), true);
+        let script = Script::default();
+        *script.fail.lock().unwrap() = Some(|| SourceError::Busy("camera0".into()));
+        let opens = Arc::new(AtomicUsize::new(0));
+        let m = start_with(Arc::clone(&state), opener(&script, &opens)).unwrap();
+
+        assert!(wait_for(
+            || status(&state) == (Some(Status::Error), Some("busy"))
+        ));
+        // A second attempt comes (after ~1 s), and the camera is still ERROR/busy after it.
+        assert!(wait_for(|| script.starts.lock().unwrap().len() >= 2));
+        let first = script.starts.lock().unwrap()[0];
+        // Watch the next 3 s from the first attempt: back-off allows t=0, 1 s and 3 s at most.
+        // (A slow machine only makes fewer attempts.) Status is ERROR/busy throughout; rescans
+        // from hot-plug events do not bypass the back-off either.
+        let mut reasons = Vec::new();
+        while first.elapsed() < Duration::from_secs(3) {
+            m.rescan();
+            reasons.push(status(&state));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let starts = script.starts.lock().unwrap().clone();
+        let in_window = starts
+            .iter()
+            .filter(|t| t.duration_since(first) < Duration::from_secs(3))
+            .count();
+        let offsets: Vec<Duration> = starts
+            .iter()
+            .take(5)
+            .map(|t| t.duration_since(first))
+            .collect();
+        assert!(
+            in_window <= 3,
+            "{in_window} starts within 3 s (first: {offsets:?})"
+        );
+        assert!(
+            reasons
+                .iter()
+                .all(|r| *r == (Some(Status::Error), Some("busy"))),
+            "{reasons:?}"
+        );
+        // Every failed start is counted for /metrics under its reason.
+        let st = state.cameras.start_failures();
+        assert!(st[0].0 == ErrorReason::Busy && st[0].1 >= 2, "{st:?}");
+        assert!(st[1..].iter().all(|(_, n)| *n == 0), "{st:?}");
+
+        // The other program lets go: the next retry starts it, and the reason goes away.
+        *script.fail.lock().unwrap() = None;
+        assert!(wait_for(
+            || status(&state) == (Some(Status::Connected), None)
+        ));
+        let cam = camera0(&state).unwrap();
+        assert!(cam.error.is_none());
+        let cap = cam.capture.clone().unwrap();
+        assert!(wait_for(|| cap.latest().is_some()));
+        m.stop();
+    }
+
+    #[test]
+    fn on_demand_camera_failing_at_start_stays_error_between_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path(), false);
+        let script = Script::default();
+        *script.fail.lock().unwrap() =
+            Some(|| SourceError::BandwidthExhausted("camera0 (VIDIOC_STREAMON)".into()));
+        let opens = Arc::new(AtomicUsize::new(0));
+        let m = start_with(Arc::clone(&state), opener(&script, &opens)).unwrap();
+        // Opened fine, not started yet: CONNECTED until someone wants frames.
+        assert!(wait_for(
+            || status(&state) == (Some(Status::Connected), None)
+        ));
+        camera0(&state).unwrap().capture.clone().unwrap().demand();
+        assert!(wait_for(
+            || status(&state) == (Some(Status::Error), Some("bandwidth"))
+        ));
+        // The manager itself retries the start (nobody can demand frames from an ERROR camera),
+        // and the camera does not flip back to CONNECTED in between.
+        let mut seen = Vec::new();
+        assert!(wait_for(|| {
+            seen.push(status(&state));
+            script.starts.lock().unwrap().len() >= 3
+        }));
+        assert!(
+            seen.iter()
+                .all(|s| *s == (Some(Status::Error), Some("bandwidth"))),
+            "{seen:?}"
+        );
+        m.stop();
+    }
+
+    #[test]
+    fn open_failure_is_error_with_reason_and_retried_with_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path(), true);
+        let script = Script::default();
+        script.fail_open.store(true, Relaxed);
+        let opens = Arc::new(AtomicUsize::new(0));
+        let t0 = Instant::now();
+        let m = start_with(Arc::clone(&state), opener(&script, &opens)).unwrap();
+        assert!(wait_for(
+            || status(&state) == (Some(Status::Error), Some("permission"))
+        ));
+        assert!(wait_for(|| opens.load(Relaxed) >= 2));
+        // Without back-off every rescan would reopen it at once. (The check only holds while
+        // less than 3 s have passed; a slow machine makes it vacuous, never wrong.)
+        for _ in 0..20 {
+            m.rescan();
+        }
+        let (n, elapsed) = (opens.load(Relaxed), t0.elapsed());
+        assert!(
+            elapsed >= Duration::from_secs(3) || n <= 3,
+            "{n} opens in {elapsed:?}"
+        );
+        assert_eq!(status(&state), (Some(Status::Error), Some("permission")));
+        script.fail_open.store(false, Relaxed);
+        assert!(wait_for(
+            || status(&state) == (Some(Status::Connected), None)
+        ));
+        m.stop();
+    }
+
+    #[test]
+    fn error_reasons_classify_source_errors() {
+        let io = |n| SourceError::Io(std::io::Error::from_raw_os_error(n));
+        let r = |e: SourceError| ErrorReason::of(&e).as_str();
+        assert_eq!(r(SourceError::Busy(String::new())), "busy");
+        assert_eq!(
+            r(SourceError::BandwidthExhausted(String::new())),
+            "bandwidth"
+        );
+        assert_eq!(r(SourceError::Unsupported(String::new())), "unsupported");
+        assert_eq!(r(io(libc::EACCES)), "permission");
+        assert_eq!(
+            r(SourceError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "camera0 (open)"
+            ))),
+            "permission"
+        );
+        assert_eq!(r(io(libc::EINVAL)), "io");
+        assert_eq!(r(SourceError::Disconnected(String::new())), "io");
+    }
 }

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use arc_swap::ArcSwap;
 
 use super::capture::CaptureHandle;
-use super::source::Capabilities;
+use super::source::{Capabilities, SourceError};
 use crate::rpc::error::{RpcError, INVALID_PARAMS, NOT_FOUND};
 
 /// Camera status (contract §8.2).
@@ -28,6 +30,70 @@ impl Status {
             Status::Connected => "CONNECTED",
             Status::Error => "ERROR",
             Status::Disconnected => "DISCONNECTED",
+        }
+    }
+}
+
+/// Why a camera is in `ERROR` (`error_reason` in `CameraItem`), from the error that stopped
+/// its last start. The manager retries with back-off; the reason stays until a start succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorReason {
+    /// Another program holds the device (EBUSY): `fuser /dev/videoN` names it.
+    Busy,
+    /// STREAMON failed with ENOSPC: the USB bus has no isochronous bandwidth left.
+    Bandwidth,
+    /// The device offers no format camshard can use (or refused the one chosen).
+    Unsupported,
+    /// No permission to open the node (EACCES/EPERM): the server's user is not in `video`.
+    Permission,
+    /// The device streams but frame after frame is unusable (cut short, tiny): USB packet
+    /// loss, usually a cable, hub or bus problem (`camera::mjpeg`).
+    BadFrames,
+    /// Any other failure (I/O error, device errors while present).
+    Io,
+}
+
+impl ErrorReason {
+    /// Every reason, in the order metrics list them.
+    pub const ALL: [ErrorReason; 6] = [
+        ErrorReason::Busy,
+        ErrorReason::Bandwidth,
+        ErrorReason::Unsupported,
+        ErrorReason::Permission,
+        ErrorReason::BadFrames,
+        ErrorReason::Io,
+    ];
+
+    /// The wire name (`busy`, `bandwidth`, `unsupported`, `permission`, `bad_frames`, `io`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Busy => "busy",
+            ErrorReason::Bandwidth => "bandwidth",
+            ErrorReason::Unsupported => "unsupported",
+            ErrorReason::Permission => "permission",
+            ErrorReason::BadFrames => "bad_frames",
+            ErrorReason::Io => "io",
+        }
+    }
+
+    /// Classifies a source error. A disconnect while the node is still present (the rescan
+    /// after a failure tells an unplug apart) is an I/O failure of the device.
+    pub fn of(e: &SourceError) -> ErrorReason {
+        match e {
+            SourceError::Busy(_) => ErrorReason::Busy,
+            SourceError::BandwidthExhausted(_) => ErrorReason::Bandwidth,
+            SourceError::Unsupported(_) => ErrorReason::Unsupported,
+            SourceError::PermissionDenied(_) => ErrorReason::Permission,
+            SourceError::BadFrames(_) => ErrorReason::BadFrames,
+            SourceError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                ErrorReason::Permission
+            }
+            SourceError::Io(io)
+                if matches!(io.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
+            {
+                ErrorReason::Permission
+            }
+            SourceError::Io(_) | SourceError::Disconnected(_) => ErrorReason::Io,
         }
     }
 }
@@ -58,14 +124,21 @@ pub struct CameraInfo {
     pub last_seen_ms: u64,
     /// The capture thread while the camera is present.
     pub capture: Option<CaptureHandle>,
-    /// Why the camera is in ERROR, if it is.
+    /// Why the camera is in ERROR, if it is (for the log and operators; may name the camera).
     pub error: Option<String>,
+    /// The class of that error, shown to clients as `error_reason`.
+    pub error_reason: Option<ErrorReason>,
 }
 
 /// The shared list of cameras, sorted by number.
 #[derive(Default)]
 pub struct Registry {
     list: ArcSwap<Vec<Arc<CameraInfo>>>,
+    /// Why each V4L2 node that looks like a camera but cannot be used was skipped by the last
+    /// scan (no streaming I/O, no usable format, permission denied, …): health shows these.
+    unusable: ArcSwap<Vec<String>>,
+    /// Failed camera starts since process start, by [`ErrorReason::ALL`] index.
+    start_failures: [AtomicU64; 5],
 }
 
 impl Registry {
@@ -78,6 +151,34 @@ impl Registry {
     pub fn publish(&self, mut cameras: Vec<Arc<CameraInfo>>) {
         cameras.sort_by_key(|c| c.num);
         self.list.store(Arc::new(cameras));
+    }
+
+    /// Replaces the unusable-node reasons (camera manager only, after each scan).
+    pub fn publish_unusable(&self, reasons: &[String]) {
+        if **self.unusable.load() != reasons {
+            self.unusable.store(Arc::new(reasons.to_vec()));
+        }
+    }
+
+    /// Why each unusable node of the last scan was skipped (see the log for the node names).
+    pub fn unusable(&self) -> Arc<Vec<String>> {
+        self.unusable.load_full()
+    }
+
+    /// Counts one failed camera start (camera manager only).
+    pub fn count_start_failure(&self, reason: ErrorReason) {
+        if let Some(i) = ErrorReason::ALL.iter().position(|r| *r == reason) {
+            self.start_failures[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Failed camera starts since process start, per reason (for `/metrics`).
+    pub fn start_failures(&self) -> Vec<(ErrorReason, u64)> {
+        ErrorReason::ALL
+            .iter()
+            .zip(&self.start_failures)
+            .map(|(r, n)| (*r, n.load(Relaxed)))
+            .collect()
     }
 
     /// Resolves a `CameraRef` (§8.1): `cameraN` or `/dev/videoN`.

@@ -234,6 +234,30 @@ pub fn render(state: &ServerState) -> String {
     camera_frames(w, &cameras);
     header(
         w,
+        "camshard_camera_start_failures_total",
+        "counter",
+        "Camera starts that failed (each is retried with back-off), by reason.",
+    );
+    for (reason, n) in state.cameras.start_failures() {
+        let _ = writeln!(
+            w,
+            "camshard_camera_start_failures_total{{reason=\"{}\"}} {n}",
+            reason.as_str()
+        );
+    }
+    header(
+        w,
+        "camshard_camera_nodes_unusable",
+        "gauge",
+        "V4L2 capture nodes skipped by the last scan as unusable (reason in the log).",
+    );
+    let _ = writeln!(
+        w,
+        "camshard_camera_nodes_unusable {}",
+        state.cameras.unusable().len()
+    );
+    header(
+        w,
         "camshard_recordings_active",
         "gauge",
         "Active recording sessions.",
