@@ -427,7 +427,7 @@ pub(crate) fn generate(fmt: PixFormat, variant: usize, quality: u8) -> Vec<u8> {
 /// Applies a frame spec's damage to its bytes.
 fn damage(mut b: Vec<u8>, spec: &FrameSpec) -> Vec<u8> {
     if spec.strip_dht {
-        b = strip_dht(&b);
+        b = crate::camera::mjpeg::strip_tables(&b);
     }
     if spec.tiny {
         // SOI, a comment segment, EOI: a "complete" JPEG of 22 bytes with no image in it.
@@ -443,33 +443,6 @@ fn damage(mut b: Vec<u8>, spec: &FrameSpec) -> Vec<u8> {
             .map(|x| x.max(1)),
     );
     b
-}
-
-/// The JPEG without its DHT (Huffman table) segments — what many UVC cameras send, relying on
-/// the decoder to know the standard tables (ITU T.81 Annex K.3). Non-JPEG input is returned
-/// unchanged.
-pub(crate) fn strip_dht(jpeg: &[u8]) -> Vec<u8> {
-    if !jpeg.starts_with(&[0xFF, 0xD8]) {
-        return jpeg.to_vec();
-    }
-    let mut out = Vec::with_capacity(jpeg.len());
-    out.extend_from_slice(&jpeg[..2]);
-    let mut i = 2;
-    // Walk the marker segments up to the scan; everything from SOS on is copied as is.
-    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
-        let marker = jpeg[i + 1];
-        if marker == 0xDA {
-            break;
-        }
-        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
-        let end = (i + 2 + len).min(jpeg.len());
-        if marker != 0xC4 {
-            out.extend_from_slice(&jpeg[i..end]);
-        }
-        i = end;
-    }
-    out.extend_from_slice(jpeg.get(i..).unwrap_or_default());
-    out
 }
 
 impl Device for ScriptedDevice {
