@@ -35,24 +35,34 @@ fn put_snapshot(s: &Server, content: &[u8]) -> std::path::PathBuf {
     dir.join(SNAP)
 }
 
+/// Asks the server to reload its key store and waits until it has.
+fn reload_keys(s: &Server) {
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
+}
+
+/// A snapshot on disk, a new viewer API key, a session authenticated with it and the
+/// snapshot's download URL as that session lists it (checked to work).
+fn api_key_session_with_url(s: &Server) -> (String, common::Client, String) {
+    put_snapshot(s, b"snapshot bytes");
+    let key = s.cli(&["apikey", "create", "--role", "viewer", "--name", "dl"]);
+    reload_keys(s);
+    let mut c = s.connect();
+    assert_eq!(c.auth(&key)["role"], "viewer");
+    let path = listed_url(&mut c, SNAP);
+    assert_eq!(s.get_reason(&path).0, 200, "the fresh URL works");
+    (key, c, path)
+}
+
 /// Row 5: a URL minted by an API-key session stops working once the key is revoked — at the
 /// same key-store reload that ends the session, not when the URL's hour is up.
 #[test]
 fn revoked_api_key_kills_its_download_urls() {
     let s = start("");
-    put_snapshot(&s, b"snapshot bytes");
-    let key = s.cli(&["apikey", "create", "--role", "viewer", "--name", "dl"]);
+    let (key, _c, path) = api_key_session_with_url(&s);
     let key_id = key.split('_').nth(1).unwrap().to_string();
-    s.signal(nix::sys::signal::Signal::SIGHUP);
-    assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
-    let mut c = s.connect();
-    assert_eq!(c.auth(&key)["role"], "viewer");
-    let path = listed_url(&mut c, SNAP);
-    assert_eq!(s.get_reason(&path).0, 200, "the fresh URL works");
-
     s.cli(&["apikey", "revoke", &key_id]);
-    s.signal(nix::sys::signal::Signal::SIGHUP);
-    assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
+    reload_keys(&s);
     assert_eq!(s.get_reason(&path), (401, "key_revoked".to_string()));
     // A JWT session's URL for the same file is unaffected.
     let mut j = s.connect();
@@ -66,22 +76,13 @@ fn revoked_api_key_kills_its_download_urls() {
 #[test]
 fn api_key_removed_from_the_store_ends_its_sessions_and_urls() {
     let s = start("");
-    put_snapshot(&s, b"snapshot bytes");
-    let key = s.cli(&["apikey", "create", "--role", "viewer", "--name", "gone"]);
-    s.signal(nix::sys::signal::Signal::SIGHUP);
-    assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
-    let mut c = s.connect();
-    assert_eq!(c.auth(&key)["role"], "viewer");
-    let path = listed_url(&mut c, SNAP);
-    assert_eq!(s.get_reason(&path).0, 200, "the fresh URL works");
-
+    let (_key, mut c, path) = api_key_session_with_url(&s);
     let store = s.state_dir().join("api_keys.json");
     let mut doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&store).expect("store")).expect("store JSON");
     doc["keys"] = json!([]);
     std::fs::write(&store, doc.to_string()).expect("rewrite store");
-    s.signal(nix::sys::signal::Signal::SIGHUP);
-    assert!(s.wait_log("API key store reloaded (SIGHUP)", REPLY_TIMEOUT));
+    reload_keys(&s);
     let r = c.call("get_camera_list", json!({}));
     assert_eq!(
         (common::code(&r), reason(&r)),
