@@ -22,13 +22,12 @@ use tracing::{debug, info, warn};
 
 use super::publisher::{display_command, Publisher};
 use super::slots::{PubRun, PubState, Slot};
+use crate::backoff::Backoff;
 use crate::camera::registry::{CameraInfo, Status};
 use crate::events::{topic, Event};
 use crate::state::ServerState;
 
 const TICK: Duration = Duration::from_millis(100);
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A run this long counts as a success (back-off and failure count reset).
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 const FAIL_WINDOW: Duration = Duration::from_secs(120);
@@ -55,7 +54,8 @@ pub fn kick_channel() -> (Kick, Receiver<()>) {
 struct Entry {
     publisher: Option<Publisher>,
     failures: VecDeque<Instant>,
-    backoff: Duration,
+    /// Wait before the next start after a failure (`crate::backoff`: 1 s doubling to 30 s).
+    backoff: Backoff,
     next_start: Option<Instant>,
     reported: bool,
     samples: VecDeque<(Instant, u64)>,
@@ -188,9 +188,10 @@ fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: In
             _ => 0.0,
         };
         slot.fps_bits.store(fps.to_bits(), Relaxed);
-        if p.started.elapsed() >= HEALTHY_RUN && (e.backoff > BACKOFF_MIN || !e.failures.is_empty())
+        if p.started.elapsed() >= HEALTHY_RUN
+            && (e.backoff != Backoff::default() || !e.failures.is_empty())
         {
-            e.backoff = BACKOFF_MIN;
+            e.backoff.reset();
             e.failures.clear();
             e.reported = false;
             if slot.pub_state() == PubState::Error {
@@ -256,7 +257,7 @@ fn fail(
         .store(crate::state::unix_millis(), Relaxed);
     if ran >= HEALTHY_RUN {
         e.failures.clear();
-        e.backoff = BACKOFF_MIN;
+        e.backoff.reset();
     }
     e.failures.push_back(now);
     while e
@@ -266,12 +267,7 @@ fn fail(
     {
         e.failures.pop_front();
     }
-    e.backoff = if e.backoff.is_zero() {
-        BACKOFF_MIN
-    } else {
-        (e.backoff * 2).min(BACKOFF_MAX)
-    };
-    e.next_start = Some(now + e.backoff);
+    e.next_start = Some(now + e.backoff.next());
     if e.failures.len() >= FAIL_LIMIT {
         slot.set_pub_state(PubState::Error);
         if !e.reported {
