@@ -8,7 +8,7 @@
 //! A camera whose start fails — at open or in its capture thread (EBUSY: another program holds
 //! it; ENOSPC at STREAMON: no USB bandwidth left; no usable format; EACCES) — is `ERROR` with an
 //! [`ErrorReason`] and is not touched again until its back-off expires (1 s, doubling to 30 s;
-//! see [`crate::backoff`]). Rescans in between (hot-plug events, other cameras failing) leave it
+//! see `crate::backoff`). Rescans in between (hot-plug events, other cameras failing) leave it
 //! alone, so nothing loops; an unplug still shows as `DISCONNECTED` and ends the episode. When
 //! the wait is over the camera is opened again and its capture is asked to start at once (also
 //! for on-demand cameras, since nobody can demand frames from an `ERROR` camera); it stays

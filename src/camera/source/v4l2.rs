@@ -7,7 +7,7 @@
 //! swallow errors (`enum_formats` turns `ENODEV` into "no formats") and `unwrap()` driver
 //! strings as UTF-8. Nothing forks `v4l2-ctl`.
 //!
-//! Streaming drives mmap buffers itself through the [`Device`] trait (`device.rs`: REQBUFS,
+//! Streaming drives mmap buffers itself through the `Device` trait (`device.rs`: REQBUFS,
 //! QUERYBUF + mmap, QBUF/DQBUF, STREAMON/OFF, poll), not the `v4l` crate's `MmapStream`, whose
 //! `Drop`s panic on release errors (see `device.rs`). The same trait lets tests and fixtures
 //! run this code against a scripted device (`scripted.rs`). What the state machine does:
@@ -484,7 +484,7 @@ fn choose_pixel(
 
 /// A V4L2 camera streaming JPEG frames (MJPEG passed through, YUYV encoded).
 ///
-/// Every ioctl goes through a [`Device`]: a real node ([`V4l2Device`]) in production, a
+/// Every ioctl goes through a `Device`: a real node (`V4l2Device`) in production, a
 /// scripted one in tests and fixtures, so this state machine is what both run.
 pub struct V4l2Source {
     camera_id: String,
