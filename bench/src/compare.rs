@@ -212,7 +212,7 @@ pub async fn compare(args: &CompareArgs) -> Result<Vec<Step>, String> {
     };
     if let Some(p) = &args.markdown {
         let head = format!(
-            "\n### compare {} (A) vs {} (B): mix `{}`, {}, {} s measured + {} s warm-up\n\n\
+            "\n#### compare {} (A) vs {} (B): mix `{}`, {}, {} s measured + {} s warm-up\n\n\
              | conns | server | accepted | req/s | p50 µs | p99 µs | errors | timeouts | stalled | RSS MiB | CPU % |\n\
              |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             args.label_a,
