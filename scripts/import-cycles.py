@@ -36,6 +36,7 @@ def module_files(src):
 
 
 PATH_RE = re.compile(r"\b(crate|super|self)((?:::\w+)+)")
+CHILD_RE = re.compile(r"(?<![\w:])([a-z_][a-z0-9_]*(?:::\w+)+)")
 GROUP_RE = re.compile(r"\b(crate|super|self)((?:::\w+)*)::\{([^{}]*)\}")
 
 
@@ -69,6 +70,12 @@ def imports(mods, modpath, path):
             found.append((kind, segs))
     for m in PATH_RE.finditer(text):
         found.append((m.group(1), [s for s in m.group(2).split("::") if s]))
+    # A bare path that starts with a child module's name (`jwt::verify` in auth/mod.rs): child
+    # modules are in scope in the module that declares them.
+    for m in CHILD_RE.finditer(text):
+        segs = [s for s in m.group(1).split("::") if s]
+        if modpath + (segs[0],) in mods:
+            found.append(("self", segs))
     for kind, segs in found:
         base = base_of(kind)
         while segs and segs[0] == "super":

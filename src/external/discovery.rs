@@ -23,7 +23,8 @@ use super::config::DiscoveryConfig;
 use super::hosts;
 use super::rtsp_probe::{describe, ProbeResult};
 use super::store::{
-    render_each, split_by_type, Capabilities, ExternalStream, Status, Store, StreamType,
+    render_each, split_by_type, Capabilities, ExternalStream, ScanReport, Status, Store,
+    StreamType,
 };
 use super::url::{percent_encode, suggested_name};
 use crate::auth::time::rfc3339_millis;
@@ -117,23 +118,6 @@ pub fn candidates(cfg: &DiscoveryConfig, skydio: bool, generic: bool) -> Vec<Can
         }
     }
     out
-}
-
-/// The outcome of one scan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScanReport {
-    /// Streams that answered 200 with video, as `DISCOVERED` entries with suggested names.
-    pub found: Vec<ExternalStream>,
-    /// One `"<host>:<port><path>: <failure>"` line per candidate that answered with a failure.
-    pub errors: Vec<String>,
-    /// How long the scan took.
-    pub duration: Duration,
-    /// When it ended, Unix milliseconds.
-    pub finished_at_ms: u64,
-    /// Skydio candidates were scanned.
-    pub skydio: bool,
-    /// Generic candidates were scanned.
-    pub generic: bool,
 }
 
 /// A probe's result with the candidate's index and the time it ended.

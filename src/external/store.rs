@@ -38,7 +38,6 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::discovery::ScanReport;
 use super::url::{mask_password, parse_url, validate_stream_name, validate_stream_url};
 use crate::auth::time::rfc3339_millis;
 
@@ -676,6 +675,24 @@ fn valid_entries(entries: Vec<FileStream>) -> Vec<ExternalStream> {
         });
     }
     out
+}
+
+/// The outcome of one discovery scan (`discovery::scan`), which the store merges: it lives
+/// here, beside the entries it carries, so that the store does not depend on the scanner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Streams that answered 200 with video, as `DISCOVERED` entries with suggested names.
+    pub found: Vec<ExternalStream>,
+    /// One `"<host>:<port><path>: <failure>"` line per candidate that answered with a failure.
+    pub errors: Vec<String>,
+    /// How long the scan took.
+    pub duration: std::time::Duration,
+    /// When it ended, Unix milliseconds.
+    pub finished_at_ms: u64,
+    /// Skydio candidates were scanned.
+    pub skydio: bool,
+    /// Generic candidates were scanned.
+    pub generic: bool,
 }
 
 #[cfg(test)]
