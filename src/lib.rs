@@ -14,7 +14,8 @@
 //! - [`shard`]: one pinned executor (glommio on io_uring, or the epoll fallback, behind
 //!   `camshard_cores::rt`); accepts its share of connections on the shared port (SO_REUSEPORT),
 //!   keeps the live-connection slab, sends keep-alive Pings, closes connections that miss the
-//!   authentication deadline, cuts stalled consumers, drains on shutdown.
+//!   authentication deadline, cuts stalled consumers, drains on shutdown. Its state (`Shard`,
+//!   the per-connection `ConnHandle`) is in `shard::local`, below both `net` and the run loop.
 //! - [`net`]: the connection type that owns framing — optional TLS ([`net::tls`],
 //!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), the
 //!   plain HTTP routes ([`net::http`]), and the per-address counters behind the connection caps

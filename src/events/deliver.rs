@@ -9,7 +9,7 @@ use super::{Body, Event};
 use crate::camera::item::{camera_item_for, stream_host};
 use crate::metrics::bump;
 use crate::rpc::session::AuthState;
-use crate::shard::{Shard, SIG_OUTBOUND};
+use crate::shard::local::{Shard, SIG_OUTBOUND};
 use crate::state::ServerState;
 
 /// Delivers one event to every eligible connection of `shard`.

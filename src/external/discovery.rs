@@ -23,8 +23,7 @@ use super::config::DiscoveryConfig;
 use super::hosts;
 use super::rtsp_probe::{describe, ProbeResult};
 use super::store::{
-    render_each, split_by_type, Capabilities, ExternalStream, ScanReport, Status, Store,
-    StreamType,
+    render_each, split_by_type, Capabilities, ExternalStream, ScanReport, Status, Store, StreamType,
 };
 use super::url::{percent_encode, suggested_name};
 use crate::auth::time::rfc3339_millis;

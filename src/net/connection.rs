@@ -12,7 +12,7 @@ use super::stream::{Conn, HandshakeError};
 use super::upgrade::{decide, Decision};
 use super::ws::WsSession;
 use crate::rpc::dispatch::Peer;
-use crate::shard::Shard;
+use crate::shard::local::Shard;
 
 /// A socket's place in the head-stage caps: counted against its shard
 /// (`server.max_handshakes_per_shard`) and its address (`server.max_handshakes_per_ip`) from

@@ -20,7 +20,7 @@ use super::http::{credential_role, status_text, Response};
 use super::stream::Conn;
 use crate::auth::download::FileId;
 use crate::files::names::{is_valid_filename, Kind};
-use crate::shard::Shard;
+use crate::shard::local::Shard;
 use crate::state::ServerState;
 
 /// Bytes read per io_uring read.

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use futures_lite::{AsyncRead, AsyncWrite};
 
 use super::stream::Conn;
+use crate::shard::local::ConnHandle;
 
 /// A socket borrowed together with the polling task's context.
 pub struct Io<'a, 'b> {
@@ -44,5 +45,43 @@ impl Write for Io<'_, '_> {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
+    }
+}
+
+/// A socket adapter that reports write progress to the connection's handle, for
+/// [`should_cut`]: a write the socket takes, even partly, ends a stall; a refused one
+/// (`WouldBlock`) starts one. Partial writes count, so a client that reads slowly but steadily
+/// is slow (drop-oldest, §10.7), never stalled. Reads pass through untouched.
+pub struct Progress<'h, S> {
+    io: S,
+    handle: &'h ConnHandle,
+}
+
+impl<'h, S> Progress<'h, S> {
+    /// Wraps `io`, reporting to `handle`.
+    pub fn new(io: S, handle: &'h ConnHandle) -> Self {
+        Progress { io, handle }
+    }
+}
+
+impl<S: Read> Read for Progress<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read(buf)
+    }
+}
+
+impl<S: Write> Write for Progress<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.io.write(buf);
+        match &r {
+            Ok(n) if *n > 0 => self.handle.note_write_progress(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.handle.note_write_blocked(),
+            _ => {}
+        }
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.io.flush()
     }
 }

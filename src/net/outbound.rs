@@ -9,12 +9,10 @@
 //! no bytes for `server.slow_consumer_cut_s` means the client is gone for practical purposes.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-
-use crate::shard::ConnHandle;
 
 /// Queued notifications and drop counters.
 #[derive(Debug, Default)]
@@ -86,44 +84,6 @@ pub fn should_cut(
 ) -> bool {
     queued >= limit.max(1)
         && stalled_since.is_some_and(|t| now.saturating_duration_since(t) >= cut_after)
-}
-
-/// A socket adapter that reports write progress to the connection's handle, for
-/// [`should_cut`]: a write the socket takes, even partly, ends a stall; a refused one
-/// (`WouldBlock`) starts one. Partial writes count, so a client that reads slowly but steadily
-/// is slow (drop-oldest, §10.7), never stalled. Reads pass through untouched.
-pub struct Progress<'h, S> {
-    io: S,
-    handle: &'h ConnHandle,
-}
-
-impl<'h, S> Progress<'h, S> {
-    /// Wraps `io`, reporting to `handle`.
-    pub fn new(io: S, handle: &'h ConnHandle) -> Self {
-        Progress { io, handle }
-    }
-}
-
-impl<S: Read> Read for Progress<'_, S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(buf)
-    }
-}
-
-impl<S: Write> Write for Progress<'_, S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let r = self.io.write(buf);
-        match &r {
-            Ok(n) if *n > 0 => self.handle.note_write_progress(),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.handle.note_write_blocked(),
-            _ => {}
-        }
-        r
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.io.flush()
-    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,9 @@ use super::io::Io;
 use super::pace::Pace;
 use super::stream::Conn;
 use crate::rpc::dispatch::{handle_message, Env, Handled, PendingReply};
-use crate::shard::{ConnHandle, Shard, SIG_AUTH_TIMEOUT, SIG_OUTBOUND, SIG_PING, SIG_SHUTDOWN};
+use crate::shard::local::{
+    ConnHandle, Shard, SIG_AUTH_TIMEOUT, SIG_CUT, SIG_OUTBOUND, SIG_PING, SIG_SHUTDOWN,
+};
 
 /// Messages handled per poll before the session yields to other tasks.
 const BATCH: usize = 64;
@@ -128,7 +130,7 @@ impl WsSession {
     fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.handle.register(cx.waker());
         let signals = self.handle.take_signals();
-        if signals & crate::shard::SIG_CUT != 0 {
+        if signals & SIG_CUT != 0 {
             self.cut_slow_consumer();
             return Poll::Ready(());
         }
@@ -155,7 +157,7 @@ impl WsSession {
                 stream: &mut self.stream,
                 cx,
             };
-            let mut io = super::outbound::Progress::new(io, &self.handle);
+            let mut io = super::io::Progress::new(io, &self.handle);
             match self.ws.write(&mut io, Message::Ping(Default::default())) {
                 Ok(()) => {}
                 // Queued behind a reply the socket is still taking: a slow client, not a dead
@@ -209,7 +211,7 @@ impl WsSession {
                 stream: &mut self.stream,
                 cx,
             };
-            let mut io = super::outbound::Progress::new(io, &self.handle);
+            let mut io = super::io::Progress::new(io, &self.handle);
             let read = self.ws.read(&mut io);
             if let Ok(msg) = &read {
                 self.pace.charge(msg.len());
@@ -343,7 +345,7 @@ impl WsSession {
             stream: &mut self.stream,
             cx,
         };
-        let mut io = super::outbound::Progress::new(io, &self.handle);
+        let mut io = super::io::Progress::new(io, &self.handle);
         match self.ws.write(&mut io, Message::Text(body)) {
             Ok(()) => true,
             Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -395,7 +397,7 @@ impl WsSession {
                 stream: &mut self.stream,
                 cx,
             };
-            let mut io = super::outbound::Progress::new(io, &self.handle);
+            let mut io = super::io::Progress::new(io, &self.handle);
             match self.ws.write(&mut io, Message::Text(text)) {
                 Ok(()) => {}
                 Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -417,7 +419,7 @@ impl WsSession {
             stream: &mut self.stream,
             cx,
         };
-        let mut io = super::outbound::Progress::new(io, &self.handle);
+        let mut io = super::io::Progress::new(io, &self.handle);
         match self.ws.flush(&mut io) {
             Ok(()) => {
                 self.write_blocked = false;
