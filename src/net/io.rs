@@ -49,7 +49,7 @@ impl Write for Io<'_, '_> {
 }
 
 /// A socket adapter that reports write progress to the connection's handle, for
-/// [`should_cut`]: a write the socket takes, even partly, ends a stall; a refused one
+/// [`should_cut`](super::outbound::should_cut): a write the socket takes, even partly, ends a stall; a refused one
 /// (`WouldBlock`) starts one. Partial writes count, so a client that reads slowly but steadily
 /// is slow (drop-oldest, §10.7), never stalled. Reads pass through untouched.
 pub struct Progress<'h, S> {
