@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::primitives::{random_bytes, AuthFailure, MAX_TOKEN_LEN};
+use super::role::Role;
 use super::time::{parse_rfc3339, rfc3339_millis};
-use super::{random_bytes, AuthFailure, Role, MAX_TOKEN_LEN};
 
 /// Prefix of every API key.
 pub const KEY_PREFIX: &str = "csk_";
@@ -213,7 +214,7 @@ pub fn split_key(key: &str) -> Option<(&str, &str)> {
     // ASCII checked above, so these byte indices are char boundaries.
     let (key_id, tail) = rest.split_at(KEY_ID_LEN);
     let secret = tail.strip_prefix('_')?;
-    (is_key_id(key_id) && super::is_b64url(secret)).then_some((key_id, secret))
+    (is_key_id(key_id) && super::primitives::is_b64url(secret)).then_some((key_id, secret))
 }
 
 /// True for a well-formed `key_id`: exactly 12 lowercase hex digits.

@@ -22,7 +22,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
-use super::{hmac_sha256, random_bytes, AuthFailure, Credential};
+use super::primitives::{hmac_sha256, random_bytes, AuthFailure};
+use super::Credential;
 
 /// Domain-separation label for deriving the download key from the JWT secret.
 const DERIVE_LABEL: &[u8] = b"download-token-v1";

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::{hmac_sha256, AuthFailure, Role, MAX_TOKEN_LEN};
+use super::primitives::{hmac_sha256, AuthFailure, MAX_TOKEN_LEN};
+use super::role::Role;
 
 /// Longest lifetime `exp - iat` accepted: one year. A longer-lived token is indistinguishable
 /// from a permanent one (`exp = 1e300` would otherwise be an admin credential forever), and

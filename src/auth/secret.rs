@@ -21,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use super::apikey::ensure_private_dir;
-use super::random_bytes;
+use super::primitives::random_bytes;
 
 /// Preferred environment variable for the secret.
 pub const ENV_SECRET: &str = "CAMSHARD_JWT_SECRET";
