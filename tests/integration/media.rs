@@ -1,6 +1,6 @@
 //! Snapshots and recordings end to end with the real binary and real ffmpeg (contract §9.3).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{code, reason, start, start_with, token};
+use crate::common::{code, reason, start, start_with, token};
 
 fn ffprobe_duration(path: &Path) -> f64 {
     let out = Command::new("ffprobe")

@@ -2,14 +2,14 @@
 //! inputs of rows 5, 9 and 10 of `docs/reliability.md`'s bad-input table, against the real
 //! binary. (Rows 4, 11, 12 and 13 are unit tests next to their code.)
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use common::{reason, start, token, Server, REPLY_TIMEOUT, SECRET};
+use crate::common::{reason, start, token, Server, REPLY_TIMEOUT, SECRET};
 
 const SNAP: &str = "camera0_2025-01-15_14-30-00.jpg";
 

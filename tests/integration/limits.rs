@@ -1,7 +1,7 @@
 //! Connection limits (issue 6): the per-address cap answers HTTP 503 before the upgrade, and a
 //! closed connection gives its slot back; slow handshakes and clients that stop reading are cut.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Cameras over the wire: demo synthetic cameras, and discovery/hot-plug on a fake /sys + /dev
 //! tree (contract §8.1, §9.2, §9.7, §10).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{code, reason, start, start_with, token};
+use crate::common::{code, reason, start, start_with, token};
 
 /// How long to wait for an event the test expects (generous: a loaded machine is slow).
 const WAIT: Duration = common::REPLY_TIMEOUT;

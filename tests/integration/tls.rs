@@ -3,7 +3,7 @@
 //! handshake, and start-up with bad certificate files. The certificate is made in the test
 //! (rcgen), and the clients are rustls over blocking sockets trusting exactly that certificate.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -17,7 +17,7 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
-use common::{token, Server};
+use crate::common::{token, Server};
 
 type TlsSocket = StreamOwned<ClientConnection, TcpStream>;
 

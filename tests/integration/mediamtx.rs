@@ -2,13 +2,13 @@
 //! ownership and re-apply, outages, the publisher and on-demand publishing, streaming methods,
 //! and OpenAPI validation of every request the server sent.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{code, reason, start_with, token, wait_until, Server};
+use crate::common::{code, reason, start_with, token, wait_until, Server};
 use mediamtx_double::openapi::Spec;
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::{json, Value};

@@ -1,12 +1,12 @@
 //! WebSocket framing limits, HTTP routes on the same port, connection cap and graceful shutdown
 //! (contract §2, §11).
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use tungstenite::Message;
 
-use common::{body, start};
+use crate::common::{body, start};
 
 #[test]
 fn binary_frame_closes_with_1003() {

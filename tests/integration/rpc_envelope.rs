@@ -1,11 +1,10 @@
 //! JSON-RPC envelope behaviour over a real WebSocket (contract §3): parse errors, invalid
 //! requests, batches, id echo, unknown methods, params typing.
 
-mod common;
 
 use serde_json::json;
 
-use common::{code, reason, start};
+use crate::common::{code, reason, start};
 
 #[test]
 fn parse_error_is_32700_with_null_id() {

@@ -1,7 +1,7 @@
 //! Files against the real binary: listing and paging (§8.7), info, deletion, storage info,
 //! retention (§9.4, §9.6) and HTTP downloads with tokens, ranges and CORS (§11.2).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use common::{code, reason, start, start_with, token, Server};
+use crate::common::{code, reason, start, start_with, token, Server};
 
 /// Sets a file's modification time to `age` ago.
 fn age(path: &Path, age: Duration) {

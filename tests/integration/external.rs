@@ -1,12 +1,12 @@
 //! External streams (contract §9.8) against the MediaMTX test double: add/remove/list with real
 //! MediaMTX paths, persistence, the already_exists rules, and discovery against fake RTSP sources.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{code, reason, start_with, token, wait_until, Server};
+use crate::common::{code, reason, start_with, token, wait_until, Server};
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::json;
 

@@ -4,13 +4,13 @@
 //! naming ffmpeg and the install command; a publisher failing in the background logs once and
 //! `get_stream_status` says why.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{code, reason, token, wait_until, Client, Server};
+use crate::common::{code, reason, token, wait_until, Client, Server};
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::{json, Value};
 

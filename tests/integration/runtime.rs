@@ -3,7 +3,7 @@
 //! start-up error. The blocks are real: a seccomp filter like a container's, and a locked-memory
 //! limit the process cannot raise.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};

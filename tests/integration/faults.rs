@@ -3,13 +3,13 @@
 //! every recording on disk is playable (or absent, with an event saying why) and the server is
 //! healthy.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{decodes, start_with, token};
+use crate::common::{decodes, start_with, token};
 use serde_json::json;
 
 /// Every visible recording in `dir` decodes.

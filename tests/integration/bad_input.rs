@@ -5,7 +5,7 @@
 //! path traversal in downloads; and the cost rows: a message whose handling time grows faster
 //! than its size must not stall the other connections of its shard.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
-use common::{code, reason, start, start_with, token, Client, SECRET};
+use crate::common::{code, reason, start, start_with, token, Client, SECRET};
 
 // ---- JSON-RPC ----
 

@@ -1,11 +1,11 @@
 //! Authentication, roles and rate limiting over a real WebSocket (contract §5–§7).
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use tungstenite::Message;
 
-use common::{code, reason, start, token, SECRET};
+use crate::common::{code, reason, start, token, SECRET};
 
 #[test]
 fn protected_method_without_auth_is_32001() {
