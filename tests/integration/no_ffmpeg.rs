@@ -4,13 +4,13 @@
 //! naming ffmpeg and the install command; a publisher failing in the background logs once and
 //! `get_stream_status` says why.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{code, reason, token, wait_until, Client, Server};
+use crate::common::{code, reason, token, wait_until, Client, Server, TestServer};
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::{json, Value};
 
@@ -26,11 +26,11 @@ fn no_ffmpeg(extra: &str) -> String {
 /// Starts the binary with `extra_toml`, `args` and environment `env`; returns the server and
 /// the log lines written up to "camshard ready".
 fn start_logged(extra_toml: &str, args: &[&str], env: &[(&str, &str)]) -> (Server, Vec<Value>) {
-    let s = common::start_custom(extra_toml, args, |cmd| {
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-    });
+    let mut server = TestServer::new().config(extra_toml).args(args);
+    for (k, v) in env {
+        server = server.env(k, v);
+    }
+    let s = server.start();
     let startup = s.startup.clone();
     (s, startup)
 }

@@ -1,12 +1,12 @@
 //! External streams (contract §9.8) against the MediaMTX test double: add/remove/list with real
 //! MediaMTX paths, persistence, the already_exists rules, and discovery against fake RTSP sources.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{code, reason, start_with, token, wait_until, Server};
+use crate::common::{code, reason, token, wait_until, Server, TestServer};
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::json;
 
@@ -19,13 +19,13 @@ fn double() -> Double {
 }
 
 fn server(d: &Double, extra: &str) -> Server {
-    start_with(
-        &format!(
+    TestServer::new()
+        .config(&format!(
             "[mediamtx]\nenabled = true\napi_url = \"{}\"\nhealth_interval_s = 1\n{extra}",
             d.api_url()
-        ),
-        &["--demo"],
-    )
+        ))
+        .args(&["--demo"])
+        .start()
 }
 
 /// The next `mediamtx.path` event about `name` (camera paths are created meanwhile too).

@@ -5,7 +5,7 @@
 //! path traversal in downloads; and the cost rows: a message whose handling time grows faster
 //! than its size must not stall the other connections of its shard.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,13 +17,13 @@ use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
-use common::{code, reason, start, start_with, token, Client, SECRET};
+use crate::common::{code, reason, token, Client, TestServer, SECRET};
 
 // ---- JSON-RPC ----
 
 #[test]
 fn deep_nesting_is_a_parse_error_and_the_connection_stays() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     // 100 levels: refused before any recursion on the input's depth.
     let deep = format!(
@@ -52,7 +52,7 @@ fn deep_nesting_is_a_parse_error_and_the_connection_stays() {
 
 #[test]
 fn huge_numbers_are_range_checked_not_wrapped() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     c.auth(&token("viewer"));
     for limit in [
@@ -79,7 +79,7 @@ fn huge_numbers_are_range_checked_not_wrapped() {
 
 #[test]
 fn duplicate_members_are_refused_naming_the_member() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.raw(r#"{"jsonrpc":"2.0","method":"ping","id":1,"id":2}"#);
     assert_eq!(code(&r), -32600);
@@ -99,7 +99,7 @@ fn duplicate_members_are_refused_naming_the_member() {
 /// name: a reply must not grow with a 60 KB key.
 #[test]
 fn duplicate_member_names_are_echoed_cut_to_64_characters() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let long = "k".repeat(30_000);
     let r = c.raw(&format!(
@@ -128,7 +128,7 @@ fn duplicate_member_names_are_echoed_cut_to_64_characters() {
 
 #[test]
 fn broken_escapes_and_control_characters_are_parse_errors() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     for bad in [
         r#"{"jsonrpc":"2.0","method":"ping","id":"\ud800"}"#,
@@ -153,7 +153,7 @@ type FrameCase<'a> = (&'a str, &'a dyn Fn(&mut TcpStream));
 
 #[test]
 fn wrong_opcodes_and_control_frame_abuse_close_with_1002() {
-    let s = start("");
+    let s = TestServer::new().start();
     let cases: [FrameCase<'_>; 6] = [
         ("reserved data opcode 0x3", &|w| {
             common::write_frame(w, true, 0x3, b"x", true)
@@ -198,7 +198,7 @@ fn wrong_opcodes_and_control_frame_abuse_close_with_1002() {
 
 #[test]
 fn fragmented_message_with_a_ping_between_is_reassembled() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut raw = common::raw_upgrade(s.port);
     let msg = br#"{"jsonrpc":"2.0","method":"ping","id":"frag"}"#;
     common::write_frame(&mut raw, false, 0x1, &msg[..10], true);
@@ -234,7 +234,9 @@ fn fragmented_message_with_a_ping_between_is_reassembled() {
 
 #[test]
 fn huge_declared_frame_length_closes_with_1009_without_buffering() {
-    let s = start("[server]\nmax_message_bytes = 4096\n");
+    let s = TestServer::new()
+        .config("[server]\nmax_message_bytes = 4096\n")
+        .start();
     let mut raw = common::raw_upgrade(s.port);
     // A header announcing 2^62 bytes, then nothing: refused from the header alone.
     let mut f = vec![0x81, 0x80 | 127];
@@ -248,7 +250,9 @@ fn huge_declared_frame_length_closes_with_1009_without_buffering() {
 
 #[test]
 fn drip_fed_handshake_is_cut_at_the_deadline_not_per_byte() {
-    let s = start("[server]\nhandshake_timeout_s = 1\n");
+    let s = TestServer::new()
+        .config("[server]\nhandshake_timeout_s = 1\n")
+        .start();
     let mut slow = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     slow.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
@@ -283,7 +287,7 @@ fn drip_fed_handshake_is_cut_at_the_deadline_not_per_byte() {
 
 #[test]
 fn oversized_and_malformed_heads() {
-    let s = start("");
+    let s = TestServer::new().start();
     let big = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(9000)
@@ -321,7 +325,7 @@ fn b64(s: &str) -> String {
 
 #[test]
 fn jwt_algorithm_confusion_and_time_claims_are_refused() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let now = camshard::auth::now_unix();
     let claims = format!(
@@ -417,7 +421,7 @@ fn jwt_algorithm_confusion_and_time_claims_are_refused() {
 
 #[test]
 fn forged_download_tokens_and_encoded_traversal_are_refused() {
-    let s = start("");
+    let s = TestServer::new().start();
     let snaps = s.dir.path().join("data/snapshots");
     std::fs::create_dir_all(&snaps).unwrap();
     let name = "camera0_2025-01-15_14-30-00.jpg";
@@ -513,12 +517,12 @@ const NEIGHBOUR_BOUND: Duration = Duration::from_secs(20);
 /// message, some ping of B's lands while it works: the test does not depend on who is first.
 fn neighbour_is_served_while(a_token: Option<&str>, big: String) -> Value {
     assert!(big.len() < 1 << 20, "under the default max_message_bytes");
-    // Anonymous messages are capped at 64 KiB by default (`tests/limits.rs`); raised here so
-    // that the big message reaches the parser the way the review sent it, unauthenticated.
-    let s = start_with(
-        "[server]\nmax_unauthenticated_message_bytes = 1048576\n",
-        &["--shards", "1"],
-    );
+    // Anonymous messages are capped at 64 KiB by default (`tests/integration/limits.rs`); raised
+    // here so that the big message reaches the parser the way the review sent it, unauthenticated.
+    let s = TestServer::new()
+        .config("[server]\nmax_unauthenticated_message_bytes = 1048576\n")
+        .args(&["--shards", "1"])
+        .start();
     let mut a = s.connect();
     if let Some(t) = a_token {
         a.auth(t);
@@ -627,7 +631,9 @@ fn subscribe_with_a_huge_device_filter_does_not_stall_the_shard() {
 
 #[test]
 fn device_filter_is_capped_at_max_cameras_and_echoed_as_a_set() {
-    let s = start("[cameras]\nmax_cameras = 4\n");
+    let s = TestServer::new()
+        .config("[cameras]\nmax_cameras = 4\n")
+        .start();
     let mut c = s.connect();
     c.auth(&token("viewer"));
     let sub = |c: &mut Client, ids: Value| {
@@ -662,7 +668,7 @@ fn device_filter_is_capped_at_max_cameras_and_echoed_as_a_set() {
 
 #[test]
 fn params_with_more_members_than_any_method_takes_are_refused() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let params = |n: usize| -> Value {
         (0..n)

@@ -3,7 +3,7 @@
 //! start-up error. The blocks are real: a seccomp filter like a container's, and a locked-memory
 //! limit the process cannot raise.
 
-mod common;
+use crate::common::{self, TestServer};
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -93,10 +93,11 @@ fn serves(server: &common::Server) {
 
 /// Starts with `--runtime auto` (whatever CAMSHARD_RUNTIME says) and the given restriction.
 fn start_auto(restrict: fn(&mut Command)) -> common::Server {
-    common::start_custom("", &["--runtime", "auto"], |cmd| {
-        cmd.env_remove("CAMSHARD_RUNTIME");
-        restrict(cmd);
-    })
+    TestServer::new()
+        .args(&["--runtime", "auto"])
+        .env_remove("CAMSHARD_RUNTIME")
+        .command(restrict)
+        .start()
 }
 
 #[test]

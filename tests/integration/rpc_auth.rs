@@ -1,15 +1,15 @@
 //! Authentication, roles and rate limiting over a real WebSocket (contract §5–§7).
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use tungstenite::Message;
 
-use common::{code, reason, start, token, SECRET};
+use crate::common::{code, reason, token, TestServer, SECRET};
 
 #[test]
 fn protected_method_without_auth_is_32001() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.call("get_server_info", json!({}));
     assert_eq!((code(&r), reason(&r)), (-32001, "auth_required".into()));
@@ -18,7 +18,7 @@ fn protected_method_without_auth_is_32001() {
 
 #[test]
 fn jwt_roles_and_permission_denied() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let res = c.auth(&token("operator"));
     assert_eq!(res["role"], "operator");
@@ -51,7 +51,7 @@ fn jwt_roles_and_permission_denied() {
 
 #[test]
 fn expired_and_forged_jwts() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let now = camshard::auth::now_unix();
     let expired = camshard::auth::jwt::mint_hs256(
@@ -104,7 +104,7 @@ fn expired_and_forged_jwts() {
 
 #[test]
 fn inline_auth_token_authenticates_the_call() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.call("get_server_info", json!({"auth_token": token("viewer")}));
     assert_eq!(r["result"]["name"], "camshard");
@@ -117,7 +117,7 @@ fn inline_auth_token_authenticates_the_call() {
 
 #[test]
 fn api_key_works_and_revoked_key_does_not() {
-    let s = start("");
+    let s = TestServer::new().start();
     let key = s.cli(&["apikey", "create", "--role", "admin", "--name", "ci"]);
     assert!(key.starts_with("csk_"), "{key}");
     let key_id = key.split('_').nth(1).unwrap().to_string();
@@ -148,7 +148,7 @@ fn api_key_works_and_revoked_key_does_not() {
 
 #[test]
 fn token_subcommand_uses_the_server_secret() {
-    let s = start("");
+    let s = TestServer::new().start();
     let jwt = s.cli(&["token", "--role", "viewer", "--ttl", "60"]);
     assert_eq!(jwt.split('.').count(), 3);
     let mut c = s.connect();
@@ -157,7 +157,7 @@ fn token_subcommand_uses_the_server_secret() {
 
 #[test]
 fn call_subcommand_authenticates_with_the_server_secret_and_prints_the_reply() {
-    let s = start("");
+    let s = TestServer::new().start();
     let url = s.url();
     let out = s.cli(&["call", "get_server_info", "--url", &url]);
     let reply: Value = serde_json::from_str(&out).expect("call prints the reply as JSON");
@@ -188,7 +188,9 @@ fn call_subcommand_authenticates_with_the_server_secret_and_prints_the_reply() {
 
 #[test]
 fn rate_limit_answers_32040_with_retry_after() {
-    let s = start("[security.rate_limit]\nrequests_per_second = 1\nburst = 5\n");
+    let s = TestServer::new()
+        .config("[security.rate_limit]\nrequests_per_second = 1\nburst = 5\n")
+        .start();
     let mut c = s.connect();
     // Five unknown methods, then six pings, in one write: the server takes them in one go, so
     // the sixth ping finds the burst spent however slowly the machine runs (one call after

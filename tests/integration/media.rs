@@ -1,6 +1,6 @@
 //! Snapshots and recordings end to end with the real binary and real ffmpeg (contract §9.3).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{code, reason, start, start_with, token};
+use crate::common::{code, reason, token, TestServer};
 
 fn ffprobe_duration(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
@@ -31,7 +31,7 @@ fn ffprobe_duration(path: &Path) -> f64 {
 
 #[test]
 fn snapshot_decodes_with_the_camera_size_and_names_are_checked() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let mut c = s.connect();
     c.auth(&token("operator"));
     c.call("subscribe_events", json!({"topics": ["snapshot.taken"]}));
@@ -107,7 +107,7 @@ fn snapshot_decodes_with_the_camera_size_and_names_are_checked() {
 
 #[test]
 fn timed_recordings_are_playable_in_every_format() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let mut c = s.connect();
     c.auth(&token("operator"));
     c.call(
@@ -173,7 +173,7 @@ fn timed_recordings_are_playable_in_every_format() {
 
 #[test]
 fn stop_recording_returns_the_final_file() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let mut c = s.connect();
     c.auth(&token("operator"));
     let r = c.call("start_recording", json!({"device": "camera0"}));
@@ -234,7 +234,7 @@ fn unpluggable_camera(
 #[test]
 fn camera_removed_mid_recording_leaves_a_playable_file() {
     let (_root, node, class, cfg) = unpluggable_camera("UNPLUG-1");
-    let s = start(&cfg);
+    let s = TestServer::new().config(&cfg).start();
     let mut c = s.connect();
     c.auth(&token("operator"));
     c.call(
@@ -270,7 +270,7 @@ fn camera_removed_mid_recording_leaves_a_playable_file() {
 #[test]
 fn camera_removed_mid_snapshot_answers_cleanly_and_leaves_only_whole_files() {
     let (_root, node, class, cfg) = unpluggable_camera("UNPLUG-2");
-    let s = start(&cfg);
+    let s = TestServer::new().config(&cfg).start();
     let url = s.url();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();

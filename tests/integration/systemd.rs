@@ -1,7 +1,7 @@
 //! systemd `Type=notify`: the real binary sends READY=1 once it serves, WATCHDOG=1 keep-alives
 //! while its shards tick, and STOPPING=1 when SIGTERM starts the shutdown.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! Files against the real binary: listing and paging (§8.7), info, deletion, storage info,
 //! retention (§9.4, §9.6) and HTTP downloads with tokens, ranges and CORS (§11.2).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use common::{code, reason, start, start_with, token, Server};
+use crate::common::{code, reason, token, Server, TestServer};
 
 /// Sets a file's modification time to `age` ago.
 fn age(path: &Path, age: Duration) {
@@ -117,16 +117,15 @@ fn url_path(url: &str) -> &str {
 /// Starts the binary on existing state and data directories below `root` (so a second server
 /// can be started on the first one's files, as after a restart).
 fn start_at(root: &Path) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("test.toml");
-    std::fs::write(&cfg, "[http.compat_listener]\nenabled = false\n").unwrap();
-    let cmd = common::command(&cfg, &root.join("state"), &root.join("data"), &[]);
-    common::spawn_ready(cmd, dir, &[])
+    TestServer::new()
+        .exact_config("[http.compat_listener]\nenabled = false\n")
+        .dirs_under(root)
+        .start()
 }
 
 #[test]
 fn paging_is_exact_over_25_files() {
-    let s = start("");
+    let s = TestServer::new().start();
     let snaps = s.dir.path().join("data/snapshots");
     make_snapshots(&snaps, 25);
     let mut c = s.connect();
@@ -232,7 +231,7 @@ fn paging_is_exact_over_25_files() {
 
 #[test]
 fn recordings_and_snapshots_are_described_from_their_contents() {
-    let s = start("");
+    let s = TestServer::new().start();
     let rec = s.dir.path().join("data/recordings");
     let snaps = s.dir.path().join("data/snapshots");
     put(&rec, "a.mp4", "camera0_2025-01-15_14-30-00.mp4");
@@ -367,7 +366,7 @@ fn recordings_and_snapshots_are_described_from_their_contents() {
 
 #[test]
 fn info_delete_and_traversal() {
-    let s = start("");
+    let s = TestServer::new().start();
     make_snapshots(&s.dir.path().join("data/snapshots"), 2);
     let rec = s.dir.path().join("data/recordings");
     put(&rec, "a.mp4", "camera0_r.mp4");
@@ -459,7 +458,7 @@ fn info_delete_and_traversal() {
 
 #[test]
 fn get_storage_info_shape() {
-    let s = start("");
+    let s = TestServer::new().start();
     make_snapshots(&s.dir.path().join("data/snapshots"), 3);
     put(&s.dir.path().join("data/recordings"), "a.mp4", "r.mp4");
     let rec_size = std::fs::metadata(media().join("a.mp4")).unwrap().len();
@@ -503,7 +502,7 @@ fn get_storage_info_shape() {
 
 #[test]
 fn downloads_with_tokens_and_ranges() {
-    let s = start("");
+    let s = TestServer::new().start();
     make_snapshots(&s.dir.path().join("data/snapshots"), 2);
     let name = "camera0_snap_01.jpg";
     let content = std::fs::read(s.dir.path().join("data/snapshots").join(name)).unwrap();
@@ -749,7 +748,7 @@ fn downloads_with_tokens_and_ranges() {
 
 #[test]
 fn large_downloads_stream_exactly() {
-    let s = start("");
+    let s = TestServer::new().start();
     let rec = s.dir.path().join("data/recordings");
     std::fs::create_dir_all(&rec).unwrap();
     // 1.5 MiB + 7 of patterned bytes: several 256 KiB chunks and a ragged tail.
@@ -794,7 +793,7 @@ fn large_downloads_stream_exactly() {
 
 #[test]
 fn files_of_an_active_recording_are_not_visible() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let mut c = s.connect();
     c.auth(&token("admin"));
     let r = c.call(

@@ -1,16 +1,16 @@
 //! WebSocket framing limits, HTTP routes on the same port, connection cap and graceful shutdown
 //! (contract §2, §11).
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use tungstenite::Message;
 
-use common::{body, start};
+use crate::common::{body, TestServer};
 
 #[test]
 fn binary_frame_closes_with_1003() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     c.ws.send(Message::binary(vec![1u8, 2, 3])).unwrap();
     assert_eq!(c.close_code(), Some(1003));
@@ -18,7 +18,9 @@ fn binary_frame_closes_with_1003() {
 
 #[test]
 fn oversize_message_closes_with_1009() {
-    let s = start("[server]\nmax_message_bytes = 4096\n");
+    let s = TestServer::new()
+        .config("[server]\nmax_message_bytes = 4096\n")
+        .start();
     let mut c = s.connect();
     let big = format!(
         "{{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1,\"pad\":\"{}\"}}",
@@ -30,7 +32,9 @@ fn oversize_message_closes_with_1009() {
 
 #[test]
 fn fragmented_oversize_message_closes_with_1009() {
-    let s = start("[server]\nmax_message_bytes = 4096\n");
+    let s = TestServer::new()
+        .config("[server]\nmax_message_bytes = 4096\n")
+        .start();
     let mut raw = common::raw_upgrade(s.port);
     // Three 2000-byte text fragments: each frame is small, the message is not.
     for (i, fin) in [(0, false), (1, false), (2, true)] {
@@ -42,7 +46,7 @@ fn fragmented_oversize_message_closes_with_1009() {
 
 #[test]
 fn invalid_utf8_closes_with_1007() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut raw = common::raw_upgrade(s.port);
     common::write_frame(&mut raw, true, 0x1, &[0x7b, 0xff, 0xfe, 0x7d], true);
     assert_eq!(common::read_close_code(&mut raw), Some(1007));
@@ -50,7 +54,7 @@ fn invalid_utf8_closes_with_1007() {
 
 #[test]
 fn health_ready_and_metrics_answer() {
-    let s = start("");
+    let s = TestServer::new().start();
     let (status, resp) = s.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(body(&resp)).unwrap();
@@ -98,7 +102,7 @@ fn health_ready_and_metrics_answer() {
 
 #[test]
 fn http_route_errors() {
-    let s = start("");
+    let s = TestServer::new().start();
     assert_eq!(s.http("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").0, 404);
     assert_eq!(
         s.http("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
@@ -127,7 +131,9 @@ fn http_route_errors() {
 
 #[test]
 fn connection_cap_refuses_with_503() {
-    let s = start("[server]\nmax_connections = 2\n");
+    let s = TestServer::new()
+        .config("[server]\nmax_connections = 2\n")
+        .start();
     let _a = s.connect();
     let _b = s.connect();
     match tungstenite::connect(s.url()) {
@@ -144,7 +150,9 @@ fn connection_cap_refuses_with_503() {
 
 #[test]
 fn server_pings_and_a_silent_client_is_dropped() {
-    let s = start("[server]\nping_interval_s = 1\n");
+    let s = TestServer::new()
+        .config("[server]\nping_interval_s = 1\n")
+        .start();
     let mut raw = common::raw_upgrade(s.port);
     raw.set_read_timeout(Some(common::REPLY_TIMEOUT)).unwrap();
     // Never answer: expect Ping, Ping, then Close 1001 (about 3 s).
@@ -165,7 +173,7 @@ fn server_pings_and_a_silent_client_is_dropped() {
 
 #[test]
 fn sigterm_closes_with_1001_and_exits_zero() {
-    let mut s = start("");
+    let mut s = TestServer::new().start();
     let mut c = s.connect();
     assert_eq!(c.call("ping", json!({}))["result"], "pong");
     s.signal(nix::sys::signal::Signal::SIGTERM);
@@ -205,15 +213,15 @@ fn exposure_warnings(s: &common::Server) -> Vec<&Value> {
 #[test]
 fn plain_listener_beyond_loopback_is_warned_about_once() {
     // The harness listens on 127.0.0.1: nothing to warn about.
-    let quiet = start("");
+    let quiet = TestServer::new().start();
     assert!(exposure_warnings(&quiet).is_empty(), "{:?}", quiet.startup);
     drop(quiet);
     // The compat listener on every interface (as shipped, 0.0.0.0), TLS off: one warning that
     // names it and says how to fix it.
-    let loud = common::start_custom("", &[], |cmd| {
-        cmd.env("CAMSHARD_COMPAT_ENABLED", "true")
-            .env("CAMSHARD_COMPAT_LISTEN", "0.0.0.0:0");
-    });
+    let loud = TestServer::new()
+        .env("CAMSHARD_COMPAT_ENABLED", "true")
+        .env("CAMSHARD_COMPAT_LISTEN", "0.0.0.0:0")
+        .start();
     let w = exposure_warnings(&loud);
     assert_eq!(w.len(), 1, "{:?}", loud.startup);
     let text = w[0].to_string();
@@ -227,7 +235,9 @@ fn plain_listener_beyond_loopback_is_warned_about_once() {
 
 #[test]
 fn metrics_can_require_an_admin_credential() {
-    let s = start("[http]\nmetrics_require_auth = true\n");
+    let s = TestServer::new()
+        .config("[http]\nmetrics_require_auth = true\n")
+        .start();
     let get = |auth: &str| s.http(&format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n"));
     let (status, resp) = get("");
     assert_eq!(status, 401, "{resp}");

@@ -1,7 +1,7 @@
 //! Connection limits (issue 6): the per-address cap answers HTTP 503 before the upgrade, and a
 //! closed connection gives its slot back; slow handshakes and clients that stop reading are cut.
 
-mod common;
+use crate::common::{self, TestServer};
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -19,7 +19,9 @@ fn try_connect(url: &str) -> Result<(), u16> {
 
 #[test]
 fn per_address_cap_refuses_with_503_and_frees_slots() {
-    let s = common::start("[server]\nmax_connections_per_ip = 2\n");
+    let s = TestServer::new()
+        .config("[server]\nmax_connections_per_ip = 2\n")
+        .start();
     let a = s.connect();
     let b = s.connect();
     assert_eq!(try_connect(&s.url()), Err(503));
@@ -39,7 +41,9 @@ fn per_address_cap_refuses_with_503_and_frees_slots() {
 fn slow_handshake_is_cut_with_408() {
     use std::io::{Read, Write};
     // 2 s: short, and still room for a loaded machine to serve the well-behaved request in it.
-    let s = common::start("[server]\nhandshake_timeout_s = 2\n");
+    let s = TestServer::new()
+        .config("[server]\nhandshake_timeout_s = 2\n")
+        .start();
     let t = std::time::Instant::now();
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
     slow.write_all(b"GET /ws HTTP/1.1\r\nHost: loc")
@@ -156,15 +160,15 @@ fn subscribed_tiny_client(port: u16) -> Ws {
 /// free) and emits a `snapshot.error` event: a cheap, steady event source. Pings are far apart
 /// so that only the slow-consumer rule can cut a client.
 fn flood_server(cut_s: u64) -> common::Server {
-    common::start_with(
-        &format!(
+    TestServer::new()
+        .config(&format!(
             "[server]\noutbound_queue_limit = 16\nslow_consumer_cut_s = {cut_s}\n\
              ping_interval_s = 3600\n\
              [security.rate_limit]\nrequests_per_second = 1000000\nburst = 1000000\n\
              [storage]\nmin_free_mb = 1000000000\n"
-        ),
-        &["--demo"],
-    )
+        ))
+        .args(&["--demo"])
+        .start()
 }
 
 /// An operator client whose `take_snapshot` has reached the storage check (the demo camera
@@ -357,10 +361,10 @@ fn paused_consumer_keeps_drop_oldest_and_its_connection() {
 /// were waiting in the write buffer).
 #[test]
 fn keep_alive_ping_waits_behind_a_large_pending_reply() {
-    let s = common::start_with(
-        "[server]\nping_interval_s = 3\nmax_batch = 1000\n",
-        &["--demo"],
-    );
+    let s = TestServer::new()
+        .config("[server]\nping_interval_s = 3\nmax_batch = 1000\n")
+        .args(&["--demo"])
+        .start();
     let mut slow = tiny_window_client(s.port);
     let viewer = common::token("viewer");
     let r = ask(
@@ -395,13 +399,14 @@ fn keep_alive_ping_waits_behind_a_large_pending_reply() {
 /// serving resumes as soon as descriptors are free again.
 #[test]
 fn out_of_descriptors_pauses_accept_and_recovers() {
-    let s = common::start_custom(
+    let s = TestServer::new()
         // The head-stage caps off: this test wants many silent sockets held.
-        "[server]\nmax_connections = 1000\nhandshake_timeout_s = 60\n\
-         max_handshakes_per_ip = 0\nmax_handshakes_per_shard = 1000\n",
-        &[],
-        |cmd| common::limit_nofile(cmd, 128, 128),
-    );
+        .config(
+            "[server]\nmax_connections = 1000\nhandshake_timeout_s = 60\n\
+             max_handshakes_per_ip = 0\nmax_handshakes_per_shard = 1000\n",
+        )
+        .nofile(128, 128)
+        .start();
     // More connections than the server has descriptors for; each silent, so the server holds
     // every one it accepts until the (long) handshake timeout.
     let held: Vec<std::net::TcpStream> = (0..200)
@@ -451,8 +456,9 @@ fn close_within(c: &mut common::Client) -> Option<u16> {
 /// the freed slots take new clients.
 #[test]
 fn anonymous_sockets_are_closed_1008_after_auth_timeout() {
-    let s =
-        common::start("[server]\nmax_connections = 4\nauth_timeout_s = 2\nping_interval_s = 1\n");
+    let s = TestServer::new()
+        .config("[server]\nmax_connections = 4\nauth_timeout_s = 2\nping_interval_s = 1\n")
+        .start();
     let mut by_authenticate = s.connect();
     by_authenticate.auth(&common::token("viewer"));
     let mut inline = s.connect();
@@ -495,7 +501,9 @@ fn anonymous_sockets_are_closed_1008_after_auth_timeout() {
 fn head_stage_sockets_beyond_the_per_address_cap_are_closed_at_once() {
     use std::io::Write;
     // A long head deadline, so only the cap can explain a prompt close.
-    let s = common::start("[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_ip = 4\n");
+    let s = TestServer::new()
+        .config("[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_ip = 4\n")
+        .start();
     let attacker = std::net::Ipv4Addr::new(127, 0, 0, 3);
     let held: Vec<std::net::TcpStream> = (0..40)
         .map(|_| {
@@ -525,10 +533,12 @@ fn head_stage_sockets_beyond_the_per_address_cap_are_closed_at_once() {
 #[test]
 fn head_stage_sockets_beyond_the_per_shard_cap_are_closed_at_once() {
     use std::io::Write;
-    let s = common::start(
-        "[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_shard = 4\n\
+    let s = TestServer::new()
+        .config(
+            "[server]\nhandshake_timeout_s = 120\nmax_handshakes_per_shard = 4\n\
          max_handshakes_per_ip = 0\n",
-    );
+        )
+        .start();
     let held: Vec<std::net::TcpStream> = (0..40u8)
         .map(|i| {
             let mut c = common::connect_from(std::net::Ipv4Addr::new(127, 0, 1, i + 1), s.port);
@@ -555,7 +565,7 @@ fn head_stage_sockets_beyond_the_per_shard_cap_are_closed_at_once() {
 /// `server.max_message_bytes` applies again.
 #[test]
 fn anonymous_messages_are_capped_until_the_connection_authenticates() {
-    let s = common::start("");
+    let s = TestServer::new().start();
     let padded_ping = |len: usize| {
         json!({"jsonrpc": "2.0", "method": "ping", "id": 1, "params": {"pad": "x".repeat(len)}})
             .to_string()
@@ -592,7 +602,10 @@ fn anonymous_messages_are_capped_until_the_connection_authenticates() {
 #[test]
 fn a_client_over_its_input_budget_is_paced_and_its_neighbour_served() {
     // The smallest budget, 64 KiB/s: 1,280 pings count 640 KiB, ~9 s beyond the first 64 KiB.
-    let s = common::start_with("[server]\nread_bytes_per_s = 65536\n", &["--shards", "1"]);
+    let s = TestServer::new()
+        .config("[server]\nread_bytes_per_s = 65536\n")
+        .args(&["--shards", "1"])
+        .start();
     let mut flooder = s.connect();
     flooder.auth(&common::token("viewer"));
     let mut neighbour = s.connect();

@@ -1,15 +1,13 @@
 //! JSON-RPC envelope behaviour over a real WebSocket (contract §3): parse errors, invalid
 //! requests, batches, id echo, unknown methods, params typing.
 
-mod common;
-
 use serde_json::json;
 
-use common::{code, reason, start};
+use crate::common::{code, reason, TestServer};
 
 #[test]
 fn parse_error_is_32700_with_null_id() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.raw("{\"jsonrpc\":\"2.0\",\"method\":");
     assert_eq!(code(&r), -32700);
@@ -21,7 +19,7 @@ fn parse_error_is_32700_with_null_id() {
 
 #[test]
 fn invalid_requests_are_32600() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.raw(r#"{"jsonrpc":"1.0","method":"ping","id":5}"#);
     assert_eq!((code(&r), r["id"].clone()), (-32600, json!(5)));
@@ -39,7 +37,7 @@ fn invalid_requests_are_32600() {
 
 #[test]
 fn batch_of_three_with_a_notification_gives_two_replies_in_order() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.raw(
         r#"[{"jsonrpc":"2.0","method":"ping","id":"a"},
@@ -55,7 +53,9 @@ fn batch_of_three_with_a_notification_gives_two_replies_in_order() {
 
 #[test]
 fn empty_and_oversized_batches() {
-    let s = start("[server]\nmax_batch = 3\n");
+    let s = TestServer::new()
+        .config("[server]\nmax_batch = 3\n")
+        .start();
     let mut c = s.connect();
     let r = c.raw("[]");
     assert!(r.is_object(), "empty batch gets a single reply");
@@ -73,7 +73,7 @@ fn empty_and_oversized_batches() {
 
 #[test]
 fn only_notifications_get_no_reply() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     c.ws.send(tungstenite::Message::text(
         r#"[{"jsonrpc":"2.0","method":"ping"}]"#,
@@ -89,7 +89,7 @@ fn only_notifications_get_no_reply() {
 
 #[test]
 fn ids_are_echoed_exactly() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.raw(r#"{"jsonrpc":"2.0","method":"ping","id":"req-\u00e9\"x"}"#);
     assert_eq!(r["id"], "req-é\"x");
@@ -106,7 +106,7 @@ fn ids_are_echoed_exactly() {
 
 #[test]
 fn unknown_method_and_array_params() {
-    let s = start("");
+    let s = TestServer::new().start();
     let mut c = s.connect();
     let r = c.call("no_such_method", json!({}));
     assert_eq!((code(&r), reason(&r)), (-32601, "method_not_found".into()));

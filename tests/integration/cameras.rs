@@ -1,7 +1,7 @@
 //! Cameras over the wire: demo synthetic cameras, and discovery/hot-plug on a fake /sys + /dev
 //! tree (contract §8.1, §9.2, §9.7, §10).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{code, reason, start, start_with, token};
+use crate::common::{code, reason, token, TestServer};
 
 /// How long to wait for an event the test expects (generous: a loaded machine is slow).
 const WAIT: Duration = common::REPLY_TIMEOUT;
 
 #[test]
 fn demo_cameras_list_status_and_capabilities() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let mut c = s.connect();
     c.auth(&token("viewer"));
     let list = c.call("get_camera_list", json!({}))["result"].clone();
@@ -69,7 +69,7 @@ fn demo_cameras_list_status_and_capabilities() {
 
 #[test]
 fn subscriptions_merge_filter_and_report() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let mut c = s.connect();
     c.auth(&token("viewer"));
     let r = c.call(
@@ -203,7 +203,7 @@ fn list(c: &mut common::Client) -> Value {
 fn hotplug_connect_disconnect_and_stable_ids() {
     let root = tempfile::tempdir().unwrap();
     let tree = Tree::new(root.path());
-    let s = start(&tree.config());
+    let s = TestServer::new().config(&tree.config()).start();
     let mut sub = s.connect();
     sub.auth(&token("viewer"));
     sub.call(
@@ -263,7 +263,7 @@ fn hotplug_connect_disconnect_and_stable_ids() {
 fn metadata_and_non_v4l2_nodes_are_not_listed_and_logged_once() {
     let root = tempfile::tempdir().unwrap();
     let tree = Tree::new(root.path());
-    let mut s = start(&tree.config());
+    let mut s = TestServer::new().config(&tree.config()).start();
     let mut c = s.connect();
     c.auth(&token("viewer"));
     c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
@@ -309,7 +309,7 @@ fn metadata_and_non_v4l2_nodes_are_not_listed_and_logged_once() {
 fn unusable_capture_nodes_are_not_listed_and_health_says_why() {
     let root = tempfile::tempdir().unwrap();
     let tree = Tree::new(root.path());
-    let mut s = start(&tree.config());
+    let mut s = TestServer::new().config(&tree.config()).start();
     let mut c = s.connect();
     c.auth(&token("viewer"));
     c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
@@ -427,7 +427,9 @@ fn demo_camera_latest_frame_decodes_as_jpeg() {
 fn scripted_v4l2_cameras_snapshot_decodable_jpegs() {
     let root = tempfile::tempdir().unwrap();
     let tree = Tree::new(root.path());
-    let s = start(&format!("{}jpeg_quality = 60\n", tree.config()));
+    let s = TestServer::new()
+        .config(&format!("{}jpeg_quality = 60\n", tree.config()))
+        .start();
     let mut c = s.connect();
     c.auth(&token("operator"));
     c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
@@ -487,7 +489,7 @@ fn metric(s: &common::Server, series: &str) -> f64 {
 fn dht_less_webcam_frames_make_decodable_snapshots_and_recordings() {
     let root = tempfile::tempdir().unwrap();
     let tree = Tree::new(root.path());
-    let s = start(&tree.config());
+    let s = TestServer::new().config(&tree.config()).start();
     let mut c = s.connect();
     c.auth(&token("operator"));
     c.call(
@@ -553,7 +555,7 @@ fn dht_less_webcam_frames_make_decodable_snapshots_and_recordings() {
 fn busy_scripted_camera_backs_off_and_reports_busy() {
     let root = tempfile::tempdir().unwrap();
     let tree = Tree::new(root.path());
-    let s = start(&tree.config());
+    let s = TestServer::new().config(&tree.config()).start();
     let mut c = s.connect();
     c.auth(&token("viewer"));
     // The first start cannot happen before the node exists: time is counted from here, so the

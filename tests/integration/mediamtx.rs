@@ -2,13 +2,13 @@
 //! ownership and re-apply, outages, the publisher and on-demand publishing, streaming methods,
 //! and OpenAPI validation of every request the server sent.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{code, reason, start_with, token, wait_until, Server};
+use crate::common::{code, reason, token, wait_until, Server, TestServer};
 use mediamtx_double::openapi::Spec;
 use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::{json, Value};
@@ -34,7 +34,10 @@ fn config(d: &Double, extra: &str) -> String {
 }
 
 fn server(d: &Double, extra: &str) -> Server {
-    start_with(&config(d, extra), &["--demo"])
+    TestServer::new()
+        .config(&config(d, extra))
+        .args(&["--demo"])
+        .start()
 }
 
 /// Every request the server sent, and every answer the double gave, matches the official spec.
@@ -416,14 +419,14 @@ fn publisher_output_decodes_in_a_real_rtsp_peer() {
         .expect("ffmpeg listener");
     std::thread::sleep(Duration::from_millis(500));
     let d = double(BodyStyle::New, false);
-    let _s = start_with(
-        &format!(
+    let _s = TestServer::new()
+        .config(&format!(
             "[mediamtx]\nenabled = true\napi_url = \"{}\"\n\
              rtsp_publish_url = \"rtsp://127.0.0.1:{port}\"\n[streaming]\npublish = \"always\"\n",
             d.api_url()
-        ),
-        &["--demo"],
-    );
+        ))
+        .args(&["--demo"])
+        .start();
     let ok = wait_until(common::REPLY_TIMEOUT, || {
         matches!(peer.try_wait(), Ok(Some(_)))
     });
@@ -484,7 +487,7 @@ fn example_mediamtx_config_is_valid_and_works() {
     let text = text
         .replace("http://127.0.0.1:9997", &d.api_url())
         .replace("rtsp://127.0.0.1:8554", &rtsp);
-    let s = start_with(&text, &["--demo"]);
+    let s = TestServer::new().config(&text).args(&["--demo"]).start();
     assert!(wait_until(common::REPLY_TIMEOUT, || d
         .path_config("camera0")
         .is_some_and(|c| c["runOnDemand"]

@@ -3,7 +3,7 @@
 //! handshake, and start-up with bad certificate files. The certificate is made in the test
 //! (rcgen), and the clients are rustls over blocking sockets trusting exactly that certificate.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -17,7 +17,7 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
-use common::{token, Server};
+use crate::common::{token, Server, TestServer};
 
 type TlsSocket = StreamOwned<ClientConnection, TcpStream>;
 
@@ -178,7 +178,9 @@ fn wait_closed(s: &mut TcpStream, within: Duration) -> Vec<u8> {
 fn start_tls(extra: &str) -> (Server, TestCert, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cert = make_cert(dir.path(), "server");
-    let s = common::start(&format!("{extra}{}", tls_toml(&cert)));
+    let s = TestServer::new()
+        .config(&format!("{extra}{}", tls_toml(&cert)))
+        .start();
     (s, cert, dir)
 }
 
@@ -371,13 +373,12 @@ fn the_compat_listener_speaks_tls_too() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let s = common::start_config(
-        &format!(
+    let s = TestServer::new()
+        .exact_config(&format!(
             "[http.compat_listener]\nenabled = true\nlisten = \"127.0.0.1:{compat}\"\n{}",
             tls_toml(&cert)
-        ),
-        &[],
-    );
+        ))
+        .start();
     let cfg = default_client(&cert.der);
     assert_eq!(healthz(compat, cfg.clone()), 200);
     assert_eq!(healthz(s.port, cfg), 200);

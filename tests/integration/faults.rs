@@ -3,13 +3,13 @@
 //! every recording on disk is playable (or absent, with an event saying why) and the server is
 //! healthy.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{decodes, start_with, token};
+use crate::common::{decodes, token, TestServer};
 use serde_json::json;
 
 /// Every visible recording in `dir` decodes.
@@ -45,7 +45,7 @@ fn children_named(pid: u32, name: &str) -> Vec<u32> {
 
 #[test]
 fn ffmpeg_killed_mid_recording_leaves_a_playable_file_and_an_event() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let mut c = s.connect();
     c.auth(&token("admin"));
     c.call(
@@ -302,7 +302,7 @@ fn metric(s: &common::Server, name: &str) -> Option<f64> {
 
 #[test]
 fn abrupt_disconnects_mid_request_leak_nothing() {
-    let s = start_with("", &["--demo"]);
+    let s = TestServer::new().args(&["--demo"]).start();
     let pid = s.child.id();
     // One ordinary session first, so everything opened lazily (cameras, pools) already exists.
     {

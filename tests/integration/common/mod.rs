@@ -32,68 +32,152 @@ pub struct Server {
     pub startup: Vec<Value>,
 }
 
-/// Extra configuration (TOML) appended to the test config.
-pub fn start(extra_toml: &str) -> Server {
-    start_with(extra_toml, &[])
-}
-
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camshard")
 }
 
-pub fn start_with(extra_toml: &str, args: &[&str]) -> Server {
-    start_custom(extra_toml, args, |_| {})
-}
-
-/// Storage thresholds of every test server started through [`start_custom`] (unless its extra
+/// Storage thresholds of every test server started with [`TestServer::config`] (unless its
 /// config has its own `[storage]`): tests must not fail because the disk of the machine running
 /// them is more than 90 % full, as the shipped `block_percent` would make them.
 pub const TEST_STORAGE: &str =
     "[storage]\nwarn_percent = 80.0\nblock_percent = 99.9\nmin_free_mb = 16\n";
 
-/// Like [`start_with`], with a last say on the command (environment, `pre_exec` limits).
-pub fn start_custom(
-    extra_toml: &str,
-    args: &[&str],
-    customize: impl FnOnce(&mut Command),
-) -> Server {
-    let storage = if extra_toml.contains("[storage]") {
-        ""
-    } else {
-        TEST_STORAGE
-    };
-    start_config_custom(
-        &format!("[http.compat_listener]\nenabled = false\n{storage}{extra_toml}"),
-        args,
-        customize,
-    )
+/// How a test starts a server: `TestServer::new()`, then what this test needs, then
+/// [`start`](TestServer::start).
+///
+/// ```ignore
+/// let s = TestServer::new()
+///     .config("[server]\nmax_connections = 4\n")
+///     .args(&["--demo"])
+///     .env("CAMSHARD_COMPAT_ENABLED", "true")
+///     .nofile(128, 128)
+///     .start();
+/// ```
+///
+/// Every server gets a fresh temporary directory holding its config file (`test.toml`), its
+/// state dir (`state/`) and data dir (`data/`); a free loopback port; two shards unless the args
+/// say `--shards`; the test JWT secret; JSON logs on a piped stderr; and none of the caller's own
+/// `CAMSHARD_LISTEN`/`CAMSHARD_LOG`. [`start`](TestServer::start) returns once the server has
+/// logged "camshard ready". Everything is set on the server's `Command`, never on the test
+/// process, so tests running in parallel threads of the one test binary cannot affect each
+/// other.
+#[must_use = "a TestServer does nothing until start()"]
+#[derive(Default)]
+pub struct TestServer {
+    /// TOML appended to the test config (compat listener off, [`TEST_STORAGE`]).
+    extra: String,
+    /// The whole config file instead, when set.
+    exact: Option<String>,
+    args: Vec<String>,
+    /// Where `state/` and `data/` are, when not in the server's own temporary directory.
+    dirs_under: Option<PathBuf>,
+    /// Changes to the command, in the order they were asked for.
+    customize: Vec<CommandChange>,
 }
 
-/// Starts the binary with exactly `toml` as its config file (the compat listener stays as
-/// `toml` leaves it) and extra `args`.
-pub fn start_config(toml: &str, args: &[&str]) -> Server {
-    start_config_custom(toml, args, |_| {})
-}
+/// One change to a server's command, applied just before it is spawned.
+type CommandChange = Box<dyn FnOnce(&mut Command)>;
 
-/// [`start_config`] with a last say on the command.
-fn start_config_custom(toml: &str, args: &[&str], customize: impl FnOnce(&mut Command)) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("test.toml");
-    std::fs::write(&cfg, toml).expect("write config");
-    let mut cmd = command(
-        &cfg,
-        &dir.path().join("state"),
-        &dir.path().join("data"),
-        args,
-    );
-    customize(&mut cmd);
-    spawn_ready(cmd, dir, args)
+impl TestServer {
+    /// A server with the test config and no extra arguments.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `toml` to the test config: the compat listener off and [`TEST_STORAGE`] (left
+    /// out when the config given here has its own `[storage]`), then `toml`.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self
+    }
+
+    /// Uses exactly `toml` as the config file, without the test config (the compat listener
+    /// and storage thresholds stay as `toml` leaves them). Not combined with
+    /// [`config`](Self::config).
+    pub fn exact_config(mut self, toml: &str) -> Self {
+        self.exact = Some(toml.to_string());
+        self
+    }
+
+    /// Extra command-line arguments, after the harness's own.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Sets an environment variable of the server (only of the server: the test process's own
+    /// environment is shared by every test and never changed).
+    pub fn env(self, key: &str, value: &str) -> Self {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.command(move |cmd| {
+            cmd.env(key, value);
+        })
+    }
+
+    /// Removes an environment variable from the server's environment.
+    pub fn env_remove(self, key: &str) -> Self {
+        let key = key.to_string();
+        self.command(move |cmd| {
+            cmd.env_remove(key);
+        })
+    }
+
+    /// Runs the server with RLIMIT_NOFILE `soft`/`hard` (set in the child before exec).
+    pub fn nofile(self, soft: u64, hard: u64) -> Self {
+        self.command(move |cmd| limit_nofile(cmd, soft, hard))
+    }
+
+    /// A last say on the server's command (e.g. a `pre_exec` restriction), after everything the
+    /// harness and the other builder calls set.
+    pub fn command(mut self, f: impl FnOnce(&mut Command) + 'static) -> Self {
+        self.customize.push(Box::new(f));
+        self
+    }
+
+    /// Puts the state and data dirs at `root/state` and `root/data` (which may hold another
+    /// server's files, as after a restart) instead of in the server's own temporary directory;
+    /// [`Server::state_dir`] still names the latter.
+    pub fn dirs_under(mut self, root: &Path) -> Self {
+        self.dirs_under = Some(root.to_path_buf());
+        self
+    }
+
+    /// Starts the server and waits for its "camshard ready" line.
+    pub fn start(self) -> Server {
+        let toml = match self.exact {
+            Some(toml) => {
+                assert!(self.extra.is_empty(), "exact_config and config together");
+                toml
+            }
+            None => {
+                let storage = if self.extra.contains("[storage]") {
+                    ""
+                } else {
+                    TEST_STORAGE
+                };
+                format!(
+                    "[http.compat_listener]\nenabled = false\n{storage}{}",
+                    self.extra
+                )
+            }
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("test.toml");
+        std::fs::write(&cfg, toml).expect("write config");
+        let root = self.dirs_under.as_deref().unwrap_or(dir.path());
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut cmd = command(&cfg, &root.join("state"), &root.join("data"), &args);
+        for f in self.customize {
+            f(&mut cmd);
+        }
+        spawn_ready(cmd, dir, &args)
+    }
 }
 
 /// The test command line for config file `cfg`, state dir `state`, data dir `data` and extra
 /// `args`: a free loopback port, two shards (unless `args` say), the test secret, JSON logs on a
 /// piped stderr, and none of the caller's own `CAMSHARD_LISTEN`/`CAMSHARD_LOG` settings.
-pub fn command(cfg: &Path, state: &Path, data: &Path, args: &[&str]) -> Command {
+fn command(cfg: &Path, state: &Path, data: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     // Two shards unless the test chose its own number (clap refuses a repeated flag).
     let shards: &[&str] = if args.contains(&"--shards") {
@@ -124,7 +208,7 @@ pub fn command(cfg: &Path, state: &Path, data: &Path, args: &[&str]) -> Command 
 /// the ready line are kept in [`Server::startup`].
 // The child is owned by `Server`, whose `Drop` kills and waits for it.
 #[allow(clippy::zombie_processes)]
-pub fn spawn_ready(mut cmd: Command, dir: tempfile::TempDir, args: &[&str]) -> Server {
+fn spawn_ready(mut cmd: Command, dir: tempfile::TempDir, args: &[&str]) -> Server {
     let mut child = cmd.spawn().expect("spawn camshard");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();

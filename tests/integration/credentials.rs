@@ -2,14 +2,14 @@
 //! inputs of rows 5, 9 and 10 of `docs/reliability.md`'s bad-input table, against the real
 //! binary. (Rows 4, 11, 12 and 13 are unit tests next to their code.)
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use common::{reason, start, token, Server, REPLY_TIMEOUT, SECRET};
+use crate::common::{reason, token, Server, TestServer, REPLY_TIMEOUT, SECRET};
 
 const SNAP: &str = "camera0_2025-01-15_14-30-00.jpg";
 
@@ -58,7 +58,7 @@ fn api_key_session_with_url(s: &Server) -> (String, common::Client, String) {
 /// same key-store reload that ends the session, not when the URL's hour is up.
 #[test]
 fn revoked_api_key_kills_its_download_urls() {
-    let s = start("");
+    let s = TestServer::new().start();
     let (key, _c, path) = api_key_session_with_url(&s);
     let key_id = key.split('_').nth(1).unwrap().to_string();
     s.cli(&["apikey", "revoke", &key_id]);
@@ -75,7 +75,7 @@ fn revoked_api_key_kills_its_download_urls() {
 /// of a deleted key used to go on until their socket closed.)
 #[test]
 fn api_key_removed_from_the_store_ends_its_sessions_and_urls() {
-    let s = start("");
+    let s = TestServer::new().start();
     let (_key, mut c, path) = api_key_session_with_url(&s);
     let store = s.state_dir().join("api_keys.json");
     let mut doc: serde_json::Value =
@@ -96,7 +96,7 @@ fn api_key_removed_from_the_store_ends_its_sessions_and_urls() {
 /// URLs minted for the old one; a URL listed afterwards works.
 #[test]
 fn recreated_file_is_not_served_to_old_urls() {
-    let s = start("");
+    let s = TestServer::new().start();
     put_snapshot(&s, b"the first picture");
     let mut c = s.connect();
     c.auth(&token("viewer"));
@@ -111,7 +111,7 @@ fn recreated_file_is_not_served_to_old_urls() {
 /// Row 5: the default lifetime of a download URL is 15 minutes, not an hour.
 #[test]
 fn download_urls_live_fifteen_minutes_by_default() {
-    let s = start("");
+    let s = TestServer::new().start();
     put_snapshot(&s, b"x");
     let mut c = s.connect();
     c.auth(&token("viewer"));
@@ -136,7 +136,7 @@ fn jwt(payload: &str) -> String {
 /// Row 9: `exp = 1e300` (a token that never expires) and `iat` a year ahead are refused.
 #[test]
 fn absurd_jwt_times_are_refused() {
-    let s = start("");
+    let s = TestServer::new().start();
     let now = camshard::auth::now_unix();
     for payload in [
         format!(r#"{{"user_id":"m","role":"admin","iat":{now},"exp":1e300}}"#),
@@ -191,7 +191,7 @@ fn short_jwt_secret_is_refused_at_start() {
 /// deletes nothing from there, even to an admin.
 #[test]
 fn symlinked_directory_is_not_walked_out_of() {
-    let s = start("");
+    let s = TestServer::new().start();
     let outside = s.dir.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     let victim = outside.join("camera0_2025-01-15_14-30-00.mp4");
