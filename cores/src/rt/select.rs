@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn epoll_needs_no_checks() {
         // An impossible memlock need: epoll does not look at it. (The fallback paths change
-        // process limits, so they are tested on the real binary: tests/runtime.rs.)
+        // process limits, so they are tested on the real binary: tests/integration/runtime.rs.)
         let s = select_runtime(RuntimeChoice::Epoll, u64::MAX).expect("epoll");
         assert_eq!(s.runtime, Runtime::Epoll);
         assert!(s.reason.contains("requested"));
