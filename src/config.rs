@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
@@ -77,7 +78,8 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// Seconds a WebSocket may stay open without authenticating (`authenticate` or an in-line
     /// `auth_token`) before it is closed with 1008.
-    pub auth_timeout_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub auth_timeout_s: Duration,
     /// Sockets one shard holds in the TLS handshake or HTTP head stage; further accepted
     /// sockets are closed at once.
     pub max_handshakes_per_shard: usize,
@@ -94,7 +96,8 @@ pub struct ServerConfig {
     /// 512 bytes, `net::pace`); faster input is left in the socket until the budget refills.
     pub read_bytes_per_s: usize,
     /// Seconds between server WebSocket Pings.
-    pub ping_interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub ping_interval_s: Duration,
     /// Seconds shutdown waits before closing every connection.
     pub shutdown_grace_s: u64,
     /// Requests of one connection running at once.
@@ -109,7 +112,8 @@ pub struct ServerConfig {
     /// Browser origins allowed to upgrade (`["*"]` allows all).
     pub allowed_origins: Vec<String>,
     /// Seconds a client may take to send its HTTP request head (TLS handshake included).
-    pub handshake_timeout_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub handshake_timeout_s: Duration,
     /// Bytes of tungstenite's per-connection read buffer.
     pub read_buffer_bytes: usize,
     /// TLS on the listeners (`wss://`, `https://`).
@@ -225,7 +229,8 @@ pub struct CamerasConfig {
     /// Keep every camera capturing.
     pub always_on: bool,
     /// Seconds without demand before capture stops.
-    pub idle_stop_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub idle_stop_s: Duration,
     /// Quality of JPEG frames the server encodes.
     pub jpeg_quality: u8,
     /// Preferred capture width for V4L2 cameras.
@@ -320,7 +325,8 @@ pub struct MediamtxConfig {
     /// Base URL publishers push to (`<base>/cameraN`); credentials allowed.
     pub rtsp_publish_url: String,
     /// Seconds between health probes of the API.
-    pub health_interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub health_interval_s: Duration,
 }
 
 /// `[streaming]`: when camera publishers run (contract §9.5).
@@ -378,7 +384,8 @@ pub struct SnapshotConfig {
     /// JPEG quality for encoded snapshots.
     pub default_quality: u8,
     /// Milliseconds a cold camera has to deliver its first frame.
-    pub timeout_ms: u64,
+    #[serde(deserialize_with = "millis")]
+    pub timeout_ms: Duration,
 }
 
 /// `[recording]`
@@ -388,7 +395,8 @@ pub struct RecordingConfig {
     /// Format when `start_recording` names none.
     pub default_format: RecordingFormat,
     /// Seconds without media before a session is abandoned.
-    pub start_timeout_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub start_timeout_s: Duration,
     /// `local` or `mediamtx`.
     pub backend: RecordingBackend,
     /// MediaMTX `recordSegmentDuration` for camera paths, seconds (at most one day).
@@ -424,7 +432,8 @@ pub enum RecordingBackend {
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Seconds between scheduled applications of an enabled policy.
-    pub interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub interval_s: Duration,
 }
 
 /// `[notifications]`
@@ -434,7 +443,8 @@ pub struct NotificationsConfig {
     /// Implicit-mode connections get the legacy events.
     pub legacy_broadcast: bool,
     /// Seconds between `recording.progress` events.
-    pub recording_progress_interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub recording_progress_interval_s: Duration,
 }
 
 /// `[logging]`
@@ -652,7 +662,12 @@ impl Config {
             64 << 10,
             1 << 30,
         )?;
-        range("server.ping_interval_s", s.ping_interval_s, 1, 3600)?;
+        range(
+            "server.ping_interval_s",
+            s.ping_interval_s.as_secs(),
+            1,
+            3600,
+        )?;
         range(
             "server.max_inflight_per_connection",
             s.max_inflight_per_connection as u64,
@@ -667,8 +682,13 @@ impl Config {
             1 << 20,
         )?;
         range("server.slow_consumer_cut_s", s.slow_consumer_cut_s, 1, 3600)?;
-        range("server.handshake_timeout_s", s.handshake_timeout_s, 1, 300)?;
-        range("server.auth_timeout_s", s.auth_timeout_s, 1, 3600)?;
+        range(
+            "server.handshake_timeout_s",
+            s.handshake_timeout_s.as_secs(),
+            1,
+            300,
+        )?;
+        range("server.auth_timeout_s", s.auth_timeout_s.as_secs(), 1, 3600)?;
         range(
             "server.max_handshakes_per_shard",
             s.max_handshakes_per_shard as u64,
@@ -727,7 +747,7 @@ impl Config {
         )?;
         let c = &self.cameras;
         range("cameras.max_cameras", c.max_cameras as u64, 1, 1024)?;
-        range("cameras.idle_stop_s", c.idle_stop_s, 1, 86_400)?;
+        range("cameras.idle_stop_s", c.idle_stop_s.as_secs(), 1, 86_400)?;
         range("cameras.jpeg_quality", c.jpeg_quality as u64, 1, 100)?;
         range("cameras.preferred_fps", c.preferred_fps as u64, 1, 240)?;
         for (i, s) in c.synthetic.iter().enumerate() {
@@ -761,7 +781,9 @@ impl Config {
             1,
             100,
         )?;
-        range("snapshot.timeout_ms", self.snapshot.timeout_ms, 100, 60_000)?;
+        // (Whole milliseconds from a u64 key: the cast cannot truncate.)
+        let timeout_ms = self.snapshot.timeout_ms.as_millis() as u64;
+        range("snapshot.timeout_ms", timeout_ms, 100, 60_000)?;
         range(
             "recording.segment_duration_s",
             self.recording.segment_duration_s,
@@ -785,7 +807,7 @@ impl Config {
             .map_err(|(k, why)| err(&k, why))?;
         range(
             "mediamtx.health_interval_s",
-            self.mediamtx.health_interval_s,
+            self.mediamtx.health_interval_s.as_secs(),
             1,
             3600,
         )?;
@@ -816,19 +838,19 @@ impl Config {
         }
         range(
             "recording.start_timeout_s",
-            self.recording.start_timeout_s,
+            self.recording.start_timeout_s.as_secs(),
             1,
             600,
         )?;
         range(
             "retention.interval_s",
-            self.retention.interval_s,
+            self.retention.interval_s.as_secs(),
             10,
             7 * 86_400,
         )?;
         range(
             "notifications.recording_progress_interval_s",
-            self.notifications.recording_progress_interval_s,
+            self.notifications.recording_progress_interval_s.as_secs(),
             1,
             3600,
         )?;
@@ -962,6 +984,19 @@ fn listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> 
 /// `listen_addr` for a key that may be absent (`http.compat_listener.listen` when disabled).
 fn some_listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
     listen_addr(d).map(Some)
+}
+
+/// `deserialize_with` for a `*_s` key that is only ever used as a `Duration`: the key stays
+/// an integer number of seconds (its unit in its name), the code gets the `Duration` once.
+/// Keys that also feed integer arithmetic or text (`shutdown_grace_s`, `auto_close_after_s`,
+/// MediaMTX's `*_s` values, `download_token_ttl_s`) stay numbers.
+fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
+}
+
+/// `secs` for a `*_ms` key.
+fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 /// `deserialize_with` for a type whose `FromStr` already defines the accepted spellings and the
@@ -1403,6 +1438,32 @@ mod typed_tests {
             let e = with(toml, &env).expect_err(toml);
             assert_eq!(e.key, key, "{toml} {env:?}: {e}");
             assert!(e.to_string().contains(says), "{toml} {env:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn duration_keys_keep_their_integer_units() {
+        let c = with(
+            "[server]\nping_interval_s = 7\n[snapshot]\ntimeout_ms = 250\n",
+            &[],
+        )
+        .expect("integers");
+        assert_eq!(c.server.ping_interval_s, Duration::from_secs(7));
+        assert_eq!(c.snapshot.timeout_ms, Duration::from_millis(250));
+        let c = with("", &[]).expect("defaults");
+        assert_eq!(c.server.auth_timeout_s, Duration::from_secs(20));
+        assert_eq!(c.retention.interval_s, Duration::from_secs(3600));
+        // The ranges still apply, to the number as written, and name the key.
+        for (toml, key) in [
+            ("[snapshot]\ntimeout_ms = 99", "snapshot.timeout_ms"),
+            ("[server]\nping_interval_s = -1", "server.ping_interval_s"),
+            (
+                "[server]\nping_interval_s = \"30s\"",
+                "server.ping_interval_s",
+            ),
+            ("[retention]\ninterval_s = 9", "retention.interval_s"),
+        ] {
+            assert_eq!(with(toml, &[]).expect_err(toml).key, key, "{toml}");
         }
     }
 

@@ -99,10 +99,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             max_duration: duration.map(Duration::from_secs_f64),
             dir,
             filename: filename.clone(),
-            start_timeout: Duration::from_secs(state.config.recording.start_timeout_s),
-            progress_every: Duration::from_secs(
-                state.config.notifications.recording_progress_interval_s,
-            ),
+            start_timeout: state.config.recording.start_timeout_s,
+            progress_every: state.config.notifications.recording_progress_interval_s,
             storage_block_percent: state.config.storage.block_percent,
             ffmpeg: state.config.publisher.ffmpeg.clone(),
         };
