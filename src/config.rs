@@ -613,13 +613,10 @@ impl Config {
         if !self.demo {
             return;
         }
-        let default = match DEFAULT_TOML
-            .parse()
-            .map_err(|_| ())
-            .and_then(|t| typed(t).map_err(drop))
-        {
-            Ok(c) => c,
-            Err(()) => return,
+        // The shipped defaults always parse (`defaults_are_valid`); typed the same way as the
+        // user's configuration, so the comparison below is between like values.
+        let Some(default) = DEFAULT_TOML.parse().ok().and_then(|t| typed(t).ok()) else {
+            return;
         };
         let base = std::env::temp_dir().join(format!("camshard-demo-{}", nix::unistd::getuid()));
         if o.state_dir.is_none()
