@@ -7,8 +7,10 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// The defaults shipped with the binary (also the documented reference file).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -65,7 +67,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// `ADDR:PORT` of the WebSocket + HTTP listener.
-    pub listen: String,
+    #[serde(deserialize_with = "listen_addr")]
+    pub listen: SocketAddr,
     /// WebSocket path besides `/`.
     pub websocket_path: String,
     /// Open connections beyond which upgrades get HTTP 503.
@@ -75,7 +78,8 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// Seconds a WebSocket may stay open without authenticating (`authenticate` or an in-line
     /// `auth_token`) before it is closed with 1008.
-    pub auth_timeout_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub auth_timeout_s: Duration,
     /// Sockets one shard holds in the TLS handshake or HTTP head stage; further accepted
     /// sockets are closed at once.
     pub max_handshakes_per_shard: usize,
@@ -92,7 +96,8 @@ pub struct ServerConfig {
     /// 512 bytes, `net::pace`); faster input is left in the socket until the budget refills.
     pub read_bytes_per_s: usize,
     /// Seconds between server WebSocket Pings.
-    pub ping_interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub ping_interval_s: Duration,
     /// Seconds shutdown waits before closing every connection.
     pub shutdown_grace_s: u64,
     /// Requests of one connection running at once.
@@ -107,7 +112,8 @@ pub struct ServerConfig {
     /// Browser origins allowed to upgrade (`["*"]` allows all).
     pub allowed_origins: Vec<String>,
     /// Seconds a client may take to send its HTTP request head (TLS handshake included).
-    pub handshake_timeout_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub handshake_timeout_s: Duration,
     /// Bytes of tungstenite's per-connection read buffer.
     pub read_buffer_bytes: usize,
     /// TLS on the listeners (`wss://`, `https://`).
@@ -137,8 +143,10 @@ pub struct RuntimeConfig {
     pub cores: String,
     /// CPU list for capture threads; empty = unpinned.
     pub capture_cores: String,
-    /// I/O backend: `auto`, `uring` or `epoll`.
-    pub backend: String,
+    /// I/O backend: `auto`, `uring` or `epoll` (also `io_uring`, `mio`: the spellings
+    /// `RuntimeChoice`'s `FromStr` accepts, so flag, variable and file agree).
+    #[serde(deserialize_with = "from_str")]
+    pub backend: camshard_cores::RuntimeChoice,
     /// io_uring submission ring depth per shard.
     pub ring_depth: usize,
     /// Locked I/O memory per shard, KiB.
@@ -197,8 +205,11 @@ pub struct HttpConfig {
 pub struct CompatListenerConfig {
     /// Serve HTTP routes on a second port too.
     pub enabled: bool,
-    /// `ADDR:PORT` of that listener.
-    pub listen: String,
+    /// `ADDR:PORT` of that listener: `Some` exactly when `enabled`. The address of a disabled
+    /// listener is never used, so it is not judged either (`Config::load` drops it before the
+    /// typed parse): a stale value there never stopped a start and still does not.
+    #[serde(default, deserialize_with = "some_listen_addr")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[cameras]`
@@ -218,7 +229,8 @@ pub struct CamerasConfig {
     /// Keep every camera capturing.
     pub always_on: bool,
     /// Seconds without demand before capture stops.
-    pub idle_stop_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub idle_stop_s: Duration,
     /// Quality of JPEG frames the server encodes.
     pub jpeg_quality: u8,
     /// Preferred capture width for V4L2 cameras.
@@ -265,7 +277,28 @@ pub struct StreamsConfig {
     /// Host used in stream URLs; empty = the client's Host header.
     pub public_host: String,
     /// Scheme of the WebRTC and HLS URLs.
-    pub http_scheme: String,
+    pub http_scheme: HttpScheme,
+}
+
+/// `streams.http_scheme`: the scheme of the WebRTC and HLS URLs clients are given (MediaMTX's
+/// own TLS is configured in `mediamtx.yml`; this only has to agree with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpScheme {
+    /// `http://` URLs.
+    Http,
+    /// `https://` URLs.
+    Https,
+}
+
+impl HttpScheme {
+    /// The scheme as written in a URL, without `://`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpScheme::Http => "http",
+            HttpScheme::Https => "https",
+        }
+    }
 }
 
 /// `[mediamtx]`
@@ -292,7 +325,8 @@ pub struct MediamtxConfig {
     /// Base URL publishers push to (`<base>/cameraN`); credentials allowed.
     pub rtsp_publish_url: String,
     /// Seconds between health probes of the API.
-    pub health_interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub health_interval_s: Duration,
 }
 
 /// `[streaming]`: when camera publishers run (contract §9.5).
@@ -300,11 +334,24 @@ pub struct MediamtxConfig {
 #[serde(deny_unknown_fields)]
 pub struct StreamingConfig {
     /// `on_demand` (while MediaMTX has readers), `on_request` (holds only) or `always`.
-    pub publish: String,
+    pub publish: PublishMode,
     /// MediaMTX's `runOnDemandCloseAfter` for camera paths, seconds.
     pub demand_close_after_s: u64,
     /// A `start_streaming` hold ends after this many seconds in a row without readers.
     pub auto_close_after_s: u64,
+}
+
+/// `streaming.publish`: what makes a camera's publisher run. In every mode a `start_streaming`
+/// hold and a MediaMTX-backed recording also keep it running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishMode {
+    /// MediaMTX starts the publisher while the path has readers (`runOnDemand`).
+    OnDemand,
+    /// Only `start_streaming` holds (and recordings) start it.
+    OnRequest,
+    /// Every connected camera publishes all the time; holds never expire.
+    Always,
 }
 
 /// `[publisher]`: the per-camera encoder pushing to MediaMTX.
@@ -337,7 +384,8 @@ pub struct SnapshotConfig {
     /// JPEG quality for encoded snapshots.
     pub default_quality: u8,
     /// Milliseconds a cold camera has to deliver its first frame.
-    pub timeout_ms: u64,
+    #[serde(deserialize_with = "millis")]
+    pub timeout_ms: Duration,
 }
 
 /// `[recording]`
@@ -345,13 +393,38 @@ pub struct SnapshotConfig {
 #[serde(deny_unknown_fields)]
 pub struct RecordingConfig {
     /// Format when `start_recording` names none.
-    pub default_format: String,
+    pub default_format: RecordingFormat,
     /// Seconds without media before a session is abandoned.
-    pub start_timeout_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub start_timeout_s: Duration,
     /// `local` or `mediamtx`.
-    pub backend: String,
+    pub backend: RecordingBackend,
     /// MediaMTX `recordSegmentDuration` for camera paths, seconds (at most one day).
     pub segment_duration_s: u64,
+}
+
+/// `recording.default_format`: the contract's format names. The recorder's own
+/// `recording::Format` converts from it; config names the values without depending on the
+/// recording code that uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingFormat {
+    /// Fragmented MP4.
+    Fmp4,
+    /// Progressive MP4 (remuxed at stop).
+    Mp4,
+    /// Matroska.
+    Mkv,
+}
+
+/// `recording.backend`: who writes the recording files. Chosen once per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingBackend {
+    /// The server's own ffmpeg recorder, fed from the capture.
+    Local,
+    /// MediaMTX records the camera's published path.
+    Mediamtx,
 }
 
 /// `[retention]`
@@ -359,7 +432,8 @@ pub struct RecordingConfig {
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Seconds between scheduled applications of an enabled policy.
-    pub interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub interval_s: Duration,
 }
 
 /// `[notifications]`
@@ -369,7 +443,8 @@ pub struct NotificationsConfig {
     /// Implicit-mode connections get the legacy events.
     pub legacy_broadcast: bool,
     /// Seconds between `recording.progress` events.
-    pub recording_progress_interval_s: u64,
+    #[serde(deserialize_with = "secs")]
+    pub recording_progress_interval_s: Duration,
 }
 
 /// `[logging]`
@@ -379,7 +454,19 @@ pub struct LoggingConfig {
     /// `error|warn|info|debug|trace` or a tracing filter directive.
     pub level: String,
     /// `auto` (JSON when stderr is not a terminal), `json` or `text`.
-    pub format: String,
+    pub format: LogFormat,
+}
+
+/// `logging.format`: how log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal (journald, files, tests), else text.
+    Auto,
+    /// Always JSON lines.
+    Json,
+    /// Always human-readable text.
+    Text,
 }
 
 /// A configuration problem: the key and why.
@@ -453,16 +540,6 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
-    /// The `runtime.backend` setting, parsed.
-    pub fn runtime_choice(&self) -> Result<camshard_cores::RuntimeChoice, ConfigError> {
-        self.runtime
-            .backend
-            .parse()
-            .map_err(|e: String| err("runtime.backend", e))
-    }
-}
-
-impl Config {
     /// Builds the configuration from defaults, file, environment (`env` lookup) and flags.
     pub fn load(
         o: &Overrides,
@@ -513,9 +590,7 @@ impl Config {
         if o.demo {
             table.insert("demo".into(), toml::Value::Boolean(true));
         }
-        let mut cfg: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| err("configuration", e.message().to_string()))?;
+        let mut cfg = typed(table)?;
         cfg.apply_demo_dirs(o, &env);
         if cfg.demo && cfg.cameras.synthetic.is_empty() {
             // The demo's two synthetic cameras (640x480 at 15 fps) unless the config names its own.
@@ -538,9 +613,10 @@ impl Config {
         if !self.demo {
             return;
         }
-        let default: Config = match toml::from_str(DEFAULT_TOML) {
-            Ok(c) => c,
-            Err(_) => return,
+        // The shipped defaults always parse (`defaults_are_valid`); typed the same way as the
+        // user's configuration, so the comparison below is between like values.
+        let Some(default) = DEFAULT_TOML.parse().ok().and_then(|t| typed(t).ok()) else {
+            return;
         };
         let base = std::env::temp_dir().join(format!("camshard-demo-{}", nix::unistd::getuid()));
         if o.state_dir.is_none()
@@ -557,15 +633,9 @@ impl Config {
         }
     }
 
-    /// Checks ranges and formats that serde cannot.
+    /// Checks ranges and the rules between keys, which serde cannot. Closed sets and addresses
+    /// are not checked here: their types only hold accepted values (`typed`).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
-        if self.http.compat_listener.enabled {
-            parse_addr(
-                "http.compat_listener.listen",
-                &self.http.compat_listener.listen,
-            )?;
-        }
         let s = &self.server;
         if !s.websocket_path.starts_with('/') {
             return Err(err("server.websocket_path", "must start with /"));
@@ -589,7 +659,12 @@ impl Config {
             64 << 10,
             1 << 30,
         )?;
-        range("server.ping_interval_s", s.ping_interval_s, 1, 3600)?;
+        range(
+            "server.ping_interval_s",
+            s.ping_interval_s.as_secs(),
+            1,
+            3600,
+        )?;
         range(
             "server.max_inflight_per_connection",
             s.max_inflight_per_connection as u64,
@@ -604,8 +679,13 @@ impl Config {
             1 << 20,
         )?;
         range("server.slow_consumer_cut_s", s.slow_consumer_cut_s, 1, 3600)?;
-        range("server.handshake_timeout_s", s.handshake_timeout_s, 1, 300)?;
-        range("server.auth_timeout_s", s.auth_timeout_s, 1, 3600)?;
+        range(
+            "server.handshake_timeout_s",
+            s.handshake_timeout_s.as_secs(),
+            1,
+            300,
+        )?;
+        range("server.auth_timeout_s", s.auth_timeout_s.as_secs(), 1, 3600)?;
         range(
             "server.max_handshakes_per_shard",
             s.max_handshakes_per_shard as u64,
@@ -631,7 +711,6 @@ impl Config {
             }
         }
         range("runtime.shards", self.runtime.shards as u64, 0, 1024)?;
-        self.runtime_choice()?;
         range(
             "runtime.ring_depth",
             self.runtime.ring_depth as u64,
@@ -665,7 +744,7 @@ impl Config {
         )?;
         let c = &self.cameras;
         range("cameras.max_cameras", c.max_cameras as u64, 1, 1024)?;
-        range("cameras.idle_stop_s", c.idle_stop_s, 1, 86_400)?;
+        range("cameras.idle_stop_s", c.idle_stop_s.as_secs(), 1, 86_400)?;
         range("cameras.jpeg_quality", c.jpeg_quality as u64, 1, 100)?;
         range("cameras.preferred_fps", c.preferred_fps as u64, 1, 240)?;
         for (i, s) in c.synthetic.iter().enumerate() {
@@ -679,9 +758,6 @@ impl Config {
             if s.width % 2 != 0 || s.height % 2 != 0 {
                 return Err(err(&key, "width and height must be even"));
             }
-        }
-        if !matches!(self.streams.http_scheme.as_str(), "http" | "https") {
-            return Err(err("streams.http_scheme", "must be \"http\" or \"https\""));
         }
         let st = &self.storage;
         if !(0.0..=100.0).contains(&st.warn_percent) || !(0.0..=100.0).contains(&st.block_percent) {
@@ -702,37 +778,15 @@ impl Config {
             1,
             100,
         )?;
-        range("snapshot.timeout_ms", self.snapshot.timeout_ms, 100, 60_000)?;
-        if !matches!(
-            self.recording.default_format.as_str(),
-            "fmp4" | "mp4" | "mkv"
-        ) {
-            return Err(err(
-                "recording.default_format",
-                "must be \"fmp4\", \"mp4\" or \"mkv\"",
-            ));
-        }
-        if !matches!(self.recording.backend.as_str(), "local" | "mediamtx") {
-            return Err(err(
-                "recording.backend",
-                "must be \"local\" or \"mediamtx\"",
-            ));
-        }
+        // (Whole milliseconds from a u64 key: the cast cannot truncate.)
+        let timeout_ms = self.snapshot.timeout_ms.as_millis() as u64;
+        range("snapshot.timeout_ms", timeout_ms, 100, 60_000)?;
         range(
             "recording.segment_duration_s",
             self.recording.segment_duration_s,
             1,
             86_400,
         )?;
-        if !matches!(
-            self.streaming.publish.as_str(),
-            "on_demand" | "on_request" | "always"
-        ) {
-            return Err(err(
-                "streaming.publish",
-                "must be \"on_demand\", \"on_request\" or \"always\"",
-            ));
-        }
         range(
             "streaming.demand_close_after_s",
             self.streaming.demand_close_after_s,
@@ -750,7 +804,7 @@ impl Config {
             .map_err(|(k, why)| err(&k, why))?;
         range(
             "mediamtx.health_interval_s",
-            self.mediamtx.health_interval_s,
+            self.mediamtx.health_interval_s.as_secs(),
             1,
             3600,
         )?;
@@ -781,28 +835,22 @@ impl Config {
         }
         range(
             "recording.start_timeout_s",
-            self.recording.start_timeout_s,
+            self.recording.start_timeout_s.as_secs(),
             1,
             600,
         )?;
         range(
             "retention.interval_s",
-            self.retention.interval_s,
+            self.retention.interval_s.as_secs(),
             10,
             7 * 86_400,
         )?;
         range(
             "notifications.recording_progress_interval_s",
-            self.notifications.recording_progress_interval_s,
+            self.notifications.recording_progress_interval_s.as_secs(),
             1,
             3600,
         )?;
-        if !matches!(self.logging.format.as_str(), "auto" | "json" | "text") {
-            return Err(err(
-                "logging.format",
-                "must be \"auto\", \"json\" or \"text\"",
-            ));
-        }
         for (key, p) in [
             ("paths.state_dir", &self.paths.state_dir),
             ("paths.data_dir", &self.paths.data_dir),
@@ -812,11 +860,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-
-    /// The parsed listen address.
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        parse_addr("server.listen", &self.server.listen)
     }
 
     /// `recordings/` below the data directory.
@@ -895,9 +938,75 @@ impl fmt::Debug for MediamtxConfig {
     }
 }
 
-fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.parse()
-        .map_err(|_| err(key, format!("\"{v}\" is not ADDR:PORT (e.g. 0.0.0.0:8002)")))
+/// The merged table as a `Config`: the one place strings become types.
+///
+/// Closed sets (`streaming.publish`, `recording.backend`, ...) are enums and addresses are
+/// `SocketAddr`s, so a bad value fails here, once, and the code using the configuration matches
+/// on variants instead of comparing strings that were checked somewhere else. serde's error
+/// carries the dotted path of the value at fault: toml prints it as a last line
+/// "in `streaming.publish`", which becomes `ConfigError::key`.
+fn typed(mut table: toml::Table) -> Result<Config, ConfigError> {
+    // A disabled compat listener's address is never bound, and was never judged: drop it, so
+    // `CompatListenerConfig::listen` is `Some` exactly when the listener is enabled.
+    if let Some(toml::Value::Table(compat)) = table
+        .get_mut("http")
+        .and_then(|h| h.as_table_mut())
+        .and_then(|h| h.get_mut("compat_listener"))
+    {
+        if compat.get("enabled") == Some(&toml::Value::Boolean(false)) {
+            compat.remove("listen");
+        }
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            let shown = e.to_string();
+            let key = shown
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`'));
+            err(key.unwrap_or("configuration"), e.message())
+        })
+}
+
+/// `deserialize_with` for a listen address: `ADDR:PORT` with a numeric address (the listener
+/// binds it as is; host names are refused as they always were).
+fn listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let v = String::deserialize(d)?;
+    v.parse().map_err(|_| {
+        serde::de::Error::custom(format!("\"{v}\" is not ADDR:PORT (e.g. 0.0.0.0:8002)"))
+    })
+}
+
+/// `listen_addr` for a key that may be absent (`http.compat_listener.listen` when disabled).
+fn some_listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    listen_addr(d).map(Some)
+}
+
+/// `deserialize_with` for a `*_s` key that is only ever used as a `Duration`: the key stays
+/// an integer number of seconds (its unit in its name), the code gets the `Duration` once.
+/// Keys that also feed integer arithmetic or text (`shutdown_grace_s`, `auto_close_after_s`,
+/// MediaMTX's `*_s` values, `download_token_ttl_s`) stay numbers.
+fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
+}
+
+/// `secs` for a `*_ms` key.
+fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
+}
+
+/// `deserialize_with` for a type whose `FromStr` already defines the accepted spellings and the
+/// message for the rest (`RuntimeChoice`, shared with the `cores` crate, which has no serde).
+fn from_str<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
 }
 
 fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
@@ -990,7 +1099,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let c = load(&Overrides::default(), &[]).unwrap();
-        assert_eq!(c.server.listen, "0.0.0.0:8002");
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:8002");
         assert_eq!(c.server.max_message_bytes, 1 << 20);
         assert_eq!(c.security.rate_limit.requests_per_second, 1000);
     }
@@ -1010,7 +1119,7 @@ mod tests {
         };
         let c = load(&o, &[("CAMSHARD_LISTEN", "127.0.0.1:9001")]).unwrap();
         assert_eq!(
-            (c.server.listen.as_str(), c.server.max_batch),
+            (c.server.listen.to_string().as_str(), c.server.max_batch),
             ("127.0.0.1:9001", 7)
         );
         let o = Overrides {
@@ -1019,7 +1128,7 @@ mod tests {
             ..Default::default()
         };
         let c = load(&o, &[("CAMSHARD_LISTEN", "127.0.0.1:9001")]).unwrap();
-        assert_eq!(c.server.listen, "127.0.0.1:9002");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9002");
     }
 
     #[test]
@@ -1119,6 +1228,264 @@ mod tests {
         assert_eq!(
             c.server.tls.key_path,
             PathBuf::from("/etc/camshard/key.pem")
+        );
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    //! Strings become types once, at load: every accepted spelling parses to its variant, and
+    //! a refused value fails at load with the dotted key in the error.
+
+    use super::*;
+
+    /// Loads the defaults with `toml` as the `--config` file, and `env` as the environment.
+    fn with(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).expect("write config");
+        let o = Overrides {
+            config: Some(file),
+            ..Default::default()
+        };
+        Config::load(&o, |k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn every_documented_spelling_parses() {
+        use camshard_cores::RuntimeChoice as R;
+        for (v, want) in [
+            ("on_demand", PublishMode::OnDemand),
+            ("on_request", PublishMode::OnRequest),
+            ("always", PublishMode::Always),
+        ] {
+            let c = with(&format!("[streaming]\npublish = \"{v}\"\n"), &[]).expect(v);
+            assert_eq!(c.streaming.publish, want);
+        }
+        for (v, want) in [
+            ("local", RecordingBackend::Local),
+            ("mediamtx", RecordingBackend::Mediamtx),
+        ] {
+            let c = with("", &[("CAMSHARD_RECORDING_BACKEND", v)]).expect(v);
+            assert_eq!(c.recording.backend, want);
+        }
+        for (v, want) in [
+            ("fmp4", RecordingFormat::Fmp4),
+            ("mp4", RecordingFormat::Mp4),
+            ("mkv", RecordingFormat::Mkv),
+        ] {
+            let c = with(&format!("[recording]\ndefault_format = \"{v}\"\n"), &[]).expect(v);
+            assert_eq!(c.recording.default_format, want);
+        }
+        for (v, want) in [
+            ("auto", LogFormat::Auto),
+            ("json", LogFormat::Json),
+            ("text", LogFormat::Text),
+        ] {
+            let c = with("", &[("CAMSHARD_LOG_FORMAT", v)]).expect(v);
+            assert_eq!(c.logging.format, want);
+        }
+        for (v, want) in [("http", HttpScheme::Http), ("https", HttpScheme::Https)] {
+            let c = with(&format!("[streams]\nhttp_scheme = \"{v}\"\n"), &[]).expect(v);
+            assert_eq!(
+                (c.streams.http_scheme, c.streams.http_scheme.as_str()),
+                (want, v)
+            );
+        }
+        // The runtime keeps `RuntimeChoice`'s own aliases, from the file, the environment and
+        // the command line alike.
+        for (v, want) in [
+            ("auto", R::Auto),
+            ("uring", R::Uring),
+            ("io_uring", R::Uring),
+            ("epoll", R::Epoll),
+            ("mio", R::Epoll),
+        ] {
+            let c = with(&format!("[runtime]\nbackend = \"{v}\"\n"), &[]).expect(v);
+            assert_eq!(c.runtime.backend, want);
+            let c = with("", &[("CAMSHARD_RUNTIME", v)]).expect(v);
+            assert_eq!(c.runtime.backend, want);
+            let o = Overrides {
+                runtime: Some(v.into()),
+                ..Default::default()
+            };
+            let c = Config::load(&o, |_| None).expect(v);
+            assert_eq!(c.runtime.backend, want);
+        }
+        let c = with("[server]\nlisten = \"[::1]:9000\"\n", &[]).expect("IPv6 listen");
+        assert_eq!(c.server.listen, "[::1]:9000".parse().expect("addr"));
+    }
+
+    #[test]
+    fn shipped_files_still_load() {
+        for name in ["default.toml", "mediamtx.toml", "production.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .join(name);
+            let o = Overrides {
+                config: Some(path),
+                ..Default::default()
+            };
+            let c = Config::load(&o, |_| None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.server.listen.port(), 8002, "{name}");
+        }
+        let c = with("", &[]).expect("defaults");
+        assert_eq!(c.streaming.publish, PublishMode::OnDemand);
+        assert_eq!(c.recording.backend, RecordingBackend::Local);
+        assert_eq!(c.recording.default_format, RecordingFormat::Fmp4);
+        assert_eq!(c.logging.format, LogFormat::Auto);
+        assert_eq!(c.streams.http_scheme, HttpScheme::Http);
+        assert_eq!(c.runtime.backend, camshard_cores::RuntimeChoice::Auto);
+        assert_eq!(
+            c.http.compat_listener.listen,
+            Some("0.0.0.0:8003".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn refused_values_name_their_key() {
+        for (toml, env, key, says) in [
+            (
+                "[streaming]\npublish = \"sometimes\"",
+                None,
+                "streaming.publish",
+                "on_request",
+            ),
+            // Spellings are exact, as they were.
+            (
+                "[streaming]\npublish = \"Always\"",
+                None,
+                "streaming.publish",
+                "always",
+            ),
+            (
+                "",
+                Some(("CAMSHARD_RECORDING_BACKEND", "cloud")),
+                "recording.backend",
+                "mediamtx",
+            ),
+            (
+                "[recording]\ndefault_format = \"avi\"",
+                None,
+                "recording.default_format",
+                "mkv",
+            ),
+            (
+                "",
+                Some(("CAMSHARD_LOG_FORMAT", "xml")),
+                "logging.format",
+                "json",
+            ),
+            (
+                "[streams]\nhttp_scheme = \"ftp\"",
+                None,
+                "streams.http_scheme",
+                "https",
+            ),
+            (
+                "",
+                Some(("CAMSHARD_RUNTIME", "kqueue")),
+                "runtime.backend",
+                "expected auto, uring or epoll",
+            ),
+            (
+                "[runtime]\nbackend = \"\"",
+                None,
+                "runtime.backend",
+                "unknown runtime",
+            ),
+            // Host names were never bindable: refused at load, not at bind.
+            (
+                "[server]\nlisten = \"camhost:8002\"",
+                None,
+                "server.listen",
+                "is not ADDR:PORT",
+            ),
+            (
+                "",
+                Some(("CAMSHARD_LISTEN", "8002")),
+                "server.listen",
+                "is not ADDR:PORT",
+            ),
+            (
+                "",
+                Some(("CAMSHARD_COMPAT_LISTEN", "x")),
+                "http.compat_listener.listen",
+                "is not ADDR:PORT",
+            ),
+            // A wrong type now names its key too (it used to say "configuration").
+            (
+                "[server]\nmax_batch = \"many\"",
+                None,
+                "server.max_batch",
+                "invalid type",
+            ),
+            (
+                "[streaming]\npublish = 1",
+                None,
+                "streaming.publish",
+                "invalid type",
+            ),
+        ] {
+            let env: Vec<(&str, &str)> = env.into_iter().collect();
+            let e = with(toml, &env).expect_err(toml);
+            assert_eq!(e.key, key, "{toml} {env:?}: {e}");
+            assert!(e.to_string().contains(says), "{toml} {env:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn duration_keys_keep_their_integer_units() {
+        let c = with(
+            "[server]\nping_interval_s = 7\n[snapshot]\ntimeout_ms = 250\n",
+            &[],
+        )
+        .expect("integers");
+        assert_eq!(c.server.ping_interval_s, Duration::from_secs(7));
+        assert_eq!(c.snapshot.timeout_ms, Duration::from_millis(250));
+        let c = with("", &[]).expect("defaults");
+        assert_eq!(c.server.auth_timeout_s, Duration::from_secs(20));
+        assert_eq!(c.retention.interval_s, Duration::from_secs(3600));
+        // The ranges still apply, to the number as written, and name the key.
+        for (toml, key) in [
+            ("[snapshot]\ntimeout_ms = 99", "snapshot.timeout_ms"),
+            ("[server]\nping_interval_s = -1", "server.ping_interval_s"),
+            (
+                "[server]\nping_interval_s = \"30s\"",
+                "server.ping_interval_s",
+            ),
+            ("[retention]\ninterval_s = 9", "retention.interval_s"),
+        ] {
+            assert_eq!(with(toml, &[]).expect_err(toml).key, key, "{toml}");
+        }
+    }
+
+    #[test]
+    fn a_disabled_compat_listener_has_no_address_and_any_text_there_passes() {
+        let c = with(
+            "[http.compat_listener]\nenabled = false\nlisten = \"not an address\"\n",
+            &[],
+        )
+        .expect("a disabled listener's address is not judged");
+        assert!(!c.http.compat_listener.enabled);
+        assert_eq!(c.http.compat_listener.listen, None);
+        let c = with(
+            "",
+            &[
+                ("CAMSHARD_COMPAT_ENABLED", "0"),
+                ("CAMSHARD_COMPAT_LISTEN", "x"),
+            ],
+        )
+        .expect("the same from the environment");
+        assert_eq!(c.http.compat_listener.listen, None);
+        let c = with("", &[("CAMSHARD_COMPAT_LISTEN", "127.0.0.1:9003")]).expect("enabled");
+        assert_eq!(
+            c.http.compat_listener.listen,
+            Some("127.0.0.1:9003".parse().expect("addr"))
         );
     }
 }

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
         None => {
-            camshard::logging::init(&config.logging.level, &config.logging.format);
+            camshard::logging::init(&config.logging.level, config.logging.format);
             camshard::server::run(config).map_err(|e| e.to_string())
         }
     };

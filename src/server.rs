@@ -16,7 +16,7 @@ use camshard_cores::{ExecutorConfig, ShutdownLatch, Signal};
 
 use crate::auth::apikey::KeyStore;
 use crate::auth::{download, secret, Authenticator};
-use crate::config::Config;
+use crate::config::{Config, RecordingBackend};
 use crate::metrics::Registry;
 use crate::shard::{self, Listeners};
 use crate::state::{Component, ComponentState, Components, ServerState};
@@ -65,9 +65,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     // io_uring where it works; epoll where it is blocked (seccomp, sysctl, old kernel, a
     // locked-memory limit that cannot be raised) — or where the operator asked for it.
     let needed = camshard_cores::memlock_needed(plan.len(), exec.io_memory, exec.ring_depth);
-    let choice = config
-        .runtime_choice()
-        .map_err(|e| StartError(e.to_string()))?;
+    let choice = config.runtime.backend;
     let selected = camshard_cores::rt::select_runtime(choice, needed).map_err(StartError)?;
     let exec = ExecutorConfig {
         runtime: selected.runtime,
@@ -106,21 +104,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let explicit = non_empty(&config.http.download_token_secret).map(str::as_bytes);
     let download_key = download::download_key(explicit, Some(&jwt_secret));
 
-    let main_addr = resolve_port(
-        config
-            .listen_addr()
-            .map_err(|e| StartError(e.to_string()))?,
-    )?;
-    let compat_addr =
-        if config.http.compat_listener.enabled {
-            let a: SocketAddr =
-                config.http.compat_listener.listen.parse().map_err(|_| {
-                    StartError("http.compat_listener.listen is not ADDR:PORT".into())
-                })?;
-            Some(resolve_port(a)?)
-        } else {
-            None
-        };
+    let main_addr = resolve_port(config.server.listen)?;
+    let compat_addr = match config.http.compat_listener.listen {
+        Some(a) => Some(resolve_port(a)?),
+        None => None,
+    };
 
     // An https:// MediaMTX API: its CA file is read now, so a bad one stops the start with a
     // clear line instead of every shard failing its first request.
@@ -266,7 +254,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         crate::external::periodic::spawn(state.clone())
             .map_err(|e| StartError(format!("discovery timer: {e}")))?;
     }
-    if state.config.mediamtx.enabled && state.config.recording.backend == "mediamtx" {
+    if state.config.mediamtx.enabled && state.config.recording.backend == RecordingBackend::Mediamtx
+    {
         let st = state.clone();
         let _ = std::thread::Builder::new()
             .name("mtx-recover".into())

@@ -22,7 +22,7 @@ pub fn stream_host(config: &Config, client_host: Option<&str>) -> String {
 /// The `Streams` object for a MediaMTX path name.
 pub fn streams(config: &Config, host: &str, path: &str) -> Value {
     let m = &config.mediamtx;
-    let scheme = &config.streams.http_scheme;
+    let scheme = config.streams.http_scheme.as_str();
     json!({
         "rtsp": format!("rtsp://{host}:{}/{path}", m.rtsp_port),
         "webrtc": format!("{scheme}://{host}:{}/{path}", m.webrtc_port),

@@ -267,7 +267,7 @@ impl Manager {
         let cfg = CaptureConfig {
             camera_id: format!("camera{num}"),
             cpu: camshard_cores::capture_cpu_for(num as usize, &cpus),
-            idle_stop: Duration::from_secs(c.idle_stop_s),
+            idle_stop: c.idle_stop_s,
             always_on: c.always_on,
             jpeg_quality: c.jpeg_quality,
         };

@@ -52,10 +52,7 @@ pub fn download_url(
         };
         match host_header.map(str::trim).filter(|h| plausible_host(h)) {
             Some(h) => format!("{scheme}://{h}"),
-            None => format!(
-                "{scheme}://localhost:{}",
-                cfg.listen_addr().map(|a| a.port()).unwrap_or(8002)
-            ),
+            None => format!("{scheme}://localhost:{}", cfg.server.listen.port()),
         }
     };
     let mut exp = now_unix.saturating_add(cfg.http.download_token_ttl_s);

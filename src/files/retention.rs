@@ -257,7 +257,11 @@ pub fn spawn_scheduler(state: Arc<ServerState>) -> std::io::Result<std::thread::
     std::thread::Builder::new()
         .name("retention".into())
         .spawn(move || {
-            let every = Duration::from_secs(state.config.retention.interval_s.max(1));
+            let every = state
+                .config
+                .retention
+                .interval_s
+                .max(Duration::from_secs(1));
             if let Some(p) = load(&state) {
                 tracing::info!(
                     policy = p.policy_type.as_str(),

@@ -328,8 +328,7 @@ impl Controller {
     async fn tick(&mut self) {
         let now = Instant::now();
         if now >= self.next_probe {
-            self.next_probe =
-                now + Duration::from_secs(self.state.config.mediamtx.health_interval_s);
+            self.next_probe = now + self.state.config.mediamtx.health_interval_s;
             if now >= self.next_safety && self.state.mtx.up.load(Relaxed) {
                 // Once a minute the probe *is* the safety net's path list: it proves MediaMTX
                 // answers as well as `/v3/info` does, so idle traffic stays one call per
@@ -665,7 +664,7 @@ impl Controller {
 }
 
 fn safety_interval(state: &ServerState) -> Duration {
-    Duration::from_secs(state.config.mediamtx.health_interval_s) * SAFETY_NET_EVERY
+    state.config.mediamtx.health_interval_s * SAFETY_NET_EVERY
 }
 
 /// `mediamtx.stream` params: the `get_streams` element plus `device`.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::http::godur::{format_go_duration_secs, parse_go_duration};
-use crate::config::Config;
+use crate::config::{Config, PublishMode};
 
 /// The live state of one path (`/v3/paths/list` item or `/v3/paths/get/{name}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub fn camera_path_conf(config: &Config, exe: &str, id: &str, record: bool) -> V
         "recordSegmentDuration": format_go_duration_secs(config.recording.segment_duration_s),
         "recordDeleteAfter": "0s",
     });
-    if config.streaming.publish == "on_demand" {
+    if config.streaming.publish == PublishMode::OnDemand {
         if let Some(m) = v.as_object_mut() {
             m.insert("runOnDemand".into(), demand_command(config, exe, id).into());
             m.insert("runOnDemandRestart".into(), true.into());

@@ -144,9 +144,8 @@ fn run(
     on_event: Box<dyn Fn(RecEvent) + Send + Sync>,
 ) {
     let started = Instant::now();
-    let timeout = Duration::from_secs(state.config.recording.start_timeout_s);
-    let progress_every =
-        Duration::from_secs(state.config.notifications.recording_progress_interval_s);
+    let timeout = state.config.recording.start_timeout_s;
+    let progress_every = state.config.notifications.recording_progress_interval_s;
     let mut first: Option<u64> = None;
     let mut last_progress = Instant::now();
     let mut mtx_lost: Option<Instant> = None;

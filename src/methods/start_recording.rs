@@ -10,6 +10,7 @@ use serde_json::json;
 use super::{Ctx, Method};
 use crate::auth::{rfc3339_millis, Role};
 use crate::camera::registry::Status;
+use crate::config::RecordingBackend;
 use crate::events::{topic, Event};
 use crate::media::ffmpeg::{self, Missing};
 use crate::recording::{Format, StartError, StartRequest};
@@ -48,7 +49,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .resolve("device", p.required_str("device")?)?;
     let duration = duration_param(p)?;
     let format = match p.str("format")? {
-        None => Format::parse(&ctx.state.config.recording.default_format).unwrap_or(Format::Fmp4),
+        None => ctx.state.config.recording.default_format.into(),
         Some(f) => Format::parse(f).ok_or_else(|| {
             RpcError::invalid_params("invalid_value", "format", "format must be fmp4, mp4 or mkv")
         })?,
@@ -71,7 +72,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let state = ctx.state.clone();
     let dir = state.config.recordings_dir();
     crate::files::storage::check_storage(&state.config, &dir)?;
-    if state.config.recording.backend == "mediamtx"
+    if state.config.recording.backend == RecordingBackend::Mediamtx
         && crate::streaming::current_run(&state, cam.num).is_none()
     {
         // MediaMTX records what the camera's publisher (an ffmpeg) pushes: without ffmpeg the
@@ -98,10 +99,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             max_duration: duration.map(Duration::from_secs_f64),
             dir,
             filename: filename.clone(),
-            start_timeout: Duration::from_secs(state.config.recording.start_timeout_s),
-            progress_every: Duration::from_secs(
-                state.config.notifications.recording_progress_interval_s,
-            ),
+            start_timeout: state.config.recording.start_timeout_s,
+            progress_every: state.config.notifications.recording_progress_interval_s,
             storage_block_percent: state.config.storage.block_percent,
             ffmpeg: state.config.publisher.ffmpeg.clone(),
         };
@@ -112,7 +111,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             session_id.clone(),
             filename.clone(),
         );
-        let started = if state.config.recording.backend == "mediamtx" {
+        let started = if state.config.recording.backend == RecordingBackend::Mediamtx {
             // MediaMTX records the published path (integration doc §5.3).
             drop(req);
             let mreq = crate::mediamtx::recording::Request {

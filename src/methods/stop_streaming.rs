@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::{Ctx, Method};
 use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
+use crate::config::PublishMode;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
@@ -38,7 +39,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     if let Some(slot) = ctx.state.streams.get(cam.num) {
         slot.hold_ms.store(0, Relaxed);
         continues = run.is_some()
-            && (ctx.state.config.streaming.publish == "always"
+            && (ctx.state.config.streaming.publish == PublishMode::Always
                 || slot.demands.load(Relaxed) > 0
                 || slot.recording.load(Relaxed));
         ctx.state.stream_kick.kick();

@@ -83,7 +83,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let session_exp = ctx.session.grant.as_ref().and_then(|g| g.expires_at);
     let cred =
         crate::auth::download::credential_tag(ctx.session.grant.as_ref().map(|g| &g.credential));
-    let timeout = Duration::from_millis(cfg.snapshot.timeout_ms);
+    let timeout = cfg.snapshot.timeout_ms;
     Ok(Output::Later(Box::pin(async move {
         let frame = match wait_frame(&capture, timeout).await {
             Ok(f) => f,

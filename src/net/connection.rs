@@ -2,7 +2,7 @@
 //! head, then either an upgrade to a WebSocket session or one HTTP answer.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_lite::AsyncWriteExt;
 
@@ -71,7 +71,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
         return;
     };
     let _ = stream.set_nodelay(true);
-    let timeout = Duration::from_secs(shard.state.config.server.handshake_timeout_s);
+    let timeout = shard.state.config.server.handshake_timeout_s;
     // One deadline covers the TLS handshake and the request head together, so TLS does not
     // double the time a slow or silent client may hold a socket.
     let deadline = Instant::now() + timeout;

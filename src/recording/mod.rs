@@ -59,6 +59,18 @@ pub enum Format {
     Mkv,
 }
 
+impl From<crate::config::RecordingFormat> for Format {
+    /// `recording.default_format`, already one of the contract's names.
+    fn from(f: crate::config::RecordingFormat) -> Format {
+        use crate::config::RecordingFormat as C;
+        match f {
+            C::Fmp4 => Format::Fmp4,
+            C::Mp4 => Format::Mp4,
+            C::Mkv => Format::Mkv,
+        }
+    }
+}
+
 impl Format {
     /// Parses the contract's names `fmp4` | `mp4` | `mkv`.
     pub fn parse(s: &str) -> Option<Format> {

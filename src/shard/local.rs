@@ -280,7 +280,7 @@ impl Drop for Registration {
 impl Shard {
     /// Registers an upgraded connection (its slot was reserved in `ServerState`).
     pub fn register(self: &Rc<Self>, peer: Peer) -> (Rc<ConnHandle>, Registration) {
-        let interval = Duration::from_secs(self.state.config.server.ping_interval_s);
+        let interval = self.state.config.server.ping_interval_s;
         let rl = &self.state.config.security.rate_limit;
         let session = Session::new(TokenBucket::new(
             rl.requests_per_second,
@@ -289,7 +289,7 @@ impl Shard {
         ));
         let ip_bucket = peer.ip_bucket;
         let now = Instant::now();
-        let auth_deadline = now + Duration::from_secs(self.state.config.server.auth_timeout_s);
+        let auth_deadline = now + self.state.config.server.auth_timeout_s;
         let handle = Rc::new(ConnHandle::new(
             now + interval,
             auth_deadline,
@@ -318,7 +318,7 @@ impl Shard {
             self.stats.latency.store(Arc::new(snap));
         }
         let cfg = &self.state.config.server;
-        let interval = Duration::from_secs(cfg.ping_interval_s);
+        let interval = cfg.ping_interval_s;
         let cut_after = Duration::from_secs(cfg.slow_consumer_cut_s);
         self.conns.borrow().for_each(|h| {
             if h.closing.get() {

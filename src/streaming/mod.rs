@@ -10,12 +10,13 @@ pub mod supervisor;
 use std::sync::Arc;
 
 use crate::camera::registry::{CameraInfo, Status};
+use crate::config::PublishMode;
 use crate::rpc::error::{RpcError, INVALID_STATE};
 use crate::state::ServerState;
 
 /// `auto_close_after` of `start_streaming`: `"<n>s"`, or `"never"` in mode `always`.
 pub fn auto_close_after(state: &ServerState) -> String {
-    if state.config.streaming.publish == "always" {
+    if state.config.streaming.publish == PublishMode::Always {
         "never".into()
     } else {
         format!("{}s", state.config.streaming.auto_close_after_s)

@@ -24,6 +24,7 @@ use super::publisher::{display_command, Publisher};
 use super::slots::{PubRun, PubState, Slot};
 use crate::backoff::Backoff;
 use crate::camera::registry::{CameraInfo, Status};
+use crate::config::PublishMode;
 use crate::events::{topic, Event};
 use crate::state::ServerState;
 
@@ -68,7 +69,7 @@ pub fn wanted(state: &ServerState, c: &CameraInfo, slot: &Slot) -> bool {
     c.status == Status::Connected
         && c.capture.is_some()
         && state.config.mediamtx.enabled
-        && (state.config.streaming.publish == "always"
+        && (state.config.streaming.publish == PublishMode::Always
             || slot.held()
             || slot.demands.load(Relaxed) > 0
             || slot.recording.load(Relaxed))
@@ -113,7 +114,7 @@ fn run(state: Arc<ServerState>, kicks: Receiver<()>) {
 /// Ends a `start_streaming` hold after `auto_close_after_s` without readers (not in `always`).
 fn expire_hold(state: &ServerState, slot: &Slot) {
     let cfg = &state.config.streaming;
-    if cfg.publish == "always" || !slot.held() {
+    if cfg.publish == PublishMode::Always || !slot.held() {
         return;
     }
     let since = slot.no_readers_since_ms.load(Relaxed);

@@ -480,7 +480,10 @@ fn example_mediamtx_config_is_valid_and_works() {
     )
     .expect("config/mediamtx.toml is valid");
     assert!(cfg.mediamtx.enabled);
-    assert_eq!(cfg.streaming.publish, "on_demand");
+    assert_eq!(
+        cfg.streaming.publish,
+        camshard::config::PublishMode::OnDemand
+    );
     let d = double(BodyStyle::New, true);
     let text = std::fs::read_to_string(&path).expect("read example");
     let rtsp = d.rtsp_url().expect("rtsp");
