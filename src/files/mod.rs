@@ -1,10 +1,9 @@
 //! Media files on disk (contract §8.5–8.7, §9.4, §9.6): name rules ([`names`]), listing and
 //! description ([`listing`]), the storage rule and figures ([`storage`]), retention policies and
 //! cleanup ([`retention`]), download URLs ([`download_url`]), opening and deleting strictly below
-//! the data directory ([`beneath`]), and the file methods' shared bodies ([`api`]). HTTP
-//! downloads themselves are served by `net::download`.
+//! the data directory ([`beneath`]). The file methods' shared bodies, which translate these
+//! into JSON-RPC, are `methods::files`; HTTP downloads themselves are served by `net::download`.
 
-pub mod api;
 pub mod beneath;
 pub mod download_url;
 pub mod listing;

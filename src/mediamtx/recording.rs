@@ -600,8 +600,7 @@ pub fn recover_orphans(state: &ServerState) -> Vec<String> {
             if group.is_empty() {
                 return;
             }
-            let name =
-                crate::methods::start_recording::unique_name(&dir, &device, first_ms, Format::Fmp4);
+            let name = crate::recording::naming::unique_name(&dir, &device, first_ms, Format::Fmp4);
             let stem = name.trim_end_matches(".mp4").to_string();
             for (i, p) in group.drain(..).enumerate() {
                 let n = if i == 0 {

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};

@@ -5,9 +5,9 @@
 
 use serde_json::json;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::{rfc3339_millis, TokenKind};
-use crate::rpc::dispatch::auth_rpc_error;
+use crate::rpc::error::auth_rpc_error;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
@@ -19,7 +19,7 @@ pub const METHOD: Method = Method {
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let state = ctx.state.clone();
-    Ok(crate::files::api::later(move || {
+    Ok(super::files::later(move || {
         let (files, bytes) = crate::files::retention::cleanup_once(&state)?;
         Ok(
             json!({"cleanup_executed": true, "files_deleted": files, "space_freed": bytes,

@@ -2,7 +2,7 @@
 //! finished less than 30 s ago, or joins a running one). The scan blocks, so it runs on the
 //! shard's blocking pool.
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::external::discovery::render_discovery_live;
 use crate::rpc::error::{RpcError, UNSUPPORTED};

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::camera::item::capabilities_json;
 use crate::rpc::error::RpcError;

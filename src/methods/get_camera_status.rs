@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::camera::item::{camera_item_for, formats, resolutions, stream_host};
 use crate::rpc::error::RpcError;

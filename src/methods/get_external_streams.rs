@@ -1,6 +1,6 @@
 //! `get_external_streams` (§9.8): every added or discovered stream; works with discovery off.
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::external::store::render_list;
 use crate::rpc::error::RpcError;

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::{rfc3339_millis, Role};
 use crate::metrics::latency::merge_into;
 use crate::metrics::system;

@@ -1,6 +1,6 @@
 //! `get_status` (§9.6): overall health and component states (admin).
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;

@@ -1,6 +1,6 @@
-//! `get_storage_info` (contract §9.6); the body is shared in `files::api`.
+//! `get_storage_info` (contract §9.6); the body is shared in `methods::files`.
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
@@ -15,5 +15,5 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
-    crate::files::api::storage_info(ctx)
+    super::files::storage_info(ctx)
 }

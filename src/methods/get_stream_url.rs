@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};
 use crate::camera::registry::Status;

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::{json, Map, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::events::topic::NAMES;
 use crate::rpc::error::RpcError;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::camera::registry::Status;
 use crate::rpc::error::RpcError;

@@ -1,6 +1,6 @@
-//! `list_snapshots` (contract §9.4); the body is shared in `files::api`.
+//! `list_snapshots` (contract §9.4); the body is shared in `methods::files`.
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::files::names::Kind;
 use crate::rpc::error::RpcError;
@@ -16,5 +16,5 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
-    crate::files::api::list_files(ctx, p, Kind::Snapshots)
+    super::files::list_files(ctx, p, Kind::Snapshots)
 }

@@ -6,9 +6,11 @@
 mod add_external_stream;
 mod authenticate;
 mod cleanup_old_files;
+mod ctx;
 mod delete_recording;
 mod delete_snapshot;
 mod discover_external_streams;
+mod files;
 mod get_camera_capabilities;
 mod get_camera_list;
 mod get_camera_status;
@@ -30,7 +32,7 @@ mod ping;
 mod remove_external_stream;
 mod set_discovery_interval;
 mod set_retention_policy;
-pub(crate) mod start_recording;
+mod start_recording;
 mod start_streaming;
 mod stop_recording;
 mod stop_streaming;
@@ -42,45 +44,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use crate::auth::Role;
-use crate::metrics::ShardStats;
-use crate::rpc::dispatch::Peer;
-use crate::rpc::error::RpcError;
-use crate::rpc::params::Params;
-use crate::rpc::reply::Output;
-use crate::rpc::session::Session;
-use crate::state::ServerState;
-
-/// What a method can see while it runs.
-pub struct Ctx<'c> {
-    /// Shared server state.
-    pub state: &'c std::sync::Arc<ServerState>,
-    /// The calling shard's counters.
-    pub stats: &'c ShardStats,
-    /// The caller's session.
-    pub session: &'c mut Session,
-    /// The caller's subscriptions.
-    pub subs: &'c std::cell::RefCell<crate::events::subs::Subs>,
-    /// The caller's peer information.
-    pub peer: &'c Peer,
-    /// Wall-clock seconds when the request started.
-    pub now_unix: u64,
-}
-
-/// A method's signature.
-pub type Handler = fn(&mut Ctx<'_>, &Params<'_, '_>) -> Result<Output, RpcError>;
-
-/// One entry of the method table.
-pub struct Method {
-    /// The JSON-RPC method name.
-    pub name: &'static str,
-    /// Minimum role; `None` = no authentication (`ping`, `authenticate`).
-    pub role: Option<Role>,
-    /// Barrier methods wait for earlier requests of the connection (§2.4).
-    pub barrier: bool,
-    /// The handler.
-    pub run: Handler,
-}
+pub use self::ctx::{Ctx, Handler, Method};
 
 /// Every method the server implements, in metrics order.
 pub static TABLE: &[Method] = &[

@@ -1,6 +1,6 @@
 //! `ping` (§9.1): liveness of the JSON-RPC path; no authentication, still rate-limited.
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
 use crate::rpc::reply::Output;

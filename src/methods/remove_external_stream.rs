@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::mediamtx::model::mask_url_password;

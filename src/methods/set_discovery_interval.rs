@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
+use super::ctx::{Ctx, Method};
 use super::discover_external_streams::require_discovery;
-use super::{Ctx, Method};
 use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::rpc::error::{RpcError, INTERNAL_ERROR, INVALID_PARAMS};

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::files::retention::{save, Policy, PolicyType, MAX_AGE_DAYS};
 use crate::rpc::error::{RpcError, STORAGE};
@@ -65,7 +65,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     m.insert("message".into(), Value::from("Retention policy updated"));
     // The write and its fsyncs are disk work: off the shard.
     let state = ctx.state.clone();
-    Ok(crate::files::api::later(move || {
+    Ok(super::files::later(move || {
         save(&state, &policy).map_err(|e| {
             RpcError::new(STORAGE, "write_failed")
                 .details(format!("Could not store the retention policy: {e}"))

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::{rfc3339_millis, Role};
 use crate::camera::registry::Status;
 use crate::config::RecordingBackend;
 use crate::events::{topic, Event};
 use crate::media::ffmpeg::{self, Missing};
+use crate::recording::naming::unique_name;
 use crate::recording::{Format, StartError, StartRequest};
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_PARAMS, INVALID_STATE};
 use crate::rpc::params::Params;
@@ -199,46 +200,5 @@ fn duration_param(p: &Params<'_, '_>) -> Result<Option<f64>, RpcError> {
             .details(
                 "give at most one of duration, duration_seconds, duration_minutes, duration_hours",
             )),
-    }
-}
-
-/// `<camera>_<YYYY-MM-DD>_<HH-MM-SS>.<ext>` (UTC), with `-2`, `-3`, … on a collision.
-/// A recording file name for `device` starting at `start_ms` (UTC, §8.5) that is not taken in `dir`.
-pub(crate) fn unique_name(
-    dir: &std::path::Path,
-    device: &str,
-    start_ms: u64,
-    format: Format,
-) -> String {
-    let ts = rfc3339_millis(start_ms);
-    let stem = format!("{device}_{}_{}", &ts[0..10], ts[11..19].replace(':', "-"));
-    let ext = format.extension();
-    for n in 1..1000 {
-        let name = if n == 1 {
-            format!("{stem}{ext}")
-        } else {
-            format!("{stem}-{n}{ext}")
-        };
-        if !dir.join(&name).exists() {
-            return name;
-        }
-    }
-    format!("{stem}-{}{ext}", uuid::Uuid::new_v4().simple())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_are_utc_and_unique() {
-        let d = tempfile::tempdir().unwrap();
-        let n = unique_name(d.path(), "camera0", 1_736_951_400_000, Format::Mkv);
-        assert_eq!(n, "camera0_2025-01-15_14-30-00.mkv");
-        std::fs::write(d.path().join(&n), b"x").unwrap();
-        assert_eq!(
-            unique_name(d.path(), "camera0", 1_736_951_400_000, Format::Mkv),
-            "camera0_2025-01-15_14-30-00-2.mkv"
-        );
     }
 }

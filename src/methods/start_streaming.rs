@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};

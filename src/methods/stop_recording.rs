@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::recording::EndReason;
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_STATE};

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::{json, Value};
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::config::PublishMode;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::Role;
 use crate::events::topic::{Name, NAMES};
 use crate::rpc::error::{RpcError, INVALID_PARAMS};

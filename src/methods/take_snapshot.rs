@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Ctx, Method};
+use super::ctx::{Ctx, Method};
 use crate::auth::{rfc3339_millis, Role};
 use crate::camera::registry::Status;
 use crate::events::{topic, Event};

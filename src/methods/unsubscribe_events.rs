@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
+use super::ctx::{Ctx, Method};
 use super::subscribe_events::parse_names;
-use super::{Ctx, Method};
 use crate::auth::Role;
 use crate::events::topic::{names_in, Name};
 use crate::rpc::error::RpcError;

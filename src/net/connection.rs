@@ -11,7 +11,7 @@ use super::http::{self, Response};
 use super::stream::{Conn, HandshakeError};
 use super::upgrade::{decide, Decision};
 use super::ws::WsSession;
-use crate::rpc::dispatch::Peer;
+use crate::rpc::peer::Peer;
 use crate::shard::local::Shard;
 
 /// A socket's place in the head-stage caps: counted against its shard

@@ -34,6 +34,7 @@
 
 mod ffmpeg;
 mod finalize;
+pub(crate) mod naming;
 mod session;
 
 use std::path::{Path, PathBuf};

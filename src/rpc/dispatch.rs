@@ -17,29 +17,12 @@ use crate::metrics::ShardStats;
 use crate::state::ServerState;
 
 use super::envelope::{parse_request, Id};
-use super::error::{self, RpcError};
+use super::error::{self, auth_rpc_error, RpcError};
 use super::json::{Json, Parser};
 use super::params::Params;
+use super::peer::Peer;
 use super::reply::{write_error, write_result, AfterReply, Output};
 use super::session::{failure_for, AuthState, Session};
-
-/// What the connection knows about its peer, for methods that render URLs.
-#[derive(Debug, Clone, Default)]
-pub struct Peer {
-    /// The upgrade request's `Host` header value.
-    pub host_header: Option<String>,
-    /// The per-address counter bucket this connection holds, if the cap is on.
-    pub ip_bucket: Option<usize>,
-}
-
-impl Peer {
-    /// Host part of the `Host` header (port removed, IPv6 in brackets).
-    pub fn host(&self) -> Option<String> {
-        self.host_header
-            .as_deref()
-            .map(crate::net::upgrade::host_only)
-    }
-}
 
 /// Everything one message's handling borrows from its shard and connection.
 pub struct Env<'e> {
@@ -377,16 +360,6 @@ impl Call<'_, '_> {
         let e = auth_rpc_error(failure);
         self.stats.count_auth_failure(e.reason);
         e
-    }
-}
-
-/// The -32001 error object for an auth failure (`None` = `auth_required`).
-pub fn auth_rpc_error(failure: Option<AuthFailure>) -> RpcError {
-    match failure {
-        None => RpcError::new(error::AUTH, "auth_required")
-            .details("This method needs an authenticated connection")
-            .suggest("Call authenticate with a JWT or API key first"),
-        Some(f) => RpcError::new(error::AUTH, f.reason()).details(f.message()),
     }
 }
 

@@ -179,6 +179,16 @@ impl RpcError {
     }
 }
 
+/// The -32001 error object for an auth failure (`None` = `auth_required`).
+pub fn auth_rpc_error(failure: Option<crate::auth::AuthFailure>) -> RpcError {
+    match failure {
+        None => RpcError::new(AUTH, "auth_required")
+            .details("This method needs an authenticated connection")
+            .suggest("Call authenticate with a JWT or API key first"),
+        Some(f) => RpcError::new(AUTH, f.reason()).details(f.message()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

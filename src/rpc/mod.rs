@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod error;
 pub mod json;
 pub mod params;
+pub mod peer;
 pub mod ratelimit;
 pub mod reply;
 pub mod session;

@@ -4,9 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::listing::{describe, list, page, paging, stat_entry, Entry};
-use super::names::{is_valid_filename, recording_candidates, Kind};
-use crate::methods::Ctx;
+use super::ctx::Ctx;
+use crate::files::listing::{describe, list, page, paging, stat_entry, Entry};
+use crate::files::names::{is_valid_filename, recording_candidates, Kind};
 use crate::rpc::error::{RpcError, INVALID_STATE, NOT_FOUND, STORAGE};
 use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
@@ -22,13 +22,13 @@ fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&Entry) -> String + Send + 'stat
     let cred = crate::auth::download::credential_tag(grant.map(|g| &g.credential));
     let now = ctx.now_unix;
     move |e: &Entry| {
-        super::download_url::download_url(
+        crate::files::download_url::download_url(
             &state.config,
             &state.download_key,
             kind,
             &e.name,
             e.file,
-            super::download_url::Asker {
+            crate::files::download_url::Asker {
                 cred: &cred,
                 host_header: host.as_deref(),
                 session_expires_at: exp,
@@ -94,7 +94,11 @@ fn in_progress(name: &str) -> RpcError {
 /// The finished file `name` refers to: checks busy recordings first (their final file may not
 /// exist yet), then resolves the recording fallback extensions (§8.5), then requires a
 /// recognised, regular file. Returns its listing entry.
-fn find(state: &ServerState, kind: Kind, name: &str) -> Result<super::listing::Entry, RpcError> {
+fn find(
+    state: &ServerState,
+    kind: Kind,
+    name: &str,
+) -> Result<crate::files::listing::Entry, RpcError> {
     let dir = kind.dir(&state.config);
     let candidates = match kind {
         Kind::Recordings => recording_candidates(name),
@@ -136,7 +140,7 @@ pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Outpu
         // Through `beneath`, so a `recordings` symlinked out of the data directory cannot turn
         // a delete into one outside it.
         let root = &state.config.paths.data_dir;
-        match super::beneath::remove_beneath(root, kind.as_str().as_ref(), &e.name) {
+        match crate::files::beneath::remove_beneath(root, kind.as_str().as_ref(), &e.name) {
             Ok(()) => {}
             // Lost a race with another delete or a cleanup (the file is gone all the same), or
             // the path leads through a symlink: neither is a file of ours to delete.
@@ -166,5 +170,7 @@ fn escaped(err: &std::io::Error) -> bool {
 /// `get_storage_info` (§9.6).
 pub fn storage_info(ctx: &mut Ctx<'_>) -> Result<Output, RpcError> {
     let state = ctx.state.clone();
-    Ok(later(move || Ok(super::storage::storage_info(&state))))
+    Ok(later(move || {
+        Ok(crate::files::storage::storage_info(&state))
+    }))
 }
