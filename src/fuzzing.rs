@@ -71,10 +71,10 @@ pub fn state() -> &'static Arc<ServerState> {
         let config = Config::load(&overrides, |_| None).unwrap_or_else(|e| panic!("config: {e}"));
         let key_store = KeyStore::new(config.state_dir());
         let keys = key_store.load().unwrap_or_default();
-        let (stream_kick, kicks) = crate::streaming::supervisor::kick_channel();
+        let (stream_kick, kicks) = crate::streaming::kick::kick_channel();
         // Nobody runs the supervisor here; its wake-ups just queue (bounded by the channel).
         std::mem::forget(kicks);
-        let now_ms = crate::state::unix_millis();
+        let now_ms = crate::clock::unix_millis();
         let cameras = Arc::new(crate::camera::registry::Registry::default());
         let cam = |num: u32, status: Status| {
             Arc::new(CameraInfo {
@@ -127,7 +127,7 @@ pub fn state() -> &'static Arc<ServerState> {
             first_scan: AtomicBool::new(true),
             runtime: camshard_cores::Runtime::Uring,
             busy_recordings: ArcSwap::from_pointee(Vec::new()),
-            recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
+            recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
             mtx: Default::default(),
             streams: Arc::new(crate::streaming::slots::Slots::new(
                 config.cameras.max_cameras,

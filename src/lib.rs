@@ -49,6 +49,7 @@ pub mod auth;
 mod backoff;
 pub mod camera;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod events;

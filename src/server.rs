@@ -139,10 +139,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     } else {
         ComponentState::Running
     };
-    let (stream_kick, stream_kicks) = crate::streaming::supervisor::kick_channel();
+    let (stream_kick, stream_kicks) = crate::streaming::kick::kick_channel();
     let state = Arc::new(ServerState {
         started,
-        started_unix_ms: crate::state::unix_millis(),
+        started_unix_ms: crate::clock::unix_millis(),
         auth: ArcSwap::from_pointee(Authenticator::new(Some(jwt_secret.clone()), Arc::new(keys))),
         key_store,
         jwt_secret: Some(jwt_secret),
@@ -170,7 +170,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         first_scan: AtomicBool::new(false),
         runtime: exec.runtime,
         busy_recordings: ArcSwap::from_pointee(Vec::new()),
-        recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
+        recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
         mtx: Default::default(),
         streams: Arc::new(crate::streaming::slots::Slots::new(
             config.cameras.max_cameras,

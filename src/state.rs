@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
@@ -122,19 +122,19 @@ pub struct ServerState {
     /// served, deleted or cleaned up while they are here.
     pub busy_recordings: ArcSwap<Vec<String>>,
     /// Recording sessions, one slot per camera number.
-    pub recordings: crate::sessions::Sessions,
+    pub recordings: crate::recording::slots::Sessions,
     /// What shards know about MediaMTX (health, live paths, the write lane).
     pub mtx: crate::mediamtx::shared::Shared,
     /// Per-camera streaming state (holds, demands, publisher runs).
     pub streams: Arc<crate::streaming::slots::Slots>,
     /// Wakes the publisher supervisor.
-    pub stream_kick: crate::streaming::supervisor::Kick,
+    pub stream_kick: crate::streaming::kick::Kick,
     /// Added and discovered external streams.
     pub external: Arc<crate::external::store::Store>,
     /// Discovery scans (one at a time) and the periodic timer.
     pub scanner: crate::external::discovery::Scanner,
     /// When the next periodic discovery scan is due.
-    pub discovery_timer: crate::external::periodic::Timer,
+    pub discovery_timer: crate::external::timer::Timer,
 }
 
 impl ServerState {
@@ -198,11 +198,3 @@ impl ServerState {
 }
 
 pub use crate::net::addr::AtCap;
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

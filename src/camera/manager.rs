@@ -248,7 +248,7 @@ impl Manager {
             } else {
                 Status::Error
             };
-            info.connected_since_ms = Some(crate::state::unix_millis());
+            info.connected_since_ms = Some(crate::clock::unix_millis());
             self.cameras.insert(
                 num,
                 Managed {
@@ -399,7 +399,7 @@ impl Manager {
         let mut info = blank(num, &name);
         info.caps = Some(node.caps.clone());
         info.node = Some(node.name.clone());
-        info.connected_since_ms = Some(crate::state::unix_millis());
+        info.connected_since_ms = Some(crate::clock::unix_millis());
         if let Some((w, h, fps)) = expected_format(&node.caps, want) {
             info.resolution = format!("{w}x{h}");
             info.fps = fps;
@@ -572,7 +572,7 @@ impl Manager {
                     m.info.error_reason = None;
                     m.info.resolution = res;
                     m.info.fps = fps;
-                    m.info.connected_since_ms = Some(crate::state::unix_millis());
+                    m.info.connected_since_ms = Some(crate::clock::unix_millis());
                     if let Some(r) = self.retries.get_mut(&num) {
                         r.logged = None;
                     }
@@ -664,7 +664,7 @@ fn blank(num: u32, name: &str) -> CameraInfo {
         caps: None,
         node: None,
         connected_since_ms: None,
-        last_seen_ms: crate::state::unix_millis(),
+        last_seen_ms: crate::clock::unix_millis(),
         capture: None,
         error: None,
         error_reason: None,
@@ -753,11 +753,11 @@ mod tests {
         )
         .unwrap();
         let key_store = crate::auth::apikey::KeyStore::new(config.state_dir());
-        let (stream_kick, kicks) = crate::streaming::supervisor::kick_channel();
+        let (stream_kick, kicks) = crate::streaming::kick::kick_channel();
         std::mem::forget(kicks);
         Arc::new(ServerState {
             started: Instant::now(),
-            started_unix_ms: crate::state::unix_millis(),
+            started_unix_ms: crate::clock::unix_millis(),
             auth: arc_swap::ArcSwap::from_pointee(crate::auth::Authenticator::new(
                 None,
                 Arc::new(Default::default()),
@@ -780,7 +780,7 @@ mod tests {
             first_scan: Default::default(),
             runtime: camshard_cores::Runtime::Epoll,
             busy_recordings: arc_swap::ArcSwap::from_pointee(Vec::new()),
-            recordings: crate::sessions::Sessions::new(config.cameras.max_cameras),
+            recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
             mtx: Default::default(),
             streams: Arc::new(crate::streaming::slots::Slots::new(
                 config.cameras.max_cameras,

@@ -49,7 +49,7 @@ impl Event {
             name,
             device: Some(info.id.clone()),
             body: Body::Camera { info, previous },
-            at_ms: crate::state::unix_millis(),
+            at_ms: crate::clock::unix_millis(),
         }
     }
 
@@ -67,7 +67,7 @@ impl Event {
             name,
             device,
             body: Body::Json(map),
-            at_ms: crate::state::unix_millis(),
+            at_ms: crate::clock::unix_millis(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod rtsp_probe;
 pub mod sdp;
 pub mod store;
 pub mod target;
+pub mod timer;
 pub mod url;
 
 use std::time::{SystemTime, UNIX_EPOCH};

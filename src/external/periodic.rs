@@ -2,35 +2,11 @@
 //! with `discover_external_streams`' defaults whenever its deadline passes. Re-arming moves the
 //! deadline to `interval` from now (0 = no periodic scans).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::state::ServerState;
-
-/// When the next periodic scan is due.
-#[derive(Debug, Default)]
-pub struct Timer {
-    /// ms since the epoch; 0 = none.
-    next_ms: AtomicU64,
-}
-
-impl Timer {
-    /// Next scan in `interval_s` seconds (0 = no periodic scans).
-    pub fn rearm(&self, interval_s: u64) {
-        let next = if interval_s == 0 {
-            0
-        } else {
-            super::now_ms() + interval_s * 1000
-        };
-        self.next_ms.store(next, Relaxed);
-    }
-
-    fn due(&self) -> bool {
-        let next = self.next_ms.load(Relaxed);
-        next != 0 && super::now_ms() >= next
-    }
-}
 
 /// Starts the timer thread (only when discovery is enabled).
 pub fn spawn(state: Arc<ServerState>) -> std::io::Result<()> {

@@ -193,7 +193,7 @@ pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), RpcError> {
     for k in [Kind::Recordings, Kind::Snapshots] {
         all.extend(list(state, k).into_iter().map(|e| (k, e)));
     }
-    let victims = select(p, all, crate::state::unix_millis());
+    let victims = select(p, all, crate::clock::unix_millis());
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut result = Ok(());
     for (k, e) in victims {
@@ -383,7 +383,7 @@ mod tests {
             .into_iter()
             .map(|e| (Kind::Recordings, e))
             .collect();
-        let now = crate::state::unix_millis();
+        let now = crate::clock::unix_millis();
         let v = select(&policy(PolicyType::Age, Some(30.0), None), files, now);
         assert_eq!(names(&v), ["old.mp4"]);
     }

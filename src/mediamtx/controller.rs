@@ -562,7 +562,7 @@ impl Controller {
                 return;
             }
         };
-        let now_ms = crate::state::unix_millis();
+        let now_ms = crate::clock::unix_millis();
         let now = Instant::now();
         let map: HashMap<String, PathLive> =
             list.into_iter().map(|p| (p.name.clone(), p)).collect();

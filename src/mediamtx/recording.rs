@@ -206,7 +206,7 @@ fn run(
         if first.is_some() && last_progress.elapsed() >= progress_every {
             last_progress = Instant::now();
             let elapsed_s =
-                first.map_or(0, |f| crate::state::unix_millis().saturating_sub(f) / 1000);
+                first.map_or(0, |f| crate::clock::unix_millis().saturating_sub(f) / 1000);
             on_event(RecEvent::Progress {
                 elapsed_s,
                 bytes_written: bytes,
@@ -346,7 +346,7 @@ fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Fin
         duration_s,
         size,
         start_unix_ms: segs.first().map_or(req.start_ms, |s| s.1),
-        end_unix_ms: crate::state::unix_millis(),
+        end_unix_ms: crate::clock::unix_millis(),
         format,
         reason,
         finalize_error,

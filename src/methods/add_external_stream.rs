@@ -59,7 +59,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let reply = move |state: &crate::state::ServerState| -> Value {
         json!({"stream_url": shown, "stream_name": path,
                "stream_type": stream_type.as_str(), "status": "ADDED",
-               "timestamp": rfc3339_millis(crate::state::unix_millis()),
+               "timestamp": rfc3339_millis(crate::clock::unix_millis()),
                "streams": streams(&state.config, &host, &path)})
     };
     Ok(Output::Later(Box::pin(async move {
@@ -121,7 +121,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         if let Err(e) =
             state
                 .external
-                .insert_added(&url, &name, stream_type, crate::state::unix_millis())
+                .insert_added(&url, &name, stream_type, crate::clock::unix_millis())
         {
             return (
                 Err(RpcError::new(INTERNAL_ERROR, "internal_error")

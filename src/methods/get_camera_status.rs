@@ -27,7 +27,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let mut m = camera_item_for(ctx.state, &host, &cam);
     let uptime = cam
         .connected_since_ms
-        .map(|t| crate::state::unix_millis().saturating_sub(t) / 1000)
+        .map(|t| crate::clock::unix_millis().saturating_sub(t) / 1000)
         .unwrap_or(0);
     let (f, r) = match &cam.caps {
         Some(c) => (formats(c), resolutions(c)),

@@ -20,5 +20,5 @@ fn run(ctx: &mut Ctx<'_>, _p: &Params<'_, '_>) -> Result<Output, RpcError> {
     // Readiness and readers come from the live path poll (running while streams are added).
     let paths = ctx.state.mtx.paths.load();
     let live = |name: &str| paths.get(name).map(|p| (p.ready, p.readers));
-    Ok(render_list(&all, live, crate::state::unix_millis()).into())
+    Ok(render_list(&all, live, crate::clock::unix_millis()).into())
 }

@@ -39,7 +39,7 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
         .map(|u| u.usage_percent)
         .unwrap_or(0.0);
     let mut v = json!({
-        "timestamp": rfc3339_millis(crate::state::unix_millis()),
+        "timestamp": rfc3339_millis(crate::clock::unix_millis()),
         "system_metrics": {
             "cpu_usage": crate::metrics::system::cpu_percent_recent(),
             "memory_usage": system::memory_used_percent(),

@@ -68,7 +68,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             );
         }
         let v = json!({"stream_url": mask_url_password(&stream.url), "status": "REMOVED",
-                       "timestamp": rfc3339_millis(crate::state::unix_millis())});
+                       "timestamp": rfc3339_millis(crate::clock::unix_millis())});
         (Ok(Output::Value(v)), None)
     })))
 }

@@ -41,7 +41,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     };
     Ok(
         json!({"scan_interval": secs, "status": "UPDATED", "message": message,
-              "timestamp": rfc3339_millis(crate::state::unix_millis())})
+              "timestamp": rfc3339_millis(crate::clock::unix_millis())})
         .into(),
     )
 }

@@ -14,11 +14,12 @@ use crate::config::RecordingBackend;
 use crate::events::{topic, Event};
 use crate::media::ffmpeg::{self, Missing};
 use crate::recording::naming::unique_name;
+use crate::recording::slots::{Active, Reserve};
 use crate::recording::{Format, StartError, StartRequest};
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_PARAMS, INVALID_STATE};
 use crate::rpc::params::Params;
 use crate::rpc::reply::{AfterReply, Output};
-use crate::sessions::{self, Active, Reserve};
+use crate::sessions;
 
 /// Table entry.
 pub const METHOD: Method = Method {
@@ -85,7 +86,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             .details(format!("{} is already recording", cam.id))
             .suggest("Call stop_recording first"));
     }
-    let start_ms = crate::state::unix_millis();
+    let start_ms = crate::clock::unix_millis();
     let filename = unique_name(&dir, &cam.id, start_ms, format);
     let session_id = uuid::Uuid::new_v4().to_string();
     let fps = if cam.fps > 0 { cam.fps } else { 15 };

@@ -47,7 +47,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .streams
         .get(cam.num)
         .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "internal_error"))?;
-    let now = crate::state::unix_millis();
+    let now = crate::clock::unix_millis();
     // Only the call that set the hold releases it on failure.
     let ours = slot
         .hold_ms

@@ -27,7 +27,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .state
         .cameras
         .resolve("device", p.required_str("device")?)?;
-    let now = crate::state::unix_millis();
+    let now = crate::clock::unix_millis();
     // A publisher already being stopped (an earlier call) counts as not running.
     let run = current_run(ctx.state, cam.num).filter(|_| {
         ctx.state

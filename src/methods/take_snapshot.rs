@@ -187,7 +187,7 @@ fn name_and_format(
 ) -> Result<(String, String, ImageFormat, bool), RpcError> {
     let Some(name) = given else {
         let f = format.unwrap_or(ImageFormat::Jpg);
-        let now = crate::state::unix_millis();
+        let now = crate::clock::unix_millis();
         let ts = rfc3339_millis(now); // 2025-01-15T14:30:00.123Z
         let stem = format!(
             "{device}_snapshot_{}_{}-{}",

@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use super::head::Head;
 use crate::auth::{rfc3339_millis, AuthFailure, Role, TokenKind};
-use crate::state::{unix_millis, ServerState};
+use crate::clock::unix_millis;
+use crate::state::ServerState;
 
 /// An HTTP response to be written.
 #[derive(Debug, Clone)]

@@ -36,6 +36,7 @@ mod ffmpeg;
 mod finalize;
 pub(crate) mod naming;
 mod session;
+pub mod slots;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
@@ -336,7 +337,7 @@ impl RecordingHandle {
     pub fn elapsed_s(&self) -> u64 {
         match self.inner.start_ms.load(SeqCst) {
             0 => 0,
-            t => crate::state::unix_millis().saturating_sub(t) / 1000,
+            t => crate::clock::unix_millis().saturating_sub(t) / 1000,
         }
     }
 

@@ -35,7 +35,7 @@ use super::ffmpeg::{self, StderrTail};
 use super::finalize::{self, Placed};
 use super::{EndReason, Format, Inner, RecEvent, RecordingHandle, StartError, StartRequest};
 use crate::camera::capture::Subscription;
-use crate::state::unix_millis;
+use crate::clock::unix_millis;
 
 /// Event callback shared by both threads.
 type OnEvent = Arc<dyn Fn(RecEvent) + Send + Sync>;

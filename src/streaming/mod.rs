@@ -3,6 +3,7 @@
 //! the loopback control socket that carries MediaMTX's on-demand requests ([`demand`]).
 
 pub mod demand;
+pub mod kick;
 pub mod publisher;
 pub mod slots;
 pub mod supervisor;

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use tracing::{debug, info, warn};
 
 use super::publisher::{display_command, Publisher};
@@ -33,23 +33,6 @@ const TICK: Duration = Duration::from_millis(100);
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 const FAIL_WINDOW: Duration = Duration::from_secs(120);
 const FAIL_LIMIT: usize = 5;
-
-/// Wakes the supervisor at once (e.g. after `start_streaming` set a hold).
-#[derive(Clone, Debug)]
-pub struct Kick(Sender<()>);
-
-impl Kick {
-    /// Asks for an immediate pass.
-    pub fn kick(&self) {
-        let _ = self.0.try_send(());
-    }
-}
-
-/// A kick handle and its receiving end (given to `spawn`).
-pub fn kick_channel() -> (Kick, Receiver<()>) {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    (Kick(tx), rx)
-}
 
 #[derive(Default)]
 struct Entry {
@@ -122,7 +105,7 @@ fn expire_hold(state: &ServerState, slot: &Slot) {
         return;
     }
     let idle_from = since.max(slot.hold_ms.load(Relaxed));
-    if crate::state::unix_millis().saturating_sub(idle_from) >= cfg.auto_close_after_s * 1000 {
+    if crate::clock::unix_millis().saturating_sub(idle_from) >= cfg.auto_close_after_s * 1000 {
         slot.hold_ms.store(0, Relaxed);
         info!(
             "streaming hold ended after {} s without readers",
@@ -222,7 +205,7 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
             slot.last_error.store(None);
             slot.run.store(Some(Arc::new(PubRun {
                 pid: p.pid,
-                start_ms: crate::state::unix_millis(),
+                start_ms: crate::clock::unix_millis(),
                 started: p.started,
                 command: display_command(&state.config, &c.id, fps),
                 frames: p.frames.clone(),
@@ -255,7 +238,7 @@ fn fail(
     }
     slot.last_error.store(Some(Arc::new(why.clone())));
     slot.last_error_ms
-        .store(crate::state::unix_millis(), Relaxed);
+        .store(crate::clock::unix_millis(), Relaxed);
     if ran >= HEALTHY_RUN {
         e.failures.clear();
         e.backoff.reset();
