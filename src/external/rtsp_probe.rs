@@ -847,7 +847,9 @@ mod tests {
     fn cnonces_are_16_hex_digits_and_differ() {
         let (a, b) = (cnonce(), cnonce());
         assert_eq!(a.len(), 16);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b, "two cnonces from the OS RNG should not repeat");
     }
 
