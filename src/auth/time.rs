@@ -5,7 +5,7 @@
 //! to civil dates, leap years, month lengths, weekdays) is the `time` crate's: it is the
 //! date/time library the Rust ecosystem maintains, its `UtcDateTime` is exactly the "UTC, no
 //! zone database" model the wire needs, and rcgen already brought it into the lock file. The
-//! crate had four hand-written copies of Howard Hinnant's `civil_from_days` before; this module
+//! crate had five hand-written copies of Howard Hinnant's civil-date algorithms before; this module
 //! is the one place left that knows about dates, and `build.rs` uses `time` directly.
 //!
 //! Parsing keeps its own small scanner on top of `time`: the accepted syntax is part of the
