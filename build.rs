@@ -21,21 +21,13 @@ fn main() {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0)
         });
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    // The date `time` gives (the crate's date library, see src/auth/time.rs); an epoch out of
+    // its range (±9999 years) is not a build date anyone set on purpose: fall back to 1970.
+    let date = time::OffsetDateTime::from_unix_timestamp(secs)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .date();
+    let (y, m, d) = (date.year(), u8::from(date.month()), date.day());
     println!("cargo:rustc-env=CAMSHARD_BUILD_DATE={y:04}-{m:02}-{d:02}");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-changed=build.rs");
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }

@@ -4,7 +4,7 @@
 //! an immutable snapshot of the JWT secret plus the current key set; the server swaps a new one
 //! in when the key store file is reloaded, so verification never takes a lock. The submodules
 //! also hold the JWT secret resolution (`secret`), download-URL tokens (`download`), roles
-//! (`role`) and the small RFC 3339 time helpers the wire format needs (`time`).
+//! (`role`) and the wall-clock formats the wire needs, RFC 3339 and HTTP dates (`time`).
 //!
 //! Nothing here logs or returns token material: failures are one of three reasons
 //! ([`AuthFailure`]) and nothing more, so a caller cannot learn *why* a guess was wrong.

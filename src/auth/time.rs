@@ -1,11 +1,23 @@
-//! Wall-clock helpers for the wire format: Unix seconds now, and RFC 3339 formatting/parsing.
+//! The crate's wall-clock formats: Unix seconds now, RFC 3339 for the JSON-RPC wire and the
+//! key store, and IMF-fixdate for HTTP `Last-Modified`.
 //!
-//! The contract's timestamps are UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`. Converting between a day count
-//! and a civil date uses Howard Hinnant's `days_from_civil` / `civil_from_days` algorithms
-//! (proleptic Gregorian calendar, eras of 400 years = 146 097 days), which need no tables and
-//! no date crate.
+//! The contract's timestamps are UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`. Calendar arithmetic (day counts
+//! to civil dates, leap years, month lengths, weekdays) is the `time` crate's: it is the
+//! date/time library the Rust ecosystem maintains, its `UtcDateTime` is exactly the "UTC, no
+//! zone database" model the wire needs, and rcgen already brought it into the lock file. The
+//! crate had five hand-written copies of Howard Hinnant's civil-date algorithms before; this module
+//! is the one place left that knows about dates, and `build.rs` uses `time` directly.
+//!
+//! Parsing keeps its own small scanner on top of `time`: the accepted syntax is part of the
+//! contract (a space or `t` as separator, `z`, a fraction of any length, a leap second `:60`),
+//! and `time`'s RFC 3339 parser differs there (no space, `:60` only as a real leap second,
+//! read as `:59.999999999`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{Date, Month, PrimitiveDateTime, Time, UtcDateTime, UtcOffset};
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_unix() -> u64 {
@@ -15,20 +27,38 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// The last instant a four-digit year can write, 9999-12-31T23:59:59.999Z, in Unix ms.
+///
+/// Later instants are written as this one. They cannot come from a clock or a file system
+/// (ext4's and XFS's timestamps end before the year 2500), and RFC 3339 and IMF-fixdate both
+/// have four-digit years, so anything longer would not be a timestamp a client could parse.
+const MAX_MILLIS: u64 = 253_402_300_799_999;
+
+/// `unix_millis` as a UTC date and time, saturating at [`MAX_MILLIS`].
+fn utc(unix_millis: u64) -> UtcDateTime {
+    let nanos = i128::from(unix_millis.min(MAX_MILLIS)) * 1_000_000;
+    // Every instant from the epoch to MAX_MILLIS is in `time`'s range; the fallback is unreachable.
+    UtcDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(UtcDateTime::UNIX_EPOCH)
+}
+
 /// Formats Unix milliseconds as UTC RFC 3339 with milliseconds: `2025-01-15T14:30:00.000Z`.
 pub fn rfc3339_millis(unix_millis: u64) -> String {
-    let secs = unix_millis / 1000;
-    let millis = unix_millis % 1000;
-    // u64::MAX / 86_400 fits an i64 comfortably, so no overflow is possible below.
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    const FORMAT: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    // Formatting into a String fails only for a description needing an offset or a zone,
+    // which this one does not.
+    utc(unix_millis).format(FORMAT).unwrap_or_default()
+}
+
+/// Formats Unix seconds as IMF-fixdate (RFC 9110 §5.6.7), the one HTTP date format a server
+/// may send: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) fn http_date(unix_secs: u64) -> String {
+    const FORMAT: &[BorrowedFormatItem<'_>] = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    utc(unix_secs.saturating_mul(1000))
+        .format(FORMAT)
+        .unwrap_or_default()
 }
 
 /// Parses an RFC 3339 timestamp (`Z` or `±HH:MM` offset, optional fraction) to Unix seconds.
@@ -36,6 +66,12 @@ pub fn rfc3339_millis(unix_millis: u64) -> String {
 /// The fraction is truncated. `None` for malformed input, impossible dates (`2023-02-29`) and
 /// instants before 1970. A leap second (`:60`) is accepted and lands on the next second.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    parse_rfc3339_ms(s).map(|ms| ms / 1000)
+}
+
+/// [`parse_rfc3339`] to Unix milliseconds (the fraction truncated to milliseconds), for the
+/// nanosecond `start` times MediaMTX reports for recording segments.
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() < 20 {
         return None;
@@ -53,94 +89,55 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     if !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
-        return None;
-    }
     let mut rest = &b[19..];
+    let mut millis = 0;
     if let Some((&b'.', frac)) = rest.split_first() {
         let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 {
             return None;
         }
+        // The first three digits, right-padded with zeros: ".5" is 500 ms.
+        millis = frac[..n]
+            .iter()
+            .chain(b"00")
+            .take(3)
+            .fold(0, |acc, &c| acc * 10 + u16::from(c - b'0'));
         rest = &frac[n..];
     }
-    let offset: i64 = match rest {
-        [b'Z' | b'z'] => 0,
+    let offset = match rest {
+        [b'Z' | b'z'] => UtcOffset::UTC,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let oh = digits(&[*h1, *h2])?;
-            let om = digits(&[*m1, *m2])?;
+            let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+            // `time` allows offsets up to ±25:59; RFC 3339's `time-numoffset` does not.
             if oh > 23 || om > 59 {
                 return None;
             }
-            let off = oh * 3600 + om * 60;
-            if *sign == b'-' {
-                -off
-            } else {
-                off
-            }
+            let sign = if *sign == b'-' { -1 } else { 1 };
+            UtcOffset::from_hms((sign * oh) as i8, (sign * om) as i8, 0).ok()?
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let local = days * 86_400 + hour * 3600 + min * 60 + sec;
-    // `local` is wall time at the given offset; UTC = local - offset.
-    u64::try_from(local - offset).ok()
+    if sec > 60 {
+        return None;
+    }
+    // `time` rejects month 13, day 0, 2023-02-29, hour 24 and minute 60 here.
+    let date =
+        Date::from_calendar_date(year, Month::try_from(month as u8).ok()?, day as u8).ok()?;
+    // `time` has no leap seconds; like POSIX time, `:60` counts as the next second's start.
+    let leap = i64::from(sec == 60);
+    let time = Time::from_hms_milli(hour as u8, min as u8, sec.min(59) as u8, millis).ok()?;
+    let at = PrimitiveDateTime::new(date, time).assume_offset(offset);
+    let secs = at.unix_timestamp() + leap;
+    // Before 1970 (`secs` < 0) the sum is negative, whatever the fraction.
+    u64::try_from(secs * 1000 + i64::from(millis)).ok()
 }
 
 /// Parses a run of ASCII digits (at most 4, so no overflow).
-fn digits(b: &[u8]) -> Option<i64> {
+fn digits(b: &[u8]) -> Option<i32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(
-        b.iter()
-            .fold(0i64, |acc, &c| acc * 10 + i64::from(c - b'0')),
-    )
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 for a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    // Shift the year to start in March so the leap day is the last day of the "year".
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400; // [0, 399]
-    let mp = (m + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + d - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
-/// The (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    Some(b.iter().fold(0, |acc, &c| acc * 10 + i32::from(c - b'0')))
 }
 
 #[cfg(test)]
@@ -168,8 +165,12 @@ mod tests {
             rfc3339_millis(4_107_542_400_000),
             "2100-03-01T00:00:00.000Z"
         );
-        // Far future must not panic.
-        let _ = rfc3339_millis(u64::MAX);
+        // The last four-digit year, and past it the same (saturated) instant, never a panic.
+        assert_eq!(
+            rfc3339_millis(253_402_300_799_999),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(rfc3339_millis(u64::MAX), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]
@@ -241,10 +242,36 @@ mod tests {
     }
 
     #[test]
-    fn civil_inverse() {
-        for z in [-800_000i64, -1, 0, 1, 59, 60, 11_016, 19_782, 2_932_896] {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z);
-        }
+    fn http_dates() {
+        // RFC 9110's own example, the epoch, leap days, a century that is not a leap year.
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951_825_600), "Tue, 29 Feb 2000 12:00:00 GMT");
+        assert_eq!(http_date(1_709_251_199), "Thu, 29 Feb 2024 23:59:59 GMT");
+        assert_eq!(http_date(2_147_483_648), "Tue, 19 Jan 2038 03:14:08 GMT");
+        assert_eq!(http_date(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
+        assert_eq!(http_date(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 GMT");
+        assert_eq!(http_date(253_402_300_799), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(http_date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+
+    #[test]
+    fn parses_to_milliseconds() {
+        let utc = parse_rfc3339_ms("2026-11-22T11:30:05.123Z");
+        assert_eq!(utc, Some(1_795_347_005_123));
+        // MediaMTX's nanoseconds with an offset: truncated, not rounded.
+        assert_eq!(parse_rfc3339_ms("2026-11-22T12:30:05.123999999+01:00"), utc);
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00.5Z"), Some(500));
+        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.999Z"), None);
+        assert_eq!(
+            parse_rfc3339_ms("2016-12-31T23:59:60.250Z"),
+            Some(1_483_228_800_250)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("9999-12-31T23:59:59.999Z"),
+            Some(MAX_MILLIS)
+        );
+        assert_eq!(parse_rfc3339_ms("garbage"), None);
     }
 }

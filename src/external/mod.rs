@@ -9,8 +9,8 @@
 //!   unless `allow_hosts` says so): the SSRF guard of `add_external_stream`.
 //! - [`url`]: stream URL and name rules, password masking, suggested names.
 //! - [`sdp`]: the small part of SDP (RFC 8866) needed to tell a video codec and a KLV track.
-//! - [`rtsp_probe`]: one RTSP `DESCRIBE` over a plain TCP socket, with Basic/Digest auth.
-//! - [`md5`]: the MD5 digest Digest authentication needs (RFC 1321).
+//! - [`rtsp_probe`]: one RTSP `DESCRIBE` over a plain TCP socket, with Basic/Digest auth
+//!   (MD5 from the `md-5` crate).
 //! - [`store`]: the set of added and discovered streams, persisted, readable without locks,
 //!   and the contract's `ExternalStream` JSON rendering.
 //! - [`discovery`]: candidate generation, the bounded parallel scan and the scan cache.
@@ -22,7 +22,6 @@
 pub mod config;
 pub mod discovery;
 pub mod hosts;
-pub mod md5;
 pub mod periodic;
 pub mod rtsp_probe;
 pub mod sdp;

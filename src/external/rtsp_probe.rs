@@ -25,13 +25,12 @@
 //! `malformed response`); [`ProbeResult::Silent`] = nothing answered (refused, timed out,
 //! reset), which discovery does not report as an error.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::md5;
+use md5::{Digest, Md5};
+
 use super::sdp::{self, Sdp};
 use super::url::{parse_url, StreamUrl};
 
@@ -406,11 +405,43 @@ fn auth_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
-/// A fresh client nonce: 64 random bits from std's randomly seeded hasher.
+/// A fresh client nonce: 64 bits from the operating system's RNG, as 16 hex digits.
+///
+/// RFC 2617 §3.2.2 wants the cnonce unpredictable to the server so that a hostile source
+/// cannot pick the `response` it will get (chosen-plaintext against MD5); the OS RNG gives that
+/// with no seeding of our own. Should it ever fail (no entropy source at all), a nonce from
+/// std's randomly keyed hasher over the wall clock still differs per call and per process;
+/// the probe is one best-effort request, not a reason to fail.
 fn cnonce() -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    format!("{:016x}", h.finish())
+    let mut bytes = [0u8; 8];
+    let n = match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            h.finish()
+        }
+    };
+    format!("{n:016x}")
+}
+
+/// The MD5 digest of `data` as 32 lower-case hex digits, the form Digest auth (RFC 2617)
+/// exchanges. MD5 only because the RFC mandates it; never for collision resistance.
+fn md5_hex(data: &[u8]) -> String {
+    use std::fmt::Write as _;
+    Md5::digest(data)
+        .iter()
+        .fold(String::with_capacity(32), |mut s, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The Digest `response` value (RFC 2617 §3.2.2) and the `qop` used.
@@ -426,14 +457,14 @@ fn digest_response(
     cnonce: &str,
     sess: bool,
 ) -> String {
-    let mut ha1 = md5::hex(format!("{user}:{realm}:{pass}").as_bytes());
+    let mut ha1 = md5_hex(format!("{user}:{realm}:{pass}").as_bytes());
     if sess {
-        ha1 = md5::hex(format!("{ha1}:{nonce}:{cnonce}").as_bytes());
+        ha1 = md5_hex(format!("{ha1}:{nonce}:{cnonce}").as_bytes());
     }
-    let ha2 = md5::hex(format!("{method}:{uri}").as_bytes());
+    let ha2 = md5_hex(format!("{method}:{uri}").as_bytes());
     match qop {
-        Some(q) => md5::hex(format!("{ha1}:{nonce}:00000001:{cnonce}:{q}:{ha2}").as_bytes()),
-        None => md5::hex(format!("{ha1}:{nonce}:{ha2}").as_bytes()),
+        Some(q) => md5_hex(format!("{ha1}:{nonce}:00000001:{cnonce}:{q}:{ha2}").as_bytes()),
+        None => md5_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes()),
     }
 }
 
@@ -783,6 +814,43 @@ mod tests {
             metadata: String::new(),
         };
         assert_eq!(r, ProbeResult::Found(want));
+    }
+
+    /// The test suite of RFC 1321 appendix A.5, run through the crate we delegate to, so a
+    /// wrong crate (or feature) choice shows here and not as a 401 from a camera.
+    #[test]
+    fn md5_matches_rfc1321_test_suite() {
+        let cases = [
+            ("", "d41d8cd98f00b204e9800998ecf8427e"),
+            ("a", "0cc175b9c0f1b6a831c399e269772661"),
+            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (
+                "abcdefghijklmnopqrstuvwxyz",
+                "c3fcd3d76192e4007dfb496cca67e13b",
+            ),
+            (
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                "d174ab98d277d9f5a5611c2c9f419d9f",
+            ),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(md5_hex(input.as_bytes()), want, "md5({input:?})");
+        }
+    }
+
+    #[test]
+    fn cnonces_are_16_hex_digits_and_differ() {
+        let (a, b) = (cnonce(), cnonce());
+        assert_eq!(a.len(), 16);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b, "two cnonces from the OS RNG should not repeat");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use futures_lite::future::block_on;
 use serde_json::json;
 
 use super::shared::{WriteOp, WriteOutcome};
+use crate::auth::time::parse_rfc3339_ms;
 use crate::events::{topic, Event};
 use crate::recording::{EndReason, ExternalSession, Finished, Format, RecEvent, RecordingHandle};
 use crate::rpc::error::{RpcError, DEPENDENCY};
@@ -493,44 +494,6 @@ pub fn segment_file_name(start: &str) -> Option<String> {
         start.get(17..19)?,
         micros
     ))
-}
-
-/// Parses RFC 3339 (`2026-11-22T12:30:05.123456789+01:00`, or `Z`) to ms since the epoch.
-pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
-    let num = |a: usize, z: usize| -> Option<i64> { s.get(a..z)?.parse().ok() };
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let rest = s.get(19..)?;
-    let (frac, tz) = match rest.strip_prefix('.') {
-        Some(r) => {
-            let n = r.chars().take_while(char::is_ascii_digit).count();
-            (&r[..n], &r[n..])
-        }
-        None => ("", rest),
-    };
-    let ms_frac: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    let offset_s: i64 = match tz {
-        "Z" | "z" => 0,
-        t if t.len() == 6 => {
-            let sign = if t.starts_with('-') { -1 } else { 1 };
-            sign * (t.get(1..3)?.parse::<i64>().ok()? * 3600
-                + t.get(4..6)?.parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // Days from the civil date (proleptic Gregorian).
-    let (yy, mm) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    u64::try_from(secs * 1000 + ms_frac).ok()
 }
 
 /// Start-up recovery (integration doc §5.6): no session is active yet, so every segment left in

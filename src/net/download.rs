@@ -19,6 +19,7 @@ use super::head::Head;
 use super::http::{credential_role, status_text, Response};
 use super::stream::Conn;
 use crate::auth::download::FileId;
+use crate::auth::time::http_date;
 use crate::files::names::{is_valid_filename, Kind};
 use crate::shard::local::Shard;
 use crate::state::ServerState;
@@ -365,39 +366,6 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for Unix seconds.
-fn http_date(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // 1970-01-01 was a Thursday.
-    let dow = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let (y, m, d) = civil_from_days(days as i64);
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{dow}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        months[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// (year, month 1..=12, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,11 +422,8 @@ mod tests {
     }
 
     #[test]
-    fn dates_and_decoding() {
-        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(http_date(951_825_600), "Tue, 29 Feb 2000 12:00:00 GMT");
-        assert_eq!(http_date(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
+    fn percent_decoding() {
+        // (HTTP dates are tested beside `http_date`, in auth::time.)
         assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
         assert_eq!(percent_decode("%2e%2E").as_deref(), Some(".."));
         assert_eq!(

@@ -25,9 +25,17 @@
 //!
 //! A head of at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers, a body of at most
 //! [`MAX_BODY`] bytes, chunk-size lines of at most 1 KiB, trailers of at most [`MAX_HEAD`] bytes,
-//! and chunked framing of at most twice [`MAX_BODY`] on the wire. Every index is taken with
-//! `get` and every sum is checked, so hostile input ends in an [`HttpError`], never a panic, an
-//! overflow, an endless loop or an unbounded allocation (fuzzed: `bench/fuzz.sh`).
+//! and chunked framing of at most twice [`MAX_BODY`] on the wire.
+//! Every index is taken with `get` and every sum is checked, so hostile input ends in an
+//! [`HttpError`], never a panic, an overflow, an endless loop or an unbounded allocation
+//! (fuzzed: `bench/fuzz.sh`).
+//!
+//! # Whose code
+//!
+//! The syntax is httparse's, the crate the server's own HTTP side and most of the Rust
+//! ecosystem's HTTP stacks use: `httparse::Response` for the status line and headers,
+//! `httparse::parse_chunk_size` for chunk-size lines. What stays here is what HTTP leaves to
+//! the client: framing, the limits, keep-alive, and skipping the (ignored) trailer lines.
 
 use super::error::HttpError;
 
@@ -297,29 +305,42 @@ pub fn finish_at_eof(buf: &[u8], head_only: bool) -> Result<Response, HttpError>
     }
 }
 
-/// A chunk size: hex digits (leading zeros allowed), `None` if it does not fit `usize`.
-fn chunk_size(line: &[u8]) -> Result<Option<usize>, HttpError> {
-    let size = line.split(|&b| b == b';').next().unwrap_or(&[]);
-    let size = trim(size);
-    if size.is_empty() || !size.iter().all(u8::is_ascii_hexdigit) {
+/// One chunk-size line (`1a;ext=v\r\n`) at the start of `buf`, read by httparse.
+///
+/// `Some((line length with CRLF, size))`, `None` until the CRLF is in; the size is `None` when
+/// it does not fit a `u64`. `buf` is at most [`MAX_CHUNK_LINE`] + 2 bytes, so a line that fills
+/// it without a CRLF is too long.
+///
+/// httparse's `parse_chunk_size` reads the size, skips extensions and whitespace before `;`,
+/// and insists on CRLF. Two things are ours: it reads an empty size (`\r\n`, `;x\r\n`) as 0,
+/// which would end the body early, so the line must start with a hex digit; and it refuses
+/// more than 16 digits, which RFC 9112's `1*HEXDIG` allows as leading zeros, so surplus zeros
+/// are skipped before it looks and more than 16 significant digits stay "too large", as
+/// before httparse.
+fn chunk_line(buf: &[u8]) -> Result<Option<(usize, Option<u64>)>, HttpError> {
+    let digits = buf.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 && !buf.is_empty() {
         return Err(malformed("bad chunk size"));
     }
-    let mut n: usize = 0;
-    for &d in size {
-        let v = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            _ => d.wrapping_sub(b'A').wrapping_add(10),
-        };
-        match n
-            .checked_mul(16)
-            .and_then(|n| n.checked_add(usize::from(v)))
-        {
-            Some(x) => n = x,
-            None => return Ok(None),
-        }
+    let zeros = buf
+        .iter()
+        .take_while(|&&b| b == b'0')
+        .count()
+        .min(digits.saturating_sub(1));
+    if digits.saturating_sub(zeros) > 16 {
+        return Ok(Some((0, None)));
     }
-    Ok(Some(n))
+    let line = buf.get(zeros..).unwrap_or(&[]);
+    match httparse::parse_chunk_size(line) {
+        Ok(httparse::Status::Complete((n, size))) => {
+            Ok(Some((zeros.saturating_add(n), Some(size))))
+        }
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_CHUNK_LINE.saturating_add(2) => {
+            Err(malformed("chunk size line too long"))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::InvalidChunkSize) => Err(malformed("bad chunk size")),
+    }
 }
 
 /// Walks a chunked body at the start of `buf`, handing each chunk's data to `data`.
@@ -335,23 +356,19 @@ fn walk_chunks(
             return Err(HttpError::TooLarge);
         }
         let rest = buf.get(pos..).unwrap_or(&[]);
-        let Some(line_len) = find_crlf(rest, MAX_CHUNK_LINE) else {
-            return if rest.len() > MAX_CHUNK_LINE.saturating_add(1) {
-                Err(malformed("chunk size line too long"))
-            } else {
-                Ok(None)
-            };
+        let window = rest.get(..MAX_CHUNK_LINE.saturating_add(2)).unwrap_or(rest);
+        let Some((line_len, size)) = chunk_line(window)? else {
+            return Ok(None);
         };
-        let size = chunk_size(rest.get(..line_len).unwrap_or(&[]))?;
-        pos = pos.saturating_add(line_len).saturating_add(2);
-        match size {
-            Some(0) => {
+        pos = pos.saturating_add(line_len);
+        match size.map(usize::try_from) {
+            Some(Ok(0)) => {
                 return match trailers(buf.get(pos..).unwrap_or(&[]))? {
                     Some(n) => Ok(Some((pos.saturating_add(n), body_len))),
                     None => Ok(None),
                 }
             }
-            Some(size) if body_len.saturating_add(size) <= MAX_BODY => {
+            Some(Ok(size)) if body_len.saturating_add(size) <= MAX_BODY => {
                 let end = pos.saturating_add(size);
                 let (Some(chunk), Some(crlf)) =
                     (buf.get(pos..end), buf.get(end..end.saturating_add(2)))
@@ -371,6 +388,10 @@ fn walk_chunks(
 }
 
 /// Trailer lines after the last chunk, up to the empty line: `Some(bytes used)` once complete.
+///
+/// Only skipped, never read: no trailer field means anything to this client, and MediaMTX
+/// sends none. (httparse's `parse_headers` would refuse lines that are not fields and cap
+/// their number; skipping keeps the framing exactly as it was.)
 fn trailers(buf: &[u8]) -> Result<Option<usize>, HttpError> {
     let mut pos = 0usize;
     loop {
@@ -596,6 +617,41 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    /// The chunk-size grammar is httparse's (RFC 9112 §7.1): what it refuses and what this
+    /// module adds around it (no empty size, leading zeros beyond 16 digits, the 1 KiB line).
+    #[test]
+    fn chunk_size_lines_as_httparse_reads_them() {
+        let te = |tail: &[u8]| {
+            let mut v = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            v.extend_from_slice(tail);
+            parse_response(&v, false)
+        };
+        let body = |tail: &[u8]| match te(tail) {
+            Ok(Parsed::Complete { response, .. }) => response.body,
+            other => panic!("{tail:?}: {other:?}"),
+        };
+        assert_eq!(body(b"3\t;a\r\nabc\r\n0 \r\n\r\n"), b"abc");
+        assert_eq!(body(b"000000000000000000000000001\r\nz\r\n0\r\n\r\n"), b"z");
+        assert_eq!(
+            te(b"10000000000000000\r\n"),
+            Err(HttpError::TooLarge),
+            "17 significant digits do not fit a u64"
+        );
+        // Whitespace before the size, a bare CR in an extension, LF alone: not chunk lines.
+        for bad in [
+            &b" 5\r\n"[..],
+            b"\t0\r\n\r\n",
+            b"1;a\rb\r\n",
+            b"1\nx\r\n",
+            b"1 2\r\n",
+        ] {
+            assert!(matches!(te(bad), Err(HttpError::Malformed(_))), "{bad:?}");
+        }
+        // A bad byte is refused as soon as it arrives, without waiting for the CRLF.
+        assert!(matches!(te(b"4x"), Err(HttpError::Malformed(_))));
+        assert_eq!(te(b"4;ext"), Ok(Parsed::Incomplete));
     }
 
     #[test]

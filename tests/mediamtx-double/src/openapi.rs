@@ -33,7 +33,7 @@ impl Spec {
     /// Loads the YAML spec.
     pub fn load(path: &Path) -> Result<Spec, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let doc: Value = serde_yaml::from_str(&text).map_err(|e| format!("YAML: {e}"))?;
+        let doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| format!("YAML: {e}"))?;
         if doc.get("paths").is_none() {
             return Err("no paths in the spec".into());
         }
