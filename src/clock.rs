@@ -4,6 +4,15 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Seconds since the Unix epoch (0 if the system clock is set before 1970): what JWT claims,
+/// key expiries and download tokens compare against.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Milliseconds since the Unix epoch (0 if the system clock is set before 1970).
 pub fn unix_millis() -> u64 {
     SystemTime::now()

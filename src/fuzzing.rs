@@ -344,7 +344,7 @@ mod tests {
                 file: Default::default(),
             },
             "j",
-            crate::auth::now_unix() + 600,
+            crate::clock::now_unix() + 600,
         );
         let get = |extra: &str, query: &str| {
             file_route(&format!(

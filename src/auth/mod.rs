@@ -24,7 +24,7 @@ pub use self::apikey::{KeyRecord, KeySet, KeyStore};
 use self::primitives::is_b64url;
 pub use self::primitives::{AuthFailure, MAX_TOKEN_LEN};
 pub use self::role::Role;
-pub use self::time::{now_unix, parse_rfc3339, rfc3339_millis};
+pub use self::time::{parse_rfc3339, rfc3339_millis};
 
 /// The `auth_type` parameter of `authenticate` (§9.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

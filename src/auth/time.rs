@@ -13,19 +13,9 @@
 //! and `time`'s RFC 3339 parser differs there (no space, `:60` only as a real leap second,
 //! read as `:59.999999999`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Date, Month, PrimitiveDateTime, Time, UtcDateTime, UtcOffset};
-
-/// Seconds since the Unix epoch (0 if the clock is before 1970).
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// The last instant a four-digit year can write, 9999-12-31T23:59:59.999Z, in Unix ms.
 ///

@@ -1,8 +1,9 @@
 //! `camshard apikey create|list|revoke`: the admin CLI for API keys (contract §5.1).
 
 use crate::auth::apikey::{parse_expiry, KeyStore};
-use crate::auth::{now_unix, Role};
+use crate::auth::Role;
 use crate::cli::ApikeyAction;
+use crate::clock::now_unix;
 use crate::config::Config;
 
 /// Runs the subcommand; the error is printed by `main`.

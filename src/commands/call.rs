@@ -12,8 +12,9 @@ use std::time::Duration;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-use crate::auth::{jwt, now_unix, secret, Role};
+use crate::auth::{jwt, secret, Role};
 use crate::cli::CallArgs;
+use crate::clock::now_unix;
 use crate::config::Config;
 
 /// How long to wait for the connection and for each reply. A demo answers in milliseconds; a

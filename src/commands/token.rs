@@ -1,8 +1,9 @@
 //! `camshard token --role R [--ttl SECS]`: prints only a JWT, signed with the secret the server
 //! would use with the same config, environment and state directory.
 
-use crate::auth::{jwt, now_unix, secret, Role};
+use crate::auth::{jwt, secret, Role};
 use crate::cli::TokenArgs;
+use crate::clock::now_unix;
 use crate::config::Config;
 
 /// Runs the subcommand; the error is printed by `main`.

@@ -21,7 +21,7 @@ pub fn deliver(shard: &Shard, ev: &Event) {
     // Legacy broadcast to implicit-mode connections covers these two names only (§10.3).
     let broadcast = cfg.notifications.legacy_broadcast
         && matches!(legacy, Some(l) if l == topic::CAMERA_STATUS_UPDATE || l == topic::RECORDING_STATUS_UPDATE);
-    let now_unix = crate::auth::now_unix();
+    let now_unix = crate::clock::now_unix();
     let auth = state.auth.load();
     let mut cache = Renders::default();
     shard.conns.borrow().for_each(|h| {

@@ -331,7 +331,7 @@ impl Store {
                 Err(e) => {
                     let aside = path.with_file_name(format!(
                         "{FILE_NAME}.corrupt-{}",
-                        crate::auth::time::now_unix()
+                        crate::clock::now_unix()
                     ));
                     let moved = fs::rename(&path, &aside);
                     tracing::error!(path = %path.display(), error = %e,

@@ -130,7 +130,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 cred: &cred,
                 host_header: host_header.as_deref(),
                 session_expires_at: session_exp,
-                now_unix: crate::auth::now_unix(),
+                now_unix: crate::clock::now_unix(),
             },
         );
         let result = json!({

@@ -176,7 +176,7 @@ pub(crate) fn authorize(
             &state.download_key,
             target,
             &percent_decode(t).unwrap_or_default(),
-            crate::auth::now_unix(),
+            crate::clock::now_unix(),
             |id| auth.key_live(id),
         )
         .map_err(|f| f.reason())

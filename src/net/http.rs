@@ -202,7 +202,7 @@ pub fn credential_role(head: &Head, state: &ServerState) -> Result<Role, &'stati
         (None, None) => return Err("auth_required"),
     };
     let auth = state.auth.load();
-    auth.authenticate(token, kind, crate::auth::now_unix())
+    auth.authenticate(token, kind, crate::clock::now_unix())
         .map(|g| g.role)
         .map_err(|f: AuthFailure| f.reason())
 }

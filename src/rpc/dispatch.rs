@@ -303,7 +303,7 @@ impl Call<'_, '_> {
                 .details("Too many requests on this connection")
                 .with("retry_after_ms", wait_ms));
         }
-        let now_unix = crate::auth::now_unix();
+        let now_unix = crate::clock::now_unix();
         if let Some(required) = method.role {
             let role = self.authorize(raw_params, now_unix)?;
             if role < required {

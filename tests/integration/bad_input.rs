@@ -327,7 +327,7 @@ fn b64(s: &str) -> String {
 fn jwt_algorithm_confusion_and_time_claims_are_refused() {
     let s = TestServer::new().start();
     let mut c = s.connect();
-    let now = camshard::auth::now_unix();
+    let now = camshard::clock::now_unix();
     let claims = format!(
         r#"{{"user_id":"mallory","role":"admin","iat":{now},"exp":{}}}"#,
         now + 3600
@@ -438,7 +438,7 @@ fn forged_download_tokens_and_encoded_traversal_are_refused() {
     let sign = |kind: &'static str, file: &'static str, exp: u64| {
         camshard::auth::download::sign_download(&key, target(kind, file), "j", exp)
     };
-    let now = camshard::auth::now_unix();
+    let now = camshard::clock::now_unix();
     let get = |path: &str| s.get_reason(path);
     let good = sign("snapshots", name, now + 600);
     assert_eq!(get(&format!("/files/snapshots/{name}?token={good}")).0, 200);

@@ -118,7 +118,7 @@ fn download_urls_live_fifteen_minutes_by_default() {
     let path = listed_url(&mut c, SNAP);
     let tok = &path[path.find("token=").expect("token") + 6..];
     let exp: u64 = tok.split('.').next().unwrap().parse().unwrap();
-    let now = camshard::auth::now_unix();
+    let now = camshard::clock::now_unix();
     assert!(
         exp <= now + 900 && exp + 120 >= now + 900,
         "exp {exp}, now {now}"
@@ -137,7 +137,7 @@ fn jwt(payload: &str) -> String {
 #[test]
 fn absurd_jwt_times_are_refused() {
     let s = TestServer::new().start();
-    let now = camshard::auth::now_unix();
+    let now = camshard::clock::now_unix();
     for payload in [
         format!(r#"{{"user_id":"m","role":"admin","iat":{now},"exp":1e300}}"#),
         format!(

@@ -53,7 +53,7 @@ fn jwt_roles_and_permission_denied() {
 fn expired_and_forged_jwts() {
     let s = TestServer::new().start();
     let mut c = s.connect();
-    let now = camshard::auth::now_unix();
+    let now = camshard::clock::now_unix();
     let expired = camshard::auth::jwt::mint_hs256(
         SECRET.as_bytes(),
         "u",
@@ -79,7 +79,7 @@ fn expired_and_forged_jwts() {
     // A session whose token expires mid-connection gets token_expired on its next call. The
     // token lives a few seconds (expiry has 1 s resolution), enough for two calls on a loaded
     // machine; then the calls are repeated until it has expired.
-    let now = camshard::auth::now_unix();
+    let now = camshard::clock::now_unix();
     let short = camshard::auth::jwt::mint_hs256(
         SECRET.as_bytes(),
         "u",

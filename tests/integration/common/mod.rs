@@ -566,7 +566,7 @@ pub fn reason(reply: &Value) -> String {
 
 /// A JWT for `role` valid for an hour, signed with the test secret.
 pub fn token(role: &str) -> String {
-    let now = camshard::auth::now_unix();
+    let now = camshard::clock::now_unix();
     let role = camshard::auth::Role::parse(role).expect("role");
     camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "tester", role, now, now + 3600)
 }
