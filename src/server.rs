@@ -237,7 +237,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     state.components.websocket.set(ComponentState::Running);
     // Recordings a crash left as hidden .partial files become normal recordings (integration
     // doc §5.2).
-    let recovered = crate::recording::recover_partials(&state.config.recordings_dir());
+    let recovered = crate::recording::finalize::recover_partials(&state.config.recordings_dir());
     if !recovered.is_empty() {
         tracing::warn!(files = ?recovered, "recovered recordings left by an earlier crash");
     }

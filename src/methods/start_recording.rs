@@ -128,7 +128,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             crate::mediamtx::recording::start(state.clone(), mreq, cb).await
         } else {
             // Spawning ffmpeg forks: keep it off the shard.
-            camshard_cores::rt::spawn_blocking(move || crate::recording::start(req, cb))
+            camshard_cores::rt::spawn_blocking(move || crate::recording::session::start(req, cb))
                 .await
                 .map_err(|e| match e {
                     StartError::FfmpegMissing(m) => ffmpeg_missing(&m),

@@ -33,9 +33,9 @@
 //! The final name appears in one atomic `rename` once the file is complete and fsynced.
 
 mod ffmpeg;
-mod finalize;
+pub(crate) mod finalize;
 pub(crate) mod naming;
-mod session;
+pub(crate) mod session;
 pub mod slots;
 
 use std::path::{Path, PathBuf};
@@ -46,9 +46,6 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::camera::capture::Subscription;
-
-pub use finalize::recover_partials;
-pub use session::start;
 
 /// Container format of a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! Recorder tests with real ffmpeg and real frames from the synthetic camera (320x240 @ 15 fps).
 //! Each test runs its own camera and directory, so cargo runs them in parallel (~10 s in all).
 
+use super::finalize::recover_partials;
+use super::session::start;
 use super::*;
 use crate::camera::capture::{spawn_capture, CaptureConfig, CaptureHandle};
 use crate::camera::frame::Frame;

@@ -5,7 +5,7 @@
 //! ([`HttpError::is_unreachable`]). The others mean MediaMTX answered something we refuse to
 //! interpret ([`HttpError::Malformed`], [`HttpError::TooLarge`]) or that the request itself was
 //! unsendable ([`HttpError::InvalidRequest`]); HTTP error *statuses* are not errors here at all —
-//! they arrive as an ordinary [`Response`](super::Response).
+//! they arrive as an ordinary `parse::Response`.
 
 use std::fmt;
 
