@@ -1,5 +1,5 @@
 //! Shard startup: one executor thread per planned shard — a glommio `LocalExecutor` on the
-//! io_uring backend, or the mio executor of [`crate::rt`] on the epoll backend.
+//! io_uring backend, or a tokio current-thread runtime (see [`crate::rt`]) on the epoll backend.
 //!
 //! glommio creates the executor (its three io_uring rings and io memory)
 //! inside the new thread, so `LocalExecutorBuilder::spawn` succeeding says

@@ -17,7 +17,7 @@
 //! - [`shutdown`]: block and wait for SIGINT/SIGTERM/SIGHUP on a dedicated
 //!   thread, and a process-wide latch that shards can await.
 //! - [`rt`]: the runtime facade shard code uses (tasks, timers, TCP, files, blocking pool) on
-//!   glommio/io_uring or on the mio/epoll executor chosen at start (`--runtime`).
+//!   glommio/io_uring or on tokio (mio/epoll) chosen at start (`--runtime`).
 //!
 //! Everything the server needs is re-exported at the crate root.
 

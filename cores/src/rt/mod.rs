@@ -11,7 +11,7 @@
 //! - [`fs`]: the read-only file used by downloads.
 //! - [`select`](mod@select): which backend to run and why (`auto` probes io_uring and locked
 //!   memory).
-//! - `epoll`: the mio executor itself.
+//! - `epoll`: tokio's `current_thread` runtime with a `LocalSet` per shard (mio underneath).
 
 pub(crate) mod epoll;
 pub mod fs;
@@ -22,7 +22,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use select::{select_runtime, RuntimeChoice, Selected};
 
@@ -31,7 +31,7 @@ pub use select::{select_runtime, RuntimeChoice, Selected};
 pub enum Runtime {
     /// glommio on io_uring (the default, and the fast path).
     Uring,
-    /// A mio (epoll) executor, for hosts where io_uring is blocked.
+    /// tokio's current-thread runtime on mio (epoll), for hosts where io_uring is blocked.
     Epoll,
 }
 
@@ -65,8 +65,8 @@ pub(crate) fn set_current(rt: Runtime) {
 pub enum Task<T> {
     /// A glommio task.
     Uring(glommio::Task<T>),
-    /// An epoll executor task.
-    Epoll(async_task::Task<T>),
+    /// A task on an epoll shard (tokio).
+    Epoll(epoll::Task<T>),
 }
 
 impl<T> Task<T> {
@@ -119,7 +119,7 @@ pub async fn sleep(d: Duration) {
         Runtime::Uring => {
             glommio::timer::sleep(d).await;
         }
-        Runtime::Epoll => epoll::time::Sleep::until(Instant::now() + d).await,
+        Runtime::Epoll => tokio::time::sleep(d).await,
     }
 }
 
@@ -131,7 +131,7 @@ where
 {
     match current() {
         Runtime::Uring => glommio::executor().spawn_blocking(f).await,
-        Runtime::Epoll => epoll::with(|ex| ex.blocking.spawn(f)).await,
+        Runtime::Epoll => epoll::spawn_blocking(f).await,
     }
 }
 

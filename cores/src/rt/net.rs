@@ -176,7 +176,7 @@ impl AsyncWrite for TcpStream {
 }
 
 /// Waits until `fd` (owned by the caller, non-blocking) is readable or at end-of-file; does not
-/// consume anything.
+/// consume anything. The caller keeps `fd` open until the returned future is done or dropped.
 pub async fn readable(fd: RawFd) -> io::Result<()> {
     match current() {
         Runtime::Uring => {

@@ -1,37 +1,40 @@
-//! Sockets on the epoll reactor: a TCP listener, TCP streams with glommio-style per-operation
-//! timeouts, and a one-shot "wait until this fd is readable".
+//! Sockets on the epoll backend: tokio's TCP listener and stream, adapted to what the facade
+//! promises — futures-io `AsyncRead`/`AsyncWrite` (tokio's stream implements tokio's own
+//! traits, and `tokio-util`'s compat layer is not in the lock file, so the few lines are here),
+//! glommio-style per-operation timeouts, and a one-shot "wait until this fd is readable".
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::RawFd;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use mio::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead as _, AsyncWrite as _, Interest, ReadBuf};
+use tokio::time::Sleep;
 
-use super::reactor::Source;
-use super::time::Deadline;
-
-/// A registered mio socket; deregisters before the socket closes.
-struct Registered<T: mio::event::Source> {
-    io: T,
-    key: usize,
-    source: Rc<Source>,
+/// A listening socket.
+pub struct TcpListener {
+    io: tokio::net::TcpListener,
 }
 
-impl<T: mio::event::Source> Registered<T> {
-    fn new(mut io: T, interest: Interest) -> io::Result<Self> {
-        let (key, source) = super::with(|ex| ex.reactor.register(&mut io, interest))?;
-        Ok(Registered { io, key, source })
+impl TcpListener {
+    /// Takes over a bound, listening std listener (made non-blocking here).
+    pub(crate) fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            io: tokio::net::TcpListener::from_std(listener)?,
+        })
     }
-}
 
-impl<T: mio::event::Source> Drop for Registered<T> {
-    fn drop(&mut self) {
-        super::try_with(|ex| ex.reactor.deregister(&mut self.io, self.key));
+    /// Waits for the next connection. Errors keep their OS code (EMFILE/ENFILE: the shard's
+    /// accept loop pauses on those).
+    pub(crate) async fn accept(&self) -> io::Result<TcpStream> {
+        let (stream, _) = self.io.accept().await?;
+        Ok(TcpStream::new(stream))
     }
 }
 
@@ -46,161 +49,144 @@ fn check_timeout(t: Option<Duration>) -> io::Result<()> {
     }
 }
 
-/// A listening socket.
-pub struct TcpListener {
-    inner: Registered<mio::net::TcpListener>,
+/// The time limit of one direction of a stream: each read (or write) that has to wait may wait
+/// at most `limit`; the clock starts at its first `WouldBlock` and stops when it makes progress.
+#[derive(Default)]
+struct Timeout {
+    limit: Cell<Option<Duration>>,
+    /// The clock is running (an operation is waiting).
+    running: Cell<bool>,
+    /// Kept across waits and `reset`, not rebuilt: one allocation per stream and direction.
+    /// A cleared clock leaves its timer in tokio's wheel; when that fires it only wakes the
+    /// task once for nothing.
+    timer: RefCell<Option<Pin<Box<Sleep>>>>,
+    /// The waker of the operation waiting now, so that a new limit reaches it (tokio holds its
+    /// own copy for readiness, out of our reach).
+    waiter: RefCell<Option<Waker>>,
 }
 
-impl TcpListener {
-    /// Takes over a bound, listening, non-blocking std listener.
-    pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
-        listener.set_nonblocking(true)?;
-        let io = mio::net::TcpListener::from_std(listener);
-        Ok(TcpListener {
-            inner: Registered::new(io, Interest::READABLE)?,
-        })
+impl Timeout {
+    fn set(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        self.limit.set(t);
+        self.running.set(false);
+        // A waiting operation re-arms with the new limit when it is polled again.
+        let waiter = self.waiter.borrow_mut().take();
+        if let Some(w) = waiter {
+            w.wake();
+        }
+        Ok(())
     }
 
-    /// Waits for the next connection.
-    pub async fn accept(&self) -> io::Result<TcpStream> {
-        let (stream, _) = std::future::poll_fn(|cx| loop {
-            match self.inner.io.accept() {
-                Ok(s) => return Poll::Ready(Ok(s)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.inner.source.park_reader(cx.waker());
-                    return Poll::Pending;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+    /// The operation made progress (or failed): stop the clock.
+    fn clear(&self) {
+        self.running.set(false);
+    }
+
+    /// The operation has to wait: remember who waits, start the clock (if not running) and
+    /// tell whether the limit has passed.
+    fn park_expired(&self, cx: &mut Context<'_>) -> bool {
+        {
+            let mut waiter = self.waiter.borrow_mut();
+            if !matches!(&*waiter, Some(w) if w.will_wake(cx.waker())) {
+                *waiter = Some(cx.waker().clone());
             }
-        })
-        .await?;
-        TcpStream::new(stream)
+        }
+        let Some(limit) = self.limit.get() else {
+            return false;
+        };
+        let mut timer = self.timer.borrow_mut();
+        let timer = if self.running.replace(true) {
+            match timer.as_mut() {
+                Some(t) => t,
+                None => timer.insert(Box::pin(tokio::time::sleep(limit))),
+            }
+        } else {
+            let at = tokio::time::Instant::now() + limit;
+            match timer.as_mut() {
+                Some(t) => {
+                    t.as_mut().reset(at);
+                    t
+                }
+                None => timer.insert(Box::pin(tokio::time::sleep_until(at))),
+            }
+        };
+        if timer.as_mut().poll(cx).is_ready() {
+            self.running.set(false);
+            return true;
+        }
+        false
     }
 }
 
 /// A connected TCP socket.
 pub struct TcpStream {
-    inner: Registered<mio::net::TcpStream>,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
-    read_deadline: RefCell<Deadline>,
-    write_deadline: RefCell<Deadline>,
+    io: tokio::net::TcpStream,
+    read: Timeout,
+    write: Timeout,
 }
 
-impl std::os::fd::AsRawFd for TcpStream {
+impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.inner.io.as_raw_fd()
+        self.io.as_raw_fd()
     }
 }
 
 impl TcpStream {
-    fn new(io: mio::net::TcpStream) -> io::Result<Self> {
-        Ok(TcpStream {
-            inner: Registered::new(io, Interest::READABLE | Interest::WRITABLE)?,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-            read_deadline: RefCell::new(Deadline::default()),
-            write_deadline: RefCell::new(Deadline::default()),
-        })
+    fn new(io: tokio::net::TcpStream) -> Self {
+        TcpStream {
+            io,
+            read: Timeout::default(),
+            write: Timeout::default(),
+        }
     }
 
     /// Connects to `addr` without blocking the shard.
-    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
-        let stream = TcpStream::new(mio::net::TcpStream::connect(addr)?)?;
-        std::future::poll_fn(|cx| {
-            // A non-blocking connect ends as writable; SO_ERROR tells success from failure.
-            if let Some(e) = stream.inner.io.take_error()? {
-                return Poll::Ready(Err(e));
-            }
-            match stream.inner.io.peer_addr() {
-                Ok(_) => Poll::Ready(Ok(())),
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotConnected
-                        || e.raw_os_error() == Some(libc::EINPROGRESS) =>
-                {
-                    stream.inner.source.park_writer(cx.waker());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(e)),
-            }
-        })
-        .await?;
-        Ok(stream)
+    pub(crate) async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        Ok(TcpStream::new(tokio::net::TcpStream::connect(addr).await?))
     }
 
     /// Disables Nagle's algorithm when `on`.
-    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.inner.io.set_nodelay(on)
+    pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.io.set_nodelay(on)
     }
 
     /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.peer_addr()
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.local_addr()
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.peer_addr()
     }
 
     /// Fails a read that waits longer than `t` with `TimedOut` (`None`: wait forever); a zero
-    /// duration is an error, as in glommio and std.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        self.read_timeout.set(t);
-        self.read_deadline.borrow_mut().clear();
-        // A read waiting now re-arms with the new limit (its old timer is gone).
-        self.inner.source.wake_reader();
-        Ok(())
+    /// duration is an error, as in glommio and std. A read waiting now takes the new limit.
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.read.set(t)
     }
 
     /// Fails a write that waits longer than `t` with `TimedOut` (`None`: wait forever); a zero
     /// duration is an error.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        self.write_timeout.set(t);
-        self.write_deadline.borrow_mut().clear();
-        self.inner.source.wake_writer();
-        Ok(())
+    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.write.set(t)
     }
 
-    /// Shared part of read and write: try the syscall, park on `WouldBlock`, time out.
-    fn poll_io<R>(
-        &self,
+    /// Shared part of read and write: run tokio's operation, time out when it waits too long.
+    fn poll_timed<R>(
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         write: bool,
-        mut op: impl FnMut(&mio::net::TcpStream) -> io::Result<R>,
+        op: impl FnOnce(Pin<&mut tokio::net::TcpStream>, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        let (timeout, deadline) = if write {
-            (self.write_timeout.get(), &self.write_deadline)
-        } else {
-            (self.read_timeout.get(), &self.read_deadline)
-        };
-        loop {
-            match op(&self.inner.io) {
-                Ok(r) => {
-                    if timeout.is_some() {
-                        deadline.borrow_mut().clear();
-                    }
-                    return Poll::Ready(Ok(r));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Poll::Ready(Err(e)),
+        let this = self.get_mut();
+        let timeout = if write { &this.write } else { &this.read };
+        match op(Pin::new(&mut this.io), cx) {
+            Poll::Ready(r) => {
+                timeout.clear();
+                Poll::Ready(r)
             }
-        }
-        if write {
-            self.inner.source.park_writer(cx.waker());
-        } else {
-            self.inner.source.park_reader(cx.waker());
-        }
-        if let Some(t) = timeout {
-            if deadline.borrow_mut().expired_or_arm(t, cx) {
-                return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            Poll::Pending if timeout.park_expired(cx) => {
+                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
             }
+            Poll::Pending => Poll::Pending,
         }
-        Poll::Pending
     }
 }
 
@@ -210,7 +196,14 @@ impl futures_io::AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, false, |mut s| s.read(buf))
+        self.poll_timed(cx, false, |io, cx| {
+            let mut rb = ReadBuf::new(buf);
+            match io.poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
     }
 }
 
@@ -220,7 +213,7 @@ impl futures_io::AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, true, |mut s| s.write(buf))
+        self.poll_timed(cx, true, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -228,7 +221,7 @@ impl futures_io::AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, true, |mut s| s.write_vectored(bufs))
+        self.poll_timed(cx, true, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -237,57 +230,32 @@ impl futures_io::AsyncWrite for TcpStream {
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Like glommio: closing the write side sends FIN; the fd closes on drop.
-        match self.inner.io.shutdown(Shutdown::Write) {
-            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(())),
+        // Like glommio: closing the write side sends FIN; the fd closes on drop. (tokio's
+        // `poll_shutdown` does the same but reports NotConnected, which glommio does not.)
+        match nix::sys::socket::shutdown(self.io.as_raw_fd(), nix::sys::socket::Shutdown::Write) {
+            Err(nix::errno::Errno::ENOTCONN) | Ok(()) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(e.into())),
         }
     }
 }
 
 /// Waits until `fd` is readable (data or end-of-file); `fd` stays owned by the caller.
-pub async fn readable(fd: RawFd) -> io::Result<()> {
-    let reg = Registered::new(ForeignFd(fd), Interest::READABLE)?;
-    let mut first = true;
-    std::future::poll_fn(|cx| {
-        // Registration of an fd that is already readable reports it at the next poll, so the
-        // first poll only parks; the wake that follows is the answer.
-        if first {
-            first = false;
-            reg.source.park_reader(cx.waker());
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    drop(reg);
+pub(crate) async fn readable(fd: RawFd) -> io::Result<()> {
+    // Registered for this one wait: epoll reports an fd that is already readable at the next
+    // poll after registration, so nothing is missed.
+    // SAFETY: the facade's contract (`rt::net::readable`): `fd` is open and owned by the caller
+    // for the whole wait, and `ForeignFd` never closes it; the registration ends when `afd` is
+    // dropped at the end of this function.
+    let afd = unsafe { AsyncFd::register_with_interest(ForeignFd(fd), Interest::READABLE)? };
+    let _ready = afd.readable().await?;
     Ok(())
 }
 
-/// A borrowed fd registered for one wait (mio's `SourceFd` borrows; this owns the number).
+/// A borrowed fd number: `AsyncFd` needs an owner, and this one does not close it.
 struct ForeignFd(RawFd);
 
-impl mio::event::Source for ForeignFd {
-    fn register(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        mio::unix::SourceFd(&self.0).register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        mio::unix::SourceFd(&self.0).reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        mio::unix::SourceFd(&self.0).deregister(registry)
+impl AsRawFd for ForeignFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
     }
 }

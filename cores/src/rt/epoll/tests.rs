@@ -1,5 +1,5 @@
-//! The epoll executor on its own: tasks, cross-thread wakes, timers, sockets, timeouts, the
-//! blocking pool, and cancellation of what is left when the main future ends.
+//! The epoll backend on its own: tasks, cross-thread wakes, timers, sockets, timeouts, the
+//! blocking pool, panics, and cancellation of what is left when the main future ends.
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-use super::block_on;
 use crate::rt::{self, net::TcpListener, net::TcpStream, Runtime};
 
 fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(
@@ -171,12 +170,13 @@ fn leftover_tasks_are_cancelled_when_main_ends() {
 #[test]
 fn blocking_pool_panics_reach_the_awaiting_task() {
     let r = std::thread::spawn(|| {
-        block_on("t", 1, async {
+        rt::block_on_here(Runtime::Epoll, async {
             rt::spawn_blocking(|| -> u8 { panic!("boom in pool") }).await
         })
     })
     .join();
-    assert!(r.is_err(), "the panic propagates to the shard thread");
+    let msg = r.expect_err("the panic propagates to the shard thread");
+    assert_eq!(msg.downcast_ref::<&str>(), Some(&"boom in pool"));
 }
 
 #[test]
@@ -218,17 +218,95 @@ fn write_timeout_fires_when_the_peer_stops_reading() {
 }
 
 #[test]
-fn cancelled_sleeps_leave_no_timer_behind() {
-    let left = run(|| async {
+fn cancel_drops_the_future_before_it_returns() {
+    // What the old reactor test checked through its timer count ("no timer left behind"):
+    // cancelling a task waiting on a timer drops its future (and with it the timer) at once.
+    let (left, finished) = run(|| async {
+        let live = Rc::new(Cell::new(0usize));
         for _ in 0..1000 {
-            let t = rt::spawn_local(rt::sleep(Duration::from_secs(3600)));
+            struct Live(Rc<Cell<usize>>);
+            impl Drop for Live {
+                fn drop(&mut self) {
+                    self.0.set(self.0.get() - 1);
+                }
+            }
+            live.set(live.get() + 1);
+            let guard = Live(live.clone());
+            let t = rt::spawn_local(async move {
+                let _guard = guard;
+                rt::sleep(Duration::from_secs(3600)).await;
+            });
             // Let it run once and register its timer, then cancel it.
             futures_lite::future::yield_now().await;
-            t.cancel().await;
+            assert!(t.cancel().await.is_none());
         }
-        super::with(|ex| ex.reactor.pending_timers())
+        // A task that has finished gives its output to cancel.
+        let done = rt::spawn_local(async { 5u8 });
+        futures_lite::future::yield_now().await;
+        (live.get(), done.cancel().await)
     });
     assert_eq!(left, 0);
+    assert_eq!(finished, Some(5));
+}
+
+#[test]
+fn a_dropped_task_is_cancelled() {
+    let ran = run(|| async {
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        drop(rt::spawn_local(async move {
+            rt::sleep(Duration::from_millis(20)).await;
+            r.set(true);
+        }));
+        rt::sleep(Duration::from_millis(60)).await;
+        ran.get()
+    });
+    assert!(!ran, "dropping a Task stops it, as with glommio");
+}
+
+#[test]
+fn a_panicking_task_brings_its_shard_down() {
+    let r = std::thread::spawn(|| {
+        rt::block_on_here(Runtime::Epoll, async {
+            rt::spawn_local(async { panic!("boom in a task") }).detach();
+            rt::sleep(Duration::from_secs(5)).await;
+        })
+    })
+    .join();
+    let msg = r.expect_err("the task's panic reaches the shard thread");
+    assert_eq!(msg.downcast_ref::<&str>(), Some(&"boom in a task"));
+}
+
+#[test]
+fn the_blocking_pool_is_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // block_on_here gives the pool 2 threads.
+    let most = std::thread::spawn(|| {
+        rt::block_on_here(Runtime::Epoll, async {
+            let now = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let jobs: Vec<_> = (0..6)
+                .map(|_| {
+                    let (now, most) = (now.clone(), most.clone());
+                    rt::spawn_local(rt::spawn_blocking(move || {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(30));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    }))
+                })
+                .collect();
+            for j in jobs {
+                j.await;
+            }
+            most.load(Ordering::SeqCst)
+        })
+    })
+    .join()
+    .expect("no panic")
+    .expect("runtime");
+    assert_eq!(most, 2, "never more jobs at once than pool threads");
 }
 
 #[test]
