@@ -15,6 +15,7 @@ mod credentials;
 mod external;
 mod faults;
 mod files;
+mod layout;
 mod limits;
 mod media;
 mod mediamtx;

@@ -7,7 +7,7 @@
 //!
 //! - [`spawn_local`], [`Task`], [`sleep`], [`spawn_blocking`]: tasks, timers and the blocking
 //!   pool.
-//! - [`net`]: TCP listener and stream, and [`net::readable`] for foreign fds (the inboxes).
+//! - [`net`]: TCP listener and stream, and its `readable` for foreign fds (the inboxes).
 //! - [`fs`]: the read-only file used by downloads.
 //! - [`select`](mod@select): which backend to run and why (`auto` probes io_uring and locked
 //!   memory).
@@ -24,26 +24,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-pub use select::{select_runtime, RuntimeChoice, Selected};
-
-/// The I/O backend a shard runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    /// glommio on io_uring (the default, and the fast path).
-    Uring,
-    /// tokio's current-thread runtime on mio (epoll), for hosts where io_uring is blocked.
-    Epoll,
-}
-
-impl Runtime {
-    /// `uring` or `epoll`, as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Uring => "uring",
-            Runtime::Epoll => "epoll",
-        }
-    }
-}
+pub use select::{select_runtime, Runtime, RuntimeChoice, Selected};
 
 thread_local! {
     static CURRENT: Cell<Option<Runtime>> = const { Cell::new(None) };

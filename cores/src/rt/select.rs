@@ -8,8 +8,6 @@
 use crate::memlock::{preflight_memlock, MemlockOutcome};
 use crate::uring::probe_io_uring;
 
-use super::Runtime;
-
 /// What the operator asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RuntimeChoice {
@@ -77,6 +75,25 @@ pub fn select_runtime(choice: RuntimeChoice, memlock_needed: u64) -> Result<Sele
             reason: format!("{e}; falling back to epoll (auto)"),
             memlock: None,
         }),
+    }
+}
+
+/// The I/O backend a shard runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// glommio on io_uring (the default, and the fast path).
+    Uring,
+    /// tokio's current-thread runtime on mio (epoll), for hosts where io_uring is blocked.
+    Epoll,
+}
+
+impl Runtime {
+    /// `uring` or `epoll`, as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Uring => "uring",
+            Runtime::Epoll => "epoll",
+        }
     }
 }
 
