@@ -54,7 +54,12 @@ fn ffmpeg_killed_mid_recording_leaves_a_playable_file_and_an_event() {
     );
     let r = c.call("start_recording", json!({"device": "camera0"}));
     assert_eq!(r["result"]["status"], "RECORDING", "{r}");
-    std::thread::sleep(Duration::from_millis(2500));
+    // Kill ffmpeg only once a whole fragment is on disk: before that there is no media to
+    // keep, and the test is about keeping it (it slept 2.5 s and failed on a loaded machine).
+    assert!(common::wait_recorded_fragments(
+        &s.dir.path().join("data"),
+        1
+    ));
     let mut ff = Vec::new();
     common::wait_until(common::REPLY_TIMEOUT, || {
         ff = children_named(s.child.id(), "ffmpeg");

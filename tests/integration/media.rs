@@ -179,7 +179,11 @@ fn stop_recording_returns_the_final_file() {
     let r = c.call("start_recording", json!({"device": "camera0"}));
     assert_eq!(r["result"]["format"], "fmp4");
     assert!(r["result"]["duration"].is_null());
-    std::thread::sleep(Duration::from_millis(2500));
+    // Two whole seconds of media on disk, however slowly ffmpeg got going.
+    assert!(common::wait_recorded_fragments(
+        &s.dir.path().join("data"),
+        2
+    ));
     let r = c.call("stop_recording", json!({"device": "camera0"}));
     let res = &r["result"];
     assert_eq!(res["status"], "STOPPED", "{r}");

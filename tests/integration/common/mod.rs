@@ -583,6 +583,28 @@ pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Waits (up to `REPLY_TIMEOUT`) until a local recording in progress under `data_dir` holds at
+/// least `seconds` complete one-second fragments (its hidden `.…partial…` file has `seconds + 1`
+/// `moof` boxes: the last one may still be open). Tests that stop or break a recording wait for
+/// this instead of sleeping: on a loaded machine ffmpeg can take seconds to write its first
+/// fragment, and a recording stopped before that has no media at all.
+pub fn wait_recorded_fragments(data_dir: &Path, seconds: usize) -> bool {
+    let dir = data_dir.join("recordings");
+    wait_until(REPLY_TIMEOUT, || {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with('.') && name.contains(".partial")) {
+                return false;
+            }
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            bytes.windows(4).filter(|w| w == b"moof").count() > seconds
+        })
+    })
+}
+
 /// Whether ffmpeg decodes every frame of `path` without an error exit.
 pub fn decodes(path: &Path) -> bool {
     Command::new("ffmpeg")
