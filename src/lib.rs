@@ -27,7 +27,8 @@
 //! - [`camera`]: camera sources (V4L2, synthetic), capture threads, discovery and hot-plug,
 //!   stable ids, the registry shards read, and the manager thread that owns it all.
 //! - [`snapshots`]: `take_snapshot`'s writer (from the latest frame; never overwrites).
-//! - [`recording`], [`sessions`]: the local ffmpeg recorder and the per-camera session slots.
+//! - [`recording`], [`sessions`]: the local ffmpeg recorder, file naming and the per-camera
+//!   session slots (`recording::slots`); `sessions` publishes their events.
 //! - [`files`]: file names, listings, storage rule, retention, download URLs, and opening or
 //!   deleting files strictly below the data directory (no symlinks, no escape).
 //! - [`events`]: the event bus (any thread → every shard), topics, subscriptions, delivery.
@@ -43,6 +44,8 @@
 //! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
 //!   and the admin subcommands (`token`, `apikey`).
 //! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free).
+//! - [`clock`]: the crate's one wall clock (`unix_millis`, `now_unix`).
+//! - `backoff`: the retry schedule (1 s doubling to 30 s) of camera starts and publishers.
 //! - [`sd_notify`]: systemd readiness, stopping and watchdog notifications.
 
 pub mod auth;

@@ -456,8 +456,13 @@ fn close_within(c: &mut common::Client) -> Option<u16> {
 /// the freed slots take new clients.
 #[test]
 fn anonymous_sockets_are_closed_1008_after_auth_timeout() {
+    // 4 s: the checks that must happen before the deadline (slots held, pings answered) run
+    // right after the anonymous sockets connect; with 2 s a busy machine sometimes reached the
+    // deadline first (the pings then met a closed socket). Keep-alive Pings every 3 s, so a
+    // socket this test is not reading yet misses at most one before its 1008 (two missed
+    // Pings would close it with 1001 first).
     let s = TestServer::new()
-        .config("[server]\nmax_connections = 4\nauth_timeout_s = 2\nping_interval_s = 1\n")
+        .config("[server]\nmax_connections = 4\nauth_timeout_s = 4\nping_interval_s = 3\n")
         .start();
     let mut by_authenticate = s.connect();
     by_authenticate.auth(&common::token("viewer"));
@@ -468,14 +473,14 @@ fn anonymous_sockets_are_closed_1008_after_auth_timeout() {
     );
     assert!(r.get("result").is_some(), "{r}");
     let mut anon_pinging = s.connect();
-    let mut anon_silent = s.connect();
-    // Every slot is held.
-    assert_eq!(try_connect(&s.url()), Err(503));
     // The anonymous methods answer, and do not count as authenticating.
     for _ in 0..3 {
         let r = anon_pinging.call("ping", json!({}));
         assert_eq!(r["result"], "pong", "{r}");
     }
+    let mut anon_silent = s.connect();
+    // Every slot is held.
+    assert_eq!(try_connect(&s.url()), Err(503));
     // Both anonymous sockets answer WS Pings (tungstenite does while reading) and are still
     // closed, with 1008, once the deadline passes.
     assert_eq!(close_within(&mut anon_pinging), Some(1008));
