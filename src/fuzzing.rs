@@ -6,20 +6,17 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
-
 use crate::auth::apikey::KeyStore;
-use crate::auth::{Authenticator, Credential, Grant, Role};
+use crate::auth::{Credential, Grant, Role};
 use crate::camera::registry::{CameraInfo, Status};
 use crate::config::{Config, Overrides};
 use crate::events::subs::Subs;
 use crate::files::names::{is_valid_filename, Kind};
 use crate::metrics::latency::LocalLatency;
-use crate::metrics::{Registry, ShardStats};
+use crate::metrics::ShardStats;
 use crate::net::head::{self, Head};
 use crate::net::http::{self, Response};
 use crate::net::upgrade::{self, Decision};
@@ -28,7 +25,7 @@ use crate::rpc::json::Parser;
 use crate::rpc::peer::Peer;
 use crate::rpc::ratelimit::TokenBucket;
 use crate::rpc::session::Session;
-use crate::state::{Component, ComponentState, Components, ServerState};
+use crate::state::{ComponentState, ServerState};
 
 /// The JWT secret of the fuzzing state (seeds carry tokens signed with it).
 pub const SECRET: &[u8] = b"fuzz-secret-0123456789abcdef0123456789";
@@ -75,7 +72,27 @@ pub fn state() -> &'static Arc<ServerState> {
         // Nobody runs the supervisor here; its wake-ups just queue (bounded by the channel).
         std::mem::forget(kicks);
         let now_ms = crate::clock::unix_millis();
-        let cameras = Arc::new(crate::camera::registry::Registry::default());
+        let state = ServerState::new(
+            config,
+            crate::state::Parts {
+                started: Instant::now(),
+                jwt_secret: Some(SECRET.to_vec()),
+                keys,
+                download_key: crate::auth::download::download_key(None, Some(SECRET)),
+                stats: crate::methods::stats_registry(1),
+                bus_senders: Vec::new(),
+                runtime: camshard_cores::Runtime::Uring,
+                stream_kick,
+            },
+        );
+        // As a running server with its first scan done: every component up.
+        state.components.websocket.set(ComponentState::Running);
+        state.components.camera_monitor.set(ComponentState::Running);
+        // No MediaMTX controller runs in-process.
+        state.components.mediamtx.set(ComponentState::Stopped);
+        state
+            .first_scan
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let cam = |num: u32, status: Status| {
             Arc::new(CameraInfo {
                 num,
@@ -97,47 +114,11 @@ pub fn state() -> &'static Arc<ServerState> {
                 error_reason: None,
             })
         };
-        cameras.publish(vec![
+        state.cameras.publish(vec![
             cam(0, Status::Disconnected),
             cam(1, Status::Connected),
         ]);
-        Arc::new(ServerState {
-            started: Instant::now(),
-            started_unix_ms: now_ms,
-            auth: ArcSwap::from_pointee(Authenticator::new(Some(SECRET.to_vec()), Arc::new(keys))),
-            key_store,
-            jwt_secret: Some(SECRET.to_vec()),
-            download_key: crate::auth::download::download_key(None, Some(SECRET)),
-            stats: Registry::new(
-                1,
-                crate::methods::TABLE.len(),
-                crate::events::topic::NAMES.len(),
-            ),
-            open_connections: AtomicUsize::new(0),
-            per_ip: Default::default(),
-            handshakes_per_ip: Default::default(),
-            components: Components {
-                websocket: Component::new(ComponentState::Running),
-                camera_monitor: Component::new(ComponentState::Running),
-                mediamtx: Component::new(ComponentState::Stopped),
-            },
-            shutting_down: AtomicBool::new(false),
-            cameras,
-            bus: crate::events::Bus::new(Vec::new()),
-            first_scan: AtomicBool::new(true),
-            runtime: camshard_cores::Runtime::Uring,
-            busy_recordings: ArcSwap::from_pointee(Vec::new()),
-            recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
-            mtx: Default::default(),
-            streams: Arc::new(crate::streaming::slots::Slots::new(
-                config.cameras.max_cameras,
-            )),
-            stream_kick,
-            external: Arc::new(crate::external::store::Store::load(config.state_dir())),
-            scanner: Default::default(),
-            discovery_timer: Default::default(),
-            config,
-        })
+        Arc::new(state)
     })
 }
 

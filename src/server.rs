@@ -7,19 +7,17 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use camshard_cores::{ExecutorConfig, ShutdownLatch, Signal};
 
 use crate::auth::apikey::KeyStore;
-use crate::auth::{download, secret, Authenticator};
+use crate::auth::{download, secret};
 use crate::config::{Config, RecordingBackend};
-use crate::metrics::Registry;
 use crate::shard::{self, Listeners};
-use crate::state::{Component, ComponentState, Components, ServerState};
+use crate::state::{ComponentState, ServerState};
 
 /// A start-up failure, printed as one line before exiting non-zero.
 #[derive(Debug)]
@@ -134,53 +132,20 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     // Each shard takes its receiver once, at start (the only use of this lock).
     let inboxes = Arc::new(std::sync::Mutex::new(inboxes));
-    let camera_monitor = if config.cameras.discovery {
-        ComponentState::Starting
-    } else {
-        ComponentState::Running
-    };
     let (stream_kick, stream_kicks) = crate::streaming::kick::kick_channel();
-    let state = Arc::new(ServerState {
-        started,
-        started_unix_ms: crate::clock::unix_millis(),
-        auth: ArcSwap::from_pointee(Authenticator::new(Some(jwt_secret.clone()), Arc::new(keys))),
-        key_store,
-        jwt_secret: Some(jwt_secret),
-        download_key,
-        stats: Registry::new(
-            plan.len(),
-            crate::methods::TABLE.len(),
-            crate::events::topic::NAMES.len(),
-        ),
-        open_connections: AtomicUsize::new(0),
-        per_ip: Default::default(),
-        handshakes_per_ip: Default::default(),
-        components: Components {
-            websocket: Component::new(ComponentState::Starting),
-            camera_monitor: Component::new(camera_monitor),
-            mediamtx: Component::new(if config.mediamtx.enabled {
-                ComponentState::Starting
-            } else {
-                ComponentState::Stopped
-            }),
-        },
-        shutting_down: AtomicBool::new(false),
-        cameras: Arc::new(crate::camera::registry::Registry::default()),
-        bus: crate::events::Bus::new(bus_senders),
-        first_scan: AtomicBool::new(false),
-        runtime: exec.runtime,
-        busy_recordings: ArcSwap::from_pointee(Vec::new()),
-        recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
-        mtx: Default::default(),
-        streams: Arc::new(crate::streaming::slots::Slots::new(
-            config.cameras.max_cameras,
-        )),
-        stream_kick: stream_kick.clone(),
-        external: Arc::new(crate::external::store::Store::load(config.state_dir())),
-        scanner: Default::default(),
-        discovery_timer: Default::default(),
+    let state = Arc::new(ServerState::new(
         config,
-    });
+        crate::state::Parts {
+            started,
+            jwt_secret: Some(jwt_secret),
+            keys,
+            download_key,
+            stats: crate::methods::stats_registry(plan.len()),
+            bus_senders,
+            runtime: exec.runtime,
+            stream_kick: stream_kick.clone(),
+        },
+    ));
     let _ = crate::metrics::system::cpu_percent_recent();
 
     let latch = ShutdownLatch::default();

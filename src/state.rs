@@ -137,7 +137,83 @@ pub struct ServerState {
     pub discovery_timer: crate::external::timer::Timer,
 }
 
+/// What differs between the server's `ServerState` and a test's or a fuzz target's: everything
+/// else `ServerState::new` derives from the configuration.
+pub struct Parts {
+    /// Process start, monotonic (uptime counts from here).
+    pub started: Instant,
+    /// JWT secret, if any.
+    pub jwt_secret: Option<Vec<u8>>,
+    /// The API keys loaded from the store.
+    pub keys: KeySet,
+    /// Key for download tokens.
+    pub download_key: Vec<u8>,
+    /// Per-shard counters and histograms, sized for the shards, methods and topics (built by
+    /// the caller: the method table is above this layer).
+    pub stats: Registry,
+    /// One event inbox per shard.
+    pub bus_senders: Vec<camshard_cores::InboxSender<Arc<crate::events::Event>>>,
+    /// The I/O backend the shards run on.
+    pub runtime: camshard_cores::Runtime,
+    /// Wakes the publisher supervisor.
+    pub stream_kick: crate::streaming::kick::Kick,
+}
+
 impl ServerState {
+    /// The one constructor: the server, the fuzz targets and the tests all build their state
+    /// here, so a new field is added in one place. Components start as the server starts them
+    /// (websocket `Starting`; the camera monitor `Starting` when discovery is on; MediaMTX
+    /// `Starting` when enabled, else `Stopped`).
+    pub fn new(config: Config, parts: Parts) -> ServerState {
+        let camera_monitor = if config.cameras.discovery {
+            ComponentState::Starting
+        } else {
+            ComponentState::Running
+        };
+        let mediamtx = if config.mediamtx.enabled {
+            ComponentState::Starting
+        } else {
+            ComponentState::Stopped
+        };
+        let key_store = KeyStore::new(config.state_dir());
+        ServerState {
+            started: parts.started,
+            started_unix_ms: crate::clock::unix_millis(),
+            auth: ArcSwap::from_pointee(Authenticator::new(
+                parts.jwt_secret.clone(),
+                Arc::new(parts.keys),
+            )),
+            key_store,
+            jwt_secret: parts.jwt_secret,
+            download_key: parts.download_key,
+            stats: parts.stats,
+            open_connections: AtomicUsize::new(0),
+            per_ip: Default::default(),
+            handshakes_per_ip: Default::default(),
+            components: Components {
+                websocket: Component::new(ComponentState::Starting),
+                camera_monitor: Component::new(camera_monitor),
+                mediamtx: Component::new(mediamtx),
+            },
+            shutting_down: AtomicBool::new(false),
+            cameras: Arc::new(crate::camera::registry::Registry::default()),
+            bus: crate::events::Bus::new(parts.bus_senders),
+            first_scan: AtomicBool::new(false),
+            runtime: parts.runtime,
+            busy_recordings: ArcSwap::from_pointee(Vec::new()),
+            recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
+            mtx: Default::default(),
+            streams: Arc::new(crate::streaming::slots::Slots::new(
+                config.cameras.max_cameras,
+            )),
+            stream_kick: parts.stream_kick,
+            external: Arc::new(crate::external::store::Store::load(config.state_dir())),
+            scanner: Default::default(),
+            discovery_timer: Default::default(),
+            config,
+        }
+    }
+
     /// True when `name` belongs to an active or finalizing recording.
     pub fn recording_busy(&self, name: &str) -> bool {
         self.busy_recordings.load().iter().any(|n| n == name)

@@ -702,7 +702,6 @@ mod tests {
     use crate::camera::frame::Frame;
     use crate::camera::source::StreamFormat;
     use crate::config::{Config, Overrides};
-    use crate::state::{Component, Components};
     use std::path::Path;
     use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::sync::Mutex;
@@ -752,45 +751,24 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        let key_store = crate::auth::apikey::KeyStore::new(config.state_dir());
         let (stream_kick, kicks) = crate::streaming::kick::kick_channel();
         std::mem::forget(kicks);
-        Arc::new(ServerState {
-            started: Instant::now(),
-            started_unix_ms: crate::clock::unix_millis(),
-            auth: arc_swap::ArcSwap::from_pointee(crate::auth::Authenticator::new(
-                None,
-                Arc::new(Default::default()),
-            )),
-            key_store,
-            jwt_secret: None,
-            download_key: crate::auth::download::download_key(None, Some(b"test")),
-            stats: crate::metrics::Registry::new(1, 1, 1),
-            open_connections: Default::default(),
-            per_ip: Default::default(),
-            handshakes_per_ip: Default::default(),
-            components: Components {
-                websocket: Component::new(ComponentState::Running),
-                camera_monitor: Component::new(ComponentState::Starting),
-                mediamtx: Component::new(ComponentState::Stopped),
-            },
-            shutting_down: Default::default(),
-            cameras: Default::default(),
-            bus: crate::events::Bus::new(Vec::new()),
-            first_scan: Default::default(),
-            runtime: camshard_cores::Runtime::Epoll,
-            busy_recordings: arc_swap::ArcSwap::from_pointee(Vec::new()),
-            recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
-            mtx: Default::default(),
-            streams: Arc::new(crate::streaming::slots::Slots::new(
-                config.cameras.max_cameras,
-            )),
-            stream_kick,
-            external: Arc::new(crate::external::store::Store::load(config.state_dir())),
-            scanner: Default::default(),
-            discovery_timer: Default::default(),
+        let state = ServerState::new(
             config,
-        })
+            crate::state::Parts {
+                started: Instant::now(),
+                jwt_secret: None,
+                keys: Default::default(),
+                download_key: crate::auth::download::download_key(None, Some(b"test")),
+                stats: crate::metrics::Registry::new(1, 1, 1),
+                bus_senders: Vec::new(),
+                runtime: camshard_cores::Runtime::Epoll,
+                stream_kick,
+            },
+        );
+        state.components.websocket.set(ComponentState::Running);
+        state.components.mediamtx.set(ComponentState::Stopped);
+        Arc::new(state)
     }
 
     /// How a scripted start fails.

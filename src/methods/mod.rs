@@ -46,6 +46,11 @@ use std::sync::OnceLock;
 
 pub use self::ctx::{Ctx, Handler, Method};
 
+/// Per-shard counters sized for `shards` shards, this method table and every event topic.
+pub fn stats_registry(shards: usize) -> crate::metrics::Registry {
+    crate::metrics::Registry::new(shards, TABLE.len(), crate::events::topic::NAMES.len())
+}
+
 /// Every method the server implements, in metrics order.
 pub static TABLE: &[Method] = &[
     ping::METHOD,
