@@ -195,21 +195,35 @@ impl Tree {
     }
 }
 
+/// A server watching a fresh fake /dev + /sys tree (`extra` config after the tree's), and a
+/// client authenticated as `role`, subscribed to `topics` when there are any. The first value
+/// keeps the tree's directory alive.
+fn watched_tree(
+    extra: &str,
+    role: &str,
+    topics: &[&str],
+) -> (tempfile::TempDir, Tree, common::Server, common::Client) {
+    let root = tempfile::tempdir().unwrap();
+    let tree = Tree::new(root.path());
+    let s = TestServer::new()
+        .config(&format!("{}{extra}", tree.config()))
+        .start();
+    let mut c = s.connect();
+    c.auth(&token(role));
+    if !topics.is_empty() {
+        c.call("subscribe_events", json!({ "topics": topics }));
+    }
+    (root, tree, s, c)
+}
+
 fn list(c: &mut common::Client) -> Value {
     c.call("get_camera_list", json!({}))["result"].clone()
 }
 
 #[test]
 fn hotplug_connect_disconnect_and_stable_ids() {
-    let root = tempfile::tempdir().unwrap();
-    let tree = Tree::new(root.path());
-    let s = TestServer::new().config(&tree.config()).start();
-    let mut sub = s.connect();
-    sub.auth(&token("viewer"));
-    sub.call(
-        "subscribe_events",
-        json!({"topics": ["camera.connected", "camera.disconnected"]}),
-    );
+    let (_root, tree, s, mut sub) =
+        watched_tree("", "viewer", &["camera.connected", "camera.disconnected"]);
     let mut legacy = s.connect();
     legacy.auth(&token("viewer"));
     assert_eq!(list(&mut sub)["total"], 0);
@@ -261,12 +275,7 @@ fn hotplug_connect_disconnect_and_stable_ids() {
 
 #[test]
 fn metadata_and_non_v4l2_nodes_are_not_listed_and_logged_once() {
-    let root = tempfile::tempdir().unwrap();
-    let tree = Tree::new(root.path());
-    let mut s = TestServer::new().config(&tree.config()).start();
-    let mut c = s.connect();
-    c.auth(&token("viewer"));
-    c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
+    let (_root, tree, mut s, mut c) = watched_tree("", "viewer", &["camera.connected"]);
     tree.add("video1", "SER-M", false, "2-1"); // metadata node of a UVC camera
     tree.add_plain("video7"); // a plain file: VIDIOC_QUERYCAP answers ENOTTY
     tree.add("video0", "SER-C", true, "2-2");
@@ -307,12 +316,7 @@ fn metadata_and_non_v4l2_nodes_are_not_listed_and_logged_once() {
 
 #[test]
 fn unusable_capture_nodes_are_not_listed_and_health_says_why() {
-    let root = tempfile::tempdir().unwrap();
-    let tree = Tree::new(root.path());
-    let mut s = TestServer::new().config(&tree.config()).start();
-    let mut c = s.connect();
-    c.auth(&token("viewer"));
-    c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
+    let (_root, tree, mut s, mut c) = watched_tree("", "viewer", &["camera.connected"]);
     tree.add_with(
         "video0",
         "SER-R",
@@ -425,14 +429,8 @@ fn demo_camera_latest_frame_decodes_as_jpeg() {
 /// one whose driver refuses MJPEG (YUYV, encoded by camshard).
 #[test]
 fn scripted_v4l2_cameras_snapshot_decodable_jpegs() {
-    let root = tempfile::tempdir().unwrap();
-    let tree = Tree::new(root.path());
-    let s = TestServer::new()
-        .config(&format!("{}jpeg_quality = 60\n", tree.config()))
-        .start();
-    let mut c = s.connect();
-    c.auth(&token("operator"));
-    c.call("subscribe_events", json!({"topics": ["camera.connected"]}));
+    let (_root, tree, s, mut c) =
+        watched_tree("jpeg_quality = 60\n", "operator", &["camera.connected"]);
     tree.add_scripted(
         "video0",
         "SCR-A",
@@ -487,15 +485,8 @@ fn metric(s: &common::Server, series: &str) -> f64 {
 /// re-encoded and PNG snapshots failed ("unset dc huffman table").
 #[test]
 fn dht_less_webcam_frames_make_decodable_snapshots_and_recordings() {
-    let root = tempfile::tempdir().unwrap();
-    let tree = Tree::new(root.path());
-    let s = TestServer::new().config(&tree.config()).start();
-    let mut c = s.connect();
-    c.auth(&token("operator"));
-    c.call(
-        "subscribe_events",
-        json!({"topics": ["camera.connected", "recording.stop"]}),
-    );
+    let (_root, tree, s, mut c) =
+        watched_tree("", "operator", &["camera.connected", "recording.stop"]);
     tree.add_scripted(
         "video0",
         "NODHT",
@@ -553,11 +544,7 @@ fn dht_less_webcam_frames_make_decodable_snapshots_and_recordings() {
 /// with `error_reason: "busy"` meanwhile. It used to be reopened as fast as scans ran.
 #[test]
 fn busy_scripted_camera_backs_off_and_reports_busy() {
-    let root = tempfile::tempdir().unwrap();
-    let tree = Tree::new(root.path());
-    let s = TestServer::new().config(&tree.config()).start();
-    let mut c = s.connect();
-    c.auth(&token("viewer"));
+    let (_root, tree, s, mut c) = watched_tree("", "viewer", &[]);
     // The first start cannot happen before the node exists: time is counted from here, so the
     // bound below can only be generous, never too strict, however late this thread runs.
     let added = std::time::Instant::now();
