@@ -5,8 +5,6 @@
 //! only the fields it owns, all of which exist since MediaMTX v1.15.0 (it decodes requests
 //! strictly, so an unknown field would be a 400).
 
-use std::time::Duration;
-
 use serde_json::{json, Map, Value};
 
 use super::http::godur::{format_go_duration_secs, parse_go_duration};
@@ -215,13 +213,6 @@ fn is_duration_field(key: &str) -> bool {
 /// `record` of a path configuration (false when absent).
 pub fn record_flag(conf: &Value) -> bool {
     conf.get("record").and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// Parses a Go duration field of a configuration.
-pub fn duration_field(conf: &Value, key: &str) -> Option<Duration> {
-    conf.get(key)
-        .and_then(Value::as_str)
-        .and_then(parse_go_duration)
 }
 
 /// `user:pass@` in a URL replaced by `user:***@` (for command lines and error details).

@@ -97,11 +97,6 @@ impl MaybeTls<TcpStream> {
         }
     }
 
-    /// True for a TLS connection.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Conn::Tls(_))
-    }
-
     /// Sets `TCP_NODELAY` on the socket.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.tcp().set_nodelay(on)

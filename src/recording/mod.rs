@@ -380,10 +380,6 @@ impl ExternalSession {
     pub fn stop_requested(&self) -> Option<EndReason> {
         self.inner.end_reason()
     }
-    /// Asks for a stop from inside the session (duration elapsed, camera lost…).
-    pub fn request_stop(&self, reason: EndReason) {
-        self.inner.request_end(reason);
-    }
     /// Records when media started.
     pub fn set_start(&self, unix_ms: u64) {
         self.inner.start_ms.store(unix_ms, SeqCst);

@@ -16,7 +16,7 @@ use crate::metrics::latency::LocalLatency;
 use crate::metrics::ShardStats;
 use crate::state::ServerState;
 
-use super::envelope::{parse_request, Id};
+use super::envelope::parse_request;
 use super::error::{self, auth_rpc_error, RpcError};
 use super::json::{Json, Parser};
 use super::params::Params;
@@ -379,11 +379,4 @@ fn join_parts(parts: impl Iterator<Item = Vec<u8>>, out: &mut Vec<u8>) {
         out.extend_from_slice(&p);
     }
     out.push(b']');
-}
-
-/// Echo helper for tests and callers that need an id's JSON form.
-pub fn id_json(id: Option<&Id>) -> String {
-    let mut v = Vec::new();
-    super::reply::write_id(&mut v, id);
-    String::from_utf8(v).unwrap_or_default()
 }
