@@ -187,6 +187,9 @@ impl WsSession {
         }
         let mut handled = 0;
         let max_inflight = self.shard.state.config.server.max_inflight_per_connection;
+        // The input budget is refilled (one clock read) once per poll; within the batch each
+        // frame's charge says whether reading may go on.
+        let mut within_budget = self.may_read(cx);
         while handled < BATCH {
             if let Some(text) = self.deferred.take() {
                 if self.handle.inflight() > 0 {
@@ -204,7 +207,7 @@ impl WsSession {
                 break;
             }
             // Over its input budget the socket is not read either, until the timer fires.
-            if !self.may_read(cx) {
+            if !within_budget {
                 break;
             }
             let io = Io {
@@ -214,7 +217,11 @@ impl WsSession {
             let mut io = super::io::Progress::new(io, &self.handle);
             let read = self.ws.read(&mut io);
             if let Ok(msg) = &read {
-                self.pace.charge(msg.len());
+                if self.pace.charge(msg.len()) {
+                    // In debt: this frame is still handled; the timer that ends the pause is
+                    // armed now.
+                    within_budget = self.may_read(cx);
+                }
             }
             match read {
                 Ok(Message::Text(text)) => {
