@@ -564,18 +564,22 @@ fn reset_on_close(fd: std::os::fd::RawFd) -> nix::Result<()> {
     nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Linger, &abort)
 }
 
-/// Whether a message could contain a barrier request (§2.4): `authenticate`, `subscribe_events`,
-/// `unsubscribe_events`, or an in-line `auth_token`. A cheap byte search; a false positive only
-/// makes the message wait for the connection's earlier requests, which is always allowed.
+/// Whether a message could contain a barrier request (§2.4): the name of a method the table
+/// marks `barrier` (`authenticate`, `subscribe_events`, `unsubscribe_events`), or an in-line
+/// `auth_token`. A cheap byte search; a false positive only makes the message wait for the
+/// connection's earlier requests, which is always allowed.
 ///
 /// JSON lets a name be spelled with `\uXXXX` escapes (`"subscrib\u0065_events"` is
 /// `subscribe_events`), so any `\u` also counts: of the escapes, only `\u` can produce a letter
 /// or `_`, and no valid client needs it often enough for the extra waits to matter.
 pub(crate) fn may_be_barrier(text: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 4] = [b"authenticate", b"subscribe_events", b"auth_token", b"\\u"];
-    NEEDLES
-        .iter()
-        .any(|n| text.windows(n.len()).any(|w| w == *n))
+    const ALSO: [&[u8]; 2] = [b"auth_token", b"\\u"];
+    let holds = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+    ALSO.iter().any(|n| holds(n))
+        || crate::methods::TABLE
+            .iter()
+            .filter(|m| m.barrier)
+            .any(|m| holds(m.name.as_bytes()))
 }
 
 #[cfg(test)]
