@@ -71,7 +71,6 @@ pub mod recording;
 pub mod rpc;
 pub mod sd_notify;
 pub mod server;
-pub mod sessions;
 pub mod shard;
 pub mod snapshots;
 pub mod state;

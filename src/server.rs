@@ -224,7 +224,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         let st = state.clone();
         let _ = std::thread::Builder::new()
             .name("mtx-recover".into())
-            .spawn(move || crate::mediamtx::recording::recover_orphans(&st));
+            .spawn(move || crate::recording::mediamtx::recover_orphans(&st));
     }
     if state.config.mediamtx.enabled {
         crate::streaming::supervisor::spawn(state.clone(), stream_kicks).map_err(|e| {
@@ -272,7 +272,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     // Finalization still running (a long mp4/mkv remux) completes before the process exits.
-    let until = std::time::Instant::now() + crate::sessions::FINALIZE_WAIT;
+    let until = std::time::Instant::now() + crate::recording::events::FINALIZE_WAIT;
     while !state.recordings.idle() && std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -13,13 +13,13 @@ use crate::camera::registry::Status;
 use crate::config::RecordingBackend;
 use crate::events::{topic, Event};
 use crate::media::ffmpeg::{self, Missing};
+use crate::recording::events as sessions;
 use crate::recording::naming::unique_name;
 use crate::recording::slots::{Active, Reserve};
 use crate::recording::{Format, StartError, StartRequest};
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_PARAMS, INVALID_STATE};
 use crate::rpc::params::Params;
 use crate::rpc::reply::{AfterReply, Output};
-use crate::sessions;
 
 /// Table entry.
 pub const METHOD: Method = Method {
@@ -116,7 +116,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         let started = if state.config.recording.backend == RecordingBackend::Mediamtx {
             // MediaMTX records the published path (integration doc §5.3).
             drop(req);
-            let mreq = crate::mediamtx::recording::Request {
+            let mreq = crate::recording::mediamtx::Request {
                 num,
                 device: device.clone(),
                 filename: filename.clone(),
@@ -125,10 +125,10 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 start_ms,
                 session_id: session_id.clone(),
             };
-            crate::mediamtx::recording::start(state.clone(), mreq, cb).await
+            crate::recording::mediamtx::start(state.clone(), mreq, cb).await
         } else {
             // Spawning ffmpeg forks: keep it off the shard.
-            camshard_cores::rt::spawn_blocking(move || crate::recording::session::start(req, cb))
+            camshard_cores::rt::spawn_blocking(move || crate::recording::local::start(req, cb))
                 .await
                 .map_err(|e| match e {
                     StartError::FfmpegMissing(m) => ffmpeg_missing(&m),

@@ -5,11 +5,11 @@ use serde_json::Value;
 
 use super::ctx::{Ctx, Method};
 use crate::auth::Role;
+use crate::recording::events::{stop_event, stop_fields, FINALIZE_WAIT};
 use crate::recording::EndReason;
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_STATE};
 use crate::rpc::params::Params;
 use crate::rpc::reply::{AfterReply, Output};
-use crate::sessions::{stop_event, stop_fields, FINALIZE_WAIT};
 
 /// Table entry.
 pub const METHOD: Method = Method {

@@ -32,10 +32,12 @@
 //! serves a half-written file, and `.partial` tells start-up recovery what a crash left behind.
 //! The final name appears in one atomic `rename` once the file is complete and fsynced.
 
+pub(crate) mod events;
 mod ffmpeg;
 pub(crate) mod finalize;
+pub(crate) mod local;
+pub(crate) mod mediamtx;
 pub(crate) mod naming;
-pub(crate) mod session;
 pub mod slots;
 
 use std::path::{Path, PathBuf};

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use futures_lite::future::block_on;
 use serde_json::json;
 
-use super::shared::{WriteOp, WriteOutcome};
 use crate::auth::time::parse_rfc3339_ms;
 use crate::events::{topic, Event};
+use crate::mediamtx::shared::{WriteOp, WriteOutcome};
 use crate::recording::{EndReason, ExternalSession, Finished, Format, RecEvent, RecordingHandle};
 use crate::rpc::error::{RpcError, DEPENDENCY};
 use crate::state::ServerState;
@@ -56,7 +56,7 @@ pub fn incoming_dir(state: &ServerState, device: &str) -> PathBuf {
 }
 
 fn record_fields(state: &ServerState, device: &str, on: bool) -> serde_json::Value {
-    let conf = super::model::camera_path_conf(&state.config, "", device, on);
+    let conf = crate::mediamtx::model::camera_path_conf(&state.config, "", device, on);
     json!({"record": on, "recordPath": conf["recordPath"], "recordFormat": "fmp4"})
 }
 
@@ -518,7 +518,7 @@ pub fn recover_orphans(state: &ServerState) -> Vec<String> {
     let mut recovered = Vec::new();
     for d in dirs.filter_map(Result::ok) {
         let device = d.file_name().to_string_lossy().into_owned();
-        if super::model::camera_num(&device).is_none() {
+        if crate::mediamtx::model::camera_num(&device).is_none() {
             continue;
         }
         // MediaMTX's `start` strings carry the offset; without MediaMTX the file names are read
