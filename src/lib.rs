@@ -27,14 +27,16 @@
 //! - [`camera`]: camera sources (V4L2, synthetic), capture threads, discovery and hot-plug,
 //!   stable ids, the registry shards read, and the manager thread that owns it all.
 //! - [`snapshots`]: `take_snapshot`'s writer (from the latest frame; never overwrites).
-//! - [`recording`], [`sessions`]: the local ffmpeg recorder, file naming and the per-camera
-//!   session slots (`recording::slots`); `sessions` publishes their events.
+//! - [`recording`]: the one recording feature — per-camera session slots, the two backends
+//!   (`local` ffmpeg, `mediamtx`) behind one interface chosen once at start, file naming,
+//!   finalizing and crash recovery, the `recording.*` events and the busy-file check retention
+//!   and listings consult; methods only translate its errors.
 //! - [`files`]: file names, listings, storage rule, retention, download URLs, and opening or
 //!   deleting files strictly below the data directory (no symlinks, no escape).
 //! - [`events`]: the event bus (any thread → every shard), topics, subscriptions, delivery.
 //! - [`mediamtx`]: the MediaMTX integration — our own HTTP/1.1 client, typed API calls, the
 //!   desired path configs, and the shard-0 controller (health, reconciliation, write lane, live
-//!   path poll and `mediamtx.*` events).
+//!   path poll and `mediamtx.*` events). Its recording backend lives in [`recording`].
 //! - [`streaming`]: per-camera publishers into MediaMTX (ffmpeg fed from the capture thread), the
 //!   supervisor that decides which run, and the control socket of `camshard demand`.
 //! - [`external`]: external RTSP streams — the persisted set, RTSP `DESCRIBE` probes, discovery.
@@ -71,7 +73,6 @@ pub mod recording;
 pub mod rpc;
 pub mod sd_notify;
 pub mod server;
-pub mod sessions;
 pub mod shard;
 pub mod snapshots;
 pub mod state;

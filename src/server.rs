@@ -15,7 +15,7 @@ use camshard_cores::{ExecutorConfig, ShutdownLatch, Signal};
 
 use crate::auth::apikey::KeyStore;
 use crate::auth::{download, secret};
-use crate::config::{Config, RecordingBackend};
+use crate::config::Config;
 use crate::shard::{self, Listeners};
 use crate::state::{ComponentState, ServerState};
 
@@ -200,12 +200,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     state.components.websocket.set(ComponentState::Running);
-    // Recordings a crash left as hidden .partial files become normal recordings (integration
-    // doc §5.2).
-    let recovered = crate::recording::finalize::recover_partials(&state.config.recordings_dir());
-    if !recovered.is_empty() {
-        tracing::warn!(files = ?recovered, "recovered recordings left by an earlier crash");
-    }
+    // Recordings a crash left behind (hidden .partial files, MediaMTX staging segments) become
+    // normal recordings (integration doc §5.2, §5.6).
+    crate::recording::control::recover(&state);
     // Recording and publishing spawn ffmpeg; the rest never does. One WARN if it is missing.
     crate::media::ffmpeg::warn_if_missing(&state.config.publisher.ffmpeg);
     let _retention = crate::files::retention::spawn_scheduler(state.clone())
@@ -218,13 +215,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
     if state.config.external_streams.discovery.enabled {
         crate::external::periodic::spawn(state.clone())
             .map_err(|e| StartError(format!("discovery timer: {e}")))?;
-    }
-    if state.config.mediamtx.enabled && state.config.recording.backend == RecordingBackend::Mediamtx
-    {
-        let st = state.clone();
-        let _ = std::thread::Builder::new()
-            .name("mtx-recover".into())
-            .spawn(move || crate::mediamtx::recording::recover_orphans(&st));
     }
     if state.config.mediamtx.enabled {
         crate::streaming::supervisor::spawn(state.clone(), stream_kicks).map_err(|e| {
@@ -272,7 +262,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     // Finalization still running (a long mp4/mkv remux) completes before the process exits.
-    let until = std::time::Instant::now() + crate::sessions::FINALIZE_WAIT;
+    let until = std::time::Instant::now() + crate::recording::recorder::FINALIZE_WAIT;
     while !state.recordings.idle() && std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -447,7 +437,7 @@ fn spawn_signal_thread(state: Arc<ServerState>, latch: ShutdownLatch) -> Result<
                 ));
                 // Recordings are stopped and finalized first (§2.3); connections close once that
                 // is done or the grace period has passed, whichever comes first.
-                state.recordings.stop_all(crate::recording::EndReason::Shutdown);
+                state.recordings.shutdown();
                 let st = state.clone();
                 let latch = latch.clone();
                 let _ = std::thread::Builder::new().name("camshard-drain".into()).spawn(move || {

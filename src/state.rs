@@ -118,11 +118,8 @@ pub struct ServerState {
     pub first_scan: AtomicBool,
     /// The I/O backend the shards run on.
     pub runtime: camshard_cores::Runtime,
-    /// File names (final names) of recordings that are active or being finalized: never listed,
-    /// served, deleted or cleaned up while they are here.
-    pub busy_recordings: ArcSwap<Vec<String>>,
-    /// Recording sessions, one slot per camera number.
-    pub recordings: crate::recording::slots::Sessions,
+    /// Recording: the sessions (one slot per camera number) and the backend that runs them.
+    pub recordings: crate::recording::recorder::Recorder,
     /// What shards know about MediaMTX (health, live paths, the write lane).
     pub mtx: crate::mediamtx::shared::Shared,
     /// Per-camera streaming state (holds, demands, publisher runs).
@@ -200,8 +197,7 @@ impl ServerState {
             bus: crate::events::Bus::new(parts.bus_senders),
             first_scan: AtomicBool::new(false),
             runtime: parts.runtime,
-            busy_recordings: ArcSwap::from_pointee(Vec::new()),
-            recordings: crate::recording::slots::Sessions::new(config.cameras.max_cameras),
+            recordings: crate::recording::recorder::Recorder::new(&config),
             mtx: Default::default(),
             streams: Arc::new(crate::streaming::slots::Slots::new(
                 config.cameras.max_cameras,
@@ -216,7 +212,7 @@ impl ServerState {
 
     /// True when `name` belongs to an active or finalizing recording.
     pub fn recording_busy(&self, name: &str) -> bool {
-        self.busy_recordings.load().iter().any(|n| n == name)
+        self.recordings.is_busy(name)
     }
 
     /// True once the first discovery scan has completed.

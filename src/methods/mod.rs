@@ -29,6 +29,7 @@ mod get_system_status;
 mod list_recordings;
 mod list_snapshots;
 mod ping;
+mod recording_errors;
 mod remove_external_stream;
 mod set_discovery_interval;
 mod set_retention_policy;

@@ -1,25 +1,17 @@
-//! `start_recording` (§9.3): attaches a recorder to the camera's frame channel. The session is
-//! reserved before anything starts (exactly one concurrent call wins); the reply is sent once
-//! ffmpeg runs; `recording.start` follows it.
+//! `start_recording` (§9.3): checks the camera and storage, then hands over to the recording
+//! feature, which reserves the camera's session (exactly one concurrent call wins) and starts the
+//! configured backend; the reply is sent once recording runs; `recording.start` follows it.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use serde_json::json;
+use serde_json::Value;
 
 use super::ctx::{Ctx, Method};
-use crate::auth::{rfc3339_millis, Role};
+use super::recording_errors::to_rpc;
+use crate::auth::Role;
 use crate::camera::registry::Status;
-use crate::config::RecordingBackend;
-use crate::events::{topic, Event};
-use crate::media::ffmpeg::{self, Missing};
-use crate::recording::naming::unique_name;
-use crate::recording::slots::{Active, Reserve};
-use crate::recording::{Format, StartError, StartRequest};
-use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_PARAMS, INVALID_STATE};
+use crate::recording::{control, events, Format};
+use crate::rpc::error::{RpcError, INVALID_PARAMS, INVALID_STATE};
 use crate::rpc::params::Params;
 use crate::rpc::reply::{AfterReply, Output};
-use crate::sessions;
 
 /// Table entry.
 pub const METHOD: Method = Method {
@@ -28,21 +20,6 @@ pub const METHOD: Method = Method {
     barrier: false,
     run,
 };
-
-/// Frames buffered for the recorder before the oldest is dropped (2 s at 15 fps).
-const RECORDER_QUEUE: usize = 30;
-
-/// The `suggestion` of a missing ffmpeg.
-const INSTALL_FFMPEG: &str =
-    "Install ffmpeg (apt-get install ffmpeg on Debian/Ubuntu) or set publisher.ffmpeg to its path";
-
-/// -32050 `ffmpeg_failed` for a missing ffmpeg (recording or publishing): `details` names what
-/// was looked for and the install command; no device path is involved.
-pub(crate) fn ffmpeg_missing(m: &Missing) -> RpcError {
-    RpcError::new(DEPENDENCY, "ffmpeg_failed")
-        .details(m.to_string())
-        .suggest(INSTALL_FFMPEG)
-}
 
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
@@ -72,102 +49,19 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             .details(format!("{} has no capture", cam.id)));
     };
     let state = ctx.state.clone();
-    let dir = state.config.recordings_dir();
-    crate::files::storage::check_storage(&state.config, &dir)?;
-    if state.config.recording.backend == RecordingBackend::Mediamtx
-        && crate::streaming::current_run(&state, cam.num).is_none()
-    {
-        // MediaMTX records what the camera's publisher (an ffmpeg) pushes: without ffmpeg the
-        // session could only end in `no_media`.
-        ffmpeg::locate(&state.config.publisher.ffmpeg).map_err(|m| ffmpeg_missing(&m))?;
-    }
-    if let Reserve::Busy = state.recordings.reserve(cam.num) {
-        return Err(RpcError::new(INVALID_STATE, "already_recording")
-            .details(format!("{} is already recording", cam.id))
-            .suggest("Call stop_recording first"));
-    }
-    let start_ms = crate::clock::unix_millis();
-    let filename = unique_name(&dir, &cam.id, start_ms, format);
-    let session_id = uuid::Uuid::new_v4().to_string();
-    let fps = if cam.fps > 0 { cam.fps } else { 15 };
-    let num = cam.num;
-    let device = cam.id.clone();
+    crate::files::storage::check_storage(&state.config, &state.config.recordings_dir())?;
+    let starting = control::start(&state, &cam, capture, format, duration).map_err(to_rpc)?;
     Ok(Output::Later(Box::pin(async move {
-        let req = StartRequest {
-            camera_id: device.clone(),
-            frames: capture.subscribe(RECORDER_QUEUE),
-            fps,
-            format,
-            max_duration: duration.map(Duration::from_secs_f64),
-            dir,
-            filename: filename.clone(),
-            start_timeout: state.config.recording.start_timeout_s,
-            progress_every: state.config.notifications.recording_progress_interval_s,
-            storage_block_percent: state.config.storage.block_percent,
-            ffmpeg: state.config.publisher.ffmpeg.clone(),
+        let active = match starting.run().await {
+            Ok(a) => a,
+            Err(e) => return (Err(to_rpc(e)), None),
         };
-        let cb = sessions::on_event(
-            state.clone(),
-            num,
-            device.clone(),
-            session_id.clone(),
-            filename.clone(),
-        );
-        let started = if state.config.recording.backend == RecordingBackend::Mediamtx {
-            // MediaMTX records the published path (integration doc §5.3).
-            drop(req);
-            let mreq = crate::mediamtx::recording::Request {
-                num,
-                device: device.clone(),
-                filename: filename.clone(),
-                format,
-                max_duration: duration.map(Duration::from_secs_f64),
-                start_ms,
-                session_id: session_id.clone(),
-            };
-            crate::mediamtx::recording::start(state.clone(), mreq, cb).await
-        } else {
-            // Spawning ffmpeg forks: keep it off the shard.
-            camshard_cores::rt::spawn_blocking(move || crate::recording::session::start(req, cb))
-                .await
-                .map_err(|e| match e {
-                    StartError::FfmpegMissing(m) => ffmpeg_missing(&m),
-                    StartError::Failed(details) => {
-                        RpcError::new(DEPENDENCY, "ffmpeg_failed").details(details)
-                    }
-                })
-        };
-        let handle = match started {
-            Ok(h) => h,
-            Err(e) => {
-                state.recordings.release(num);
-                return (Err(e), None);
-            }
-        };
-        let active = Arc::new(Active {
-            session_id: session_id.clone(),
-            device: device.clone(),
-            filename: filename.clone(),
-            format,
-            start_unix_ms: start_ms,
-            duration,
-            handle,
-        });
-        state.recordings.activate(num, active);
-        sessions::refresh_busy(&state);
-        let start_time = rfc3339_millis(start_ms);
-        let result = json!({
-            "device": device, "session_id": session_id, "filename": filename, "status": "RECORDING",
-            "start_time": start_time, "duration": duration, "format": format.as_str(),
-        });
-        let ev = Event::json(
-            topic::RECORDING_START,
-            json!({"device": device, "session_id": session_id, "filename": filename, "format": format.as_str(),
-                   "start_time": start_time, "duration": duration}),
-        );
+        let mut result = events::start_fields(&active);
+        result.insert("status".into(), Value::from("RECORDING"));
+        let ev = events::start_event(&active);
         let bus = state.bus.clone();
         let after: AfterReply = Box::new(move || bus.publish(ev));
-        (Ok(Output::Value(result)), Some(after))
+        (Ok(Output::Value(Value::Object(result))), Some(after))
     })))
 }
 

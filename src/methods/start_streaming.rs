@@ -40,7 +40,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     if current_run(ctx.state, cam.num).is_none() {
         // The publisher is an ffmpeg: say so now rather than after the supervisor tried.
         crate::media::ffmpeg::locate(&cfg.publisher.ffmpeg)
-            .map_err(|m| super::start_recording::ffmpeg_missing(&m))?;
+            .map_err(|m| super::recording_errors::ffmpeg_missing(&m))?;
     }
     let slot = ctx
         .state

@@ -4,12 +4,12 @@
 use serde_json::Value;
 
 use super::ctx::{Ctx, Method};
+use super::recording_errors::to_rpc;
 use crate::auth::Role;
-use crate::recording::EndReason;
-use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_STATE};
+use crate::recording::{control, events};
+use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
 use crate::rpc::reply::{AfterReply, Output};
-use crate::sessions::{stop_event, stop_fields, FINALIZE_WAIT};
 
 /// Table entry.
 pub const METHOD: Method = Method {
@@ -24,26 +24,16 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .state
         .cameras
         .resolve("device", p.required_str("device")?)?;
-    let Some(active) = ctx.state.recordings.begin_stop(cam.num) else {
-        return Err(RpcError::new(INVALID_STATE, "not_recording")
-            .details(format!("{} is not recording", cam.id)));
-    };
+    let stopping = control::stop(&ctx.state.recordings, &cam).map_err(to_rpc)?;
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
-        active.handle.stop(EndReason::Requested);
-        let handle = active.handle.clone();
-        // Finalizing (ffmpeg flush, remux, fsync) blocks: wait on the shard's blocking pool.
-        let done = camshard_cores::rt::spawn_blocking(move || handle.wait(FINALIZE_WAIT)).await;
-        let Some(done) = done else {
-            return (
-                Err(RpcError::new(DEPENDENCY, "no_media")
-                    .details("The session ended before any media was written")),
-                None,
-            );
+        let (active, done) = match stopping.finish().await {
+            Ok(x) => x,
+            Err(e) => return (Err(to_rpc(e)), None),
         };
-        let mut m = stop_fields(&active.device, &active.session_id, &done);
+        let mut m = events::stop_fields(&active.device, &active.session_id, &done);
         m.insert("status".into(), Value::from("STOPPED"));
-        let ev = stop_event(&active.device, &active.session_id, &done);
+        let ev = events::stop_event(&active.device, &active.session_id, &done);
         let bus = state.bus.clone();
         let after: AfterReply = Box::new(move || bus.publish(ev));
         (Ok(Output::Value(Value::Object(m))), Some(after))

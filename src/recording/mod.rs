@@ -1,8 +1,26 @@
-//! The `local` recording backend (integration doc §5.2): one ffmpeg per session, fed the camera's
-//! JPEG frames on stdin, writing a hidden `.partial` file that is renamed (or, for `mp4`, remuxed
-//! with `-c copy -movflags +faststart`) into place once final.
+//! Recording, the whole feature (integration doc §5): the per-camera session slots, the two
+//! backends behind one interface, file naming, finalizing, start-up recovery, the
+//! `recording.*` events and the retention hook. Methods only parse params, call `control` and
+//! translate its [`Error`] for the wire.
 //!
-//! # Shape of a session
+//! # Files
+//!
+//! - `control`: what the server asks — start a camera's session, stop it, recover at start-up.
+//! - `recorder`: the feature's state in `ServerState` — the slots, the backend chosen once from
+//!   `recording.backend`, the shutdown flag — and the busy-file check listings, downloads,
+//!   deletes and retention consult.
+//! - `slots`: one slot per camera (Idle → Starting → Active → Finalizing), lock-free.
+//! - `backend`: the interface both backends implement, and the handles they get (`Env`).
+//! - `local`: backend `local`, one ffmpeg per session fed from the capture thread (below).
+//! - `mediamtx`: backend `mediamtx`, MediaMTX records the published path and the server turns
+//!   its segments into files (the HTTP client and API stay in `crate::mediamtx`).
+//! - `events`: the backends' report callback (`recording.*` events, slot release, the
+//!   after-recording retention run) and the start/stop fields replies share.
+//! - `naming`, `finalize`, `ffmpeg`: file names, making a file final (and crash recovery of
+//!   `.partial` files), ffmpeg command lines.
+//! - `error`: why a request failed.
+//!
+//! # Shape of a `local` session
 //!
 //! ```text
 //! capture-<id> ─(drop-oldest queue)─> rec-<id> feeder ─stdin─> ffmpeg ─> .<stem>.partial.mp4|mkv
@@ -10,11 +28,10 @@
 //!                      rec-<id> supervisor: waits on ffmpeg, stop/timeouts, finalizes, events
 //! ```
 //!
-//! - `session`: the two threads. The feeder owns ffmpeg's stdin and the subscription; the
-//!   supervisor owns the child process, decides when the session ends and finalizes it.
-//! - `ffmpeg`: the command lines, the bounded stderr tail, and stopping a child politely.
-//! - `finalize`: remux, no-clobber rename into place, fsync, and start-up recovery of
-//!   `.partial` files a crash left behind.
+//! One ffmpeg per session, fed the camera's JPEG frames on stdin, writing a hidden `.partial`
+//! file that is renamed (or, for `mp4`, remuxed with `-c copy -movflags +faststart`) into place
+//! once final. The feeder owns ffmpeg's stdin and the subscription; the supervisor owns the
+//! child process, decides when the session ends and finalizes it.
 //!
 //! # Why fragmented MP4 first
 //!
@@ -32,11 +49,19 @@
 //! serves a half-written file, and `.partial` tells start-up recovery what a crash left behind.
 //! The final name appears in one atomic `rename` once the file is complete and fsynced.
 
+pub(crate) mod backend;
+pub(crate) mod control;
+mod error;
+pub(crate) mod events;
 mod ffmpeg;
 pub(crate) mod finalize;
+pub(crate) mod local;
+pub(crate) mod mediamtx;
 pub(crate) mod naming;
-pub(crate) mod session;
+pub mod recorder;
 pub mod slots;
+
+pub use error::Error;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
@@ -361,7 +386,7 @@ pub struct ExternalSession {
 }
 
 impl RecordingHandle {
-    /// A handle and its session side, for a backend outside this module.
+    /// A handle and its session side, for a backend whose media is written elsewhere.
     pub fn external() -> (RecordingHandle, ExternalSession) {
         // No supervisor here: the backend polls `stop_requested`, so wake-ups go nowhere.
         let (wake, _) = crossbeam_channel::bounded(1);

@@ -1,6 +1,6 @@
 //! Recording file names (contract §8.5): `<camera>_<YYYY-MM-DD>_<HH-MM-SS>.<ext>` in UTC, made
 //! unique in their directory. Shared by both backends (`start_recording` for the local one,
-//! `mediamtx::recording` for segments MediaMTX wrote) so that the two can never disagree.
+//! `recording::mediamtx` for segments MediaMTX wrote) so that the two can never disagree.
 
 use super::Format;
 use crate::auth::rfc3339_millis;

@@ -1,15 +1,20 @@
-//! Recording sessions: at most one per camera, reserved lock-free before anything starts so that
-//! of concurrent `start_recording` calls exactly one wins (§9.3). Each camera has a slot whose
-//! phase moves Idle → Starting → Active → Finalizing → Idle; the active session (file name,
+//! Recording slots: at most one session per camera, reserved lock-free before anything starts so
+//! that of concurrent `start_recording` calls exactly one wins (§9.3). Each camera has a slot
+//! whose phase moves Idle → Starting → Active → Finalizing → Idle; the active session (file name,
 //! session id, recorder handle) is published through an `ArcSwapOption` that shards read for
-//! `CameraItem` and `get_metrics`. Recorder threads report through `sessions::on_event`, which
-//! publishes the recording events and frees the slot when the file is final.
+//! `CameraItem` and `get_metrics`. Backends report through `recording::events`, which publishes
+//! the recording events and frees the slot when the file is final.
+//!
+//! The slots also keep the list of busy file names (active or finalizing sessions), refreshed on
+//! every change, so that listings, downloads, deletes and retention never touch a file that is
+//! still being written.
 
 use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
 use std::sync::Arc;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
+
 use super::{EndReason, Format, RecordingHandle};
-use arc_swap::ArcSwapOption;
 
 /// No session.
 const IDLE: u8 = 0;
@@ -45,8 +50,10 @@ struct Slot {
 }
 
 /// All cameras' recording slots.
-pub struct Sessions {
+pub struct Slots {
     slots: Vec<Slot>,
+    /// Final file names of the sessions that are active or finalizing.
+    busy: ArcSwap<Vec<String>>,
 }
 
 /// Why a reservation failed.
@@ -57,12 +64,24 @@ pub enum Reserve {
     Busy,
 }
 
-impl Sessions {
+impl Slots {
     /// Slots for camera numbers `0..max`.
     pub fn new(max: usize) -> Self {
-        Sessions {
+        Slots {
             slots: (0..max).map(|_| Slot::default()).collect(),
+            busy: ArcSwap::from_pointee(Vec::new()),
         }
+    }
+
+    /// True when `name` is the file of an active or finalizing session.
+    pub fn is_busy(&self, name: &str) -> bool {
+        self.busy.load().iter().any(|n| n == name)
+    }
+
+    /// Rebuilds the busy list after a session was published or removed.
+    fn refresh_busy(&self) {
+        let names: Vec<String> = self.all().iter().map(|a| a.filename.clone()).collect();
+        self.busy.store(Arc::new(names));
     }
 
     fn slot(&self, num: u32) -> Option<&Slot> {
@@ -97,6 +116,7 @@ impl Sessions {
             s.active.store(Some(active));
             let _ = s.phase.compare_exchange(STARTING, ACTIVE, SeqCst, SeqCst);
         }
+        self.refresh_busy();
     }
 
     /// Takes the active session for `stop_recording` (exactly one concurrent caller gets it).
@@ -139,11 +159,12 @@ impl Sessions {
                 s.phase.store(IDLE, SeqCst);
             }
         }
+        self.refresh_busy();
     }
 
     /// Stops every session (server shutdown).
     pub fn stop_all(&self, reason: EndReason) {
-        for (num, s) in self.slots.iter().enumerate() {
+        for s in &self.slots {
             if s.phase
                 .compare_exchange(ACTIVE, FINALIZING, SeqCst, SeqCst)
                 .is_ok()
@@ -151,7 +172,6 @@ impl Sessions {
                 if let Some(a) = s.active.load_full() {
                     a.handle.stop(reason.clone());
                 }
-                let _ = num;
             }
         }
     }

@@ -2,7 +2,7 @@
 //! Each test runs its own camera and directory, so cargo runs them in parallel (~10 s in all).
 
 use super::finalize::recover_partials;
-use super::session::start;
+use super::local::start;
 use super::*;
 use crate::camera::capture::{spawn_capture, CaptureConfig, CaptureHandle};
 use crate::camera::frame::Frame;

@@ -1,36 +1,27 @@
-//! What happens around a recording session's slot (`recording::slots`): the busy-file list
-//! shards consult, the recorder's event callback that publishes `recording.*` events and frees
-//! the slot, and the fields of `recording.stop`.
+//! The `recording.*` events: the backends' report callback, which publishes progress, errors and
+//! ends, frees the camera's slot once the file is final and runs the after-recording retention
+//! hook; and the fields of `recording.start` and `recording.stop`, which the methods' replies
+//! share.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::backend::OnEvent;
+use super::slots::Active;
+use super::{EndReason, Finished, RecEvent};
 use crate::auth::rfc3339_millis;
 use crate::events::{topic, Event};
-use crate::recording::{EndReason, Finished, RecEvent};
 use crate::state::ServerState;
 
-/// Updates the list of busy (active or finalizing) recording file names shards consult.
-pub fn refresh_busy(state: &ServerState) {
-    let names: Vec<String> = state
-        .recordings
-        .all()
-        .iter()
-        .map(|a| a.filename.clone())
-        .collect();
-    state.busy_recordings.store(Arc::new(names));
-}
-
-/// The recorder's event callback for the session `session_id` of camera `num`.
-pub fn on_event(
+/// The report callback for the session `session_id` of camera `num`.
+pub(crate) fn on_event(
     state: Arc<ServerState>,
     num: u32,
     device: String,
     session_id: String,
     filename: String,
-) -> Box<dyn Fn(RecEvent) + Send + Sync> {
+) -> OnEvent {
     Box::new(move |ev| match ev {
         RecEvent::FirstFrame { .. } => {}
         RecEvent::Progress {
@@ -52,13 +43,11 @@ pub fn on_event(
                 json!({"device": device, "session_id": session_id, "filename": filename,
                        "reason": "no_media", "details": "No frame reached the recorder"}),
             ));
-            state.recordings.finish(num, &session_id);
-            refresh_busy(&state);
+            state.recordings.slots().finish(num, &session_id);
         }
         RecEvent::Ended(done) => {
             let requested = done.reason == EndReason::Requested;
-            state.recordings.finish(num, &session_id);
-            refresh_busy(&state);
+            state.recordings.slots().finish(num, &session_id);
             // A requested stop publishes `recording.stop` itself, after its reply (§2.4).
             if !requested {
                 state.bus.publish(stop_event(&device, &session_id, &done));
@@ -72,8 +61,28 @@ pub fn on_event(
     })
 }
 
+/// The `start_recording` result fields (also the `recording.start` params, without `status`).
+pub(crate) fn start_fields(a: &Active) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("device".into(), Value::from(a.device.as_str()));
+    m.insert("session_id".into(), Value::from(a.session_id.as_str()));
+    m.insert("filename".into(), Value::from(a.filename.as_str()));
+    m.insert("format".into(), Value::from(a.format.as_str()));
+    m.insert(
+        "start_time".into(),
+        Value::from(rfc3339_millis(a.start_unix_ms)),
+    );
+    m.insert("duration".into(), json!(a.duration));
+    m
+}
+
+/// The `recording.start` event of a session that just started.
+pub(crate) fn start_event(a: &Active) -> Event {
+    Event::json(topic::RECORDING_START, Value::Object(start_fields(a)))
+}
+
 /// The `stop_recording` result fields (also `recording.stop` params without `status`).
-pub fn stop_fields(device: &str, session_id: &str, done: &Finished) -> Map<String, Value> {
+pub(crate) fn stop_fields(device: &str, session_id: &str, done: &Finished) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("device".into(), Value::from(device));
     m.insert("session_id".into(), Value::from(session_id));
@@ -100,11 +109,8 @@ pub fn stop_fields(device: &str, session_id: &str, done: &Finished) -> Map<Strin
 }
 
 /// The `recording.stop` event for a finished session.
-pub fn stop_event(device: &str, session_id: &str, done: &Finished) -> Event {
+pub(crate) fn stop_event(device: &str, session_id: &str, done: &Finished) -> Event {
     let mut m = stop_fields(device, session_id, done);
     m.insert("reason".into(), Value::from(done.reason.as_str()));
     Event::json(topic::RECORDING_STOP, Value::Object(m))
 }
-
-/// How long `stop_recording` waits for finalization (long mp4/mkv remuxes take a while).
-pub const FINALIZE_WAIT: Duration = Duration::from_secs(600);

@@ -1,6 +1,6 @@
-//! Recording backend `mediamtx` (integration doc §5.3–§5.5): MediaMTX records the published
-//! camera path into a hidden staging directory (`<recordings>/.incoming/cameraN/`), and the
-//! server turns the session's segments into its own public files when the session ends.
+//! Recording backend `mediamtx` ([`Mediamtx`], integration doc §5.3–§5.5): MediaMTX records the
+//! published camera path into a hidden staging directory (`<recordings>/.incoming/cameraN/`), and
+//! the server turns the session's segments into its own public files when the session ends.
 //!
 //! Start: the session holds the publisher (the camera slot's `recording` flag), switches `record`
 //! on with a live-only PATCH and waits until MediaMTX shows it; the reply goes out then. A
@@ -10,122 +10,193 @@
 //! wait until the last segment stops growing, then finalize — `fmp4` renames the segments,
 //! `mp4`/`mkv` remux them into one file (falling back to the renames, `finalize_failed`) — and
 //! delete the staging segments through MediaMTX (or directly when it is unreachable).
+//!
+//! The MediaMTX HTTP client, its API and the write lane are `crate::mediamtx`'s; this file only
+//! uses them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
 use serde_json::json;
 
-use super::shared::{WriteOp, WriteOutcome};
+use super::backend::{Backend, Env, OnEvent, Start, Starting};
+use super::{EndReason, Error, ExternalSession, Finished, Format, RecEvent, RecordingHandle};
 use crate::auth::time::parse_rfc3339_ms;
-use crate::events::{topic, Event};
-use crate::recording::{EndReason, ExternalSession, Finished, Format, RecEvent, RecordingHandle};
-use crate::rpc::error::{RpcError, DEPENDENCY};
-use crate::state::ServerState;
+use crate::camera::registry::{Registry, Status};
+use crate::events::{topic, Bus, Event};
+use crate::mediamtx::shared::{Shared, WriteOp, WriteOutcome};
+use crate::streaming::kick::Kick;
+use crate::streaming::slots::Slots;
 
 /// A MediaMTX that stays away this long ends the session (`dependency_failed`).
 const MTX_GONE: Duration = Duration::from_secs(30);
 /// Segments starting this long before the session start still belong to it (integration doc §5.4).
 const START_SLACK_MS: u64 = 2000;
 
+/// The `mediamtx` backend: MediaMTX records what the camera's publisher pushes.
+pub(crate) struct Mediamtx;
+
+impl Backend for Mediamtx {
+    fn preflight(&self, env: &Env<'_>, num: u32) -> Result<(), Error> {
+        let publishing = env.streams.get(num).is_some_and(|s| s.run.load().is_some());
+        if !publishing {
+            // MediaMTX records what the camera's publisher (an ffmpeg) pushes: without ffmpeg the
+            // session could only end in `no_media`.
+            crate::media::ffmpeg::locate(&env.config.publisher.ffmpeg)
+                .map_err(Error::FfmpegMissing)?;
+        }
+        Ok(())
+    }
+
+    fn start<'a>(&'a self, env: Env<'a>, req: Start, on_event: OnEvent) -> Starting<'a> {
+        let req = Request {
+            num: req.num,
+            device: req.device,
+            filename: req.filename,
+            format: req.format,
+            max_duration: req.max_duration,
+            start_ms: req.start_ms,
+            session_id: req.session_id,
+        };
+        Box::pin(start(env, req, on_event))
+    }
+
+    fn recover(&self, env: &Env<'_>) {
+        if !env.config.mediamtx.enabled {
+            return;
+        }
+        let h = Handles::new(env);
+        let _ = std::thread::Builder::new()
+            .name("mtx-recover".into())
+            .spawn(move || recover_orphans(&h));
+    }
+}
+
+/// What a session (or the start-up recovery) keeps of the server on its own thread.
+struct Handles {
+    mtx: Shared,
+    bus: Bus,
+    cameras: Arc<Registry>,
+    streams: Arc<Slots>,
+    stream_kick: Kick,
+    closing: Arc<AtomicBool>,
+    /// The recordings directory.
+    dir: PathBuf,
+    /// `publisher.ffmpeg` (for the stop-time remux).
+    ffmpeg: String,
+    start_timeout: Duration,
+    progress_every: Duration,
+    /// Orphan segments further apart than this start a new recovered session.
+    segment_gap_ms: u64,
+    started_unix_ms: u64,
+}
+
+impl Handles {
+    fn new(env: &Env<'_>) -> Handles {
+        let c = env.config;
+        Handles {
+            mtx: env.mtx.clone(),
+            bus: env.bus.clone(),
+            cameras: env.cameras.clone(),
+            streams: env.streams.clone(),
+            stream_kick: env.stream_kick.clone(),
+            closing: env.closing.clone(),
+            dir: c.recordings_dir(),
+            ffmpeg: c.publisher.ffmpeg.clone(),
+            start_timeout: c.recording.start_timeout_s,
+            progress_every: c.notifications.recording_progress_interval_s,
+            segment_gap_ms: c.recording.segment_duration_s * 1000 + 5000,
+            started_unix_ms: env.started_unix_ms,
+        }
+    }
+
+    /// The staging directory MediaMTX writes into (part of the camera path's `recordPath`).
+    fn incoming_dir(&self, device: &str) -> PathBuf {
+        self.dir.join(".incoming").join(device)
+    }
+}
+
 /// What a session needs to know.
-pub struct Request {
+struct Request {
     /// Camera number.
-    pub num: u32,
+    num: u32,
     /// Camera id (= MediaMTX path).
-    pub device: String,
+    device: String,
     /// Final file name (the first file for `fmp4` sessions with several segments).
-    pub filename: String,
+    filename: String,
     /// Requested format.
-    pub format: Format,
+    format: Format,
     /// Stop after this long.
-    pub max_duration: Option<Duration>,
+    max_duration: Option<Duration>,
     /// Session start, ms since the epoch.
-    pub start_ms: u64,
+    start_ms: u64,
     /// The session id (for `mediamtx.recording_*` events).
-    pub session_id: String,
+    session_id: String,
 }
 
-/// The staging directory MediaMTX writes into (part of the camera path's `recordPath`).
-pub fn incoming_dir(state: &ServerState, device: &str) -> PathBuf {
-    state.config.recordings_dir().join(".incoming").join(device)
-}
-
-fn record_fields(state: &ServerState, device: &str, on: bool) -> serde_json::Value {
-    let conf = super::model::camera_path_conf(&state.config, "", device, on);
+fn record_fields(config: &crate::config::Config, device: &str, on: bool) -> serde_json::Value {
+    let conf = crate::mediamtx::model::camera_path_conf(config, "", device, on);
     json!({"record": on, "recordPath": conf["recordPath"], "recordFormat": "fmp4"})
 }
 
-fn mtx_event(
-    state: &ServerState,
-    name: crate::events::topic::Name,
-    req: &Request,
-    extra: serde_json::Value,
-) {
+fn mtx_event(bus: &Bus, name: topic::Name, req: &Request, extra: serde_json::Value) {
     let mut v = json!({"name": req.device, "device": req.device, "session_id": req.session_id});
     if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
         for (k, x) in e {
             m.insert(k.clone(), x.clone());
         }
     }
-    state.bus.publish(Event::json(name, v));
+    bus.publish(Event::json(name, v));
 }
 
 /// Starts a session (on the calling shard): holds the publisher and switches recording on.
-pub async fn start(
-    state: Arc<ServerState>,
-    req: Request,
-    on_event: Box<dyn Fn(RecEvent) + Send + Sync>,
-) -> Result<RecordingHandle, RpcError> {
-    if let Some(e) = state.mtx.refuse(state.config.mediamtx.enabled) {
-        return Err(e);
+async fn start(env: Env<'_>, req: Request, on_event: OnEvent) -> Result<RecordingHandle, Error> {
+    let enabled = env.config.mediamtx.enabled;
+    if !enabled || env.mtx.down.load(Relaxed) {
+        return Err(Error::MediamtxUnreachable { enabled });
     }
-    let Some(slot) = state.streams.get(req.num) else {
-        return Err(RpcError::new(DEPENDENCY, "mediamtx_error").details("no streaming slot"));
+    let Some(slot) = env.streams.get(req.num) else {
+        return Err(Error::Mediamtx("no streaming slot".into()));
     };
     slot.recording.store(true, Relaxed);
-    state.stream_kick.kick();
-    let patch = WriteOp::Patch(record_fields(&state, &req.device, true));
-    if let Err(e) = state.mtx.write(&req.device, patch).await {
+    env.stream_kick.kick();
+    let patch = WriteOp::Patch(record_fields(env.config, &req.device, true));
+    if let Err(e) = env.mtx.write(&req.device, patch).await {
         let off = WriteOp::Patch(json!({"record": false}));
-        let _ = state.mtx.write(&req.device, off).await;
+        let _ = env.mtx.write(&req.device, off).await;
         slot.recording.store(false, Relaxed);
-        state.stream_kick.kick();
+        env.stream_kick.kick();
         mtx_event(
-            &state,
+            env.bus,
             topic::MEDIAMTX_RECORDING_FAILED,
             &req,
             json!({"reason": "mediamtx_error", "details": e.text()}),
         );
-        return Err(RpcError::new(DEPENDENCY, "mediamtx_error").details(e.text()));
+        return Err(Error::Mediamtx(e.text()));
     }
     let (handle, session) = RecordingHandle::external();
-    let st = state.clone();
+    let h = Handles::new(&env);
     std::thread::Builder::new()
         .name(format!("mtxrec-{}", req.device))
-        .spawn(move || run(st, req, session, on_event))
-        .map_err(|e| RpcError::new(DEPENDENCY, "mediamtx_error").details(e.to_string()))?;
+        .spawn(move || run(h, req, session, on_event))
+        .map_err(|e| Error::Mediamtx(e.to_string()))?;
     Ok(handle)
 }
 
-fn segments(state: &ServerState, device: &str) -> Option<Vec<String>> {
-    match block_on(state.mtx.write(device, WriteOp::Segments)) {
+fn segments(h: &Handles, device: &str) -> Option<Vec<String>> {
+    match block_on(h.mtx.write(device, WriteOp::Segments)) {
         Ok(WriteOutcome::Segments(s)) => Some(s),
         _ => None,
     }
 }
 
 /// The session's segments: `(start string, start ms, staging file)`, oldest first.
-fn session_segments(
-    state: &ServerState,
-    req: &Request,
-    starts: &[String],
-) -> Vec<(String, u64, PathBuf)> {
-    let dir = incoming_dir(state, &req.device);
+fn session_segments(h: &Handles, req: &Request, starts: &[String]) -> Vec<(String, u64, PathBuf)> {
+    let dir = h.incoming_dir(&req.device);
     let mut out: Vec<(String, u64, PathBuf)> = starts
         .iter()
         .filter_map(|s| {
@@ -138,15 +209,10 @@ fn session_segments(
     out
 }
 
-fn run(
-    state: Arc<ServerState>,
-    req: Request,
-    session: ExternalSession,
-    on_event: Box<dyn Fn(RecEvent) + Send + Sync>,
-) {
+fn run(h: Handles, req: Request, session: ExternalSession, on_event: OnEvent) {
     let started = Instant::now();
-    let timeout = state.config.recording.start_timeout_s;
-    let progress_every = state.config.notifications.recording_progress_interval_s;
+    let timeout = h.start_timeout;
+    let progress_every = h.progress_every;
     let mut first: Option<u64> = None;
     let mut last_progress = Instant::now();
     let mut mtx_lost: Option<Instant> = None;
@@ -155,40 +221,41 @@ fn run(
         if let Some(r) = session.stop_requested() {
             break r;
         }
-        if state.shutting_down.load(Relaxed) {
+        if h.closing.load(Relaxed) {
             break EndReason::Shutdown;
         }
         if req.max_duration.is_some_and(|d| started.elapsed() >= d) {
             break EndReason::DurationElapsed;
         }
-        let connected =
-            state.cameras.snapshot().iter().any(|c| {
-                c.num == req.num && c.status == crate::camera::registry::Status::Connected
-            });
+        let connected = h
+            .cameras
+            .snapshot()
+            .iter()
+            .any(|c| c.num == req.num && c.status == Status::Connected);
         if !connected {
             break EndReason::CameraDisconnected;
         }
-        if state.mtx.down.load(Relaxed) {
+        if h.mtx.down.load(Relaxed) {
             if mtx_lost.get_or_insert_with(Instant::now).elapsed() >= MTX_GONE {
                 break EndReason::FfmpegFailed("MediaMTX unreachable for 30 s".into());
             }
             continue;
         }
         mtx_lost = None;
-        let Some(starts) = segments(&state, &req.device) else {
+        let Some(starts) = segments(&h, &req.device) else {
             continue;
         };
-        let segs = session_segments(&state, &req, &starts);
+        let segs = session_segments(&h, &req, &starts);
         if first.is_none() {
             if let Some((_, ms, _)) = segs.first() {
                 first = Some(*ms);
                 session.set_start(*ms);
                 on_event(RecEvent::FirstFrame { unix_ms: *ms });
-                mtx_event(&state, topic::MEDIAMTX_RECORDING_STARTED, &req, json!({}));
+                mtx_event(&h.bus, topic::MEDIAMTX_RECORDING_STARTED, &req, json!({}));
             } else if started.elapsed() >= timeout {
-                switch_off(&state, &req);
+                switch_off(&h, &req);
                 mtx_event(
-                    &state,
+                    &h.bus,
                     topic::MEDIAMTX_RECORDING_FAILED,
                     &req,
                     json!({"reason": "no_media", "details": "MediaMTX wrote no segment within the start timeout"}),
@@ -214,9 +281,9 @@ fn run(
             });
         }
     };
-    switch_off(&state, &req);
-    mtx_event(&state, topic::MEDIAMTX_RECORDING_STOPPED, &req, json!({}));
-    let result = finalize(&state, &req, reason.clone());
+    switch_off(&h, &req);
+    mtx_event(&h.bus, topic::MEDIAMTX_RECORDING_STOPPED, &req, json!({}));
+    let result = finalize(&h, &req, reason.clone());
     match &result {
         Some(_)
             if !matches!(
@@ -244,16 +311,15 @@ fn run(
     session.finish(result);
 }
 
-fn switch_off(state: &ServerState, req: &Request) {
+fn switch_off(h: &Handles, req: &Request) {
     let _ = block_on(
-        state
-            .mtx
+        h.mtx
             .write(&req.device, WriteOp::Patch(json!({"record": false}))),
     );
-    if let Some(slot) = state.streams.get(req.num) {
+    if let Some(slot) = h.streams.get(req.num) {
         slot.recording.store(false, Relaxed);
     }
-    state.stream_kick.kick();
+    h.stream_kick.kick();
 }
 
 /// Waits until the session's files stop growing (two equal sizes 500 ms apart, at most 5 s).
@@ -277,12 +343,12 @@ fn wait_closed(files: &[PathBuf]) {
     }
 }
 
-fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Finished> {
-    let starts = segments(state, &req.device).unwrap_or_default();
-    let mut segs = session_segments(state, req, &starts);
+fn finalize(h: &Handles, req: &Request, reason: EndReason) -> Option<Finished> {
+    let starts = segments(h, &req.device).unwrap_or_default();
+    let mut segs = session_segments(h, req, &starts);
     if segs.is_empty() {
         // MediaMTX unreachable: fall back to the staging directory itself.
-        segs = staged_files(state, req);
+        segs = staged_files(h, req);
     }
     segs.retain(|s| s.2.exists());
     if segs.is_empty() {
@@ -290,7 +356,7 @@ fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Fin
     }
     let paths: Vec<PathBuf> = segs.iter().map(|s| s.2.clone()).collect();
     wait_closed(&paths);
-    let dir = state.config.recordings_dir();
+    let dir = &h.dir;
     let stem = req
         .filename
         .rsplit_once('.')
@@ -301,7 +367,7 @@ fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Fin
     let mut files = Vec::new();
     if req.format != Format::Fmp4 {
         let out = dir.join(&req.filename);
-        match remux(&state.config.publisher.ffmpeg, &paths, &out, req.format) {
+        match remux(&h.ffmpeg, &paths, &out, req.format) {
             Ok(()) => files.push(req.filename.clone()),
             Err(e) => {
                 finalize_error = Some(e);
@@ -324,8 +390,7 @@ fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Fin
     } else {
         for (start, _, path) in &segs {
             let deleted = block_on(
-                state
-                    .mtx
+                h.mtx
                     .write(&req.device, WriteOp::DeleteSegment(start.clone())),
             );
             if deleted.is_err() {
@@ -339,7 +404,7 @@ fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Fin
     let (mut duration_s, mut size) = (0.0, 0);
     for f in &files {
         let p = dir.join(f);
-        duration_s += crate::recording::probe_duration(&p).unwrap_or(0.0);
+        duration_s += super::probe_duration(&p).unwrap_or(0.0);
         size += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
     }
     Some(Finished {
@@ -356,8 +421,8 @@ fn finalize(state: &ServerState, req: &Request, reason: EndReason) -> Option<Fin
 
 /// Segment files in the staging directory modified since the session started (used when
 /// MediaMTX cannot list them).
-fn staged_files(state: &ServerState, req: &Request) -> Vec<(String, u64, PathBuf)> {
-    let dir = incoming_dir(state, &req.device);
+fn staged_files(h: &Handles, req: &Request) -> Vec<(String, u64, PathBuf)> {
+    let dir = h.incoming_dir(&req.device);
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -386,7 +451,7 @@ fn staged_files(state: &ServerState, req: &Request) -> Vec<(String, u64, PathBuf
 /// True for exactly the names MediaMTX gives segments under our `recordPath`
 /// (`%Y-%m-%d_%H-%M-%S-%f` + `.mp4`, integration doc §5.5): `2026-11-22_12-30-05-123456.mp4`.
 /// Anything else in the staging directory was put there by someone else.
-pub fn is_segment_name(name: &str) -> bool {
+fn is_segment_name(name: &str) -> bool {
     const SHAPE: &[u8] = b"dddd-dd-dd_dd-dd-dd-dddddd.mp4";
     name.len() == SHAPE.len()
         && name.bytes().zip(SHAPE).all(|(c, &s)| match s {
@@ -475,7 +540,7 @@ fn remux(program: &str, inputs: &[PathBuf], out: &Path, format: Format) -> Resul
 /// The staging file name MediaMTX gives a segment starting at `start` (its own local time,
 /// `%Y-%m-%d_%H-%M-%S-%f` + `.mp4`): taken from the string's fields as they are (integration
 /// doc §5.5).
-pub fn segment_file_name(start: &str) -> Option<String> {
+fn segment_file_name(start: &str) -> Option<String> {
     let b = start.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {
         return None;
@@ -502,29 +567,26 @@ pub fn segment_file_name(start: &str) -> Option<String> {
 /// continues it) and each group becomes an `fmp4` recording named from its first segment's start
 /// (UTC). Runs on its own thread once MediaMTX answers (or after 30 s without it, from the files'
 /// names alone). Returns the recovered file names.
-pub fn recover_orphans(state: &ServerState) -> Vec<String> {
+fn recover_orphans(h: &Handles) -> Vec<String> {
     let until = Instant::now() + MTX_GONE;
-    while !state.mtx.up.load(Relaxed)
-        && Instant::now() < until
-        && !state.shutting_down.load(Relaxed)
-    {
+    while !h.mtx.up.load(Relaxed) && Instant::now() < until && !h.closing.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let incoming = state.config.recordings_dir().join(".incoming");
+    let incoming = h.dir.join(".incoming");
     let Ok(dirs) = std::fs::read_dir(&incoming) else {
         return Vec::new();
     };
-    let gap_ms = state.config.recording.segment_duration_s * 1000 + 5000;
+    let gap_ms = h.segment_gap_ms;
     let mut recovered = Vec::new();
     for d in dirs.filter_map(Result::ok) {
         let device = d.file_name().to_string_lossy().into_owned();
-        if super::model::camera_num(&device).is_none() {
+        if crate::mediamtx::model::camera_num(&device).is_none() {
             continue;
         }
         // MediaMTX's `start` strings carry the offset; without MediaMTX the file names are read
         // as this host's local time (MediaMTX runs beside the server).
-        let starts = if state.mtx.up.load(Relaxed) {
-            segments(state, &device).unwrap_or_default()
+        let starts = if h.mtx.up.load(Relaxed) {
+            segments(h, &device).unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -548,14 +610,14 @@ pub fn recover_orphans(state: &ServerState) -> Vec<String> {
         }
         // Only files written before this server started: a session started meanwhile is not an
         // orphan.
-        let before = std::time::UNIX_EPOCH + Duration::from_millis(state.started_unix_ms);
+        let before = std::time::UNIX_EPOCH + Duration::from_millis(h.started_unix_ms);
         segs.retain(|(_, p)| {
             std::fs::metadata(p)
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t < before)
         });
         segs.sort();
-        let dir = state.config.recordings_dir();
+        let dir = &h.dir;
         let mut group: Vec<PathBuf> = Vec::new();
         let mut first_ms = 0;
         let mut prev_ms = 0;
@@ -563,7 +625,7 @@ pub fn recover_orphans(state: &ServerState) -> Vec<String> {
             if group.is_empty() {
                 return;
             }
-            let name = crate::recording::naming::unique_name(&dir, &device, first_ms, Format::Fmp4);
+            let name = super::naming::unique_name(dir, &device, first_ms, Format::Fmp4);
             let stem = name.trim_end_matches(".mp4").to_string();
             for (i, p) in group.drain(..).enumerate() {
                 let n = if i == 0 {

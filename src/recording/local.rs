@@ -1,4 +1,4 @@
-//! One recording session: the feeder thread (frames → ffmpeg's stdin) and the supervisor thread
+//! The `local` recording backend ([`Local`]): one session is the feeder thread (frames → ffmpeg's stdin) and the supervisor thread
 //! (the ffmpeg child, stop requests, timeouts, finalization, events). Both are named
 //! `rec-<camera_id>`.
 //!
@@ -31,11 +31,55 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::backend::{Backend, Env, OnEvent as Callback, Start, Starting};
 use super::ffmpeg::{self, StderrTail};
 use super::finalize::{self, Placed};
-use super::{EndReason, Format, Inner, RecEvent, RecordingHandle, StartError, StartRequest};
+use super::{EndReason, Error, Format, Inner, RecEvent, RecordingHandle, StartError, StartRequest};
 use crate::camera::capture::Subscription;
 use crate::clock::unix_millis;
+
+/// Frames buffered for the recorder before the oldest is dropped (2 s at 15 fps).
+const RECORDER_QUEUE: usize = 30;
+
+/// The `local` backend: this process records, one ffmpeg per session.
+pub(crate) struct Local;
+
+impl Backend for Local {
+    /// Nothing to check early: [`start`] looks for ffmpeg first thing.
+    fn preflight(&self, _: &Env<'_>, _: u32) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn start<'a>(&'a self, env: Env<'a>, req: Start, on_event: Callback) -> Starting<'a> {
+        let config = env.config;
+        let req = StartRequest {
+            camera_id: req.device,
+            frames: req.capture.subscribe(RECORDER_QUEUE),
+            fps: req.fps,
+            format: req.format,
+            max_duration: req.max_duration,
+            dir: config.recordings_dir(),
+            filename: req.filename,
+            start_timeout: config.recording.start_timeout_s,
+            progress_every: config.notifications.recording_progress_interval_s,
+            storage_block_percent: config.storage.block_percent,
+            ffmpeg: config.publisher.ffmpeg.clone(),
+        };
+        Box::pin(async move {
+            // Spawning ffmpeg forks: keep it off the shard.
+            camshard_cores::rt::spawn_blocking(move || start(req, on_event))
+                .await
+                .map_err(|e| match e {
+                    StartError::FfmpegMissing(m) => Error::FfmpegMissing(m),
+                    StartError::Failed(details) => Error::FfmpegFailed(details),
+                })
+        })
+    }
+
+    /// Nothing of its own: the `.partial` files a crash leaves are recovered for either backend
+    /// (`finalize::recover_partials`), since the backend may have changed since.
+    fn recover(&self, _: &Env<'_>) {}
+}
 
 /// Event callback shared by both threads.
 type OnEvent = Arc<dyn Fn(RecEvent) + Send + Sync>;
