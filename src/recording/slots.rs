@@ -5,14 +5,13 @@
 //! `CameraItem` and `get_metrics`. Backends report through `recording::events`, which publishes
 //! the recording events and frees the slot when the file is final.
 //!
-//! The slots also keep the list of busy file names (active or finalizing sessions), refreshed on
-//! every change, so that listings, downloads, deletes and retention never touch a file that is
-//! still being written.
+//! The slots also answer which file names are busy (active or finalizing sessions), so that
+//! listings, downloads, deletes and retention never touch a file that is still being written.
 
 use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
 use std::sync::Arc;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 
 use super::{EndReason, Format, RecordingHandle};
 
@@ -52,8 +51,6 @@ struct Slot {
 /// All cameras' recording slots.
 pub struct Slots {
     slots: Vec<Slot>,
-    /// Final file names of the sessions that are active or finalizing.
-    busy: ArcSwap<Vec<String>>,
 }
 
 /// Why a reservation failed.
@@ -69,19 +66,21 @@ impl Slots {
     pub fn new(max: usize) -> Self {
         Slots {
             slots: (0..max).map(|_| Slot::default()).collect(),
-            busy: ArcSwap::from_pointee(Vec::new()),
         }
     }
 
     /// True when `name` is the file of an active or finalizing session.
+    ///
+    /// Read from the slots themselves rather than from a cached list: two threads refreshing a
+    /// cache could store the older list last, and retention would then see a live file as idle.
+    /// One slot per camera keeps the scan short.
     pub fn is_busy(&self, name: &str) -> bool {
-        self.busy.load().iter().any(|n| n == name)
-    }
-
-    /// Rebuilds the busy list after a session was published or removed.
-    fn refresh_busy(&self) {
-        let names: Vec<String> = self.all().iter().map(|a| a.filename.clone()).collect();
-        self.busy.store(Arc::new(names));
+        self.slots.iter().any(|s| {
+            s.active
+                .load()
+                .as_ref()
+                .is_some_and(|a| a.filename == name)
+        })
     }
 
     fn slot(&self, num: u32) -> Option<&Slot> {
@@ -116,7 +115,6 @@ impl Slots {
             s.active.store(Some(active));
             let _ = s.phase.compare_exchange(STARTING, ACTIVE, SeqCst, SeqCst);
         }
-        self.refresh_busy();
     }
 
     /// Takes the active session for `stop_recording` (exactly one concurrent caller gets it).
@@ -159,7 +157,6 @@ impl Slots {
                 s.phase.store(IDLE, SeqCst);
             }
         }
-        self.refresh_busy();
     }
 
     /// Stops every session (server shutdown).
