@@ -117,6 +117,12 @@ impl Starting {
             handle,
         });
         rec.slots().activate(num, active.clone());
+        // A shutdown that began while the backend was starting stopped every session that was
+        // active then, not this one: stop it here so it finalizes like the others. (Either that
+        // `stop_all` sees this session active, or this load sees the flag: both are SeqCst.)
+        if rec.closing().load(std::sync::atomic::Ordering::SeqCst) {
+            rec.slots().stop_all(super::EndReason::Shutdown);
+        }
         Ok(active)
     }
 }

@@ -4,7 +4,7 @@
 //! sessions), listings, downloads, deletes and retention (the busy files), shutdown (stop all,
 //! wait until idle).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ impl Recorder {
     /// Server shutdown: every active session ends (reason `shutdown`) and finalizes; the
     /// `mediamtx` backend's threads (session watchers, start-up recovery) also watch the flag.
     pub fn shutdown(&self) {
-        self.closing.store(true, Relaxed);
+        self.closing.store(true, SeqCst);
         self.slots.stop_all(EndReason::Shutdown);
     }
 }
