@@ -14,9 +14,9 @@ use arc_swap::ArcSwap;
 use futures_channel::{mpsc, oneshot};
 use serde_json::Value;
 
-use super::api::{unreachable_error, MtxError};
+use super::api::{MtxError, Unavailable};
 use super::model::PathLive;
-use crate::rpc::error::RpcError;
+use crate::rpc::error::{RpcError, DEPENDENCY};
 
 /// A config write the controller performs on a path.
 #[derive(Debug, Clone)]
@@ -106,14 +106,25 @@ impl MtxShared {
         self.reconcile_wanted.store(true, Relaxed);
     }
 
-    /// The error stream methods answer without calling MediaMTX when it is known to be down or
-    /// not configured; `None` when a call is worth trying.
-    pub fn refuse(&self, enabled: bool) -> Option<RpcError> {
-        if !enabled || self.down.load(Relaxed) {
-            Some(unreachable_error(enabled))
+    /// Why a call to MediaMTX is not worth trying (not configured, or known to be down);
+    /// `None` when it is.
+    pub fn unavailable(&self, enabled: bool) -> Option<Unavailable> {
+        if !enabled {
+            Some(Unavailable::Disabled)
+        } else if self.down.load(Relaxed) {
+            Some(Unavailable::Down)
         } else {
             None
         }
+    }
+
+    /// [`unavailable`](Self::unavailable) as the -32050 `mediamtx_unreachable` error
+    /// (`methods::errors` has the same mapping for the methods).
+    // TODO(issue 15): recording maps its own errors; then this goes, and with it this
+    // file's use of `rpc`.
+    pub fn refuse(&self, enabled: bool) -> Option<RpcError> {
+        self.unavailable(enabled)
+            .map(|u| RpcError::new(DEPENDENCY, "mediamtx_unreachable").details(u.to_string()))
     }
 }
 

@@ -62,7 +62,11 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
         }
     });
     // stream_metrics come from MediaMTX's live path list; all 0 when it is down.
-    if state.mtx.refuse(state.config.mediamtx.enabled).is_some() {
+    if state
+        .mtx
+        .unavailable(state.config.mediamtx.enabled)
+        .is_some()
+    {
         return Ok(v.into());
     }
     let state = state.clone();

@@ -10,6 +10,7 @@ mod ctx;
 mod delete_recording;
 mod delete_snapshot;
 mod discover_external_streams;
+mod errors;
 mod files;
 mod get_camera_capabilities;
 mod get_camera_list;

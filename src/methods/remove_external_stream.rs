@@ -52,13 +52,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             }
         }
     };
-    if let Some(e) = ctx.state.mtx.refuse(ctx.state.config.mediamtx.enabled) {
-        return Err(e);
+    if let Some(e) = ctx.state.mtx.unavailable(ctx.state.config.mediamtx.enabled) {
+        return Err(e.into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
         if let Err(e) = state.mtx.write(&stream.name, WriteOp::Delete).await {
-            return (Err(e.to_rpc()), None);
+            return (Err(super::errors::mtx(&e)), None);
         }
         if let Err(e) = state.external.remove(&stream.name) {
             return (

@@ -69,6 +69,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let dir = cfg.snapshots_dir();
     let device = cam.id.clone();
     if let Err(e) = crate::files::storage::check_storage(cfg, &dir) {
+        let e = RpcError::from(e);
         let after = snapshot_error(&state, &device, &e);
         return Ok(Output::Later(Box::pin(
             async move { (Err(e), Some(after)) },
