@@ -47,7 +47,8 @@
 //! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
 //!   and the admin subcommands (`token`, `apikey`).
 //! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free).
-//! - [`clock`]: the crate's one wall clock (`unix_millis`, `now_unix`).
+//! - [`clock`]: the crate's one clock — now (`unix_millis`, `now_unix`) and the wire's date
+//!   formats (RFC 3339, HTTP dates), on the `time` crate.
 //! - `backoff`: the retry schedule (1 s doubling to 30 s) of camera starts and publishers.
 //! - [`sd_notify`]: systemd readiness, stopping and watchdog notifications.
 

@@ -46,7 +46,7 @@ pub fn render(state: &ServerState, ev: &Event, name: Name, host: &str) -> Bytes 
     };
     params.insert(
         "timestamp".into(),
-        Value::from(crate::auth::rfc3339_millis(ev.at_ms)),
+        Value::from(crate::clock::rfc3339_millis(ev.at_ms)),
     );
     let msg = serde_json::json!({"jsonrpc": "2.0", "method": name.as_str(), "params": params});
     Bytes::from(serde_json::to_vec(&msg).unwrap_or_default())

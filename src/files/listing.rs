@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::names::{device_of, Kind};
-use crate::auth::rfc3339_millis;
+use crate::clock::rfc3339_millis;
 use crate::config::Config;
 use crate::media::probe;
 use crate::state::ServerState;

@@ -9,9 +9,9 @@
 use serde_json::{json, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};
+use crate::clock::rfc3339_millis;
 use crate::external::store::StreamType;
 use crate::external::target;
 use crate::external::url::{parse_url, validate_stream_name};

@@ -3,7 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::{rfc3339_millis, Role};
+use crate::auth::Role;
+use crate::clock::rfc3339_millis;
 use crate::metrics::latency::merge_into;
 use crate::metrics::system;
 use crate::rpc::error::RpcError;

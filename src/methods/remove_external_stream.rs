@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
+use crate::clock::rfc3339_millis;
 use crate::mediamtx::model::mask_url_password;
 use crate::mediamtx::shared::WriteOp;
 use crate::rpc::error::{RpcError, INTERNAL_ERROR, INVALID_PARAMS, NOT_FOUND};

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::ctx::{Ctx, Method};
 use super::discover_external_streams::require_discovery;
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
+use crate::clock::rfc3339_millis;
 use crate::rpc::error::{RpcError, INTERNAL_ERROR, INVALID_PARAMS};
 use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};
+use crate::clock::rfc3339_millis;
 use crate::mediamtx::api;
 use crate::rpc::error::{RpcError, DEPENDENCY, INTERNAL_ERROR};
 use crate::rpc::params::Params;

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::ctx::{Ctx, Method};
-use crate::auth::{rfc3339_millis, Role};
+use crate::auth::Role;
 use crate::camera::registry::Status;
+use crate::clock::rfc3339_millis;
 use crate::events::{topic, Event};
 use crate::files::names::{is_valid_filename, Kind};
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_PARAMS, INVALID_STATE, STORAGE};
