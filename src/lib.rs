@@ -46,7 +46,8 @@
 //! - [`health`]: overall status from component states, for `get_status` and `/health*`.
 //! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
 //!   and the admin subcommands (`token`, `apikey`).
-//! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free).
+//! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free), built by its one
+//!   constructor; it hands threads the handles they use (`periodic_discovery`, `demand_socket`).
 //! - [`clock`]: the crate's one clock — now (`unix_millis`, `now_unix`) and the wire's date
 //!   formats (RFC 3339, HTTP dates), on the `time` crate.
 //! - `backoff`: the retry schedule (1 s doubling to 30 s) of camera starts and publishers.

@@ -33,7 +33,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         RpcError::new(INTERNAL_ERROR, "internal_error")
             .details(format!("cannot persist the interval: {e}"))
     })?;
-    ctx.state.discovery_timer.rearm(secs);
+    ctx.state.discovery_timer().rearm(secs);
     let message = if secs == 0 {
         "Periodic discovery off (scans only on request)".to_string()
     } else {
