@@ -14,8 +14,9 @@
 //! - [`shard`]: one pinned executor (glommio on io_uring, or the epoll fallback, behind
 //!   `camshard_cores::rt`); accepts its share of connections on the shared port (SO_REUSEPORT),
 //!   keeps the live-connection slab, sends keep-alive Pings, closes connections that miss the
-//!   authentication deadline, cuts stalled consumers, drains on shutdown. Its state (`Shard`,
-//!   the per-connection `ConnHandle`) is in `shard::local`, below both `net` and the run loop.
+//!   authentication deadline, cuts stalled consumers, delivers events to its subscribed
+//!   connections (`shard::deliver`), drains on shutdown. Its state (`Shard`, the
+//!   per-connection `ConnHandle`) is in `shard::local`, below both `net` and the run loop.
 //! - [`net`]: the connection type that owns framing — optional TLS ([`net::tls`],
 //!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), the
 //!   plain HTTP routes ([`net::http`]), and the per-address counters behind the connection caps
@@ -23,7 +24,8 @@
 //! - [`rpc`]: JSON-RPC 2.0 — simd-json parsing ([`rpc::json`]), envelope rules, errors, params
 //!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
 //!   contract's check order.
-//! - [`methods`]: the method table, one file per method.
+//! - [`methods`]: the method table, one file per method; `methods::errors` turns the domain's
+//!   own error types into JSON-RPC errors (domain modules never build one).
 //! - [`camera`]: camera sources (V4L2, synthetic), capture threads, discovery and hot-plug,
 //!   stable ids, the registry shards read, and the manager thread that owns it all.
 //! - [`snapshots`]: `take_snapshot`'s writer (from the latest frame; never overwrites).
@@ -33,7 +35,8 @@
 //!   and listings consult; methods only translate its errors.
 //! - [`files`]: file names, listings, storage rule, retention, download URLs, and opening or
 //!   deleting files strictly below the data directory (no symlinks, no escape).
-//! - [`events`]: the event bus (any thread → every shard), topics, subscriptions, delivery.
+//! - [`events`]: the event bus (any thread → every shard), topics, subscriptions, and the
+//!   notification an event renders to.
 //! - [`mediamtx`]: the MediaMTX integration — our own HTTP/1.1 client, typed API calls, the
 //!   desired path configs, and the shard-0 controller (health, reconciliation, write lane, live
 //!   path poll and `mediamtx.*` events). Its recording backend lives in [`recording`].
@@ -45,8 +48,10 @@
 //! - [`health`]: overall status from component states, for `get_status` and `/health*`.
 //! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
 //!   and the admin subcommands (`token`, `apikey`).
-//! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free).
-//! - [`clock`]: the crate's one wall clock (`unix_millis`, `now_unix`).
+//! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free), built by its one
+//!   constructor; it hands threads the handles they use (`periodic_discovery`, `demand_socket`).
+//! - [`clock`]: the crate's one clock — now (`unix_millis`, `now_unix`) and the wire's date
+//!   formats (RFC 3339, HTTP dates), on the `time` crate.
 //! - `backoff`: the retry schedule (1 s doubling to 30 s) of camera starts and publishers.
 //! - [`sd_notify`]: systemd readiness, stopping and watchdog notifications.
 

@@ -213,7 +213,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         StartError(format!("camera manager: {e}"))
     })?;
     if state.config.external_streams.discovery.enabled {
-        crate::external::periodic::spawn(state.clone())
+        crate::external::periodic::spawn(state.periodic_discovery())
             .map_err(|e| StartError(format!("discovery timer: {e}")))?;
     }
     if state.config.mediamtx.enabled {
@@ -221,7 +221,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             latch.trigger();
             StartError(format!("publisher supervisor: {e}"))
         })?;
-        crate::streaming::demand::spawn(state.clone()).map_err(|e| {
+        crate::streaming::demand::spawn(state.demand_socket()).map_err(|e| {
             latch.trigger();
             StartError(format!(
                 "control socket {}: {e}",

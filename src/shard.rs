@@ -3,6 +3,7 @@
 //! spreads new connections) and owns them for their whole life. Nothing in a shard is shared with other shards except through
 //! `ServerState` (read-mostly, lock-free) and cross-shard channels.
 
+pub mod deliver;
 pub mod local;
 
 use std::cell::{Cell, RefCell};
@@ -73,7 +74,7 @@ pub async fn run(
     shutdown.wait().await;
     // Deliver what is already queued (system.shutdown among it) before closing connections.
     while let Some(ev) = events.try_recv() {
-        crate::events::deliver::deliver(&shard, &ev);
+        deliver::deliver(&shard, &ev);
     }
 
     // Shutdown: stop accepting, ask every session to close with 1001, wait for them (bounded).
@@ -137,9 +138,9 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Delivers bus events to this shard's connections as they arrive.
 async fn event_loop(shard: Rc<Shard>, inbox: Rc<InboxReceiver<Arc<Event>>>) {
     while let Some(ev) = inbox.recv().await {
-        crate::events::deliver::deliver(&shard, &ev);
+        deliver::deliver(&shard, &ev);
         while let Some(ev) = inbox.try_recv() {
-            crate::events::deliver::deliver(&shard, &ev);
+            deliver::deliver(&shard, &ev);
         }
     }
 }

@@ -108,8 +108,8 @@ pub struct ServerState {
     pub handshakes_per_ip: crate::net::addr::AddrCounts,
     /// Component health.
     pub components: Components,
-    /// Set once shutdown begins.
-    pub shutting_down: AtomicBool,
+    /// Set once shutdown begins (shared with the threads that stop on it).
+    pub shutting_down: Arc<AtomicBool>,
     /// Every camera seen in this run.
     pub cameras: Arc<crate::camera::registry::Registry>,
     /// Fans events out to the shards.
@@ -128,10 +128,10 @@ pub struct ServerState {
     pub stream_kick: crate::streaming::kick::Kick,
     /// Added and discovered external streams.
     pub external: Arc<crate::external::store::Store>,
-    /// Discovery scans (one at a time) and the periodic timer.
-    pub scanner: crate::external::discovery::Scanner,
+    /// Discovery scans (one at a time).
+    scanner: Arc<crate::external::discovery::Scanner>,
     /// When the next periodic discovery scan is due.
-    pub discovery_timer: crate::external::timer::Timer,
+    discovery_timer: Arc<crate::external::timer::Timer>,
 }
 
 /// What differs between the server's `ServerState` and a test's or a fuzz target's: everything
@@ -192,7 +192,7 @@ impl ServerState {
                 camera_monitor: Component::new(camera_monitor),
                 mediamtx: Component::new(mediamtx),
             },
-            shutting_down: AtomicBool::new(false),
+            shutting_down: Arc::new(AtomicBool::new(false)),
             cameras: Arc::new(crate::camera::registry::Registry::default()),
             bus: crate::events::Bus::new(parts.bus_senders),
             first_scan: AtomicBool::new(false),
@@ -207,6 +207,37 @@ impl ServerState {
             scanner: Default::default(),
             discovery_timer: Default::default(),
             config,
+        }
+    }
+
+    /// Discovery scans (one at a time).
+    pub fn scanner(&self) -> &Arc<crate::external::discovery::Scanner> {
+        &self.scanner
+    }
+
+    /// When the next periodic discovery scan is due.
+    pub fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
+        &self.discovery_timer
+    }
+
+    /// What the periodic discovery thread uses, and nothing else.
+    pub fn periodic_discovery(&self) -> crate::external::periodic::Periodic {
+        crate::external::periodic::Periodic {
+            config: self.config.external_streams.discovery.clone(),
+            store: self.external.clone(),
+            scanner: self.scanner.clone(),
+            timer: self.discovery_timer.clone(),
+            stop: self.shutting_down.clone(),
+        }
+    }
+
+    /// What the control socket (`camshard demand`) uses, and nothing else.
+    pub fn demand_socket(&self) -> crate::streaming::demand::Demands {
+        crate::streaming::demand::Demands {
+            state_dir: self.config.state_dir().to_path_buf(),
+            cameras: self.cameras.clone(),
+            streams: self.streams.clone(),
+            stop: self.shutting_down.clone(),
         }
     }
 

@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 
 use super::primitives::{random_bytes, AuthFailure, MAX_TOKEN_LEN};
 use super::role::Role;
-use super::time::{parse_rfc3339, rfc3339_millis};
+use crate::clock::{parse_rfc3339, rfc3339_millis};
 
 /// Prefix of every API key.
 pub const KEY_PREFIX: &str = "csk_";

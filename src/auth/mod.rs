@@ -4,7 +4,7 @@
 //! an immutable snapshot of the JWT secret plus the current key set; the server swaps a new one
 //! in when the key store file is reloaded, so verification never takes a lock. The submodules
 //! also hold the JWT secret resolution (`secret`), download-URL tokens (`download`), roles
-//! (`role`) and the wall-clock formats the wire needs, RFC 3339 and HTTP dates (`time`).
+//! (`role`). Timestamps and their formats are `crate::clock`'s.
 //!
 //! Nothing here logs or returns token material: failures are one of three reasons
 //! ([`AuthFailure`]) and nothing more, so a caller cannot learn *why* a guess was wrong.
@@ -15,7 +15,7 @@ pub mod jwt;
 pub mod primitives;
 pub mod role;
 pub mod secret;
-pub mod time;
+
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +24,6 @@ pub use self::apikey::{KeyRecord, KeySet, KeyStore};
 use self::primitives::is_b64url;
 pub use self::primitives::{AuthFailure, MAX_TOKEN_LEN};
 pub use self::role::Role;
-pub use self::time::{parse_rfc3339, rfc3339_millis};
 
 /// The `auth_type` parameter of `authenticate` (§9.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::time::rfc3339_millis;
 use crate::clock::now_unix;
+use crate::clock::rfc3339_millis;
 
 /// File name of the map inside the state directory.
 const FILE_NAME: &str = "cameras.json";

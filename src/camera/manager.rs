@@ -760,7 +760,7 @@ mod tests {
                 jwt_secret: None,
                 keys: Default::default(),
                 download_key: crate::auth::download::download_key(None, Some(b"test")),
-                stats: crate::metrics::Registry::new(1, 1, 1),
+                stats: crate::metrics::Registry::new(1, &[], &[0], 1),
                 bus_senders: Vec::new(),
                 runtime: camshard_cores::Runtime::Epoll,
                 stream_kick,

@@ -10,7 +10,6 @@ use arc_swap::ArcSwap;
 
 use super::capture::CaptureHandle;
 use super::source::{Capabilities, SourceError};
-use crate::rpc::error::{RpcError, INVALID_PARAMS, NOT_FOUND};
 
 /// Camera status (contract §8.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,39 +180,64 @@ impl Registry {
             .collect()
     }
 
-    /// Resolves a `CameraRef` (§8.1): `cameraN` or `/dev/videoN`.
-    pub fn resolve(&self, param: &str, cref: &str) -> Result<Arc<CameraInfo>, RpcError> {
+    /// Resolves a `CameraRef` (§8.1): `cameraN` or `/dev/videoN`. `param` names the parameter
+    /// the reference came in, for the error.
+    pub fn resolve(&self, param: &str, cref: &str) -> Result<Arc<CameraInfo>, CameraRefError> {
         let list = self.list.load();
+        let not_found = || CameraRefError::NotFound {
+            cref: cref.to_string(),
+        };
         if let Some(n) = parse_camera_id(cref) {
             return list
                 .iter()
                 .find(|c| c.num == n)
                 .cloned()
-                .ok_or_else(|| not_found(cref));
+                .ok_or_else(not_found);
         }
         if let Some(node) = parse_dev_alias(cref) {
             return list
                 .iter()
                 .find(|c| c.node.as_deref() == Some(node))
                 .cloned()
-                .ok_or_else(|| not_found(cref));
+                .ok_or_else(not_found);
         }
-        Err(RpcError::new(INVALID_PARAMS, "invalid_format")
-            .param(param)
-            .details(format!(
-                "{param} must be a camera id (camera0, camera1, …) or /dev/videoN"
-            )))
+        Err(CameraRefError::InvalidFormat {
+            param: param.to_string(),
+        })
     }
 }
 
-fn not_found(cref: &str) -> RpcError {
-    let shown = if cref.starts_with("/dev/") {
-        "that device node"
-    } else {
-        cref
-    };
-    RpcError::new(NOT_FOUND, "camera_not_found").details(format!("No camera at {shown}"))
+/// Why a camera reference names no camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraRefError {
+    /// Neither `cameraN` nor `/dev/videoN`; `param` is the parameter that held it.
+    InvalidFormat {
+        /// The parameter's name (`device`, `filters.device`).
+        param: String,
+    },
+    /// Well-formed, but no camera of this run has it.
+    NotFound {
+        /// The reference as given.
+        cref: String,
+    },
 }
+
+impl std::fmt::Display for CameraRefError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CameraRefError::InvalidFormat { param } => write!(
+                f,
+                "{param} must be a camera id (camera0, camera1, …) or /dev/videoN"
+            ),
+            CameraRefError::NotFound { cref } if cref.starts_with("/dev/") => {
+                f.write_str("No camera at that device node")
+            }
+            CameraRefError::NotFound { cref } => write!(f, "No camera at {cref}"),
+        }
+    }
+}
+
+impl std::error::Error for CameraRefError {}
 
 /// N of a `cameraN` id (`camera0`, no leading zeros).
 pub fn parse_camera_id(s: &str) -> Option<u32> {
@@ -248,17 +272,17 @@ mod tests {
         assert_eq!(parse_dev_alias("/dev/video3"), Some("video3"));
         assert_eq!(parse_dev_alias("/dev/sda"), None);
         let r = Registry::default();
+        let err = |cref| r.resolve("device", cref).unwrap_err();
         assert_eq!(
-            r.resolve("device", "nope").unwrap_err().reason,
-            "invalid_format"
+            err("nope"),
+            CameraRefError::InvalidFormat {
+                param: "device".into()
+            }
         );
+        assert_eq!(err("camera4").to_string(), "No camera at camera4");
         assert_eq!(
-            r.resolve("device", "camera4").unwrap_err().reason,
-            "camera_not_found"
-        );
-        assert_eq!(
-            r.resolve("device", "/dev/video0").unwrap_err().reason,
-            "camera_not_found"
+            err("/dev/video0").to_string(),
+            "No camera at that device node"
         );
     }
 }

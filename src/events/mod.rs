@@ -1,9 +1,10 @@
 //! The event bus: camera, recording, system and MediaMTX events fan out from whichever thread
-//! produced them (camera manager, capture threads, shards) to every shard, which delivers them to
-//! its subscribed connections (`deliver`). Data travels through crossbeam queues; each shard is
-//! woken through its io_uring ring (`camshard_cores::inbox`), so delivery costs no polling.
+//! produced them (camera manager, capture threads, shards) to every shard, which delivers them
+//! to its subscribed connections (`shard::deliver`). Data travels through crossbeam queues; each
+//! shard is woken through its io_uring ring (`camshard_cores::inbox`), so delivery costs no
+//! polling.
 
-pub mod deliver;
+pub mod render;
 pub mod subs;
 pub mod topic;
 

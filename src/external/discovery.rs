@@ -26,7 +26,7 @@ use super::store::{
     render_each, split_by_type, Capabilities, ExternalStream, ScanReport, Status, Store, StreamType,
 };
 use super::url::{percent_encode, suggested_name};
-use crate::auth::time::rfc3339_millis;
+use crate::clock::rfc3339_millis;
 
 /// A finished scan younger than this is reused by requests with the same options.
 pub const CACHE_FOR: Duration = Duration::from_secs(30);
@@ -136,7 +136,7 @@ fn worker(
         };
         let creds = creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
         let r = describe(&c.url, probe_timeout.min(left), creds);
-        if results.send((i, r, super::now_ms())).is_err() {
+        if results.send((i, r, crate::clock::unix_millis())).is_err() {
             return;
         }
     }
@@ -226,7 +226,7 @@ pub fn scan(cfg: &DiscoveryConfig, cands: Vec<Candidate>) -> ScanReport {
         found,
         errors,
         duration: start.elapsed(),
-        finished_at_ms: super::now_ms(),
+        finished_at_ms: crate::clock::unix_millis(),
         skydio: cands
             .iter()
             .any(|c| c.stream_type == StreamType::SkydioStanag4609),

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::url::{mask_password, parse_url, validate_stream_name, validate_stream_url};
-use crate::auth::time::rfc3339_millis;
+use crate::clock::rfc3339_millis;
 
 /// File name of the persisted set inside the state directory.
 pub const FILE_NAME: &str = "external_streams.json";

@@ -16,13 +16,13 @@ impl Timer {
         let next = if interval_s == 0 {
             0
         } else {
-            super::now_ms() + interval_s * 1000
+            crate::clock::unix_millis() + interval_s * 1000
         };
         self.next_ms.store(next, Relaxed);
     }
 
     pub(crate) fn due(&self) -> bool {
         let next = self.next_ms.load(Relaxed);
-        next != 0 && super::now_ms() >= next
+        next != 0 && crate::clock::unix_millis() >= next
     }
 }

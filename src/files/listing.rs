@@ -14,10 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::names::{device_of, Kind};
-use crate::auth::rfc3339_millis;
+use crate::clock::rfc3339_millis;
 use crate::config::Config;
 use crate::media::probe;
-use crate::rpc::error::RpcError;
 use crate::state::ServerState;
 
 /// One listable file.
@@ -101,17 +100,6 @@ pub fn list(state: &ServerState, kind: Kind) -> Vec<Entry> {
         Kind::Recordings => scan(&dir, kind, &|n| state.recording_busy(n)),
         Kind::Snapshots => scan(&dir, kind, &|_| false),
     }
-}
-
-/// The `limit`/`offset` params (§8.7): defaults 50 and 0; out of range is -32602 `out_of_range`,
-/// never clamped.
-pub fn paging(p: &crate::rpc::params::Params<'_, '_>) -> Result<(usize, usize), RpcError> {
-    let limit = p
-        .int("limit", 1, MAX_LIMIT as i64)?
-        .map_or(DEFAULT_LIMIT, |v| v as usize);
-    // The upper bound only keeps the conversion exact; any offset past the end is valid.
-    let offset = p.int("offset", 0, 1 << 53)?.map_or(0, |v| v as usize);
-    Ok((limit, offset))
 }
 
 /// The page `offset..offset+limit` of `all` (empty past the end).
@@ -298,30 +286,6 @@ mod tests {
             seen.extend(names(page(&all, 4, offset)));
         }
         assert_eq!(seen, expected, "pages cover every file exactly once");
-    }
-
-    #[test]
-    fn paging_params() {
-        let mut parser = crate::rpc::json::Parser::new();
-        let mut get = |text: &[u8]| {
-            let v = parser.parse(text).expect("json");
-            let p = crate::rpc::params::Params::new(Some(&v)).expect("params");
-            paging(&p).map_err(|e| (e.reason, e.param))
-        };
-        assert_eq!(get(b"{}"), Ok((50, 0)));
-        assert_eq!(get(br#"{"limit":1000,"offset":7.0}"#), Ok((1000, 7)));
-        assert_eq!(get(br#"{"limit":null}"#), Ok((50, 0)));
-        for (text, param) in [
-            (&br#"{"limit":0}"#[..], "limit"),
-            (br#"{"limit":1001}"#, "limit"),
-            (br#"{"offset":-1}"#, "offset"),
-        ] {
-            assert_eq!(get(text), Err(("out_of_range", Some(param.into()))));
-        }
-        assert_eq!(
-            get(br#"{"limit":"5"}"#),
-            Err(("invalid_type", Some("limit".into())))
-        );
     }
 
     #[test]

@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 
 use super::listing::{list, Entry};
 use super::names::Kind;
-use crate::rpc::error::{RpcError, STORAGE};
 use crate::state::ServerState;
 
 /// Which rule a policy applies.
@@ -184,10 +183,31 @@ pub fn select(p: &Policy, mut files: Vec<(Kind, Entry)>, now_ms: u64) -> Vec<(Ki
     }
 }
 
+/// A deletion that failed (other than the file being gone already).
+#[derive(Debug)]
+pub struct CleanupError {
+    /// The file that could not be deleted.
+    pub name: String,
+    /// Why.
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for CleanupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Could not delete {}: {}", self.name, self.error)
+    }
+}
+
+impl std::error::Error for CleanupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// Applies `p`'s rule once now (after any cleanup already running); returns (files deleted,
-/// bytes freed). A failed deletion is -32060 `write_failed`; files deleted before it stay
-/// deleted. A file that vanished meanwhile (deleted by a client) is skipped, not an error.
-pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), RpcError> {
+/// bytes freed). The first failed deletion ends the cleanup (the methods answer -32060
+/// `write_failed`); files deleted before it stay deleted. A file that vanished meanwhile (deleted by a client) is skipped, not an error.
+pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), CleanupError> {
     let _one_at_a_time = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
     let mut all: Vec<(Kind, Entry)> = Vec::new();
     for k in [Kind::Recordings, Kind::Snapshots] {
@@ -214,8 +234,10 @@ pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), RpcError> {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => {
                 tracing::warn!(file = %e.name, error = %err, "retention could not delete a file");
-                result = Err(RpcError::new(STORAGE, "write_failed")
-                    .details(format!("Could not delete {}: {err}", e.name)));
+                result = Err(CleanupError {
+                    name: e.name,
+                    error: err,
+                });
                 break;
             }
         }
@@ -233,7 +255,7 @@ pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), RpcError> {
 
 /// `cleanup_old_files`: the current policy's rule once, whether or not it is enabled; no policy
 /// or `manual` deletes nothing. Disk work: run it off the shard.
-pub fn cleanup_once(state: &ServerState) -> Result<(u64, u64), RpcError> {
+pub fn cleanup_once(state: &ServerState) -> Result<(u64, u64), CleanupError> {
     match load(state) {
         Some(p) => apply(state, &p),
         None => Ok((0, 0)),
@@ -247,7 +269,7 @@ pub fn after_recording(state: &ServerState) {
         return;
     };
     if let Err(e) = apply(state, &p) {
-        tracing::warn!(reason = e.reason, details = ?e.details, "retention cleanup failed");
+        tracing::warn!(error = %e, "retention cleanup failed");
     }
 }
 

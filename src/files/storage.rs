@@ -2,9 +2,10 @@
 //!
 //! - [`storage_info`]: the `get_storage_info` result (§9.6), df semantics on the filesystem that
 //!   holds the recordings directory.
-//! - [`check_storage`]: the §9.3 rule new snapshots and recordings must pass — refused with
-//!   -32060 `storage_critical` at or above `storage.block_percent` used, and with `storage_low`
-//!   when less than `storage.min_free_mb` MiB are available.
+//! - [`check_storage`]: the §9.3 rule new snapshots and recordings must pass — refused as
+//!   [`StorageError::Critical`] at or above `storage.block_percent` used, and as
+//!   [`StorageError::Low`] when less than `storage.min_free_mb` MiB are available (the methods
+//!   answer -32060 `storage_critical` / `storage_low`).
 
 use std::path::Path;
 
@@ -14,7 +15,6 @@ use super::listing::list;
 use super::names::Kind;
 use crate::config::Config;
 use crate::metrics::system::{fs_usage, FsUsage};
-use crate::rpc::error::{RpcError, STORAGE};
 use crate::state::ServerState;
 
 /// The `get_storage_info` result. Disk work (statvfs and a listing of both directories): call it
@@ -36,9 +36,52 @@ pub fn storage_info(state: &ServerState) -> Value {
     })
 }
 
+/// Why the storage rule refuses a new file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StorageError {
+    /// At or above `storage.block_percent` used.
+    Critical {
+        /// Percent of the filesystem used.
+        used_percent: f64,
+        /// `storage.block_percent`.
+        block_percent: f64,
+    },
+    /// Less than `storage.min_free_mb` MiB available.
+    Low {
+        /// Bytes available.
+        available: u64,
+        /// `storage.min_free_mb`.
+        min_free_mb: u64,
+    },
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            StorageError::Critical {
+                used_percent,
+                block_percent,
+            } => write!(
+                f,
+                "Storage is {used_percent:.1}% used (limit {block_percent:.1}%)"
+            ),
+            StorageError::Low {
+                available,
+                min_free_mb,
+            } => write!(
+                f,
+                "{} MiB available (minimum {min_free_mb} MiB)",
+                available >> 20
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
 /// Applies the storage rule to the filesystem holding `dir` (one statvfs: cheap, but a syscall
 /// on a possibly slow mount, so callers on a shard should prefer the blocking pool).
-pub fn check_storage(cfg: &Config, dir: &Path) -> Result<(), RpcError> {
+pub fn check_storage(cfg: &Config, dir: &Path) -> Result<(), StorageError> {
     match fs_usage(dir) {
         Some(u) => check_usage(cfg, &u),
         // Nothing to measure is no reason to refuse; the write itself reports real failures.
@@ -47,24 +90,19 @@ pub fn check_storage(cfg: &Config, dir: &Path) -> Result<(), RpcError> {
 }
 
 /// The rule on given figures (separate so tests can use fake usage).
-pub fn check_usage(cfg: &Config, u: &FsUsage) -> Result<(), RpcError> {
+pub fn check_usage(cfg: &Config, u: &FsUsage) -> Result<(), StorageError> {
     let st = &cfg.storage;
     if u.usage_percent >= st.block_percent {
-        return Err(RpcError::new(STORAGE, "storage_critical")
-            .details(format!(
-                "Storage is {:.1}% used (limit {:.1}%)",
-                u.usage_percent, st.block_percent
-            ))
-            .suggest("Free space, or delete old files with cleanup_old_files"));
+        return Err(StorageError::Critical {
+            used_percent: u.usage_percent,
+            block_percent: st.block_percent,
+        });
     }
     if u.available < st.min_free_mb.saturating_mul(1 << 20) {
-        return Err(RpcError::new(STORAGE, "storage_low")
-            .details(format!(
-                "{} MiB available (minimum {} MiB)",
-                u.available >> 20,
-                st.min_free_mb
-            ))
-            .suggest("Free space, or delete old files with cleanup_old_files"));
+        return Err(StorageError::Low {
+            available: u.available,
+            min_free_mb: st.min_free_mb,
+        });
     }
     Ok(())
 }
@@ -84,14 +122,19 @@ mod tests {
             usage_percent: 50.0,
         };
         assert!(check_usage(&cfg, &ok).is_ok());
-        let reason = |u: FsUsage| check_usage(&cfg, &u).map_err(|e| (e.code, e.reason));
+        let reason = |u: FsUsage| {
+            check_usage(&cfg, &u).map_err(|e| match e {
+                StorageError::Critical { .. } => "storage_critical",
+                StorageError::Low { .. } => "storage_low",
+            })
+        };
         // At the block level exactly: critical (≥, not >); just below: fine.
         assert_eq!(
             reason(FsUsage {
                 usage_percent: 90.0,
                 ..ok
             }),
-            Err((STORAGE, "storage_critical"))
+            Err("storage_critical")
         );
         assert_eq!(
             reason(FsUsage {
@@ -107,7 +150,7 @@ mod tests {
                 available: 1 << 20,
                 ..ok
             }),
-            Err((STORAGE, "storage_critical"))
+            Err("storage_critical")
         );
         // 512 MiB is the minimum: one byte less is low, exactly 512 MiB is fine.
         assert_eq!(
@@ -115,7 +158,7 @@ mod tests {
                 available: (512 << 20) - 1,
                 ..ok
             }),
-            Err((STORAGE, "storage_low"))
+            Err("storage_low")
         );
         assert_eq!(
             reason(FsUsage {

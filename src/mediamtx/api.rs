@@ -1,5 +1,5 @@
-//! Typed calls to MediaMTX's v3 API on top of the raw HTTP client, and the mapping of its answers
-//! to JSON-RPC errors (integration doc §8).
+//! Typed calls to MediaMTX's v3 API on top of the raw HTTP client, and the failures they report
+//! (integration doc §8; the methods turn them into JSON-RPC errors).
 //!
 //! Success is decided from the HTTP status only; a 2xx body may be empty, `{"status":"ok"}` or
 //! anything else. Error text is the `error` member of a JSON body, else the raw text. A JSON 404
@@ -17,7 +17,6 @@ use serde_json::Value;
 use super::http::{Client, HttpError, Response};
 use super::model::{decode_list_page, PathLive};
 use crate::config::MediamtxConfig;
-use crate::rpc::error::{RpcError, DEPENDENCY};
 
 /// Timeout of reads (integration doc §8).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -81,27 +80,27 @@ impl MtxError {
             MtxError::Malformed(e) => format!("MediaMTX answer unusable: {e}"),
         }
     }
+}
 
-    /// The JSON-RPC error of a client call: -32050 `mediamtx_unreachable` or `mediamtx_error`.
-    pub fn to_rpc(&self) -> RpcError {
-        let reason = if self.is_unreachable() {
-            "mediamtx_unreachable"
-        } else {
-            "mediamtx_error"
-        };
-        RpcError::new(DEPENDENCY, reason).details(super::model::mask_url_password(&self.text()))
+/// Why a MediaMTX call is not even tried: MediaMTX is not configured, or known to be down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// `mediamtx.enabled = false`.
+    Disabled,
+    /// The health probe finds the API unreachable.
+    Down,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unavailable::Disabled => "MediaMTX is not configured (mediamtx.enabled = false)",
+            Unavailable::Down => "MediaMTX API is unreachable",
+        })
     }
 }
 
-/// The -32050 `mediamtx_unreachable` error used when MediaMTX is known to be down or disabled.
-pub fn unreachable_error(enabled: bool) -> RpcError {
-    let details = if enabled {
-        "MediaMTX API is unreachable"
-    } else {
-        "MediaMTX is not configured (mediamtx.enabled = false)"
-    };
-    RpcError::new(DEPENDENCY, "mediamtx_unreachable").details(details)
-}
+impl std::error::Error for Unavailable {}
 
 /// Waiters for an in-flight `paths/get` of one path.
 type LiveWaiters = Vec<futures_channel::oneshot::Sender<Result<Option<PathLive>, MtxError>>>;
@@ -441,7 +440,10 @@ mod tests {
         let e = decode_error(&resp(404, "404 page not found", Some("text/plain")));
         assert!(!e.is_not_found(), "plain-text 404 is a missing route");
         let e = decode_error(&resp(401, "", None));
-        assert_eq!(e.to_rpc().reason, "mediamtx_error");
+        assert!(
+            !e.is_unreachable(),
+            "an answer, however unwelcome, is not an outage"
+        );
         let e = decode_error(&resp(400, r#"{"error":"invalid source"}"#, None));
         assert!(e.is_rejected());
     }

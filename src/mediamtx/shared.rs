@@ -14,9 +14,8 @@ use arc_swap::ArcSwap;
 use futures_channel::{mpsc, oneshot};
 use serde_json::Value;
 
-use super::api::{unreachable_error, MtxError};
+use super::api::{MtxError, Unavailable};
 use super::model::PathLive;
-use crate::rpc::error::RpcError;
 
 /// A config write the controller performs on a path.
 #[derive(Debug, Clone)]
@@ -106,15 +105,18 @@ impl MtxShared {
         self.reconcile_wanted.store(true, Relaxed);
     }
 
-    /// The error stream methods answer without calling MediaMTX when it is known to be down or
-    /// not configured; `None` when a call is worth trying.
-    pub fn refuse(&self, enabled: bool) -> Option<RpcError> {
-        if !enabled || self.down.load(Relaxed) {
-            Some(unreachable_error(enabled))
+    /// Why a call to MediaMTX is not worth trying (not configured, or known to be down);
+    /// `None` when it is.
+    pub fn unavailable(&self, enabled: bool) -> Option<Unavailable> {
+        if !enabled {
+            Some(Unavailable::Disabled)
+        } else if self.down.load(Relaxed) {
+            Some(Unavailable::Down)
         } else {
             None
         }
     }
+
 }
 
 /// A shared handle (kept in `ServerState`).

@@ -9,9 +9,9 @@
 use serde_json::{json, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};
+use crate::clock::rfc3339_millis;
 use crate::external::store::StreamType;
 use crate::external::target;
 use crate::external::url::{parse_url, validate_stream_name};
@@ -85,12 +85,12 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             }
             Ok(false) => {}
         }
-        if let Some(e) = state.mtx.refuse(state.config.mediamtx.enabled) {
-            return (Err(e), None);
+        if let Some(e) = state.mtx.unavailable(state.config.mediamtx.enabled) {
+            return (Err(e.into()), None);
         }
         let api = match api::local(&state.config.mediamtx) {
             Ok(a) => a,
-            Err(e) => return (Err(e.to_rpc()), None),
+            Err(e) => return (Err(super::errors::mtx(&e)), None),
         };
         // A path of that name that we do not own (hand-made, or another tool's) is not ours to
         // take over.
@@ -103,7 +103,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 )
             }
             Ok(None) => {}
-            Err(e) => return (Err(e.to_rpc()), None),
+            Err(e) => return (Err(super::errors::mtx(&e)), None),
         }
         let conf = external_path_conf(&url, state.config.external_streams.source_on_demand);
         if let Err(e) = state.mtx.write(&name, WriteOp::Ensure(conf)).await {
@@ -114,7 +114,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 };
                 RpcError::new(DEPENDENCY, "mediamtx_rejected").details(mask_url_password(&text))
             } else {
-                e.to_rpc()
+                super::errors::mtx(&e)
             };
             return (Err(err), None);
         }

@@ -6,7 +6,8 @@
 use serde_json::json;
 
 use super::ctx::{Ctx, Method};
-use crate::auth::{rfc3339_millis, TokenKind};
+use crate::auth::TokenKind;
+use crate::clock::rfc3339_millis;
 use crate::rpc::error::auth_rpc_error;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::{missing, Params};

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::ctx::Ctx;
-use crate::files::listing::{describe, list, page, paging, stat_entry, Entry};
+use crate::files::listing::{describe, list, page, stat_entry, Entry, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::files::names::{is_valid_filename, recording_candidates, Kind};
 use crate::rpc::error::{RpcError, INVALID_STATE, NOT_FOUND, STORAGE};
 use crate::rpc::params::Params;
@@ -47,6 +47,17 @@ where
         let r = camshard_cores::rt::spawn_blocking(f).await;
         (r.map(Output::Value), None)
     }))
+}
+
+/// The `limit`/`offset` params (§8.7): defaults 50 and 0; out of range is -32602 `out_of_range`,
+/// never clamped.
+fn paging(p: &Params<'_, '_>) -> Result<(usize, usize), RpcError> {
+    let limit = p
+        .int("limit", 1, MAX_LIMIT as i64)?
+        .map_or(DEFAULT_LIMIT, |v| v as usize);
+    // The upper bound only keeps the conversion exact; any offset past the end is valid.
+    let offset = p.int("offset", 0, 1 << 53)?.map_or(0, |v| v as usize);
+    Ok((limit, offset))
 }
 
 /// `list_recordings` / `list_snapshots` with §8.7 paging.
@@ -173,4 +184,33 @@ pub fn storage_info(ctx: &mut Ctx<'_>) -> Result<Output, RpcError> {
     Ok(later(move || {
         Ok(crate::files::storage::storage_info(&state))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_params() {
+        let mut parser = crate::rpc::json::Parser::new();
+        let mut get = |text: &[u8]| {
+            let v = parser.parse(text).expect("json");
+            let p = crate::rpc::params::Params::new(Some(&v)).expect("params");
+            paging(&p).map_err(|e| (e.reason, e.param))
+        };
+        assert_eq!(get(b"{}"), Ok((50, 0)));
+        assert_eq!(get(br#"{"limit":1000,"offset":7.0}"#), Ok((1000, 7)));
+        assert_eq!(get(br#"{"limit":null}"#), Ok((50, 0)));
+        for (text, param) in [
+            (&br#"{"limit":0}"#[..], "limit"),
+            (br#"{"limit":1001}"#, "limit"),
+            (br#"{"offset":-1}"#, "offset"),
+        ] {
+            assert_eq!(get(text), Err(("out_of_range", Some(param.into()))));
+        }
+        assert_eq!(
+            get(br#"{"limit":"5"}"#),
+            Err(("invalid_type", Some("limit".into())))
+        );
+    }
 }

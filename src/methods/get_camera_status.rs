@@ -40,7 +40,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let metrics = move |bytes_sent: u64, readers: u64| json!({"bytes_sent": bytes_sent, "readers": readers, "uptime": uptime});
     // bytes_sent and readers are MediaMTX's; when it is down (or not configured) they are 0 and
     // the call still succeeds.
-    if ctx.state.mtx.refuse(cfg.mediamtx.enabled).is_some() {
+    if ctx.state.mtx.unavailable(cfg.mediamtx.enabled).is_some() {
         m.insert("metrics".into(), metrics(0, 0));
         return Ok(Value::Object(m).into());
     }

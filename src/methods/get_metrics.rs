@@ -3,7 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::{rfc3339_millis, Role};
+use crate::auth::Role;
+use crate::clock::rfc3339_millis;
 use crate::metrics::latency::merge_into;
 use crate::metrics::system;
 use crate::rpc::error::RpcError;
@@ -62,7 +63,11 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
         }
     });
     // stream_metrics come from MediaMTX's live path list; all 0 when it is down.
-    if state.mtx.refuse(state.config.mediamtx.enabled).is_some() {
+    if state
+        .mtx
+        .unavailable(state.config.mediamtx.enabled)
+        .is_some()
+    {
         return Ok(v.into());
     }
     let state = state.clone();

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde_json::{json, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::registry::Status;
+use crate::clock::rfc3339_millis;
 use crate::mediamtx::api;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;
@@ -30,8 +30,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .state
         .cameras
         .resolve("device", p.required_str("device")?)?;
-    if let Some(e) = ctx.state.mtx.refuse(ctx.state.config.mediamtx.enabled) {
-        return Err(e);
+    if let Some(e) = ctx.state.mtx.unavailable(ctx.state.config.mediamtx.enabled) {
+        return Err(e.into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
@@ -41,7 +41,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         };
         let live = match live {
             Ok(l) => l,
-            Err(e) => return (Err(e.to_rpc()), None),
+            Err(e) => return (Err(super::errors::mtx(&e)), None),
         };
         let run = current_run(&state, cam.num);
         let slot = state.streams.get(cam.num);

@@ -34,7 +34,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                "available": status == "READY", "active_consumers": readers,
                "stream_status": status, "streams": urls})
     };
-    if cam.status != Status::Connected || ctx.state.mtx.refuse(cfg.mediamtx.enabled).is_some() {
+    if cam.status != Status::Connected || ctx.state.mtx.unavailable(cfg.mediamtx.enabled).is_some()
+    {
         return Ok(reply("ERROR", 0).into());
     }
     let state = ctx.state.clone();

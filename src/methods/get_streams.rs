@@ -18,8 +18,8 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _p: &Params<'_, '_>) -> Result<Output, RpcError> {
-    if let Some(e) = ctx.state.mtx.refuse(ctx.state.config.mediamtx.enabled) {
-        return Err(e);
+    if let Some(e) = ctx.state.mtx.unavailable(ctx.state.config.mediamtx.enabled) {
+        return Err(e.into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
@@ -33,7 +33,7 @@ fn run(ctx: &mut Ctx<'_>, _p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 let arr = l.iter().map(|p| Value::Object(p.to_json())).collect();
                 (Ok(Output::Value(Value::Array(arr))), None)
             }
-            Err(e) => (Err(e.to_rpc()), None),
+            Err(e) => (Err(super::errors::mtx(&e)), None),
         }
     })))
 }

@@ -10,6 +10,7 @@ mod ctx;
 mod delete_recording;
 mod delete_snapshot;
 mod discover_external_streams;
+mod errors;
 mod files;
 mod get_camera_capabilities;
 mod get_camera_list;
@@ -47,9 +48,17 @@ use std::sync::OnceLock;
 
 pub use self::ctx::{Ctx, Handler, Method};
 
-/// Per-shard counters sized for `shards` shards, this method table and every event topic.
+/// Per-shard counters sized for `shards` shards, this method table, every JSON-RPC code and
+/// every event topic.
 pub fn stats_registry(shards: usize) -> crate::metrics::Registry {
-    crate::metrics::Registry::new(shards, TABLE.len(), crate::events::topic::NAMES.len())
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| TABLE.iter().map(|m| m.name).collect());
+    crate::metrics::Registry::new(
+        shards,
+        names,
+        &crate::rpc::error::ALL_CODES,
+        crate::events::topic::NAMES.len(),
+    )
 }
 
 /// Every method the server implements, in metrics order.

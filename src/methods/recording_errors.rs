@@ -29,7 +29,7 @@ pub(crate) fn to_rpc(e: Error) -> RpcError {
             .details("The session ended before any media was written"),
         Error::FfmpegMissing(m) => ffmpeg_missing(&m),
         Error::FfmpegFailed(details) => RpcError::new(DEPENDENCY, "ffmpeg_failed").details(details),
-        Error::MediamtxUnreachable { enabled } => crate::mediamtx::api::unreachable_error(enabled),
+        Error::MediamtxUnreachable(u) => u.into(),
         Error::Mediamtx(details) => RpcError::new(DEPENDENCY, "mediamtx_error").details(details),
     }
 }

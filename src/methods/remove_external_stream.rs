@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
+use crate::clock::rfc3339_millis;
 use crate::mediamtx::model::mask_url_password;
 use crate::mediamtx::shared::WriteOp;
 use crate::rpc::error::{RpcError, INTERNAL_ERROR, INVALID_PARAMS, NOT_FOUND};
@@ -52,13 +52,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             }
         }
     };
-    if let Some(e) = ctx.state.mtx.refuse(ctx.state.config.mediamtx.enabled) {
-        return Err(e);
+    if let Some(e) = ctx.state.mtx.unavailable(ctx.state.config.mediamtx.enabled) {
+        return Err(e.into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
         if let Err(e) = state.mtx.write(&stream.name, WriteOp::Delete).await {
-            return (Err(e.to_rpc()), None);
+            return (Err(super::errors::mtx(&e)), None);
         }
         if let Err(e) = state.external.remove(&stream.name) {
             return (

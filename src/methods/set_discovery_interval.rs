@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::ctx::{Ctx, Method};
 use super::discover_external_streams::require_discovery;
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
+use crate::clock::rfc3339_millis;
 use crate::rpc::error::{RpcError, INTERNAL_ERROR, INVALID_PARAMS};
 use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;
@@ -33,7 +33,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         RpcError::new(INTERNAL_ERROR, "internal_error")
             .details(format!("cannot persist the interval: {e}"))
     })?;
-    ctx.state.discovery_timer.rearm(secs);
+    ctx.state.discovery_timer().rearm(secs);
     let message = if secs == 0 {
         "Periodic discovery off (scans only on request)".to_string()
     } else {

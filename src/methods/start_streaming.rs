@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
 use crate::camera::item::{stream_host, streams};
+use crate::clock::rfc3339_millis;
 use crate::mediamtx::api;
 use crate::rpc::error::{RpcError, DEPENDENCY, INTERNAL_ERROR};
 use crate::rpc::params::Params;
@@ -34,8 +34,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .resolve("device", p.required_str("device")?)?;
     require_connected(&cam)?;
     let cfg = &ctx.state.config;
-    if let Some(e) = ctx.state.mtx.refuse(cfg.mediamtx.enabled) {
-        return Err(e);
+    if let Some(e) = ctx.state.mtx.unavailable(cfg.mediamtx.enabled) {
+        return Err(e.into());
     }
     if current_run(ctx.state, cam.num).is_none() {
         // The publisher is an ffmpeg: say so now rather than after the supervisor tried.
@@ -71,7 +71,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         };
         let api = match api::local(&state.config.mediamtx) {
             Ok(a) => a,
-            Err(e) => return fail(e.to_rpc()),
+            Err(e) => return fail(super::errors::mtx(&e)),
         };
         let deadline = Instant::now() + READY_WITHIN;
         loop {
@@ -84,7 +84,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             match api.path_live(&id).await {
                 Ok(Some(p)) if p.ready && run.is_some() => break,
                 Ok(_) => {}
-                Err(e) => return fail(e.to_rpc()),
+                Err(e) => return fail(super::errors::mtx(&e)),
             }
             if Instant::now() >= deadline {
                 return fail(

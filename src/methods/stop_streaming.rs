@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde_json::{json, Value};
 
 use super::ctx::{Ctx, Method};
-use crate::auth::time::rfc3339_millis;
 use crate::auth::Role;
+use crate::clock::rfc3339_millis;
 use crate::config::PublishMode;
 use crate::rpc::error::RpcError;
 use crate::rpc::params::Params;

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::ctx::{Ctx, Method};
-use crate::auth::{rfc3339_millis, Role};
+use crate::auth::Role;
 use crate::camera::registry::Status;
+use crate::clock::rfc3339_millis;
 use crate::events::{topic, Event};
 use crate::files::names::{is_valid_filename, Kind};
 use crate::rpc::error::{RpcError, DEPENDENCY, INVALID_PARAMS, INVALID_STATE, STORAGE};
@@ -69,6 +70,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let dir = cfg.snapshots_dir();
     let device = cam.id.clone();
     if let Err(e) = crate::files::storage::check_storage(cfg, &dir) {
+        let e = RpcError::from(e);
         let after = snapshot_error(&state, &device, &e);
         return Ok(Output::Later(Box::pin(
             async move { (Err(e), Some(after)) },

@@ -15,8 +15,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::rpc::error::ALL_CODES;
-
 /// Auth failure reasons counted in `camshard_auth_failures_total{reason}`.
 pub const AUTH_REASONS: [&str; 4] = [
     "auth_required",
@@ -69,8 +67,11 @@ pub struct ShardStats {
     /// Times a WebSocket's reading was paused because it sent more than
     /// `server.read_bytes_per_s` (`net::pace`).
     pub ws_paced: AtomicU64,
-    /// Replies by method (last slot: unknown methods) and code (`ALL_CODES` order; 0 = ok).
-    rpc: Vec<[AtomicU64; ALL_CODES.len()]>,
+    /// The reply codes counted, in exposition order (0 = ok); a code not listed counts in the
+    /// last slot.
+    codes: &'static [i32],
+    /// Replies by method (last row: unknown methods), each row by `codes` index.
+    rpc: Vec<Box<[AtomicU64]>>,
     /// Notifications delivered, by topic index.
     pub notifications_sent: Vec<AtomicU64>,
     /// Notifications dropped by slow-consumer queues.
@@ -95,8 +96,9 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
-    /// Zeroed counters for `methods` known methods and `topics` notification topics.
-    pub fn new(shard: usize, methods: usize, topics: usize) -> Self {
+    /// Zeroed counters for `methods` known methods replying with `codes`, and `topics`
+    /// notification topics.
+    pub fn new(shard: usize, methods: usize, codes: &'static [i32], topics: usize) -> Self {
         ShardStats {
             shard,
             ws_connections: AtomicI64::new(0),
@@ -106,8 +108,9 @@ impl ShardStats {
             handshake_cap_closes: AtomicU64::new(0),
             ws_auth_timeouts: AtomicU64::new(0),
             ws_paced: AtomicU64::new(0),
+            codes,
             rpc: (0..=methods)
-                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .map(|_| codes.iter().map(|_| AtomicU64::new(0)).collect())
                 .collect(),
             notifications_sent: (0..topics).map(|_| AtomicU64::new(0)).collect(),
             notifications_dropped: AtomicU64::new(0),
@@ -133,10 +136,10 @@ impl ShardStats {
     /// Counts one reply of `method` (index; `None` = unknown) with `code` (0 = success).
     pub fn count_reply(&self, method: Option<usize>, code: i32) {
         let m = method.unwrap_or(self.rpc.len() - 1).min(self.rpc.len() - 1);
-        let c = ALL_CODES
-            .iter()
-            .position(|&k| k == code)
-            .unwrap_or(ALL_CODES.len() - 1);
+        let Some(last) = self.codes.len().checked_sub(1) else {
+            return;
+        };
+        let c = self.codes.iter().position(|&k| k == code).unwrap_or(last);
         bump(&self.rpc[m][c]);
     }
 
@@ -144,8 +147,8 @@ impl ShardStats {
     pub fn replies(&self, method: usize, code_idx: usize) -> u64 {
         self.rpc
             .get(method)
-            .map(|row| row[code_idx].load(Relaxed))
-            .unwrap_or(0)
+            .and_then(|row| row.get(code_idx))
+            .map_or(0, |n| n.load(Relaxed))
     }
 
     /// Number of method rows (known methods + the unknown row).
@@ -180,21 +183,37 @@ impl ShardStats {
 }
 
 /// Every shard's stats, shared by all shards (the vector itself never changes after start).
+///
+/// What is counted per method and code is given at construction (`methods::stats_registry`
+/// passes the method table's names and the JSON-RPC codes), so this foundation module names no
+/// layer above it.
 #[derive(Clone)]
 pub struct Registry {
     /// One entry per shard, by shard id.
     pub shards: Arc<Vec<Arc<ShardStats>>>,
+    /// Method names by index (the reply and latency rows; one more row counts unknown methods).
+    pub methods: &'static [&'static str],
+    /// Reply codes by index (0 = ok).
+    pub codes: &'static [i32],
 }
 
 impl Registry {
-    /// Stats for `n` shards.
-    pub fn new(n: usize, methods: usize, topics: usize) -> Self {
+    /// Stats for `n` shards counting replies of `methods` (names, by index) with `codes`, and
+    /// `topics` notification topics.
+    pub fn new(
+        n: usize,
+        methods: &'static [&'static str],
+        codes: &'static [i32],
+        topics: usize,
+    ) -> Self {
         Registry {
             shards: Arc::new(
                 (0..n)
-                    .map(|i| Arc::new(ShardStats::new(i, methods, topics)))
+                    .map(|i| Arc::new(ShardStats::new(i, methods.len(), codes, topics)))
                     .collect(),
             ),
+            methods,
+            codes,
         }
     }
 
@@ -212,7 +231,7 @@ impl Registry {
         let mut errors = 0;
         for s in self.shards.iter() {
             for m in 0..s.method_rows() {
-                for (ci, code) in ALL_CODES.iter().enumerate() {
+                for (ci, code) in self.codes.iter().enumerate() {
                     let n = s.replies(m, ci);
                     all += n;
                     if *code != 0 {

@@ -6,8 +6,6 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::latency::merge_into;
 use super::{system, ShardStats, AUTH_REASONS, HTTP_ROUTES, HTTP_STATUSES};
-use crate::methods::TABLE;
-use crate::rpc::error::ALL_CODES;
 use crate::state::ServerState;
 
 /// Upper bounds (seconds) of the request-duration histogram buckets.
@@ -118,8 +116,8 @@ pub fn render(state: &ServerState) -> String {
     );
     let rows = shards.first().map(|s| s.method_rows()).unwrap_or(0);
     for m in 0..rows {
-        let name = TABLE.get(m).map(|x| x.name).unwrap_or("unknown");
-        for (ci, code) in ALL_CODES.iter().enumerate() {
+        let name = state.stats.methods.get(m).copied().unwrap_or("unknown");
+        for (ci, code) in state.stats.codes.iter().enumerate() {
             let n: u64 = shards.iter().map(|s| s.replies(m, ci)).sum();
             if n > 0 {
                 let code = if *code == 0 {
@@ -142,7 +140,7 @@ pub fn render(state: &ServerState) -> String {
         "JSON-RPC handling time by method.",
     );
     let snaps: Vec<_> = shards.iter().map(|s| s.latency.load_full()).collect();
-    for (m, method) in TABLE.iter().enumerate() {
+    for (m, name) in state.stats.methods.iter().enumerate() {
         let mut merged = None;
         for snap in &snaps {
             if let Some(Some(h)) = snap.per_method.get(m) {
@@ -150,7 +148,6 @@ pub fn render(state: &ServerState) -> String {
             }
         }
         let Some(h) = merged else { continue };
-        let name = method.name;
         for le in BUCKETS {
             let us = (le * 1e6) as u64;
             let n = h.count_between(0, us);

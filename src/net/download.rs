@@ -19,7 +19,7 @@ use super::head::Head;
 use super::http::{credential_role, status_text, Response};
 use super::stream::Conn;
 use crate::auth::download::FileId;
-use crate::auth::time::http_date;
+use crate::clock::http_date;
 use crate::files::names::{is_valid_filename, Kind};
 use crate::shard::local::Shard;
 use crate::state::ServerState;
@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        // (HTTP dates are tested beside `http_date`, in auth::time.)
+        // (HTTP dates are tested beside `http_date`, in `clock`.)
         assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
         assert_eq!(percent_decode("%2e%2E").as_deref(), Some(".."));
         assert_eq!(

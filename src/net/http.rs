@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::head::Head;
-use crate::auth::{rfc3339_millis, AuthFailure, Role, TokenKind};
-use crate::clock::unix_millis;
+use crate::auth::{AuthFailure, Role, TokenKind};
+use crate::clock::{rfc3339_millis, unix_millis};
 use crate::state::ServerState;
 
 /// An HTTP response to be written.

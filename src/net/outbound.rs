@@ -43,7 +43,7 @@ impl Outbound {
                 "{{\"jsonrpc\":\"2.0\",\"method\":\"system.events_dropped\",\"params\":{{\"count\":{},\"total\":{},\"timestamp\":\"{}\"}}}}",
                 self.unreported,
                 self.total,
-                crate::auth::rfc3339_millis(crate::clock::unix_millis())
+                crate::clock::rfc3339_millis(crate::clock::unix_millis())
             );
             self.unreported = 0;
             return Some(Bytes::from(msg));

@@ -2,6 +2,7 @@
 //! errors (`methods::recording_errors`); nothing here knows the wire codes.
 
 use crate::media::ffmpeg::Missing;
+use crate::mediamtx::api::Unavailable;
 
 /// A recording request that could not be served.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,12 +23,8 @@ pub enum Error {
     FfmpegMissing(Missing),
     /// ffmpeg, a recorder thread or the recordings directory could not be set up: the details.
     FfmpegFailed(String),
-    /// MediaMTX is known to be down (`enabled`) or is not configured (`!enabled`): the session
-    /// was not tried.
-    MediamtxUnreachable {
-        /// `mediamtx.enabled`.
-        enabled: bool,
-    },
+    /// MediaMTX is known to be down or is not configured: the session was not tried.
+    MediamtxUnreachable(Unavailable),
     /// MediaMTX refused or failed the session's configuration: the details.
     Mediamtx(String),
 }
@@ -40,10 +37,7 @@ impl std::fmt::Display for Error {
             Error::NoMedia => f.write_str("the session ended before any media was written"),
             Error::FfmpegMissing(m) => m.fmt(f),
             Error::FfmpegFailed(d) | Error::Mediamtx(d) => f.write_str(d),
-            Error::MediamtxUnreachable { enabled: true } => f.write_str("MediaMTX is unreachable"),
-            Error::MediamtxUnreachable { enabled: false } => {
-                f.write_str("MediaMTX is not configured")
-            }
+            Error::MediamtxUnreachable(u) => u.fmt(f),
         }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::backend::OnEvent;
 use super::slots::Active;
 use super::{EndReason, Finished, RecEvent};
-use crate::auth::rfc3339_millis;
+use crate::clock::rfc3339_millis;
 use crate::events::{topic, Event};
 use crate::state::ServerState;
 

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::backend::{Backend, Env, OnEvent, Start, Starting};
 use super::{EndReason, Error, ExternalSession, Finished, Format, RecEvent, RecordingHandle};
-use crate::auth::time::parse_rfc3339_ms;
+use crate::clock::parse_rfc3339_ms;
 use crate::camera::registry::{Registry, Status};
 use crate::events::{topic, Bus, Event};
 use crate::mediamtx::shared::{Shared, WriteOp, WriteOutcome};
@@ -155,9 +155,8 @@ fn mtx_event(bus: &Bus, name: topic::Name, req: &Request, extra: serde_json::Val
 
 /// Starts a session (on the calling shard): holds the publisher and switches recording on.
 async fn start(env: Env<'_>, req: Request, on_event: OnEvent) -> Result<RecordingHandle, Error> {
-    let enabled = env.config.mediamtx.enabled;
-    if !enabled || env.mtx.down.load(Relaxed) {
-        return Err(Error::MediamtxUnreachable { enabled });
+    if let Some(u) = env.mtx.unavailable(env.config.mediamtx.enabled) {
+        return Err(Error::MediamtxUnreachable(u));
     }
     let Some(slot) = env.streams.get(req.num) else {
         return Err(Error::Mediamtx("no streaming slot".into()));

@@ -3,7 +3,7 @@
 //! `recording::mediamtx` for segments MediaMTX wrote) so that the two can never disagree.
 
 use super::Format;
-use crate::auth::rfc3339_millis;
+use crate::clock::rfc3339_millis;
 
 /// `<camera>_<YYYY-MM-DD>_<HH-MM-SS>.<ext>` (UTC), with `-2`, `-3`, … on a collision.
 /// A recording file name for `device` starting at `start_ms` (UTC, §8.5) that is not taken in `dir`.

@@ -12,14 +12,15 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::state::ServerState;
+use super::slots::Slots;
+use crate::camera::registry::Registry;
 
 /// The socket's file name in the state directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -38,9 +39,21 @@ struct Conn {
     camera: Option<u32>,
 }
 
+/// What the control thread works with (`ServerState::demand_socket` hands it out).
+pub struct Demands {
+    /// Where the socket lives.
+    pub state_dir: PathBuf,
+    /// The cameras a demand may name.
+    pub cameras: Arc<Registry>,
+    /// Per-camera streaming state: a held demand counts in its slot.
+    pub streams: Arc<Slots>,
+    /// Set when the server shuts down.
+    pub stop: Arc<AtomicBool>,
+}
+
 /// Binds the socket and starts the `control` thread.
-pub fn spawn(state: Arc<ServerState>) -> std::io::Result<()> {
-    let path = socket_path(state.config.state_dir());
+pub fn spawn(state: Demands) -> std::io::Result<()> {
+    let path = socket_path(&state.state_dir);
     // A socket file left by a previous run would make bind fail.
     let _ = std::fs::remove_file(&path);
     let mut listener = bind_private(&path)?;
@@ -80,11 +93,11 @@ pub fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     result
 }
 
-fn serve(state: Arc<ServerState>, mut poll: Poll, listener: UnixListener, path: PathBuf) {
+fn serve(state: Demands, mut poll: Poll, listener: UnixListener, path: PathBuf) {
     let mut events = Events::with_capacity(64);
     let mut conns: HashMap<Token, Conn> = HashMap::new();
     let mut next = 1usize;
-    while !state.shutting_down.load(Relaxed) {
+    while !state.stop.load(Relaxed) {
         if poll
             .poll(&mut events, Some(Duration::from_millis(500)))
             .is_err()
@@ -132,7 +145,7 @@ fn serve(state: Arc<ServerState>, mut poll: Poll, listener: UnixListener, path: 
     let _ = std::fs::remove_file(path);
 }
 
-fn release(state: &ServerState, camera: Option<u32>) {
+fn release(state: &Demands, camera: Option<u32>) {
     if let Some(slot) = camera.and_then(|n| state.streams.get(n)) {
         let _ = slot
             .demands
@@ -142,7 +155,7 @@ fn release(state: &ServerState, camera: Option<u32>) {
 }
 
 /// Reads what the peer sent; true when the connection must be closed.
-fn read_conn(state: &ServerState, c: &mut Conn) -> bool {
+fn read_conn(state: &Demands, c: &mut Conn) -> bool {
     let mut tmp = [0u8; 256];
     loop {
         match c.stream.read(&mut tmp) {
@@ -177,7 +190,7 @@ fn read_conn(state: &ServerState, c: &mut Conn) -> bool {
     }
 }
 
-fn accept(state: &ServerState, line: &str) -> Result<u32, String> {
+fn accept(state: &Demands, line: &str) -> Result<u32, String> {
     let id = line
         .strip_prefix("demand ")
         .ok_or_else(|| "expected: demand cameraN".to_string())?

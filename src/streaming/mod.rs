@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use crate::camera::registry::{CameraInfo, Status};
 use crate::config::PublishMode;
-use crate::rpc::error::{RpcError, INVALID_STATE};
 use crate::state::ServerState;
 
 /// `auto_close_after` of `start_streaming`: `"<n>s"`, or `"never"` in mode `always`.
@@ -24,16 +23,32 @@ pub fn auto_close_after(state: &ServerState) -> String {
     }
 }
 
-/// -32020 unless the camera is `CONNECTED`.
-pub fn require_connected(cam: &CameraInfo) -> Result<(), RpcError> {
+/// A camera that cannot stream: present but in `ERROR`, or gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotConnected {
+    /// The camera (id) is in `ERROR`.
+    Error(String),
+    /// The camera (id) is disconnected.
+    Disconnected(String),
+}
+
+impl std::fmt::Display for NotConnected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotConnected::Error(id) => write!(f, "{id} is in ERROR"),
+            NotConnected::Disconnected(id) => write!(f, "{id} is disconnected"),
+        }
+    }
+}
+
+impl std::error::Error for NotConnected {}
+
+/// Only a `CONNECTED` camera streams (the methods answer -32020 otherwise).
+pub fn require_connected(cam: &CameraInfo) -> Result<(), NotConnected> {
     match cam.status {
         Status::Connected => Ok(()),
-        Status::Error => {
-            Err(RpcError::new(INVALID_STATE, "camera_error")
-                .details(format!("{} is in ERROR", cam.id)))
-        }
-        Status::Disconnected => Err(RpcError::new(INVALID_STATE, "camera_disconnected")
-            .details(format!("{} is disconnected", cam.id))),
+        Status::Error => Err(NotConnected::Error(cam.id.clone())),
+        Status::Disconnected => Err(NotConnected::Disconnected(cam.id.clone())),
     }
 }
 

@@ -311,7 +311,7 @@ fn paused_consumer_keeps_drop_oldest_and_its_connection() {
     // write again, the report of the pause: one `system.events_dropped` covering it all (the
     // session wrote nothing while the socket was full; a burst that merely outpaces a reading
     // client drops fewer than its 200 events). It is the first report stamped after the resume.
-    let resumed_at = camshard::auth::rfc3339_millis(camshard::clock::unix_millis());
+    let resumed_at = camshard::clock::rfc3339_millis(camshard::clock::unix_millis());
     let mut most_dropped = 0;
     let mut read = 0;
     let mut pause_report = None;

@@ -25,7 +25,7 @@
 //! catch-up frames — the same behaviour as a real camera, which simply drops what nobody took.
 
 use std::io;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -166,10 +166,7 @@ impl CameraSource for SyntheticSource {
             )));
         }
         self.pace();
-        let captured_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let captured_unix_ms = crate::clock::unix_millis();
         self.produced += 1;
         let Some(r) = self.renderer.as_mut() else {
             return Err(SourceError::Io(io::Error::other("renderer missing")));

@@ -29,7 +29,7 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use v4l::v4l_sys;
@@ -768,9 +768,7 @@ impl V4l2Source {
                 Some(jpeg) => {
                     return Ok(Frame {
                         seq: 0,
-                        captured_unix_ms: SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as u64),
+                        captured_unix_ms: crate::clock::unix_millis(),
                         width: active.width,
                         height: active.height,
                         jpeg: Bytes::from(jpeg),

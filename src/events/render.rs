@@ -1,81 +1,25 @@
-//! Delivery on a shard: who receives an event (contract §10.3), under which names, rendered for
-//! the connection's Host (§10.2), into its bounded notification queue (§10.7).
+//! An event as the notification a connection receives (contract §10.2): the JSON-RPC message
+//! under one of the event's names, rendered for the connection's Host (stream URLs). Who
+//! receives it is decided by the shard that delivers it (`shard::deliver`).
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::topic::{self, Name};
 use super::{Body, Event};
-use crate::camera::item::{camera_item_for, stream_host};
-use crate::metrics::bump;
-use crate::rpc::session::AuthState;
-use crate::shard::local::{Shard, SIG_OUTBOUND};
+use crate::camera::item::camera_item_for;
 use crate::state::ServerState;
-
-/// Delivers one event to every eligible connection of `shard`.
-pub fn deliver(shard: &Shard, ev: &Event) {
-    let state = &shard.state;
-    let cfg = &state.config;
-    let limit = cfg.server.outbound_queue_limit;
-    let legacy = ev.name.legacy();
-    // Legacy broadcast to implicit-mode connections covers these two names only (§10.3).
-    let broadcast = cfg.notifications.legacy_broadcast
-        && matches!(legacy, Some(l) if l == topic::CAMERA_STATUS_UPDATE || l == topic::RECORDING_STATUS_UPDATE);
-    let now_unix = crate::clock::now_unix();
-    let auth = state.auth.load();
-    let mut cache = Renders::default();
-    shard.conns.borrow().for_each(|h| {
-        if h.is_closing() {
-            return;
-        }
-        let authenticated = matches!(
-            h.session.borrow().state(now_unix, |k| auth.is_revoked(k)),
-            AuthState::Authenticated(_)
-        );
-        if !authenticated {
-            return;
-        }
-        let mut names: [Option<Name>; 2] = [None, None];
-        {
-            let subs = h.subs.borrow();
-            if subs.explicit {
-                if subs.wants(ev.name, ev.device.as_deref()) {
-                    names[0] = Some(ev.name);
-                }
-                if let Some(l) = legacy {
-                    if subs.wants(l, ev.device.as_deref()) {
-                        names[1] = Some(l);
-                    }
-                }
-            } else if broadcast {
-                names[1] = legacy;
-            }
-        }
-        let mut queued = false;
-        for name in names.into_iter().flatten() {
-            let host = stream_host(cfg, h.peer.host().as_deref());
-            let msg = cache.get(state, ev, name, host);
-            if h.outbound.borrow_mut().push(msg, limit) {
-                bump(&shard.stats.notifications_dropped);
-            }
-            bump(&shard.stats.notifications_sent[name.0 as usize]);
-            queued = true;
-        }
-        if queued {
-            h.signal(SIG_OUTBOUND);
-        }
-    });
-}
 
 /// Rendered messages of one event, by (name, host): most connections share a host, so an event
 /// is serialized a handful of times, not once per connection.
 #[derive(Default)]
-struct Renders {
+pub struct Renders {
     done: Vec<(Name, String, Bytes)>,
 }
 
 impl Renders {
-    fn get(&mut self, state: &ServerState, ev: &Event, name: Name, host: String) -> Bytes {
+    /// The message of `ev` under `name` for `host`, rendered on first use.
+    pub fn get(&mut self, state: &ServerState, ev: &Event, name: Name, host: String) -> Bytes {
         if let Some((_, _, b)) = self.done.iter().find(|(n, h, _)| *n == name && *h == host) {
             return b.clone();
         }
@@ -102,7 +46,7 @@ pub fn render(state: &ServerState, ev: &Event, name: Name, host: &str) -> Bytes 
     };
     params.insert(
         "timestamp".into(),
-        Value::from(crate::auth::rfc3339_millis(ev.at_ms)),
+        Value::from(crate::clock::rfc3339_millis(ev.at_ms)),
     );
     let msg = serde_json::json!({"jsonrpc": "2.0", "method": name.as_str(), "params": params});
     Bytes::from(serde_json::to_vec(&msg).unwrap_or_default())
