@@ -16,7 +16,6 @@ pub mod primitives;
 pub mod role;
 pub mod secret;
 
-
 use std::fmt;
 use std::sync::Arc;
 

@@ -116,7 +116,6 @@ impl MtxShared {
             None
         }
     }
-
 }
 
 /// A shared handle (kept in `ServerState`).

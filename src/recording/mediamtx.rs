@@ -25,8 +25,8 @@ use serde_json::json;
 
 use super::backend::{Backend, Env, OnEvent, Start, Starting};
 use super::{EndReason, Error, ExternalSession, Finished, Format, RecEvent, RecordingHandle};
-use crate::clock::parse_rfc3339_ms;
 use crate::camera::registry::{Registry, Status};
+use crate::clock::parse_rfc3339_ms;
 use crate::events::{topic, Bus, Event};
 use crate::mediamtx::shared::{Shared, WriteOp, WriteOutcome};
 use crate::streaming::kick::Kick;

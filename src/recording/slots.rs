@@ -75,12 +75,9 @@ impl Slots {
     /// cache could store the older list last, and retention would then see a live file as idle.
     /// One slot per camera keeps the scan short.
     pub fn is_busy(&self, name: &str) -> bool {
-        self.slots.iter().any(|s| {
-            s.active
-                .load()
-                .as_ref()
-                .is_some_and(|a| a.filename == name)
-        })
+        self.slots
+            .iter()
+            .any(|s| s.active.load().as_ref().is_some_and(|a| a.filename == name))
     }
 
     fn slot(&self, num: u32) -> Option<&Slot> {
