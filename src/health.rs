@@ -25,14 +25,14 @@ pub struct Report {
 
 /// Computes the report now.
 pub fn report(state: &ServerState) -> Report {
-    let c = &state.components;
+    let c = &state.components();
     let (websocket, camera_monitor, mediamtx) =
         (c.websocket.get(), c.camera_monitor.get(), c.mediamtx.get());
-    let mediamtx_expected = state.config.mediamtx.enabled;
-    let storage_percent = fs_usage(&state.config.paths.data_dir)
+    let mediamtx_expected = state.config().mediamtx.enabled;
+    let storage_percent = fs_usage(&state.config().paths.data_dir)
         .map(|u| u.usage_percent)
         .unwrap_or(0.0);
-    let cfg = &state.config.storage;
+    let cfg = &state.config().storage;
     let running = |s: ComponentState| s == ComponentState::Running;
     // A MediaMTX that is not configured cannot make the server unhealthy; it is reported STOPPED.
     let mediamtx_ok = !mediamtx_expected || running(mediamtx);
@@ -78,7 +78,7 @@ impl Report {
 
     /// The readiness `components` object and whether the server is ready.
     pub fn readiness(&self, state: &ServerState) -> (bool, Value) {
-        let conns = state.stats.ws_connections();
+        let conns = state.stats().ws_connections();
         let comp = |s: ComponentState| match s {
             ComponentState::Running => "ok",
             ComponentState::Starting => "starting",
@@ -92,13 +92,13 @@ impl Report {
         } else {
             (comp(self.mediamtx), "API unreachable")
         };
-        let v = state.mtx.version.load();
+        let v = state.mtx().version.load();
         let mtx_version = if v.is_empty() {
             Value::Null
         } else {
             Value::from(v.as_str())
         };
-        let cfg = &state.config.storage;
+        let cfg = &state.config().storage;
         let storage_status = if self.storage_percent >= cfg.block_percent {
             "down"
         } else if self.storage_percent >= cfg.warn_percent {
@@ -124,7 +124,7 @@ impl Report {
 /// looking at `/readyz` for a missing camera learns it was found and refused, not overlooked. The
 /// node names are in the log line of each skip (health bodies never show device nodes).
 fn camera_message(state: &ServerState) -> String {
-    let cameras = state.cameras.snapshot();
+    let cameras = state.cameras().snapshot();
     let connected = cameras
         .iter()
         .filter(|c| c.status == crate::camera::registry::Status::Connected)
@@ -133,7 +133,7 @@ fn camera_message(state: &ServerState) -> String {
         "{connected} camera{} connected",
         if connected == 1 { "" } else { "s" }
     );
-    let unusable = state.cameras.unusable();
+    let unusable = state.cameras().unusable();
     if !unusable.is_empty() {
         msg.push_str(&format!(
             "; {} unusable video node{} skipped: {}",
@@ -151,7 +151,8 @@ pub fn system_status(state: &ServerState) -> (&'static str, &'static str) {
     if !state.first_scan_done() {
         return ("starting", "Camera discovery in progress");
     }
-    if !state.config.mediamtx.enabled || state.components.mediamtx.get() == ComponentState::Running
+    if !state.config().mediamtx.enabled
+        || state.components().mediamtx.get() == ComponentState::Running
     {
         ("ready", "All components ready")
     } else {

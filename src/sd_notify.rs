@@ -58,7 +58,7 @@ pub fn spawn_watchdog(state: Arc<ServerState>) {
         .name("camshard-watchdog".into())
         .spawn(move || {
             let beats = |s: &ServerState| -> Vec<u64> {
-                s.stats
+                s.stats()
                     .shards
                     .iter()
                     .map(|x| x.heartbeat.load(Relaxed))
@@ -66,7 +66,7 @@ pub fn spawn_watchdog(state: Arc<ServerState>) {
             };
             let mut last = beats(&state);
             let mut since = std::time::Instant::now();
-            while !state.shutting_down.load(Relaxed) {
+            while !state.is_shutting_down() {
                 std::thread::sleep(half.min(Duration::from_secs(1)));
                 let now = beats(&state);
                 let all_moved = now.iter().zip(&last).all(|(a, b)| a > b);

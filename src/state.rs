@@ -1,16 +1,21 @@
-//! `ServerState`: what every shard shares, read-mostly and lock-free — the configuration, the
-//! credential checker, the stats registry and component health.
+//! `ServerState`: the composition root — what every shard shares, read-mostly and lock-free (the
+//! configuration, the credential checker, the stats registry, component health, and each
+//! feature's shared handles), built by its one constructor.
+//!
+//! Its fields are private. The layers that compose the server (`server`, `shard`, `net`,
+//! `methods`) read it through accessors; a feature's own code is handed the handles it uses
+//! (its config section, the bus, the camera registry, its slots and channels, the shutdown flag)
+//! and never sees `ServerState` (`docs/architecture.md`, "Layers").
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
-
 use crate::auth::apikey::{KeySet, KeyStore};
-use crate::auth::Authenticator;
+use crate::auth::credentials::Credentials;
 use crate::config::Config;
 use crate::metrics::Registry;
+use crate::net::admission::Admission;
 
 /// Lifecycle of a component as `get_status` reports it (§9.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,53 +86,44 @@ pub struct Components {
     pub mediamtx: Component,
 }
 
-/// State shared by every shard.
+/// State shared by every shard: the composition root. Every field is private and built by
+/// [`ServerState::new`]; the server, shards and methods read it through accessors, and each
+/// feature thread is handed only the handles it uses (see `periodic_discovery`, `demand_socket`).
 pub struct ServerState {
     /// The loaded configuration (immutable while running).
-    pub config: Config,
+    config: Config,
     /// Process start, monotonic.
-    pub started: Instant,
+    started: Instant,
     /// Process start, wall clock (ms since the epoch).
-    pub started_unix_ms: u64,
-    /// Verifies JWTs and API keys; swapped when the key store is reloaded.
-    pub auth: ArcSwap<Authenticator>,
-    /// The API key store on disk.
-    pub key_store: KeyStore,
-    /// JWT secret (also the root of the download-token key).
-    pub jwt_secret: Option<Vec<u8>>,
-    /// Key for download tokens (§8.6).
-    pub download_key: Vec<u8>,
+    started_unix_ms: u64,
+    /// JWT and API key checks, the key store and the download key.
+    credentials: Credentials,
     /// Per-shard counters and histograms.
-    pub stats: Registry,
-    /// Open WebSocket connections over all shards (for `max_connections`).
-    pub open_connections: AtomicUsize,
-    /// Open WebSocket connections per address (for `server.max_connections_per_ip`).
-    pub per_ip: crate::net::addr::AddrCounts,
-    /// Sockets in the TLS handshake or HTTP head stage per address (for
-    /// `server.max_handshakes_per_ip`).
-    pub handshakes_per_ip: crate::net::addr::AddrCounts,
+    stats: Registry,
+    /// The connection caps and their counters.
+    admission: Admission,
     /// Component health.
-    pub components: Components,
+    components: Components,
     /// Set once shutdown begins (shared with the threads that stop on it).
-    pub shutting_down: Arc<AtomicBool>,
+    shutting_down: Arc<AtomicBool>,
     /// Every camera seen in this run.
-    pub cameras: Arc<crate::camera::registry::Registry>,
+    cameras: Arc<crate::camera::registry::Registry>,
     /// Fans events out to the shards.
-    pub bus: crate::events::Bus,
+    bus: crate::events::Bus,
     /// Set when the first discovery scan has completed.
-    pub first_scan: AtomicBool,
+    first_scan: AtomicBool,
     /// The I/O backend the shards run on.
-    pub runtime: camshard_cores::Runtime,
+    runtime: camshard_cores::Runtime,
     /// Recording: the sessions (one slot per camera number) and the backend that runs them.
-    pub recordings: crate::recording::recorder::Recorder,
+    recordings: crate::recording::recorder::Recorder,
     /// What shards know about MediaMTX (health, live paths, the write lane).
-    pub mtx: crate::mediamtx::shared::Shared,
+    mtx: crate::mediamtx::shared::Shared,
     /// Per-camera streaming state (holds, demands, publisher runs).
-    pub streams: Arc<crate::streaming::slots::Slots>,
+    streams: Arc<crate::streaming::slots::Slots>,
     /// Wakes the publisher supervisor.
-    pub stream_kick: crate::streaming::kick::Kick,
+    stream_kick: crate::streaming::kick::Kick,
     /// Added and discovered external streams.
-    pub external: Arc<crate::external::store::Store>,
+    external: Arc<crate::external::store::Store>,
     /// Discovery scans (one at a time).
     scanner: Arc<crate::external::discovery::Scanner>,
     /// When the next periodic discovery scan is due.
@@ -172,21 +168,18 @@ impl ServerState {
         } else {
             ComponentState::Stopped
         };
-        let key_store = KeyStore::new(config.state_dir());
+        let credentials = Credentials::new(
+            KeyStore::new(config.state_dir()),
+            parts.jwt_secret,
+            parts.keys,
+            parts.download_key,
+        );
         ServerState {
             started: parts.started,
             started_unix_ms: crate::clock::unix_millis(),
-            auth: ArcSwap::from_pointee(Authenticator::new(
-                parts.jwt_secret.clone(),
-                Arc::new(parts.keys),
-            )),
-            key_store,
-            jwt_secret: parts.jwt_secret,
-            download_key: parts.download_key,
+            credentials,
             stats: parts.stats,
-            open_connections: AtomicUsize::new(0),
-            per_ip: Default::default(),
-            handshakes_per_ip: Default::default(),
+            admission: Admission::new(&config.server),
             components: Components {
                 websocket: Component::new(ComponentState::Starting),
                 camera_monitor: Component::new(camera_monitor),
@@ -210,13 +203,113 @@ impl ServerState {
         }
     }
 
+    /// The loaded configuration (immutable while running).
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Process start, wall clock (ms since the epoch).
+    pub(crate) fn started_unix_ms(&self) -> u64 {
+        self.started_unix_ms
+    }
+
+    /// Seconds since the process started.
+    pub fn uptime_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// JWT and API key checks, the key store and the download key.
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Per-shard counters and histograms.
+    pub(crate) fn stats(&self) -> &Registry {
+        &self.stats
+    }
+
+    /// The connection caps and their counters.
+    pub(crate) fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Component health.
+    pub(crate) fn components(&self) -> &Components {
+        &self.components
+    }
+
+    /// True once shutdown has begun.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Relaxed)
+    }
+
+    /// The shutdown flag itself, for the threads that stop on it and the one that sets it.
+    pub(crate) fn shutdown_flag(&self) -> &Arc<AtomicBool> {
+        &self.shutting_down
+    }
+
+    /// Every camera seen in this run.
+    pub(crate) fn cameras(&self) -> &Arc<crate::camera::registry::Registry> {
+        &self.cameras
+    }
+
+    /// Fans events out to the shards.
+    pub(crate) fn bus(&self) -> &crate::events::Bus {
+        &self.bus
+    }
+
+    /// True once the first discovery scan has completed.
+    pub fn first_scan_done(&self) -> bool {
+        self.first_scan.load(Relaxed)
+    }
+
+    /// Records that the first discovery scan has completed.
+    pub(crate) fn mark_first_scan_done(&self) {
+        self.first_scan.store(true, Relaxed);
+    }
+
+    /// The I/O backend the shards run on.
+    pub(crate) fn runtime(&self) -> camshard_cores::Runtime {
+        self.runtime
+    }
+
+    /// Recording: the sessions and the backend that runs them.
+    pub(crate) fn recordings(&self) -> &crate::recording::recorder::Recorder {
+        &self.recordings
+    }
+
+    /// True when `name` belongs to an active or finalizing recording.
+    pub fn recording_busy(&self, name: &str) -> bool {
+        self.recordings.is_busy(name)
+    }
+
+    /// What shards know about MediaMTX (health, live paths, the write lane).
+    pub(crate) fn mtx(&self) -> &crate::mediamtx::shared::Shared {
+        &self.mtx
+    }
+
+    /// Per-camera streaming state (holds, demands, publisher runs).
+    pub(crate) fn streams(&self) -> &Arc<crate::streaming::slots::Slots> {
+        &self.streams
+    }
+
+    /// Wakes the publisher supervisor.
+    pub(crate) fn stream_kick(&self) -> &crate::streaming::kick::Kick {
+        &self.stream_kick
+    }
+
+    /// Added and discovered external streams.
+    pub(crate) fn external(&self) -> &Arc<crate::external::store::Store> {
+        &self.external
+    }
+
     /// Discovery scans (one at a time).
-    pub fn scanner(&self) -> &Arc<crate::external::discovery::Scanner> {
+    pub(crate) fn scanner(&self) -> &Arc<crate::external::discovery::Scanner> {
         &self.scanner
     }
 
     /// When the next periodic discovery scan is due.
-    pub fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
+    pub(crate) fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
         &self.discovery_timer
     }
 
@@ -240,64 +333,4 @@ impl ServerState {
             stop: self.shutting_down.clone(),
         }
     }
-
-    /// True when `name` belongs to an active or finalizing recording.
-    pub fn recording_busy(&self, name: &str) -> bool {
-        self.recordings.is_busy(name)
-    }
-
-    /// True once the first discovery scan has completed.
-    pub fn first_scan_done(&self) -> bool {
-        self.first_scan.load(Relaxed)
-    }
-
-    /// Seconds since the process started.
-    pub fn uptime_secs(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-
-    /// Reloads the API key store (SIGHUP or file change); keeps the old set on error.
-    pub fn reload_keys(&self) -> std::io::Result<()> {
-        let keys: KeySet = self.key_store.load()?;
-        let auth = Authenticator::new(self.jwt_secret.clone(), Arc::new(keys));
-        self.auth.store(Arc::new(auth));
-        Ok(())
-    }
-
-    /// Tries to reserve a connection slot under `server.max_connections`.
-    pub fn try_reserve_connection(&self) -> bool {
-        let max = self.config.server.max_connections;
-        let mut cur = self.open_connections.load(Relaxed);
-        loop {
-            if cur >= max {
-                return false;
-            }
-            match self
-                .open_connections
-                .compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed)
-            {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    /// Tries to reserve a connection from `ip` under `server.max_connections_per_ip` (0 = no
-    /// limit). Returns the counter bucket to release, `Err(AtCap)` when the address is at its cap.
-    pub fn try_reserve_ip(&self, ip: std::net::IpAddr) -> Result<Option<usize>, AtCap> {
-        self.per_ip
-            .try_acquire(ip, self.config.server.max_connections_per_ip)
-    }
-
-    /// Releases a bucket taken by `try_reserve_ip`.
-    pub fn release_ip(&self, bucket: usize) {
-        self.per_ip.release(bucket);
-    }
-
-    /// Releases a slot taken by `try_reserve_connection`.
-    pub fn release_connection(&self) {
-        self.open_connections.fetch_sub(1, Relaxed);
-    }
 }
-
-pub use crate::net::addr::AtCap;

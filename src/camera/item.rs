@@ -36,8 +36,8 @@ pub fn camera_item_for(
     host: &str,
     c: &CameraInfo,
 ) -> Map<String, Value> {
-    let mut m = camera_item(&state.config, host, c);
-    if let Some(a) = state.recordings.active(c.num) {
+    let mut m = camera_item(&state.config(), host, c);
+    if let Some(a) = state.recordings().active(c.num) {
         m.insert("recording".into(), Value::from(true));
         m.insert(
             "recording_session".into(),

@@ -17,7 +17,6 @@
 //! then hiccups is retried after 1 s, not 30.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,8 +118,8 @@ pub fn start(state: Arc<ServerState>) -> std::io::Result<ManagerHandle> {
 /// [`start`] with another way to open sources (tests inject failing ones).
 pub(crate) fn start_with(state: Arc<ServerState>, open: Opener) -> std::io::Result<ManagerHandle> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let ids = IdentityStore::open(state.config.state_dir())?;
-    let c = &state.config.cameras;
+    let ids = IdentityStore::open(state.config().state_dir())?;
+    let c = &state.config().cameras;
     let discovery = DiscoveryConfig {
         dev_root: c.dev_root.clone(),
         sys_root: c.sys_root.clone(),
@@ -158,7 +157,7 @@ impl Manager {
     /// Starts the hot-plug watcher and runs the first scan.
     fn first_scan(&mut self) -> Option<WatcherHandle> {
         let mut watcher: Option<WatcherHandle> = None;
-        if self.state.config.cameras.discovery {
+        if self.state.config().cameras.discovery {
             let tx = self.tx.clone();
             match spawn_watcher(
                 &self.discovery,
@@ -170,17 +169,17 @@ impl Manager {
                 Err(e) => {
                     tracing::error!(error = %e, "camera hot-plug watcher could not start; cameras are scanned once");
                     self.state
-                        .components
+                        .components()
                         .camera_monitor
                         .set(ComponentState::Error);
                 }
             }
             self.rescan();
         }
-        self.state.first_scan.store(true, Relaxed);
-        if self.state.components.camera_monitor.get() == ComponentState::Starting {
+        self.state.mark_first_scan_done();
+        if self.state.components().camera_monitor.get() == ComponentState::Starting {
             self.state
-                .components
+                .components()
                 .camera_monitor
                 .set(ComponentState::Running);
         }
@@ -229,7 +228,7 @@ impl Manager {
     }
 
     fn add_synthetic(&mut self) {
-        let list = self.state.config.cameras.synthetic.clone();
+        let list = self.state.config().cameras.synthetic.clone();
         for s in list {
             let identity = format!("synthetic:{}", s.name);
             let Ok(num) = self.ids.id_for(&identity) else {
@@ -261,8 +260,8 @@ impl Manager {
     }
 
     fn spawn(&self, num: u32, source: Box<dyn CameraSource>) -> Option<CaptureHandle> {
-        let c = &self.state.config.cameras;
-        let cpus = camshard_cores::parse_cpu_list(&self.state.config.runtime.capture_cores)
+        let c = &self.state.config().cameras;
+        let cpus = camshard_cores::parse_cpu_list(&self.state.config().runtime.capture_cores)
             .unwrap_or_default();
         let cfg = CaptureConfig {
             camera_id: format!("camera{num}"),
@@ -292,7 +291,7 @@ impl Manager {
         let scan = discovery::scan(&self.discovery);
         self.skips.report(&scan);
         self.state
-            .cameras
+            .cameras()
             .publish_unusable(self.skips.unusable_reasons());
         let mut present: Vec<String> = Vec::new();
         for node in &scan.nodes {
@@ -302,7 +301,7 @@ impl Manager {
                     .as_deref()
                     .and_then(|l| self.ids.get(l))
             });
-            let max = self.state.config.cameras.max_cameras;
+            let max = self.state.config().cameras.max_cameras;
             if known.is_none() && self.cameras.len() >= max {
                 if !self.limit_reported {
                     self.limit_reported = true;
@@ -385,7 +384,7 @@ impl Manager {
 
     fn connect(&mut self, num: u32, node: &Node) {
         let id = format!("camera{num}");
-        let c = &self.state.config.cameras;
+        let c = &self.state.config().cameras;
         let want = Some((c.preferred_width, c.preferred_height, c.preferred_fps));
         let previous = self.cameras.get(&num).map(|m| m.info.status);
         if let Some(old) = self.cameras.get(&num).and_then(|m| m.info.capture.clone()) {
@@ -476,7 +475,7 @@ impl Manager {
     fn start_failed(&mut self, num: u32, e: &SourceError, delivered: bool) {
         let reason = ErrorReason::of(e);
         let text = e.to_string();
-        self.state.cameras.count_start_failure(reason);
+        self.state.cameras().count_start_failure(reason);
         if self.cameras.get(&num).is_some_and(|m| m.synthetic) {
             // Nothing reopens a synthetic camera (it has no node to rescan): it stays ERROR.
             tracing::warn!(camera = num, reason = reason.as_str(), error = %text, "synthetic camera failed");
@@ -612,7 +611,7 @@ impl Manager {
     }
 
     fn publish(&self) {
-        self.state.cameras.publish(
+        self.state.cameras().publish(
             self.cameras
                 .values()
                 .map(|m| Arc::new(m.info.clone()))
@@ -623,7 +622,7 @@ impl Manager {
     fn emit(&self, ev: Event) {
         // Publish the registry first so a client reacting to the event sees the new state.
         self.publish();
-        self.state.bus.publish(ev);
+        self.state.bus().publish(ev);
     }
 
     /// Emits `system.health` when the `get_status` result changed, and `system.startup` once.
@@ -637,7 +636,7 @@ impl Manager {
             let first = self.last_health.is_none();
             self.last_health = Some(now);
             if !first {
-                self.state.bus.publish(Event::json(
+                self.state.bus().publish(Event::json(
                     topic::SYSTEM_HEALTH,
                     report.status_json(&self.state),
                 ));
@@ -645,7 +644,7 @@ impl Manager {
         }
         if !self.startup_sent && crate::health::system_status(&self.state).0 == "ready" {
             self.startup_sent = true;
-            self.state.bus.publish(Event::json(
+            self.state.bus().publish(Event::json(
                 topic::SYSTEM_STARTUP,
                 json!({"version": crate::VERSION, "status": "ready"}),
             ));
@@ -703,7 +702,7 @@ mod tests {
     use crate::camera::source::StreamFormat;
     use crate::config::{Config, Overrides};
     use std::path::Path;
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
     use std::sync::Mutex;
 
     /// How long a test waits for something it expects (generous: a loaded machine is slow).
@@ -766,8 +765,8 @@ mod tests {
                 stream_kick,
             },
         );
-        state.components.websocket.set(ComponentState::Running);
-        state.components.mediamtx.set(ComponentState::Stopped);
+        state.components().websocket.set(ComponentState::Running);
+        state.components().mediamtx.set(ComponentState::Stopped);
         Arc::new(state)
     }
 
@@ -824,7 +823,7 @@ mod tests {
 
     fn camera0(state: &ServerState) -> Option<Arc<CameraInfo>> {
         state
-            .cameras
+            .cameras()
             .snapshot()
             .iter()
             .find(|c| c.num == 0)
@@ -884,7 +883,7 @@ mod tests {
             "{reasons:?}"
         );
         // Every failed start is counted for /metrics under its reason.
-        let st = state.cameras.start_failures();
+        let st = state.cameras().start_failures();
         assert!(st[0].0 == ErrorReason::Busy && st[0].1 >= 2, "{st:?}");
         assert!(st[1..].iter().all(|(_, n)| *n == 0), "{st:?}");
 

@@ -95,7 +95,7 @@ pub fn sort_newest_first(v: &mut [Entry]) {
 
 /// The listable files of `kind` on this server (finished recordings only).
 pub fn list(state: &ServerState, kind: Kind) -> Vec<Entry> {
-    let dir = kind.dir(&state.config);
+    let dir = kind.dir(&state.config());
     match kind {
         Kind::Recordings => scan(&dir, kind, &|n| state.recording_busy(n)),
         Kind::Snapshots => scan(&dir, kind, &|_| false),

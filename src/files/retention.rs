@@ -18,7 +18,6 @@
 //! deletion.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,7 +91,7 @@ pub fn policy_path(state_dir: &Path) -> PathBuf {
 /// The stored policy; `None` (= manual) when none was ever set. A file that cannot be read or
 /// parsed is logged and treated as no policy: deleting nothing is the safe reading.
 pub fn load(state: &ServerState) -> Option<Policy> {
-    let path = policy_path(state.config.state_dir());
+    let path = policy_path(state.config().state_dir());
     match load_from(&path) {
         Ok(p) => p,
         Err(e) => {
@@ -117,7 +116,7 @@ pub fn load_from(path: &Path) -> Result<Option<Policy>, String> {
 /// Stores the policy atomically: a temporary file, fsync, rename over the old one, fsync of the
 /// directory. A crash leaves either the old or the new policy, never a torn file.
 pub fn save(state: &ServerState, p: &Policy) -> std::io::Result<()> {
-    save_to(state.config.state_dir(), p)
+    save_to(state.config().state_dir(), p)
 }
 
 /// [`save`] into `state_dir`.
@@ -222,7 +221,7 @@ pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), CleanupError
             continue;
         }
         match super::beneath::remove_beneath(
-            &state.config.paths.data_dir,
+            &state.config().paths.data_dir,
             k.as_str().as_ref(),
             &e.name,
         ) {
@@ -280,7 +279,7 @@ pub fn spawn_scheduler(state: Arc<ServerState>) -> std::io::Result<std::thread::
         .name("retention".into())
         .spawn(move || {
             let every = state
-                .config
+                .config()
                 .retention
                 .interval_s
                 .max(Duration::from_secs(1));
@@ -292,7 +291,7 @@ pub fn spawn_scheduler(state: Arc<ServerState>) -> std::io::Result<std::thread::
                 );
             }
             let mut next = Instant::now();
-            while !state.shutting_down.load(Relaxed) {
+            while !state.is_shutting_down() {
                 if Instant::now() >= next {
                     after_recording(&state);
                     next = Instant::now() + every;

@@ -20,7 +20,7 @@ use crate::state::ServerState;
 /// The `get_storage_info` result. Disk work (statvfs and a listing of both directories): call it
 /// off the shard.
 pub fn storage_info(state: &ServerState) -> Value {
-    let cfg = &state.config;
+    let cfg = &state.config();
     // A filesystem that cannot be measured reports zeros rather than failing the call.
     let u = fs_usage(&cfg.recordings_dir()).unwrap_or_default();
     let sum = |k: Kind| list(state, k).iter().map(|e| e.size).sum::<u64>();

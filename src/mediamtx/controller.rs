@@ -47,13 +47,13 @@ const VISIBLE_WITHIN: Duration = Duration::from_secs(2);
 /// Spawns the controller on the calling (shard 0) executor.
 pub fn spawn(state: Arc<ServerState>) {
     let (tx, rx) = mpsc::unbounded();
-    state.mtx.install(tx);
+    state.mtx().install(tx);
     camshard_cores::rt::spawn_local(async move {
-        let api = match super::api::local(&state.config.mediamtx) {
+        let api = match super::api::local(&state.config().mediamtx) {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e.text(), "MediaMTX client cannot start");
-                state.components.mediamtx.set(ComponentState::Error);
+                state.components().mediamtx.set(ComponentState::Error);
                 return;
             }
         };
@@ -121,7 +121,7 @@ impl Controller {
 
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
         loop {
-            if self.state.shutting_down.load(Relaxed) {
+            if self.state.is_shutting_down() {
                 return;
             }
             let tick = async {
@@ -191,7 +191,7 @@ impl Controller {
                     Err(e) if e.is_not_found() => {
                         // The path vanished (MediaMTX restarted): re-create it from the
                         // desired set, then apply the patch.
-                        self.state.mtx.want_reconcile();
+                        self.state.mtx().want_reconcile();
                         self.applied.remove(name);
                         if let Some(d) = self.desired().remove(name) {
                             self.ensure(name, &d.conf, true).await?;
@@ -317,7 +317,7 @@ impl Controller {
     /// Readers or an active recording on the path: non-live fields must not be rewritten.
     async fn path_busy(&self, name: &str) -> Result<bool, MtxError> {
         let recording = model::camera_num(name)
-            .and_then(|n| self.state.streams.get(n))
+            .and_then(|n| self.state.streams().get(n))
             .is_some_and(|s| s.recording.load(Relaxed));
         let readers = self.api.path_live(name).await?.map_or(0, |p| p.readers);
         Ok(recording || readers > 0)
@@ -328,8 +328,8 @@ impl Controller {
     async fn tick(&mut self) {
         let now = Instant::now();
         if now >= self.next_probe {
-            self.next_probe = now + self.state.config.mediamtx.health_interval_s;
-            if now >= self.next_safety && self.state.mtx.up.load(Relaxed) {
+            self.next_probe = now + self.state.config().mediamtx.health_interval_s;
+            if now >= self.next_safety && self.state.mtx().up.load(Relaxed) {
                 // Once a minute the probe *is* the safety net's path list: it proves MediaMTX
                 // answers as well as `/v3/info` does, so idle traffic stays one call per
                 // health interval.
@@ -342,10 +342,10 @@ impl Controller {
                 self.probe().await;
             }
         }
-        if !self.state.mtx.up.load(Relaxed) {
+        if !self.state.mtx().up.load(Relaxed) {
             return;
         }
-        let want_all = self.state.mtx.reconcile_wanted.swap(false, Relaxed);
+        let want_all = self.state.mtx().reconcile_wanted.swap(false, Relaxed);
         if want_all {
             self.applied.clear();
         }
@@ -356,7 +356,7 @@ impl Controller {
                 self.poll().await;
             }
         } else if self.last.take().is_some() {
-            self.state.mtx.paths.store(Arc::new(HashMap::new()));
+            self.state.mtx().paths.store(Arc::new(HashMap::new()));
         }
     }
 
@@ -376,14 +376,17 @@ impl Controller {
         };
         match result {
             Ok((version, started)) => {
-                let was_down = !self.state.mtx.up.load(Relaxed);
+                let was_down = !self.state.mtx().up.load(Relaxed);
                 self.failures = 0;
-                self.state.mtx.up.store(true, Relaxed);
-                self.state.mtx.down.store(false, Relaxed);
-                self.state.components.mediamtx.set(ComponentState::Running);
+                self.state.mtx().up.store(true, Relaxed);
+                self.state.mtx().down.store(false, Relaxed);
+                self.state
+                    .components()
+                    .mediamtx
+                    .set(ComponentState::Running);
                 if let Some(v) = version {
-                    if **self.state.mtx.version.load() != v {
-                        self.state.mtx.version.store(Arc::new(v));
+                    if **self.state.mtx().version.load() != v {
+                        self.state.mtx().version.store(Arc::new(v));
                     }
                 }
                 let restarted =
@@ -407,39 +410,39 @@ impl Controller {
 
     fn probe_failed(&mut self, e: &MtxError) {
         self.failures += 1;
-        self.state.mtx.up.store(false, Relaxed);
+        self.state.mtx().up.store(false, Relaxed);
         if self.failures >= DOWN_AFTER || !self.probed_once {
-            if !self.state.mtx.down.swap(true, Relaxed) {
+            if !self.state.mtx().down.swap(true, Relaxed) {
                 warn!(error = %e.text(), "MediaMTX is unreachable");
-                self.state.bus.publish(Event::json(
+                self.state.bus().publish(Event::json(
                     topic::MEDIAMTX_ERROR,
                     serde_json::json!({"name": null, "reason": "mediamtx_unreachable",
                                        "details": model::mask_url_password(&e.text())}),
                 ));
             }
-            self.state.components.mediamtx.set(ComponentState::Error);
+            self.state.components().mediamtx.set(ComponentState::Error);
         }
     }
 
     /// The desired path set: every camera seen in this run, every added external stream.
     fn desired(&self) -> BTreeMap<String, Desired> {
         let mut out = BTreeMap::new();
-        for c in self.state.cameras.snapshot().iter() {
+        for c in self.state.cameras().snapshot().iter() {
             let record = self
                 .state
-                .streams
+                .streams()
                 .get(c.num)
                 .is_some_and(|s| s.recording.load(Relaxed));
             out.insert(
                 c.id.clone(),
                 Desired {
-                    conf: model::camera_path_conf(&self.state.config, &self.exe, &c.id, record),
+                    conf: model::camera_path_conf(&self.state.config(), &self.exe, &c.id, record),
                     camera: Some(c.num),
                 },
             );
         }
-        let on_demand = self.state.config.external_streams.source_on_demand;
-        for s in self.state.external.added() {
+        let on_demand = self.state.config().external_streams.source_on_demand;
+        for s in self.state.external().added() {
             out.insert(
                 s.name.clone(),
                 Desired {
@@ -464,7 +467,7 @@ impl Controller {
             match self.ensure(&name, &d.conf, startup).await {
                 Ok(_) => {
                     if d.camera.is_none() {
-                        self.state.external.mark_error(&name, false);
+                        self.state.external().mark_error(&name, false);
                     }
                     self.applied.insert(name);
                 }
@@ -478,7 +481,7 @@ impl Controller {
                             "camera"
                         } else {
                             // Status ERROR: its MediaMTX path could not be created (§9.8).
-                            self.state.external.mark_error(&name, true);
+                            self.state.external().mark_error(&name, true);
                             "external"
                         };
                         warn!(path = %name, error = %e.text(), "cannot apply {what} path");
@@ -503,7 +506,7 @@ impl Controller {
         };
         let seen: HashSet<u32> = self
             .state
-            .cameras
+            .cameras()
             .snapshot()
             .iter()
             .map(|c| c.num)
@@ -542,11 +545,11 @@ impl Controller {
     }
 
     fn polling_wanted(&self) -> bool {
-        if self.state.streams.any_activity() || !self.state.external.added().is_empty() {
+        if self.state.streams().any_activity() || !self.state.external().added().is_empty() {
             return true;
         }
         // Anyone subscribed to a mediamtx.* topic, on any shard.
-        self.state.stats.shards.iter().any(|s| {
+        self.state.stats().shards.iter().any(|s| {
             (topic::MEDIAMTX_STREAM.0..=topic::MEDIAMTX_STREAM_STOPPED.0)
                 .any(|t| s.sub_counts[t as usize].load(Relaxed) > 0)
         })
@@ -567,7 +570,7 @@ impl Controller {
         let map: HashMap<String, PathLive> =
             list.into_iter().map(|p| (p.name.clone(), p)).collect();
         // Camera slots: readers, readiness, 10 s bit rate.
-        for (num, slot) in self.state.streams.iter() {
+        for (num, slot) in self.state.streams().iter() {
             let id = format!("camera{num}");
             let p = map.get(&id);
             let readers = p.map_or(0, |p| p.readers);
@@ -593,15 +596,15 @@ impl Controller {
                 slot.bitrate.store(bps, Relaxed);
             }
         }
-        for s in self.state.external.added() {
+        for s in self.state.external().added() {
             if map.get(&s.name).is_some_and(|p| p.ready) {
-                self.state.external.touch(&s.name, now_ms);
+                self.state.external().touch(&s.name, now_ms);
             }
         }
         if let Some(prev) = &self.last {
             self.emit_changes(prev, &map);
         }
-        self.state.mtx.paths.store(Arc::new(map.clone()));
+        self.state.mtx().paths.store(Arc::new(map.clone()));
         self.last = Some(map);
     }
 
@@ -624,17 +627,17 @@ impl Controller {
                 continue;
             }
             let params = stream_params(&after);
-            self.state.bus.publish(Event::json(
+            self.state.bus().publish(Event::json(
                 topic::MEDIAMTX_STREAM,
                 Value::Object(params.clone()),
             ));
             if !before.ready && after.ready {
-                self.state.bus.publish(Event::json(
+                self.state.bus().publish(Event::json(
                     topic::MEDIAMTX_STREAM_STARTED,
                     Value::Object(params),
                 ));
             } else if before.ready && !after.ready {
-                self.state.bus.publish(Event::json(
+                self.state.bus().publish(Event::json(
                     topic::MEDIAMTX_STREAM_STOPPED,
                     Value::Object(params),
                 ));
@@ -651,12 +654,12 @@ impl Controller {
         let mut m = stream_params(&live);
         m.insert("action".into(), Value::from(action));
         self.state
-            .bus
+            .bus()
             .publish(Event::json(topic::MEDIAMTX_PATH, Value::Object(m)));
     }
 
     fn system_error(&self, reason: &str, details: String) {
-        self.state.bus.publish(Event::json(
+        self.state.bus().publish(Event::json(
             topic::SYSTEM_ERROR,
             serde_json::json!({"component": "mediamtx", "reason": reason, "details": details}),
         ));
@@ -664,7 +667,7 @@ impl Controller {
 }
 
 fn safety_interval(state: &ServerState) -> Duration {
-    state.config.mediamtx.health_interval_s * SAFETY_NET_EVERY
+    state.config().mediamtx.health_interval_s * SAFETY_NET_EVERY
 }
 
 /// `mediamtx.stream` params: the `get_streams` element plus `device`.
@@ -681,6 +684,6 @@ pub fn publish_path_event(state: &ServerState, live: &PathLive, action: &str) {
     let mut m = stream_params(live);
     m.insert("action".into(), Value::from(action));
     state
-        .bus
+        .bus()
         .publish(Event::json(topic::MEDIAMTX_PATH, Value::Object(m)));
 }

@@ -21,7 +21,7 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let (status, message) = crate::health::system_status(ctx.state);
     let available: Vec<String> = ctx
         .state
-        .cameras
+        .cameras()
         .snapshot()
         .iter()
         .filter(|c| c.status == Status::Connected)

@@ -30,11 +30,11 @@ const READY_WITHIN: Duration = Duration::from_secs(5);
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
     require_connected(&cam)?;
-    let cfg = &ctx.state.config;
-    if let Some(e) = ctx.state.mtx.unavailable(cfg.mediamtx.enabled) {
+    let cfg = &ctx.state.config();
+    if let Some(e) = ctx.state.mtx().unavailable(cfg.mediamtx.enabled) {
         return Err(e.into());
     }
     if current_run(ctx.state, cam.num).is_none() {
@@ -44,7 +44,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     }
     let slot = ctx
         .state
-        .streams
+        .streams()
         .get(cam.num)
         .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "internal_error"))?;
     let now = crate::clock::unix_millis();
@@ -54,7 +54,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .compare_exchange(0, now, Relaxed, Relaxed)
         .is_ok();
     slot.no_readers_since_ms.store(0, Relaxed);
-    ctx.state.stream_kick.kick();
+    ctx.state.stream_kick().kick();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
     let state = ctx.state.clone();
     let id = cam.id.clone();
@@ -62,14 +62,14 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     Ok(Output::Later(Box::pin(async move {
         let fail = |e: RpcError| {
             if ours {
-                if let Some(s) = state.streams.get(num) {
+                if let Some(s) = state.streams().get(num) {
                     s.hold_ms.store(0, Relaxed);
                 }
-                state.stream_kick.kick();
+                state.stream_kick().kick();
             }
             (Err(e), None)
         };
-        let api = match api::local(&state.config.mediamtx) {
+        let api = match api::local(&state.config().mediamtx) {
             Ok(a) => a,
             Err(e) => return fail(super::errors::mtx(&e)),
         };
@@ -96,14 +96,14 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             }
             camshard_cores::rt::sleep(Duration::from_millis(100)).await;
         }
-        if let Some(s) = state.streams.get(num) {
+        if let Some(s) = state.streams().get(num) {
             s.path_ready.store(true, Relaxed);
         }
         let run = current_run(&state, num);
         let mut m = Map::new();
         m.insert("device".into(), Value::from(id.as_str()));
         m.insert("stream_name".into(), Value::from(id.as_str()));
-        let urls = streams(&state.config, &host, &id);
+        let urls = streams(&state.config(), &host, &id);
         m.insert("stream_url".into(), urls["rtsp"].clone());
         m.insert("status".into(), Value::from("STARTED"));
         m.insert(
@@ -131,7 +131,7 @@ fn publisher_failure(
     num: u32,
     since_ms: u64,
 ) -> Option<RpcError> {
-    let s = state.streams.get(num)?;
+    let s = state.streams().get(num)?;
     let err = s.last_error.load_full()?;
     let at = s.last_error_ms.load(Relaxed);
     (at >= since_ms).then(|| RpcError::new(DEPENDENCY, "ffmpeg_failed").details(err.to_string()))

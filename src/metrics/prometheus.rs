@@ -17,7 +17,7 @@ const BUCKETS: [f64; 16] = [
 /// Renders the whole exposition.
 pub fn render(state: &ServerState) -> String {
     let mut o = String::with_capacity(16 * 1024);
-    let shards = &state.stats.shards;
+    let shards = &state.stats().shards;
     let w = &mut o;
     header(w, "camshard_build_info", "gauge", "Build information.");
     let _ = writeln!(w, "camshard_build_info{{version=\"{}\"}} 1", crate::VERSION);
@@ -30,7 +30,7 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(
         w,
         "camshard_runtime_info{{backend=\"{}\"}} 1",
-        state.runtime.name()
+        state.runtime().name()
     );
     header(
         w,
@@ -49,7 +49,7 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(
         w,
         "camshard_ws_connections {}",
-        state.stats.ws_connections()
+        state.stats().ws_connections()
     );
     header(
         w,
@@ -116,8 +116,8 @@ pub fn render(state: &ServerState) -> String {
     );
     let rows = shards.first().map(|s| s.method_rows()).unwrap_or(0);
     for m in 0..rows {
-        let name = state.stats.methods.get(m).copied().unwrap_or("unknown");
-        for (ci, code) in state.stats.codes.iter().enumerate() {
+        let name = state.stats().methods.get(m).copied().unwrap_or("unknown");
+        for (ci, code) in state.stats().codes.iter().enumerate() {
             let n: u64 = shards.iter().map(|s| s.replies(m, ci)).sum();
             if n > 0 {
                 let code = if *code == 0 {
@@ -140,7 +140,7 @@ pub fn render(state: &ServerState) -> String {
         "JSON-RPC handling time by method.",
     );
     let snaps: Vec<_> = shards.iter().map(|s| s.latency.load_full()).collect();
-    for (m, name) in state.stats.methods.iter().enumerate() {
+    for (m, name) in state.stats().methods.iter().enumerate() {
         let mut merged = None;
         for snap in &snaps {
             if let Some(Some(h)) = snap.per_method.get(m) {
@@ -172,7 +172,7 @@ pub fn render(state: &ServerState) -> String {
         );
     }
 
-    let (sent, dropped) = state.stats.notification_totals();
+    let (sent, dropped) = state.stats().notification_totals();
     header(
         w,
         "camshard_notifications_sent_total",
@@ -220,7 +220,7 @@ pub fn render(state: &ServerState) -> String {
     }
 
     header(w, "camshard_cameras", "gauge", "Cameras by status.");
-    let cameras = state.cameras.snapshot();
+    let cameras = state.cameras().snapshot();
     for status in ["CONNECTED", "ERROR", "DISCONNECTED"] {
         let n = cameras
             .iter()
@@ -235,7 +235,7 @@ pub fn render(state: &ServerState) -> String {
         "counter",
         "Camera starts that failed (each is retried with back-off), by reason.",
     );
-    for (reason, n) in state.cameras.start_failures() {
+    for (reason, n) in state.cameras().start_failures() {
         let _ = writeln!(
             w,
             "camshard_camera_start_failures_total{{reason=\"{}\"}} {n}",
@@ -251,7 +251,7 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(
         w,
         "camshard_camera_nodes_unusable {}",
-        state.cameras.unusable().len()
+        state.cameras().unusable().len()
     );
     header(
         w,
@@ -262,7 +262,7 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(
         w,
         "camshard_recordings_active {}",
-        state.recordings.all().len()
+        state.recordings().all().len()
     );
     header(
         w,
@@ -270,7 +270,7 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "1 when the MediaMTX API answers.",
     );
-    let up = state.components.mediamtx.get() == crate::state::ComponentState::Running;
+    let up = state.components().mediamtx.get() == crate::state::ComponentState::Running;
     let _ = writeln!(w, "camshard_mediamtx_up {}", u8::from(up));
     header(
         w,
@@ -287,7 +287,7 @@ pub fn render(state: &ServerState) -> String {
         "Camera publishers (ffmpeg to MediaMTX) running.",
     );
     let running = state
-        .streams
+        .streams()
         .iter()
         .filter(|(_, s)| s.run.load().is_some())
         .count();
@@ -298,7 +298,7 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "Used fraction of the recordings filesystem.",
     );
-    let usage = system::fs_usage(&state.config.recordings_dir())
+    let usage = system::fs_usage(&state.config().recordings_dir())
         .map(|u| u.usage_percent / 100.0)
         .unwrap_or(0.0);
     let _ = writeln!(w, "camshard_storage_usage_ratio {usage:.4}");

@@ -106,7 +106,7 @@ pub fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'stati
         "/health" => get_only("health", &|| health(state, false)),
         "/health/detailed" => get_only("health_detailed", &|| health(state, true)),
         "/metrics" => get_only("metrics", &|| metrics(head, state)),
-        p if websocket_port && (p == "/" || p == state.config.server.websocket_path) => (
+        p if websocket_port && (p == "/" || p == state.config().server.websocket_path) => (
             "upgrade",
             Response::error(426, "upgrade_required").header("Upgrade", "websocket"),
         ),
@@ -168,7 +168,7 @@ fn health(state: &ServerState, detailed: bool) -> Response {
 }
 
 fn metrics(head: &Head, state: &ServerState) -> Response {
-    if state.config.http.metrics_require_auth {
+    if state.config().http.metrics_require_auth {
         match credential_role(head, state) {
             Ok(Role::Admin) => {}
             Ok(_) => return Response::error(403, "permission_denied"),
@@ -201,7 +201,7 @@ pub fn credential_role(head: &Head, state: &ServerState) -> Result<Role, &'stati
         (None, Some(k)) => (k.trim(), TokenKind::ApiKey),
         (None, None) => return Err("auth_required"),
     };
-    let auth = state.auth.load();
+    let auth = state.credentials().current();
     auth.authenticate(token, kind, crate::clock::now_unix())
         .map(|g| g.role)
         .map_err(|f: AuthFailure| f.reason())

@@ -22,14 +22,14 @@ use crate::state::ServerState;
 /// The handles a backend may use, taken from the server state.
 fn env(state: &ServerState) -> Env<'_> {
     Env {
-        config: &state.config,
-        bus: &state.bus,
-        cameras: &state.cameras,
-        mtx: &state.mtx,
-        streams: &state.streams,
-        stream_kick: &state.stream_kick,
-        closing: state.recordings.closing(),
-        started_unix_ms: state.started_unix_ms,
+        config: &state.config(),
+        bus: &state.bus(),
+        cameras: &state.cameras(),
+        mtx: &state.mtx(),
+        streams: &state.streams(),
+        stream_kick: &state.stream_kick(),
+        closing: state.recordings().closing(),
+        started_unix_ms: state.started_unix_ms(),
     }
 }
 
@@ -50,7 +50,7 @@ pub(crate) fn start(
     format: Format,
     duration: Option<f64>,
 ) -> Result<Starting, Error> {
-    let rec = &state.recordings;
+    let rec = &state.recordings();
     rec.backend().preflight(&env(state), cam.num)?;
     if let Reserve::Busy = rec.slots().reserve(cam.num) {
         return Err(Error::AlreadyRecording {
@@ -58,7 +58,7 @@ pub(crate) fn start(
         });
     }
     let start_ms = crate::clock::unix_millis();
-    let filename = naming::unique_name(&state.config.recordings_dir(), &cam.id, start_ms, format);
+    let filename = naming::unique_name(&state.config().recordings_dir(), &cam.id, start_ms, format);
     Ok(Starting {
         state: state.clone(),
         start: Start {
@@ -85,7 +85,7 @@ impl Starting {
             start,
             duration,
         } = self;
-        let rec = &state.recordings;
+        let rec = &state.recordings();
         let num = start.num;
         let (session_id, device, filename) = (
             start.session_id.clone(),
@@ -161,9 +161,9 @@ impl Stopping {
 /// backend may have written them: the configuration may have changed since), then the backend
 /// recovers its own staging area.
 pub(crate) fn recover(state: &ServerState) {
-    let recovered = finalize::recover_partials(&state.config.recordings_dir());
+    let recovered = finalize::recover_partials(&state.config().recordings_dir());
     if !recovered.is_empty() {
         tracing::warn!(files = ?recovered, "recovered recordings left by an earlier crash");
     }
-    state.recordings.backend().recover(&env(state));
+    state.recordings().backend().recover(&env(state));
 }

@@ -27,30 +27,30 @@ pub(crate) fn on_event(
         RecEvent::Progress {
             elapsed_s,
             bytes_written,
-        } => state.bus.publish(Event::json(
+        } => state.bus().publish(Event::json(
             topic::RECORDING_PROGRESS,
             json!({"device": device, "session_id": session_id, "filename": filename,
                    "elapsed_time": elapsed_s, "bytes_written": bytes_written}),
         )),
-        RecEvent::Error { reason, details } => state.bus.publish(Event::json(
+        RecEvent::Error { reason, details } => state.bus().publish(Event::json(
             topic::RECORDING_ERROR,
             json!({"device": device, "session_id": session_id, "filename": filename,
                    "reason": reason.as_str(), "details": details}),
         )),
         RecEvent::NoMedia => {
-            state.bus.publish(Event::json(
+            state.bus().publish(Event::json(
                 topic::RECORDING_ERROR,
                 json!({"device": device, "session_id": session_id, "filename": filename,
                        "reason": "no_media", "details": "No frame reached the recorder"}),
             ));
-            state.recordings.slots().finish(num, &session_id);
+            state.recordings().slots().finish(num, &session_id);
         }
         RecEvent::Ended(done) => {
             let requested = done.reason == EndReason::Requested;
-            state.recordings.slots().finish(num, &session_id);
+            state.recordings().slots().finish(num, &session_id);
             // A requested stop publishes `recording.stop` itself, after its reply (§2.4).
             if !requested {
-                state.bus.publish(stop_event(&device, &session_id, &done));
+                state.bus().publish(stop_event(&device, &session_id, &done));
             }
             // An enabled age/size policy also runs after each finished recording (§9.6).
             let st = state.clone();

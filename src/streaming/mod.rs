@@ -16,10 +16,10 @@ use crate::state::ServerState;
 
 /// `auto_close_after` of `start_streaming`: `"<n>s"`, or `"never"` in mode `always`.
 pub fn auto_close_after(state: &ServerState) -> String {
-    if state.config.streaming.publish == PublishMode::Always {
+    if state.config().streaming.publish == PublishMode::Always {
         "never".into()
     } else {
-        format!("{}s", state.config.streaming.auto_close_after_s)
+        format!("{}s", state.config().streaming.auto_close_after_s)
     }
 }
 
@@ -54,5 +54,5 @@ pub fn require_connected(cam: &CameraInfo) -> Result<(), NotConnected> {
 
 /// The publisher run of camera `num`, if one exists.
 pub fn current_run(state: &ServerState, num: u32) -> Option<Arc<slots::PubRun>> {
-    state.streams.get(num).and_then(|s| s.run.load_full())
+    state.streams().get(num).and_then(|s| s.run.load_full())
 }

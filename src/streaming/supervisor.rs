@@ -51,8 +51,8 @@ struct Entry {
 pub fn wanted(state: &ServerState, c: &CameraInfo, slot: &Slot) -> bool {
     c.status == Status::Connected
         && c.capture.is_some()
-        && state.config.mediamtx.enabled
-        && (state.config.streaming.publish == PublishMode::Always
+        && state.config().mediamtx.enabled
+        && (state.config().streaming.publish == PublishMode::Always
             || slot.held()
             || slot.demands.load(Relaxed) > 0
             || slot.recording.load(Relaxed))
@@ -70,12 +70,12 @@ fn run(state: Arc<ServerState>, kicks: Receiver<()>) {
     let mut entries: HashMap<u32, Entry> = HashMap::new();
     loop {
         let _ = kicks.recv_timeout(TICK);
-        if state.shutting_down.load(Relaxed) {
+        if state.is_shutting_down() {
             break;
         }
         let now = Instant::now();
-        for c in state.cameras.snapshot().iter() {
-            let Some(slot) = state.streams.get(c.num) else {
+        for c in state.cameras().snapshot().iter() {
+            let Some(slot) = state.streams().get(c.num) else {
                 continue;
             };
             expire_hold(&state, slot);
@@ -96,7 +96,7 @@ fn run(state: Arc<ServerState>, kicks: Receiver<()>) {
 
 /// Ends a `start_streaming` hold after `auto_close_after_s` without readers (not in `always`).
 fn expire_hold(state: &ServerState, slot: &Slot) {
-    let cfg = &state.config.streaming;
+    let cfg = &state.config().streaming;
     if cfg.publish == PublishMode::Always || !slot.held() {
         return;
     }
@@ -136,7 +136,7 @@ fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: In
                 slot.set_pub_state(PubState::Stopping);
                 let id = c.id.clone();
                 let num = c.num;
-                let st = state.streams.clone();
+                let st = state.streams().clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("pub-stop-{id}"))
                     .spawn(move || {
@@ -195,9 +195,9 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
     let fps = if c.fps > 0 {
         c.fps
     } else {
-        state.config.cameras.preferred_fps
+        state.config().cameras.preferred_fps
     };
-    match Publisher::start(&state.config, &c.id, capture, fps) {
+    match Publisher::start(&state.config(), &c.id, capture, fps) {
         Ok(p) => {
             info!(camera = %c.id, pid = p.pid, "publisher started");
             // A new episode: the next failure is news again, and the last one no longer applies.
@@ -207,7 +207,7 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
                 pid: p.pid,
                 start_ms: crate::clock::unix_millis(),
                 started: p.started,
-                command: display_command(&state.config, &c.id, fps),
+                command: display_command(&state.config(), &c.id, fps),
                 frames: p.frames.clone(),
             })));
             // ERROR stays visible until a run proves healthy (`step` clears the failures).
@@ -256,7 +256,7 @@ fn fail(
         slot.set_pub_state(PubState::Error);
         if !e.reported {
             e.reported = true;
-            state.bus.publish(Event::json(
+            state.bus().publish(Event::json(
                 topic::SYSTEM_ERROR,
                 serde_json::json!({"component": "publisher", "reason": "publisher_failing",
                                    "details": format!("{}: {} failed starts within 2 minutes; last: {why}",
