@@ -15,6 +15,7 @@ use crate::camera::registry::{CameraInfo, Status};
 use crate::config::{Config, Overrides};
 use crate::events::subs::Subs;
 use crate::files::names::{is_valid_filename, Kind};
+use crate::health::ComponentState;
 use crate::metrics::latency::LocalLatency;
 use crate::metrics::ShardStats;
 use crate::net::head::{self, Head};
@@ -25,7 +26,7 @@ use crate::rpc::json::Parser;
 use crate::rpc::peer::Peer;
 use crate::rpc::ratelimit::TokenBucket;
 use crate::rpc::session::Session;
-use crate::state::{ComponentState, ServerState};
+use crate::state::ServerState;
 
 /// The JWT secret of the fuzzing state (seeds carry tokens signed with it).
 pub const SECRET: &[u8] = b"fuzz-secret-0123456789abcdef0123456789";

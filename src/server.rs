@@ -16,8 +16,9 @@ use camshard_cores::{ExecutorConfig, ShutdownLatch, Signal};
 use crate::auth::apikey::KeyStore;
 use crate::auth::{download, secret};
 use crate::config::Config;
+use crate::health::ComponentState;
 use crate::shard::{self, Listeners};
-use crate::state::{ComponentState, ServerState};
+use crate::state::ServerState;
 
 /// A start-up failure, printed as one line before exiting non-zero.
 #[derive(Debug)]
@@ -176,7 +177,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             };
             if ctx.id == 0 && state.config().mediamtx.enabled {
                 // The MediaMTX controller lives on shard 0 (its one-write-at-a-time lane).
-                crate::mediamtx::controller::spawn(state.clone());
+                crate::mediamtx::controller::spawn(state.controller_env());
             }
             shard::run(ctx, state, listeners, watch, inbox, move |r| {
                 let _ = ready_tx.send(r);
@@ -202,13 +203,14 @@ pub fn run(config: Config) -> Result<(), StartError> {
     state.components().websocket.set(ComponentState::Running);
     // Recordings a crash left behind (hidden .partial files, MediaMTX staging segments) become
     // normal recordings (integration doc §5.2, §5.6).
-    crate::recording::control::recover(&state);
+    crate::recording::control::recover(&state.recording());
     // Recording and publishing spawn ffmpeg; the rest never does. One WARN if it is missing.
     crate::media::ffmpeg::warn_if_missing(&state.config().publisher.ffmpeg);
-    let _retention = crate::files::retention::spawn_scheduler(state.clone())
-        .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
+    let _retention =
+        crate::files::retention::spawn_scheduler(state.files(), state.shutdown_flag().clone())
+            .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
     // Cameras start once the shards can deliver their events.
-    let cameras = crate::camera::manager::start(state.clone()).map_err(|e| {
+    let cameras = crate::camera::manager::start(state.camera_manager_env()).map_err(|e| {
         latch.trigger();
         StartError(format!("camera manager: {e}"))
     })?;
@@ -217,7 +219,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .map_err(|e| StartError(format!("discovery timer: {e}")))?;
     }
     if state.config().mediamtx.enabled {
-        crate::streaming::supervisor::spawn(state.clone(), stream_kicks).map_err(|e| {
+        crate::streaming::supervisor::spawn(state.supervisor_env(), stream_kicks).map_err(|e| {
             latch.trigger();
             StartError(format!("publisher supervisor: {e}"))
         })?;
@@ -252,7 +254,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         main_addr.0,
         plan.len()
     ));
-    crate::sd_notify::spawn_watchdog(state.clone());
+    crate::sd_notify::spawn_watchdog(state.stats().clone(), state.shutdown_flag().clone());
     // Every shard has bound the port: the placeholder sockets can go.
     drop(main_addr.1);
     drop(compat_addr);

@@ -5,95 +5,32 @@
 //! Its fields are private. The layers that compose the server (`server`, `shard`, `net`,
 //! `methods`) read it through accessors; a feature's own code is handed the handles it uses
 //! (its config section, the bus, the camera registry, its slots and channels, the shutdown flag)
-//! and never sees `ServerState` (`docs/architecture.md`, "Layers").
+//! by one of the `…_env` / handle methods below, and never sees `ServerState`
+//! (`docs/architecture.md`, "Layers").
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::apikey::{KeySet, KeyStore};
 use crate::auth::credentials::Credentials;
+use crate::camera::registry::Registry as Cameras;
 use crate::config::Config;
+use crate::events::Bus;
+use crate::external::store::Store as ExternalStore;
+use crate::health::{Components, Health};
 use crate::metrics::Registry;
 use crate::net::admission::Admission;
-
-/// Lifecycle of a component as `get_status` reports it (§9.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ComponentState {
-    /// Working.
-    Running = 0,
-    /// Not ready yet.
-    Starting = 1,
-    /// Shutting down.
-    Stopping = 2,
-    /// Not running (or not configured).
-    Stopped = 3,
-    /// Failing.
-    Error = 4,
-}
-
-impl ComponentState {
-    /// The contract's upper-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ComponentState::Running => "RUNNING",
-            ComponentState::Starting => "STARTING",
-            ComponentState::Stopping => "STOPPING",
-            ComponentState::Stopped => "STOPPED",
-            ComponentState::Error => "ERROR",
-        }
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => ComponentState::Running,
-            1 => ComponentState::Starting,
-            2 => ComponentState::Stopping,
-            3 => ComponentState::Stopped,
-            _ => ComponentState::Error,
-        }
-    }
-}
-
-/// A component state readable from any thread.
-#[derive(Debug)]
-pub struct Component(AtomicU8);
-
-impl Component {
-    /// A component in state `s`.
-    pub fn new(s: ComponentState) -> Self {
-        Component(AtomicU8::new(s as u8))
-    }
-    /// The current state.
-    pub fn get(&self) -> ComponentState {
-        ComponentState::from_u8(self.0.load(Relaxed))
-    }
-    /// Changes the state.
-    pub fn set(&self, s: ComponentState) {
-        self.0.store(s as u8, Relaxed)
-    }
-}
-
-/// Health of the server's parts, as `get_status`, `/readyz` and `/health` see them.
-#[derive(Debug)]
-pub struct Components {
-    /// The WebSocket listener.
-    pub websocket: Component,
-    /// Camera discovery.
-    pub camera_monitor: Component,
-    /// The MediaMTX API.
-    pub mediamtx: Component,
-}
+use crate::recording::recorder::Recorder;
+use crate::streaming::kick::Kick;
+use crate::streaming::slots::Slots;
 
 /// State shared by every shard: the composition root. Every field is private and built by
 /// [`ServerState::new`]; the server, shards and methods read it through accessors, and each
-/// feature thread is handed only the handles it uses (see `periodic_discovery`, `demand_socket`).
+/// feature is handed only the handles it uses.
 pub struct ServerState {
     /// The loaded configuration (immutable while running).
-    config: Config,
-    /// Process start, monotonic.
-    started: Instant,
+    config: Arc<Config>,
     /// Process start, wall clock (ms since the epoch).
     started_unix_ms: u64,
     /// JWT and API key checks, the key store and the download key.
@@ -102,28 +39,26 @@ pub struct ServerState {
     stats: Registry,
     /// The connection caps and their counters.
     admission: Admission,
-    /// Component health.
-    components: Components,
+    /// Component health, the first-scan flag and uptime.
+    health: Health,
     /// Set once shutdown begins (shared with the threads that stop on it).
     shutting_down: Arc<AtomicBool>,
     /// Every camera seen in this run.
-    cameras: Arc<crate::camera::registry::Registry>,
+    cameras: Arc<Cameras>,
     /// Fans events out to the shards.
-    bus: crate::events::Bus,
-    /// Set when the first discovery scan has completed.
-    first_scan: AtomicBool,
+    bus: Bus,
     /// The I/O backend the shards run on.
     runtime: camshard_cores::Runtime,
     /// Recording: the sessions (one slot per camera number) and the backend that runs them.
-    recordings: crate::recording::recorder::Recorder,
+    recordings: Arc<Recorder>,
     /// What shards know about MediaMTX (health, live paths, the write lane).
     mtx: crate::mediamtx::shared::Shared,
     /// Per-camera streaming state (holds, demands, publisher runs).
-    streams: Arc<crate::streaming::slots::Slots>,
+    streams: Arc<Slots>,
     /// Wakes the publisher supervisor.
-    stream_kick: crate::streaming::kick::Kick,
+    stream_kick: Kick,
     /// Added and discovered external streams.
-    external: Arc<crate::external::store::Store>,
+    external: Arc<ExternalStore>,
     /// Discovery scans (one at a time).
     scanner: Arc<crate::external::discovery::Scanner>,
     /// When the next periodic discovery scan is due.
@@ -155,19 +90,18 @@ pub struct Parts {
 impl ServerState {
     /// The one constructor: the server, the fuzz targets and the tests all build their state
     /// here, so a new field is added in one place. Components start as the server starts them
-    /// (websocket `Starting`; the camera monitor `Starting` when discovery is on; MediaMTX
-    /// `Starting` when enabled, else `Stopped`).
+    /// (see `health::Health::new`).
     pub fn new(config: Config, parts: Parts) -> ServerState {
-        let camera_monitor = if config.cameras.discovery {
-            ComponentState::Starting
-        } else {
-            ComponentState::Running
-        };
-        let mediamtx = if config.mediamtx.enabled {
-            ComponentState::Starting
-        } else {
-            ComponentState::Stopped
-        };
+        let config = Arc::new(config);
+        let cameras = Arc::new(Cameras::default());
+        let mtx = crate::mediamtx::shared::Shared::default();
+        let health = Health::new(
+            parts.started,
+            config.clone(),
+            cameras.clone(),
+            mtx.clone(),
+            parts.stats.clone(),
+        );
         let credentials = Credentials::new(
             KeyStore::new(config.state_dir()),
             parts.jwt_secret,
@@ -175,47 +109,31 @@ impl ServerState {
             parts.download_key,
         );
         ServerState {
-            started: parts.started,
             started_unix_ms: crate::clock::unix_millis(),
             credentials,
             stats: parts.stats,
             admission: Admission::new(&config.server),
-            components: Components {
-                websocket: Component::new(ComponentState::Starting),
-                camera_monitor: Component::new(camera_monitor),
-                mediamtx: Component::new(mediamtx),
-            },
+            health,
             shutting_down: Arc::new(AtomicBool::new(false)),
-            cameras: Arc::new(crate::camera::registry::Registry::default()),
-            bus: crate::events::Bus::new(parts.bus_senders),
-            first_scan: AtomicBool::new(false),
+            cameras,
+            bus: Bus::new(parts.bus_senders),
             runtime: parts.runtime,
-            recordings: crate::recording::recorder::Recorder::new(&config),
-            mtx: Default::default(),
-            streams: Arc::new(crate::streaming::slots::Slots::new(
-                config.cameras.max_cameras,
-            )),
+            recordings: Arc::new(Recorder::new(&config)),
+            mtx,
+            streams: Arc::new(Slots::new(config.cameras.max_cameras)),
             stream_kick: parts.stream_kick,
-            external: Arc::new(crate::external::store::Store::load(config.state_dir())),
+            external: Arc::new(ExternalStore::load(config.state_dir())),
             scanner: Default::default(),
             discovery_timer: Default::default(),
             config,
         }
     }
 
+    // ---- what the composing layers read ------------------------------------------------
+
     /// The loaded configuration (immutable while running).
     pub(crate) fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// Process start, wall clock (ms since the epoch).
-    pub(crate) fn started_unix_ms(&self) -> u64 {
-        self.started_unix_ms
-    }
-
-    /// Seconds since the process started.
-    pub fn uptime_secs(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
     }
 
     /// JWT and API key checks, the key store and the download key.
@@ -233,9 +151,29 @@ impl ServerState {
         &self.admission
     }
 
+    /// Component health, the first-scan flag and uptime: what health reports read.
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// Component health.
     pub(crate) fn components(&self) -> &Components {
-        &self.components
+        self.health.components()
+    }
+
+    /// True once the first discovery scan has completed.
+    pub fn first_scan_done(&self) -> bool {
+        self.health.first_scan_done()
+    }
+
+    /// Records that the first discovery scan has completed.
+    pub(crate) fn mark_first_scan_done(&self) {
+        self.health.mark_first_scan_done()
+    }
+
+    /// Seconds since the process started.
+    pub fn uptime_secs(&self) -> f64 {
+        self.health.uptime_secs()
     }
 
     /// True once shutdown has begun.
@@ -249,23 +187,13 @@ impl ServerState {
     }
 
     /// Every camera seen in this run.
-    pub(crate) fn cameras(&self) -> &Arc<crate::camera::registry::Registry> {
+    pub(crate) fn cameras(&self) -> &Arc<Cameras> {
         &self.cameras
     }
 
     /// Fans events out to the shards.
-    pub(crate) fn bus(&self) -> &crate::events::Bus {
+    pub(crate) fn bus(&self) -> &Bus {
         &self.bus
-    }
-
-    /// True once the first discovery scan has completed.
-    pub fn first_scan_done(&self) -> bool {
-        self.first_scan.load(Relaxed)
-    }
-
-    /// Records that the first discovery scan has completed.
-    pub(crate) fn mark_first_scan_done(&self) {
-        self.first_scan.store(true, Relaxed);
     }
 
     /// The I/O backend the shards run on.
@@ -274,7 +202,7 @@ impl ServerState {
     }
 
     /// Recording: the sessions and the backend that runs them.
-    pub(crate) fn recordings(&self) -> &crate::recording::recorder::Recorder {
+    pub(crate) fn recordings(&self) -> &Arc<Recorder> {
         &self.recordings
     }
 
@@ -289,17 +217,17 @@ impl ServerState {
     }
 
     /// Per-camera streaming state (holds, demands, publisher runs).
-    pub(crate) fn streams(&self) -> &Arc<crate::streaming::slots::Slots> {
+    pub(crate) fn streams(&self) -> &Arc<Slots> {
         &self.streams
     }
 
     /// Wakes the publisher supervisor.
-    pub(crate) fn stream_kick(&self) -> &crate::streaming::kick::Kick {
+    pub(crate) fn stream_kick(&self) -> &Kick {
         &self.stream_kick
     }
 
     /// Added and discovered external streams.
-    pub(crate) fn external(&self) -> &Arc<crate::external::store::Store> {
+    pub(crate) fn external(&self) -> &Arc<ExternalStore> {
         &self.external
     }
 
@@ -312,6 +240,8 @@ impl ServerState {
     pub(crate) fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
         &self.discovery_timer
     }
+
+    // ---- the handles each feature is given ---------------------------------------------
 
     /// What the periodic discovery thread uses, and nothing else.
     pub fn periodic_discovery(&self) -> crate::external::periodic::Periodic {
@@ -331,6 +261,61 @@ impl ServerState {
             cameras: self.cameras.clone(),
             streams: self.streams.clone(),
             stop: self.shutting_down.clone(),
+        }
+    }
+
+    /// What the MediaMTX controller uses.
+    pub(crate) fn controller_env(&self) -> crate::mediamtx::controller::Env {
+        crate::mediamtx::controller::Env {
+            config: self.config.clone(),
+            health: self.health.clone(),
+            mtx: self.mtx.clone(),
+            bus: self.bus.clone(),
+            cameras: self.cameras.clone(),
+            streams: self.streams.clone(),
+            external: self.external.clone(),
+            stats: self.stats.clone(),
+            stop: self.shutting_down.clone(),
+        }
+    }
+
+    /// What the camera manager uses.
+    pub(crate) fn camera_manager_env(&self) -> crate::camera::manager::Env {
+        crate::camera::manager::Env {
+            config: self.config.clone(),
+            cameras: self.cameras.clone(),
+            bus: self.bus.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    /// What the publisher supervisor uses.
+    pub(crate) fn supervisor_env(&self) -> crate::streaming::supervisor::Env {
+        crate::streaming::supervisor::Env {
+            config: self.config.clone(),
+            cameras: self.cameras.clone(),
+            streams: self.streams.clone(),
+            bus: self.bus.clone(),
+            stop: self.shutting_down.clone(),
+        }
+    }
+
+    /// The data directory's files as listings, storage figures and retention see them.
+    pub(crate) fn files(&self) -> crate::files::listing::Files {
+        crate::files::listing::Files::new(self.config.clone(), self.recordings.clone())
+    }
+
+    /// What the recording feature uses (its sessions, and what its backends may touch).
+    pub(crate) fn recording(&self) -> crate::recording::recorder::Handles {
+        crate::recording::recorder::Handles {
+            config: self.config.clone(),
+            bus: self.bus.clone(),
+            cameras: self.cameras.clone(),
+            mtx: self.mtx.clone(),
+            streams: self.streams.clone(),
+            stream_kick: self.stream_kick.clone(),
+            recorder: self.recordings.clone(),
+            started_unix_ms: self.started_unix_ms,
         }
     }
 }

@@ -63,13 +63,13 @@ fn paging(p: &Params<'_, '_>) -> Result<(usize, usize), RpcError> {
 /// `list_recordings` / `list_snapshots` with §8.7 paging.
 pub fn list_files(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
     let (limit, offset) = paging(p)?;
-    let state = ctx.state.clone();
+    let data = ctx.state.files();
     let url = url_fn(ctx, kind);
     Ok(later(move || {
-        let all = list(&state, kind);
+        let all = list(&data, kind);
         let files: Vec<Value> = page(&all, limit, offset)
             .iter()
-            .map(|e| describe(&state.config(), kind, e, false, &url))
+            .map(|e| describe(data.config(), kind, e, false, &url))
             .collect();
         Ok(json!({"files": files, "total": all.len(), "limit": limit, "offset": offset}))
     }))
@@ -180,9 +180,9 @@ fn escaped(err: &std::io::Error) -> bool {
 
 /// `get_storage_info` (§9.6).
 pub fn storage_info(ctx: &mut Ctx<'_>) -> Result<Output, RpcError> {
-    let state = ctx.state.clone();
+    let files = ctx.state.files();
     Ok(later(move || {
-        Ok(crate::files::storage::storage_info(&state))
+        Ok(crate::files::storage::storage_info(&files))
     }))
 }
 

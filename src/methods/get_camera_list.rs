@@ -24,7 +24,14 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let list = ctx.state.cameras().snapshot();
     let cameras: Vec<Value> = list
         .iter()
-        .map(|c| Value::Object(camera_item_for(ctx.state, &host, c)))
+        .map(|c| {
+            Value::Object(camera_item_for(
+                ctx.state.config(),
+                ctx.state.recordings(),
+                &host,
+                c,
+            ))
+        })
         .collect();
     let connected = list
         .iter()

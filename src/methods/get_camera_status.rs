@@ -24,7 +24,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .resolve("device", p.required_str("device")?)?;
     let cfg = &ctx.state.config();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
-    let mut m = camera_item_for(ctx.state, &host, &cam);
+    let mut m = camera_item_for(ctx.state.config(), ctx.state.recordings(), &host, &cam);
     let uptime = cam
         .connected_since_ms
         .map(|t| crate::clock::unix_millis().saturating_sub(t) / 1000)

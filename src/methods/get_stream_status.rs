@@ -47,7 +47,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             Ok(l) => l,
             Err(e) => return (Err(super::errors::mtx(&e)), None),
         };
-        let run = current_run(&state, cam.num);
+        let run = current_run(state.streams(), cam.num);
         let slot = state.streams().get(cam.num);
         let ready = live.as_ref().is_some_and(|p| p.ready);
         let pub_state = slot.map_or(PubState::Inactive, |s| s.pub_state());

@@ -49,8 +49,9 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             .details(format!("{} has no capture", cam.id)));
     };
     let state = ctx.state.clone();
-    crate::files::storage::check_storage(&state.config(), &state.config().recordings_dir())?;
-    let starting = control::start(&state, &cam, capture, format, duration).map_err(to_rpc)?;
+    crate::files::storage::check_storage(state.config(), &state.config().recordings_dir())?;
+    let starting =
+        control::start(&state.recording(), &cam, capture, format, duration).map_err(to_rpc)?;
     Ok(Output::Later(Box::pin(async move {
         let active = match starting.run().await {
             Ok(a) => a,

@@ -37,7 +37,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     if let Some(e) = ctx.state.mtx().unavailable(cfg.mediamtx.enabled) {
         return Err(e.into());
     }
-    if current_run(ctx.state, cam.num).is_none() {
+    if current_run(ctx.state.streams(), cam.num).is_none() {
         // The publisher is an ffmpeg: say so now rather than after the supervisor tried.
         crate::media::ffmpeg::locate(&cfg.publisher.ffmpeg)
             .map_err(|m| super::recording_errors::ffmpeg_missing(&m))?;
@@ -75,7 +75,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         };
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            let run = current_run(&state, num);
+            let run = current_run(state.streams(), num);
             if run.is_none() {
                 if let Some(err) = publisher_failure(&state, num, now) {
                     return fail(err);
@@ -99,7 +99,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         if let Some(s) = state.streams().get(num) {
             s.path_ready.store(true, Relaxed);
         }
-        let run = current_run(&state, num);
+        let run = current_run(state.streams(), num);
         let mut m = Map::new();
         m.insert("device".into(), Value::from(id.as_str()));
         m.insert("stream_name".into(), Value::from(id.as_str()));
@@ -113,7 +113,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         );
         m.insert(
             "auto_close_after".into(),
-            Value::from(auto_close_after(&state)),
+            Value::from(auto_close_after(&state.config().streaming)),
         );
         m.insert(
             "ffmpeg_command".into(),

@@ -29,7 +29,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .resolve("device", p.required_str("device")?)?;
     let now = crate::clock::unix_millis();
     // A publisher already being stopped (an earlier call) counts as not running.
-    let run = current_run(ctx.state, cam.num).filter(|_| {
+    let run = current_run(ctx.state.streams(), cam.num).filter(|_| {
         ctx.state
             .streams()
             .get(cam.num)

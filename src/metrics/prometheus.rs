@@ -270,7 +270,7 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "1 when the MediaMTX API answers.",
     );
-    let up = state.components().mediamtx.get() == crate::state::ComponentState::Running;
+    let up = state.components().mediamtx.get() == crate::health::ComponentState::Running;
     let _ = writeln!(w, "camshard_mediamtx_up {}", u8::from(up));
     header(
         w,

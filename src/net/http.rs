@@ -129,8 +129,8 @@ fn liveness(state: &ServerState) -> Response {
 }
 
 fn readiness(state: &ServerState) -> Response {
-    let report = crate::health::report(state);
-    let (ready, components) = report.readiness(state);
+    let report = crate::health::report(state.health());
+    let (ready, components) = report.readiness(state.health());
     let body = if ready {
         json!({"ready": true, "status": "ready", "message": "All components ready", "timestamp": now_ts(),
                "components": components})
@@ -151,11 +151,11 @@ fn readiness(state: &ServerState) -> Response {
 }
 
 fn health(state: &ServerState, detailed: bool) -> Response {
-    let report = crate::health::report(state);
+    let report = crate::health::report(state.health());
     let mut body = json!({"status": report.status.to_ascii_lowercase(), "timestamp": now_ts(),
                           "version": crate::VERSION, "uptime": round1(state.uptime_secs())});
     if detailed {
-        body["components"] = report.readiness(state).1;
+        body["components"] = report.readiness(state.health()).1;
     }
     Response::json(
         if report.status == "UNHEALTHY" {

@@ -54,7 +54,7 @@ pub fn deliver(shard: &Shard, ev: &Event) {
         let mut queued = false;
         for name in names.into_iter().flatten() {
             let host = stream_host(cfg, h.peer.host().as_deref());
-            let msg = cache.get(state, ev, name, host);
+            let msg = cache.get(state.config(), state.recordings(), ev, name, host);
             if h.outbound.borrow_mut().push(msg, limit) {
                 bump(&shard.stats.notifications_dropped);
             }
