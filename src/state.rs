@@ -196,11 +196,6 @@ impl ServerState {
         &self.bus
     }
 
-    /// The I/O backend the shards run on.
-    pub(crate) fn runtime(&self) -> camshard_cores::Runtime {
-        self.runtime
-    }
-
     /// Recording: the sessions and the backend that runs them.
     pub(crate) fn recordings(&self) -> &Arc<Recorder> {
         &self.recordings
@@ -316,6 +311,55 @@ impl ServerState {
             stream_kick: self.stream_kick.clone(),
             recorder: self.recordings.clone(),
             started_unix_ms: self.started_unix_ms,
+        }
+    }
+
+    /// The figures of the server's parts that `/metrics` shows besides the shards' stats.
+    pub(crate) fn metrics_figures(&self) -> crate::metrics::prometheus::Figures {
+        use crate::camera::registry::Status;
+        use crate::metrics::prometheus::{CameraFrames, Figures};
+        let cameras = self.cameras.snapshot();
+        let by_status = |s: Status| (s.as_str(), cameras.iter().filter(|c| c.status == s).count());
+        Figures {
+            runtime: self.runtime.name(),
+            uptime_secs: self.uptime_secs(),
+            cameras_by_status: vec![
+                by_status(Status::Connected),
+                by_status(Status::Error),
+                by_status(Status::Disconnected),
+            ],
+            camera_frames: cameras
+                .iter()
+                .filter_map(|c| {
+                    let st = c.capture.as_ref()?.stats();
+                    Some(CameraFrames {
+                        camera: c.id.clone(),
+                        frames: st.frames,
+                        corrupt: st.corrupt,
+                        tiny: st.tiny,
+                        tables_inserted: st.tables_inserted,
+                        tails_trimmed: st.tails_trimmed,
+                    })
+                })
+                .collect(),
+            camera_start_failures: self
+                .cameras
+                .start_failures()
+                .into_iter()
+                .map(|(reason, n)| (reason.as_str(), n))
+                .collect(),
+            camera_nodes_unusable: self.cameras.unusable().len(),
+            recordings_active: self.recordings.all().len(),
+            mediamtx_up: self.components().mediamtx.get() == crate::health::ComponentState::Running,
+            mediamtx_requests: crate::mediamtx::api::REQUESTS.load(Relaxed),
+            publishers_running: self
+                .streams
+                .iter()
+                .filter(|(_, s)| s.run.load().is_some())
+                .count(),
+            storage_usage_ratio: crate::metrics::system::fs_usage(&self.config.recordings_dir())
+                .map(|u| u.usage_percent / 100.0)
+                .unwrap_or(0.0),
         }
     }
 }

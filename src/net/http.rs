@@ -181,7 +181,8 @@ fn metrics(head: &Head, state: &ServerState) -> Response {
         status: 200,
         content_type: "text/plain; version=0.0.4; charset=utf-8",
         headers: Vec::new(),
-        body: crate::metrics::prometheus::render(state).into_bytes(),
+        body: crate::metrics::prometheus::render(state.stats(), &state.metrics_figures())
+            .into_bytes(),
     }
 }
 
