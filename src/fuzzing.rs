@@ -244,7 +244,7 @@ pub fn download(head: &Head, size: u64) -> Option<Download> {
     if let Err(reason) = crate::net::download::authorize(state, head, kind, &name, file) {
         return Some(Download::Refused(401, reason));
     }
-    let dir = kind.dir(&state.config());
+    let dir = kind.dir(state.config());
     let range = head
         .header("range")
         .and_then(|r| crate::net::download::parse_range(r, size));

@@ -54,13 +54,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         })?,
     };
     let state = ctx.state.clone();
-    let host = stream_host(&state.config(), ctx.peer.host().as_deref());
+    let host = stream_host(state.config(), ctx.peer.host().as_deref());
     let (shown, path) = (mask_url_password(&url), name.clone());
     let reply = move |state: &crate::state::ServerState| -> Value {
         json!({"stream_url": shown, "stream_name": path,
                "stream_type": stream_type.as_str(), "status": "ADDED",
                "timestamp": rfc3339_millis(crate::clock::unix_millis()),
-               "streams": streams(&state.config(), &host, &path)})
+               "streams": streams(state.config(), &host, &path)})
     };
     Ok(Output::Later(Box::pin(async move {
         // The SSRF guard: a -32602 like the syntax checks above, so it comes before any state

@@ -38,14 +38,14 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         let s = state.clone();
         let report = camshard_cores::rt::spawn_blocking(move || {
             let cfg = &s.config().external_streams.discovery;
-            s.scanner().run(cfg, skydio, generic, force, &s.external())
+            s.scanner().run(cfg, skydio, generic, force, s.external())
         })
         .await;
         let paths = state.mtx().paths.load();
         let live = |name: &str| paths.get(name).map(|p| (p.ready, p.readers));
         let v = render_discovery_live(
             &report,
-            &state.external(),
+            state.external(),
             (skydio, generic, force, offline),
             live,
         );

@@ -23,7 +23,7 @@ fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&Entry) -> String + Send + 'stat
     let now = ctx.now_unix;
     move |e: &Entry| {
         crate::files::download_url::download_url(
-            &state.config(),
+            state.config(),
             state.credentials().download_key(),
             kind,
             &e.name,
@@ -110,7 +110,7 @@ fn find(
     kind: Kind,
     name: &str,
 ) -> Result<crate::files::listing::Entry, RpcError> {
-    let dir = kind.dir(&state.config());
+    let dir = kind.dir(state.config());
     let candidates = match kind {
         Kind::Recordings => recording_candidates(name),
         Kind::Snapshots => vec![name.to_string()],
@@ -138,7 +138,7 @@ pub fn info(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output,
     let url = url_fn(ctx, kind);
     Ok(later(move || {
         let e = find(&state, kind, &name)?;
-        Ok(describe(&state.config(), kind, &e, true, &url))
+        Ok(describe(state.config(), kind, &e, true, &url))
     }))
 }
 

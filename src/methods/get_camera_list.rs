@@ -19,7 +19,7 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let cfg = &ctx.state.config();
+    let cfg = ctx.state.config();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
     let list = ctx.state.cameras().snapshot();
     let cameras: Vec<Value> = list

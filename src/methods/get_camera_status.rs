@@ -22,7 +22,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .state
         .cameras()
         .resolve("device", p.required_str("device")?)?;
-    let cfg = &ctx.state.config();
+    let cfg = ctx.state.config();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
     let mut m = camera_item_for(ctx.state.config(), ctx.state.recordings(), &host, &cam);
     let uptime = cam

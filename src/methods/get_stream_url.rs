@@ -25,7 +25,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .state
         .cameras()
         .resolve("device", p.required_str("device")?)?;
-    let cfg = &ctx.state.config();
+    let cfg = ctx.state.config();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
     let urls = streams(cfg, &host, &cam.id);
     let id = cam.id.clone();

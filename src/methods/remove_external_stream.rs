@@ -23,7 +23,7 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let url = p.str("stream_url")?;
     let name = p.str("stream_name")?;
-    let store = &ctx.state.external();
+    let store = ctx.state.external();
     let not_found =
         || RpcError::new(NOT_FOUND, "stream_not_found").details("No added stream matches");
     let stream = match (url, name) {

@@ -33,7 +33,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .cameras()
         .resolve("device", p.required_str("device")?)?;
     require_connected(&cam)?;
-    let cfg = &ctx.state.config();
+    let cfg = ctx.state.config();
     if let Some(e) = ctx.state.mtx().unavailable(cfg.mediamtx.enabled) {
         return Err(e.into());
     }
@@ -103,7 +103,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         let mut m = Map::new();
         m.insert("device".into(), Value::from(id.as_str()));
         m.insert("stream_name".into(), Value::from(id.as_str()));
-        let urls = streams(&state.config(), &host, &id);
+        let urls = streams(state.config(), &host, &id);
         m.insert("stream_url".into(), urls["rtsp"].clone());
         m.insert("status".into(), Value::from("STARTED"));
         m.insert(

@@ -24,7 +24,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .state
         .cameras()
         .resolve("device", p.required_str("device")?)?;
-    let stopping = control::stop(&ctx.state.recordings(), &cam).map_err(to_rpc)?;
+    let stopping = control::stop(ctx.state.recordings(), &cam).map_err(to_rpc)?;
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
         let (active, done) = match stopping.finish().await {

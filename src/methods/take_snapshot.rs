@@ -66,7 +66,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         return Err(state_error("camera_error", &cam.id, "has no capture"));
     };
     let state = ctx.state.clone();
-    let cfg = &state.config();
+    let cfg = state.config();
     let dir = cfg.snapshots_dir();
     let device = cam.id.clone();
     if let Err(e) = crate::files::storage::check_storage(cfg, &dir) {
@@ -121,7 +121,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 return (Err(e), Some(after));
             }
         };
-        let cfg = &state.config();
+        let cfg = state.config();
         let url = crate::files::download_url::download_url(
             cfg,
             state.credentials().download_key(),

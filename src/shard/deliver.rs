@@ -15,7 +15,7 @@ use crate::shard::local::{Shard, SIG_OUTBOUND};
 /// Delivers one event to every eligible connection of `shard`.
 pub fn deliver(shard: &Shard, ev: &Event) {
     let state = &shard.state;
-    let cfg = &state.config();
+    let cfg = state.config();
     let limit = cfg.server.outbound_queue_limit;
     let legacy = ev.name.legacy();
     // Legacy broadcast to implicit-mode connections covers these two names only (§10.3).
