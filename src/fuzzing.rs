@@ -15,6 +15,7 @@ use crate::camera::registry::{CameraInfo, Status};
 use crate::config::{Config, Overrides};
 use crate::events::subs::Subs;
 use crate::files::names::{is_valid_filename, Kind};
+use crate::health::ComponentState;
 use crate::metrics::latency::LocalLatency;
 use crate::metrics::ShardStats;
 use crate::net::head::{self, Head};
@@ -25,7 +26,7 @@ use crate::rpc::json::Parser;
 use crate::rpc::peer::Peer;
 use crate::rpc::ratelimit::TokenBucket;
 use crate::rpc::session::Session;
-use crate::state::{ComponentState, ServerState};
+use crate::state::ServerState;
 
 /// The JWT secret of the fuzzing state (seeds carry tokens signed with it).
 pub const SECRET: &[u8] = b"fuzz-secret-0123456789abcdef0123456789";
@@ -86,13 +87,14 @@ pub fn state() -> &'static Arc<ServerState> {
             },
         );
         // As a running server with its first scan done: every component up.
-        state.components.websocket.set(ComponentState::Running);
-        state.components.camera_monitor.set(ComponentState::Running);
-        // No MediaMTX controller runs in-process.
-        state.components.mediamtx.set(ComponentState::Stopped);
+        state.components().websocket.set(ComponentState::Running);
         state
-            .first_scan
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .components()
+            .camera_monitor
+            .set(ComponentState::Running);
+        // No MediaMTX controller runs in-process.
+        state.components().mediamtx.set(ComponentState::Stopped);
+        state.mark_first_scan_done();
         let cam = |num: u32, status: Status| {
             Arc::new(CameraInfo {
                 num,
@@ -114,7 +116,7 @@ pub fn state() -> &'static Arc<ServerState> {
                 error_reason: None,
             })
         };
-        state.cameras.publish(vec![
+        state.cameras().publish(vec![
             cam(0, Status::Disconnected),
             cam(1, Status::Connected),
         ]);
@@ -131,7 +133,7 @@ struct Shard {
 
 thread_local! {
     static SHARD: RefCell<Shard> = RefCell::new(Shard {
-        stats: state().stats.shards[0].clone(),
+        stats: state().stats().shards[0].clone(),
         latency: LocalLatency::new(crate::methods::TABLE.len()),
         parser: Parser::new(),
     });
@@ -153,7 +155,7 @@ pub enum Reply {
 /// (`None` = not authenticated).
 pub fn rpc_message(text: &[u8], role: Option<Role>) -> Reply {
     let state = state();
-    let rl = &state.config.security.rate_limit;
+    let rl = &state.config().security.rate_limit;
     let mut session = Session::new(TokenBucket::new(
         rl.requests_per_second,
         rl.burst,
@@ -242,7 +244,7 @@ pub fn download(head: &Head, size: u64) -> Option<Download> {
     if let Err(reason) = crate::net::download::authorize(state, head, kind, &name, file) {
         return Some(Download::Refused(401, reason));
     }
-    let dir = kind.dir(&state.config);
+    let dir = kind.dir(state.config());
     let range = head
         .header("range")
         .and_then(|r| crate::net::download::parse_range(r, size));
@@ -281,7 +283,7 @@ pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
         Err(head::HeadError::TooLarge) => return HttpAnswer::Bad(431),
         Err(_) => return HttpAnswer::Bad(400),
     };
-    match upgrade::decide(&head, &state.config.server) {
+    match upgrade::decide(&head, &state.config().server) {
         Decision::Http => {}
         Decision::Refuse(status, _) => return HttpAnswer::Refused(status),
         Decision::Accept { accept_key } => return HttpAnswer::Upgrade(accept_key),
@@ -318,7 +320,7 @@ mod tests {
     fn download_authorization_matches_the_server() {
         let name = "camera0_2026-01-01_00-00-00.mp4";
         let token = crate::auth::download::sign_download(
-            &state().download_key,
+            state().credentials().download_key(),
             crate::auth::download::Target {
                 kind: "recordings",
                 filename: name,

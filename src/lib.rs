@@ -19,8 +19,8 @@
 //!   per-connection `ConnHandle`) is in `shard::local`, below both `net` and the run loop.
 //! - [`net`]: the connection type that owns framing — optional TLS ([`net::tls`],
 //!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), the
-//!   plain HTTP routes ([`net::http`]), and the per-address counters behind the connection caps
-//!   ([`net::addr`]).
+//!   plain HTTP routes ([`net::http`]), and the connection caps with their per-address counters
+//!   ([`net::admission`], [`net::addr`]).
 //! - [`rpc`]: JSON-RPC 2.0 — simd-json parsing ([`rpc::json`]), envelope rules, errors, params
 //!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
 //!   contract's check order.
@@ -43,13 +43,18 @@
 //! - [`streaming`]: per-camera publishers into MediaMTX (ffmpeg fed from the capture thread), the
 //!   supervisor that decides which run, and the control socket of `camshard demand`.
 //! - [`external`]: external RTSP streams — the persisted set, RTSP `DESCRIBE` probes, discovery.
-//! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens.
+//! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens, and the
+//!   `Credentials` handle the server shares.
 //! - [`metrics`]: per-shard counters and hdrhistogram latencies, Prometheus exposition.
-//! - [`health`]: overall status from component states, for `get_status` and `/health*`.
+//! - [`health`]: the component states and overall status (`health::Health`), for `get_status`,
+//!   `/health*` and the `system.health` events.
 //! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
 //!   and the admin subcommands (`token`, `apikey`).
-//! - [`state`]: `ServerState`, what every shard shares (read-mostly, lock-free), built by its one
-//!   constructor; it hands threads the handles they use (`periodic_discovery`, `demand_socket`).
+//! - [`state`]: `ServerState`, the composition root: what every shard shares (read-mostly,
+//!   lock-free), built by its one constructor, private fields behind accessors. Only `server`,
+//!   `shard`, `net`, `rpc` and `methods` use it; each domain feature is handed the handles it uses
+//!   (`controller_env`, `camera_manager_env`, `supervisor_env`, `recording`, `files`,
+//!   `periodic_discovery`, `demand_socket`, `metrics_figures`) and never names it.
 //! - [`clock`]: the crate's one clock — now (`unix_millis`, `now_unix`) and the wire's date
 //!   formats (RFC 3339, HTTP dates), on the `time` crate.
 //! - `backoff`: the retry schedule (1 s doubling to 30 s) of camera starts and publishers.

@@ -6,11 +6,11 @@
 //! or an abstract name when it starts with `@`). Without that variable every call is a no-op.
 
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::state::ServerState;
+use crate::metrics::Registry;
 
 /// Sends `msg` (e.g. `"READY=1\nSTATUS=…"`) to systemd; false when not under systemd or on error.
 pub fn notify(msg: &str) -> bool {
@@ -49,7 +49,8 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// Starts the keep-alive thread when systemd asked for a watchdog: every half interval it sends
 /// `WATCHDOG=1` if every shard's heartbeat moved since the previous check.
-pub fn spawn_watchdog(state: Arc<ServerState>) {
+/// `stats` carries the heartbeats; the thread ends once `stop` is set.
+pub fn spawn_watchdog(stats: Registry, stop: Arc<AtomicBool>) {
     let Some(interval) = watchdog_interval() else {
         return;
     };
@@ -57,18 +58,14 @@ pub fn spawn_watchdog(state: Arc<ServerState>) {
     let _ = std::thread::Builder::new()
         .name("camshard-watchdog".into())
         .spawn(move || {
-            let beats = |s: &ServerState| -> Vec<u64> {
-                s.stats
-                    .shards
-                    .iter()
-                    .map(|x| x.heartbeat.load(Relaxed))
-                    .collect()
+            let beats = |s: &Registry| -> Vec<u64> {
+                s.shards.iter().map(|x| x.heartbeat.load(Relaxed)).collect()
             };
-            let mut last = beats(&state);
+            let mut last = beats(&stats);
             let mut since = std::time::Instant::now();
-            while !state.shutting_down.load(Relaxed) {
+            while !stop.load(Relaxed) {
                 std::thread::sleep(half.min(Duration::from_secs(1)));
-                let now = beats(&state);
+                let now = beats(&stats);
                 let all_moved = now.iter().zip(&last).all(|(a, b)| a > b);
                 if all_moved {
                     last = now;

@@ -16,8 +16,9 @@ use camshard_cores::{ExecutorConfig, ShutdownLatch, Signal};
 use crate::auth::apikey::KeyStore;
 use crate::auth::{download, secret};
 use crate::config::Config;
+use crate::health::ComponentState;
 use crate::shard::{self, Listeners};
-use crate::state::{ComponentState, ServerState};
+use crate::state::ServerState;
 
 /// A start-up failure, printed as one line before exiting non-zero.
 #[derive(Debug)]
@@ -174,9 +175,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 let _ = ready_tx.send(Err(format!("shard {} has no event inbox", ctx.id)));
                 return;
             };
-            if ctx.id == 0 && state.config.mediamtx.enabled {
+            if ctx.id == 0 && state.config().mediamtx.enabled {
                 // The MediaMTX controller lives on shard 0 (its one-write-at-a-time lane).
-                crate::mediamtx::controller::spawn(state.clone());
+                crate::mediamtx::controller::spawn(state.controller_env());
             }
             shard::run(ctx, state, listeners, watch, inbox, move |r| {
                 let _ = ready_tx.send(r);
@@ -199,25 +200,26 @@ pub fn run(config: Config) -> Result<(), StartError> {
             }
         }
     }
-    state.components.websocket.set(ComponentState::Running);
+    state.components().websocket.set(ComponentState::Running);
     // Recordings a crash left behind (hidden .partial files, MediaMTX staging segments) become
     // normal recordings (integration doc §5.2, §5.6).
-    crate::recording::control::recover(&state);
+    crate::recording::control::recover(&state.recording());
     // Recording and publishing spawn ffmpeg; the rest never does. One WARN if it is missing.
-    crate::media::ffmpeg::warn_if_missing(&state.config.publisher.ffmpeg);
-    let _retention = crate::files::retention::spawn_scheduler(state.clone())
-        .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
+    crate::media::ffmpeg::warn_if_missing(&state.config().publisher.ffmpeg);
+    let _retention =
+        crate::files::retention::spawn_scheduler(state.files(), state.shutdown_flag().clone())
+            .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
     // Cameras start once the shards can deliver their events.
-    let cameras = crate::camera::manager::start(state.clone()).map_err(|e| {
+    let cameras = crate::camera::manager::start(state.camera_manager_env()).map_err(|e| {
         latch.trigger();
         StartError(format!("camera manager: {e}"))
     })?;
-    if state.config.external_streams.discovery.enabled {
+    if state.config().external_streams.discovery.enabled {
         crate::external::periodic::spawn(state.periodic_discovery())
             .map_err(|e| StartError(format!("discovery timer: {e}")))?;
     }
-    if state.config.mediamtx.enabled {
-        crate::streaming::supervisor::spawn(state.clone(), stream_kicks).map_err(|e| {
+    if state.config().mediamtx.enabled {
+        crate::streaming::supervisor::spawn(state.supervisor_env(), stream_kicks).map_err(|e| {
             latch.trigger();
             StartError(format!("publisher supervisor: {e}"))
         })?;
@@ -225,7 +227,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             latch.trigger();
             StartError(format!(
                 "control socket {}: {e}",
-                crate::streaming::demand::socket_path(state.config.state_dir()).display()
+                crate::streaming::demand::socket_path(state.config().state_dir()).display()
             ))
         })?;
     }
@@ -243,7 +245,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         memlock = ?memlock,
         ring_depth = exec.ring_depth,
         secret = secret_source_name(&source),
-        demo = state.config.demo,
+        demo = state.config().demo,
         startup_ms = started.elapsed().as_millis() as u64,
         "camshard ready"
     );
@@ -252,7 +254,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         main_addr.0,
         plan.len()
     ));
-    crate::sd_notify::spawn_watchdog(state.clone());
+    crate::sd_notify::spawn_watchdog(state.stats().clone(), state.shutdown_flag().clone());
     // Every shard has bound the port: the placeholder sockets can go.
     drop(main_addr.1);
     drop(compat_addr);
@@ -263,7 +265,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     // Finalization still running (a long mp4/mkv remux) completes before the process exits.
     let until = std::time::Instant::now() + crate::recording::recorder::FINALIZE_WAIT;
-    while !state.recordings.idle() && std::time::Instant::now() < until {
+    while !state.recordings().idle() && std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }
     cameras.stop();
@@ -426,30 +428,30 @@ fn check_fd_budget(config: &Config) {
 fn spawn_signal_thread(state: Arc<ServerState>, latch: ShutdownLatch) -> Result<(), StartError> {
     camshard_cores::spawn_signal_thread(move |sig| match sig {
         Signal::Interrupt | Signal::Terminate => {
-            if !state.shutting_down.swap(true, Relaxed) {
-                tracing::info!(signal = ?sig, grace_s = state.config.server.shutdown_grace_s, "shutting down");
-                state.components.websocket.set(ComponentState::Stopping);
+            if !state.shutdown_flag().swap(true, Relaxed) {
+                tracing::info!(signal = ?sig, grace_s = state.config().server.shutdown_grace_s, "shutting down");
+                state.components().websocket.set(ComponentState::Stopping);
                 crate::sd_notify::notify("STOPPING=1\nSTATUS=shutting down");
-                let grace_ms = state.config.server.shutdown_grace_s * 1000;
-                state.bus.publish(crate::events::Event::json(
+                let grace_ms = state.config().server.shutdown_grace_s * 1000;
+                state.bus().publish(crate::events::Event::json(
                     crate::events::topic::SYSTEM_SHUTDOWN,
                     serde_json::json!({"reason": "signal", "grace_ms": grace_ms}),
                 ));
                 // Recordings are stopped and finalized first (§2.3); connections close once that
                 // is done or the grace period has passed, whichever comes first.
-                state.recordings.shutdown();
+                state.recordings().shutdown();
                 let st = state.clone();
                 let latch = latch.clone();
                 let _ = std::thread::Builder::new().name("camshard-drain".into()).spawn(move || {
                     let deadline = std::time::Instant::now() + Duration::from_millis(grace_ms);
-                    while !st.recordings.idle() && std::time::Instant::now() < deadline {
+                    while !st.recordings().idle() && std::time::Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     latch.trigger();
                 });
             }
         }
-        Signal::Hangup => match state.reload_keys() {
+        Signal::Hangup => match state.credentials().reload() {
             Ok(()) => tracing::info!("API key store reloaded (SIGHUP)"),
             Err(e) => tracing::warn!(error = %e, "API key store reload failed; keeping the previous keys"),
         },
@@ -461,13 +463,13 @@ fn spawn_signal_thread(state: Arc<ServerState>, latch: ShutdownLatch) -> Result<
 /// Reloads the key store within 10 s of the file changing (contract §5.1): a stat every 2 s.
 fn spawn_key_watcher(state: Arc<ServerState>) {
     let _ = std::thread::Builder::new().name("camshard-keys".into()).spawn(move || {
-        let mut seen = state.key_store.mtime();
-        while !state.shutting_down.load(Relaxed) {
+        let mut seen = state.credentials().store_mtime();
+        while !state.is_shutting_down() {
             std::thread::sleep(Duration::from_secs(2));
-            let now = state.key_store.mtime();
+            let now = state.credentials().store_mtime();
             if now != seen {
                 seen = now;
-                match state.reload_keys() {
+                match state.credentials().reload() {
                     Ok(()) => tracing::info!("API key store reloaded (file changed)"),
                     Err(e) => tracing::warn!(error = %e, "API key store reload failed; keeping the previous keys"),
                 }

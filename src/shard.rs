@@ -41,10 +41,10 @@ pub async fn run(
     events: InboxReceiver<Arc<Event>>,
     ready: impl FnOnce(Result<(), String>),
 ) {
-    let cfg = &state.config.server;
+    let cfg = &state.config().server;
     let shard = Rc::new(Shard {
         id: ctx.id,
-        stats: state.stats.shards[ctx.id].clone(),
+        stats: state.stats().shards[ctx.id].clone(),
         latency: RefCell::new(LocalLatency::new(crate::methods::TABLE.len())),
         parser: RefCell::new(Parser::new()),
         reply: RefCell::new(Vec::with_capacity(4096)),
@@ -84,7 +84,7 @@ pub async fn run(
     }
     shard.conns.borrow().for_each(|h| h.signal(SIG_SHUTDOWN));
     let deadline = Instant::now()
-        + Duration::from_secs(state.config.server.shutdown_grace_s)
+        + Duration::from_secs(state.config().server.shutdown_grace_s)
         + Duration::from_secs(3);
     while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
         rt::sleep(Duration::from_millis(20)).await;

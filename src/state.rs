@@ -1,133 +1,64 @@
-//! `ServerState`: what every shard shares, read-mostly and lock-free — the configuration, the
-//! credential checker, the stats registry and component health.
+//! `ServerState`: the composition root — what every shard shares, read-mostly and lock-free (the
+//! configuration, the credential checker, the stats registry, component health, and each
+//! feature's shared handles), built by its one constructor.
+//!
+//! Its fields are private. The layers that compose the server (`server`, `shard`, `net`,
+//! `methods`) read it through accessors; a feature's own code is handed the handles it uses
+//! (its config section, the bus, the camera registry, its slots and channels, the shutdown flag)
+//! by one of the `…_env` / handle methods below, and never sees `ServerState`
+//! (`docs/architecture.md`, "Layers").
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
-
 use crate::auth::apikey::{KeySet, KeyStore};
-use crate::auth::Authenticator;
+use crate::auth::credentials::Credentials;
+use crate::camera::registry::Registry as Cameras;
 use crate::config::Config;
+use crate::events::Bus;
+use crate::external::store::Store as ExternalStore;
+use crate::health::{Components, Health};
 use crate::metrics::Registry;
+use crate::net::admission::Admission;
+use crate::recording::recorder::Recorder;
+use crate::streaming::kick::Kick;
+use crate::streaming::slots::Slots;
 
-/// Lifecycle of a component as `get_status` reports it (§9.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ComponentState {
-    /// Working.
-    Running = 0,
-    /// Not ready yet.
-    Starting = 1,
-    /// Shutting down.
-    Stopping = 2,
-    /// Not running (or not configured).
-    Stopped = 3,
-    /// Failing.
-    Error = 4,
-}
-
-impl ComponentState {
-    /// The contract's upper-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ComponentState::Running => "RUNNING",
-            ComponentState::Starting => "STARTING",
-            ComponentState::Stopping => "STOPPING",
-            ComponentState::Stopped => "STOPPED",
-            ComponentState::Error => "ERROR",
-        }
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => ComponentState::Running,
-            1 => ComponentState::Starting,
-            2 => ComponentState::Stopping,
-            3 => ComponentState::Stopped,
-            _ => ComponentState::Error,
-        }
-    }
-}
-
-/// A component state readable from any thread.
-#[derive(Debug)]
-pub struct Component(AtomicU8);
-
-impl Component {
-    /// A component in state `s`.
-    pub fn new(s: ComponentState) -> Self {
-        Component(AtomicU8::new(s as u8))
-    }
-    /// The current state.
-    pub fn get(&self) -> ComponentState {
-        ComponentState::from_u8(self.0.load(Relaxed))
-    }
-    /// Changes the state.
-    pub fn set(&self, s: ComponentState) {
-        self.0.store(s as u8, Relaxed)
-    }
-}
-
-/// Health of the server's parts, as `get_status`, `/readyz` and `/health` see them.
-#[derive(Debug)]
-pub struct Components {
-    /// The WebSocket listener.
-    pub websocket: Component,
-    /// Camera discovery.
-    pub camera_monitor: Component,
-    /// The MediaMTX API.
-    pub mediamtx: Component,
-}
-
-/// State shared by every shard.
+/// State shared by every shard: the composition root. Every field is private and built by
+/// [`ServerState::new`]; the server, shards and methods read it through accessors, and each
+/// feature is handed only the handles it uses.
 pub struct ServerState {
     /// The loaded configuration (immutable while running).
-    pub config: Config,
-    /// Process start, monotonic.
-    pub started: Instant,
+    config: Arc<Config>,
     /// Process start, wall clock (ms since the epoch).
-    pub started_unix_ms: u64,
-    /// Verifies JWTs and API keys; swapped when the key store is reloaded.
-    pub auth: ArcSwap<Authenticator>,
-    /// The API key store on disk.
-    pub key_store: KeyStore,
-    /// JWT secret (also the root of the download-token key).
-    pub jwt_secret: Option<Vec<u8>>,
-    /// Key for download tokens (§8.6).
-    pub download_key: Vec<u8>,
+    started_unix_ms: u64,
+    /// JWT and API key checks, the key store and the download key.
+    credentials: Credentials,
     /// Per-shard counters and histograms.
-    pub stats: Registry,
-    /// Open WebSocket connections over all shards (for `max_connections`).
-    pub open_connections: AtomicUsize,
-    /// Open WebSocket connections per address (for `server.max_connections_per_ip`).
-    pub per_ip: crate::net::addr::AddrCounts,
-    /// Sockets in the TLS handshake or HTTP head stage per address (for
-    /// `server.max_handshakes_per_ip`).
-    pub handshakes_per_ip: crate::net::addr::AddrCounts,
-    /// Component health.
-    pub components: Components,
+    stats: Registry,
+    /// The connection caps and their counters.
+    admission: Admission,
+    /// Component health, the first-scan flag and uptime.
+    health: Health,
     /// Set once shutdown begins (shared with the threads that stop on it).
-    pub shutting_down: Arc<AtomicBool>,
+    shutting_down: Arc<AtomicBool>,
     /// Every camera seen in this run.
-    pub cameras: Arc<crate::camera::registry::Registry>,
+    cameras: Arc<Cameras>,
     /// Fans events out to the shards.
-    pub bus: crate::events::Bus,
-    /// Set when the first discovery scan has completed.
-    pub first_scan: AtomicBool,
+    bus: Bus,
     /// The I/O backend the shards run on.
-    pub runtime: camshard_cores::Runtime,
+    runtime: camshard_cores::Runtime,
     /// Recording: the sessions (one slot per camera number) and the backend that runs them.
-    pub recordings: crate::recording::recorder::Recorder,
+    recordings: Arc<Recorder>,
     /// What shards know about MediaMTX (health, live paths, the write lane).
-    pub mtx: crate::mediamtx::shared::Shared,
+    mtx: crate::mediamtx::shared::Shared,
     /// Per-camera streaming state (holds, demands, publisher runs).
-    pub streams: Arc<crate::streaming::slots::Slots>,
+    streams: Arc<Slots>,
     /// Wakes the publisher supervisor.
-    pub stream_kick: crate::streaming::kick::Kick,
+    stream_kick: Kick,
     /// Added and discovered external streams.
-    pub external: Arc<crate::external::store::Store>,
+    external: Arc<ExternalStore>,
     /// Discovery scans (one at a time).
     scanner: Arc<crate::external::discovery::Scanner>,
     /// When the next periodic discovery scan is due.
@@ -159,66 +90,153 @@ pub struct Parts {
 impl ServerState {
     /// The one constructor: the server, the fuzz targets and the tests all build their state
     /// here, so a new field is added in one place. Components start as the server starts them
-    /// (websocket `Starting`; the camera monitor `Starting` when discovery is on; MediaMTX
-    /// `Starting` when enabled, else `Stopped`).
+    /// (see `health::Health::new`).
     pub fn new(config: Config, parts: Parts) -> ServerState {
-        let camera_monitor = if config.cameras.discovery {
-            ComponentState::Starting
-        } else {
-            ComponentState::Running
-        };
-        let mediamtx = if config.mediamtx.enabled {
-            ComponentState::Starting
-        } else {
-            ComponentState::Stopped
-        };
-        let key_store = KeyStore::new(config.state_dir());
+        let config = Arc::new(config);
+        let cameras = Arc::new(Cameras::default());
+        let mtx = crate::mediamtx::shared::Shared::default();
+        let health = Health::new(
+            parts.started,
+            config.clone(),
+            cameras.clone(),
+            mtx.clone(),
+            parts.stats.clone(),
+        );
+        let credentials = Credentials::new(
+            KeyStore::new(config.state_dir()),
+            parts.jwt_secret,
+            parts.keys,
+            parts.download_key,
+        );
         ServerState {
-            started: parts.started,
             started_unix_ms: crate::clock::unix_millis(),
-            auth: ArcSwap::from_pointee(Authenticator::new(
-                parts.jwt_secret.clone(),
-                Arc::new(parts.keys),
-            )),
-            key_store,
-            jwt_secret: parts.jwt_secret,
-            download_key: parts.download_key,
+            credentials,
             stats: parts.stats,
-            open_connections: AtomicUsize::new(0),
-            per_ip: Default::default(),
-            handshakes_per_ip: Default::default(),
-            components: Components {
-                websocket: Component::new(ComponentState::Starting),
-                camera_monitor: Component::new(camera_monitor),
-                mediamtx: Component::new(mediamtx),
-            },
+            admission: Admission::new(&config.server),
+            health,
             shutting_down: Arc::new(AtomicBool::new(false)),
-            cameras: Arc::new(crate::camera::registry::Registry::default()),
-            bus: crate::events::Bus::new(parts.bus_senders),
-            first_scan: AtomicBool::new(false),
+            cameras,
+            bus: Bus::new(parts.bus_senders),
             runtime: parts.runtime,
-            recordings: crate::recording::recorder::Recorder::new(&config),
-            mtx: Default::default(),
-            streams: Arc::new(crate::streaming::slots::Slots::new(
-                config.cameras.max_cameras,
-            )),
+            recordings: Arc::new(Recorder::new(&config)),
+            mtx,
+            streams: Arc::new(Slots::new(config.cameras.max_cameras)),
             stream_kick: parts.stream_kick,
-            external: Arc::new(crate::external::store::Store::load(config.state_dir())),
+            external: Arc::new(ExternalStore::load(config.state_dir())),
             scanner: Default::default(),
             discovery_timer: Default::default(),
             config,
         }
     }
 
+    // ---- what the composing layers read ------------------------------------------------
+
+    /// The loaded configuration (immutable while running).
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// JWT and API key checks, the key store and the download key.
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Per-shard counters and histograms.
+    pub(crate) fn stats(&self) -> &Registry {
+        &self.stats
+    }
+
+    /// The connection caps and their counters.
+    pub(crate) fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Component health, the first-scan flag and uptime: what health reports read.
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Component health.
+    pub(crate) fn components(&self) -> &Components {
+        self.health.components()
+    }
+
+    /// True once the first discovery scan has completed.
+    pub fn first_scan_done(&self) -> bool {
+        self.health.first_scan_done()
+    }
+
+    /// Records that the first discovery scan has completed.
+    pub(crate) fn mark_first_scan_done(&self) {
+        self.health.mark_first_scan_done()
+    }
+
+    /// Seconds since the process started.
+    pub fn uptime_secs(&self) -> f64 {
+        self.health.uptime_secs()
+    }
+
+    /// True once shutdown has begun.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Relaxed)
+    }
+
+    /// The shutdown flag itself, for the threads that stop on it and the one that sets it.
+    pub(crate) fn shutdown_flag(&self) -> &Arc<AtomicBool> {
+        &self.shutting_down
+    }
+
+    /// Every camera seen in this run.
+    pub(crate) fn cameras(&self) -> &Arc<Cameras> {
+        &self.cameras
+    }
+
+    /// Fans events out to the shards.
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Recording: the sessions and the backend that runs them.
+    pub(crate) fn recordings(&self) -> &Arc<Recorder> {
+        &self.recordings
+    }
+
+    /// True when `name` belongs to an active or finalizing recording.
+    pub fn recording_busy(&self, name: &str) -> bool {
+        self.recordings.is_busy(name)
+    }
+
+    /// What shards know about MediaMTX (health, live paths, the write lane).
+    pub(crate) fn mtx(&self) -> &crate::mediamtx::shared::Shared {
+        &self.mtx
+    }
+
+    /// Per-camera streaming state (holds, demands, publisher runs).
+    pub(crate) fn streams(&self) -> &Arc<Slots> {
+        &self.streams
+    }
+
+    /// Wakes the publisher supervisor.
+    pub(crate) fn stream_kick(&self) -> &Kick {
+        &self.stream_kick
+    }
+
+    /// Added and discovered external streams.
+    pub(crate) fn external(&self) -> &Arc<ExternalStore> {
+        &self.external
+    }
+
     /// Discovery scans (one at a time).
-    pub fn scanner(&self) -> &Arc<crate::external::discovery::Scanner> {
+    pub(crate) fn scanner(&self) -> &Arc<crate::external::discovery::Scanner> {
         &self.scanner
     }
 
     /// When the next periodic discovery scan is due.
-    pub fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
+    pub(crate) fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
         &self.discovery_timer
     }
+
+    // ---- the handles each feature is given ---------------------------------------------
 
     /// What the periodic discovery thread uses, and nothing else.
     pub fn periodic_discovery(&self) -> crate::external::periodic::Periodic {
@@ -241,63 +259,107 @@ impl ServerState {
         }
     }
 
-    /// True when `name` belongs to an active or finalizing recording.
-    pub fn recording_busy(&self, name: &str) -> bool {
-        self.recordings.is_busy(name)
-    }
-
-    /// True once the first discovery scan has completed.
-    pub fn first_scan_done(&self) -> bool {
-        self.first_scan.load(Relaxed)
-    }
-
-    /// Seconds since the process started.
-    pub fn uptime_secs(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-
-    /// Reloads the API key store (SIGHUP or file change); keeps the old set on error.
-    pub fn reload_keys(&self) -> std::io::Result<()> {
-        let keys: KeySet = self.key_store.load()?;
-        let auth = Authenticator::new(self.jwt_secret.clone(), Arc::new(keys));
-        self.auth.store(Arc::new(auth));
-        Ok(())
-    }
-
-    /// Tries to reserve a connection slot under `server.max_connections`.
-    pub fn try_reserve_connection(&self) -> bool {
-        let max = self.config.server.max_connections;
-        let mut cur = self.open_connections.load(Relaxed);
-        loop {
-            if cur >= max {
-                return false;
-            }
-            match self
-                .open_connections
-                .compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed)
-            {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
+    /// What the MediaMTX controller uses.
+    pub(crate) fn controller_env(&self) -> crate::mediamtx::controller::Env {
+        crate::mediamtx::controller::Env {
+            config: self.config.clone(),
+            health: self.health.clone(),
+            mtx: self.mtx.clone(),
+            bus: self.bus.clone(),
+            cameras: self.cameras.clone(),
+            streams: self.streams.clone(),
+            external: self.external.clone(),
+            stats: self.stats.clone(),
+            stop: self.shutting_down.clone(),
         }
     }
 
-    /// Tries to reserve a connection from `ip` under `server.max_connections_per_ip` (0 = no
-    /// limit). Returns the counter bucket to release, `Err(AtCap)` when the address is at its cap.
-    pub fn try_reserve_ip(&self, ip: std::net::IpAddr) -> Result<Option<usize>, AtCap> {
-        self.per_ip
-            .try_acquire(ip, self.config.server.max_connections_per_ip)
+    /// What the camera manager uses.
+    pub(crate) fn camera_manager_env(&self) -> crate::camera::manager::Env {
+        crate::camera::manager::Env {
+            config: self.config.clone(),
+            cameras: self.cameras.clone(),
+            bus: self.bus.clone(),
+            health: self.health.clone(),
+        }
     }
 
-    /// Releases a bucket taken by `try_reserve_ip`.
-    pub fn release_ip(&self, bucket: usize) {
-        self.per_ip.release(bucket);
+    /// What the publisher supervisor uses.
+    pub(crate) fn supervisor_env(&self) -> crate::streaming::supervisor::Env {
+        crate::streaming::supervisor::Env {
+            config: self.config.clone(),
+            cameras: self.cameras.clone(),
+            streams: self.streams.clone(),
+            bus: self.bus.clone(),
+            stop: self.shutting_down.clone(),
+        }
     }
 
-    /// Releases a slot taken by `try_reserve_connection`.
-    pub fn release_connection(&self) {
-        self.open_connections.fetch_sub(1, Relaxed);
+    /// The data directory's files as listings, storage figures and retention see them.
+    pub(crate) fn files(&self) -> crate::files::listing::Files {
+        crate::files::listing::Files::new(self.config.clone(), self.recordings.clone())
+    }
+
+    /// What the recording feature uses (its sessions, and what its backends may touch).
+    pub(crate) fn recording(&self) -> crate::recording::recorder::Handles {
+        crate::recording::recorder::Handles {
+            config: self.config.clone(),
+            bus: self.bus.clone(),
+            cameras: self.cameras.clone(),
+            mtx: self.mtx.clone(),
+            streams: self.streams.clone(),
+            stream_kick: self.stream_kick.clone(),
+            recorder: self.recordings.clone(),
+            started_unix_ms: self.started_unix_ms,
+        }
+    }
+
+    /// The figures of the server's parts that `/metrics` shows besides the shards' stats.
+    pub(crate) fn metrics_figures(&self) -> crate::metrics::prometheus::Figures {
+        use crate::camera::registry::Status;
+        use crate::metrics::prometheus::{CameraFrames, Figures};
+        let cameras = self.cameras.snapshot();
+        let by_status = |s: Status| (s.as_str(), cameras.iter().filter(|c| c.status == s).count());
+        Figures {
+            runtime: self.runtime.name(),
+            uptime_secs: self.uptime_secs(),
+            cameras_by_status: vec![
+                by_status(Status::Connected),
+                by_status(Status::Error),
+                by_status(Status::Disconnected),
+            ],
+            camera_frames: cameras
+                .iter()
+                .filter_map(|c| {
+                    let st = c.capture.as_ref()?.stats();
+                    Some(CameraFrames {
+                        camera: c.id.clone(),
+                        frames: st.frames,
+                        corrupt: st.corrupt,
+                        tiny: st.tiny,
+                        tables_inserted: st.tables_inserted,
+                        tails_trimmed: st.tails_trimmed,
+                    })
+                })
+                .collect(),
+            camera_start_failures: self
+                .cameras
+                .start_failures()
+                .into_iter()
+                .map(|(reason, n)| (reason.as_str(), n))
+                .collect(),
+            camera_nodes_unusable: self.cameras.unusable().len(),
+            recordings_active: self.recordings.all().len(),
+            mediamtx_up: self.components().mediamtx.get() == crate::health::ComponentState::Running,
+            mediamtx_requests: crate::mediamtx::api::REQUESTS.load(Relaxed),
+            publishers_running: self
+                .streams
+                .iter()
+                .filter(|(_, s)| s.run.load().is_some())
+                .count(),
+            storage_usage_ratio: crate::metrics::system::fs_usage(&self.config.recordings_dir())
+                .map(|u| u.usage_percent / 100.0)
+                .unwrap_or(0.0),
+        }
     }
 }
-
-pub use crate::net::addr::AtCap;

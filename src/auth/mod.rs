@@ -2,14 +2,16 @@
 //!
 //! Two credentials exist: HS256 JWTs (`jwt`) and API keys (`apikey`). [`Authenticator`] is
 //! an immutable snapshot of the JWT secret plus the current key set; the server swaps a new one
-//! in when the key store file is reloaded, so verification never takes a lock. The submodules
-//! also hold the JWT secret resolution (`secret`), download-URL tokens (`download`), roles
+//! in when the key store file is reloaded, so verification never takes a lock. `credentials` holds
+//! that swap together with the key store and the download key: the handle the server shares. The
+//! submodules also hold the JWT secret resolution (`secret`), download-URL tokens (`download`), roles
 //! (`role`). Timestamps and their formats are `crate::clock`'s.
 //!
 //! Nothing here logs or returns token material: failures are one of three reasons
 //! ([`AuthFailure`]) and nothing more, so a caller cannot learn *why* a guess was wrong.
 
 pub mod apikey;
+pub mod credentials;
 pub mod download;
 pub mod jwt;
 pub mod primitives;

@@ -32,12 +32,13 @@ pub fn streams(config: &Config, host: &str, path: &str) -> Value {
 
 /// A `CameraItem` object, with the camera's recording state.
 pub fn camera_item_for(
-    state: &crate::state::ServerState,
+    config: &Config,
+    recordings: &crate::recording::recorder::Recorder,
     host: &str,
     c: &CameraInfo,
 ) -> Map<String, Value> {
-    let mut m = camera_item(&state.config, host, c);
-    if let Some(a) = state.recordings.active(c.num) {
+    let mut m = camera_item(config, host, c);
+    if let Some(a) = recordings.active(c.num) {
         m.insert("recording".into(), Value::from(true));
         m.insert(
             "recording_session".into(),

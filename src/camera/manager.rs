@@ -17,7 +17,6 @@
 //! then hiccups is retried after 1 s, not 30.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,12 +28,13 @@ use super::discovery::{self, DiscoveryConfig, Node, SkipLog};
 use super::hotplug::{spawn_watcher, WatcherHandle};
 use super::identity::IdentityStore;
 use super::item::capabilities_json;
-use super::registry::{CameraInfo, ErrorReason, Status};
+use super::registry::{CameraInfo, ErrorReason, Registry, Status};
 use super::source::synthetic::SyntheticSource;
 use super::source::{CameraSource, Capabilities, SourceError};
 use crate::backoff::Backoff;
-use crate::events::{topic, Event};
-use crate::state::{ComponentState, ServerState};
+use crate::config::Config;
+use crate::events::{topic, Bus, Event};
+use crate::health::{ComponentState, Health};
 
 /// How often the manager re-evaluates overall health (for `system.health`).
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
@@ -96,8 +96,22 @@ struct Managed {
     synthetic: bool,
 }
 
+/// What the manager uses of the server (`ServerState::camera_manager_env` hands it out).
+#[derive(Clone)]
+pub(crate) struct Env {
+    /// The configuration (`cameras`, `runtime.capture_cores`).
+    pub config: Arc<Config>,
+    /// The registry the manager publishes and shards read.
+    pub cameras: Arc<Registry>,
+    /// Where camera and system events go.
+    pub bus: Bus,
+    /// The camera monitor's component state and the first-scan flag, set here; the reports
+    /// behind `system.health` and `system.startup`.
+    pub health: Health,
+}
+
 struct Manager {
-    state: Arc<ServerState>,
+    env: Env,
     tx: Sender<Msg>,
     cameras: BTreeMap<u32, Managed>,
     ids: IdentityStore,
@@ -111,23 +125,23 @@ struct Manager {
 }
 
 /// Starts the manager thread; returns once synthetic cameras are registered (the first V4L2
-/// scan runs on the thread, `ServerState::first_scan_done` tells when it finished).
-pub fn start(state: Arc<ServerState>) -> std::io::Result<ManagerHandle> {
-    start_with(state, Box::new(discovery::open_source))
+/// scan runs on the thread, `Health::first_scan_done` tells when it finished).
+pub(crate) fn start(env: Env) -> std::io::Result<ManagerHandle> {
+    start_with(env, Box::new(discovery::open_source))
 }
 
 /// [`start`] with another way to open sources (tests inject failing ones).
-pub(crate) fn start_with(state: Arc<ServerState>, open: Opener) -> std::io::Result<ManagerHandle> {
+pub(crate) fn start_with(env: Env, open: Opener) -> std::io::Result<ManagerHandle> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let ids = IdentityStore::open(state.config.state_dir())?;
-    let c = &state.config.cameras;
+    let ids = IdentityStore::open(env.config.state_dir())?;
+    let c = &env.config.cameras;
     let discovery = DiscoveryConfig {
         dev_root: c.dev_root.clone(),
         sys_root: c.sys_root.clone(),
         emulate_fixtures: c.emulate_fixtures,
     };
     let mut m = Manager {
-        state,
+        env,
         tx: tx.clone(),
         cameras: BTreeMap::new(),
         ids,
@@ -158,7 +172,7 @@ impl Manager {
     /// Starts the hot-plug watcher and runs the first scan.
     fn first_scan(&mut self) -> Option<WatcherHandle> {
         let mut watcher: Option<WatcherHandle> = None;
-        if self.state.config.cameras.discovery {
+        if self.env.config.cameras.discovery {
             let tx = self.tx.clone();
             match spawn_watcher(
                 &self.discovery,
@@ -169,18 +183,20 @@ impl Manager {
                 Ok(w) => watcher = Some(w),
                 Err(e) => {
                     tracing::error!(error = %e, "camera hot-plug watcher could not start; cameras are scanned once");
-                    self.state
-                        .components
+                    self.env
+                        .health
+                        .components()
                         .camera_monitor
                         .set(ComponentState::Error);
                 }
             }
             self.rescan();
         }
-        self.state.first_scan.store(true, Relaxed);
-        if self.state.components.camera_monitor.get() == ComponentState::Starting {
-            self.state
-                .components
+        self.env.health.mark_first_scan_done();
+        if self.env.health.components().camera_monitor.get() == ComponentState::Starting {
+            self.env
+                .health
+                .components()
                 .camera_monitor
                 .set(ComponentState::Running);
         }
@@ -229,7 +245,7 @@ impl Manager {
     }
 
     fn add_synthetic(&mut self) {
-        let list = self.state.config.cameras.synthetic.clone();
+        let list = self.env.config.cameras.synthetic.clone();
         for s in list {
             let identity = format!("synthetic:{}", s.name);
             let Ok(num) = self.ids.id_for(&identity) else {
@@ -261,8 +277,8 @@ impl Manager {
     }
 
     fn spawn(&self, num: u32, source: Box<dyn CameraSource>) -> Option<CaptureHandle> {
-        let c = &self.state.config.cameras;
-        let cpus = camshard_cores::parse_cpu_list(&self.state.config.runtime.capture_cores)
+        let c = &self.env.config.cameras;
+        let cpus = camshard_cores::parse_cpu_list(&self.env.config.runtime.capture_cores)
             .unwrap_or_default();
         let cfg = CaptureConfig {
             camera_id: format!("camera{num}"),
@@ -291,7 +307,7 @@ impl Manager {
         let now = Instant::now();
         let scan = discovery::scan(&self.discovery);
         self.skips.report(&scan);
-        self.state
+        self.env
             .cameras
             .publish_unusable(self.skips.unusable_reasons());
         let mut present: Vec<String> = Vec::new();
@@ -302,7 +318,7 @@ impl Manager {
                     .as_deref()
                     .and_then(|l| self.ids.get(l))
             });
-            let max = self.state.config.cameras.max_cameras;
+            let max = self.env.config.cameras.max_cameras;
             if known.is_none() && self.cameras.len() >= max {
                 if !self.limit_reported {
                     self.limit_reported = true;
@@ -385,7 +401,7 @@ impl Manager {
 
     fn connect(&mut self, num: u32, node: &Node) {
         let id = format!("camera{num}");
-        let c = &self.state.config.cameras;
+        let c = &self.env.config.cameras;
         let want = Some((c.preferred_width, c.preferred_height, c.preferred_fps));
         let previous = self.cameras.get(&num).map(|m| m.info.status);
         if let Some(old) = self.cameras.get(&num).and_then(|m| m.info.capture.clone()) {
@@ -476,7 +492,7 @@ impl Manager {
     fn start_failed(&mut self, num: u32, e: &SourceError, delivered: bool) {
         let reason = ErrorReason::of(e);
         let text = e.to_string();
-        self.state.cameras.count_start_failure(reason);
+        self.env.cameras.count_start_failure(reason);
         if self.cameras.get(&num).is_some_and(|m| m.synthetic) {
             // Nothing reopens a synthetic camera (it has no node to rescan): it stays ERROR.
             tracing::warn!(camera = num, reason = reason.as_str(), error = %text, "synthetic camera failed");
@@ -612,7 +628,7 @@ impl Manager {
     }
 
     fn publish(&self) {
-        self.state.cameras.publish(
+        self.env.cameras.publish(
             self.cameras
                 .values()
                 .map(|m| Arc::new(m.info.clone()))
@@ -623,13 +639,13 @@ impl Manager {
     fn emit(&self, ev: Event) {
         // Publish the registry first so a client reacting to the event sees the new state.
         self.publish();
-        self.state.bus.publish(ev);
+        self.env.bus.publish(ev);
     }
 
     /// Emits `system.health` when the `get_status` result changed, and `system.startup` once.
     fn check_health(&mut self) {
-        let report = crate::health::report(&self.state);
-        let mut now = report.status_json(&self.state);
+        let report = crate::health::report(&self.env.health);
+        let mut now = report.status_json(&self.env.health);
         if let Some(o) = now.as_object_mut() {
             o.remove("uptime");
         }
@@ -637,15 +653,15 @@ impl Manager {
             let first = self.last_health.is_none();
             self.last_health = Some(now);
             if !first {
-                self.state.bus.publish(Event::json(
+                self.env.bus.publish(Event::json(
                     topic::SYSTEM_HEALTH,
-                    report.status_json(&self.state),
+                    report.status_json(&self.env.health),
                 ));
             }
         }
-        if !self.startup_sent && crate::health::system_status(&self.state).0 == "ready" {
+        if !self.startup_sent && crate::health::system_status(&self.env.health).0 == "ready" {
             self.startup_sent = true;
-            self.state.bus.publish(Event::json(
+            self.env.bus.publish(Event::json(
                 topic::SYSTEM_STARTUP,
                 json!({"version": crate::VERSION, "status": "ready"}),
             ));
@@ -703,7 +719,7 @@ mod tests {
     use crate::camera::source::StreamFormat;
     use crate::config::{Config, Overrides};
     use std::path::Path;
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
     use std::sync::Mutex;
 
     /// How long a test waits for something it expects (generous: a loaded machine is slow).
@@ -720,9 +736,9 @@ mod tests {
         cond()
     }
 
-    /// A server state as small as the manager needs (no shards, no MediaMTX), with discovery
+    /// The manager's handles as small as it needs (no shards, no MediaMTX), with discovery
     /// pointed at a fake tree under `dir` holding one fixture camera, `video0`.
-    fn state(dir: &Path, always_on: bool) -> Arc<ServerState> {
+    fn state(dir: &Path, always_on: bool) -> Env {
         let (dev, sys) = (dir.join("dev"), dir.join("sys"));
         let class = sys.join("class/video4linux/video0");
         std::fs::create_dir_all(&class).unwrap();
@@ -751,24 +767,23 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        let (stream_kick, kicks) = crate::streaming::kick::kick_channel();
-        std::mem::forget(kicks);
-        let state = ServerState::new(
-            config,
-            crate::state::Parts {
-                started: Instant::now(),
-                jwt_secret: None,
-                keys: Default::default(),
-                download_key: crate::auth::download::download_key(None, Some(b"test")),
-                stats: crate::metrics::Registry::new(1, &[], &[0], 1),
-                bus_senders: Vec::new(),
-                runtime: camshard_cores::Runtime::Epoll,
-                stream_kick,
-            },
+        let config = Arc::new(config);
+        let cameras = Arc::new(Registry::default());
+        let health = Health::new(
+            Instant::now(),
+            config.clone(),
+            cameras.clone(),
+            Default::default(),
+            crate::metrics::Registry::new(1, &[], &[0], 1),
         );
-        state.components.websocket.set(ComponentState::Running);
-        state.components.mediamtx.set(ComponentState::Stopped);
-        Arc::new(state)
+        health.components().websocket.set(ComponentState::Running);
+        health.components().mediamtx.set(ComponentState::Stopped);
+        Env {
+            config,
+            cameras,
+            bus: Bus::default(),
+            health,
+        }
     }
 
     /// How a scripted start fails.
@@ -822,7 +837,7 @@ mod tests {
         })
     }
 
-    fn camera0(state: &ServerState) -> Option<Arc<CameraInfo>> {
+    fn camera0(state: &Env) -> Option<Arc<CameraInfo>> {
         state
             .cameras
             .snapshot()
@@ -831,7 +846,7 @@ mod tests {
             .cloned()
     }
 
-    fn status(state: &ServerState) -> (Option<Status>, Option<&'static str>) {
+    fn status(state: &Env) -> (Option<Status>, Option<&'static str>) {
         let c = camera0(state);
         (
             c.as_ref().map(|c| c.status),
@@ -846,7 +861,7 @@ mod tests {
         let script = Script::default();
         *script.fail.lock().unwrap() = Some(|| SourceError::Busy("camera0".into()));
         let opens = Arc::new(AtomicUsize::new(0));
-        let m = start_with(Arc::clone(&state), opener(&script, &opens)).unwrap();
+        let m = start_with(state.clone(), opener(&script, &opens)).unwrap();
 
         assert!(wait_for(
             || status(&state) == (Some(Status::Error), Some("busy"))
@@ -908,7 +923,7 @@ mod tests {
         *script.fail.lock().unwrap() =
             Some(|| SourceError::BandwidthExhausted("camera0 (VIDIOC_STREAMON)".into()));
         let opens = Arc::new(AtomicUsize::new(0));
-        let m = start_with(Arc::clone(&state), opener(&script, &opens)).unwrap();
+        let m = start_with(state.clone(), opener(&script, &opens)).unwrap();
         // Opened fine, not started yet: CONNECTED until someone wants frames.
         assert!(wait_for(
             || status(&state) == (Some(Status::Connected), None)
@@ -940,7 +955,7 @@ mod tests {
         script.fail_open.store(true, Relaxed);
         let opens = Arc::new(AtomicUsize::new(0));
         let t0 = Instant::now();
-        let m = start_with(Arc::clone(&state), opener(&script, &opens)).unwrap();
+        let m = start_with(state.clone(), opener(&script, &opens)).unwrap();
         assert!(wait_for(
             || status(&state) == (Some(Status::Error), Some("permission"))
         ));

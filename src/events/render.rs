@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use super::topic::{self, Name};
 use super::{Body, Event};
 use crate::camera::item::camera_item_for;
-use crate::state::ServerState;
+use crate::config::Config;
+use crate::recording::recorder::Recorder;
 
 /// Rendered messages of one event, by (name, host): most connections share a host, so an event
 /// is serialized a handful of times, not once per connection.
@@ -18,22 +19,30 @@ pub struct Renders {
 }
 
 impl Renders {
-    /// The message of `ev` under `name` for `host`, rendered on first use.
-    pub fn get(&mut self, state: &ServerState, ev: &Event, name: Name, host: String) -> Bytes {
+    /// The message of `ev` under `name` for `host`, rendered on first use (`config` and
+    /// `recordings` fill a camera event's `CameraItem`).
+    pub fn get(
+        &mut self,
+        config: &Config,
+        recordings: &Recorder,
+        ev: &Event,
+        name: Name,
+        host: String,
+    ) -> Bytes {
         if let Some((_, _, b)) = self.done.iter().find(|(n, h, _)| *n == name && *h == host) {
             return b.clone();
         }
-        let b = render(state, ev, name, &host);
+        let b = render(config, recordings, ev, name, &host);
         self.done.push((name, host, b.clone()));
         b
     }
 }
 
 /// `{"jsonrpc":"2.0","method":<name>,"params":{…,"timestamp":…}}`
-pub fn render(state: &ServerState, ev: &Event, name: Name, host: &str) -> Bytes {
+pub fn render(config: &Config, recordings: &Recorder, ev: &Event, name: Name, host: &str) -> Bytes {
     let mut params: Map<String, Value> = match &ev.body {
         Body::Camera { info, previous } => {
-            let mut m = camera_item_for(state, host, info);
+            let mut m = camera_item_for(config, recordings, host, info);
             if name == topic::CAMERA_STATUS_CHANGE {
                 if let Some(p) = previous {
                     m.insert("previous_status".into(), Value::from(p.as_str()));

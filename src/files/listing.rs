@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -17,7 +17,38 @@ use super::names::{device_of, Kind};
 use crate::clock::rfc3339_millis;
 use crate::config::Config;
 use crate::media::probe;
-use crate::state::ServerState;
+
+/// Says which file names are still being written (an active or finalizing recording's): such a
+/// file is not listed, served, deleted or cleaned up yet. The recording feature implements it.
+pub trait Busy: Send + Sync {
+    /// True when `name` must be left alone for now.
+    fn is_busy(&self, name: &str) -> bool;
+}
+
+/// The data directory's files as this server sees them: where they are (the configuration) and
+/// which are still being written. What listings, storage figures and retention are given.
+#[derive(Clone)]
+pub struct Files {
+    config: Arc<Config>,
+    busy: Arc<dyn Busy>,
+}
+
+impl Files {
+    /// The files below `config`'s data directory, with `busy` saying which are being written.
+    pub(crate) fn new(config: Arc<Config>, busy: Arc<dyn Busy>) -> Files {
+        Files { config, busy }
+    }
+
+    /// The configuration (`paths`, `storage`, the state directory).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// True when the recording `name` is still being written.
+    pub fn is_busy(&self, name: &str) -> bool {
+        self.busy.is_busy(name)
+    }
+}
 
 /// One listable file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,10 +125,10 @@ pub fn sort_newest_first(v: &mut [Entry]) {
 }
 
 /// The listable files of `kind` on this server (finished recordings only).
-pub fn list(state: &ServerState, kind: Kind) -> Vec<Entry> {
-    let dir = kind.dir(&state.config);
+pub fn list(files: &Files, kind: Kind) -> Vec<Entry> {
+    let dir = kind.dir(files.config());
     match kind {
-        Kind::Recordings => scan(&dir, kind, &|n| state.recording_busy(n)),
+        Kind::Recordings => scan(&dir, kind, &|n| files.is_busy(n)),
         Kind::Snapshots => scan(&dir, kind, &|_| false),
     }
 }

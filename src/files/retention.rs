@@ -18,15 +18,14 @@
 //! deletion.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::listing::{list, Entry};
+use super::listing::{list, Entry, Files};
 use super::names::Kind;
-use crate::state::ServerState;
 
 /// Which rule a policy applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,8 +90,8 @@ pub fn policy_path(state_dir: &Path) -> PathBuf {
 
 /// The stored policy; `None` (= manual) when none was ever set. A file that cannot be read or
 /// parsed is logged and treated as no policy: deleting nothing is the safe reading.
-pub fn load(state: &ServerState) -> Option<Policy> {
-    let path = policy_path(state.config.state_dir());
+pub fn load(files: &Files) -> Option<Policy> {
+    let path = policy_path(files.config().state_dir());
     match load_from(&path) {
         Ok(p) => p,
         Err(e) => {
@@ -116,8 +115,8 @@ pub fn load_from(path: &Path) -> Result<Option<Policy>, String> {
 
 /// Stores the policy atomically: a temporary file, fsync, rename over the old one, fsync of the
 /// directory. A crash leaves either the old or the new policy, never a torn file.
-pub fn save(state: &ServerState, p: &Policy) -> std::io::Result<()> {
-    save_to(state.config.state_dir(), p)
+pub fn save(files: &Files, p: &Policy) -> std::io::Result<()> {
+    save_to(files.config().state_dir(), p)
 }
 
 /// [`save`] into `state_dir`.
@@ -207,22 +206,22 @@ impl std::error::Error for CleanupError {
 /// Applies `p`'s rule once now (after any cleanup already running); returns (files deleted,
 /// bytes freed). The first failed deletion ends the cleanup (the methods answer -32060
 /// `write_failed`); files deleted before it stay deleted. A file that vanished meanwhile (deleted by a client) is skipped, not an error.
-pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), CleanupError> {
+pub fn apply(data: &Files, p: &Policy) -> Result<(u64, u64), CleanupError> {
     let _one_at_a_time = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
     let mut all: Vec<(Kind, Entry)> = Vec::new();
     for k in [Kind::Recordings, Kind::Snapshots] {
-        all.extend(list(state, k).into_iter().map(|e| (k, e)));
+        all.extend(list(data, k).into_iter().map(|e| (k, e)));
     }
     let victims = select(p, all, crate::clock::unix_millis());
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut result = Ok(());
     for (k, e) in victims {
         // Re-checked here: a name can become busy between the listing and now.
-        if k == Kind::Recordings && state.recording_busy(&e.name) {
+        if k == Kind::Recordings && data.is_busy(&e.name) {
             continue;
         }
         match super::beneath::remove_beneath(
-            &state.config.paths.data_dir,
+            &data.config().paths.data_dir,
             k.as_str().as_ref(),
             &e.name,
         ) {
@@ -255,36 +254,39 @@ pub fn apply(state: &ServerState, p: &Policy) -> Result<(u64, u64), CleanupError
 
 /// `cleanup_old_files`: the current policy's rule once, whether or not it is enabled; no policy
 /// or `manual` deletes nothing. Disk work: run it off the shard.
-pub fn cleanup_once(state: &ServerState) -> Result<(u64, u64), CleanupError> {
-    match load(state) {
-        Some(p) => apply(state, &p),
+pub fn cleanup_once(files: &Files) -> Result<(u64, u64), CleanupError> {
+    match load(files) {
+        Some(p) => apply(files, &p),
         None => Ok((0, 0)),
     }
 }
 
 /// Applies the policy if it is enabled (age or size); errors are logged. Blocking: call it from
 /// a thread of its own (the recorder glue does, after each finished recording).
-pub fn after_recording(state: &ServerState) {
-    let Some(p) = load(state).filter(|p| p.enabled && p.policy_type != PolicyType::Manual) else {
+pub fn after_recording(files: &Files) {
+    let Some(p) = load(files).filter(|p| p.enabled && p.policy_type != PolicyType::Manual) else {
         return;
     };
-    if let Err(e) = apply(state, &p) {
+    if let Err(e) = apply(files, &p) {
         tracing::warn!(error = %e, "retention cleanup failed");
     }
 }
 
 /// Starts the `retention` thread: applies an enabled policy once at start-up and then every
-/// `retention.interval_s`, until `state.shutting_down` is set (checked every 250 ms).
-pub fn spawn_scheduler(state: Arc<ServerState>) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// `retention.interval_s`, until `stop` is set (checked every 250 ms).
+pub fn spawn_scheduler(
+    files: Files,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("retention".into())
         .spawn(move || {
-            let every = state
-                .config
+            let every = files
+                .config()
                 .retention
                 .interval_s
                 .max(Duration::from_secs(1));
-            if let Some(p) = load(&state) {
+            if let Some(p) = load(&files) {
                 tracing::info!(
                     policy = p.policy_type.as_str(),
                     enabled = p.enabled,
@@ -292,9 +294,9 @@ pub fn spawn_scheduler(state: Arc<ServerState>) -> std::io::Result<std::thread::
                 );
             }
             let mut next = Instant::now();
-            while !state.shutting_down.load(Relaxed) {
+            while !stop.load(Relaxed) {
                 if Instant::now() >= next {
-                    after_recording(&state);
+                    after_recording(&files);
                     next = Instant::now() + every;
                 }
                 std::thread::sleep(Duration::from_millis(250));

@@ -11,19 +11,18 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::listing::list;
+use super::listing::{list, Files};
 use super::names::Kind;
 use crate::config::Config;
 use crate::metrics::system::{fs_usage, FsUsage};
-use crate::state::ServerState;
 
 /// The `get_storage_info` result. Disk work (statvfs and a listing of both directories): call it
 /// off the shard.
-pub fn storage_info(state: &ServerState) -> Value {
-    let cfg = &state.config;
+pub fn storage_info(files: &Files) -> Value {
+    let cfg = files.config();
     // A filesystem that cannot be measured reports zeros rather than failing the call.
     let u = fs_usage(&cfg.recordings_dir()).unwrap_or_default();
-    let sum = |k: Kind| list(state, k).iter().map(|e| e.size).sum::<u64>();
+    let sum = |k: Kind| list(files, k).iter().map(|e| e.size).sum::<u64>();
     json!({
         "total_space": u.total,
         "used_space": u.used,

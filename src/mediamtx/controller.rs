@@ -30,9 +30,14 @@ use tracing::{info, warn};
 
 use super::api::{Api, MtxError};
 use super::model::{self, PathLive};
+use super::shared::Shared;
 use super::shared::{WriteOp, WriteOutcome, WriteReq};
-use crate::events::{topic, Event};
-use crate::state::{ComponentState, ServerState};
+use crate::camera::registry::Registry;
+use crate::config::Config;
+use crate::events::{topic, Bus, Event};
+use crate::external::store::Store;
+use crate::health::{ComponentState, Health};
+use crate::streaming::slots::Slots;
 
 /// Health intervals between safety-net comparisons of the live list with the desired set (60 s
 /// at the default 5 s interval).
@@ -44,20 +49,43 @@ const DOWN_AFTER: u32 = 3;
 /// How long a write is polled for visibility (integration doc §10).
 const VISIBLE_WITHIN: Duration = Duration::from_secs(2);
 
+/// What the controller uses of the server (`ServerState::controller_env` hands it out).
+pub(crate) struct Env {
+    /// The configuration (`mediamtx`, `external_streams`, and what a camera path's config is
+    /// made of).
+    pub config: Arc<Config>,
+    /// Where the controller reports MediaMTX's component state.
+    pub health: Health,
+    /// What the shards know about MediaMTX, and the write lane's receiver end.
+    pub mtx: Shared,
+    /// Where `mediamtx.*` and `system.error` events go.
+    pub bus: Bus,
+    /// The cameras whose paths it owns.
+    pub cameras: Arc<Registry>,
+    /// Per-camera streaming slots (readers, readiness, bit rate; whether to poll).
+    pub streams: Arc<Slots>,
+    /// The external streams whose paths it owns.
+    pub external: Arc<Store>,
+    /// The shards' stats: whether anyone subscribes to `mediamtx.*`.
+    pub stats: crate::metrics::Registry,
+    /// Set once shutdown begins.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
 /// Spawns the controller on the calling (shard 0) executor.
-pub fn spawn(state: Arc<ServerState>) {
+pub(crate) fn spawn(env: Env) {
     let (tx, rx) = mpsc::unbounded();
-    state.mtx.install(tx);
+    env.mtx.install(tx);
     camshard_cores::rt::spawn_local(async move {
-        let api = match super::api::local(&state.config.mediamtx) {
+        let api = match super::api::local(&env.config.mediamtx) {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e.text(), "MediaMTX client cannot start");
-                state.components.mediamtx.set(ComponentState::Error);
+                env.health.components().mediamtx.set(ComponentState::Error);
                 return;
             }
         };
-        let mut c = Controller::new(state, api);
+        let mut c = Controller::new(env, api);
         c.run(rx).await;
     })
     .detach();
@@ -72,7 +100,7 @@ struct Desired {
 }
 
 struct Controller {
-    state: Arc<ServerState>,
+    env: Env,
     api: Rc<Api>,
     exe: String,
     failures: u32,
@@ -95,14 +123,14 @@ struct Controller {
 }
 
 impl Controller {
-    fn new(state: Arc<ServerState>, api: Rc<Api>) -> Self {
-        let safety = safety_interval(&state);
+    fn new(env: Env, api: Rc<Api>) -> Self {
+        let safety = safety_interval(&env.config);
         let exe = std::env::current_exe()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "camshard".into());
         let now = Instant::now();
         Controller {
-            state,
+            env,
             api,
             exe,
             failures: 0,
@@ -121,7 +149,7 @@ impl Controller {
 
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
         loop {
-            if self.state.shutting_down.load(Relaxed) {
+            if self.env.stop.load(Relaxed) {
                 return;
             }
             let tick = async {
@@ -191,7 +219,7 @@ impl Controller {
                     Err(e) if e.is_not_found() => {
                         // The path vanished (MediaMTX restarted): re-create it from the
                         // desired set, then apply the patch.
-                        self.state.mtx.want_reconcile();
+                        self.env.mtx.want_reconcile();
                         self.applied.remove(name);
                         if let Some(d) = self.desired().remove(name) {
                             self.ensure(name, &d.conf, true).await?;
@@ -219,7 +247,7 @@ impl Controller {
                 // then reconciliation must not re-create the path from the old desired set.
                 self.applied.insert(name.to_string());
                 self.wait_visible(name, |c| c.is_none()).await?;
-                publish_path_event(&self.state, &PathLive::absent(name), "deleted");
+                publish_path_event(&self.env.bus, &PathLive::absent(name), "deleted");
                 Ok(WriteOutcome::Deleted)
             }
         }
@@ -317,7 +345,7 @@ impl Controller {
     /// Readers or an active recording on the path: non-live fields must not be rewritten.
     async fn path_busy(&self, name: &str) -> Result<bool, MtxError> {
         let recording = model::camera_num(name)
-            .and_then(|n| self.state.streams.get(n))
+            .and_then(|n| self.env.streams.get(n))
             .is_some_and(|s| s.recording.load(Relaxed));
         let readers = self.api.path_live(name).await?.map_or(0, |p| p.readers);
         Ok(recording || readers > 0)
@@ -328,12 +356,12 @@ impl Controller {
     async fn tick(&mut self) {
         let now = Instant::now();
         if now >= self.next_probe {
-            self.next_probe = now + self.state.config.mediamtx.health_interval_s;
-            if now >= self.next_safety && self.state.mtx.up.load(Relaxed) {
+            self.next_probe = now + self.env.config.mediamtx.health_interval_s;
+            if now >= self.next_safety && self.env.mtx.up.load(Relaxed) {
                 // Once a minute the probe *is* the safety net's path list: it proves MediaMTX
                 // answers as well as `/v3/info` does, so idle traffic stays one call per
                 // health interval.
-                self.next_safety = now + safety_interval(&self.state);
+                self.next_safety = now + safety_interval(&self.env.config);
                 match self.safety_net().await {
                     Ok(()) => self.failures = 0,
                     Err(e) => self.probe_failed(&e),
@@ -342,10 +370,10 @@ impl Controller {
                 self.probe().await;
             }
         }
-        if !self.state.mtx.up.load(Relaxed) {
+        if !self.env.mtx.up.load(Relaxed) {
             return;
         }
-        let want_all = self.state.mtx.reconcile_wanted.swap(false, Relaxed);
+        let want_all = self.env.mtx.reconcile_wanted.swap(false, Relaxed);
         if want_all {
             self.applied.clear();
         }
@@ -356,7 +384,7 @@ impl Controller {
                 self.poll().await;
             }
         } else if self.last.take().is_some() {
-            self.state.mtx.paths.store(Arc::new(HashMap::new()));
+            self.env.mtx.paths.store(Arc::new(HashMap::new()));
         }
     }
 
@@ -376,14 +404,18 @@ impl Controller {
         };
         match result {
             Ok((version, started)) => {
-                let was_down = !self.state.mtx.up.load(Relaxed);
+                let was_down = !self.env.mtx.up.load(Relaxed);
                 self.failures = 0;
-                self.state.mtx.up.store(true, Relaxed);
-                self.state.mtx.down.store(false, Relaxed);
-                self.state.components.mediamtx.set(ComponentState::Running);
+                self.env.mtx.up.store(true, Relaxed);
+                self.env.mtx.down.store(false, Relaxed);
+                self.env
+                    .health
+                    .components()
+                    .mediamtx
+                    .set(ComponentState::Running);
                 if let Some(v) = version {
-                    if **self.state.mtx.version.load() != v {
-                        self.state.mtx.version.store(Arc::new(v));
+                    if **self.env.mtx.version.load() != v {
+                        self.env.mtx.version.store(Arc::new(v));
                     }
                 }
                 let restarted =
@@ -407,39 +439,43 @@ impl Controller {
 
     fn probe_failed(&mut self, e: &MtxError) {
         self.failures += 1;
-        self.state.mtx.up.store(false, Relaxed);
+        self.env.mtx.up.store(false, Relaxed);
         if self.failures >= DOWN_AFTER || !self.probed_once {
-            if !self.state.mtx.down.swap(true, Relaxed) {
+            if !self.env.mtx.down.swap(true, Relaxed) {
                 warn!(error = %e.text(), "MediaMTX is unreachable");
-                self.state.bus.publish(Event::json(
+                self.env.bus.publish(Event::json(
                     topic::MEDIAMTX_ERROR,
                     serde_json::json!({"name": null, "reason": "mediamtx_unreachable",
                                        "details": model::mask_url_password(&e.text())}),
                 ));
             }
-            self.state.components.mediamtx.set(ComponentState::Error);
+            self.env
+                .health
+                .components()
+                .mediamtx
+                .set(ComponentState::Error);
         }
     }
 
     /// The desired path set: every camera seen in this run, every added external stream.
     fn desired(&self) -> BTreeMap<String, Desired> {
         let mut out = BTreeMap::new();
-        for c in self.state.cameras.snapshot().iter() {
+        for c in self.env.cameras.snapshot().iter() {
             let record = self
-                .state
+                .env
                 .streams
                 .get(c.num)
                 .is_some_and(|s| s.recording.load(Relaxed));
             out.insert(
                 c.id.clone(),
                 Desired {
-                    conf: model::camera_path_conf(&self.state.config, &self.exe, &c.id, record),
+                    conf: model::camera_path_conf(&self.env.config, &self.exe, &c.id, record),
                     camera: Some(c.num),
                 },
             );
         }
-        let on_demand = self.state.config.external_streams.source_on_demand;
-        for s in self.state.external.added() {
+        let on_demand = self.env.config.external_streams.source_on_demand;
+        for s in self.env.external.added() {
             out.insert(
                 s.name.clone(),
                 Desired {
@@ -464,7 +500,7 @@ impl Controller {
             match self.ensure(&name, &d.conf, startup).await {
                 Ok(_) => {
                     if d.camera.is_none() {
-                        self.state.external.mark_error(&name, false);
+                        self.env.external.mark_error(&name, false);
                     }
                     self.applied.insert(name);
                 }
@@ -478,7 +514,7 @@ impl Controller {
                             "camera"
                         } else {
                             // Status ERROR: its MediaMTX path could not be created (§9.8).
-                            self.state.external.mark_error(&name, true);
+                            self.env.external.mark_error(&name, true);
                             "external"
                         };
                         warn!(path = %name, error = %e.text(), "cannot apply {what} path");
@@ -501,13 +537,7 @@ impl Controller {
         let Ok(confs) = self.api.path_confs().await else {
             return;
         };
-        let seen: HashSet<u32> = self
-            .state
-            .cameras
-            .snapshot()
-            .iter()
-            .map(|c| c.num)
-            .collect();
+        let seen: HashSet<u32> = self.env.cameras.snapshot().iter().map(|c| c.num).collect();
         for c in confs {
             let Some(name) = c.get("name").and_then(Value::as_str) else {
                 continue;
@@ -542,11 +572,11 @@ impl Controller {
     }
 
     fn polling_wanted(&self) -> bool {
-        if self.state.streams.any_activity() || !self.state.external.added().is_empty() {
+        if self.env.streams.any_activity() || !self.env.external.added().is_empty() {
             return true;
         }
         // Anyone subscribed to a mediamtx.* topic, on any shard.
-        self.state.stats.shards.iter().any(|s| {
+        self.env.stats.shards.iter().any(|s| {
             (topic::MEDIAMTX_STREAM.0..=topic::MEDIAMTX_STREAM_STOPPED.0)
                 .any(|t| s.sub_counts[t as usize].load(Relaxed) > 0)
         })
@@ -567,7 +597,7 @@ impl Controller {
         let map: HashMap<String, PathLive> =
             list.into_iter().map(|p| (p.name.clone(), p)).collect();
         // Camera slots: readers, readiness, 10 s bit rate.
-        for (num, slot) in self.state.streams.iter() {
+        for (num, slot) in self.env.streams.iter() {
             let id = format!("camera{num}");
             let p = map.get(&id);
             let readers = p.map_or(0, |p| p.readers);
@@ -593,15 +623,15 @@ impl Controller {
                 slot.bitrate.store(bps, Relaxed);
             }
         }
-        for s in self.state.external.added() {
+        for s in self.env.external.added() {
             if map.get(&s.name).is_some_and(|p| p.ready) {
-                self.state.external.touch(&s.name, now_ms);
+                self.env.external.touch(&s.name, now_ms);
             }
         }
         if let Some(prev) = &self.last {
             self.emit_changes(prev, &map);
         }
-        self.state.mtx.paths.store(Arc::new(map.clone()));
+        self.env.mtx.paths.store(Arc::new(map.clone()));
         self.last = Some(map);
     }
 
@@ -624,17 +654,17 @@ impl Controller {
                 continue;
             }
             let params = stream_params(&after);
-            self.state.bus.publish(Event::json(
+            self.env.bus.publish(Event::json(
                 topic::MEDIAMTX_STREAM,
                 Value::Object(params.clone()),
             ));
             if !before.ready && after.ready {
-                self.state.bus.publish(Event::json(
+                self.env.bus.publish(Event::json(
                     topic::MEDIAMTX_STREAM_STARTED,
                     Value::Object(params),
                 ));
             } else if before.ready && !after.ready {
-                self.state.bus.publish(Event::json(
+                self.env.bus.publish(Event::json(
                     topic::MEDIAMTX_STREAM_STOPPED,
                     Value::Object(params),
                 ));
@@ -650,21 +680,21 @@ impl Controller {
             .unwrap_or_else(|| PathLive::absent(name));
         let mut m = stream_params(&live);
         m.insert("action".into(), Value::from(action));
-        self.state
+        self.env
             .bus
             .publish(Event::json(topic::MEDIAMTX_PATH, Value::Object(m)));
     }
 
     fn system_error(&self, reason: &str, details: String) {
-        self.state.bus.publish(Event::json(
+        self.env.bus.publish(Event::json(
             topic::SYSTEM_ERROR,
             serde_json::json!({"component": "mediamtx", "reason": reason, "details": details}),
         ));
     }
 }
 
-fn safety_interval(state: &ServerState) -> Duration {
-    state.config.mediamtx.health_interval_s * SAFETY_NET_EVERY
+fn safety_interval(config: &Config) -> Duration {
+    config.mediamtx.health_interval_s * SAFETY_NET_EVERY
 }
 
 /// `mediamtx.stream` params: the `get_streams` element plus `device`.
@@ -677,10 +707,8 @@ pub fn stream_params(p: &PathLive) -> Map<String, Value> {
 
 /// Publishes `mediamtx.path` with `action` for a path whose live state is `live` (used by the
 /// external-stream methods after their write).
-pub fn publish_path_event(state: &ServerState, live: &PathLive, action: &str) {
+pub fn publish_path_event(bus: &Bus, live: &PathLive, action: &str) {
     let mut m = stream_params(live);
     m.insert("action".into(), Value::from(action));
-    state
-        .bus
-        .publish(Event::json(topic::MEDIAMTX_PATH, Value::Object(m)));
+    bus.publish(Event::json(topic::MEDIAMTX_PATH, Value::Object(m)));
 }

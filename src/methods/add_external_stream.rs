@@ -40,7 +40,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     // A URL copied from a discovery result (password shown as ***) means the stored one.
     let url = ctx
         .state
-        .external
+        .external()
         .resolve_url(p.required_str("stream_url")?);
     let name = p.required_str("stream_name")?.to_string();
     let parsed = parse_url(&url).map_err(|e| invalid("stream_url", e))?;
@@ -54,13 +54,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         })?,
     };
     let state = ctx.state.clone();
-    let host = stream_host(&state.config, ctx.peer.host().as_deref());
+    let host = stream_host(state.config(), ctx.peer.host().as_deref());
     let (shown, path) = (mask_url_password(&url), name.clone());
     let reply = move |state: &crate::state::ServerState| -> Value {
         json!({"stream_url": shown, "stream_name": path,
                "stream_type": stream_type.as_str(), "status": "ADDED",
                "timestamp": rfc3339_millis(crate::clock::unix_millis()),
-               "streams": streams(&state.config, &host, &path)})
+               "streams": streams(state.config(), &host, &path)})
     };
     Ok(Output::Later(Box::pin(async move {
         // The SSRF guard: a -32602 like the syntax checks above, so it comes before any state
@@ -68,7 +68,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         let s = state.clone();
         let (host, port) = (parsed.host.clone(), parsed.port_or_default());
         let verdict = camshard_cores::rt::spawn_blocking(move || {
-            target::check(&host, port, &s.config.external_streams.allow_hosts)
+            target::check(&host, port, &s.config().external_streams.allow_hosts)
         })
         .await;
         if let Err(why) = verdict {
@@ -77,7 +77,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 .details(why);
             return (Err(e), None);
         }
-        match state.external.check_add(&url, &name) {
+        match state.external().check_add(&url, &name) {
             Ok(true) => return (Ok(Output::Value(reply(&state))), None),
             Err(why) => {
                 let e = RpcError::new(INVALID_STATE, "already_exists").details(why);
@@ -85,10 +85,10 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             }
             Ok(false) => {}
         }
-        if let Some(e) = state.mtx.unavailable(state.config.mediamtx.enabled) {
+        if let Some(e) = state.mtx().unavailable(state.config().mediamtx.enabled) {
             return (Err(e.into()), None);
         }
-        let api = match api::local(&state.config.mediamtx) {
+        let api = match api::local(&state.config().mediamtx) {
             Ok(a) => a,
             Err(e) => return (Err(super::errors::mtx(&e)), None),
         };
@@ -105,8 +105,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             Ok(None) => {}
             Err(e) => return (Err(super::errors::mtx(&e)), None),
         }
-        let conf = external_path_conf(&url, state.config.external_streams.source_on_demand);
-        if let Err(e) = state.mtx.write(&name, WriteOp::Ensure(conf)).await {
+        let conf = external_path_conf(&url, state.config().external_streams.source_on_demand);
+        if let Err(e) = state.mtx().write(&name, WriteOp::Ensure(conf)).await {
             let err = if e.is_rejected() {
                 let text = match &e {
                     api::MtxError::Status { text, .. } => text.clone(),
@@ -120,7 +120,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         }
         if let Err(e) =
             state
-                .external
+                .external()
                 .insert_added(&url, &name, stream_type, crate::clock::unix_millis())
         {
             return (

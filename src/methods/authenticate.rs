@@ -39,7 +39,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             )
         })?,
     };
-    let auth = ctx.state.auth.load();
+    let auth = ctx.state.credentials().current();
     let grant = auth.authenticate(token, kind, ctx.now_unix).map_err(|f| {
         let e = auth_rpc_error(Some(f));
         ctx.stats.count_auth_failure(e.reason);

@@ -18,9 +18,9 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let state = ctx.state.clone();
+    let files = ctx.state.files();
     Ok(super::files::later(move || {
-        let (files, bytes) = crate::files::retention::cleanup_once(&state)?;
+        let (files, bytes) = crate::files::retention::cleanup_once(&files)?;
         Ok(
             json!({"cleanup_executed": true, "files_deleted": files, "space_freed": bytes,
                   "message": format!("Deleted {files} files")}),

@@ -19,7 +19,7 @@ pub const METHOD: Method = Method {
 
 /// -32030 when discovery is off in the configuration.
 pub fn require_discovery(state: &crate::state::ServerState) -> Result<(), RpcError> {
-    if state.config.external_streams.discovery.enabled {
+    if state.config().external_streams.discovery.enabled {
         Ok(())
     } else {
         Err(RpcError::new(UNSUPPORTED, "discovery_disabled")
@@ -37,15 +37,15 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     Ok(Output::Later(Box::pin(async move {
         let s = state.clone();
         let report = camshard_cores::rt::spawn_blocking(move || {
-            let cfg = &s.config.external_streams.discovery;
-            s.scanner().run(cfg, skydio, generic, force, &s.external)
+            let cfg = &s.config().external_streams.discovery;
+            s.scanner().run(cfg, skydio, generic, force, s.external())
         })
         .await;
-        let paths = state.mtx.paths.load();
+        let paths = state.mtx().paths.load();
         let live = |name: &str| paths.get(name).map(|p| (p.ready, p.readers));
         let v = render_discovery_live(
             &report,
-            &state.external,
+            state.external(),
             (skydio, generic, force, offline),
             live,
         );

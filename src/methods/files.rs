@@ -23,8 +23,8 @@ fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&Entry) -> String + Send + 'stat
     let now = ctx.now_unix;
     move |e: &Entry| {
         crate::files::download_url::download_url(
-            &state.config,
-            &state.download_key,
+            state.config(),
+            state.credentials().download_key(),
             kind,
             &e.name,
             e.file,
@@ -63,13 +63,13 @@ fn paging(p: &Params<'_, '_>) -> Result<(usize, usize), RpcError> {
 /// `list_recordings` / `list_snapshots` with §8.7 paging.
 pub fn list_files(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
     let (limit, offset) = paging(p)?;
-    let state = ctx.state.clone();
+    let data = ctx.state.files();
     let url = url_fn(ctx, kind);
     Ok(later(move || {
-        let all = list(&state, kind);
+        let all = list(&data, kind);
         let files: Vec<Value> = page(&all, limit, offset)
             .iter()
-            .map(|e| describe(&state.config, kind, e, false, &url))
+            .map(|e| describe(data.config(), kind, e, false, &url))
             .collect();
         Ok(json!({"files": files, "total": all.len(), "limit": limit, "offset": offset}))
     }))
@@ -110,7 +110,7 @@ fn find(
     kind: Kind,
     name: &str,
 ) -> Result<crate::files::listing::Entry, RpcError> {
-    let dir = kind.dir(&state.config);
+    let dir = kind.dir(state.config());
     let candidates = match kind {
         Kind::Recordings => recording_candidates(name),
         Kind::Snapshots => vec![name.to_string()],
@@ -138,7 +138,7 @@ pub fn info(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output,
     let url = url_fn(ctx, kind);
     Ok(later(move || {
         let e = find(&state, kind, &name)?;
-        Ok(describe(&state.config, kind, &e, true, &url))
+        Ok(describe(state.config(), kind, &e, true, &url))
     }))
 }
 
@@ -150,7 +150,7 @@ pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Outpu
         let e = find(&state, kind, &name)?;
         // Through `beneath`, so a `recordings` symlinked out of the data directory cannot turn
         // a delete into one outside it.
-        let root = &state.config.paths.data_dir;
+        let root = &state.config().paths.data_dir;
         match crate::files::beneath::remove_beneath(root, kind.as_str().as_ref(), &e.name) {
             Ok(()) => {}
             // Lost a race with another delete or a cleanup (the file is gone all the same), or
@@ -180,9 +180,9 @@ fn escaped(err: &std::io::Error) -> bool {
 
 /// `get_storage_info` (§9.6).
 pub fn storage_info(ctx: &mut Ctx<'_>) -> Result<Output, RpcError> {
-    let state = ctx.state.clone();
+    let files = ctx.state.files();
     Ok(later(move || {
-        Ok(crate::files::storage::storage_info(&state))
+        Ok(crate::files::storage::storage_info(&files))
     }))
 }
 

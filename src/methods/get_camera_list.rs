@@ -19,12 +19,19 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let cfg = &ctx.state.config;
+    let cfg = ctx.state.config();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
-    let list = ctx.state.cameras.snapshot();
+    let list = ctx.state.cameras().snapshot();
     let cameras: Vec<Value> = list
         .iter()
-        .map(|c| Value::Object(camera_item_for(ctx.state, &host, c)))
+        .map(|c| {
+            Value::Object(camera_item_for(
+                ctx.state.config(),
+                ctx.state.recordings(),
+                &host,
+                c,
+            ))
+        })
         .collect();
     let connected = list
         .iter()

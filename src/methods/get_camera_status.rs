@@ -20,11 +20,11 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
-    let cfg = &ctx.state.config;
+    let cfg = ctx.state.config();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
-    let mut m = camera_item_for(ctx.state, &host, &cam);
+    let mut m = camera_item_for(ctx.state.config(), ctx.state.recordings(), &host, &cam);
     let uptime = cam
         .connected_since_ms
         .map(|t| crate::clock::unix_millis().saturating_sub(t) / 1000)
@@ -40,13 +40,13 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let metrics = move |bytes_sent: u64, readers: u64| json!({"bytes_sent": bytes_sent, "readers": readers, "uptime": uptime});
     // bytes_sent and readers are MediaMTX's; when it is down (or not configured) they are 0 and
     // the call still succeeds.
-    if ctx.state.mtx.unavailable(cfg.mediamtx.enabled).is_some() {
+    if ctx.state.mtx().unavailable(cfg.mediamtx.enabled).is_some() {
         m.insert("metrics".into(), metrics(0, 0));
         return Ok(Value::Object(m).into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
-        let live = match crate::mediamtx::api::local(&state.config.mediamtx) {
+        let live = match crate::mediamtx::api::local(&state.config().mediamtx) {
             Ok(api) => api.path_live_shared(&cam.id).await.ok().flatten(),
             Err(_) => None,
         };

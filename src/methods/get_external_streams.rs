@@ -16,9 +16,9 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _p: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let all = ctx.state.external.all();
+    let all = ctx.state.external().all();
     // Readiness and readers come from the live path poll (running while streams are added).
-    let paths = ctx.state.mtx.paths.load();
+    let paths = ctx.state.mtx().paths.load();
     let live = |name: &str| paths.get(name).map(|p| (p.ready, p.readers));
     Ok(render_list(&all, live, crate::clock::unix_millis()).into())
 }

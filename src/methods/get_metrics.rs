@@ -21,10 +21,10 @@ pub const METHOD: Method = Method {
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     let state = ctx.state;
-    let (replies, errors) = state.stats.reply_totals();
-    let (sent, dropped) = state.stats.notification_totals();
+    let (replies, errors) = state.stats().reply_totals();
+    let (sent, dropped) = state.stats().notification_totals();
     let mut recent = None;
-    for s in state.stats.shards.iter() {
+    for s in state.stats().shards.iter() {
         if let Some(h) = &s.latency.load().recent {
             merge_into(&mut recent, h);
         }
@@ -36,7 +36,7 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
         ),
         _ => (0.0, 0.0),
     };
-    let disk = system::fs_usage(&state.config.recordings_dir())
+    let disk = system::fs_usage(&state.config().recordings_dir())
         .map(|u| u.usage_percent)
         .unwrap_or(0.0);
     let mut v = json!({
@@ -52,7 +52,7 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
         "stream_metrics": {"active_streams": 0, "total_streams": 0, "total_viewers": 0,
                            "mediamtx_reachable": false},
         "server_metrics": {
-            "active_connections": state.stats.ws_connections(),
+            "active_connections": state.stats().ws_connections(),
             "total_requests": replies,
             "error_rate": if replies == 0 { 0.0 } else { round3(errors as f64 / replies as f64) },
             "average_response_time_ms": avg_ms,
@@ -64,15 +64,15 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
     });
     // stream_metrics come from MediaMTX's live path list; all 0 when it is down.
     if state
-        .mtx
-        .unavailable(state.config.mediamtx.enabled)
+        .mtx()
+        .unavailable(state.config().mediamtx.enabled)
         .is_some()
     {
         return Ok(v.into());
     }
     let state = state.clone();
     Ok(Output::Later(Box::pin(async move {
-        let list = match crate::mediamtx::api::local(&state.config.mediamtx) {
+        let list = match crate::mediamtx::api::local(&state.config().mediamtx) {
             Ok(api) => api.paths_list().await.ok(),
             Err(_) => None,
         };
@@ -95,7 +95,7 @@ fn round3(v: f64) -> f64 {
 /// `camera_metrics`: every camera seen, keyed by id, with its V4L2 information and formats.
 fn camera_metrics(state: &crate::state::ServerState) -> Value {
     use crate::camera::registry::Status;
-    let cams = state.cameras.snapshot();
+    let cams = state.cameras().snapshot();
     let mut out = Map::new();
     for c in cams.iter() {
         let (caps, formats) = match &c.caps {
@@ -134,7 +134,7 @@ fn camera_metrics(state: &crate::state::ServerState) -> Value {
 /// `recording_metrics`: one object per active session, keyed by camera id.
 fn recording_metrics(state: &crate::state::ServerState) -> Value {
     let mut out = Map::new();
-    for a in state.recordings.all() {
+    for a in state.recordings().all() {
         out.insert(
             a.device.clone(),
             json!({"session_id": a.session_id, "filename": a.filename,

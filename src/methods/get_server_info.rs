@@ -26,7 +26,7 @@ fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
         "capabilities": ["snapshots", "recordings", "streaming", "notifications", "external_streams",
                          "http_downloads", "metrics"],
         "supported_formats": ["fmp4", "mp4", "mkv", "jpg", "png"],
-        "max_cameras": ctx.state.config.cameras.max_cameras,
+        "max_cameras": ctx.state.config().cameras.max_cameras,
     })
     .into())
 }

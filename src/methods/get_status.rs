@@ -15,6 +15,6 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let report = crate::health::report(ctx.state);
-    Ok(report.status_json(ctx.state).into())
+    let report = crate::health::report(ctx.state.health());
+    Ok(report.status_json(ctx.state.health()).into())
 }

@@ -28,14 +28,18 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
-    if let Some(e) = ctx.state.mtx.unavailable(ctx.state.config.mediamtx.enabled) {
+    if let Some(e) = ctx
+        .state
+        .mtx()
+        .unavailable(ctx.state.config().mediamtx.enabled)
+    {
         return Err(e.into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
-        let live = match api::local(&state.config.mediamtx) {
+        let live = match api::local(&state.config().mediamtx) {
             Ok(api) => api.path_live_shared(&cam.id).await,
             Err(e) => Err(e),
         };
@@ -43,8 +47,8 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             Ok(l) => l,
             Err(e) => return (Err(super::errors::mtx(&e)), None),
         };
-        let run = current_run(&state, cam.num);
-        let slot = state.streams.get(cam.num);
+        let run = current_run(state.streams(), cam.num);
+        let slot = state.streams().get(cam.num);
         let ready = live.as_ref().is_some_and(|p| p.ready);
         let pub_state = slot.map_or(PubState::Inactive, |s| s.pub_state());
         let wanted = slot.is_some_and(|s| s.held() || s.recording.load(Relaxed));

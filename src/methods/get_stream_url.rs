@@ -23,9 +23,9 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
-    let cfg = &ctx.state.config;
+    let cfg = ctx.state.config();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
     let urls = streams(cfg, &host, &cam.id);
     let id = cam.id.clone();
@@ -34,14 +34,15 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                "available": status == "READY", "active_consumers": readers,
                "stream_status": status, "streams": urls})
     };
-    if cam.status != Status::Connected || ctx.state.mtx.unavailable(cfg.mediamtx.enabled).is_some()
+    if cam.status != Status::Connected
+        || ctx.state.mtx().unavailable(cfg.mediamtx.enabled).is_some()
     {
         return Ok(reply("ERROR", 0).into());
     }
     let state = ctx.state.clone();
     let id = cam.id.clone();
     Ok(Output::Later(Box::pin(async move {
-        let live = match api::local(&state.config.mediamtx) {
+        let live = match api::local(&state.config().mediamtx) {
             Ok(api) => api.path_live_shared(&id).await,
             Err(e) => Err(e),
         };

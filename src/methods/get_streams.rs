@@ -18,12 +18,16 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _p: &Params<'_, '_>) -> Result<Output, RpcError> {
-    if let Some(e) = ctx.state.mtx.unavailable(ctx.state.config.mediamtx.enabled) {
+    if let Some(e) = ctx
+        .state
+        .mtx()
+        .unavailable(ctx.state.config().mediamtx.enabled)
+    {
         return Err(e.into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
-        let list = match api::local(&state.config.mediamtx) {
+        let list = match api::local(&state.config().mediamtx) {
             Ok(api) => api.paths_list().await,
             Err(e) => Err(e),
         };

@@ -20,7 +20,7 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let shards = &ctx.state.stats.shards;
+    let shards = &ctx.state.stats().shards;
     let mut topic_counts = Map::new();
     let mut total = 0i64;
     for (i, name) in NAMES.iter().enumerate() {

@@ -18,10 +18,10 @@ pub const METHOD: Method = Method {
 };
 
 fn run(ctx: &mut Ctx<'_>, _: &Params<'_, '_>) -> Result<Output, RpcError> {
-    let (status, message) = crate::health::system_status(ctx.state);
+    let (status, message) = crate::health::system_status(ctx.state.health());
     let available: Vec<String> = ctx
         .state
-        .cameras
+        .cameras()
         .snapshot()
         .iter()
         .filter(|c| c.status == Status::Connected)

@@ -23,7 +23,7 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let url = p.str("stream_url")?;
     let name = p.str("stream_name")?;
-    let store = &ctx.state.external;
+    let store = ctx.state.external();
     let not_found =
         || RpcError::new(NOT_FOUND, "stream_not_found").details("No added stream matches");
     let stream = match (url, name) {
@@ -52,15 +52,19 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             }
         }
     };
-    if let Some(e) = ctx.state.mtx.unavailable(ctx.state.config.mediamtx.enabled) {
+    if let Some(e) = ctx
+        .state
+        .mtx()
+        .unavailable(ctx.state.config().mediamtx.enabled)
+    {
         return Err(e.into());
     }
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
-        if let Err(e) = state.mtx.write(&stream.name, WriteOp::Delete).await {
+        if let Err(e) = state.mtx().write(&stream.name, WriteOp::Delete).await {
             return (Err(super::errors::mtx(&e)), None);
         }
-        if let Err(e) = state.external.remove(&stream.name) {
+        if let Err(e) = state.external().remove(&stream.name) {
             return (
                 Err(RpcError::new(INTERNAL_ERROR, "internal_error")
                     .details(format!("cannot persist the stream list: {e}"))),

@@ -29,7 +29,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             .details("scan_interval must be 0 or within 30..86400"));
     }
     require_discovery(ctx.state)?;
-    ctx.state.external.set_scan_interval(secs).map_err(|e| {
+    ctx.state.external().set_scan_interval(secs).map_err(|e| {
         RpcError::new(INTERNAL_ERROR, "internal_error")
             .details(format!("cannot persist the interval: {e}"))
     })?;

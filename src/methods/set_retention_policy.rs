@@ -64,9 +64,9 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     }
     m.insert("message".into(), Value::from("Retention policy updated"));
     // The write and its fsyncs are disk work: off the shard.
-    let state = ctx.state.clone();
+    let files = ctx.state.files();
     Ok(super::files::later(move || {
-        save(&state, &policy).map_err(|e| {
+        save(&files, &policy).map_err(|e| {
             RpcError::new(STORAGE, "write_failed")
                 .details(format!("Could not store the retention policy: {e}"))
         })?;

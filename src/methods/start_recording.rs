@@ -24,11 +24,11 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
     let duration = duration_param(p)?;
     let format = match p.str("format")? {
-        None => ctx.state.config.recording.default_format.into(),
+        None => ctx.state.config().recording.default_format.into(),
         Some(f) => Format::parse(f).ok_or_else(|| {
             RpcError::invalid_params("invalid_value", "format", "format must be fmp4, mp4 or mkv")
         })?,
@@ -49,8 +49,9 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             .details(format!("{} has no capture", cam.id)));
     };
     let state = ctx.state.clone();
-    crate::files::storage::check_storage(&state.config, &state.config.recordings_dir())?;
-    let starting = control::start(&state, &cam, capture, format, duration).map_err(to_rpc)?;
+    crate::files::storage::check_storage(state.config(), &state.config().recordings_dir())?;
+    let starting =
+        control::start(&state.recording(), &cam, capture, format, duration).map_err(to_rpc)?;
     Ok(Output::Later(Box::pin(async move {
         let active = match starting.run().await {
             Ok(a) => a,
@@ -59,7 +60,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         let mut result = events::start_fields(&active);
         result.insert("status".into(), Value::from("RECORDING"));
         let ev = events::start_event(&active);
-        let bus = state.bus.clone();
+        let bus = state.bus().clone();
         let after: AfterReply = Box::new(move || bus.publish(ev));
         (Ok(Output::Value(Value::Object(result))), Some(after))
     })))

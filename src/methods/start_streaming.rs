@@ -30,21 +30,21 @@ const READY_WITHIN: Duration = Duration::from_secs(5);
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
     require_connected(&cam)?;
-    let cfg = &ctx.state.config;
-    if let Some(e) = ctx.state.mtx.unavailable(cfg.mediamtx.enabled) {
+    let cfg = ctx.state.config();
+    if let Some(e) = ctx.state.mtx().unavailable(cfg.mediamtx.enabled) {
         return Err(e.into());
     }
-    if current_run(ctx.state, cam.num).is_none() {
+    if current_run(ctx.state.streams(), cam.num).is_none() {
         // The publisher is an ffmpeg: say so now rather than after the supervisor tried.
         crate::media::ffmpeg::locate(&cfg.publisher.ffmpeg)
             .map_err(|m| super::recording_errors::ffmpeg_missing(&m))?;
     }
     let slot = ctx
         .state
-        .streams
+        .streams()
         .get(cam.num)
         .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "internal_error"))?;
     let now = crate::clock::unix_millis();
@@ -54,7 +54,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         .compare_exchange(0, now, Relaxed, Relaxed)
         .is_ok();
     slot.no_readers_since_ms.store(0, Relaxed);
-    ctx.state.stream_kick.kick();
+    ctx.state.stream_kick().kick();
     let host = stream_host(cfg, ctx.peer.host().as_deref());
     let state = ctx.state.clone();
     let id = cam.id.clone();
@@ -62,20 +62,20 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     Ok(Output::Later(Box::pin(async move {
         let fail = |e: RpcError| {
             if ours {
-                if let Some(s) = state.streams.get(num) {
+                if let Some(s) = state.streams().get(num) {
                     s.hold_ms.store(0, Relaxed);
                 }
-                state.stream_kick.kick();
+                state.stream_kick().kick();
             }
             (Err(e), None)
         };
-        let api = match api::local(&state.config.mediamtx) {
+        let api = match api::local(&state.config().mediamtx) {
             Ok(a) => a,
             Err(e) => return fail(super::errors::mtx(&e)),
         };
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            let run = current_run(&state, num);
+            let run = current_run(state.streams(), num);
             if run.is_none() {
                 if let Some(err) = publisher_failure(&state, num, now) {
                     return fail(err);
@@ -96,14 +96,14 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             }
             camshard_cores::rt::sleep(Duration::from_millis(100)).await;
         }
-        if let Some(s) = state.streams.get(num) {
+        if let Some(s) = state.streams().get(num) {
             s.path_ready.store(true, Relaxed);
         }
-        let run = current_run(&state, num);
+        let run = current_run(state.streams(), num);
         let mut m = Map::new();
         m.insert("device".into(), Value::from(id.as_str()));
         m.insert("stream_name".into(), Value::from(id.as_str()));
-        let urls = streams(&state.config, &host, &id);
+        let urls = streams(state.config(), &host, &id);
         m.insert("stream_url".into(), urls["rtsp"].clone());
         m.insert("status".into(), Value::from("STARTED"));
         m.insert(
@@ -113,7 +113,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         );
         m.insert(
             "auto_close_after".into(),
-            Value::from(auto_close_after(&state)),
+            Value::from(auto_close_after(&state.config().streaming)),
         );
         m.insert(
             "ffmpeg_command".into(),
@@ -131,7 +131,7 @@ fn publisher_failure(
     num: u32,
     since_ms: u64,
 ) -> Option<RpcError> {
-    let s = state.streams.get(num)?;
+    let s = state.streams().get(num)?;
     let err = s.last_error.load_full()?;
     let at = s.last_error_ms.load(Relaxed);
     (at >= since_ms).then(|| RpcError::new(DEPENDENCY, "ffmpeg_failed").details(err.to_string()))

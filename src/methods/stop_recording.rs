@@ -22,9 +22,9 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
-    let stopping = control::stop(&ctx.state.recordings, &cam).map_err(to_rpc)?;
+    let stopping = control::stop(ctx.state.recordings(), &cam).map_err(to_rpc)?;
     let state = ctx.state.clone();
     Ok(Output::Later(Box::pin(async move {
         let (active, done) = match stopping.finish().await {
@@ -34,7 +34,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         let mut m = events::stop_fields(&active.device, &active.session_id, &done);
         m.insert("status".into(), Value::from("STOPPED"));
         let ev = events::stop_event(&active.device, &active.session_id, &done);
-        let bus = state.bus.clone();
+        let bus = state.bus().clone();
         let after: AfterReply = Box::new(move || bus.publish(ev));
         (Ok(Output::Value(Value::Object(m))), Some(after))
     })))

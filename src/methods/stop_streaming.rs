@@ -25,24 +25,24 @@ pub const METHOD: Method = Method {
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
     let now = crate::clock::unix_millis();
     // A publisher already being stopped (an earlier call) counts as not running.
-    let run = current_run(ctx.state, cam.num).filter(|_| {
+    let run = current_run(ctx.state.streams(), cam.num).filter(|_| {
         ctx.state
-            .streams
+            .streams()
             .get(cam.num)
             .is_some_and(|s| s.pub_state() != crate::streaming::slots::PubState::Stopping)
     });
     let mut continues = false;
-    if let Some(slot) = ctx.state.streams.get(cam.num) {
+    if let Some(slot) = ctx.state.streams().get(cam.num) {
         slot.hold_ms.store(0, Relaxed);
         continues = run.is_some()
-            && (ctx.state.config.streaming.publish == PublishMode::Always
+            && (ctx.state.config().streaming.publish == PublishMode::Always
                 || slot.demands.load(Relaxed) > 0
                 || slot.recording.load(Relaxed));
-        ctx.state.stream_kick.kick();
+        ctx.state.stream_kick().kick();
     }
     let (start, duration, message) = match &run {
         None => (Value::Null, 0.0, "No publisher running"),

@@ -107,7 +107,7 @@ fn parse_filters(
     else {
         return Ok(BTreeSet::new());
     };
-    let max = ctx.state.config.cameras.max_cameras;
+    let max = ctx.state.config().cameras.max_cameras;
     let refs: Vec<&str> = match device {
         Json::Str(s) => vec![*s],
         Json::Array(items) if items.len() > max => {
@@ -145,7 +145,7 @@ fn parse_filters(
         // Well-formed ids need not exist (yet); /dev aliases must name a present camera.
         let id = match crate::camera::registry::parse_camera_id(r) {
             Some(n) => format!("camera{n}"),
-            None => ctx.state.cameras.resolve("filters.device", r)?.id.clone(),
+            None => ctx.state.cameras().resolve("filters.device", r)?.id.clone(),
         };
         ids.insert(id);
     }

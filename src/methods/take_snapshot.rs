@@ -34,7 +34,7 @@ const FRAME_POLL: Duration = Duration::from_millis(5);
 fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
     let cam = ctx
         .state
-        .cameras
+        .cameras()
         .resolve("device", p.required_str("device")?)?;
     let format = match p.str("format")? {
         None => None,
@@ -66,7 +66,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
         return Err(state_error("camera_error", &cam.id, "has no capture"));
     };
     let state = ctx.state.clone();
-    let cfg = &state.config;
+    let cfg = state.config();
     let dir = cfg.snapshots_dir();
     let device = cam.id.clone();
     if let Err(e) = crate::files::storage::check_storage(cfg, &dir) {
@@ -121,10 +121,10 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
                 return (Err(e), Some(after));
             }
         };
-        let cfg = &state.config;
+        let cfg = state.config();
         let url = crate::files::download_url::download_url(
             cfg,
-            &state.download_key,
+            state.credentials().download_key(),
             Kind::Snapshots,
             &written.filename,
             written.file,
@@ -149,7 +149,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
             json!({"device": device, "filename": written.filename, "format": format.as_str(),
                    "file_size": written.size, "resolution": format!("{}x{}", frame.width, frame.height)}),
         );
-        let bus = state.bus.clone();
+        let bus = state.bus().clone();
         let after: AfterReply = Box::new(move || bus.publish(event));
         (Ok(Output::Value(result)), Some(after))
     })))
@@ -242,7 +242,7 @@ fn snapshot_error(
         topic::SNAPSHOT_ERROR,
         json!({"device": device, "reason": e.reason, "details": e.details.clone().unwrap_or_default()}),
     );
-    let bus = state.bus.clone();
+    let bus = state.bus().clone();
     Box::new(move || bus.publish(ev))
 }
 

@@ -5,8 +5,53 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::latency::merge_into;
-use super::{system, ShardStats, AUTH_REASONS, HTTP_ROUTES, HTTP_STATUSES};
-use crate::state::ServerState;
+use super::{system, Registry, ShardStats, AUTH_REASONS, HTTP_ROUTES, HTTP_STATUSES};
+
+/// What the exposition shows besides the shards' own stats: figures of the server's parts,
+/// gathered by the caller (`ServerState::metrics_figures`), so that this module reads no layer
+/// above it.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// The I/O backend the shards run on (`uring`, `epoll`).
+    pub runtime: &'static str,
+    /// Seconds since the process started.
+    pub uptime_secs: f64,
+    /// Cameras by status name (`CONNECTED`, `ERROR`, `DISCONNECTED`).
+    pub cameras_by_status: Vec<(&'static str, usize)>,
+    /// Frame counters of each camera that has a capture thread.
+    pub camera_frames: Vec<CameraFrames>,
+    /// Failed camera starts by reason name.
+    pub camera_start_failures: Vec<(&'static str, u64)>,
+    /// V4L2 nodes the last scan skipped as unusable.
+    pub camera_nodes_unusable: usize,
+    /// Active recording sessions.
+    pub recordings_active: usize,
+    /// Whether the MediaMTX API answers.
+    pub mediamtx_up: bool,
+    /// Requests sent to the MediaMTX API so far.
+    pub mediamtx_requests: u64,
+    /// Camera publishers running.
+    pub publishers_running: usize,
+    /// Used fraction of the recordings filesystem (0 when it cannot be measured).
+    pub storage_usage_ratio: f64,
+}
+
+/// One camera's frame counters (`camera::mjpeg` says what the repairs and rejections are).
+#[derive(Debug, Clone, Default)]
+pub struct CameraFrames {
+    /// Camera id (chosen by the server, so the label set is bounded by `cameras.max_cameras`).
+    pub camera: String,
+    /// Frames delivered to consumers.
+    pub frames: u64,
+    /// Frames skipped as truncated (cut short or not JPEG).
+    pub corrupt: u64,
+    /// Frames skipped as too small to be an image.
+    pub tiny: u64,
+    /// Frames delivered after the standard Huffman tables were inserted.
+    pub tables_inserted: u64,
+    /// Frames delivered after bytes past their EOI were cut off.
+    pub tails_trimmed: u64,
+}
 
 /// Upper bounds (seconds) of the request-duration histogram buckets.
 const BUCKETS: [f64; 16] = [
@@ -14,10 +59,10 @@ const BUCKETS: [f64; 16] = [
     2.5, 10.0,
 ];
 
-/// Renders the whole exposition.
-pub fn render(state: &ServerState) -> String {
+/// Renders the whole exposition: the shards' `stats` and the server's `figures`.
+pub fn render(stats: &Registry, figures: &Figures) -> String {
     let mut o = String::with_capacity(16 * 1024);
-    let shards = &state.stats.shards;
+    let shards = &stats.shards;
     let w = &mut o;
     header(w, "camshard_build_info", "gauge", "Build information.");
     let _ = writeln!(w, "camshard_build_info{{version=\"{}\"}} 1", crate::VERSION);
@@ -30,7 +75,7 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(
         w,
         "camshard_runtime_info{{backend=\"{}\"}} 1",
-        state.runtime.name()
+        figures.runtime
     );
     header(
         w,
@@ -38,7 +83,7 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "Seconds since the process started.",
     );
-    let _ = writeln!(w, "camshard_uptime_seconds {:.3}", state.uptime_secs());
+    let _ = writeln!(w, "camshard_uptime_seconds {:.3}", figures.uptime_secs);
 
     header(
         w,
@@ -46,11 +91,7 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "Open WebSocket connections.",
     );
-    let _ = writeln!(
-        w,
-        "camshard_ws_connections {}",
-        state.stats.ws_connections()
-    );
+    let _ = writeln!(w, "camshard_ws_connections {}", stats.ws_connections());
     header(
         w,
         "camshard_shard_ws_connections",
@@ -116,8 +157,8 @@ pub fn render(state: &ServerState) -> String {
     );
     let rows = shards.first().map(|s| s.method_rows()).unwrap_or(0);
     for m in 0..rows {
-        let name = state.stats.methods.get(m).copied().unwrap_or("unknown");
-        for (ci, code) in state.stats.codes.iter().enumerate() {
+        let name = stats.methods.get(m).copied().unwrap_or("unknown");
+        for (ci, code) in stats.codes.iter().enumerate() {
             let n: u64 = shards.iter().map(|s| s.replies(m, ci)).sum();
             if n > 0 {
                 let code = if *code == 0 {
@@ -140,7 +181,7 @@ pub fn render(state: &ServerState) -> String {
         "JSON-RPC handling time by method.",
     );
     let snaps: Vec<_> = shards.iter().map(|s| s.latency.load_full()).collect();
-    for (m, name) in state.stats.methods.iter().enumerate() {
+    for (m, name) in stats.methods.iter().enumerate() {
         let mut merged = None;
         for snap in &snaps {
             if let Some(Some(h)) = snap.per_method.get(m) {
@@ -172,7 +213,7 @@ pub fn render(state: &ServerState) -> String {
         );
     }
 
-    let (sent, dropped) = state.stats.notification_totals();
+    let (sent, dropped) = stats.notification_totals();
     header(
         w,
         "camshard_notifications_sent_total",
@@ -220,26 +261,20 @@ pub fn render(state: &ServerState) -> String {
     }
 
     header(w, "camshard_cameras", "gauge", "Cameras by status.");
-    let cameras = state.cameras.snapshot();
-    for status in ["CONNECTED", "ERROR", "DISCONNECTED"] {
-        let n = cameras
-            .iter()
-            .filter(|c| c.status.as_str() == status)
-            .count();
+    for (status, n) in &figures.cameras_by_status {
         let _ = writeln!(w, "camshard_cameras{{status=\"{status}\"}} {n}");
     }
-    camera_frames(w, &cameras);
+    camera_frames(w, &figures.camera_frames);
     header(
         w,
         "camshard_camera_start_failures_total",
         "counter",
         "Camera starts that failed (each is retried with back-off), by reason.",
     );
-    for (reason, n) in state.cameras.start_failures() {
+    for (reason, n) in &figures.camera_start_failures {
         let _ = writeln!(
             w,
-            "camshard_camera_start_failures_total{{reason=\"{}\"}} {n}",
-            reason.as_str()
+            "camshard_camera_start_failures_total{{reason=\"{reason}\"}} {n}"
         );
     }
     header(
@@ -251,7 +286,7 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(
         w,
         "camshard_camera_nodes_unusable {}",
-        state.cameras.unusable().len()
+        figures.camera_nodes_unusable
     );
     header(
         w,
@@ -262,7 +297,7 @@ pub fn render(state: &ServerState) -> String {
     let _ = writeln!(
         w,
         "camshard_recordings_active {}",
-        state.recordings.all().len()
+        figures.recordings_active
     );
     header(
         w,
@@ -270,38 +305,40 @@ pub fn render(state: &ServerState) -> String {
         "gauge",
         "1 when the MediaMTX API answers.",
     );
-    let up = state.components.mediamtx.get() == crate::state::ComponentState::Running;
-    let _ = writeln!(w, "camshard_mediamtx_up {}", u8::from(up));
+    let _ = writeln!(w, "camshard_mediamtx_up {}", u8::from(figures.mediamtx_up));
     header(
         w,
         "camshard_mediamtx_requests_total",
         "counter",
         "Requests sent to the MediaMTX API (health probes included).",
     );
-    let sent = crate::mediamtx::api::REQUESTS.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = writeln!(w, "camshard_mediamtx_requests_total {sent}");
+    let _ = writeln!(
+        w,
+        "camshard_mediamtx_requests_total {}",
+        figures.mediamtx_requests
+    );
     header(
         w,
         "camshard_publishers_running",
         "gauge",
         "Camera publishers (ffmpeg to MediaMTX) running.",
     );
-    let running = state
-        .streams
-        .iter()
-        .filter(|(_, s)| s.run.load().is_some())
-        .count();
-    let _ = writeln!(w, "camshard_publishers_running {running}");
+    let _ = writeln!(
+        w,
+        "camshard_publishers_running {}",
+        figures.publishers_running
+    );
     header(
         w,
         "camshard_storage_usage_ratio",
         "gauge",
         "Used fraction of the recordings filesystem.",
     );
-    let usage = system::fs_usage(&state.config.recordings_dir())
-        .map(|u| u.usage_percent / 100.0)
-        .unwrap_or(0.0);
-    let _ = writeln!(w, "camshard_storage_usage_ratio {usage:.4}");
+    let _ = writeln!(
+        w,
+        "camshard_storage_usage_ratio {:.4}",
+        figures.storage_usage_ratio
+    );
 
     header(
         w,
@@ -359,14 +396,10 @@ fn shard_counter(
     let _ = writeln!(w, "{name} {sum}");
 }
 
-/// Per-camera frame counters from each capture thread (`camera::mjpeg` says what the repairs
-/// and rejections are). Labelled by camera id, which the server chooses, so the label set is
-/// bounded by `cameras.max_cameras`.
-fn camera_frames(w: &mut String, cameras: &[std::sync::Arc<crate::camera::registry::CameraInfo>]) {
-    let stats: Vec<_> = cameras
-        .iter()
-        .filter_map(|c| Some((c.id.as_str(), c.capture.as_ref()?.stats())))
-        .collect();
+/// Per-camera frame counters from each capture thread. Labelled by camera id, which the server
+/// chooses, so the label set is bounded by `cameras.max_cameras`.
+fn camera_frames(w: &mut String, cameras: &[CameraFrames]) {
+    let stats: Vec<_> = cameras.iter().map(|c| (c.camera.as_str(), c)).collect();
     header(
         w,
         "camshard_camera_frames_total",

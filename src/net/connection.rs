@@ -30,16 +30,12 @@ pub struct HeadStage {
 impl HeadStage {
     /// Counts a freshly accepted socket from `ip`; `None` when a cap is reached (close it).
     pub fn enter(shard: &Rc<Shard>, ip: Option<std::net::IpAddr>) -> Option<HeadStage> {
-        let cfg = &shard.state.config.server;
+        let cfg = &shard.state.config().server;
         if shard.handshakes.get() >= cfg.max_handshakes_per_shard {
             return None;
         }
         let bucket = match ip {
-            Some(ip) => shard
-                .state
-                .handshakes_per_ip
-                .try_acquire(ip, cfg.max_handshakes_per_ip)
-                .ok()?,
+            Some(ip) => shard.state.admission().try_enter_head(ip).ok()?,
             None => None,
         };
         shard.handshakes.set(shard.handshakes.get() + 1);
@@ -56,7 +52,7 @@ impl Drop for HeadStage {
             .handshakes
             .set(self.shard.handshakes.get().saturating_sub(1));
         if let Some(b) = self.bucket {
-            self.shard.state.handshakes_per_ip.release(b);
+            self.shard.state.admission().leave_head(b);
         }
     }
 }
@@ -71,7 +67,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
         return;
     };
     let _ = stream.set_nodelay(true);
-    let timeout = shard.state.config.server.handshake_timeout_s;
+    let timeout = shard.state.config().server.handshake_timeout_s;
     // One deadline covers the TLS handshake and the request head together, so TLS does not
     // double the time a slow or silent client may hold a socket.
     let deadline = Instant::now() + timeout;
@@ -119,7 +115,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
         }
     };
     if websocket {
-        match decide(&head, &shard.state.config.server) {
+        match decide(&head, &shard.state.config().server) {
             Decision::Http => {}
             Decision::Refuse(status, reason) => {
                 let mut resp = Response::error(status, reason);
@@ -130,17 +126,17 @@ pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
                 return;
             }
             Decision::Accept { accept_key } => {
-                if shard.draining.get() || !shard.state.try_reserve_connection() {
+                if shard.draining.get() || !shard.state.admission().try_reserve_connection() {
                     let resp =
                         Response::error(503, "too_many_connections").header("Retry-After", "1");
                     respond(&shard, &mut stream, "upgrade", resp, false).await;
                     return;
                 }
                 let ip_bucket = match stream.peer_addr() {
-                    Ok(a) => match shard.state.try_reserve_ip(a.ip()) {
+                    Ok(a) => match shard.state.admission().try_reserve_ip(a.ip()) {
                         Ok(b) => b,
-                        Err(crate::state::AtCap) => {
-                            shard.state.release_connection();
+                        Err(crate::net::addr::AtCap) => {
+                            shard.state.admission().release_connection();
                             let resp = Response::error(503, "too_many_connections_from_address")
                                 .header("Retry-After", "1");
                             respond(&shard, &mut stream, "upgrade", resp, false).await;

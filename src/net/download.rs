@@ -54,7 +54,7 @@ fn split_path(path: &str) -> Option<(Kind, &str)> {
 
 /// CORS headers for this request: only when an `Origin` is present and passes §2.2.
 fn cors_headers(shard: &Shard, head: &Head) -> Vec<(&'static str, String)> {
-    let cfg = &shard.state.config.server;
+    let cfg = &shard.state.config().server;
     match head.header("origin") {
         Some(o) if super::upgrade::origin_allowed(head, &cfg.allowed_origins) => vec![
             ("Access-Control-Allow-Origin", o.trim().to_string()),
@@ -123,7 +123,7 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, kind: Kind, raw: 
     // token was minted for, and either way the answer is the same 401.
     let unfinished = kind == Kind::Recordings && state.recording_busy(&name);
     let file = if kind.recognises(&name) && !unfinished {
-        open_regular(&state.config.paths.data_dir, kind, &name).await
+        open_regular(&state.config().paths.data_dir, kind, &name).await
     } else {
         None
     };
@@ -171,9 +171,9 @@ pub(crate) fn authorize(
         };
         // The key set is the one sessions poll, so a revoked key's URLs die at the same reload
         // that ends its sessions.
-        let auth = state.auth.load();
+        let auth = state.credentials().current();
         crate::auth::download::verify_download(
-            &state.download_key,
+            state.credentials().download_key(),
             target,
             &percent_decode(t).unwrap_or_default(),
             crate::clock::now_unix(),

@@ -106,7 +106,7 @@ pub fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'stati
         "/health" => get_only("health", &|| health(state, false)),
         "/health/detailed" => get_only("health_detailed", &|| health(state, true)),
         "/metrics" => get_only("metrics", &|| metrics(head, state)),
-        p if websocket_port && (p == "/" || p == state.config.server.websocket_path) => (
+        p if websocket_port && (p == "/" || p == state.config().server.websocket_path) => (
             "upgrade",
             Response::error(426, "upgrade_required").header("Upgrade", "websocket"),
         ),
@@ -129,8 +129,8 @@ fn liveness(state: &ServerState) -> Response {
 }
 
 fn readiness(state: &ServerState) -> Response {
-    let report = crate::health::report(state);
-    let (ready, components) = report.readiness(state);
+    let report = crate::health::report(state.health());
+    let (ready, components) = report.readiness(state.health());
     let body = if ready {
         json!({"ready": true, "status": "ready", "message": "All components ready", "timestamp": now_ts(),
                "components": components})
@@ -151,11 +151,11 @@ fn readiness(state: &ServerState) -> Response {
 }
 
 fn health(state: &ServerState, detailed: bool) -> Response {
-    let report = crate::health::report(state);
+    let report = crate::health::report(state.health());
     let mut body = json!({"status": report.status.to_ascii_lowercase(), "timestamp": now_ts(),
                           "version": crate::VERSION, "uptime": round1(state.uptime_secs())});
     if detailed {
-        body["components"] = report.readiness(state).1;
+        body["components"] = report.readiness(state.health()).1;
     }
     Response::json(
         if report.status == "UNHEALTHY" {
@@ -168,7 +168,7 @@ fn health(state: &ServerState, detailed: bool) -> Response {
 }
 
 fn metrics(head: &Head, state: &ServerState) -> Response {
-    if state.config.http.metrics_require_auth {
+    if state.config().http.metrics_require_auth {
         match credential_role(head, state) {
             Ok(Role::Admin) => {}
             Ok(_) => return Response::error(403, "permission_denied"),
@@ -181,7 +181,8 @@ fn metrics(head: &Head, state: &ServerState) -> Response {
         status: 200,
         content_type: "text/plain; version=0.0.4; charset=utf-8",
         headers: Vec::new(),
-        body: crate::metrics::prometheus::render(state).into_bytes(),
+        body: crate::metrics::prometheus::render(state.stats(), &state.metrics_figures())
+            .into_bytes(),
     }
 }
 
@@ -201,7 +202,7 @@ pub fn credential_role(head: &Head, state: &ServerState) -> Result<Role, &'stati
         (None, Some(k)) => (k.trim(), TokenKind::ApiKey),
         (None, None) => return Err("auth_required"),
     };
-    let auth = state.auth.load();
+    let auth = state.credentials().current();
     auth.authenticate(token, kind, crate::clock::now_unix())
         .map(|g| g.role)
         .map_err(|f: AuthFailure| f.reason())

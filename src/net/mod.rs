@@ -3,6 +3,7 @@
 //! served on the same port.
 //!
 //! - `addr`: per-address counters (IPv6 per /64, keyed hash) for the per-address caps.
+//! - `admission`: the server-wide connection caps (overall, per address, head stage per address).
 //! - `connection`: one accepted socket from TLS handshake to the end of its session or response.
 //! - `stream`: `Conn`, plain TCP or TLS, the one type the rest reads and writes.
 //! - `tls`: the rustls server config built from `[server.tls]`.
@@ -14,6 +15,7 @@
 //! - `http`, `download`: the plain routes and file downloads.
 
 pub mod addr;
+pub mod admission;
 pub mod connection;
 pub mod download;
 pub mod head;

@@ -89,7 +89,7 @@ pub struct WsSession {
 impl WsSession {
     /// Wraps an upgraded socket; `leftover` are bytes read past the HTTP head.
     pub fn new(stream: Conn, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>) -> Self {
-        let cfg = &shard.state.config.server;
+        let cfg = &shard.state.config().server;
         // Until it authenticates, a connection may send only small messages (the anonymous
         // methods need no more); `raise_message_limit` lifts the cap.
         let anonymous_max = cfg
@@ -186,7 +186,7 @@ impl WsSession {
             }
         }
         let mut handled = 0;
-        let max_inflight = self.shard.state.config.server.max_inflight_per_connection;
+        let max_inflight = self.shard.state.config().server.max_inflight_per_connection;
         // The input budget is refilled (one clock read) once per poll; within the batch each
         // frame's charge says whether reading may go on.
         let mut within_budget = self.may_read(cx);
@@ -306,7 +306,7 @@ impl WsSession {
     /// The connection has authenticated: from now on messages up to `server.max_message_bytes`.
     fn raise_message_limit(&mut self) {
         self.anonymous = false;
-        let max = self.shard.state.config.server.max_message_bytes;
+        let max = self.shard.state.config().server.max_message_bytes;
         self.ws.set_config(|c| {
             c.max_message_size = Some(max);
             c.max_frame_size = Some(max);
@@ -458,7 +458,7 @@ impl WsSession {
             shard = self.shard.id,
             peer = %peer,
             queued = self.handle.outbound.borrow().len(),
-            cut_after_s = self.shard.state.config.server.slow_consumer_cut_s,
+            cut_after_s = self.shard.state.config().server.slow_consumer_cut_s,
             "slow consumer cut: notification queue full and the socket accepted no bytes"
         );
         // Best effort: without it the close is an ordinary FIN queued behind the unsent bytes.

@@ -12,30 +12,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend::{Env, Start};
-use super::recorder::{Recorder, FINALIZE_WAIT};
+use super::recorder::{Handles, Recorder, FINALIZE_WAIT};
 use super::slots::{Active, Reserve};
 use super::{events, finalize, naming, EndReason, Error, Finished, Format};
 use crate::camera::capture::CaptureHandle;
 use crate::camera::registry::CameraInfo;
-use crate::state::ServerState;
 
-/// The handles a backend may use, taken from the server state.
-fn env(state: &ServerState) -> Env<'_> {
+/// The handles a backend may use.
+fn env(h: &Handles) -> Env<'_> {
     Env {
-        config: &state.config,
-        bus: &state.bus,
-        cameras: &state.cameras,
-        mtx: &state.mtx,
-        streams: &state.streams,
-        stream_kick: &state.stream_kick,
-        closing: state.recordings.closing(),
-        started_unix_ms: state.started_unix_ms,
+        config: &h.config,
+        bus: &h.bus,
+        cameras: &h.cameras,
+        mtx: &h.mtx,
+        streams: &h.streams,
+        stream_kick: &h.stream_kick,
+        closing: h.recorder.closing(),
+        started_unix_ms: h.started_unix_ms,
     }
 }
 
 /// A reserved session whose backend has not started yet.
 pub(crate) struct Starting {
-    state: Arc<ServerState>,
+    state: Handles,
     start: Start,
     /// Requested limit in seconds, as the caller gave it.
     duration: Option<f64>,
@@ -44,13 +43,13 @@ pub(crate) struct Starting {
 /// Checks that the backend can record camera `cam` (whose capture thread is `capture`), reserves
 /// its slot and names the file. `duration` is the requested limit in seconds.
 pub(crate) fn start(
-    state: &Arc<ServerState>,
+    state: &Handles,
     cam: &CameraInfo,
     capture: CaptureHandle,
     format: Format,
     duration: Option<f64>,
 ) -> Result<Starting, Error> {
-    let rec = &state.recordings;
+    let rec = &state.recorder;
     rec.backend().preflight(&env(state), cam.num)?;
     if let Reserve::Busy = rec.slots().reserve(cam.num) {
         return Err(Error::AlreadyRecording {
@@ -85,7 +84,7 @@ impl Starting {
             start,
             duration,
         } = self;
-        let rec = &state.recordings;
+        let rec = &state.recorder;
         let num = start.num;
         let (session_id, device, filename) = (
             start.session_id.clone(),
@@ -160,10 +159,10 @@ impl Stopping {
 /// Start-up recovery: hidden `.partial` files a crash left become normal recordings (either
 /// backend may have written them: the configuration may have changed since), then the backend
 /// recovers its own staging area.
-pub(crate) fn recover(state: &ServerState) {
+pub(crate) fn recover(state: &Handles) {
     let recovered = finalize::recover_partials(&state.config.recordings_dir());
     if !recovered.is_empty() {
         tracing::warn!(files = ?recovered, "recovered recordings left by an earlier crash");
     }
-    state.recordings.backend().recover(&env(state));
+    state.recorder.backend().recover(&env(state));
 }

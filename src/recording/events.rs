@@ -3,20 +3,18 @@
 //! hook; and the fields of `recording.start` and `recording.stop`, which the methods' replies
 //! share.
 
-use std::sync::Arc;
-
 use serde_json::{json, Map, Value};
 
 use super::backend::OnEvent;
+use super::recorder::Handles;
 use super::slots::Active;
 use super::{EndReason, Finished, RecEvent};
 use crate::clock::rfc3339_millis;
 use crate::events::{topic, Event};
-use crate::state::ServerState;
 
 /// The report callback for the session `session_id` of camera `num`.
 pub(crate) fn on_event(
-    state: Arc<ServerState>,
+    state: Handles,
     num: u32,
     device: String,
     session_id: String,
@@ -43,20 +41,21 @@ pub(crate) fn on_event(
                 json!({"device": device, "session_id": session_id, "filename": filename,
                        "reason": "no_media", "details": "No frame reached the recorder"}),
             ));
-            state.recordings.slots().finish(num, &session_id);
+            state.recorder.slots().finish(num, &session_id);
         }
         RecEvent::Ended(done) => {
             let requested = done.reason == EndReason::Requested;
-            state.recordings.slots().finish(num, &session_id);
+            state.recorder.slots().finish(num, &session_id);
             // A requested stop publishes `recording.stop` itself, after its reply (§2.4).
             if !requested {
                 state.bus.publish(stop_event(&device, &session_id, &done));
             }
             // An enabled age/size policy also runs after each finished recording (§9.6).
-            let st = state.clone();
+            let files =
+                crate::files::listing::Files::new(state.config.clone(), state.recorder.clone());
             let _ = std::thread::Builder::new()
                 .name("retention-once".into())
-                .spawn(move || crate::files::retention::after_recording(&st));
+                .spawn(move || crate::files::retention::after_recording(&files));
         }
     })
 }

@@ -13,7 +13,12 @@ use super::local::Local;
 use super::mediamtx::Mediamtx;
 use super::slots::{Active, Slots};
 use super::EndReason;
+use crate::camera::registry::Registry;
 use crate::config::{Config, RecordingBackend};
+use crate::events::Bus;
+use crate::mediamtx::shared::Shared;
+use crate::streaming::kick::Kick;
+use crate::streaming::slots::Slots as StreamSlots;
 
 /// How long `stop_recording`, and the server at exit, wait for finalization (long mp4/mkv
 /// remuxes take a while).
@@ -79,4 +84,35 @@ impl Recorder {
         self.closing.store(true, SeqCst);
         self.slots.stop_all(EndReason::Shutdown);
     }
+}
+
+/// Listings, downloads, deletes and retention leave a recording's files alone while it is active
+/// or finalizing.
+impl crate::files::listing::Busy for Recorder {
+    fn is_busy(&self, name: &str) -> bool {
+        Recorder::is_busy(self, name)
+    }
+}
+
+/// What the recording feature uses of the server (`ServerState::recording` hands it out):
+/// its own sessions, and what its backends and report callbacks may touch. Cheap to clone
+/// (reference counts), so a session's callback keeps its own.
+#[derive(Clone)]
+pub(crate) struct Handles {
+    /// The configuration (`recording`, `storage`, `publisher.ffmpeg`, `mediamtx`, paths).
+    pub config: Arc<Config>,
+    /// Where `recording.*` events go.
+    pub bus: Bus,
+    /// The camera registry.
+    pub cameras: Arc<Registry>,
+    /// MediaMTX's shared state and write lane.
+    pub mtx: Shared,
+    /// Per-camera streaming slots (a recording holds its camera's publisher).
+    pub streams: Arc<StreamSlots>,
+    /// Wakes the publisher supervisor.
+    pub stream_kick: Kick,
+    /// The sessions and the backend that runs them.
+    pub recorder: Arc<Recorder>,
+    /// Process start, ms since the epoch.
+    pub started_unix_ms: u64,
 }

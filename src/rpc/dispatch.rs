@@ -156,7 +156,7 @@ impl Call<'_, '_> {
             );
             return Handled::Replied;
         }
-        let max = self.state.config.server.max_batch;
+        let max = self.state.config().server.max_batch;
         if items.len() > max {
             self.stats.count_reply(None, error::INVALID_REQUEST);
             let e = RpcError::invalid_request(
@@ -331,7 +331,7 @@ impl Call<'_, '_> {
         raw_params: &Option<&Json<'_>>,
         now_unix: u64,
     ) -> Result<crate::auth::Role, RpcError> {
-        let auth = self.state.auth.load();
+        let auth = self.state.credentials().current();
         let state = self.session.state(now_unix, |k| auth.is_revoked(k));
         let Some(failure) = failure_for(state) else {
             if let AuthState::Authenticated(role) = state {

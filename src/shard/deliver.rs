@@ -15,14 +15,14 @@ use crate::shard::local::{Shard, SIG_OUTBOUND};
 /// Delivers one event to every eligible connection of `shard`.
 pub fn deliver(shard: &Shard, ev: &Event) {
     let state = &shard.state;
-    let cfg = &state.config;
+    let cfg = state.config();
     let limit = cfg.server.outbound_queue_limit;
     let legacy = ev.name.legacy();
     // Legacy broadcast to implicit-mode connections covers these two names only (§10.3).
     let broadcast = cfg.notifications.legacy_broadcast
         && matches!(legacy, Some(l) if l == topic::CAMERA_STATUS_UPDATE || l == topic::RECORDING_STATUS_UPDATE);
     let now_unix = crate::clock::now_unix();
-    let auth = state.auth.load();
+    let auth = state.credentials().current();
     let mut cache = Renders::default();
     shard.conns.borrow().for_each(|h| {
         if h.is_closing() {
@@ -54,7 +54,7 @@ pub fn deliver(shard: &Shard, ev: &Event) {
         let mut queued = false;
         for name in names.into_iter().flatten() {
             let host = stream_host(cfg, h.peer.host().as_deref());
-            let msg = cache.get(state, ev, name, host);
+            let msg = cache.get(state.config(), state.recordings(), ev, name, host);
             if h.outbound.borrow_mut().push(msg, limit) {
                 bump(&shard.stats.notifications_dropped);
             }

@@ -270,9 +270,9 @@ impl Drop for Registration {
             .stats
             .ws_connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.shard.state.release_connection();
+        self.shard.state.admission().release_connection();
         if let Some(b) = self.ip_bucket {
-            self.shard.state.release_ip(b);
+            self.shard.state.admission().release_ip(b);
         }
     }
 }
@@ -280,8 +280,8 @@ impl Drop for Registration {
 impl Shard {
     /// Registers an upgraded connection (its slot was reserved in `ServerState`).
     pub fn register(self: &Rc<Self>, peer: Peer) -> (Rc<ConnHandle>, Registration) {
-        let interval = self.state.config.server.ping_interval_s;
-        let rl = &self.state.config.security.rate_limit;
+        let interval = self.state.config().server.ping_interval_s;
+        let rl = &self.state.config().security.rate_limit;
         let session = Session::new(TokenBucket::new(
             rl.requests_per_second,
             rl.burst,
@@ -289,7 +289,7 @@ impl Shard {
         ));
         let ip_bucket = peer.ip_bucket;
         let now = Instant::now();
-        let auth_deadline = now + self.state.config.server.auth_timeout_s;
+        let auth_deadline = now + self.state.config().server.auth_timeout_s;
         let handle = Rc::new(ConnHandle::new(
             now + interval,
             auth_deadline,
@@ -317,7 +317,7 @@ impl Shard {
         if let Some(snap) = self.latency.borrow_mut().publish(now) {
             self.stats.latency.store(Arc::new(snap));
         }
-        let cfg = &self.state.config.server;
+        let cfg = &self.state.config().server;
         let interval = cfg.ping_interval_s;
         let cut_after = Duration::from_secs(cfg.slow_consumer_cut_s);
         self.conns.borrow().for_each(|h| {

@@ -11,15 +11,14 @@ pub mod supervisor;
 use std::sync::Arc;
 
 use crate::camera::registry::{CameraInfo, Status};
-use crate::config::PublishMode;
-use crate::state::ServerState;
+use crate::config::{PublishMode, StreamingConfig};
 
 /// `auto_close_after` of `start_streaming`: `"<n>s"`, or `"never"` in mode `always`.
-pub fn auto_close_after(state: &ServerState) -> String {
-    if state.config.streaming.publish == PublishMode::Always {
+pub fn auto_close_after(cfg: &StreamingConfig) -> String {
+    if cfg.publish == PublishMode::Always {
         "never".into()
     } else {
-        format!("{}s", state.config.streaming.auto_close_after_s)
+        format!("{}s", cfg.auto_close_after_s)
     }
 }
 
@@ -53,6 +52,6 @@ pub fn require_connected(cam: &CameraInfo) -> Result<(), NotConnected> {
 }
 
 /// The publisher run of camera `num`, if one exists.
-pub fn current_run(state: &ServerState, num: u32) -> Option<Arc<slots::PubRun>> {
-    state.streams.get(num).and_then(|s| s.run.load_full())
+pub fn current_run(streams: &slots::Slots, num: u32) -> Option<Arc<slots::PubRun>> {
+    streams.get(num).and_then(|s| s.run.load_full())
 }

@@ -21,12 +21,12 @@ use crossbeam_channel::Receiver;
 use tracing::{debug, info, warn};
 
 use super::publisher::{display_command, Publisher};
-use super::slots::{PubRun, PubState, Slot};
+use super::slots::{PubRun, PubState, Slot, Slots};
 use crate::backoff::Backoff;
+use crate::camera::registry::Registry;
 use crate::camera::registry::{CameraInfo, Status};
-use crate::config::PublishMode;
-use crate::events::{topic, Event};
-use crate::state::ServerState;
+use crate::config::{Config, PublishMode};
+use crate::events::{topic, Bus, Event};
 
 const TICK: Duration = Duration::from_millis(100);
 /// A run this long counts as a success (back-off and failure count reset).
@@ -47,30 +47,44 @@ struct Entry {
     logged: Option<String>,
 }
 
+/// What the supervisor uses of the server (`ServerState::supervisor_env` hands it out).
+pub(crate) struct Env {
+    /// The configuration (`mediamtx.enabled`, `streaming`, `publisher`, `cameras`).
+    pub config: Arc<Config>,
+    /// The cameras that may publish.
+    pub cameras: Arc<Registry>,
+    /// Per-camera streaming slots: holds, demands, recordings; the run and figures it keeps.
+    pub streams: Arc<Slots>,
+    /// Where `system.error` goes.
+    pub bus: Bus,
+    /// Set once shutdown begins.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
 /// Whether camera `c` must publish now.
-pub fn wanted(state: &ServerState, c: &CameraInfo, slot: &Slot) -> bool {
+pub fn wanted(config: &Config, c: &CameraInfo, slot: &Slot) -> bool {
     c.status == Status::Connected
         && c.capture.is_some()
-        && state.config.mediamtx.enabled
-        && (state.config.streaming.publish == PublishMode::Always
+        && config.mediamtx.enabled
+        && (config.streaming.publish == PublishMode::Always
             || slot.held()
             || slot.demands.load(Relaxed) > 0
             || slot.recording.load(Relaxed))
 }
 
 /// Starts the supervisor thread.
-pub fn spawn(state: Arc<ServerState>, kicks: Receiver<()>) -> std::io::Result<()> {
+pub(crate) fn spawn(state: Env, kicks: Receiver<()>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("publishers".into())
         .spawn(move || run(state, kicks))?;
     Ok(())
 }
 
-fn run(state: Arc<ServerState>, kicks: Receiver<()>) {
+fn run(state: Env, kicks: Receiver<()>) {
     let mut entries: HashMap<u32, Entry> = HashMap::new();
     loop {
         let _ = kicks.recv_timeout(TICK);
-        if state.shutting_down.load(Relaxed) {
+        if state.stop.load(Relaxed) {
             break;
         }
         let now = Instant::now();
@@ -95,7 +109,7 @@ fn run(state: Arc<ServerState>, kicks: Receiver<()>) {
 }
 
 /// Ends a `start_streaming` hold after `auto_close_after_s` without readers (not in `always`).
-fn expire_hold(state: &ServerState, slot: &Slot) {
+fn expire_hold(state: &Env, slot: &Slot) {
     let cfg = &state.config.streaming;
     if cfg.publish == PublishMode::Always || !slot.held() {
         return;
@@ -114,7 +128,7 @@ fn expire_hold(state: &ServerState, slot: &Slot) {
     }
 }
 
-fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: Instant) {
+fn step(state: &Env, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: Instant) {
     // A publisher that exited on its own is a failure (unless it was no longer wanted anyway).
     if let Some(p) = e.publisher.as_mut() {
         if let Some(status) = p.exited() {
@@ -122,13 +136,13 @@ fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: In
             e.publisher = None;
             slot.run.store(None);
             slot.set_pub_state(PubState::Inactive);
-            if wanted(state, c, slot) {
+            if wanted(&state.config, c, slot) {
                 let why = format!("ffmpeg exited ({status}) after {ran:?}");
                 fail(state, c, slot, e, now, why, ran);
             }
         }
     }
-    let want = wanted(state, c, slot);
+    let want = wanted(&state.config, c, slot);
     match (&e.publisher, want) {
         (None, true) if e.next_start.is_none_or(|t| now >= t) => start(state, c, slot, e, now),
         (Some(_), false) => {
@@ -188,7 +202,7 @@ fn step(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: In
     }
 }
 
-fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: Instant) {
+fn start(state: &Env, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: Instant) {
     let Some(capture) = c.capture.as_ref() else {
         return;
     };
@@ -222,7 +236,7 @@ fn start(state: &ServerState, c: &CameraInfo, slot: &Slot, e: &mut Entry, now: I
 }
 
 fn fail(
-    state: &ServerState,
+    state: &Env,
     c: &CameraInfo,
     slot: &Slot,
     e: &mut Entry,

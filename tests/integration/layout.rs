@@ -1,5 +1,6 @@
 //! The source tree's shape, checked like behaviour: no file-level import cycle in `src/` or
-//! `cores/src/` (issue 15; `docs/architecture.md`, "Layers").
+//! `cores/src/`, and no domain or foundation module that names `crate::state` (issue 15;
+//! `docs/architecture.md`, "Layers").
 //!
 //! A file A depends on file B when A names a path that resolves into B: `crate::x::y` anywhere
 //! in its text (use declarations, inline paths and doc links alike), `super::…` and `self::…`
@@ -241,6 +242,56 @@ fn no_import_cycles_between_files() {
     assert!(
         found.is_empty(),
         "import cycles (docs/architecture.md, \"Layers\"):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The modules below the composition root: they are handed the handles they use and never
+/// name `ServerState`'s module (`docs/architecture.md`, "Layers").
+const BELOW_STATE: &[&str] = &[
+    // domain
+    "camera",
+    "recording",
+    "files",
+    "streaming",
+    "mediamtx",
+    "external",
+    "events",
+    "snapshots",
+    "media",
+    "health",
+    // foundation
+    "config",
+    "auth",
+    "metrics",
+    "clock",
+    "backoff",
+    "sd_notify",
+];
+
+#[test]
+fn domain_and_foundation_modules_do_not_use_the_server_state() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    let mods = modules(&src);
+    let state = mods
+        .get(&vec!["state".to_string()])
+        .expect("src/state.rs")
+        .clone();
+    let mut found = Vec::new();
+    for (m, f) in &mods {
+        let Some(top) = m.first() else { continue };
+        if !BELOW_STATE.contains(&top.as_str()) {
+            continue;
+        }
+        if deps(&mods, m, f).contains(&state) {
+            found.push(f.strip_prefix(root).unwrap_or(f).display().to_string());
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "these modules use crate::state; hand them the handles they need instead \
+         (docs/architecture.md, \"Layers\"):\n{}",
         found.join("\n")
     );
 }
