@@ -216,7 +216,8 @@ fn metric(addr: SocketAddr, prefix: &str) -> f64 {
 /// given (so the window it advertises stays that small).
 fn connect(addr: SocketAddr, rcvbuf: Option<usize>) -> Result<TcpStream, String> {
     let Some(size) = rcvbuf else {
-        return TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string());
+        return TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| e.to_string());
     };
     let SocketAddr::V4(v4) = addr else {
         return Err("IPv4 only".into());
@@ -258,7 +259,11 @@ fn connect(addr: SocketAddr, rcvbuf: Option<usize>) -> Result<TcpStream, String>
 }
 
 /// Opens a stream and reads its head; the reader is positioned at the first boundary.
-fn open(addr: SocketAddr, token: &str, rcvbuf: Option<usize>) -> Result<BufReader<TcpStream>, String> {
+fn open(
+    addr: SocketAddr,
+    token: &str,
+    rcvbuf: Option<usize>,
+) -> Result<BufReader<TcpStream>, String> {
     let mut s = connect(addr, rcvbuf)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
@@ -353,7 +358,9 @@ fn paused_viewer(addr: SocketAddr, token: String, stop: Arc<AtomicBool>) -> Resu
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = r.get_ref().set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = vec![0u8; 256 * 1024];
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
@@ -392,7 +399,14 @@ struct RunResult {
     paused_cut: usize,
 }
 
-fn run(a: &Args, addr: SocketAddr, token: &str, pid: Option<u32>, n: usize, paused: usize) -> RunResult {
+fn run(
+    a: &Args,
+    addr: SocketAddr,
+    token: &str,
+    pid: Option<u32>,
+    n: usize,
+    paused: usize,
+) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
     let mut slots = Vec::new();
     let mut threads = Vec::new();
