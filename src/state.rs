@@ -63,6 +63,8 @@ pub struct ServerState {
     scanner: Arc<crate::external::discovery::Scanner>,
     /// When the next periodic discovery scan is due.
     discovery_timer: Arc<crate::external::timer::Timer>,
+    /// Live view: viewer counts and limits, frames sent.
+    live: crate::live::Hub,
 }
 
 /// What differs between the server's `ServerState` and a test's or a fuzz target's: everything
@@ -125,6 +127,7 @@ impl ServerState {
             external: Arc::new(ExternalStore::load(config.state_dir())),
             scanner: Default::default(),
             discovery_timer: Default::default(),
+            live: crate::live::Hub::new(&config.live, config.cameras.max_cameras),
             config,
         }
     }
@@ -234,6 +237,11 @@ impl ServerState {
     /// When the next periodic discovery scan is due.
     pub(crate) fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
         &self.discovery_timer
+    }
+
+    /// Live view: viewer counts and limits, frames sent.
+    pub(crate) fn live(&self) -> &crate::live::Hub {
+        &self.live
     }
 
     // ---- the handles each feature is given ---------------------------------------------
@@ -360,6 +368,15 @@ impl ServerState {
             storage_usage_ratio: crate::metrics::system::fs_usage(&self.config.recordings_dir())
                 .map(|u| u.usage_percent / 100.0)
                 .unwrap_or(0.0),
+            live: crate::metrics::prometheus::LiveFigures {
+                viewers: cameras
+                    .iter()
+                    .map(|c| (c.id.clone(), self.live.viewers(c.num)))
+                    .collect(),
+                frames_sent: self.live.frames_sent(),
+                bytes_sent: self.live.bytes_sent(),
+                refused: self.live.refusals().map(|(r, n)| (r.label(), n)).collect(),
+            },
         }
     }
 }

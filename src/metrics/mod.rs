@@ -24,7 +24,7 @@ pub const AUTH_REASONS: [&str; 4] = [
 ];
 
 /// HTTP routes counted in `camshard_http_requests_total{route,status}`.
-pub const HTTP_ROUTES: [&str; 9] = [
+pub const HTTP_ROUTES: [&str; 10] = [
     "upgrade",
     "healthz",
     "readyz",
@@ -32,6 +32,7 @@ pub const HTTP_ROUTES: [&str; 9] = [
     "health_detailed",
     "metrics",
     "files",
+    "live",
     "options",
     "other",
 ];

@@ -34,6 +34,21 @@ pub struct Figures {
     pub publishers_running: usize,
     /// Used fraction of the recordings filesystem (0 when it cannot be measured).
     pub storage_usage_ratio: f64,
+    /// Live view's viewers and what they were sent.
+    pub live: LiveFigures,
+}
+
+/// Live view's figures (`live::Hub` counts them).
+#[derive(Debug, Clone, Default)]
+pub struct LiveFigures {
+    /// Viewers (MJPEG streams and still requests in progress) per camera id, for every camera.
+    pub viewers: Vec<(String, usize)>,
+    /// JPEG frames sent to viewers.
+    pub frames_sent: u64,
+    /// Bytes of those frames, multipart framing included.
+    pub bytes_sent: u64,
+    /// Requests answered 503, by reason label.
+    pub refused: Vec<(&'static str, u64)>,
 }
 
 /// One camera's frame counters (`camera::mjpeg` says what the repairs and rejections are).
@@ -265,6 +280,7 @@ pub fn render(stats: &Registry, figures: &Figures) -> String {
         let _ = writeln!(w, "camshard_cameras{{status=\"{status}\"}} {n}");
     }
     camera_frames(w, &figures.camera_frames);
+    live(w, &figures.live);
     header(
         w,
         "camshard_camera_start_failures_total",
@@ -381,6 +397,42 @@ pub fn render(stats: &Registry, figures: &Figures) -> String {
     );
     let _ = writeln!(w, "camshard_process_threads {}", system::process_threads());
     o
+}
+
+/// Live view (`live::hub`): viewers per camera, frames and bytes sent, refusals by reason.
+fn live(w: &mut String, figures: &LiveFigures) {
+    header(
+        w,
+        "camshard_live_viewers",
+        "gauge",
+        "Live-view viewers (MJPEG streams and still requests in progress) per camera.",
+    );
+    for (camera, n) in &figures.viewers {
+        let _ = writeln!(w, "camshard_live_viewers{{camera=\"{camera}\"}} {n}");
+    }
+    header(
+        w,
+        "camshard_live_frames_sent_total",
+        "counter",
+        "JPEG frames sent to live viewers (MJPEG parts and stills).",
+    );
+    let _ = writeln!(w, "camshard_live_frames_sent_total {}", figures.frames_sent);
+    header(
+        w,
+        "camshard_live_bytes_sent_total",
+        "counter",
+        "Bytes of those frames, multipart framing included (not HTTP response heads).",
+    );
+    let _ = writeln!(w, "camshard_live_bytes_sent_total {}", figures.bytes_sent);
+    header(
+        w,
+        "camshard_live_refused_total",
+        "counter",
+        "Live-view requests answered 503, by reason (a [live] limit, or no frame in time).",
+    );
+    for (reason, n) in &figures.refused {
+        let _ = writeln!(w, "camshard_live_refused_total{{reason=\"{reason}\"}} {n}");
+    }
 }
 
 /// A counter kept per shard, exposed as one sum.

@@ -17,6 +17,7 @@ mod faults;
 mod files;
 mod layout;
 mod limits;
+mod live;
 mod media;
 mod mediamtx;
 mod no_ffmpeg;
