@@ -1,5 +1,6 @@
 //! Plain HTTP routes served on the WebSocket port and the compat port (contract §11): health,
-//! readiness, metrics. One request per connection (`Connection: close`).
+//! readiness, metrics, and (WebSocket port only) the web console of `net::console`. One request
+//! per connection (`Connection: close`).
 
 use serde_json::{json, Value};
 
@@ -53,7 +54,10 @@ impl Response {
             format!("HTTP/1.1 {} {}\r\n", self.status, status_text(self.status)).as_bytes(),
         );
         out.extend_from_slice(format!("Content-Type: {}\r\n", self.content_type).as_bytes());
-        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        // A 304 has no body and its Content-Length would have to be the 200's: leave it out.
+        if self.status != 304 {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
         out.extend_from_slice(b"Connection: close\r\nServer: camshard\r\n");
         for (k, v) in &self.headers {
             out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
@@ -73,6 +77,7 @@ pub fn status_text(status: u16) -> &'static str {
         200 => "OK",
         204 => "No Content",
         206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -106,6 +111,11 @@ pub fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'stati
         "/health" => get_only("health", &|| health(state, false)),
         "/health/detailed" => get_only("health_detailed", &|| health(state, true)),
         "/metrics" => get_only("metrics", &|| metrics(head, state)),
+        // A plain `GET /` on the WebSocket port gets the console's page (§2.1) unless the
+        // console is off; `/ws` (and `/` without the console) still asks for an upgrade.
+        p if websocket_port && state.config.http.console && super::console::is_console_path(p) => {
+            ("console", super::console::serve(head))
+        }
         p if websocket_port && (p == "/" || p == state.config.server.websocket_path) => (
             "upgrade",
             Response::error(426, "upgrade_required").header("Upgrade", "websocket"),

@@ -12,9 +12,11 @@
 //! - `pace`: the per-connection input budget (bytes a second) that keeps one client from
 //!   holding its shard.
 //! - `http`, `download`: the plain routes and file downloads.
+//! - `console`: the built-in web console's files (embedded), served at `/` and `/console/`.
 
 pub mod addr;
 pub mod connection;
+pub mod console;
 pub mod download;
 pub mod head;
 pub mod http;
