@@ -74,7 +74,8 @@ export class Rpc {
       old.close();
     }
     if (!this.token) return;
-    this.setState("connecting");
+    // While the server is away the state stays "down" through every attempt (no flicker).
+    if (this.state !== "down") this.setState("connecting");
     let ws;
     try {
       ws = new WebSocket(Rpc.url());
