@@ -49,6 +49,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Snapshot defaults.
     pub snapshot: SnapshotConfig,
+    /// Live view over HTTP (MJPEG and still frames).
+    pub live: LiveConfig,
     /// Recording defaults.
     pub recording: RecordingConfig,
     /// Retention schedule.
@@ -388,6 +390,22 @@ pub struct SnapshotConfig {
     /// Milliseconds a cold camera has to deliver its first frame.
     #[serde(deserialize_with = "millis")]
     pub timeout_ms: Duration,
+}
+
+/// `[live]`: live MJPEG and still frames over HTTP (`GET /live/{camera}.mjpg|.jpg`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Serve `/live/…` (off: those paths answer 404 and `get_live_url` -32030).
+    pub enabled: bool,
+    /// Viewers over all cameras (MJPEG streams and still requests in progress).
+    pub max_viewers: usize,
+    /// Viewers of one camera.
+    pub max_viewers_per_camera: usize,
+    /// Viewers from one address (IPv4 address, IPv6 /64); 0 = no limit.
+    pub max_viewers_per_ip: usize,
+    /// Highest `?fps=` a viewer may ask for.
+    pub max_fps: u32,
 }
 
 /// `[recording]`
@@ -783,6 +801,21 @@ impl Config {
         // (Whole milliseconds from a u64 key: the cast cannot truncate.)
         let timeout_ms = self.snapshot.timeout_ms.as_millis() as u64;
         range("snapshot.timeout_ms", timeout_ms, 100, 60_000)?;
+        let l = &self.live;
+        range("live.max_viewers", l.max_viewers as u64, 1, 1 << 20)?;
+        range(
+            "live.max_viewers_per_camera",
+            l.max_viewers_per_camera as u64,
+            1,
+            1 << 20,
+        )?;
+        range(
+            "live.max_viewers_per_ip",
+            l.max_viewers_per_ip as u64,
+            0,
+            1 << 20,
+        )?;
+        range("live.max_fps", u64::from(l.max_fps), 1, 120)?;
         range(
             "recording.segment_duration_s",
             self.recording.segment_duration_s,
@@ -1201,6 +1234,44 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "server.listen");
+    }
+
+    #[test]
+    fn live_defaults_and_ranges() {
+        let c = load(&Overrides::default(), &[]).unwrap();
+        let l = &c.live;
+        assert!(l.enabled);
+        assert_eq!(
+            (
+                l.max_viewers,
+                l.max_viewers_per_camera,
+                l.max_viewers_per_ip,
+                l.max_fps
+            ),
+            (256, 64, 16, 30)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        for (toml, key) in [
+            ("max_viewers = 0", "live.max_viewers"),
+            ("max_viewers_per_camera = 0", "live.max_viewers_per_camera"),
+            ("max_fps = 0", "live.max_fps"),
+            ("max_fps = 121", "live.max_fps"),
+        ] {
+            std::fs::write(&file, format!("[live]\n{toml}\n")).unwrap();
+            let o = Overrides {
+                config: Some(file.clone()),
+                ..Default::default()
+            };
+            assert_eq!(load(&o, &[]).unwrap_err().key, key, "{toml}");
+        }
+        // 0 = no per-address limit, as for server.max_connections_per_ip.
+        std::fs::write(&file, "[live]\nmax_viewers_per_ip = 0\n").unwrap();
+        let o = Overrides {
+            config: Some(file),
+            ..Default::default()
+        };
+        assert_eq!(load(&o, &[]).unwrap().live.max_viewers_per_ip, 0);
     }
 
     #[test]

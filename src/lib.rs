@@ -19,8 +19,8 @@
 //!   per-connection `ConnHandle`) is in `shard::local`, below both `net` and the run loop.
 //! - [`net`]: the connection type that owns framing — optional TLS ([`net::tls`],
 //!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), the
-//!   plain HTTP routes ([`net::http`]), and the per-address counters behind the connection caps
-//!   ([`net::addr`]).
+//!   plain HTTP routes ([`net::http`]), file downloads ([`net::download`]) and live view
+//!   ([`net::live`]), and the per-address counters behind the connection caps ([`net::addr`]).
 //! - [`rpc`]: JSON-RPC 2.0 — simd-json parsing ([`rpc::json`]), envelope rules, errors, params
 //!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
 //!   contract's check order.
@@ -29,6 +29,9 @@
 //! - [`camera`]: camera sources (V4L2, synthetic), capture threads, discovery and hot-plug,
 //!   stable ids, the registry shards read, and the manager thread that owns it all.
 //! - [`snapshots`]: `take_snapshot`'s writer (from the latest frame; never overwrites).
+//! - [`live`]: live view over HTTP — the viewer hub (counts, `[live]` limits, metrics), the
+//!   camera-bound live token, and the per-viewer MJPEG/still writer fed from the latest-frame
+//!   slot; its route is [`net::live`], its URLs come from `get_live_url`.
 //! - [`recording`]: the one recording feature — per-camera session slots, the two backends
 //!   (`local` ffmpeg, `mediamtx`) behind one interface chosen once at start, file naming,
 //!   finalizing and crash recovery, the `recording.*` events and the busy-file check retention
@@ -68,6 +71,7 @@ pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod live;
 pub mod logging;
 pub mod media;
 pub mod mediamtx;

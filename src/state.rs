@@ -132,6 +132,8 @@ pub struct ServerState {
     scanner: Arc<crate::external::discovery::Scanner>,
     /// When the next periodic discovery scan is due.
     discovery_timer: Arc<crate::external::timer::Timer>,
+    /// Live view: viewer counts and limits, frames sent.
+    live: crate::live::Hub,
 }
 
 /// What differs between the server's `ServerState` and a test's or a fuzz target's: everything
@@ -206,6 +208,7 @@ impl ServerState {
             external: Arc::new(crate::external::store::Store::load(config.state_dir())),
             scanner: Default::default(),
             discovery_timer: Default::default(),
+            live: crate::live::Hub::new(&config.live, config.cameras.max_cameras),
             config,
         }
     }
@@ -218,6 +221,11 @@ impl ServerState {
     /// When the next periodic discovery scan is due.
     pub fn discovery_timer(&self) -> &Arc<crate::external::timer::Timer> {
         &self.discovery_timer
+    }
+
+    /// Live view: viewer counts and limits, frames sent.
+    pub(crate) fn live(&self) -> &crate::live::Hub {
+        &self.live
     }
 
     /// What the periodic discovery thread uses, and nothing else.

@@ -103,8 +103,18 @@ pub struct Target<'a> {
 
 /// Signs a token for `target`, minted by `cred`, that expires at `exp_unix`.
 pub fn sign_download(key: &[u8], target: Target<'_>, cred: &str, exp_unix: u64) -> String {
+    sign_signed(exp_unix, cred, |exp, cred| mac(key, target, exp, cred))
+}
+
+/// A `<exp>.<cred>.<sig>` token whose signature is `mac(exp text, cred)`: the shape download
+/// tokens and live-view tokens (`live::token`) share; each kind signs its own message.
+pub(crate) fn sign_signed(
+    exp_unix: u64,
+    cred: &str,
+    mac: impl Fn(&str, &str) -> [u8; 32],
+) -> String {
     let exp = exp_unix.to_string();
-    let sig = mac(key, target, &exp, cred);
+    let sig = mac(&exp, cred);
     format!("{exp}.{cred}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
@@ -118,6 +128,19 @@ pub fn verify_download(
     token: &str,
     now_unix: u64,
     key_live: impl Fn(&str) -> bool,
+) -> Result<(), AuthFailure> {
+    verify_signed(token, now_unix, key_live, |exp, cred| {
+        mac(key, target, exp, cred)
+    })
+}
+
+/// Checks a token made by [`sign_signed`] with the same `mac` at `now_unix`; the failures are
+/// those [`verify_download`] documents.
+pub(crate) fn verify_signed(
+    token: &str,
+    now_unix: u64,
+    key_live: impl Fn(&str) -> bool,
+    mac: impl Fn(&str, &str) -> [u8; 32],
 ) -> Result<(), AuthFailure> {
     const BAD: AuthFailure = AuthFailure::InvalidToken;
     if token.len() > MAX_DOWNLOAD_TOKEN_LEN {
@@ -141,7 +164,7 @@ pub fn verify_download(
         _ => return Err(BAD),
     };
     let sig = URL_SAFE_NO_PAD.decode(sig64).map_err(|_| BAD)?;
-    let expected = mac(key, target, exp_text, cred);
+    let expected = mac(exp_text, cred);
     // Constant-time so response timing reveals nothing about how many leading bytes of a
     // guessed signature were right.
     if !bool::from(expected.as_slice().ct_eq(&sig)) {

@@ -1,7 +1,8 @@
 //! The capture thread: one OS thread owns each camera source and fans its frames out in-process.
 //!
 //! ```text
-//!                         ┌─> latest slot (ArcSwapOption)  ── snapshots, read lock-free by any shard
+//!                         ┌─> latest slot (ArcSwapOption)  ── snapshots, live viewers; read
+//!                         │     lock-free by any shard, which a frame watcher is woken for
 //! source ─> capture-<id> ─┼─> subscriber 1 (bounded, drop-oldest) ── recorder
 //!                         └─> subscriber 2 (bounded, drop-oldest) ── publisher
 //! ```
@@ -24,6 +25,17 @@
 //! `demand()` is hot (every snapshot calls it), so while the thread is streaming it only stores
 //! a timestamp in an atomic; a control message (a wake-up) is sent only when the thread may be
 //! stopped. The hand-over is race-free by a store-then-load on both sides (see `Shared::awake`).
+//! A [`Hold`] (a live viewer) is a demand that lasts until it is dropped: a counter the idle
+//! rule reads, so holding costs the capture thread nothing per frame.
+//!
+//! # Watching the latest frame
+//!
+//! Consumers on a shard (live viewers) must not block on a channel or poll the slot on a timer.
+//! A [`FrameWatch`] is an async view of the latest-frame slot: it resolves to the newest frame it
+//! has not returned yet, and while there is none it leaves its task's waker with the capture
+//! thread, which wakes every waiting watcher after it stores a frame (and when it exits). A
+//! watcher never queues frames: one that is busy writing simply finds a newer frame in the slot
+//! when it asks again, so a slow consumer skips frames instead of falling behind.
 //!
 //! # Why drop-oldest
 //!
@@ -42,9 +54,12 @@
 //! The camera manager decides what comes next (typically a new capture when the device returns).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -166,12 +181,52 @@ struct Shared {
     format: ArcSwapOption<StreamFormat>,
     last_error: ArcSwapOption<String>,
     next_sub_id: AtomicU64,
+    /// Live [`Hold`]s: while any exists the session does not stop for idleness.
+    holds: AtomicUsize,
+    /// Frame watchers waiting for a frame newer than the one they last returned.
+    waiters: Mutex<Waiters>,
+}
+
+/// The wakers of waiting [`FrameWatch`]es, keyed by watcher so that a watcher polled twice
+/// replaces its entry instead of adding one, and a dropped watcher takes its entry out: the list
+/// never holds more than one entry per live watcher.
+#[derive(Default)]
+struct Waiters {
+    next_id: u64,
+    list: Vec<(u64, Waker)>,
 }
 
 impl Shared {
     fn now_ns(&self) -> u64 {
         // u64 nanoseconds cover 584 years of uptime.
         self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        // A panic while holding this lock cannot leave the list inconsistent (push, retain and
+        // swap are whole operations), so a poisoned lock is used as is.
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes every waiting watcher. `spare` is an empty list swapped in, so the capture thread
+    /// reuses two allocations instead of making one per frame; it comes back empty.
+    ///
+    /// No wake-up is lost: a watcher registers under the lock and then looks at the slot, and
+    /// the capture thread stores the frame before it takes the lock. Either the thread's lock
+    /// comes after the watcher's (it finds the waker), or the store is visible to the watcher's
+    /// second look.
+    fn wake_waiters(&self, spare: &mut Vec<(u64, Waker)>) {
+        {
+            let mut w = self.waiters();
+            if w.list.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut w.list, spare);
+        }
+        // Woken outside the lock: a waker may run code (a foreign executor's queue).
+        for (_, waker) in spare.drain(..) {
+            waker.wake();
+        }
     }
 }
 
@@ -259,6 +314,8 @@ pub fn spawn_capture(
         format: ArcSwapOption::empty(),
         last_error: ArcSwapOption::empty(),
         next_sub_id: AtomicU64::new(1),
+        holds: AtomicUsize::new(0),
+        waiters: Mutex::new(Waiters::default()),
     });
     let thread_shared = Arc::clone(&shared);
     std::thread::Builder::new()
@@ -275,6 +332,7 @@ pub fn spawn_capture(
                 ctl: ctl_rx,
                 subs: Vec::new(),
                 frame_times: VecDeque::with_capacity(FPS_WINDOW_MAX),
+                spare_waiters: Vec::new(),
             };
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| cap.run())) {
                 let msg = p
@@ -340,6 +398,35 @@ impl CaptureHandle {
         }
     }
 
+    /// A demand that lasts until the returned [`Hold`] is dropped (a live viewer): starts
+    /// capture if stopped and keeps it on while any hold exists; the idle countdown starts when
+    /// the last one is dropped.
+    pub fn hold(&self) -> Hold {
+        self.shared.holds.fetch_add(1, Ordering::SeqCst);
+        // The idle check reads `holds` after it clears `awake`; `demand` loads `awake` after the
+        // increment above, so a stopping thread either sees the hold or gets a `Wake`.
+        self.demand();
+        Hold {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// An async view of the latest-frame slot (see the module docs): each `next` resolves to a
+    /// frame this watcher has not returned yet. Starts nothing by itself; pair it with a
+    /// [`Hold`] or `demand()`.
+    pub fn watch(&self) -> FrameWatch {
+        let id = {
+            let mut w = self.shared.waiters();
+            w.next_id += 1;
+            w.next_id
+        };
+        FrameWatch {
+            shared: Arc::clone(&self.shared),
+            id,
+            last: Weak::new(),
+        }
+    }
+
     /// Current counters.
     pub fn stats(&self) -> CaptureStats {
         let s = &self.shared;
@@ -378,14 +465,120 @@ impl CaptureHandle {
     }
 }
 
-/// Sets `alive = false` and clears the running state when the thread ends, even by panic.
+/// Sets `alive = false` and clears the running state when the thread ends, even by panic, and
+/// wakes the frame watchers so that they see it.
 struct AliveGuard(Arc<Shared>);
 
 impl Drop for AliveGuard {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
         self.0.awake.store(false, Ordering::SeqCst);
-        self.0.alive.store(false, Ordering::Release);
+        self.0.alive.store(false, Ordering::SeqCst);
+        self.0.wake_waiters(&mut Vec::new());
+    }
+}
+
+/// A lasting demand on a capture (from [`CaptureHandle::hold`]); dropping it releases it. It
+/// does not keep the capture thread alive: a camera that fails or is unplugged still stops.
+pub struct Hold {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold")
+            .field("holds", &self.shared.holds.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // The demand timestamp first: when the count reaches zero the idle countdown then
+        // starts now, not at whatever demand came last before the hold.
+        let s = &self.shared;
+        s.last_demand_ns.store(s.now_ns(), Ordering::SeqCst);
+        s.holds.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An async view of one capture's latest-frame slot (from [`CaptureHandle::watch`]).
+pub struct FrameWatch {
+    shared: Arc<Shared>,
+    /// Key of this watcher's entry in `Shared::waiters`.
+    id: u64,
+    /// The frame returned last. Weak, so a watcher keeps no picture alive; the allocation it
+    /// points at cannot be reused while this exists, so pointer equality means the same frame.
+    last: Weak<super::frame::Frame>,
+}
+
+impl std::fmt::Debug for FrameWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameWatch").field("id", &self.id).finish()
+    }
+}
+
+impl FrameWatch {
+    /// The newest frame this watcher has not returned yet, waiting (without polling) until the
+    /// capture thread stores one; `None` once the capture thread has exited.
+    pub fn next(&mut self) -> NextFrame<'_> {
+        NextFrame { watch: self }
+    }
+
+    /// The latest frame if it is not the one returned last.
+    fn fresh(&mut self) -> Option<FrameRef> {
+        let f = self.shared.latest.load_full()?;
+        if std::ptr::eq(Arc::as_ptr(&f), self.last.as_ptr()) {
+            return None;
+        }
+        self.last = Arc::downgrade(&f);
+        Some(f)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<FrameRef>> {
+        if let Some(f) = self.fresh() {
+            return Poll::Ready(Some(f));
+        }
+        if !self.shared.alive.load(Ordering::SeqCst) {
+            return Poll::Ready(None);
+        }
+        {
+            let mut w = self.shared.waiters();
+            match w.list.iter_mut().find(|(id, _)| *id == self.id) {
+                Some((_, waker)) if waker.will_wake(cx.waker()) => {}
+                Some((_, waker)) => *waker = cx.waker().clone(),
+                None => w.list.push((self.id, cx.waker().clone())),
+            }
+        }
+        // The second look of the hand-over in `Shared::wake_waiters`.
+        if let Some(f) = self.fresh() {
+            return Poll::Ready(Some(f));
+        }
+        if !self.shared.alive.load(Ordering::SeqCst) {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for FrameWatch {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.shared.waiters().list.retain(|(i, _)| *i != id);
+    }
+}
+
+/// The future of [`FrameWatch::next`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct NextFrame<'a> {
+    watch: &'a mut FrameWatch,
+}
+
+impl Future for NextFrame<'_> {
+    type Output = Option<FrameRef>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().watch.poll_next(cx)
     }
 }
 
@@ -409,6 +602,8 @@ struct Capture {
     ctl: Receiver<Ctl>,
     subs: Vec<SubEntry>,
     frame_times: VecDeque<Instant>,
+    /// The second buffer `Shared::wake_waiters` swaps with (always empty here).
+    spare_waiters: Vec<(u64, Waker)>,
 }
 
 impl Capture {
@@ -533,7 +728,10 @@ impl Capture {
 
     /// True when nothing keeps the session alive.
     fn idle(&self, now: Instant) -> bool {
-        if self.cfg.always_on || !self.subs.is_empty() {
+        if self.cfg.always_on
+            || !self.subs.is_empty()
+            || self.shared.holds.load(Ordering::SeqCst) > 0
+        {
             return false;
         }
         let now_ns = now.duration_since(self.shared.epoch).as_nanos() as u64;
@@ -550,6 +748,7 @@ impl Capture {
             Ordering::Release,
         );
         s.frames.fetch_add(1, Ordering::Relaxed);
+        s.wake_waiters(&mut self.spare_waiters);
 
         // fps over the last ~2 s: (frames in window - 1) / (newest - oldest).
         while self.frame_times.len() >= FPS_WINDOW_MAX
@@ -796,6 +995,56 @@ mod tests {
         assert!(wait_for(WAIT, || h.latest().is_some()));
         assert!(h.latest().unwrap().seq <= h.stats().frames - before);
         h.shutdown();
+    }
+
+    #[test]
+    fn hold_keeps_capture_on_then_idles_after_drop() {
+        let (h, _events) = spawn(fast(), Duration::from_millis(200), false);
+        let hold = h.hold();
+        assert!(wait_for(WAIT, || h.stats().running));
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(h.stats().running, "stopped while held");
+        let second = h.hold();
+        drop(hold);
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(h.stats().running, "stopped while the second hold lives");
+        drop(second);
+        assert!(wait_for(WAIT, || !h.stats().running));
+        h.shutdown();
+    }
+
+    /// A watcher is woken by the capture thread (the executor here parks its thread until a
+    /// waker fires, so a lost wake-up would hang the test, not slow it), returns each frame at
+    /// most once and newest first, and ends when the thread exits.
+    #[test]
+    fn watch_wakes_on_new_frames_and_ends_with_the_thread() {
+        let (h, _events) = spawn(fast(), Duration::from_secs(10), false);
+        let mut watch = h.watch();
+        let _hold = h.hold();
+        let mut seqs = Vec::new();
+        futures_lite::future::block_on(async {
+            while seqs.len() < 5 {
+                let f = watch.next().await.expect("frames while alive");
+                seqs.push(f.seq);
+            }
+        });
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        // Without a new frame the slot's frame is not returned again.
+        let latest = h.latest().expect("a frame");
+        let mut w2 = h.watch();
+        let got = futures_lite::future::block_on(w2.next()).expect("frame");
+        assert!(got.seq >= latest.seq);
+        h.shutdown();
+        assert!(wait_for(WAIT, || !h.is_alive()));
+        let end = futures_lite::future::block_on(async {
+            // Frames stored before the exit may still be returned once; then None.
+            loop {
+                if watch.next().await.is_none() {
+                    return true;
+                }
+            }
+        });
+        assert!(end);
     }
 
     #[test]

@@ -19,9 +19,8 @@ pub struct Asker<'a> {
     pub now_unix: u64,
 }
 
-/// Builds the absolute download URL for `filename`. `base` is `http.public_base_url` (without a
-/// trailing `/`), else `http://<Host header>`, else `http://localhost:<configured port>` (`https`
-/// when `[server.tls]` is on).
+/// Builds the absolute download URL for `filename` on [`base_url`], its token expiring at
+/// [`token_expiry`].
 pub fn download_url(
     cfg: &Config,
     key: &[u8],
@@ -30,35 +29,9 @@ pub fn download_url(
     file: FileId,
     asker: Asker<'_>,
 ) -> String {
-    let Asker {
-        cred,
-        host_header,
-        session_expires_at,
-        now_unix,
-    } = asker;
-    let base = if !cfg.http.public_base_url.trim().is_empty() {
-        cfg.http
-            .public_base_url
-            .trim()
-            .trim_end_matches('/')
-            .to_string()
-    } else {
-        // Downloads are served by the listener the client is talking to, so the scheme follows
-        // whether that listener speaks TLS.
-        let scheme = if cfg.server.tls.enabled {
-            "https"
-        } else {
-            "http"
-        };
-        match host_header.map(str::trim).filter(|h| plausible_host(h)) {
-            Some(h) => format!("{scheme}://{h}"),
-            None => format!("{scheme}://localhost:{}", cfg.server.listen.port()),
-        }
-    };
-    let mut exp = now_unix.saturating_add(cfg.http.download_token_ttl_s);
-    if let Some(s) = session_expires_at {
-        exp = exp.min(s);
-    }
+    let base = base_url(cfg, asker.host_header);
+    let exp = token_expiry(cfg, asker);
+    let cred = asker.cred;
     let target = crate::auth::download::Target {
         kind: kind.as_str(),
         filename,
@@ -70,6 +43,43 @@ pub fn download_url(
         kind.as_str(),
         encode_path_segment(filename)
     )
+}
+
+/// The base of the URLs the server hands out for its own HTTP routes (downloads, live view):
+/// `http.public_base_url` (without a trailing `/`), else `http://<Host header>`, else
+/// `http://localhost:<configured port>` (`https` when `[server.tls]` is on).
+pub fn base_url(cfg: &Config, host_header: Option<&str>) -> String {
+    if !cfg.http.public_base_url.trim().is_empty() {
+        return cfg
+            .http
+            .public_base_url
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
+    }
+    // These routes are served by the listener the client is talking to, so the scheme follows
+    // whether that listener speaks TLS.
+    let scheme = if cfg.server.tls.enabled {
+        "https"
+    } else {
+        "http"
+    };
+    match host_header.map(str::trim).filter(|h| plausible_host(h)) {
+        Some(h) => format!("{scheme}://{h}"),
+        None => format!("{scheme}://localhost:{}", cfg.server.listen.port()),
+    }
+}
+
+/// When a token minted for `asker` expires: `min(now + http.download_token_ttl_s, session
+/// expiry)` (download and live tokens alike).
+pub fn token_expiry(cfg: &Config, asker: Asker<'_>) -> u64 {
+    let exp = asker
+        .now_unix
+        .saturating_add(cfg.http.download_token_ttl_s);
+    match asker.session_expires_at {
+        Some(s) => exp.min(s),
+        None => exp,
+    }
 }
 
 /// A Host header that can be pasted into a URL as is: `host`, `host:port`, `[v6]:port`. Anything

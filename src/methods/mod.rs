@@ -16,6 +16,7 @@ mod get_camera_capabilities;
 mod get_camera_list;
 mod get_camera_status;
 mod get_external_streams;
+mod get_live_url;
 mod get_metrics;
 mod get_recording_info;
 mod get_server_info;
@@ -97,6 +98,7 @@ pub static TABLE: &[Method] = &[
     remove_external_stream::METHOD,
     get_external_streams::METHOD,
     set_discovery_interval::METHOD,
+    get_live_url::METHOD,
 ];
 
 /// The method named `name` and its index in `TABLE`.

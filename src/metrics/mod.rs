@@ -24,7 +24,7 @@ pub const AUTH_REASONS: [&str; 4] = [
 ];
 
 /// HTTP routes counted in `camshard_http_requests_total{route,status}`.
-pub const HTTP_ROUTES: [&str; 10] = [
+pub const HTTP_ROUTES: [&str; 11] = [
     "upgrade",
     "console",
     "healthz",
@@ -33,6 +33,7 @@ pub const HTTP_ROUTES: [&str; 10] = [
     "health_detailed",
     "metrics",
     "files",
+    "live",
     "options",
     "other",
 ];

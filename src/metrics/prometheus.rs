@@ -229,6 +229,7 @@ pub fn render(state: &ServerState) -> String {
         let _ = writeln!(w, "camshard_cameras{{status=\"{status}\"}} {n}");
     }
     camera_frames(w, &cameras);
+    live(w, state, &cameras);
     header(
         w,
         "camshard_camera_start_failures_total",
@@ -344,6 +345,56 @@ pub fn render(state: &ServerState) -> String {
     );
     let _ = writeln!(w, "camshard_process_threads {}", system::process_threads());
     o
+}
+
+/// Live view (`live::hub`): viewers per camera, frames and bytes sent, refusals by reason.
+fn live(
+    w: &mut String,
+    state: &ServerState,
+    cameras: &[std::sync::Arc<crate::camera::registry::CameraInfo>],
+) {
+    let hub = state.live();
+    header(
+        w,
+        "camshard_live_viewers",
+        "gauge",
+        "Live-view viewers (MJPEG streams and still requests in progress) per camera.",
+    );
+    for c in cameras {
+        let _ = writeln!(
+            w,
+            "camshard_live_viewers{{camera=\"{}\"}} {}",
+            c.id,
+            hub.viewers(c.num)
+        );
+    }
+    header(
+        w,
+        "camshard_live_frames_sent_total",
+        "counter",
+        "JPEG frames sent to live viewers (MJPEG parts and stills).",
+    );
+    let _ = writeln!(w, "camshard_live_frames_sent_total {}", hub.frames_sent());
+    header(
+        w,
+        "camshard_live_bytes_sent_total",
+        "counter",
+        "Bytes of those frames, multipart framing included (not HTTP response heads).",
+    );
+    let _ = writeln!(w, "camshard_live_bytes_sent_total {}", hub.bytes_sent());
+    header(
+        w,
+        "camshard_live_refused_total",
+        "counter",
+        "Live-view requests answered 503, by reason (a [live] limit, or no frame in time).",
+    );
+    for (r, n) in hub.refusals() {
+        let _ = writeln!(
+            w,
+            "camshard_live_refused_total{{reason=\"{}\"}} {n}",
+            r.label()
+        );
+    }
 }
 
 /// A counter kept per shard, exposed as one sum.

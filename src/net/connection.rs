@@ -1,5 +1,6 @@
 //! A connection's life: the TLS handshake (when `[server.tls]` is on), then the HTTP request
-//! head, then either an upgrade to a WebSocket session or one HTTP answer.
+//! head, then either an upgrade to a WebSocket session or one HTTP answer (a live MJPEG stream
+//! being one long answer).
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -174,6 +175,9 @@ pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
     }
     if head.path.starts_with("/files/") && super::download::serve(&shard, &mut stream, &head).await
     {
+        return;
+    }
+    if head.path.starts_with("/live/") && super::live::serve(&shard, &mut stream, &head).await {
         return;
     }
     let head_only = head.method == "HEAD";

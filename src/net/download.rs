@@ -52,8 +52,9 @@ fn split_path(path: &str) -> Option<(Kind, &str)> {
     }
 }
 
-/// CORS headers for this request: only when an `Origin` is present and passes §2.2.
-fn cors_headers(shard: &Shard, head: &Head) -> Vec<(&'static str, String)> {
+/// CORS headers for this request: only when an `Origin` is present and passes §2.2. (Live
+/// view answers with the same ones.)
+pub(crate) fn cors_headers(shard: &Shard, head: &Head) -> Vec<(&'static str, String)> {
     let cfg = &shard.state.config.server;
     match head.header("origin") {
         Some(o) if super::upgrade::origin_allowed(head, &cfg.allowed_origins) => vec![

@@ -11,7 +11,8 @@
 //!   notification queue with the slow-consumer rule.
 //! - `pace`: the per-connection input budget (bytes a second) that keeps one client from
 //!   holding its shard.
-//! - `http`, `download`: the plain routes and file downloads.
+//! - `http`, `download`, `live`: the plain routes, file downloads, and live view (MJPEG and
+//!   still frames, written by `crate::live`).
 //! - `console`: the built-in web console's files (embedded), served at `/` and `/console/`.
 
 pub mod addr;
@@ -21,6 +22,7 @@ pub mod download;
 pub mod head;
 pub mod http;
 pub mod io;
+pub mod live;
 pub mod outbound;
 pub mod pace;
 pub mod stream;
