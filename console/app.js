@@ -95,6 +95,15 @@ function clock(seconds) {
   return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
 }
 
+// A duration for people: "45 s", "12 min", "3 h 20 min", "2 d 4 h".
+function span(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
 function when(ts) {
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return "";
@@ -157,6 +166,7 @@ function reset() {
   for (const cam of st.cams.values()) stopLive(cam);
   st.cams.clear();
   $("#grid").replaceChildren();
+  $("#toasts").replaceChildren();
   $("#events").replaceChildren();
   st.hist = { conn: [], rate: [], avg: [], p99: [] };
   st.lastTotals = null;
@@ -189,6 +199,9 @@ function connectionState(s, detail) {
   if (s === "down") {
     // Live views died with the server; they are asked for again once it is back.
     for (const cam of st.cams.values()) stopLive(cam, "Waiting for the server…");
+    const badge = $("#health");
+    badge.textContent = "unreachable";
+    badge.dataset.status = "unhealthy";
   }
   if (s === "denied") {
     sessionStorage.removeItem(TOKEN_KEY);
@@ -251,7 +264,9 @@ function camera(id) {
   cam.img.alt = `Live view of ${id}`;
   cam.img.addEventListener("error", () => liveFailed(cam));
   cam.img.addEventListener("load", () => {
+    // (An MJPEG <img> fires this once, at its first frame.)
     cam.tile.classList.add("playing");
+    overlay(cam, "");
     if (cam.live && cam.live.mode === "still") scheduleStill(cam);
   });
   const snap = $(".snap", tile);
@@ -360,7 +375,7 @@ function stopLive(cam, text) {
 
 // Asks for a live URL (get_live_url) and points the tile at it; renews it before it expires.
 async function startLive(cam) {
-  if (st.liveUnsupported) return;
+  if (st.liveUnsupported) return overlay(cam, "Live view is not available on this server");
   const gen = ++cam.liveGen;
   if (cam.live) {
     clearTimeout(cam.live.renew);
@@ -372,9 +387,10 @@ async function startLive(cam) {
     r = await rpc.call("get_live_url", { device: cam.id });
   } catch (e) {
     if (gen !== cam.liveGen) return;
-    if (e instanceof RpcError && e.code === -32601) {
+    if (e instanceof RpcError && (e.code === -32601 || e.reason === "live_disabled")) {
+      // An older server, or [live] enabled = false: no tile will get a picture; say so once.
       st.liveUnsupported = true;
-      overlay(cam, "This server has no live view");
+      for (const c of st.cams.values()) overlay(c, "Live view is not available on this server");
       return;
     }
     if (e instanceof RpcError && e.code === AUTH_ERROR) return failure("Live view", e);
@@ -553,7 +569,7 @@ function fileRow(kind, file) {
   const name = el("td", { class: "fname", title: file.filename }, el("span", { text: file.filename }));
   const device = el("td", { class: "hide-narrow", text: file.device || "–" });
   const size = el("td", { class: "num hide-narrow", text: bytes(file.file_size) });
-  const time = el("td", { class: "hide-narrow muted", text: when(file.modified_time) });
+  const time = el("td", { class: "hide-narrow muted when", text: when(file.modified_time) });
   const row = kind === "recordings"
     ? el("tr", {}, name, device, el("td", { class: "num", text: file.duration === null ? "–" : clock(file.duration) }), size, time, actions)
     : el("tr", {}, name, device, el("td", { class: "num", text: bytes(file.file_size) }), time, actions);
@@ -604,7 +620,7 @@ function renderFacts() {
   const facts = [];
   if (st.info) facts.push(...fact("Version", `${st.info.name} ${st.info.version}`));
   if (st.health) {
-    facts.push(...fact("Uptime", clock(st.health.uptime)));
+    facts.push(...fact("Uptime", span(st.health.uptime)));
     const comps = st.health.components || {};
     for (const [name, c] of Object.entries(comps)) {
       facts.push(...fact(name.replace(/_/g, " "), c.message || c.status, `comp comp-${c.status}`));
@@ -627,6 +643,12 @@ async function pollSlow() {
     badge.dataset.status = "unhealthy";
   }
   renderFacts();
+  await storage();
+}
+
+const refreshStorage = debounce(() => storage(), 300);
+
+async function storage() {
   if (!can("admin") || rpc.state !== "up") return;
   try {
     const s = await rpc.call("get_storage_info");
@@ -737,10 +759,12 @@ function notification(method, p) {
         recordingUi(cam);
       }
       reloadRecordings();
+      refreshStorage();
       if (method === "recording.error") toast(`Recording on ${p.device} failed: ${p.reason}`, "error");
       break;
     case "snapshot.taken":
       reloadSnapshots();
+      refreshStorage();
       break;
     case "system.shutdown":
       toast("The server is shutting down", "error");

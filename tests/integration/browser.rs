@@ -162,6 +162,8 @@ impl Browser {
             .expect("the target directory")
             .join("browser-screenshots")
             .join(backend);
+        // This run's pictures only: an earlier run's (a failure's above all) would mislead.
+        let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).expect("screenshot dir");
         Browser {
             driver,
