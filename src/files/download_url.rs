@@ -73,9 +73,7 @@ pub fn base_url(cfg: &Config, host_header: Option<&str>) -> String {
 /// When a token minted for `asker` expires: `min(now + http.download_token_ttl_s, session
 /// expiry)` (download and live tokens alike).
 pub fn token_expiry(cfg: &Config, asker: Asker<'_>) -> u64 {
-    let exp = asker
-        .now_unix
-        .saturating_add(cfg.http.download_token_ttl_s);
+    let exp = asker.now_unix.saturating_add(cfg.http.download_token_ttl_s);
     match asker.session_expires_at {
         Some(s) => exp.min(s),
         None => exp,

@@ -21,9 +21,7 @@ const LABEL: &[u8] = b"live1|";
 
 /// Signs a token for `camera` (`cameraN`), minted by `cred`, expiring at `exp_unix`.
 pub(crate) fn sign(key: &[u8], camera: &str, cred: &str, exp_unix: u64) -> String {
-    crate::auth::download::sign_signed(exp_unix, cred, |exp, cred| {
-        mac(key, camera, exp, cred)
-    })
+    crate::auth::download::sign_signed(exp_unix, cred, |exp, cred| mac(key, camera, exp, cred))
 }
 
 /// Checks a token for `camera` at `now_unix`; `key_live` says whether an API key id is still

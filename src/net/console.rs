@@ -60,8 +60,16 @@ macro_rules! asset {
 /// Every file of the console. `/` is the page; the rest are named in it.
 const ASSETS: [Asset; 5] = [
     asset!("/", "index.html", "text/html; charset=utf-8"),
-    asset!("/console/app.js", "app.js", "text/javascript; charset=utf-8"),
-    asset!("/console/rpc.js", "rpc.js", "text/javascript; charset=utf-8"),
+    asset!(
+        "/console/app.js",
+        "app.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/console/rpc.js",
+        "rpc.js",
+        "text/javascript; charset=utf-8"
+    ),
     asset!("/console/app.css", "app.css", "text/css; charset=utf-8"),
     asset!("/console/icon.svg", "icon.svg", "image/svg+xml"),
 ];
@@ -94,7 +102,11 @@ pub(crate) fn serve(head: &Head) -> Response {
         status: if fresh { 304 } else { 200 },
         content_type: asset.content_type,
         headers: Vec::new(),
-        body: if fresh { Vec::new() } else { asset.body.to_vec() },
+        body: if fresh {
+            Vec::new()
+        } else {
+            asset.body.to_vec()
+        },
     };
     resp.header("ETag", etag)
         .header("Cache-Control", "no-cache")

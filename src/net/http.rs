@@ -1,6 +1,7 @@
 //! Plain HTTP routes served on the WebSocket port and the compat port (contract §11): health,
-//! readiness, metrics, and (WebSocket port only) the web console of `net::console`. One request
-//! per connection (`Connection: close`).
+//! readiness, metrics. One request per connection (`Connection: close`). The web console's files
+//! (`net::console`) are routed before these by `net::connection`; a plain `/` reaches this
+//! module only with the console off, and asks for an upgrade.
 
 use serde_json::{json, Value};
 
@@ -111,11 +112,6 @@ pub fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'stati
         "/health" => get_only("health", &|| health(state, false)),
         "/health/detailed" => get_only("health_detailed", &|| health(state, true)),
         "/metrics" => get_only("metrics", &|| metrics(head, state)),
-        // A plain `GET /` on the WebSocket port gets the console's page (§2.1) unless the
-        // console is off; `/ws` (and `/` without the console) still asks for an upgrade.
-        p if websocket_port && state.config.http.console && super::console::is_console_path(p) => {
-            ("console", super::console::serve(head))
-        }
         p if websocket_port && (p == "/" || p == state.config.server.websocket_path) => (
             "upgrade",
             Response::error(426, "upgrade_required").header("Upgrade", "websocket"),

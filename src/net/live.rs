@@ -83,7 +83,11 @@ pub(crate) fn parse_fps(head: &Head, max: u32) -> Result<Option<u32>, ()> {
 /// this camera from a credential that is still live — the rule of downloads (§11.2), with the
 /// token bound to the camera instead of a file. Otherwise the -32001 reason for the 401,
 /// preferring the token's.
-pub(crate) fn authorize(state: &ServerState, head: &Head, camera: &str) -> Result<(), &'static str> {
+pub(crate) fn authorize(
+    state: &ServerState,
+    head: &Head,
+    camera: &str,
+) -> Result<(), &'static str> {
     let credential = (head.header("authorization").is_some() || head.header("x-api-key").is_some())
         .then(|| credential_role(head, state));
     if let Some(Ok(_)) = credential {
@@ -129,7 +133,12 @@ fn header_lines(h: &[(&'static str, String)]) -> String {
 }
 
 /// Writes a small response with the CORS headers; returns its status.
-async fn send(stream: &mut Conn, head: &Head, mut r: Response, cors: &[(&'static str, String)]) -> u16 {
+async fn send(
+    stream: &mut Conn,
+    head: &Head,
+    mut r: Response,
+    cors: &[(&'static str, String)],
+) -> u16 {
     r.headers.extend(cors.iter().cloned());
     let _ = stream.write_all(&r.to_bytes(head.method == "HEAD")).await;
     r.status
@@ -162,9 +171,7 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, target: Target<'_
     let fps = match target.kind {
         Kind::Mjpeg => match parse_fps(head, live.config().max_fps) {
             Ok(f) => f,
-            Err(()) => {
-                return send(stream, head, Response::error(400, "invalid_fps"), &cors).await
-            }
+            Err(()) => return send(stream, head, Response::error(400, "invalid_fps"), &cors).await,
         },
         // A still has no rate; a copied stream URL's `fps` is ignored.
         Kind::Still => None,
@@ -175,7 +182,13 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, target: Target<'_
     }
     let cameras = state.cameras.snapshot();
     let Some(cam) = cameras.iter().find(|c| c.num == target.num) else {
-        return send(stream, head, Response::error(404, "camera_not_found"), &cors).await;
+        return send(
+            stream,
+            head,
+            Response::error(404, "camera_not_found"),
+            &cors,
+        )
+        .await;
     };
     let capture = match (&cam.capture, cam.status) {
         (Some(c), Status::Connected) => c.clone(),
@@ -183,7 +196,13 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, target: Target<'_
             return send(stream, head, Response::error(404, "camera_error"), &cors).await
         }
         _ => {
-            return send(stream, head, Response::error(404, "camera_disconnected"), &cors).await
+            return send(
+                stream,
+                head,
+                Response::error(404, "camera_disconnected"),
+                &cors,
+            )
+            .await
         }
     };
     drop(cameras);
@@ -253,7 +272,12 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, target: Target<'_
             };
             match stream::mjpeg(stream, &capture, &viewer, &opts).await {
                 Ok(end) => {
-                    tracing::debug!(shard = shard.id, camera = target.camera, ?end, "live stream ended");
+                    tracing::debug!(
+                        shard = shard.id,
+                        camera = target.camera,
+                        ?end,
+                        "live stream ended"
+                    );
                     200
                 }
                 Err(stream::NoFrame) => send(stream, head, no_frame(), &cors).await,
@@ -317,7 +341,14 @@ mod tests {
         assert_eq!(parse_fps(&head("fps=5&token=x"), 30), Ok(Some(5)));
         assert_eq!(parse_fps(&head("fps=30"), 30), Ok(Some(30)));
         for bad in [
-            "fps=0", "fps=31", "fps=", "fps", "fps=-1", "fps=+5", "fps=5.0", "fps=0005",
+            "fps=0",
+            "fps=31",
+            "fps=",
+            "fps",
+            "fps=-1",
+            "fps=+5",
+            "fps=5.0",
+            "fps=0005",
             "fps=99999999999999999999",
         ] {
             assert_eq!(parse_fps(&head(bad), 30), Err(()), "{bad}");

@@ -25,8 +25,6 @@ use serde_json::{json, Value};
 
 use crate::common::{self, free_port, token, Server, TestServer};
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long a step waits for the page to show what it expects: generous (a loaded CI machine,
 /// two runtimes' builds, ffmpeg and Chromium on two cores); every wait polls for an event.
 const STEP: Duration = Duration::from_secs(30);
@@ -38,25 +36,44 @@ const CAMERAS: &str = "[cameras]\ndiscovery = false\n\
     [[cameras.synthetic]]\nname = \"Lobby\"\nwidth = 640\nheight = 480\nfps = 15\n\
     [[cameras.synthetic]]\nname = \"Yard\"\nwidth = 320\nheight = 240\nfps = 10\n";
 
-/// Where the binaries are, or `None` when the test is skipped; panics when they are missing.
-fn browser_available() -> bool {
-    let missing: Vec<&str> = [CHROMEDRIVER, CHROMIUM]
-        .into_iter()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
-    if missing.is_empty() {
-        return true;
+/// The browser's programs: Debian's `chromium` (its launcher script) and `chromedriver`.
+struct Programs {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+/// `name` on the `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The programs, or `None` when they are missing and `CAMSHARD_SKIP_BROWSER=1` says to skip;
+/// missing without it is a failure that says how to install them.
+fn programs() -> Option<Programs> {
+    let (chromium, chromedriver) = (which("chromium"), which("chromedriver"));
+    if let (Some(chromium), Some(chromedriver)) = (chromium.clone(), chromedriver.clone()) {
+        return Some(Programs {
+            chromium,
+            chromedriver,
+        });
     }
+    let missing: Vec<&str> = [("chromium", chromium), ("chromedriver", chromedriver)]
+        .into_iter()
+        .filter(|(_, p)| p.is_none())
+        .map(|(n, _)| n)
+        .collect();
     if std::env::var("CAMSHARD_SKIP_BROWSER").as_deref() == Ok("1") {
         eprintln!(
-            "browser test SKIPPED (CAMSHARD_SKIP_BROWSER=1): {} missing",
-            missing.join(", ")
+            "browser test SKIPPED (CAMSHARD_SKIP_BROWSER=1): {} not found",
+            missing.join(" and ")
         );
-        return false;
+        return None;
     }
     panic!(
-        "the browser test needs {}: install them with `tests/run --deps` (or `apt-get install \
-         chromium chromium-driver`), or set CAMSHARD_SKIP_BROWSER=1 to skip it",
+        "the browser test needs {} on the PATH: install them with `tests/run --deps` (or \
+         `apt-get install chromium chromium-driver`), or set CAMSHARD_SKIP_BROWSER=1 to skip it",
         missing.join(" and ")
     );
 }
@@ -70,9 +87,9 @@ struct Driver {
 }
 
 impl Driver {
-    fn start() -> Driver {
+    fn start(chromedriver: &Path) -> Driver {
         let port = free_port();
-        let child = Command::new(CHROMEDRIVER)
+        let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -89,7 +106,8 @@ impl Driver {
 
     /// One WebDriver command: `Ok(value)` or `Err(the error object)`.
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Value> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| json!(e.to_string()))?;
+        let mut s =
+            TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| json!(e.to_string()))?;
         s.set_read_timeout(Some(common::REPLY_TIMEOUT)).ok();
         let body = body.map(Value::to_string).unwrap_or_default();
         let req = format!(
@@ -98,7 +116,8 @@ impl Driver {
             self.port,
             body.len()
         );
-        s.write_all(req.as_bytes()).map_err(|e| json!(e.to_string()))?;
+        s.write_all(req.as_bytes())
+            .map_err(|e| json!(e.to_string()))?;
         // chromedriver keeps the connection open whatever the request says: read by length.
         let out = common::read_response(&mut s);
         if !out.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -131,8 +150,8 @@ struct Browser {
 }
 
 impl Browser {
-    fn open() -> Browser {
-        let driver = Driver::start();
+    fn open(programs: &Programs) -> Browser {
+        let driver = Driver::start(&programs.chromedriver);
         let profile = tempfile::tempdir().expect("profile dir");
         let args = [
             "--headless".to_string(),
@@ -149,7 +168,7 @@ impl Browser {
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:chromeOptions": {"binary": programs.chromium, "args": args},
         }}});
         let v = driver
             .request("POST", "/session", Some(&caps))
@@ -415,13 +434,13 @@ fn both_tiles_live(b: &Browser) {
 
 #[test]
 fn the_console_in_a_real_browser() {
-    if !browser_available() {
+    let Some(programs) = programs() else {
         return;
-    }
+    };
     let root = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut server = start_server(root.path(), port);
-    let b = Browser::open();
+    let b = Browser::open(&programs);
     let base = format!("http://127.0.0.1:{port}");
 
     // 1. The page, then sign in as admin with a JWT.
@@ -451,7 +470,11 @@ fn the_console_in_a_real_browser() {
     b.shot("03-snapshot");
     let (status, head, body) = get_url(&href);
     assert_eq!(status, 200, "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: image/jpeg"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: image/jpeg"),
+        "{head}"
+    );
     let mut jpeg = jpeg_decoder::Decoder::new(body.as_slice());
     jpeg.read_info().expect("a JPEG");
     let info = jpeg.info().expect("JPEG info");
@@ -464,7 +487,10 @@ fn the_console_in_a_real_browser() {
         b.visible(&format!("{} .rec-badge", tile("camera1")))
             && b.text(&format!("{} .rec-timer", tile("camera1"))) >= "00:01".to_string()
     });
-    assert!(common::wait_recorded_fragments(&root.path().join("data"), 2));
+    assert!(common::wait_recorded_fragments(
+        &root.path().join("data"),
+        2
+    ));
     b.shot("04-recording");
     b.click(&format!("{} .rec-stop", tile("camera1")));
     let name = b.wait_for("the recording in the list", || {
@@ -480,14 +506,18 @@ fn the_console_in_a_real_browser() {
     b.wait("the timer to go", || {
         !b.visible(&format!("{} .rec-badge", tile("camera1")))
     });
-    assert!(!b.find_all("#recordings button.delete").is_empty(), "an admin can delete");
+    assert!(
+        !b.find_all("#recordings button.delete").is_empty(),
+        "an admin can delete"
+    );
     b.shot("05-recorded");
 
     // 5. A viewer sees the cameras and files but no record, snapshot or delete button.
     b.click("#signout");
     sign_in(&b, &token("viewer"));
     b.wait("the viewer's file list", || {
-        !b.find_all("#recordings tr[data-file] a.download").is_empty()
+        !b.find_all("#recordings tr[data-file] a.download")
+            .is_empty()
     });
     both_tiles_live(&b);
     for css in ["button.delete", ".rec-start", ".rec-stop", ".snap"] {
@@ -498,13 +528,19 @@ fn the_console_in_a_real_browser() {
 
     // 6. The server goes away: the console says so.
     server.signal(nix::sys::signal::Signal::SIGTERM);
-    assert!(server.wait_exit(common::REPLY_TIMEOUT).is_some(), "server stopped");
+    assert!(
+        server.wait_exit(common::REPLY_TIMEOUT).is_some(),
+        "server stopped"
+    );
     drop(server);
     b.wait("the console to say the server is unreachable", || {
         b.visible("#banner") && b.text("#banner").contains("unreachable")
     });
     assert_eq!(
-        b.js("return document.querySelector('#conn').dataset.state;", json!([])),
+        b.js(
+            "return document.querySelector('#conn').dataset.state;",
+            json!([])
+        ),
         "down"
     );
     b.shot("07-server-down");
