@@ -253,6 +253,56 @@ pub fn download(head: &Head, size: u64) -> Option<Download> {
     })
 }
 
+/// What a `/live/…` request would get, decided without a socket.
+#[derive(Debug)]
+pub enum Live {
+    /// Refused before any camera is looked at (status, reason).
+    Refused(u16, &'static str),
+    /// Authorized for this camera and route; the server then looks the camera up and applies
+    /// the viewer limits (not mirrored: they need cameras and viewers).
+    Serve {
+        /// The camera id of the path (`cameraN`).
+        camera: String,
+        /// `.jpg` (true) or `.mjpg`.
+        still: bool,
+        /// The stream's `?fps=` cap.
+        fps: Option<u32>,
+    },
+}
+
+/// Mirrors the decisions of `net::live::serve` before the camera lookup (route, method,
+/// `?fps=`, credential or live token) with the same functions; `None` when the path is not a
+/// live route or live view is disabled (the plain routes then answer 404).
+pub fn live(head: &Head) -> Option<Live> {
+    use crate::net::live::{authorize, parse_fps, split_path, Kind};
+    let state = state();
+    if !state.live().config().enabled {
+        return None;
+    }
+    let target = split_path(&head.path)?;
+    if !matches!(head.method.as_str(), "GET" | "HEAD") {
+        return Some(Live::Refused(
+            if head.method == "OPTIONS" { 204 } else { 405 },
+            "method",
+        ));
+    }
+    let fps = match target.kind {
+        Kind::Mjpeg => match parse_fps(head, state.live().config().max_fps) {
+            Ok(f) => f,
+            Err(()) => return Some(Live::Refused(400, "invalid_fps")),
+        },
+        Kind::Still => None,
+    };
+    if let Err(reason) = authorize(state, head, target.camera) {
+        return Some(Live::Refused(401, reason));
+    }
+    Some(Live::Serve {
+        camera: target.camera.to_string(),
+        still: target.kind == Kind::Still,
+        fps,
+    })
+}
+
 /// What the server would answer to one request head on the WebSocket port, without a socket.
 #[derive(Debug)]
 pub enum HttpAnswer {
@@ -266,12 +316,14 @@ pub enum HttpAnswer {
     Refused(u16),
     /// A file route's decision.
     File(Download),
+    /// A live route's decision.
+    Live(Live),
     /// A plain route's name and serialized response.
     Route(&'static str, Vec<u8>),
 }
 
 /// Parses `bytes` as a request head and routes it as `net::connection::serve` does (upgrade
-/// decision, then `/files/…`, then the plain routes).
+/// decision, then `/files/…`, then `/live/…`, then the plain routes).
 pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
     let state = state();
     let head = match head::parse(bytes) {
@@ -289,6 +341,11 @@ pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
     if head.path.starts_with("/files/") {
         if let Some(d) = download(&head, file_size) {
             return HttpAnswer::File(d);
+        }
+    }
+    if head.path.starts_with("/live/") {
+        if let Some(l) = live(&head) {
+            return HttpAnswer::Live(l);
         }
     }
     let (name, resp): (&'static str, Response) = http::route(&head, state, true);
@@ -310,6 +367,36 @@ mod tests {
             HttpAnswer::File(d) => d,
             other => panic!("{head:?}: {other:?}"),
         }
+    }
+
+    /// The live mirror: a live token opens its camera only, a bad `fps` is refused before
+    /// authorization, unknown live paths fall through to the plain routes' 404.
+    #[test]
+    fn live_routes_match_the_server() {
+        let exp = crate::clock::now_unix() + 600;
+        let tok = crate::live::token::sign(&state().download_key, "camera1", "j", exp);
+        let ask = |path: &str| {
+            http_request(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+                0,
+            )
+        };
+        assert!(matches!(
+            ask(&format!("/live/camera1.mjpg?token={tok}&fps=5")),
+            HttpAnswer::Live(Live::Serve { still: false, fps: Some(5), ref camera }) if camera == "camera1"
+        ));
+        assert!(matches!(
+            ask(&format!("/live/camera0.jpg?token={tok}")),
+            HttpAnswer::Live(Live::Refused(401, "invalid_token"))
+        ));
+        assert!(matches!(
+            ask("/live/camera1.mjpg?fps=999"),
+            HttpAnswer::Live(Live::Refused(400, "invalid_fps"))
+        ));
+        assert!(matches!(
+            ask("/live/camera1.gif"),
+            HttpAnswer::Route("other", _)
+        ));
     }
 
     /// The mirror authorizes as `net::download::serve` does: a valid download token is honoured

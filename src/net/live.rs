@@ -260,7 +260,7 @@ async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, target: Target<'_
                 && stream.write_all(&frame.jpeg).await.is_ok()
                 && stream.flush().await.is_ok()
             {
-                viewer.sent(h.len() + frame.jpeg.len());
+                viewer.sent(frame.jpeg.len());
             }
             200
         }

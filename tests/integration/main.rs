@@ -18,6 +18,7 @@ mod faults;
 mod files;
 mod layout;
 mod limits;
+mod live;
 mod media;
 mod mediamtx;
 mod no_ffmpeg;

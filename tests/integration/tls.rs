@@ -486,3 +486,36 @@ fn silent_tls_sockets_beyond_the_per_address_cap_are_closed_at_once() {
     assert_eq!(call(&mut ws, 1, "ping", json!({}))["result"], "pong");
     drop(held);
 }
+
+/// Live view over TLS: the MJPEG stream's parts and a still arrive intact through rustls.
+#[test]
+fn live_view_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = make_cert(dir.path(), "server");
+    let s = TestServer::new()
+        .config(&format!(
+            "{}[cameras]\ndiscovery = false\n[[cameras.synthetic]]\nname = \"Live\"\n\
+             width = 160\nheight = 120\nfps = 30\n",
+            tls_toml(&cert)
+        ))
+        .start();
+    let auth = format!("Authorization: Bearer {}\r\n", token("viewer"));
+    let mut sock = tls_connect(s.port, default_client(&cert.der)).expect("TLS handshake");
+    write!(
+        sock,
+        "GET /live/camera0.mjpg HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n"
+    )
+    .expect("write");
+    let mut m = crate::live::Mjpeg::open(sock).expect("a stream over TLS");
+    for _ in 0..5 {
+        let jpeg = m.next_frame().expect("a frame over TLS");
+        assert_eq!(crate::live::jpeg_size(&jpeg), (160, 120));
+    }
+    let (status, head, body) = https(
+        s.port,
+        default_client(&cert.der),
+        &format!("GET /live/camera0.jpg HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n"),
+    );
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(crate::live::jpeg_size(&body), (160, 120));
+}

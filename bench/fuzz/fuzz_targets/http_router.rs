@@ -1,11 +1,12 @@
 //! A request head on the WebSocket port → what the server answers, without a socket: head
 //! parser → upgrade decision → `/files/…` (percent-decoding, file-name rule, bearer / API key /
-//! download token, path join, Range) → the plain routes (`/healthz`, `/readyz`, `/health*`,
+//! download token, path join, Range) → `/live/…` (route, `?fps=`, bearer / API key / live
+//! token) → the plain routes (`/healthz`, `/readyz`, `/health*`,
 //! `/metrics` with its credential check, 404/405/426). Must never panic; a served file must stay
 //! inside its directory; a Range must lie inside the file; a response must be well-formed HTTP.
 #![no_main]
 
-use camshard::fuzzing::{http_request, Download, HttpAnswer};
+use camshard::fuzzing::{http_request, Download, HttpAnswer, Live};
 use camshard::net::download::{parse_range, Unsatisfiable};
 use libfuzzer_sys::fuzz_target;
 
@@ -32,6 +33,12 @@ fuzz_target!(|data: &[u8]| {
                 "{path:?} has a relative component"
             );
             check_range(range, 1000);
+        }
+        HttpAnswer::Live(Live::Serve { camera, fps, .. }) => {
+            // Only canonical camera ids reach a camera, and only rates in 1..=max_fps (30).
+            let n = camera.strip_prefix("camera").expect("a camera id");
+            assert!(n == "0" || (!n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())));
+            assert!(fps.is_none_or(|f| (1..=30).contains(&f)), "fps {fps:?}");
         }
         HttpAnswer::Route(_, bytes) => {
             let text = String::from_utf8_lossy(&bytes);
