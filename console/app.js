@@ -762,6 +762,14 @@ function notification(method, p) {
       refreshStorage();
       if (method === "recording.error") toast(`Recording on ${p.device} failed: ${p.reason}`, "error");
       break;
+    case "recording.progress":
+      // The server's count is the truth: the local timer follows it (a tab in the background
+      // may have had its timers slowed).
+      if (cam && cam.rec) {
+        cam.rec.start = performance.now() - (p.elapsed_time || 0) * 1000;
+        tickTimer(cam);
+      }
+      break;
     case "snapshot.taken":
       reloadSnapshots();
       refreshStorage();

@@ -485,7 +485,7 @@ fn the_console_in_a_real_browser() {
     b.click(&format!("{} .rec-start", tile("camera1")));
     b.wait("the recording timer", || {
         b.visible(&format!("{} .rec-badge", tile("camera1")))
-            && b.text(&format!("{} .rec-timer", tile("camera1"))) >= "00:01".to_string()
+            && b.text(&format!("{} .rec-timer", tile("camera1"))).as_str() >= "00:01"
     });
     assert!(common::wait_recorded_fragments(
         &root.path().join("data"),
