@@ -178,6 +178,7 @@ function reset() {
 
 function connectionState(s, detail) {
   const conn = $("#conn");
+  if (s === "down" && conn.dataset.state === "up") logLine("console", "Connection to the server lost", "error");
   conn.dataset.state = s;
   const text = {
     idle: "Not connected",
@@ -236,6 +237,7 @@ async function authenticated(session) {
     every(SLOW_INTERVAL_MS, pollSlow);
     every(FILES_REFRESH_MS, () => { loadFiles("recordings"); loadFiles("snapshots"); });
   } else {
+    $("#toasts").replaceChildren(); // ("shutting down" and the like are old news now)
     logLine("console", "Reconnected", "system");
   }
   await Promise.all([loadCameras(), loadFiles("recordings"), loadFiles("snapshots"), loadInfo(), pollSlow(), pollMetrics()]);
