@@ -209,7 +209,8 @@ fn metric(addr: SocketAddr, prefix: &str) -> f64 {
 
 /// Opens a stream and reads its head; the reader is positioned at the first boundary.
 fn open(addr: SocketAddr, token: &str) -> Result<BufReader<TcpStream>, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     write!(
@@ -327,7 +328,14 @@ struct RunResult {
     server_frames_per_s: f64,
 }
 
-fn run(a: &Args, addr: SocketAddr, token: &str, pid: Option<u32>, n: usize, paused: usize) -> RunResult {
+fn run(
+    a: &Args,
+    addr: SocketAddr,
+    token: &str,
+    pid: Option<u32>,
+    n: usize,
+    paused: usize,
+) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
     let mut slots = Vec::new();
     let mut threads = Vec::new();
