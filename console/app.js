@@ -170,6 +170,7 @@ function reset() {
   $("#events").replaceChildren();
   st.hist = { conn: [], rate: [], avg: [], p99: [] };
   st.lastTotals = null;
+  st.files = { recordings: { offset: 0, total: 0 }, snapshots: { offset: 0, total: 0 } };
   st.role = null;
   st.everUp = false;
   st.liveUnsupported = false;
