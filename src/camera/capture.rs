@@ -411,7 +411,7 @@ impl CaptureHandle {
         }
     }
 
-    /// An async view of the latest-frame slot (see the module docs): each `next` resolves to a
+    /// An async view of the latest-frame slot (see the module docs): each `newer` resolves to a
     /// frame this watcher has not returned yet. Starts nothing by itself; pair it with a
     /// [`Hold`] or `demand()`.
     pub fn watch(&self) -> FrameWatch {
@@ -521,8 +521,8 @@ impl std::fmt::Debug for FrameWatch {
 impl FrameWatch {
     /// The newest frame this watcher has not returned yet, waiting (without polling) until the
     /// capture thread stores one; `None` once the capture thread has exited.
-    pub fn next(&mut self) -> NextFrame<'_> {
-        NextFrame { watch: self }
+    pub fn newer(&mut self) -> NewerFrame<'_> {
+        NewerFrame { watch: self }
     }
 
     /// The latest frame if it is not the one returned last.
@@ -568,13 +568,13 @@ impl Drop for FrameWatch {
     }
 }
 
-/// The future of [`FrameWatch::next`].
+/// The future of [`FrameWatch::newer`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct NextFrame<'a> {
+pub struct NewerFrame<'a> {
     watch: &'a mut FrameWatch,
 }
 
-impl Future for NextFrame<'_> {
+impl Future for NewerFrame<'_> {
     type Output = Option<FrameRef>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -1024,7 +1024,7 @@ mod tests {
         let mut seqs = Vec::new();
         futures_lite::future::block_on(async {
             while seqs.len() < 5 {
-                let f = watch.next().await.expect("frames while alive");
+                let f = watch.newer().await.expect("frames while alive");
                 seqs.push(f.seq);
             }
         });
@@ -1032,14 +1032,14 @@ mod tests {
         // Without a new frame the slot's frame is not returned again.
         let latest = h.latest().expect("a frame");
         let mut w2 = h.watch();
-        let got = futures_lite::future::block_on(w2.next()).expect("frame");
+        let got = futures_lite::future::block_on(w2.newer()).expect("frame");
         assert!(got.seq >= latest.seq);
         h.shutdown();
         assert!(wait_for(WAIT, || !h.is_alive()));
         let end = futures_lite::future::block_on(async {
             // Frames stored before the exit may still be returned once; then None.
             loop {
-                if watch.next().await.is_none() {
+                if watch.newer().await.is_none() {
                     return true;
                 }
             }

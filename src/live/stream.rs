@@ -74,7 +74,7 @@ async fn frame_within(watch: &mut FrameWatch, within: Duration) -> Option<FrameR
         camshard_cores::rt::sleep(within).await;
         None
     };
-    futures_lite::future::or(watch.next(), timeout).await
+    futures_lite::future::or(watch.newer(), timeout).await
 }
 
 /// The latest frame, starting the camera for it if needed (a still request is demand, as a
@@ -153,11 +153,11 @@ where
         }
         let next = if watch_client {
             let mut probe = [0u8; 64];
-            let frame = async { Event::Frame(watch.next().await) };
+            let frame = async { Event::Frame(watch.newer().await) };
             let client = async { Event::Client(io.read(&mut probe).await.map_err(|_| ())) };
             futures_lite::future::or(frame, client).await
         } else {
-            Event::Frame(watch.next().await)
+            Event::Frame(watch.newer().await)
         };
         frame = match next {
             Event::Frame(Some(f)) => f,
@@ -165,7 +165,7 @@ where
             Event::Client(Ok(0) | Err(())) => return Ok(End::ClientClosed),
             Event::Client(Ok(_)) => {
                 watch_client = false;
-                match watch.next().await {
+                match watch.newer().await {
                     Some(f) => f,
                     None => return Ok(End::CaptureEnded),
                 }

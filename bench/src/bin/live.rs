@@ -10,14 +10,19 @@
 //! - frames per second delivered to each viewer (p50, p10 and worst over viewers),
 //! - bytes per second over all viewers,
 //! - server CPU (utime + stime from `/proc/<pid>/stat`) and this client's CPU, in % of one core,
+//! - the camera's own delivered rate over the window (`camshard_camera_frames_total`), so a
+//!   viewer below the camera's nominal rate can be told from a camera that was late itself,
 //! - with `--paused-at N`, one more run at N viewers plus `--paused` viewers that read the
-//!   response head and then stop reading: the others' rates show what a stalled viewer costs.
+//!   response head and then stop reading: the others' rates show what a stalled viewer costs,
+//!   and "cut" says whether the server had closed the paused ones by the end
+//!   (`server.slow_consumer_cut_s`, 10 s).
 //!
 //! Loopback only; every phase is bounded in time. Prints one markdown table row per run and,
 //! with `--json`, writes every run's numbers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -207,10 +212,59 @@ fn metric(addr: SocketAddr, prefix: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A TCP connection to `addr`, with SO_RCVBUF set to `rcvbuf` bytes before connecting when
+/// given (so the window it advertises stays that small).
+fn connect(addr: SocketAddr, rcvbuf: Option<usize>) -> Result<TcpStream, String> {
+    let Some(size) = rcvbuf else {
+        return TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| e.to_string());
+    };
+    let SocketAddr::V4(v4) = addr else {
+        return Err("IPv4 only".into());
+    };
+    // SAFETY: plain socket syscalls on a descriptor created here and handed to TcpStream once;
+    // every pointer is to a live stack value of the stated size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let v = size as libc::c_int;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*v4.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        if libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        Ok(stream)
+    }
+}
+
 /// Opens a stream and reads its head; the reader is positioned at the first boundary.
-fn open(addr: SocketAddr, token: &str) -> Result<BufReader<TcpStream>, String> {
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+fn open(
+    addr: SocketAddr,
+    token: &str,
+    rcvbuf: Option<usize>,
+) -> Result<BufReader<TcpStream>, String> {
+    let mut s = connect(addr, rcvbuf)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     write!(
@@ -272,7 +326,7 @@ fn read_part(r: &mut BufReader<TcpStream>, jpeg: &mut Vec<u8>) -> Result<usize, 
 
 fn viewer(addr: SocketAddr, token: String, stop: Arc<AtomicBool>, out: Arc<Mutex<Seen>>) {
     let mut seen = Seen::default();
-    match open(addr, &token) {
+    match open(addr, &token, None) {
         Err(e) => seen.error = Some(e),
         Ok(mut r) => {
             let mut jpeg = Vec::new();
@@ -294,17 +348,31 @@ fn viewer(addr: SocketAddr, token: String, stop: Arc<AtomicBool>, out: Arc<Mutex
     *out.lock().unwrap_or_else(|p| p.into_inner()) = seen;
 }
 
-/// Opens a stream, reads its head, then reads nothing more until `stop`.
-fn paused_viewer(addr: SocketAddr, token: String, stop: Arc<AtomicBool>) -> Option<String> {
-    let r = match open(addr, &token) {
-        Ok(r) => r,
-        Err(e) => return Some(e),
-    };
+/// Opens a stream, reads its head, then reads nothing more until `stop`. Its receive buffer is
+/// small (16 KiB), so the server's writes to it block within a second, as for a client whose
+/// buffers are full; with default buffers on loopback the kernel would absorb ~30 s of frames
+/// first. Then drains what is buffered: `Ok(true)` when the server had closed the stream (cut
+/// for not reading). Draining is bounded: a stream still open is given 3 s.
+fn paused_viewer(addr: SocketAddr, token: String, stop: Arc<AtomicBool>) -> Result<bool, String> {
+    let mut r = open(addr, &token, Some(16 * 1024))?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    drop(r);
-    None
+    let _ = r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = vec![0u8; 256 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(_) => {}
+            // Reset after the server's close, or nothing within 500 ms (still open).
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(true),
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(false)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -326,6 +394,9 @@ struct RunResult {
     client_cpu: Option<f64>,
     errors: usize,
     server_frames_per_s: f64,
+    camera_fps: f64,
+    /// Paused viewers the server had cut by the end of the run.
+    paused_cut: usize,
 }
 
 fn run(
@@ -357,6 +428,7 @@ fn run(
     }
     std::thread::sleep(Duration::from_secs(a.warmup));
     let sent0 = metric(addr, "camshard_live_frames_sent_total");
+    let cam0 = metric(addr, "camshard_camera_frames_total{camera=\"camera0\"}");
     let s0 = pid.map(Sample::take);
     let c0 = Sample::take(std::process::id());
     let t0 = Instant::now();
@@ -365,15 +437,21 @@ fn run(
     let s1 = pid.map(Sample::take);
     let c1 = Sample::take(std::process::id());
     let sent1 = metric(addr, "camshard_live_frames_sent_total");
+    let cam1 = metric(addr, "camshard_camera_frames_total{camera=\"camera0\"}");
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
     }
     let mut errors = 0;
+    let mut paused_cut = 0;
     for t in paused_threads {
-        if let Ok(Some(e)) = t.join() {
-            eprintln!("paused viewer: {e}");
-            errors += 1;
+        match t.join() {
+            Ok(Ok(cut)) => paused_cut += usize::from(cut),
+            Ok(Err(e)) => {
+                eprintln!("paused viewer: {e}");
+                errors += 1;
+            }
+            Err(_) => errors += 1,
         }
     }
     let secs = (t1 - t0).as_secs_f64();
@@ -407,6 +485,8 @@ fn run(
         client_cpu: cpu_percent(&c0, &c1),
         errors,
         server_frames_per_s: (sent1 - sent0) / secs,
+        camera_fps: (cam1 - cam0) / secs,
+        paused_cut,
     }
 }
 
@@ -443,8 +523,8 @@ fn main() {
         "camera {}x{} at {} fps; {} s warm-up + {} s measured per run",
         a.width, a.height, a.fps, a.warmup, a.duration
     );
-    println!("| viewers | paused | fps p50 | fps p10 | fps worst | MB/s (all viewers) | frames/s sent (server) | server CPU | client CPU | errors |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| viewers | paused (cut) | camera fps | fps p50 | fps p10 | fps worst | MB/s (all viewers) | frames/s sent (server) | server CPU | client CPU | errors |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut results = Vec::new();
     for (n, paused) in plan {
         // Every earlier viewer gone before the next run starts.
@@ -454,9 +534,11 @@ fn main() {
         }
         let r = run(&a, addr, &token, pid, n, paused);
         println!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
+            "| {} | {} ({}) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
             r.viewers,
             r.paused,
+            r.paused_cut,
+            r.camera_fps,
             r.p50,
             r.p10,
             r.worst,
@@ -476,6 +558,7 @@ fn main() {
                     "viewers": r.viewers, "paused": r.paused, "fps_p50": r.p50, "fps_p10": r.p10,
                     "fps_worst": r.worst, "mbytes_per_s": r.mbytes_per_s,
                     "server_frames_per_s": r.server_frames_per_s,
+                    "camera_fps": r.camera_fps, "paused_cut": r.paused_cut,
                     "server_cpu_percent": r.server_cpu, "client_cpu_percent": r.client_cpu,
                     "errors": r.errors,
                 })
