@@ -189,6 +189,8 @@ pub struct RateLimitConfig {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
+    /// Serve the built-in web console at `GET /` (and its files under `/console/`).
+    pub console: bool,
     /// Require an admin credential for `/metrics`.
     pub metrics_require_auth: bool,
     /// Base of `download_url`s; empty = from the request's Host header.
@@ -943,6 +945,7 @@ impl fmt::Debug for SecurityConfig {
 impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
+            .field("console", &self.console)
             .field("metrics_require_auth", &self.metrics_require_auth)
             .field("public_base_url", &self.public_base_url)
             .field("download_token_ttl_s", &self.download_token_ttl_s)

@@ -325,7 +325,7 @@ pub enum HttpAnswer {
 }
 
 /// Parses `bytes` as a request head and routes it as `net::connection::serve` does (upgrade
-/// decision, then `/files/…`, then `/live/…`, then the plain routes).
+/// decision, then `/files/…`, then `/live/…`, then the web console, then the plain routes).
 pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
     let state = state();
     let head = match head::parse(bytes) {
@@ -350,7 +350,12 @@ pub fn http_request(bytes: &[u8], file_size: u64) -> HttpAnswer {
             return HttpAnswer::Live(l);
         }
     }
-    let (name, resp): (&'static str, Response) = http::route(&head, state, true);
+    let (name, resp): (&'static str, Response) =
+        if state.config().http.console && crate::net::console::is_console_path(&head.path) {
+            ("console", crate::net::console::serve(&head))
+        } else {
+            http::route(&head, state, true)
+        };
     HttpAnswer::Route(name, resp.to_bytes(head.method == "HEAD"))
 }
 
@@ -400,6 +405,31 @@ mod tests {
             ask("/live/camera1.gif"),
             HttpAnswer::Route("other", _)
         ));
+    }
+
+    /// The console mirror: `/` and its files are the console's, `/ws` still asks for an
+    /// upgrade, a revalidation is a 304 without Content-Length.
+    #[test]
+    fn console_routes_match_the_server() {
+        let ask = |req: &str| match http_request(req.as_bytes(), 0) {
+            HttpAnswer::Route(name, bytes) => (name, String::from_utf8_lossy(&bytes).into_owned()),
+            other => panic!("{req:?}: {other:?}"),
+        };
+        let (name, page) = ask("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            name == "console" && page.starts_with("HTTP/1.1 200 "),
+            "{page}"
+        );
+        let etag = page
+            .lines()
+            .find_map(|l| l.strip_prefix("ETag: "))
+            .expect("an ETag");
+        let (_, again) = ask(&format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"
+        ));
+        assert!(again.starts_with("HTTP/1.1 304 ") && !again.contains("Content-Length"));
+        assert_eq!(ask("GET /console/app.css HTTP/1.1\r\n\r\n").0, "console");
+        assert_eq!(ask("GET /ws HTTP/1.1\r\n\r\n").0, "upgrade");
     }
 
     /// The mirror authorizes as `net::download::serve` does: a valid download token is honoured

@@ -19,9 +19,9 @@
 //!   per-connection `ConnHandle`) is in `shard::local`, below both `net` and the run loop.
 //! - [`net`]: the connection type that owns framing — optional TLS ([`net::tls`],
 //!   [`net::stream`]), HTTP request head, WebSocket upgrade and session ([`net::ws`]), the
-//!   plain HTTP routes ([`net::http`]), file downloads ([`net::download`]) and live view
-//!   ([`net::live`]), and the connection caps with their per-address counters
-//!   ([`net::admission`], [`net::addr`]).
+//!   plain HTTP routes ([`net::http`]), file downloads ([`net::download`]), live view
+//!   ([`net::live`]) and the web console's files ([`net::console`], embedded from `console/`),
+//!   and the connection caps with their per-address counters ([`net::admission`], [`net::addr`]).
 //! - [`rpc`]: JSON-RPC 2.0 — simd-json parsing ([`rpc::json`]), envelope rules, errors, params
 //!   typing, sessions, the per-connection rate limit, and the dispatcher that applies the
 //!   contract's check order.

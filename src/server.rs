@@ -5,7 +5,7 @@
 //! binds the same port even for `:0`), and the server is announced ready only when every shard
 //! has bound its listeners.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -249,6 +249,14 @@ pub fn run(config: Config) -> Result<(), StartError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "camshard ready"
     );
+    if state.config().http.console {
+        let url = console_url(main_addr.0, tls.is_some());
+        if state.config().demo {
+            tracing::info!(%url, "web console: open the URL in a browser and sign in with the token `camshard --demo token --role admin` prints");
+        } else {
+            tracing::info!(%url, "web console");
+        }
+    }
     crate::sd_notify::notify(&format!(
         "READY=1\nSTATUS=serving on {} with {} shards",
         main_addr.0,
@@ -271,6 +279,18 @@ pub fn run(config: Config) -> Result<(), StartError> {
     cameras.stop();
     tracing::info!("camshard stopped");
     Ok(())
+}
+
+/// The web console's address on this host for the start-up log: the listen address, with a
+/// wildcard (`0.0.0.0`, `::`) replaced by loopback, which always reaches it from here.
+fn console_url(listen: SocketAddr, tls: bool) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}/", SocketAddr::new(ip, listen.port()))
 }
 
 /// True when a listener bound to `addr` can be reached from other hosts: anything but a
@@ -484,6 +504,16 @@ mod tests {
 
     fn a(s: &str) -> SocketAddr {
         s.parse().expect("addr")
+    }
+
+    #[test]
+    fn the_console_url_reaches_the_listener_from_this_host() {
+        assert_eq!(
+            console_url(a("0.0.0.0:8002"), false),
+            "http://127.0.0.1:8002/"
+        );
+        assert_eq!(console_url(a("[::]:8002"), true), "https://[::1]:8002/");
+        assert_eq!(console_url(a("10.0.0.5:80"), false), "http://10.0.0.5:80/");
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub const AUTH_REASONS: [&str; 4] = [
 ];
 
 /// HTTP routes counted in `camshard_http_requests_total{route,status}`.
-pub const HTTP_ROUTES: [&str; 10] = [
+pub const HTTP_ROUTES: [&str; 11] = [
     "upgrade",
+    "console",
     "healthz",
     "readyz",
     "health",
@@ -38,8 +39,8 @@ pub const HTTP_ROUTES: [&str; 10] = [
 ];
 
 /// HTTP statuses counted individually; anything else is counted as "other".
-pub const HTTP_STATUSES: [u16; 14] = [
-    101, 200, 204, 206, 400, 401, 403, 404, 405, 408, 416, 426, 431, 503,
+pub const HTTP_STATUSES: [u16; 15] = [
+    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 408, 416, 426, 431, 503,
 ];
 
 /// Adds one to a counter that only the calling shard writes.

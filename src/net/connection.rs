@@ -177,6 +177,13 @@ pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
         return;
     }
     let head_only = head.method == "HEAD";
+    // A plain `GET /` on the WebSocket port is the web console's page (§2.1, §11.6).
+    if websocket && shard.state.config().http.console && super::console::is_console_path(&head.path)
+    {
+        let resp = super::console::serve(&head);
+        respond(&shard, &mut stream, "console", resp, head_only).await;
+        return;
+    }
     let (route, resp) = http::route(&head, &shard.state, websocket);
     respond(&shard, &mut stream, route, resp, head_only).await;
 }

@@ -1,5 +1,7 @@
 //! Plain HTTP routes served on the WebSocket port and the compat port (contract §11): health,
-//! readiness, metrics. One request per connection (`Connection: close`).
+//! readiness, metrics. One request per connection (`Connection: close`). The web console's files
+//! (`net::console`) are routed before these by `net::connection`; a plain `/` reaches this
+//! module only with the console off, and asks for an upgrade.
 
 use serde_json::{json, Value};
 
@@ -53,7 +55,10 @@ impl Response {
             format!("HTTP/1.1 {} {}\r\n", self.status, status_text(self.status)).as_bytes(),
         );
         out.extend_from_slice(format!("Content-Type: {}\r\n", self.content_type).as_bytes());
-        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        // A 304 has no body and its Content-Length would have to be the 200's: leave it out.
+        if self.status != 304 {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
         out.extend_from_slice(b"Connection: close\r\nServer: camshard\r\n");
         for (k, v) in &self.headers {
             out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
@@ -73,6 +78,7 @@ pub fn status_text(status: u16) -> &'static str {
         200 => "OK",
         204 => "No Content",
         206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

@@ -14,10 +14,12 @@
 //!   holding its shard.
 //! - `http`, `download`, `live`: the plain routes, file downloads, and live view (MJPEG and
 //!   still frames, written by `crate::live`).
+//! - `console`: the built-in web console's files (embedded), served at `/` and `/console/`.
 
 pub mod addr;
 pub mod admission;
 pub mod connection;
+pub mod console;
 pub mod download;
 pub mod head;
 pub mod http;

@@ -10,6 +10,7 @@
 mod common;
 
 mod bad_input;
+mod browser;
 mod cameras;
 mod credentials;
 mod external;

@@ -130,6 +130,54 @@ fn http_route_errors() {
 }
 
 #[test]
+fn the_console_is_served_at_root_and_upgrades_still_work_there() {
+    let s = TestServer::new().start();
+    // A plain GET / is the console's page (§2.1), with the headers that keep it to itself.
+    let (status, resp) = s.http("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200, "{resp}");
+    let head = resp
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    for h in [
+        "content-type: text/html; charset=utf-8",
+        "content-security-policy: default-src 'none'; script-src 'self';",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+        "cache-control: no-cache",
+        "etag: \"",
+    ] {
+        assert!(head.contains(h), "missing {h} in\n{head}");
+    }
+    assert!(common::body(&resp).contains("/console/app.js"));
+    let (status, resp) = s.http("GET /console/app.js HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(resp.contains("Content-Type: text/javascript; charset=utf-8"));
+    assert_eq!(
+        s.get_reason("/console/missing.js"),
+        (404, "not_found".into())
+    );
+    let (status, resp) = s.http("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(status, 405);
+    assert!(resp.contains("Allow: GET, HEAD"), "{resp}");
+    // HEAD: the same head, no body.
+    let (status, resp) = s.http("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((status, common::body(&resp)), (200, ""));
+    // /ws without an upgrade still asks for one, and / still upgrades.
+    assert_eq!(s.http("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n").0, 426);
+    let mut c = common::Client::connect(&format!("ws://127.0.0.1:{}/", s.port));
+    assert_eq!(c.call("ping", json!({}))["result"], "pong");
+
+    // With the console off, / answers as before the console existed.
+    let s = TestServer::new()
+        .config("[http]\nconsole = false\n")
+        .start();
+    assert_eq!(s.http("GET / HTTP/1.1\r\nHost: x\r\n\r\n").0, 426);
+    assert_eq!(s.get_reason("/console/app.js"), (404, "not_found".into()));
+}
+
+#[test]
 fn connection_cap_refuses_with_503() {
     let s = TestServer::new()
         .config("[server]\nmax_connections = 2\n")

@@ -71,6 +71,8 @@ pub struct TestServer {
     args: Vec<String>,
     /// Where `state/` and `data/` are, when not in the server's own temporary directory.
     dirs_under: Option<PathBuf>,
+    /// A fixed loopback port instead of a free one (a restart on the same address).
+    port: Option<u16>,
     /// Changes to the command, in the order they were asked for.
     customize: Vec<CommandChange>,
 }
@@ -142,6 +144,14 @@ impl TestServer {
         self
     }
 
+    /// Listens on loopback port `port` instead of a free one the server picks: for a test that
+    /// stops a server and starts another on the same address (with [`dirs_under`](Self::dirs_under)
+    /// for the same files), as a client sees a restart. Get the port from [`free_port`].
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Starts the server and waits for its "camshard ready" line.
     pub fn start(self) -> Server {
         let toml = match self.exact {
@@ -166,7 +176,14 @@ impl TestServer {
         std::fs::write(&cfg, toml).expect("write config");
         let root = self.dirs_under.as_deref().unwrap_or(dir.path());
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut cmd = command(&cfg, &root.join("state"), &root.join("data"), &args);
+        let listen = format!("127.0.0.1:{}", self.port.unwrap_or(0));
+        let mut cmd = command(
+            &listen,
+            &cfg,
+            &root.join("state"),
+            &root.join("data"),
+            &args,
+        );
         for f in self.customize {
             f(&mut cmd);
         }
@@ -174,10 +191,11 @@ impl TestServer {
     }
 }
 
-/// The test command line for config file `cfg`, state dir `state`, data dir `data` and extra
-/// `args`: a free loopback port, two shards (unless `args` say), the test secret, JSON logs on a
-/// piped stderr, and none of the caller's own `CAMSHARD_LISTEN`/`CAMSHARD_LOG` settings.
-fn command(cfg: &Path, state: &Path, data: &Path, args: &[&str]) -> Command {
+/// The test command line for listen address `listen` (port 0: a free one), config file `cfg`,
+/// state dir `state`, data dir `data` and extra `args`: two shards (unless `args` say), the test
+/// secret, JSON logs on a piped stderr, and none of the caller's own
+/// `CAMSHARD_LISTEN`/`CAMSHARD_LOG` settings.
+fn command(listen: &str, cfg: &Path, state: &Path, data: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     // Two shards unless the test chose its own number (clap refuses a repeated flag).
     let shards: &[&str] = if args.contains(&"--shards") {
@@ -185,7 +203,7 @@ fn command(cfg: &Path, state: &Path, data: &Path, args: &[&str]) -> Command {
     } else {
         &["--shards", "2"]
     };
-    cmd.args(["--listen", "127.0.0.1:0"])
+    cmd.args(["--listen", listen])
         .args(shards)
         .arg("--config")
         .arg(cfg)
@@ -569,6 +587,16 @@ pub fn token(role: &str) -> String {
     let now = camshard::clock::now_unix();
     let role = camshard::auth::Role::parse(role).expect("role");
     camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "tester", role, now, now + 3600)
+}
+
+/// A loopback port that was free a moment ago (bound, read and released), for
+/// [`TestServer::port`]. Another process could take it in between; the kernel hands out ports
+/// round the ephemeral range, so that is unlikely within one test.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// Polls `f` every 50 ms until it holds or `within` passes; its last answer.
