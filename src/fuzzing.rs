@@ -28,6 +28,24 @@ use crate::rpc::ratelimit::TokenBucket;
 use crate::rpc::session::Session;
 use crate::state::ServerState;
 
+/// The internals the fuzz targets, the benches and the integration tests drive directly. The
+/// modules they live in are crate-private; these re-exports are the one door, hidden from the
+/// docs like the rest of this module.
+pub mod internals {
+    pub use crate::camera::capture::{spawn_capture, CaptureConfig};
+    pub use crate::camera::source::synthetic::SyntheticSource;
+    pub use crate::events::topic::NAMES as EVENT_TOPICS;
+    pub use crate::mediamtx::http::parse::MAX_BODY as MTX_MAX_BODY;
+    pub use crate::mediamtx::http::parse::{finish_at_eof, parse_response, Parsed};
+    pub use crate::methods::{lookup, TABLE};
+    pub use crate::net::download::{parse_range, Unsatisfiable};
+    pub use crate::net::ws::ws_config;
+    pub use crate::net::{head, upgrade};
+    pub use crate::rpc::envelope::parse_request;
+    pub use crate::rpc::json::{Json, Parser};
+    pub use crate::rpc::params::Params;
+}
+
 /// The JWT secret of the fuzzing state (seeds carry tokens signed with it).
 pub const SECRET: &[u8] = b"fuzz-secret-0123456789abcdef0123456789";
 

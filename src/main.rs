@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some(Command::Demand { camera }) => {
-            let code = camshard::streaming::demand::run_client(config.state_dir(), camera);
+            let code = camshard::commands::demand(config.state_dir(), camera);
             return ExitCode::from(code as u8);
         }
         None => {

@@ -378,8 +378,8 @@ fn unusable_capture_nodes_are_not_listed_and_health_says_why() {
 
 #[test]
 fn demo_camera_latest_frame_decodes_as_jpeg() {
-    use camshard::camera::capture::{spawn_capture, CaptureConfig};
-    use camshard::camera::source::synthetic::SyntheticSource;
+    use camshard::fuzzing::internals::{spawn_capture, CaptureConfig};
+    use camshard::fuzzing::internals::SyntheticSource;
     use camshard::config::{Config, Overrides};
     // The demo's own camera definition, as the server builds it.
     let cfg = Config::load(

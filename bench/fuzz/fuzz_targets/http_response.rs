@@ -2,8 +2,8 @@
 //! and what it reports must be self-consistent.
 #![no_main]
 
-use camshard::mediamtx::http::parse::MAX_BODY;
-use camshard::mediamtx::http::{finish_at_eof, parse_response, Parsed};
+use camshard::fuzzing::internals::MTX_MAX_BODY as MAX_BODY;
+use camshard::fuzzing::internals::{finish_at_eof, parse_response, Parsed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

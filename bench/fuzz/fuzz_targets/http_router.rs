@@ -7,7 +7,7 @@
 #![no_main]
 
 use camshard::fuzzing::{http_request, Download, HttpAnswer, Live};
-use camshard::net::download::{parse_range, Unsatisfiable};
+use camshard::fuzzing::internals::{parse_range, Unsatisfiable};
 use libfuzzer_sys::fuzz_target;
 
 fn check_range(r: Option<Result<(u64, u64), Unsatisfiable>>, size: u64) {

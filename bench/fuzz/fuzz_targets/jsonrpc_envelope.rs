@@ -6,10 +6,10 @@
 #![no_main]
 
 use camshard::fuzzing::{may_be_barrier, rpc_message, Reply};
-use camshard::methods::lookup;
-use camshard::rpc::envelope::parse_request;
-use camshard::rpc::json::{Json, Parser};
-use camshard::rpc::params::Params;
+use camshard::fuzzing::internals::lookup;
+use camshard::fuzzing::internals::parse_request;
+use camshard::fuzzing::internals::{Json, Parser};
+use camshard::fuzzing::internals::Params;
 use libfuzzer_sys::fuzz_target;
 
 fn params(p: Option<&Json<'_>>) {

@@ -10,9 +10,9 @@
 
 use camshard::auth::Role;
 use camshard::fuzzing::{rpc_message, Reply};
-use camshard::methods::{lookup, TABLE};
-use camshard::rpc::json::{Json, Parser};
-use camshard::rpc::params::Params;
+use camshard::fuzzing::internals::{lookup, TABLE};
+use camshard::fuzzing::internals::{Json, Parser};
+use camshard::fuzzing::internals::Params;
 use libfuzzer_sys::fuzz_target;
 
 fn accessors(raw: &Json<'_>) {

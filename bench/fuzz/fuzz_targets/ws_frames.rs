@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let server = config();
     // The shipped limits, then a small message limit so fuzz-sized inputs reach the 1009 paths.
     for max_message in [server.max_message_bytes, 256] {
-        let cfg = camshard::net::ws::ws_config(server.read_buffer_bytes, max_message);
+        let cfg = camshard::fuzzing::internals::ws_config(server.read_buffer_bytes, max_message);
         let peer = Peer(Cursor::new(data.to_vec()));
         let mut ws = WebSocket::from_raw_socket(peer, Role::Server, Some(cfg));
         for _ in 0..1000 {

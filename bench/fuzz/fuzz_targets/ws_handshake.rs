@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use camshard::config::{Config, Overrides};
-use camshard::net::{head, upgrade};
+use camshard::fuzzing::internals::{head, upgrade};
 use libfuzzer_sys::fuzz_target;
 
 fn config() -> &'static Config {

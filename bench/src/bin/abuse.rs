@@ -352,7 +352,7 @@ fn run(ctx: &Ctx, attack: &str, t: usize, per: usize) {
         }),
         "sub-flood" => {
             // Every name the server accepts (the contract's 23 topics and 3 legacy names).
-            let topics = serde_json::json!(camshard::events::topic::NAMES).to_string();
+            let topics = serde_json::json!(camshard::fuzzing::internals::EVENT_TOPICS).to_string();
             sender(ctx, t, true, &|ws, i| {
                 let m = if i % 2 == 0 {
                     "subscribe_events"
