@@ -20,7 +20,7 @@ use crate::metrics::Registry as Stats;
 /// Lifecycle of a component as `get_status` reports it (§9.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum ComponentState {
+pub(crate) enum ComponentState {
     /// Working.
     Running = 0,
     /// Not ready yet.
@@ -35,7 +35,7 @@ pub enum ComponentState {
 
 impl ComponentState {
     /// The contract's upper-case name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ComponentState::Running => "RUNNING",
             ComponentState::Starting => "STARTING",
@@ -58,26 +58,26 @@ impl ComponentState {
 
 /// A component state readable from any thread.
 #[derive(Debug)]
-pub struct Component(AtomicU8);
+pub(crate) struct Component(AtomicU8);
 
 impl Component {
     /// A component in state `s`.
-    pub fn new(s: ComponentState) -> Self {
+    pub(crate) fn new(s: ComponentState) -> Self {
         Component(AtomicU8::new(s as u8))
     }
     /// The current state.
-    pub fn get(&self) -> ComponentState {
+    pub(crate) fn get(&self) -> ComponentState {
         ComponentState::from_u8(self.0.load(Relaxed))
     }
     /// Changes the state.
-    pub fn set(&self, s: ComponentState) {
+    pub(crate) fn set(&self, s: ComponentState) {
         self.0.store(s as u8, Relaxed)
     }
 }
 
 /// Health of the server's parts, as `get_status`, `/readyz` and `/health` see them.
 #[derive(Debug)]
-pub struct Components {
+pub(crate) struct Components {
     /// The WebSocket listener.
     pub websocket: Component,
     /// Camera discovery.
@@ -88,7 +88,7 @@ pub struct Components {
 
 /// What health reports are computed from; cloned into the threads that set or read it.
 #[derive(Clone)]
-pub struct Health {
+pub(crate) struct Health {
     components: Arc<Components>,
     first_scan: Arc<AtomicBool>,
     started: Instant,
@@ -135,29 +135,29 @@ impl Health {
     }
 
     /// The component states.
-    pub fn components(&self) -> &Components {
+    pub(crate) fn components(&self) -> &Components {
         &self.components
     }
 
     /// True once the first discovery scan has completed.
-    pub fn first_scan_done(&self) -> bool {
+    pub(crate) fn first_scan_done(&self) -> bool {
         self.first_scan.load(Relaxed)
     }
 
     /// Records that the first discovery scan has completed.
-    pub fn mark_first_scan_done(&self) {
+    pub(crate) fn mark_first_scan_done(&self) {
         self.first_scan.store(true, Relaxed);
     }
 
     /// Seconds since the process started.
-    pub fn uptime_secs(&self) -> f64 {
+    pub(crate) fn uptime_secs(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 }
 
 /// A point-in-time health report.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// `HEALTHY`, `DEGRADED` or `UNHEALTHY`.
     pub status: &'static str,
     /// WebSocket listener state.
@@ -173,7 +173,7 @@ pub struct Report {
 }
 
 /// Computes the report now.
-pub fn report(health: &Health) -> Report {
+pub(crate) fn report(health: &Health) -> Report {
     let c = &health.components;
     let (websocket, camera_monitor, mediamtx) =
         (c.websocket.get(), c.camera_monitor.get(), c.mediamtx.get());
@@ -212,7 +212,7 @@ pub fn report(health: &Health) -> Report {
 
 impl Report {
     /// The `get_status` result.
-    pub fn status_json(&self, health: &Health) -> Value {
+    pub(crate) fn status_json(&self, health: &Health) -> Value {
         json!({
             "status": self.status,
             "uptime": round1(health.uptime_secs()),
@@ -226,7 +226,7 @@ impl Report {
     }
 
     /// The readiness `components` object and whether the server is ready.
-    pub fn readiness(&self, health: &Health) -> (bool, Value) {
+    pub(crate) fn readiness(&self, health: &Health) -> (bool, Value) {
         let conns = health.stats.ws_connections();
         let comp = |s: ComponentState| match s {
             ComponentState::Running => "ok",
@@ -296,7 +296,7 @@ fn camera_message(health: &Health) -> String {
 
 /// `get_system_status` status and message: `starting` until the first discovery scan completes,
 /// then `ready` when MediaMTX is reachable (or not configured), else `partial`.
-pub fn system_status(health: &Health) -> (&'static str, &'static str) {
+pub(crate) fn system_status(health: &Health) -> (&'static str, &'static str) {
     if !health.first_scan_done() {
         return ("starting", "Camera discovery in progress");
     }

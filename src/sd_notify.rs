@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::metrics::Registry;
 
 /// Sends `msg` (e.g. `"READY=1\nSTATUS=…"`) to systemd; false when not under systemd or on error.
-pub fn notify(msg: &str) -> bool {
+pub(crate) fn notify(msg: &str) -> bool {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return false;
     };
@@ -34,7 +34,7 @@ pub fn notify(msg: &str) -> bool {
 }
 
 /// The watchdog interval systemd asked for (`$WATCHDOG_USEC`, for this process).
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     if let Some(pid) = std::env::var("WATCHDOG_PID")
         .ok()
@@ -50,7 +50,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// Starts the keep-alive thread when systemd asked for a watchdog: every half interval it sends
 /// `WATCHDOG=1` if every shard's heartbeat moved since the previous check.
 /// `stats` carries the heartbeats; the thread ends once `stop` is set.
-pub fn spawn_watchdog(stats: Registry, stop: Arc<AtomicBool>) {
+pub(crate) fn spawn_watchdog(stats: Registry, stop: Arc<AtomicBool>) {
     let Some(interval) = watchdog_interval() else {
         return;
     };

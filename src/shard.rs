@@ -3,8 +3,8 @@
 //! spreads new connections) and owns them for their whole life. Nothing in a shard is shared with other shards except through
 //! `ServerState` (read-mostly, lock-free) and cross-shard channels.
 
-pub mod deliver;
-pub mod local;
+pub(crate) mod deliver;
+pub(crate) mod local;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ use crate::state::ServerState;
 
 /// Where a shard listens.
 #[derive(Debug, Clone)]
-pub struct Listeners {
+pub(crate) struct Listeners {
     /// WebSocket + HTTP.
     pub main: SocketAddr,
     /// HTTP only (compat), if enabled.
@@ -33,7 +33,7 @@ pub struct Listeners {
 }
 
 /// Runs one shard until shutdown completes. `ready` is called once its listeners are bound.
-pub async fn run(
+pub(crate) async fn run(
     ctx: ShardContext,
     state: Arc<ServerState>,
     listeners: Listeners,

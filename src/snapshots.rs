@@ -12,7 +12,7 @@ use crate::camera::frame::FrameRef;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageFormat {
+pub(crate) enum ImageFormat {
     /// JPEG (`.jpg` / `.jpeg`).
     Jpg,
     /// PNG.
@@ -21,7 +21,7 @@ pub enum ImageFormat {
 
 impl ImageFormat {
     /// The contract's name (`jpg` | `png`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ImageFormat::Jpg => "jpg",
             ImageFormat::Png => "png",
@@ -30,7 +30,7 @@ impl ImageFormat {
 }
 
 /// What to write.
-pub struct Job {
+pub(crate) struct Job {
     /// The snapshots directory.
     pub dir: PathBuf,
     /// Base name without the collision suffix, e.g. `camera0_snapshot_…-123` (generated) or the
@@ -50,7 +50,7 @@ pub struct Job {
 
 /// A written snapshot.
 #[derive(Debug, Clone)]
-pub struct Written {
+pub(crate) struct Written {
     /// Final file name.
     pub filename: String,
     /// Bytes on disk.
@@ -61,7 +61,7 @@ pub struct Written {
 
 /// Why a snapshot could not be written.
 #[derive(Debug)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// The (client-chosen) name exists already.
     Exists,
     /// Encoding or I/O failed; nothing was left behind.
@@ -69,7 +69,7 @@ pub enum WriteError {
 }
 
 /// Encodes (if needed) and writes the snapshot.
-pub fn write(job: &Job) -> Result<Written, WriteError> {
+pub(crate) fn write(job: &Job) -> Result<Written, WriteError> {
     let bytes = encode(job).map_err(WriteError::Failed)?;
     std::fs::create_dir_all(&job.dir)
         .map_err(|e| WriteError::Failed(format!("snapshots directory: {e}")))?;

@@ -206,7 +206,7 @@ mod tls {
     }
 
     /// A connector with the ring provider, TLS 1.2 and 1.3, and [`LoopbackVerifier`].
-    pub fn connector() -> TlsConnector {
+    pub(super) fn connector() -> TlsConnector {
         let provider = Arc::new(ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()

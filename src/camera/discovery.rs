@@ -100,11 +100,11 @@ use super::source::v4l2::{probe, ProbeError, V4l2Source};
 use super::source::{CameraSource, Capabilities, FormatDesc, SizeDesc, SourceError};
 
 /// Name of the fixture file in a sysfs class directory (never present on real systems).
-pub const FIXTURE_FILE: &str = "camshard-fixture.json";
+pub(crate) const FIXTURE_FILE: &str = "camshard-fixture.json";
 
 /// Where to look for cameras.
 #[derive(Debug, Clone)]
-pub struct DiscoveryConfig {
+pub(crate) struct DiscoveryConfig {
     /// Device node directory (`/dev`).
     pub dev_root: PathBuf,
     /// sysfs mount point (`/sys`).
@@ -125,7 +125,7 @@ impl Default for DiscoveryConfig {
 
 /// How a node's identity was derived (most to least stable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityKind {
+pub(crate) enum IdentityKind {
     /// USB vendor, product and serial number.
     Serial,
     /// The bus path (the sysfs device path).
@@ -136,7 +136,7 @@ pub enum IdentityKind {
 
 /// A capture-capable node found by a scan.
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     /// Node name (`video0`).
     pub name: String,
     /// Device node path (`<dev_root>/video0`).
@@ -158,7 +158,7 @@ pub struct Node {
 
 /// Why a node was skipped.
 #[derive(Debug)]
-pub enum SkipReason {
+pub(crate) enum SkipReason {
     /// Probing failed (or the fixture modelled a failure).
     Probe(ProbeError),
     /// The fixture file could not be read or parsed.
@@ -175,7 +175,7 @@ impl SkipReason {
     /// True for a node that looks like a camera but cannot be used (as opposed to a node that
     /// is simply not a camera: a UVC metadata node, a non-V4L2 file, a node that vanished).
     /// These are what health reports as "unusable".
-    pub fn is_unusable_camera(&self) -> bool {
+    pub(crate) fn is_unusable_camera(&self) -> bool {
         !matches!(
             self,
             SkipReason::Probe(ProbeError::NotCapture | ProbeError::NotV4l2 | ProbeError::NotFound)
@@ -205,7 +205,7 @@ impl fmt::Display for SkipReason {
 
 /// A node that is not (usable as) a camera, with the reason.
 #[derive(Debug)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     /// Node name (`video1`).
     pub name: String,
     /// Why it was skipped.
@@ -214,7 +214,7 @@ pub struct Skipped {
 
 /// The result of one scan.
 #[derive(Debug, Default)]
-pub struct Scan {
+pub(crate) struct Scan {
     /// Capture nodes, in node index order.
     pub nodes: Vec<Node>,
     /// Nodes that are not cameras, in node index order.
@@ -224,7 +224,7 @@ pub struct Scan {
 /// Enumerates, probes and identifies every V4L2 node (see the module docs).
 ///
 /// A missing `<sys_root>/class/video4linux` (no V4L2 driver loaded) is an empty scan.
-pub fn scan(cfg: &DiscoveryConfig) -> Scan {
+pub(crate) fn scan(cfg: &DiscoveryConfig) -> Scan {
     let class_dir = cfg.sys_root.join("class/video4linux");
     let mut names: Vec<(u32, String)> = match fs::read_dir(&class_dir) {
         Ok(rd) => rd
@@ -546,7 +546,7 @@ fn load_fixture(
 ///
 /// A fixture without a script streams at its first size and first rate; `want` applies to
 /// real devices and scripted fixtures only.
-pub fn open_source(
+pub(crate) fn open_source(
     node: &Node,
     camera_id: &str,
     want: Option<(u32, u32, u32)>,
@@ -601,7 +601,7 @@ pub fn open_source(
 
 /// Remembers skip reasons across scans so each is logged once, not on every scan.
 #[derive(Debug, Default)]
-pub struct SkipLog {
+pub(crate) struct SkipLog {
     last: HashMap<String, String>,
     /// Reasons of the nodes in the last report that look like cameras but cannot be used
     /// ([`SkipReason::is_unusable_camera`]), in node order: what health shows.
@@ -610,13 +610,13 @@ pub struct SkipLog {
 
 impl SkipLog {
     /// An empty log.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SkipLog::default()
     }
 
     /// Logs skipped nodes whose reason is new or changed; forgets nodes not skipped any more
     /// (gone, or now usable), so a later failure is logged again.
-    pub fn report(&mut self, scan: &Scan) {
+    pub(crate) fn report(&mut self, scan: &Scan) {
         let mut now = HashMap::with_capacity(scan.skipped.len());
         self.unusable.clear();
         for s in &scan.skipped {
@@ -643,23 +643,23 @@ impl SkipLog {
     }
 
     /// How many nodes are currently remembered as skipped.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.last.len()
     }
 
     /// How many nodes of the last report look like cameras but cannot be used.
-    pub fn unusable(&self) -> usize {
+    pub(crate) fn unusable(&self) -> usize {
         self.unusable.len()
     }
 
     /// Why each of those nodes cannot be used (no node names: health bodies never show device
     /// nodes; the log line names the node).
-    pub fn unusable_reasons(&self) -> &[String] {
+    pub(crate) fn unusable_reasons(&self) -> &[String] {
         &self.unusable
     }
 
     /// No node is currently remembered as skipped.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.last.is_empty()
     }
 }

@@ -21,4 +21,4 @@ pub struct Frame {
 }
 
 /// Frames travel as `Arc`s: fan-out costs a reference count, never a copy.
-pub type FrameRef = Arc<Frame>;
+pub(crate) type FrameRef = Arc<Frame>;

@@ -77,7 +77,7 @@ const DIR_MASK: WatchMask = WatchMask::CREATE
 
 /// Controls a running watcher thread; dropping it stops the thread too.
 #[derive(Debug)]
-pub struct WatcherHandle {
+pub(crate) struct WatcherHandle {
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
@@ -85,12 +85,12 @@ pub struct WatcherHandle {
 
 impl WatcherHandle {
     /// Stops the thread and waits for it to end.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.shutdown();
     }
 
     /// The thread is still running (false after it ended on an error).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
@@ -116,7 +116,7 @@ impl Drop for WatcherHandle {
 /// Starts the `camera-hotplug` thread; `on_change` runs on it after each debounced burst.
 ///
 /// Fails if `<dev_root>` cannot be watched (missing, unreadable) or the thread cannot start.
-pub fn spawn_watcher(
+pub(crate) fn spawn_watcher(
     cfg: &DiscoveryConfig,
     on_change: Box<dyn Fn() + Send>,
 ) -> io::Result<WatcherHandle> {

@@ -51,7 +51,7 @@ struct StoreFile {
 
 /// The persistent identity → camera number map.
 #[derive(Debug)]
-pub struct IdentityStore {
+pub(crate) struct IdentityStore {
     dir: PathBuf,
     entries: Vec<Entry>,
     /// Bindings of transient identities, this run only (never persisted).
@@ -62,7 +62,7 @@ impl IdentityStore {
     /// Loads `<state_dir>/cameras.json` (missing → empty; unparsable → moved aside, empty).
     ///
     /// Errors only when the file exists but cannot be read (permissions, I/O).
-    pub fn open(state_dir: &Path) -> io::Result<Self> {
+    pub(crate) fn open(state_dir: &Path) -> io::Result<Self> {
         let path = state_dir.join(FILE_NAME);
         let entries = match fs::read(&path) {
             Ok(bytes) => match parse(&bytes) {
@@ -85,7 +85,7 @@ impl IdentityStore {
     /// The number bound to `identity`, binding (and persisting) the lowest free one if new.
     ///
     /// If the write fails the binding is forgotten again, so memory never runs ahead of disk.
-    pub fn id_for(&mut self, identity: &str) -> io::Result<u32> {
+    pub(crate) fn id_for(&mut self, identity: &str) -> io::Result<u32> {
         if let Some(id) = self.get(identity) {
             return Ok(id);
         }
@@ -104,7 +104,7 @@ impl IdentityStore {
 
     /// The number bound to a transient identity for this run, binding the lowest free one if
     /// new. Nothing is written (module docs).
-    pub fn transient_id_for(&mut self, identity: &str) -> u32 {
+    pub(crate) fn transient_id_for(&mut self, identity: &str) -> u32 {
         if let Some(id) = self.get(identity) {
             return id;
         }
@@ -116,7 +116,7 @@ impl IdentityStore {
     /// Binds `old`'s number to `new` instead (persisted), returning it; `None` when `old` is not
     /// bound or `new` already is. Used once per camera to move a binding made under an identity
     /// this version no longer derives (see `discovery`'s module docs) to the one it derives now.
-    pub fn rekey(&mut self, old: &str, new: &str) -> io::Result<Option<u32>> {
+    pub(crate) fn rekey(&mut self, old: &str, new: &str) -> io::Result<Option<u32>> {
         if self.get(new).is_some() {
             return Ok(None);
         }
@@ -132,7 +132,7 @@ impl IdentityStore {
     }
 
     /// The number bound to `identity`, if any (never assigns one).
-    pub fn get(&self, identity: &str) -> Option<u32> {
+    pub(crate) fn get(&self, identity: &str) -> Option<u32> {
         self.entries
             .iter()
             .find(|e| e.identity == identity)
@@ -160,7 +160,7 @@ impl IdentityStore {
     }
 
     /// Every binding as `(id, identity)`, sorted by id.
-    pub fn all(&self) -> Vec<(u32, String)> {
+    pub(crate) fn all(&self) -> Vec<(u32, String)> {
         let mut v: Vec<(u32, String)> = self
             .entries
             .iter()

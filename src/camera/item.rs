@@ -9,7 +9,7 @@ use crate::config::Config;
 
 /// The host stream URLs use: `streams.public_host`, else the client's Host header host, else
 /// `localhost`.
-pub fn stream_host(config: &Config, client_host: Option<&str>) -> String {
+pub(crate) fn stream_host(config: &Config, client_host: Option<&str>) -> String {
     if !config.streams.public_host.is_empty() {
         return config.streams.public_host.clone();
     }
@@ -20,7 +20,7 @@ pub fn stream_host(config: &Config, client_host: Option<&str>) -> String {
 }
 
 /// The `Streams` object for a MediaMTX path name.
-pub fn streams(config: &Config, host: &str, path: &str) -> Value {
+pub(crate) fn streams(config: &Config, host: &str, path: &str) -> Value {
     let m = &config.mediamtx;
     let scheme = config.streams.http_scheme.as_str();
     json!({
@@ -31,7 +31,7 @@ pub fn streams(config: &Config, host: &str, path: &str) -> Value {
 }
 
 /// A `CameraItem` object, with the camera's recording state.
-pub fn camera_item_for(
+pub(crate) fn camera_item_for(
     config: &Config,
     recordings: &crate::recording::recorder::Recorder,
     host: &str,
@@ -51,7 +51,7 @@ pub fn camera_item_for(
 }
 
 /// A `CameraItem` object without recording state (`recording: false`).
-pub fn camera_item(config: &Config, host: &str, c: &CameraInfo) -> Map<String, Value> {
+pub(crate) fn camera_item(config: &Config, host: &str, c: &CameraInfo) -> Map<String, Value> {
     let connected = c.status == Status::Connected;
     let mut m = Map::new();
     m.insert("device".into(), Value::from(c.id.as_str()));
@@ -77,7 +77,7 @@ pub fn camera_item(config: &Config, host: &str, c: &CameraInfo) -> Map<String, V
 }
 
 /// Formats in driver order, FourCC trimmed.
-pub fn formats(caps: &Capabilities) -> Vec<String> {
+pub(crate) fn formats(caps: &Capabilities) -> Vec<String> {
     caps.formats
         .iter()
         .map(|f| f.fourcc.trim_end().to_string())
@@ -85,7 +85,7 @@ pub fn formats(caps: &Capabilities) -> Vec<String> {
 }
 
 /// Union of discrete sizes over all formats, `WxH`, largest area first.
-pub fn resolutions(caps: &Capabilities) -> Vec<String> {
+pub(crate) fn resolutions(caps: &Capabilities) -> Vec<String> {
     let mut sizes: Vec<(u32, u32)> = caps
         .formats
         .iter()
@@ -101,7 +101,7 @@ pub fn resolutions(caps: &Capabilities) -> Vec<String> {
 }
 
 /// Union of frame rates, rounded, ascending.
-pub fn fps_options(caps: &Capabilities) -> Vec<u32> {
+pub(crate) fn fps_options(caps: &Capabilities) -> Vec<u32> {
     let mut v: Vec<u32> = caps
         .formats
         .iter()
@@ -118,7 +118,7 @@ pub fn fps_options(caps: &Capabilities) -> Vec<u32> {
 }
 
 /// `validation_status` of `get_camera_capabilities`.
-pub fn validation_status(c: &CameraInfo) -> &'static str {
+pub(crate) fn validation_status(c: &CameraInfo) -> &'static str {
     match (&c.caps, c.status) {
         (None, _) => "NONE",
         (Some(_), Status::Disconnected) => "DISCONNECTED",
@@ -127,7 +127,7 @@ pub fn validation_status(c: &CameraInfo) -> &'static str {
 }
 
 /// The `get_camera_capabilities` result (also `camera.capability_detected` params).
-pub fn capabilities_json(c: &CameraInfo) -> Map<String, Value> {
+pub(crate) fn capabilities_json(c: &CameraInfo) -> Map<String, Value> {
     let empty = Capabilities::default();
     let caps = c.caps.as_ref().unwrap_or(&empty);
     let mut m = Map::new();

@@ -40,7 +40,7 @@ use crate::health::{ComponentState, Health};
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
 
 /// Messages to the manager thread.
-pub enum Msg {
+pub(crate) enum Msg {
     /// Something under /dev or sysfs changed: scan again.
     Rescan,
     /// A capture thread reported.
@@ -50,19 +50,19 @@ pub enum Msg {
 }
 
 /// Handle to the running manager.
-pub struct ManagerHandle {
+pub(crate) struct ManagerHandle {
     tx: Sender<Msg>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ManagerHandle {
     /// Asks the manager to rescan (used by tests and SIGHUP).
-    pub fn rescan(&self) {
+    pub(crate) fn rescan(&self) {
         let _ = self.tx.send(Msg::Rescan);
     }
 
     /// Stops captures and the manager thread, and waits for it.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = self.tx.send(Msg::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -689,7 +689,7 @@ fn blank(num: u32, name: &str) -> CameraInfo {
 
 /// The size and rate a camera will most likely stream with: MJPEG preferred, the size closest to
 /// `want`, its rate closest to the wanted rate.
-pub fn expected_format(
+pub(crate) fn expected_format(
     caps: &Capabilities,
     want: Option<(u32, u32, u32)>,
 ) -> Option<(u32, u32, u32)> {

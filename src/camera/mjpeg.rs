@@ -31,18 +31,18 @@ use bytes::Bytes;
 
 /// Frames smaller than this are rejected as [`Reject::Tiny`] (µStreamer uses the same bound:
 /// no real image encodes smaller).
-pub const MIN_FRAME: usize = 125;
+pub(crate) const MIN_FRAME: usize = 125;
 
 /// How far from the end an EOI is looked for: enough for any padding or junk tail seen in
 /// practice, small enough that a truncated frame is not scanned end to end.
-pub const TAIL_WINDOW: usize = 64 * 1024;
+pub(crate) const TAIL_WINDOW: usize = 64 * 1024;
 
 /// Rejected frames in a row after which a camera's session fails (about 3 s at 30 fps).
-pub const REJECT_RUN_LIMIT: u32 = 90;
+pub(crate) const REJECT_RUN_LIMIT: u32 = 90;
 
 /// Why a frame was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
+pub(crate) enum Reject {
     /// Fewer than [`MIN_FRAME`] bytes.
     Tiny,
     /// Does not start with SOI.
@@ -53,7 +53,7 @@ pub enum Reject {
 
 impl Reject {
     /// Label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reject::Tiny => "tiny",
             Reject::NotJpeg => "not_jpeg",
@@ -64,7 +64,7 @@ impl Reject {
 
 /// What [`repair`] changed in a frame it accepted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Repairs {
+pub(crate) struct Repairs {
     /// Bytes after EOI were cut off.
     pub trimmed_tail: bool,
     /// The standard Huffman tables were inserted.
@@ -74,7 +74,7 @@ pub struct Repairs {
 /// Makes one camera frame a complete, self-contained JPEG in place, or says why it can't be.
 /// A frame that needs nothing (the usual case) costs a header walk and a look at its last
 /// bytes, and is neither copied nor reallocated; a cut tail only shortens the view.
-pub fn repair(frame: &mut Bytes) -> Result<Repairs, Reject> {
+pub(crate) fn repair(frame: &mut Bytes) -> Result<Repairs, Reject> {
     if frame.len() < MIN_FRAME {
         return Err(Reject::Tiny);
     }
@@ -197,7 +197,7 @@ fn dht_segments(jpeg: &[u8]) -> Vec<u8> {
 
 /// Removes every DHT segment: what a camera following the MJPEG convention sends. For tests
 /// and the scripted camera (`source::scripted`, `"strip_dht"`).
-pub fn strip_tables(jpeg: &[u8]) -> Vec<u8> {
+pub(crate) fn strip_tables(jpeg: &[u8]) -> Vec<u8> {
     if !jpeg.starts_with(&[0xFF, 0xD8]) || dht_segments(jpeg).is_empty() {
         return jpeg.to_vec();
     }

@@ -240,7 +240,7 @@ impl std::fmt::Display for CameraRefError {
 impl std::error::Error for CameraRefError {}
 
 /// N of a `cameraN` id (`camera0`, no leading zeros).
-pub fn parse_camera_id(s: &str) -> Option<u32> {
+pub(crate) fn parse_camera_id(s: &str) -> Option<u32> {
     let digits = s.strip_prefix("camera")?;
     if digits.is_empty()
         || (digits.len() > 1 && digits.starts_with('0'))

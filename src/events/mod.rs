@@ -4,9 +4,9 @@
 //! shard is woken through its io_uring ring (`camshard_cores::inbox`), so delivery costs no
 //! polling.
 
-pub mod render;
-pub mod subs;
-pub mod topic;
+pub(crate) mod render;
+pub(crate) mod subs;
+pub(crate) mod topic;
 
 use std::sync::Arc;
 
@@ -76,14 +76,14 @@ impl Event {
 /// Fans events out to every shard. Cloneable; publishing never blocks (a full shard inbox drops
 /// the event for that shard and counts it, which only happens if a shard is wedged).
 #[derive(Clone, Default)]
-pub struct Bus {
+pub(crate) struct Bus {
     shards: Vec<InboxSender<Arc<Event>>>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Bus {
     /// A bus feeding these shard inboxes.
-    pub fn new(shards: Vec<InboxSender<Arc<Event>>>) -> Self {
+    pub(crate) fn new(shards: Vec<InboxSender<Arc<Event>>>) -> Self {
         Bus {
             shards,
             dropped: Default::default(),
@@ -91,7 +91,7 @@ impl Bus {
     }
 
     /// Publishes an event to every shard.
-    pub fn publish(&self, event: Event) {
+    pub(crate) fn publish(&self, event: Event) {
         let event = Arc::new(event);
         for s in &self.shards {
             if s.send(event.clone()).is_err() {
@@ -102,7 +102,7 @@ impl Bus {
     }
 
     /// Events that could not be handed to a shard.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -14,14 +14,14 @@ use crate::recording::recorder::Recorder;
 /// Rendered messages of one event, by (name, host): most connections share a host, so an event
 /// is serialized a handful of times, not once per connection.
 #[derive(Default)]
-pub struct Renders {
+pub(crate) struct Renders {
     done: Vec<(Name, String, Bytes)>,
 }
 
 impl Renders {
     /// The message of `ev` under `name` for `host`, rendered on first use (`config` and
     /// `recordings` fill a camera event's `CameraItem`).
-    pub fn get(
+    pub(crate) fn get(
         &mut self,
         config: &Config,
         recordings: &Recorder,
@@ -39,7 +39,7 @@ impl Renders {
 }
 
 /// `{"jsonrpc":"2.0","method":<name>,"params":{…,"timestamp":…}}`
-pub fn render(config: &Config, recordings: &Recorder, ev: &Event, name: Name, host: &str) -> Bytes {
+pub(crate) fn render(config: &Config, recordings: &Recorder, ev: &Event, name: Name, host: &str) -> Bytes {
     let mut params: Map<String, Value> = match &ev.body {
         Body::Camera { info, previous } => {
             let mut m = camera_item_for(config, recordings, host, info);

@@ -36,57 +36,57 @@ pub const NAMES: [&str; 26] = [
 pub struct Name(pub u8);
 
 /// `camera.connected`
-pub const CAMERA_CONNECTED: Name = Name(0);
+pub(crate) const CAMERA_CONNECTED: Name = Name(0);
 /// `camera.disconnected`
-pub const CAMERA_DISCONNECTED: Name = Name(1);
+pub(crate) const CAMERA_DISCONNECTED: Name = Name(1);
 /// `camera.status_change`
-pub const CAMERA_STATUS_CHANGE: Name = Name(2);
+pub(crate) const CAMERA_STATUS_CHANGE: Name = Name(2);
 /// `camera.capability_detected`
-pub const CAMERA_CAPABILITY_DETECTED: Name = Name(3);
+pub(crate) const CAMERA_CAPABILITY_DETECTED: Name = Name(3);
 /// `camera.capability_error`
-pub const CAMERA_CAPABILITY_ERROR: Name = Name(4);
+pub(crate) const CAMERA_CAPABILITY_ERROR: Name = Name(4);
 /// `recording.start`
-pub const RECORDING_START: Name = Name(5);
+pub(crate) const RECORDING_START: Name = Name(5);
 /// `recording.stop`
-pub const RECORDING_STOP: Name = Name(6);
+pub(crate) const RECORDING_STOP: Name = Name(6);
 /// `recording.progress`
-pub const RECORDING_PROGRESS: Name = Name(7);
+pub(crate) const RECORDING_PROGRESS: Name = Name(7);
 /// `recording.error`
-pub const RECORDING_ERROR: Name = Name(8);
+pub(crate) const RECORDING_ERROR: Name = Name(8);
 /// `snapshot.taken`
-pub const SNAPSHOT_TAKEN: Name = Name(9);
+pub(crate) const SNAPSHOT_TAKEN: Name = Name(9);
 /// `snapshot.error`
-pub const SNAPSHOT_ERROR: Name = Name(10);
+pub(crate) const SNAPSHOT_ERROR: Name = Name(10);
 /// `system.health`
-pub const SYSTEM_HEALTH: Name = Name(11);
+pub(crate) const SYSTEM_HEALTH: Name = Name(11);
 /// `system.error`
-pub const SYSTEM_ERROR: Name = Name(12);
+pub(crate) const SYSTEM_ERROR: Name = Name(12);
 /// `system.startup`
-pub const SYSTEM_STARTUP: Name = Name(13);
+pub(crate) const SYSTEM_STARTUP: Name = Name(13);
 /// `system.shutdown`
-pub const SYSTEM_SHUTDOWN: Name = Name(14);
+pub(crate) const SYSTEM_SHUTDOWN: Name = Name(14);
 /// `mediamtx.stream`
-pub const MEDIAMTX_STREAM: Name = Name(15);
+pub(crate) const MEDIAMTX_STREAM: Name = Name(15);
 /// `mediamtx.path`
-pub const MEDIAMTX_PATH: Name = Name(16);
+pub(crate) const MEDIAMTX_PATH: Name = Name(16);
 /// `mediamtx.error`
-pub const MEDIAMTX_ERROR: Name = Name(17);
+pub(crate) const MEDIAMTX_ERROR: Name = Name(17);
 /// `mediamtx.recording_started`
-pub const MEDIAMTX_RECORDING_STARTED: Name = Name(18);
+pub(crate) const MEDIAMTX_RECORDING_STARTED: Name = Name(18);
 /// `mediamtx.recording_stopped`
-pub const MEDIAMTX_RECORDING_STOPPED: Name = Name(19);
+pub(crate) const MEDIAMTX_RECORDING_STOPPED: Name = Name(19);
 /// `mediamtx.recording_failed`
-pub const MEDIAMTX_RECORDING_FAILED: Name = Name(20);
+pub(crate) const MEDIAMTX_RECORDING_FAILED: Name = Name(20);
 /// `mediamtx.stream_started`
-pub const MEDIAMTX_STREAM_STARTED: Name = Name(21);
+pub(crate) const MEDIAMTX_STREAM_STARTED: Name = Name(21);
 /// `mediamtx.stream_stopped`
-pub const MEDIAMTX_STREAM_STOPPED: Name = Name(22);
+pub(crate) const MEDIAMTX_STREAM_STOPPED: Name = Name(22);
 /// Legacy `camera_status_update` (for every `camera.status_change`).
-pub const CAMERA_STATUS_UPDATE: Name = Name(23);
+pub(crate) const CAMERA_STATUS_UPDATE: Name = Name(23);
 /// Legacy `recording_status_update` (for recording start/error/stop).
-pub const RECORDING_STATUS_UPDATE: Name = Name(24);
+pub(crate) const RECORDING_STATUS_UPDATE: Name = Name(24);
 /// Legacy `system_health_update` (for every `system.health`).
-pub const SYSTEM_HEALTH_UPDATE: Name = Name(25);
+pub(crate) const SYSTEM_HEALTH_UPDATE: Name = Name(25);
 
 impl Name {
     /// Looks a name up (case-sensitive).
@@ -116,7 +116,7 @@ impl Name {
 }
 
 /// Names in a mask, in `NAMES` order.
-pub fn names_in(mask: u32) -> impl Iterator<Item = Name> {
+pub(crate) fn names_in(mask: u32) -> impl Iterator<Item = Name> {
     (0..NAMES.len() as u8)
         .map(Name)
         .filter(move |n| mask & n.bit() != 0)

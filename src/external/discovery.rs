@@ -29,14 +29,14 @@ use super::url::{percent_encode, suggested_name};
 use crate::clock::rfc3339_millis;
 
 /// A finished scan younger than this is reused by requests with the same options.
-pub const CACHE_FOR: Duration = Duration::from_secs(30);
+pub(crate) const CACHE_FOR: Duration = Duration::from_secs(30);
 
 /// Stack size of a probe thread (a probe needs little: buffers live on the heap).
 const PROBE_STACK: usize = 256 * 1024;
 
 /// One URL to probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// The URL probed (with the configured credentials as userinfo, if any).
     pub url: String,
     /// Skydio or generic.
@@ -53,7 +53,7 @@ pub struct Candidate {
 
 impl Candidate {
     /// `host:port/path` (IPv6 hosts bracketed): how errors name the candidate.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}:{}{}", url_host(&self.host), self.port, self.path)
     }
 }
@@ -71,7 +71,7 @@ fn url_host(host: &str) -> String {
 ///
 /// Hosts that fail to parse (the configuration is validated at start-up, so only if that was
 /// skipped) yield no candidates.
-pub fn candidates(cfg: &DiscoveryConfig, skydio: bool, generic: bool) -> Vec<Candidate> {
+pub(crate) fn candidates(cfg: &DiscoveryConfig, skydio: bool, generic: bool) -> Vec<Candidate> {
     let hosts = hosts::expand_all(&cfg.hosts).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "external_streams.discovery.hosts unusable; nothing to scan");
         Vec::new()
@@ -145,7 +145,7 @@ fn worker(
 /// Probes `cands` (≤ `max_concurrent` at once, each ≤ `probe_timeout_ms`, all ≤
 /// `scan_timeout_s`) and reports finds and failures in candidate order. Marks the report as
 /// covering the kinds present among `cands`.
-pub fn scan(cfg: &DiscoveryConfig, cands: Vec<Candidate>) -> ScanReport {
+pub(crate) fn scan(cfg: &DiscoveryConfig, cands: Vec<Candidate>) -> ScanReport {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(cfg.scan_timeout_s.max(1));
     let probe_timeout = Duration::from_millis(cfg.probe_timeout_ms.max(1));
@@ -331,7 +331,7 @@ impl Scanner {
 }
 
 /// `"<seconds>s"` with at most three decimals: 2.5 s → `"2.5s"`, 3 s → `"3s"`.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     let mut s = format!("{}.{:03}", ms / 1000, ms % 1000);
     while s.ends_with('0') {
@@ -347,7 +347,7 @@ pub fn format_duration(d: Duration) -> String {
 /// The `discover_external_streams` result, rendering `ADDED` streams as not ready.
 ///
 /// `opts` = `(skydio_enabled, generic_enabled, force_rescan, include_offline)`.
-pub fn render_discovery(
+pub(crate) fn render_discovery(
     report: &ScanReport,
     store: &Store,
     opts: (bool, bool, bool, bool),
@@ -360,7 +360,7 @@ pub fn render_discovery(
 /// Each find is shown as the store now knows it (a find that is an added stream appears
 /// `ADDED` under its chosen name). `include_offline` appends earlier finds of the scanned
 /// kinds that did not answer (`ERROR`). `total_found` counts this scan's finds.
-pub fn render_discovery_live(
+pub(crate) fn render_discovery_live(
     report: &ScanReport,
     store: &Store,
     opts: (bool, bool, bool, bool),

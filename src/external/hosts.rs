@@ -10,11 +10,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Most addresses one configuration may expand to (all `hosts` together).
-pub const MAX_ADDRESSES: u64 = 4096;
+pub(crate) const MAX_ADDRESSES: u64 = 4096;
 
 /// One parsed entry of `hosts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostSpec {
+pub(crate) enum HostSpec {
     /// A literal IPv4 or IPv6 address.
     Ip(IpAddr),
     /// A DNS name, resolved when probed.
@@ -26,7 +26,7 @@ pub enum HostSpec {
 }
 
 /// Parses one `hosts` entry; the error says what is wrong with it.
-pub fn parse(spec: &str) -> Result<HostSpec, String> {
+pub(crate) fn parse(spec: &str) -> Result<HostSpec, String> {
     let s = spec.trim();
     if s.is_empty() {
         return Err("empty host".to_string());
@@ -90,7 +90,7 @@ fn is_hostname(s: &str) -> bool {
 
 impl HostSpec {
     /// How many addresses this entry expands to (saturating; huge blocks report `u64::MAX`).
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         match self {
             HostSpec::Ip(_) | HostSpec::Name(_) => 1,
             HostSpec::V4Net(_, p) => match 32 - u32::from(*p) {
@@ -112,7 +112,7 @@ impl HostSpec {
     /// The addresses (or the name) to probe, as URL-ready host strings (IPv6 without brackets).
     ///
     /// Expands at most [`MAX_ADDRESSES`] entries whatever the block size.
-    pub fn expand(&self) -> Vec<String> {
+    pub(crate) fn expand(&self) -> Vec<String> {
         let limit = MAX_ADDRESSES as u128;
         match self {
             HostSpec::Ip(ip) => vec![ip.to_string()],
@@ -150,7 +150,7 @@ impl HostSpec {
 /// Parses and expands every entry, dropping duplicates (first occurrence wins, order kept).
 ///
 /// Errors name the offending entry, or say the total exceeds [`MAX_ADDRESSES`].
-pub fn expand_all(specs: &[String]) -> Result<Vec<String>, String> {
+pub(crate) fn expand_all(specs: &[String]) -> Result<Vec<String>, String> {
     let mut parsed = Vec::with_capacity(specs.len());
     let mut total: u64 = 0;
     for s in specs {

@@ -19,13 +19,13 @@
 //! Everything here is blocking std code meant for plain threads; none of it may run on a shard's
 //! executor (a probe can block for its whole timeout).
 
-pub mod config;
-pub mod discovery;
-pub mod hosts;
-pub mod periodic;
-pub mod rtsp_probe;
-pub mod sdp;
-pub mod store;
-pub mod target;
-pub mod timer;
-pub mod url;
+pub(crate) mod config;
+pub(crate) mod discovery;
+pub(crate) mod hosts;
+pub(crate) mod periodic;
+pub(crate) mod rtsp_probe;
+pub(crate) mod sdp;
+pub(crate) mod store;
+pub(crate) mod target;
+pub(crate) mod timer;
+pub(crate) mod url;

@@ -26,7 +26,7 @@ pub struct Periodic {
 }
 
 /// Starts the timer thread (only when discovery is enabled).
-pub fn spawn(p: Periodic) -> std::io::Result<()> {
+pub(crate) fn spawn(p: Periodic) -> std::io::Result<()> {
     p.timer
         .rearm(p.store.scan_interval(p.config.scan_interval_s));
     std::thread::Builder::new()

@@ -41,7 +41,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// What one `DESCRIBE` told us.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProbeResult {
+pub(crate) enum ProbeResult {
     /// 200 with an SDP that has a video track.
     Found(Sdp),
     /// The source answered with a failure; the text is one short phrase.
@@ -256,7 +256,7 @@ fn request(uri: &str, cseq: u32, auth: Option<&str>) -> String {
 ///
 /// Credentials come from the URL's userinfo, else from `creds`; they are used only if the
 /// source answers 401, and only once.
-pub fn describe(url: &str, timeout: Duration, creds: Option<(&str, &str)>) -> ProbeResult {
+pub(crate) fn describe(url: &str, timeout: Duration, creds: Option<(&str, &str)>) -> ProbeResult {
     let deadline = Instant::now() + timeout;
     let u = match parse_url(url) {
         Ok(u) => u,
@@ -530,7 +530,7 @@ fn authorization(
 }
 
 /// Standard base64 with padding (RFC 4648 §4), for Basic auth.
-pub fn base64(data: &[u8]) -> String {
+pub(crate) fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -561,11 +561,11 @@ pub(crate) mod fake {
     use std::thread;
 
     /// What the fake does with each request: `Some(response)` answers, `None` stays silent.
-    pub type Handler = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+    pub(crate) type Handler = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
     /// Starts a server on 127.0.0.1 and returns its port. Each connection may carry several
     /// requests; the thread lives until the test process ends.
-    pub fn serve(handler: Handler) -> u16 {
+    pub(crate) fn serve(handler: Handler) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         thread::spawn(move || {
@@ -606,7 +606,7 @@ pub(crate) mod fake {
     }
 
     /// A 200 answer carrying `sdp`, echoing the request's CSeq.
-    pub fn ok_sdp(req: &str, sdp: &str) -> String {
+    pub(crate) fn ok_sdp(req: &str, sdp: &str) -> String {
         format!(
             "RTSP/1.0 200 OK\r\nCSeq: {}\r\nContent-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{sdp}",
@@ -616,7 +616,7 @@ pub(crate) mod fake {
     }
 
     /// A bodiless answer with `status_line` (e.g. `404 Not Found`) and extra header lines.
-    pub fn status(req: &str, status_line: &str, extra: &str) -> String {
+    pub(crate) fn status(req: &str, status_line: &str, extra: &str) -> String {
         format!(
             "RTSP/1.0 {status_line}\r\nCSeq: {}\r\n{extra}\r\n",
             cseq(req)
@@ -632,7 +632,7 @@ pub(crate) mod fake {
     }
 
     /// The SDP of a Skydio-like source: H.264 video plus a KLV data track.
-    pub const H264_KLV: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=s\r\nt=0 0\r\n\
+    pub(crate) const H264_KLV: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=s\r\nt=0 0\r\n\
         m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
         m=application 0 RTP/AVP 97\r\na=rtpmap:97 smpte336m/1000\r\n";
 }

@@ -12,7 +12,7 @@
 
 /// What a `DESCRIBE` answer says about a source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Sdp {
+pub(crate) struct Sdp {
     /// At least one `m=video` section.
     pub has_video: bool,
     /// First video codec, lower case (`h264`, `h265`, `jpeg`, …); `""` if unknown.
@@ -46,7 +46,7 @@ fn is_klv_encoding(enc: &str) -> bool {
 }
 
 /// Parses an SDP body (never panics; unknown lines are ignored).
-pub fn parse(text: &str) -> Sdp {
+pub(crate) fn parse(text: &str) -> Sdp {
     let mut sections: Vec<Section> = Vec::new();
     for raw in text.lines() {
         let line = raw.trim();

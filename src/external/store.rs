@@ -42,7 +42,7 @@ use super::url::{mask_password, parse_url, validate_stream_name, validate_stream
 use crate::clock::rfc3339_millis;
 
 /// File name of the persisted set inside the state directory.
-pub const FILE_NAME: &str = "external_streams.json";
+pub(crate) const FILE_NAME: &str = "external_streams.json";
 
 /// `touch` updates `last_seen` at most this often (milliseconds), to spare copy-on-write churn.
 const TOUCH_GRANULARITY_MS: u64 = 1000;
@@ -246,7 +246,7 @@ pub(crate) fn split_by_type(streams: &[ExternalStream], rendered: &[Value]) -> (
 }
 
 /// The `get_external_streams` result: every stream sorted by name, split by type, counted.
-pub fn render_list(
+pub(crate) fn render_list(
     streams: &[ExternalStream],
     live: impl Fn(&str) -> Option<(bool, u64)>,
     now_ms: u64,

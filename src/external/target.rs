@@ -114,7 +114,7 @@ fn local_kind(ip: IpAddr, own: &[IpAddr]) -> Option<&'static str> {
 }
 
 /// This host's interface addresses (empty if they cannot be read).
-pub fn own_addresses() -> Vec<IpAddr> {
+pub(crate) fn own_addresses() -> Vec<IpAddr> {
     let Ok(ifaddrs) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
@@ -144,7 +144,7 @@ fn resolve(host: &str, port: u16) -> Vec<IpAddr> {
 
 /// Checks that a stream at `host:port` may be added; the error is a sentence for `details`
 /// (it names the host and the address, never credentials). Blocking (DNS).
-pub fn check(host: &str, port: u16, allow: &AllowHosts) -> Result<(), String> {
+pub(crate) fn check(host: &str, port: u16, allow: &AllowHosts) -> Result<(), String> {
     check_with(host, &resolve(host, port), &own_addresses(), allow)
 }
 

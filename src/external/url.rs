@@ -8,11 +8,11 @@
 use std::net::Ipv6Addr;
 
 /// Longest accepted stream URL, in characters.
-pub const MAX_URL_CHARS: usize = 2048;
+pub(crate) const MAX_URL_CHARS: usize = 2048;
 
 /// A stream URL split into its parts (see [`parse_url`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StreamUrl {
+pub(crate) struct StreamUrl {
     /// `rtsp` or `rtsps`.
     pub scheme: String,
     /// The user of the userinfo, percent-decoded; `None` without userinfo.
@@ -31,7 +31,7 @@ pub struct StreamUrl {
 
 impl StreamUrl {
     /// The explicit port, else the scheme's default (554 for `rtsp`, 322 for `rtsps`).
-    pub fn port_or_default(&self) -> u16 {
+    pub(crate) fn port_or_default(&self) -> u16 {
         match self.port {
             Some(p) => p,
             None if self.scheme == "rtsps" => 322,
@@ -48,7 +48,7 @@ fn split(url: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Parses an `rtsp://` or `rtsps://` URL; the error is a sentence fit for `details`.
-pub fn parse_url(url: &str) -> Result<StreamUrl, String> {
+pub(crate) fn parse_url(url: &str) -> Result<StreamUrl, String> {
     if url.chars().count() > MAX_URL_CHARS {
         return Err(format!(
             "stream_url is longer than {MAX_URL_CHARS} characters"
@@ -129,14 +129,14 @@ pub fn parse_url(url: &str) -> Result<StreamUrl, String> {
 }
 
 /// Checks the contract's `stream_url` rule: ≤ 2048 chars, `rtsp://` or `rtsps://`, a host.
-pub fn validate_stream_url(url: &str) -> Result<(), String> {
+pub(crate) fn validate_stream_url(url: &str) -> Result<(), String> {
     parse_url(url).map(|_| ())
 }
 
 /// Replaces the password of a URL's userinfo with `***` (`rtsp://u:s@h/p` → `rtsp://u:***@h/p`).
 ///
 /// URLs without a password, and strings that are no URL at all, come back unchanged.
-pub fn mask_password(url: &str) -> String {
+pub(crate) fn mask_password(url: &str) -> String {
     let Some((scheme, authority, rest)) = split(url) else {
         return url.to_string();
     };
@@ -151,7 +151,7 @@ pub fn mask_password(url: &str) -> String {
 
 /// Checks the contract's `stream_name` rule: `^[A-Za-z0-9_-]{1,64}$`, not `^camera[0-9]+$`
 /// (those are local cameras' paths), not `all_others` (MediaMTX's catch-all path).
-pub fn validate_stream_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_stream_name(name: &str) -> Result<(), String> {
     let charset = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -176,7 +176,7 @@ pub fn validate_stream_name(name: &str) -> Result<(), String> {
 /// Dots in the host become dashes (so do IPv6 colons and anything else outside the name
 /// alphabet), and a long host name is cut so the result always passes
 /// [`validate_stream_name`].
-pub fn suggested_name(skydio: bool, host: &str, port: u16, ir: bool) -> String {
+pub(crate) fn suggested_name(skydio: bool, host: &str, port: u16, ir: bool) -> String {
     let prefix = if skydio { "skydio" } else { "generic" };
     let suffix = if ir { "_ir" } else { "" };
     let fixed = prefix.len() + 1 + 1 + port.to_string().len() + suffix.len();
@@ -199,7 +199,7 @@ pub fn suggested_name(skydio: bool, host: &str, port: u16, ir: bool) -> String {
 }
 
 /// Decodes `%XX` escapes; malformed escapes and non-UTF-8 results are kept as written.
-pub fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -219,7 +219,7 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (for userinfo parts).
-pub fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -24,7 +24,7 @@ use nix::sys::stat::Mode;
 /// Opens `rel` (relative, no `..`) below `root` with `flags` (`O_CLOEXEC | O_NOFOLLOW` are
 /// added). Any symlink on the way, or an attempt to leave `root`, fails (`ELOOP`, `EXDEV` or
 /// `EINVAL`), as does a missing component (`ENOENT`).
-pub fn open_beneath(root: &Path, rel: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+pub(crate) fn open_beneath(root: &Path, rel: &Path, flags: OFlag) -> io::Result<OwnedFd> {
     open_beneath_with(root, rel, flags, true)
 }
 
@@ -88,7 +88,7 @@ fn own(fd: std::os::fd::RawFd) -> OwnedFd {
 /// Removes the file `name` from the directory `rel_dir` below `root` (e.g. `recordings`),
 /// reaching that directory with [`open_beneath`]. `name` is one component; a symlink named so
 /// is removed itself, never its target.
-pub fn remove_beneath(root: &Path, rel_dir: &Path, name: &str) -> io::Result<()> {
+pub(crate) fn remove_beneath(root: &Path, rel_dir: &Path, name: &str) -> io::Result<()> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(Errno::EINVAL.into());
     }

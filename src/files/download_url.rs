@@ -8,7 +8,7 @@ use crate::config::Config;
 
 /// Who asks for a URL, and when: what the token and the URL's base depend on besides the file.
 #[derive(Debug, Clone, Copy)]
-pub struct Asker<'a> {
+pub(crate) struct Asker<'a> {
     /// The session's credential tag (`auth::download::credential_tag`).
     pub cred: &'a str,
     /// The `Host` header of the request's connection.
@@ -21,7 +21,7 @@ pub struct Asker<'a> {
 
 /// Builds the absolute download URL for `filename` on [`base_url`], its token expiring at
 /// [`token_expiry`].
-pub fn download_url(
+pub(crate) fn download_url(
     cfg: &Config,
     key: &[u8],
     kind: Kind,
@@ -48,7 +48,7 @@ pub fn download_url(
 /// The base of the URLs the server hands out for its own HTTP routes (downloads, live view):
 /// `http.public_base_url` (without a trailing `/`), else `http://<Host header>`, else
 /// `http://localhost:<configured port>` (`https` when `[server.tls]` is on).
-pub fn base_url(cfg: &Config, host_header: Option<&str>) -> String {
+pub(crate) fn base_url(cfg: &Config, host_header: Option<&str>) -> String {
     if !cfg.http.public_base_url.trim().is_empty() {
         return cfg
             .http
@@ -72,7 +72,7 @@ pub fn base_url(cfg: &Config, host_header: Option<&str>) -> String {
 
 /// When a token minted for `asker` expires: `min(now + http.download_token_ttl_s, session
 /// expiry)` (download and live tokens alike).
-pub fn token_expiry(cfg: &Config, asker: Asker<'_>) -> u64 {
+pub(crate) fn token_expiry(cfg: &Config, asker: Asker<'_>) -> u64 {
     let exp = asker.now_unix.saturating_add(cfg.http.download_token_ttl_s);
     match asker.session_expires_at {
         Some(s) => exp.min(s),

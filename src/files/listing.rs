@@ -20,7 +20,7 @@ use crate::media::probe;
 
 /// Says which file names are still being written (an active or finalizing recording's): such a
 /// file is not listed, served, deleted or cleaned up yet. The recording feature implements it.
-pub trait Busy: Send + Sync {
+pub(crate) trait Busy: Send + Sync {
     /// True when `name` must be left alone for now.
     fn is_busy(&self, name: &str) -> bool;
 }
@@ -28,7 +28,7 @@ pub trait Busy: Send + Sync {
 /// The data directory's files as this server sees them: where they are (the configuration) and
 /// which are still being written. What listings, storage figures and retention are given.
 #[derive(Clone)]
-pub struct Files {
+pub(crate) struct Files {
     config: Arc<Config>,
     busy: Arc<dyn Busy>,
 }
@@ -40,19 +40,19 @@ impl Files {
     }
 
     /// The configuration (`paths`, `storage`, the state directory).
-    pub fn config(&self) -> &Config {
+    pub(crate) fn config(&self) -> &Config {
         &self.config
     }
 
     /// True when the recording `name` is still being written.
-    pub fn is_busy(&self, name: &str) -> bool {
+    pub(crate) fn is_busy(&self, name: &str) -> bool {
         self.busy.is_busy(name)
     }
 }
 
 /// One listable file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// File name (a recognised, valid name).
     pub name: String,
     /// Size in bytes.
@@ -66,12 +66,12 @@ pub struct Entry {
 }
 
 /// Default and largest page (§8.7).
-pub const DEFAULT_LIMIT: usize = 50;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
 /// Largest `limit` accepted.
-pub const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// Stats one entry without following symlinks; `None` unless it is a regular file.
-pub fn stat_entry(path: &Path, name: String) -> Option<Entry> {
+pub(crate) fn stat_entry(path: &Path, name: String) -> Option<Entry> {
     let m = std::fs::symlink_metadata(path).ok()?;
     if !m.file_type().is_file() {
         return None;
@@ -96,7 +96,7 @@ fn millis(t: SystemTime) -> u64 {
 
 /// Every listable file of `kind` in `dir`, newest first: valid names with a recognised extension,
 /// regular files only, minus those `busy` claims. A missing directory lists as empty.
-pub fn scan(dir: &Path, kind: Kind, busy: &dyn Fn(&str) -> bool) -> Vec<Entry> {
+pub(crate) fn scan(dir: &Path, kind: Kind, busy: &dyn Fn(&str) -> bool) -> Vec<Entry> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -116,7 +116,7 @@ pub fn scan(dir: &Path, kind: Kind, busy: &dyn Fn(&str) -> bool) -> Vec<Entry> {
 }
 
 /// §8.7 order: newest first by modification time, ties by name ascending.
-pub fn sort_newest_first(v: &mut [Entry]) {
+pub(crate) fn sort_newest_first(v: &mut [Entry]) {
     v.sort_by(|a, b| {
         b.mtime_ms
             .cmp(&a.mtime_ms)
@@ -125,7 +125,7 @@ pub fn sort_newest_first(v: &mut [Entry]) {
 }
 
 /// The listable files of `kind` on this server (finished recordings only).
-pub fn list(files: &Files, kind: Kind) -> Vec<Entry> {
+pub(crate) fn list(files: &Files, kind: Kind) -> Vec<Entry> {
     let dir = kind.dir(files.config());
     match kind {
         Kind::Recordings => scan(&dir, kind, &|n| files.is_busy(n)),
@@ -134,7 +134,7 @@ pub fn list(files: &Files, kind: Kind) -> Vec<Entry> {
 }
 
 /// The page `offset..offset+limit` of `all` (empty past the end).
-pub fn page(all: &[Entry], limit: usize, offset: usize) -> &[Entry] {
+pub(crate) fn page(all: &[Entry], limit: usize, offset: usize) -> &[Entry] {
     let start = offset.min(all.len());
     let end = start.saturating_add(limit).min(all.len());
     &all[start..end]
@@ -142,7 +142,7 @@ pub fn page(all: &[Entry], limit: usize, offset: usize) -> &[Entry] {
 
 /// The JSON object of one file: a list entry, or with `info` the info result (adds
 /// `created_time`, and `resolution` for snapshots). Field order follows the contract.
-pub fn describe(
+pub(crate) fn describe(
     cfg: &Config,
     kind: Kind,
     e: &Entry,
@@ -185,7 +185,7 @@ pub fn describe(
 }
 
 /// `jpg` for `.jpg`/`.jpeg`, `png` for `.png` (§9.4).
-pub fn snapshot_format(name: &str) -> &'static str {
+pub(crate) fn snapshot_format(name: &str) -> &'static str {
     if name.ends_with(".png") {
         "png"
     } else {
@@ -201,7 +201,7 @@ const MEDIA_CACHE_MAX: usize = 4096;
 
 /// (format, duration in seconds rounded to ms) of a recording, from its contents. An unparsable
 /// file has no duration and the format its extension implies.
-pub fn recording_media(path: &Path, e: &Entry) -> (&'static str, Option<f64>) {
+pub(crate) fn recording_media(path: &Path, e: &Entry) -> (&'static str, Option<f64>) {
     static CACHE: Mutex<Option<MediaCache>> = Mutex::new(None);
     let key = (e.name.clone(), e.size, e.mtime_ms);
     if let Some(v) = CACHE
@@ -238,7 +238,7 @@ pub fn recording_media(path: &Path, e: &Entry) -> (&'static str, Option<f64>) {
 const IMAGE_PREFIX: u64 = 256 * 1024;
 
 /// `WxH` from the image header, `""` when it cannot be read.
-pub fn image_resolution(path: &Path) -> String {
+pub(crate) fn image_resolution(path: &Path) -> String {
     let mut buf = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| f.take(IMAGE_PREFIX).read_to_end(&mut buf));
     if read.is_err() {

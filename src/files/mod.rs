@@ -4,9 +4,9 @@
 //! the data directory ([`beneath`]). The file methods' shared bodies, which translate these
 //! into JSON-RPC, are `methods::files`; HTTP downloads themselves are served by `net::download`.
 
-pub mod beneath;
-pub mod download_url;
-pub mod listing;
-pub mod names;
-pub mod retention;
-pub mod storage;
+pub(crate) mod beneath;
+pub(crate) mod download_url;
+pub(crate) mod listing;
+pub(crate) mod names;
+pub(crate) mod retention;
+pub(crate) mod storage;

@@ -12,7 +12,7 @@ use crate::config::Config;
 
 /// Which storage directory a file lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `recordings/`
     Recordings,
     /// `snapshots/`
@@ -21,7 +21,7 @@ pub enum Kind {
 
 impl Kind {
     /// The URL and token name (`recordings` | `snapshots`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Recordings => "recordings",
             Kind::Snapshots => "snapshots",
@@ -29,7 +29,7 @@ impl Kind {
     }
 
     /// The storage directory of this kind.
-    pub fn dir(self, cfg: &Config) -> PathBuf {
+    pub(crate) fn dir(self, cfg: &Config) -> PathBuf {
         match self {
             Kind::Recordings => cfg.recordings_dir(),
             Kind::Snapshots => cfg.snapshots_dir(),
@@ -37,7 +37,7 @@ impl Kind {
     }
 
     /// The recognised extensions of this kind (lower case only, §8.5).
-    pub fn extensions(self) -> &'static [&'static str] {
+    pub(crate) fn extensions(self) -> &'static [&'static str] {
         match self {
             Kind::Recordings => &[".mp4", ".mkv"],
             Kind::Snapshots => &[".jpg", ".jpeg", ".png"],
@@ -46,19 +46,19 @@ impl Kind {
 
     /// True when `name` is a valid file name with one of this kind's extensions: the only files
     /// that are listed, described, served, deleted or cleaned up.
-    pub fn recognises(self, name: &str) -> bool {
+    pub(crate) fn recognises(self, name: &str) -> bool {
         is_valid_filename(name) && has_extension(self, name)
     }
 }
 
 /// True when `name` ends in one of `kind`'s recognised extensions (no other check).
-pub fn has_extension(kind: Kind, name: &str) -> bool {
+pub(crate) fn has_extension(kind: Kind, name: &str) -> bool {
     kind.extensions().iter().any(|e| name.ends_with(e))
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$` exactly (§8.5): at most 255 bytes, no `/`, no leading
 /// dot. `a..b` matches and is allowed; a `..` *segment* cannot occur without a separator.
-pub fn is_valid_filename(s: &str) -> bool {
+pub(crate) fn is_valid_filename(s: &str) -> bool {
     let b = s.as_bytes();
     match b.first() {
         Some(c) if c.is_ascii_alphanumeric() => {}
@@ -72,7 +72,7 @@ pub fn is_valid_filename(s: &str) -> bool {
 
 /// The names a recording request for `name` may mean, in the order tried: `name` itself and,
 /// when it has no recognised extension, `name.mp4` then `name.mkv` (Go-docs compatibility).
-pub fn recording_candidates(name: &str) -> Vec<String> {
+pub(crate) fn recording_candidates(name: &str) -> Vec<String> {
     let mut v = vec![name.to_string()];
     if !has_extension(Kind::Recordings, name) {
         v.extend(
@@ -88,14 +88,14 @@ pub fn recording_candidates(name: &str) -> Vec<String> {
 /// The recording file `name` refers to in `dir`: `name` when it exists, else (only for a name
 /// without a recognised extension) the first of `name.mp4`, `name.mkv` that exists. `None` when
 /// none does. Existence only: callers still check that the result is recognised and regular.
-pub fn resolve_recording_name(dir: &Path, name: &str) -> Option<String> {
+pub(crate) fn resolve_recording_name(dir: &Path, name: &str) -> Option<String> {
     recording_candidates(name)
         .into_iter()
         .find(|c| std::fs::symlink_metadata(dir.join(c)).is_ok())
 }
 
 /// `cameraN` when the name starts with `cameraN_` (N in the canonical decimal spelling).
-pub fn device_of(name: &str) -> Option<String> {
+pub(crate) fn device_of(name: &str) -> Option<String> {
     let (head, _) = name.split_once('_')?;
     crate::camera::registry::parse_camera_id(head).map(|n| format!("camera{n}"))
 }

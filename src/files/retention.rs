@@ -30,7 +30,7 @@ use super::names::Kind;
 /// Which rule a policy applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PolicyType {
+pub(crate) enum PolicyType {
     /// Delete files older than `max_age_days`.
     Age,
     /// Delete the oldest files until the total is at most `max_size_gb`.
@@ -41,7 +41,7 @@ pub enum PolicyType {
 
 impl PolicyType {
     /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "age" => Some(PolicyType::Age),
             "size" => Some(PolicyType::Size),
@@ -51,7 +51,7 @@ impl PolicyType {
     }
 
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PolicyType::Age => "age",
             PolicyType::Size => "size",
@@ -62,7 +62,7 @@ impl PolicyType {
 
 /// The retention policy as set and persisted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// The rule.
     pub policy_type: PolicyType,
     /// Applied automatically (schedule, after recordings) when true.
@@ -76,7 +76,7 @@ pub struct Policy {
 }
 
 /// Largest accepted `max_age_days` (100 years).
-pub const MAX_AGE_DAYS: f64 = 36_500.0;
+pub(crate) const MAX_AGE_DAYS: f64 = 36_500.0;
 
 /// Serialises cleanups process-wide.
 static RUNNING: Mutex<()> = Mutex::new(());
@@ -84,13 +84,13 @@ static RUNNING: Mutex<()> = Mutex::new(());
 static SAVING: Mutex<()> = Mutex::new(());
 
 /// Where the policy is stored.
-pub fn policy_path(state_dir: &Path) -> PathBuf {
+pub(crate) fn policy_path(state_dir: &Path) -> PathBuf {
     state_dir.join("retention.json")
 }
 
 /// The stored policy; `None` (= manual) when none was ever set. A file that cannot be read or
 /// parsed is logged and treated as no policy: deleting nothing is the safe reading.
-pub fn load(files: &Files) -> Option<Policy> {
+pub(crate) fn load(files: &Files) -> Option<Policy> {
     let path = policy_path(files.config().state_dir());
     match load_from(&path) {
         Ok(p) => p,
@@ -102,7 +102,7 @@ pub fn load(files: &Files) -> Option<Policy> {
 }
 
 /// Reads a policy file: `Ok(None)` when it does not exist.
-pub fn load_from(path: &Path) -> Result<Option<Policy>, String> {
+pub(crate) fn load_from(path: &Path) -> Result<Option<Policy>, String> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -115,12 +115,12 @@ pub fn load_from(path: &Path) -> Result<Option<Policy>, String> {
 
 /// Stores the policy atomically: a temporary file, fsync, rename over the old one, fsync of the
 /// directory. A crash leaves either the old or the new policy, never a torn file.
-pub fn save(files: &Files, p: &Policy) -> std::io::Result<()> {
+pub(crate) fn save(files: &Files, p: &Policy) -> std::io::Result<()> {
     save_to(files.config().state_dir(), p)
 }
 
 /// [`save`] into `state_dir`.
-pub fn save_to(state_dir: &Path, p: &Policy) -> std::io::Result<()> {
+pub(crate) fn save_to(state_dir: &Path, p: &Policy) -> std::io::Result<()> {
     use std::io::Write;
     let _one_writer = SAVING.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(state_dir)?;
@@ -144,7 +144,7 @@ pub fn save_to(state_dir: &Path, p: &Policy) -> std::io::Result<()> {
 
 /// The files `p` deletes out of `files` (every listable recording and snapshot) at `now_ms`,
 /// oldest first. Pure: callers have already excluded busy recordings.
-pub fn select(p: &Policy, mut files: Vec<(Kind, Entry)>, now_ms: u64) -> Vec<(Kind, Entry)> {
+pub(crate) fn select(p: &Policy, mut files: Vec<(Kind, Entry)>, now_ms: u64) -> Vec<(Kind, Entry)> {
     // Oldest first, ties by name, so a size cleanup is deterministic.
     files.sort_by(|a, b| {
         a.1.mtime_ms
@@ -206,7 +206,7 @@ impl std::error::Error for CleanupError {
 /// Applies `p`'s rule once now (after any cleanup already running); returns (files deleted,
 /// bytes freed). The first failed deletion ends the cleanup (the methods answer -32060
 /// `write_failed`); files deleted before it stay deleted. A file that vanished meanwhile (deleted by a client) is skipped, not an error.
-pub fn apply(data: &Files, p: &Policy) -> Result<(u64, u64), CleanupError> {
+pub(crate) fn apply(data: &Files, p: &Policy) -> Result<(u64, u64), CleanupError> {
     let _one_at_a_time = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
     let mut all: Vec<(Kind, Entry)> = Vec::new();
     for k in [Kind::Recordings, Kind::Snapshots] {
@@ -254,7 +254,7 @@ pub fn apply(data: &Files, p: &Policy) -> Result<(u64, u64), CleanupError> {
 
 /// `cleanup_old_files`: the current policy's rule once, whether or not it is enabled; no policy
 /// or `manual` deletes nothing. Disk work: run it off the shard.
-pub fn cleanup_once(files: &Files) -> Result<(u64, u64), CleanupError> {
+pub(crate) fn cleanup_once(files: &Files) -> Result<(u64, u64), CleanupError> {
     match load(files) {
         Some(p) => apply(files, &p),
         None => Ok((0, 0)),
@@ -263,7 +263,7 @@ pub fn cleanup_once(files: &Files) -> Result<(u64, u64), CleanupError> {
 
 /// Applies the policy if it is enabled (age or size); errors are logged. Blocking: call it from
 /// a thread of its own (the recorder glue does, after each finished recording).
-pub fn after_recording(files: &Files) {
+pub(crate) fn after_recording(files: &Files) {
     let Some(p) = load(files).filter(|p| p.enabled && p.policy_type != PolicyType::Manual) else {
         return;
     };
@@ -274,7 +274,7 @@ pub fn after_recording(files: &Files) {
 
 /// Starts the `retention` thread: applies an enabled policy once at start-up and then every
 /// `retention.interval_s`, until `stop` is set (checked every 250 ms).
-pub fn spawn_scheduler(
+pub(crate) fn spawn_scheduler(
     files: Files,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {

@@ -18,7 +18,7 @@ use crate::metrics::system::{fs_usage, FsUsage};
 
 /// The `get_storage_info` result. Disk work (statvfs and a listing of both directories): call it
 /// off the shard.
-pub fn storage_info(files: &Files) -> Value {
+pub(crate) fn storage_info(files: &Files) -> Value {
     let cfg = files.config();
     // A filesystem that cannot be measured reports zeros rather than failing the call.
     let u = fs_usage(&cfg.recordings_dir()).unwrap_or_default();
@@ -80,7 +80,7 @@ impl std::error::Error for StorageError {}
 
 /// Applies the storage rule to the filesystem holding `dir` (one statvfs: cheap, but a syscall
 /// on a possibly slow mount, so callers on a shard should prefer the blocking pool).
-pub fn check_storage(cfg: &Config, dir: &Path) -> Result<(), StorageError> {
+pub(crate) fn check_storage(cfg: &Config, dir: &Path) -> Result<(), StorageError> {
     match fs_usage(dir) {
         Some(u) => check_usage(cfg, &u),
         // Nothing to measure is no reason to refuse; the write itself reports real failures.
@@ -89,7 +89,7 @@ pub fn check_storage(cfg: &Config, dir: &Path) -> Result<(), StorageError> {
 }
 
 /// The rule on given figures (separate so tests can use fake usage).
-pub fn check_usage(cfg: &Config, u: &FsUsage) -> Result<(), StorageError> {
+pub(crate) fn check_usage(cfg: &Config, u: &FsUsage) -> Result<(), StorageError> {
     let st = &cfg.storage;
     if u.usage_percent >= st.block_percent {
         return Err(StorageError::Critical {

@@ -19,21 +19,21 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// How to install ffmpeg on Debian and Ubuntu.
-pub const INSTALL: &str = "apt-get install ffmpeg";
+pub(crate) const INSTALL: &str = "apt-get install ffmpeg";
 
 /// The search path `execvp` uses when `PATH` is unset (glibc).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 /// The configured ffmpeg is not an executable file: what was looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Missing {
+pub(crate) struct Missing {
     /// The configured program, as configured (a bare name or a path).
     pub program: String,
 }
 
 impl Missing {
     /// True when `program` is a bare name that was searched in `PATH`.
-    pub fn searched_path(&self) -> bool {
+    pub(crate) fn searched_path(&self) -> bool {
         !self.program.contains('/')
     }
 }
@@ -54,7 +54,7 @@ impl fmt::Display for Missing {
 impl std::error::Error for Missing {}
 
 /// The file `program` names, resolved as a spawn would resolve it, or what was looked for.
-pub fn locate(program: &str) -> Result<PathBuf, Missing> {
+pub(crate) fn locate(program: &str) -> Result<PathBuf, Missing> {
     locate_in(program, std::env::var_os("PATH").as_deref())
 }
 
@@ -95,7 +95,7 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Logs the one start-up warning when `program` cannot be found; returns whether it was found.
-pub fn warn_if_missing(program: &str) -> bool {
+pub(crate) fn warn_if_missing(program: &str) -> bool {
     match locate(program) {
         Ok(_) => true,
         Err(m) => {

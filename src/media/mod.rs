@@ -6,5 +6,5 @@
 //! did, and a list of a few hundred files took seconds); a few positioned reads of box and
 //! element headers answer the same questions in microseconds.
 
-pub mod ffmpeg;
-pub mod probe;
+pub(crate) mod ffmpeg;
+pub(crate) mod probe;

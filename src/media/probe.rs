@@ -35,7 +35,7 @@ use std::path::Path;
 
 /// Container kind of a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
+pub(crate) enum MediaKind {
     /// Fragmented MP4 (has `moof` boxes).
     Fmp4,
     /// Progressive MP4 (one `moov` describing all samples).
@@ -46,7 +46,7 @@ pub enum MediaKind {
 
 impl MediaKind {
     /// The contract's format name: `fmp4`, `mp4` or `mkv`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MediaKind::Fmp4 => "fmp4",
             MediaKind::Mp4 => "mp4",
@@ -57,7 +57,7 @@ impl MediaKind {
 
 /// What [`media_info`] learned about a file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MediaInfo {
+pub(crate) struct MediaInfo {
     /// Container kind.
     pub kind: MediaKind,
     /// Playable duration in seconds, when the container tells (or lets us count) it.
@@ -73,7 +73,7 @@ pub struct MediaInfo {
 /// Container family from a file name's extension (`.mp4`/`.m4v`/`.mov` → `Mp4`, `.mkv`/`.webm`
 /// → `Mkv`, case-insensitive). An extension cannot tell fragmented from progressive MP4; use
 /// [`media_info`] for that.
-pub fn media_kind_from_ext(path: &Path) -> Option<MediaKind> {
+pub(crate) fn media_kind_from_ext(path: &Path) -> Option<MediaKind> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     match ext.as_str() {
         "mp4" | "m4v" | "mov" => Some(MediaKind::Mp4),
@@ -84,7 +84,7 @@ pub fn media_kind_from_ext(path: &Path) -> Option<MediaKind> {
 
 /// Kind and duration of the MP4 or Matroska file at `path`, from its headers only; `None` when
 /// the file cannot be opened or is neither container.
-pub fn media_info(path: &Path) -> Option<MediaInfo> {
+pub(crate) fn media_info(path: &Path) -> Option<MediaInfo> {
     let file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     let src = Src { file, len };
@@ -100,7 +100,7 @@ pub fn media_info(path: &Path) -> Option<MediaInfo> {
 
 /// Pixel size `(width, height)` of a JPEG (first SOF marker) or PNG (IHDR) from the first bytes
 /// of the file (a few KiB is plenty for camera JPEGs; a PNG needs 24 bytes).
-pub fn image_size(bytes_prefix: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn image_size(bytes_prefix: &[u8]) -> Option<(u32, u32)> {
     const PNG_SIG: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
     let b = bytes_prefix;
     if b.starts_with(&PNG_SIG) {

@@ -19,12 +19,12 @@ use super::model::{decode_list_page, PathLive};
 use crate::config::MediamtxConfig;
 
 /// Timeout of reads (integration doc §8).
-pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Timeout of writes: room for MediaMTX's delayed 401 (integration doc §8).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// API requests sent by every shard since start (benchmarks: calls per minute at idle).
-pub static REQUESTS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// A failed MediaMTX call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ impl std::error::Error for Unavailable {}
 type LiveWaiters = Vec<futures_channel::oneshot::Sender<Result<Option<PathLive>, MtxError>>>;
 
 /// One shard's MediaMTX API client.
-pub struct Api {
+pub(crate) struct Api {
     client: Client,
     /// `paths/get` requests in flight, by path: concurrent callers share one request.
     live_inflight: RefCell<std::collections::HashMap<String, LiveWaiters>>,
@@ -117,7 +117,7 @@ thread_local! {
 }
 
 /// This thread's API client (created on first use).
-pub fn local(cfg: &MediamtxConfig) -> Result<Rc<Api>, MtxError> {
+pub(crate) fn local(cfg: &MediamtxConfig) -> Result<Rc<Api>, MtxError> {
     LOCAL.with(|l| {
         if let Some(a) = l.borrow().as_ref() {
             return Ok(a.clone());
@@ -166,7 +166,7 @@ fn transport(e: HttpError) -> MtxError {
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
-pub fn query_escape(s: &str) -> String {
+pub(crate) fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -201,7 +201,7 @@ impl Api {
     }
 
     /// GET returning JSON.
-    pub async fn get_json(&self, path: &str) -> Result<Value, MtxError> {
+    pub(crate) async fn get_json(&self, path: &str) -> Result<Value, MtxError> {
         let r = self.call("GET", path, None, READ_TIMEOUT).await?;
         serde_json::from_slice(&r.body).map_err(|e| MtxError::Malformed(e.to_string()))
     }
@@ -213,7 +213,7 @@ impl Api {
     }
 
     /// `GET /v3/info`; `Ok(None)` when the route is missing (before v1.15.2).
-    pub async fn info(&self) -> Result<Option<Value>, MtxError> {
+    pub(crate) async fn info(&self) -> Result<Option<Value>, MtxError> {
         match self.get_json("/v3/info").await {
             Ok(v) => Ok(Some(v)),
             Err(MtxError::Status {
@@ -226,12 +226,12 @@ impl Api {
     }
 
     /// `GET /v3/config/global/get`.
-    pub async fn global_config(&self) -> Result<Value, MtxError> {
+    pub(crate) async fn global_config(&self) -> Result<Value, MtxError> {
         self.get_json("/v3/config/global/get").await
     }
 
     /// `GET /v3/config/paths/get/{name}`; `Ok(None)` on a JSON 404.
-    pub async fn path_conf(&self, name: &str) -> Result<Option<Value>, MtxError> {
+    pub(crate) async fn path_conf(&self, name: &str) -> Result<Option<Value>, MtxError> {
         match self.get_json(&format!("/v3/config/paths/get/{name}")).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -240,7 +240,7 @@ impl Api {
     }
 
     /// `GET /v3/config/paths/list` (all pages): configured path names and configs.
-    pub async fn path_confs(&self) -> Result<Vec<Value>, MtxError> {
+    pub(crate) async fn path_confs(&self) -> Result<Vec<Value>, MtxError> {
         let mut out = Vec::new();
         let mut page = 0;
         loop {
@@ -261,25 +261,25 @@ impl Api {
     }
 
     /// `POST /v3/config/paths/add/{name}`.
-    pub async fn add_path(&self, name: &str, conf: &Value) -> Result<(), MtxError> {
+    pub(crate) async fn add_path(&self, name: &str, conf: &Value) -> Result<(), MtxError> {
         let path = format!("/v3/config/paths/add/{name}");
         self.write("POST", &path, Some(conf)).await
     }
 
     /// `PATCH /v3/config/paths/patch/{name}`.
-    pub async fn patch_path(&self, name: &str, fields: &Value) -> Result<(), MtxError> {
+    pub(crate) async fn patch_path(&self, name: &str, fields: &Value) -> Result<(), MtxError> {
         let path = format!("/v3/config/paths/patch/{name}");
         self.write("PATCH", &path, Some(fields)).await
     }
 
     /// `POST /v3/config/paths/replace/{name}` (an upsert).
-    pub async fn replace_path(&self, name: &str, conf: &Value) -> Result<(), MtxError> {
+    pub(crate) async fn replace_path(&self, name: &str, conf: &Value) -> Result<(), MtxError> {
         let path = format!("/v3/config/paths/replace/{name}");
         self.write("POST", &path, Some(conf)).await
     }
 
     /// `DELETE /v3/config/paths/delete/{name}`; a JSON 404 counts as done.
-    pub async fn delete_path(&self, name: &str) -> Result<(), MtxError> {
+    pub(crate) async fn delete_path(&self, name: &str) -> Result<(), MtxError> {
         let path = format!("/v3/config/paths/delete/{name}");
         match self.write("DELETE", &path, None).await {
             Err(e) if e.is_not_found() => Ok(()),
@@ -288,7 +288,7 @@ impl Api {
     }
 
     /// `GET /v3/paths/get/{name}`; `Ok(None)` on a JSON 404.
-    pub async fn path_live(&self, name: &str) -> Result<Option<PathLive>, MtxError> {
+    pub(crate) async fn path_live(&self, name: &str) -> Result<Option<PathLive>, MtxError> {
         match self.get_json(&format!("/v3/paths/get/{name}")).await {
             Ok(v) => Ok(Some(
                 PathLive::from_json(&v).unwrap_or_else(|| PathLive::absent(name)),
@@ -301,7 +301,7 @@ impl Api {
     /// Like [`Api::path_live`], but callers asking for the same path while a request is in
     /// flight share its answer (1,000 clients polling one camera cost MediaMTX one request at
     /// a time per shard, not 1,000).
-    pub async fn path_live_shared(&self, name: &str) -> Result<Option<PathLive>, MtxError> {
+    pub(crate) async fn path_live_shared(&self, name: &str) -> Result<Option<PathLive>, MtxError> {
         let rx = {
             let mut map = self.live_inflight.borrow_mut();
             match map.get_mut(name) {
@@ -345,7 +345,7 @@ impl Api {
     }
 
     /// `GET /v3/paths/list`, every page.
-    pub async fn paths_list(&self) -> Result<Vec<PathLive>, MtxError> {
+    pub(crate) async fn paths_list(&self) -> Result<Vec<PathLive>, MtxError> {
         let mut out = Vec::new();
         let mut page = 0;
         loop {
@@ -363,7 +363,7 @@ impl Api {
 
     /// `GET /v3/recordings/get/{name}`: segment `start` strings exactly as received; none when
     /// the path has no recordings or is not configured (integration doc §8).
-    pub async fn recording_segments(&self, name: &str) -> Result<Vec<String>, MtxError> {
+    pub(crate) async fn recording_segments(&self, name: &str) -> Result<Vec<String>, MtxError> {
         match self.get_json(&format!("/v3/recordings/get/{name}")).await {
             Ok(v) => Ok(v
                 .get("segments")
@@ -383,7 +383,7 @@ impl Api {
     }
 
     /// `GET /v3/recordings/list`: names of paths with recordings.
-    pub async fn recordings_list(&self) -> Result<Vec<String>, MtxError> {
+    pub(crate) async fn recordings_list(&self) -> Result<Vec<String>, MtxError> {
         let v = self
             .get_json("/v3/recordings/list?page=0&itemsPerPage=1000")
             .await?;
@@ -399,7 +399,7 @@ impl Api {
     }
 
     /// `DELETE /v3/recordings/deletesegment?path=…&start=…` (`start` passed through unchanged).
-    pub async fn delete_segment(&self, name: &str, start: &str) -> Result<(), MtxError> {
+    pub(crate) async fn delete_segment(&self, name: &str, start: &str) -> Result<(), MtxError> {
         let path = format!(
             "/v3/recordings/deletesegment?path={}&start={}",
             query_escape(name),
@@ -409,7 +409,7 @@ impl Api {
     }
 
     /// Requests this client has sent.
-    pub fn requests_sent(&self) -> u64 {
+    pub(crate) fn requests_sent(&self) -> u64 {
         self.client.requests_sent()
     }
 }

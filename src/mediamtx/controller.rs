@@ -698,7 +698,7 @@ fn safety_interval(config: &Config) -> Duration {
 }
 
 /// `mediamtx.stream` params: the `get_streams` element plus `device`.
-pub fn stream_params(p: &PathLive) -> Map<String, Value> {
+pub(crate) fn stream_params(p: &PathLive) -> Map<String, Value> {
     let mut m = p.to_json();
     let device = model::camera_num(&p.name).map_or(Value::Null, |_| Value::from(p.name.as_str()));
     m.insert("device".into(), device);
@@ -707,7 +707,7 @@ pub fn stream_params(p: &PathLive) -> Map<String, Value> {
 
 /// Publishes `mediamtx.path` with `action` for a path whose live state is `live` (used by the
 /// external-stream methods after their write).
-pub fn publish_path_event(bus: &Bus, live: &PathLive, action: &str) {
+pub(crate) fn publish_path_event(bus: &Bus, live: &PathLive, action: &str) {
     let mut m = stream_params(live);
     m.insert("action".into(), Value::from(action));
     bus.publish(Event::json(topic::MEDIAMTX_PATH, Value::Object(m)));

@@ -4,8 +4,8 @@
 //! health, reconciles owned paths and polls live state ([`controller`]). The `mediamtx` recording
 //! backend that drives this integration lives with the rest of recording, in `recording::mediamtx`.
 
-pub mod api;
-pub mod controller;
-pub mod http;
-pub mod model;
-pub mod shared;
+pub(crate) mod api;
+pub(crate) mod controller;
+pub(crate) mod http;
+pub(crate) mod model;
+pub(crate) mod shared;

@@ -12,7 +12,7 @@ use crate::config::{Config, PublishMode};
 
 /// The live state of one path (`/v3/paths/list` item or `/v3/paths/get/{name}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PathLive {
+pub(crate) struct PathLive {
     /// Path name.
     pub name: String,
     /// `available` when present (v1.16+), else `ready`.
@@ -29,7 +29,7 @@ pub struct PathLive {
 
 impl PathLive {
     /// Decodes one path object; `None` when it has no name.
-    pub fn from_json(v: &Value) -> Option<PathLive> {
+    pub(crate) fn from_json(v: &Value) -> Option<PathLive> {
         let name = v.get("name")?.as_str()?.to_string();
         let flag = |k: &str| v.get(k).and_then(Value::as_bool);
         let num = |a: &str, b: &str| {
@@ -57,7 +57,7 @@ impl PathLive {
     }
 
     /// The state of a path MediaMTX does not know (or that was just deleted).
-    pub fn absent(name: &str) -> PathLive {
+    pub(crate) fn absent(name: &str) -> PathLive {
         PathLive {
             name: name.to_string(),
             ..PathLive::default()
@@ -65,7 +65,7 @@ impl PathLive {
     }
 
     /// The `get_streams` element / `mediamtx.stream` params (without `device`).
-    pub fn to_json(&self) -> Map<String, Value> {
+    pub(crate) fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("name".into(), Value::from(self.name.as_str()));
         m.insert("source".into(), Value::from(self.source.as_str()));
@@ -77,7 +77,7 @@ impl PathLive {
 }
 
 /// Decodes a `/v3/paths/list` page: its items and `pageCount`.
-pub fn decode_list_page(v: &Value) -> (Vec<PathLive>, u64) {
+pub(crate) fn decode_list_page(v: &Value) -> (Vec<PathLive>, u64) {
     let items = v
         .get("items")
         .and_then(Value::as_array)
@@ -88,13 +88,13 @@ pub fn decode_list_page(v: &Value) -> (Vec<PathLive>, u64) {
 }
 
 /// The camera number of an owned camera path name (`camera7` → 7).
-pub fn camera_num(path: &str) -> Option<u32> {
+pub(crate) fn camera_num(path: &str) -> Option<u32> {
     crate::camera::registry::parse_camera_id(path)
 }
 
 /// The `runOnDemand` command of camera `id`: `<exe> demand <id>`, plus `--state-dir` when the
 /// server does not use the default state directory (the command must find the control socket).
-pub fn demand_command(config: &Config, exe: &str, id: &str) -> String {
+pub(crate) fn demand_command(config: &Config, exe: &str, id: &str) -> String {
     let mut cmd = format!("{} demand {id}", shell_word(exe));
     if config.paths.state_dir != std::path::Path::new(crate::config::DEFAULT_STATE_DIR) {
         cmd.push_str(" --state-dir ");
@@ -116,7 +116,7 @@ fn shell_word(s: &str) -> String {
 }
 
 /// The full desired configuration of camera path `id` (integration doc §4), `record` as given.
-pub fn camera_path_conf(config: &Config, exe: &str, id: &str, record: bool) -> Value {
+pub(crate) fn camera_path_conf(config: &Config, exe: &str, id: &str, record: bool) -> Value {
     let rec_dir = config.recordings_dir().join(".incoming");
     let mut v = json!({
         "source": "publisher",
@@ -143,18 +143,18 @@ pub fn camera_path_conf(config: &Config, exe: &str, id: &str, record: bool) -> V
 }
 
 /// The desired configuration of an external stream path (integration doc §6).
-pub fn external_path_conf(url: &str, source_on_demand: bool) -> Value {
+pub(crate) fn external_path_conf(url: &str, source_on_demand: bool) -> Value {
     json!({"source": url, "sourceOnDemand": source_on_demand})
 }
 
 /// Fields MediaMTX applies without dropping the publisher or readers (integration doc §9).
-pub fn is_live_field(k: &str) -> bool {
+pub(crate) fn is_live_field(k: &str) -> bool {
     k.starts_with("record") || k == "forward"
 }
 
 /// How an actual path configuration differs from the desired one, over the desired fields only.
 #[derive(Debug, Default, PartialEq)]
-pub struct Diff {
+pub(crate) struct Diff {
     /// Differing live fields with their desired values (a PATCH body).
     pub live: Map<String, Value>,
     /// Names of differing non-live fields (need a `replace`).
@@ -163,14 +163,14 @@ pub struct Diff {
 
 impl Diff {
     /// Nothing differs.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.live.is_empty() && self.other.is_empty()
     }
 }
 
 /// Compares `desired` with `actual` field by field. Durations are compared parsed (MediaMTX reads
 /// `"24h"` back as `"1d"` and zero as `""`), everything else by value.
-pub fn diff(desired: &Value, actual: &Value) -> Diff {
+pub(crate) fn diff(desired: &Value, actual: &Value) -> Diff {
     let mut d = Diff::default();
     let Some(want) = desired.as_object() else {
         return d;
@@ -211,12 +211,12 @@ fn is_duration_field(key: &str) -> bool {
 }
 
 /// `record` of a path configuration (false when absent).
-pub fn record_flag(conf: &Value) -> bool {
+pub(crate) fn record_flag(conf: &Value) -> bool {
     conf.get("record").and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// `user:pass@` in a URL replaced by `user:***@` (for command lines and error details).
-pub fn mask_url_password(url: &str) -> String {
+pub(crate) fn mask_url_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };

@@ -19,7 +19,7 @@ use super::model::PathLive;
 
 /// A config write the controller performs on a path.
 #[derive(Debug, Clone)]
-pub enum WriteOp {
+pub(crate) enum WriteOp {
     /// Create the path with this config, or re-apply it if it differs (reply says which).
     Ensure(Value),
     /// Apply live `record*` fields only (integration doc §9) and wait until they are visible.
@@ -35,7 +35,7 @@ pub enum WriteOp {
 
 /// What a successful write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome {
+pub(crate) enum WriteOutcome {
     /// The path was created.
     Created,
     /// The path existed and was changed.
@@ -49,7 +49,7 @@ pub enum WriteOutcome {
 }
 
 /// A queued write and where its outcome goes.
-pub struct WriteReq {
+pub(crate) struct WriteReq {
     /// Path name.
     pub name: String,
     /// The write.
@@ -60,7 +60,7 @@ pub struct WriteReq {
 
 /// MediaMTX state shared by every shard.
 #[derive(Default)]
-pub struct MtxShared {
+pub(crate) struct MtxShared {
     /// The health probe currently succeeds.
     pub up: AtomicBool,
     /// Three probes in a row failed (component `ERROR`).
@@ -76,12 +76,12 @@ pub struct MtxShared {
 
 impl MtxShared {
     /// Installs the controller's write queue (once).
-    pub fn install(&self, tx: mpsc::UnboundedSender<WriteReq>) {
+    pub(crate) fn install(&self, tx: mpsc::UnboundedSender<WriteReq>) {
         let _ = self.writes.set(tx);
     }
 
     /// Queues a write and waits for its outcome.
-    pub async fn write(&self, name: &str, op: WriteOp) -> Result<WriteOutcome, MtxError> {
+    pub(crate) async fn write(&self, name: &str, op: WriteOp) -> Result<WriteOutcome, MtxError> {
         let Some(tx) = self.writes.get() else {
             return Err(MtxError::Unreachable(
                 "MediaMTX controller not running".into(),
@@ -101,13 +101,13 @@ impl MtxShared {
     }
 
     /// Asks the controller to reconcile every owned path on its next tick.
-    pub fn want_reconcile(&self) {
+    pub(crate) fn want_reconcile(&self) {
         self.reconcile_wanted.store(true, Relaxed);
     }
 
     /// Why a call to MediaMTX is not worth trying (not configured, or known to be down);
     /// `None` when it is.
-    pub fn unavailable(&self, enabled: bool) -> Option<Unavailable> {
+    pub(crate) fn unavailable(&self, enabled: bool) -> Option<Unavailable> {
         if !enabled {
             Some(Unavailable::Disabled)
         } else if self.down.load(Relaxed) {
@@ -119,4 +119,4 @@ impl MtxShared {
 }
 
 /// A shared handle (kept in `ServerState`).
-pub type Shared = Arc<MtxShared>;
+pub(crate) type Shared = Arc<MtxShared>;

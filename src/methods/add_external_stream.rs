@@ -23,7 +23,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "add_external_stream",
     role: Some(Role::Operator),
     barrier: false,

@@ -14,7 +14,7 @@ use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "authenticate",
     role: None,
     barrier: true,

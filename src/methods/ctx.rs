@@ -28,7 +28,7 @@ pub struct Ctx<'c> {
 }
 
 /// A method's signature.
-pub type Handler = fn(&mut Ctx<'_>, &Params<'_, '_>) -> Result<Output, RpcError>;
+pub(crate) type Handler = fn(&mut Ctx<'_>, &Params<'_, '_>) -> Result<Output, RpcError>;
 
 /// One entry of the method table.
 pub struct Method {

@@ -8,7 +8,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "delete_snapshot",
     role: Some(Role::Admin),
     barrier: false,

@@ -10,7 +10,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "discover_external_streams",
     role: Some(Role::Operator),
     barrier: false,
@@ -18,7 +18,7 @@ pub const METHOD: Method = Method {
 };
 
 /// -32030 when discovery is off in the configuration.
-pub fn require_discovery(state: &crate::state::ServerState) -> Result<(), RpcError> {
+pub(super) fn require_discovery(state: &crate::state::ServerState) -> Result<(), RpcError> {
     if state.config().external_streams.discovery.enabled {
         Ok(())
     } else {

@@ -52,7 +52,7 @@ impl From<CleanupError> for RpcError {
 
 /// -32050 `mediamtx_unreachable` or `mediamtx_error` for a failed MediaMTX call, with any
 /// password in a URL of MediaMTX's text masked.
-pub fn mtx(e: &MtxError) -> RpcError {
+pub(super) fn mtx(e: &MtxError) -> RpcError {
     let reason = if e.is_unreachable() {
         "mediamtx_unreachable"
     } else {

@@ -39,7 +39,7 @@ fn url_fn(ctx: &Ctx<'_>, kind: Kind) -> impl Fn(&Entry) -> String + Send + 'stat
 }
 
 /// Runs `f` on the shard's blocking pool and replies with its result.
-pub fn later<F>(f: F) -> Output
+pub(super) fn later<F>(f: F) -> Output
 where
     F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
 {
@@ -61,7 +61,7 @@ fn paging(p: &Params<'_, '_>) -> Result<(usize, usize), RpcError> {
 }
 
 /// `list_recordings` / `list_snapshots` with §8.7 paging.
-pub fn list_files(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
+pub(super) fn list_files(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
     let (limit, offset) = paging(p)?;
     let data = ctx.state.files();
     let url = url_fn(ctx, kind);
@@ -132,7 +132,7 @@ fn find(
 }
 
 /// `get_recording_info` / `get_snapshot_info`.
-pub fn info(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
+pub(super) fn info(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
     let name = filename_param(p)?.to_string();
     let state = ctx.state.clone();
     let url = url_fn(ctx, kind);
@@ -143,7 +143,7 @@ pub fn info(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output,
 }
 
 /// `delete_recording` / `delete_snapshot`: not idempotent (a second call is `file_not_found`).
-pub fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
+pub(super) fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
     let name = filename_param(p)?.to_string();
     let state = ctx.state.clone();
     Ok(later(move || {
@@ -179,7 +179,7 @@ fn escaped(err: &std::io::Error) -> bool {
 }
 
 /// `get_storage_info` (§9.6).
-pub fn storage_info(ctx: &mut Ctx<'_>) -> Result<Output, RpcError> {
+pub(super) fn storage_info(ctx: &mut Ctx<'_>) -> Result<Output, RpcError> {
     let files = ctx.state.files();
     Ok(later(move || {
         Ok(crate::files::storage::storage_info(&files))

@@ -8,7 +8,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "get_external_streams",
     role: Some(Role::Viewer),
     barrier: false,

@@ -12,7 +12,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "get_live_url",
     role: Some(Role::Viewer),
     barrier: false,

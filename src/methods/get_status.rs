@@ -7,7 +7,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "get_status",
     role: Some(Role::Admin),
     barrier: false,

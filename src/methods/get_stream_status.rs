@@ -18,7 +18,7 @@ use crate::streaming::current_run;
 use crate::streaming::slots::PubState;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "get_stream_status",
     role: Some(Role::Viewer),
     barrier: false,

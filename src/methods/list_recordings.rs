@@ -8,7 +8,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "list_recordings",
     role: Some(Role::Viewer),
     barrier: false,

@@ -47,11 +47,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-pub use self::ctx::{Ctx, Handler, Method};
+pub(crate) use self::ctx::{Ctx, Method};
 
 /// Per-shard counters sized for `shards` shards, this method table, every JSON-RPC code and
 /// every event topic.
-pub fn stats_registry(shards: usize) -> crate::metrics::Registry {
+pub(crate) fn stats_registry(shards: usize) -> crate::metrics::Registry {
     static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
     let names = NAMES.get_or_init(|| TABLE.iter().map(|m| m.name).collect());
     crate::metrics::Registry::new(
@@ -111,7 +111,7 @@ pub fn lookup(name: &str) -> Option<(usize, &'static Method)> {
 /// FNV-1a: method names are short, trusted-length keys on the hot path, where SipHash's
 /// DoS resistance buys nothing (the table is fixed; unknown names only miss).
 #[derive(Default)]
-pub struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {

@@ -13,7 +13,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "remove_external_stream",
     role: Some(Role::Operator),
     barrier: false,

@@ -12,7 +12,7 @@ use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "set_discovery_interval",
     role: Some(Role::Admin),
     barrier: false,

@@ -11,7 +11,7 @@ use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "set_retention_policy",
     role: Some(Role::Admin),
     barrier: false,

@@ -14,7 +14,7 @@ use crate::rpc::params::Params;
 use crate::rpc::reply::{AfterReply, Output};
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "start_recording",
     role: Some(Role::Operator),
     barrier: false,

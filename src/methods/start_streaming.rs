@@ -17,7 +17,7 @@ use crate::rpc::reply::Output;
 use crate::streaming::{auto_close_after, current_run, require_connected};
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "start_streaming",
     role: Some(Role::Operator),
     barrier: false,

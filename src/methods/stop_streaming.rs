@@ -15,7 +15,7 @@ use crate::rpc::reply::Output;
 use crate::streaming::current_run;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "stop_streaming",
     role: Some(Role::Operator),
     barrier: false,

@@ -14,7 +14,7 @@ use crate::rpc::params::{missing, Params};
 use crate::rpc::reply::Output;
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "subscribe_events",
     role: Some(Role::Viewer),
     barrier: true,
@@ -51,7 +51,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Params<'_, '_>) -> Result<Output, RpcError> {
 }
 
 /// Parses a `topics` array into a name mask; `min` is the least number of entries.
-pub fn parse_names(v: &Json<'_>, min: usize) -> Result<u32, RpcError> {
+pub(super) fn parse_names(v: &Json<'_>, min: usize) -> Result<u32, RpcError> {
     let Json::Array(items) = v else {
         return Err(RpcError::invalid_params(
             "invalid_type",

@@ -21,7 +21,7 @@ use crate::rpc::reply::{AfterReply, Output};
 use crate::snapshots::{ImageFormat, Job, WriteError};
 
 /// Table entry.
-pub const METHOD: Method = Method {
+pub(super) const METHOD: Method = Method {
     name: "take_snapshot",
     role: Some(Role::Operator),
     barrier: false,

@@ -11,10 +11,10 @@ const MAX_US: u64 = 60_000_000;
 /// Two significant figures: 1 % resolution at ~30 KiB per histogram.
 const SIGFIG: u8 = 2;
 /// Length of the rolling window `server_metrics` reports on.
-pub const WINDOW_SECS: u64 = 60;
+pub(crate) const WINDOW_SECS: u64 = 60;
 
 /// A new empty histogram with the server's bounds.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts; `expect` documents that invariant.
     Histogram::new_with_bounds(1, MAX_US, SIGFIG).expect("valid histogram bounds")
 }
@@ -29,7 +29,7 @@ pub struct Snapshot {
 }
 
 /// The shard's live histograms.
-pub struct LocalLatency {
+pub(crate) struct LocalLatency {
     per_method: Vec<Option<Histogram<u64>>>,
     window: Histogram<u64>,
     prev_window: Histogram<u64>,
@@ -39,7 +39,7 @@ pub struct LocalLatency {
 
 impl LocalLatency {
     /// Empty histograms for `methods` methods.
-    pub fn new(methods: usize) -> Self {
+    pub(crate) fn new(methods: usize) -> Self {
         LocalLatency {
             per_method: (0..methods).map(|_| None).collect(),
             window: new_histogram(),
@@ -50,7 +50,7 @@ impl LocalLatency {
     }
 
     /// Records one request of method index `m` that took `us` microseconds.
-    pub fn record(&mut self, m: usize, us: u64) {
+    pub(crate) fn record(&mut self, m: usize, us: u64) {
         let us = us.clamp(1, MAX_US);
         if let Some(slot) = self.per_method.get_mut(m) {
             let _ = slot.get_or_insert_with(new_histogram).record(us);
@@ -60,7 +60,7 @@ impl LocalLatency {
     }
 
     /// Rotates the window when due and returns a snapshot if anything changed since the last one.
-    pub fn publish(&mut self, now: std::time::Instant) -> Option<Snapshot> {
+    pub(crate) fn publish(&mut self, now: std::time::Instant) -> Option<Snapshot> {
         if now.duration_since(self.window_started).as_secs() >= WINDOW_SECS {
             std::mem::swap(&mut self.window, &mut self.prev_window);
             self.window.reset();
@@ -81,7 +81,7 @@ impl LocalLatency {
 }
 
 /// Merges `src` into `dst`, creating it if needed.
-pub fn merge_into(dst: &mut Option<Histogram<u64>>, src: &Histogram<u64>) {
+pub(crate) fn merge_into(dst: &mut Option<Histogram<u64>>, src: &Histogram<u64>) {
     match dst {
         Some(d) => {
             let _ = d.add(src);

@@ -6,9 +6,9 @@
 //! (`latency::LocalLatency`) that the shard publishes once a second through an `ArcSwap`, so the
 //! request path never takes a lock and a `/metrics` scrape never touches a shard's hot data.
 
-pub mod latency;
-pub mod prometheus;
-pub mod system;
+pub(crate) mod latency;
+pub(crate) mod prometheus;
+pub(crate) mod system;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 /// Auth failure reasons counted in `camshard_auth_failures_total{reason}`.
-pub const AUTH_REASONS: [&str; 4] = [
+pub(crate) const AUTH_REASONS: [&str; 4] = [
     "auth_required",
     "invalid_token",
     "token_expired",
@@ -24,7 +24,7 @@ pub const AUTH_REASONS: [&str; 4] = [
 ];
 
 /// HTTP routes counted in `camshard_http_requests_total{route,status}`.
-pub const HTTP_ROUTES: [&str; 11] = [
+pub(crate) const HTTP_ROUTES: [&str; 11] = [
     "upgrade",
     "console",
     "healthz",
@@ -39,13 +39,13 @@ pub const HTTP_ROUTES: [&str; 11] = [
 ];
 
 /// HTTP statuses counted individually; anything else is counted as "other".
-pub const HTTP_STATUSES: [u16; 15] = [
+pub(crate) const HTTP_STATUSES: [u16; 15] = [
     101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 408, 416, 426, 431, 503,
 ];
 
 /// Adds one to a counter that only the calling shard writes.
 #[inline]
-pub fn bump(c: &AtomicU64) {
+pub(crate) fn bump(c: &AtomicU64) {
     c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
 }
 

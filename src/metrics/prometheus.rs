@@ -11,7 +11,7 @@ use super::{system, Registry, ShardStats, AUTH_REASONS, HTTP_ROUTES, HTTP_STATUS
 /// gathered by the caller (`ServerState::metrics_figures`), so that this module reads no layer
 /// above it.
 #[derive(Debug, Clone, Default)]
-pub struct Figures {
+pub(crate) struct Figures {
     /// The I/O backend the shards run on (`uring`, `epoll`).
     pub runtime: &'static str,
     /// Seconds since the process started.
@@ -40,7 +40,7 @@ pub struct Figures {
 
 /// Live view's figures (`live::Hub` counts them).
 #[derive(Debug, Clone, Default)]
-pub struct LiveFigures {
+pub(crate) struct LiveFigures {
     /// Viewers (MJPEG streams and still requests in progress) per camera id, for every camera.
     pub viewers: Vec<(String, usize)>,
     /// JPEG frames sent to viewers.
@@ -53,7 +53,7 @@ pub struct LiveFigures {
 
 /// One camera's frame counters (`camera::mjpeg` says what the repairs and rejections are).
 #[derive(Debug, Clone, Default)]
-pub struct CameraFrames {
+pub(crate) struct CameraFrames {
     /// Camera id (chosen by the server, so the label set is bounded by `cameras.max_cameras`).
     pub camera: String,
     /// Frames delivered to consumers.
@@ -75,7 +75,7 @@ const BUCKETS: [f64; 16] = [
 ];
 
 /// Renders the whole exposition: the shards' `stats` and the server's `figures`.
-pub fn render(stats: &Registry, figures: &Figures) -> String {
+pub(crate) fn render(stats: &Registry, figures: &Figures) -> String {
     let mut o = String::with_capacity(16 * 1024);
     let shards = &stats.shards;
     let w = &mut o;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// Resident set size of this process in bytes (from /proc/self/statm).
-pub fn process_rss_bytes() -> u64 {
+pub(crate) fn process_rss_bytes() -> u64 {
     let page = page_size();
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -17,7 +17,7 @@ pub fn process_rss_bytes() -> u64 {
 }
 
 /// OS threads of this process.
-pub fn process_threads() -> u64 {
+pub(crate) fn process_threads() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -40,7 +40,7 @@ fn page_size() -> u64 {
 }
 
 /// Host memory used, percent (MemTotal − MemAvailable).
-pub fn memory_used_percent() -> f64 {
+pub(crate) fn memory_used_percent() -> f64 {
     let Ok(s) = std::fs::read_to_string("/proc/meminfo") else {
         return 0.0;
     };
@@ -57,7 +57,7 @@ pub fn memory_used_percent() -> f64 {
 }
 
 /// Cumulative host CPU counters (busy, total) in clock ticks, from the first line of /proc/stat.
-pub fn cpu_ticks() -> Option<(u64, u64)> {
+pub(crate) fn cpu_ticks() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let line = s.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<u64> = line
@@ -73,7 +73,7 @@ pub fn cpu_ticks() -> Option<(u64, u64)> {
 }
 
 /// Busy percent between two `cpu_ticks` samples.
-pub fn cpu_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
+pub(crate) fn cpu_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
     let busy = after.0.saturating_sub(before.0) as f64;
     let total = after.1.saturating_sub(before.1) as f64;
     if total <= 0.0 {
@@ -85,7 +85,7 @@ pub fn cpu_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
 
 /// Filesystem figures (df semantics) for the filesystem holding `path`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct FsUsage {
+pub(crate) struct FsUsage {
     /// Size in bytes.
     pub total: u64,
     /// Size − free.
@@ -97,7 +97,7 @@ pub struct FsUsage {
 }
 
 /// statvfs of `path` (or its nearest existing ancestor).
-pub fn fs_usage(path: &Path) -> Option<FsUsage> {
+pub(crate) fn fs_usage(path: &Path) -> Option<FsUsage> {
     let mut p = Some(path);
     while let Some(cur) = p {
         if cur.exists() {
@@ -126,7 +126,7 @@ pub fn fs_usage(path: &Path) -> Option<FsUsage> {
 }
 
 /// Rounds to two decimals.
-pub fn round2(v: f64) -> f64 {
+pub(crate) fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
@@ -134,7 +134,7 @@ pub fn round2(v: f64) -> f64 {
 ///
 /// The last sample lives in atomics, so concurrent callers on different shards never block;
 /// a race only means two callers compute over slightly different intervals.
-pub fn cpu_percent_recent() -> f64 {
+pub(crate) fn cpu_percent_recent() -> f64 {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static BUSY: AtomicU64 = AtomicU64::new(0);
     static TOTAL: AtomicU64 = AtomicU64::new(0);

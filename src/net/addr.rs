@@ -21,15 +21,15 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 /// Counters per table: 64 Ki × 4 bytes = 256 KiB. Many buckets keep the chance that an
 /// attacker's addresses share a counter with a given client small (k addresses: about
 /// k / 65,536).
-pub const BUCKETS: usize = 1 << 16;
+pub(crate) const BUCKETS: usize = 1 << 16;
 
 /// An address already holds as many sockets as its cap allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AtCap;
+pub(crate) struct AtCap;
 
 /// The part of an address that is counted: IPv4 whole, IPv6 by its /64 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AddrKey {
+pub(crate) enum AddrKey {
     /// An IPv4 address (or the IPv4 address inside an IPv4-mapped IPv6 one).
     V4([u8; 4]),
     /// The first 64 bits of an IPv6 address.
@@ -38,7 +38,7 @@ pub enum AddrKey {
 
 impl AddrKey {
     /// The key `ip` is counted under.
-    pub fn of(ip: IpAddr) -> AddrKey {
+    pub(crate) fn of(ip: IpAddr) -> AddrKey {
         match ip {
             IpAddr::V4(a) => AddrKey::V4(a.octets()),
             IpAddr::V6(a) => match a.to_ipv4_mapped() {
@@ -55,7 +55,7 @@ impl AddrKey {
 }
 
 /// One table of per-address counters with its own random hash key.
-pub struct AddrCounts {
+pub(crate) struct AddrCounts {
     key: std::collections::hash_map::RandomState,
     counts: Box<[AtomicU32]>,
 }
@@ -72,13 +72,13 @@ impl Default for AddrCounts {
 
 impl AddrCounts {
     /// The counter `ip` is counted in.
-    pub fn bucket(&self, ip: IpAddr) -> usize {
+    pub(crate) fn bucket(&self, ip: IpAddr) -> usize {
         (self.key.hash_one(AddrKey::of(ip)) % BUCKETS as u64) as usize
     }
 
     /// Takes one unit of `ip`'s cap (`cap` 0 = no limit, nothing counted). Returns the bucket to
     /// give back with [`AddrCounts::release`].
-    pub fn try_acquire(&self, ip: IpAddr, cap: usize) -> Result<Option<usize>, AtCap> {
+    pub(crate) fn try_acquire(&self, ip: IpAddr, cap: usize) -> Result<Option<usize>, AtCap> {
         if cap == 0 {
             return Ok(None);
         }
@@ -92,7 +92,7 @@ impl AddrCounts {
     }
 
     /// Gives back a unit taken by [`AddrCounts::try_acquire`].
-    pub fn release(&self, bucket: usize) {
+    pub(crate) fn release(&self, bucket: usize) {
         if let Some(c) = self.counts.get(bucket) {
             c.fetch_sub(1, Relaxed);
         }

@@ -13,7 +13,7 @@ use super::addr::{AddrCounts, AtCap};
 use crate::config::ServerConfig;
 
 /// The connection caps and their counters.
-pub struct Admission {
+pub(crate) struct Admission {
     /// `server.max_connections`.
     max_connections: usize,
     /// `server.max_connections_per_ip` (0 = no limit).
@@ -42,7 +42,7 @@ impl Admission {
     }
 
     /// Tries to reserve a connection slot under `server.max_connections`.
-    pub fn try_reserve_connection(&self) -> bool {
+    pub(crate) fn try_reserve_connection(&self) -> bool {
         let mut cur = self.open.load(Relaxed);
         loop {
             if cur >= self.max_connections {
@@ -59,32 +59,32 @@ impl Admission {
     }
 
     /// Releases a slot taken by [`Admission::try_reserve_connection`].
-    pub fn release_connection(&self) {
+    pub(crate) fn release_connection(&self) {
         self.open.fetch_sub(1, Relaxed);
     }
 
     /// Tries to reserve a connection from `ip` under `server.max_connections_per_ip`. Returns
     /// the counter bucket to release (`None` when nothing is counted), `Err(AtCap)` when the
     /// address is at its cap.
-    pub fn try_reserve_ip(&self, ip: IpAddr) -> Result<Option<usize>, AtCap> {
+    pub(crate) fn try_reserve_ip(&self, ip: IpAddr) -> Result<Option<usize>, AtCap> {
         self.per_ip.try_acquire(ip, self.max_per_ip)
     }
 
     /// Releases a bucket taken by [`Admission::try_reserve_ip`].
-    pub fn release_ip(&self, bucket: usize) {
+    pub(crate) fn release_ip(&self, bucket: usize) {
         self.per_ip.release(bucket);
     }
 
     /// Tries to count a socket from `ip` entering the head stage under
     /// `server.max_handshakes_per_ip`; returns the bucket to release as
     /// [`Admission::try_reserve_ip`] does.
-    pub fn try_enter_head(&self, ip: IpAddr) -> Result<Option<usize>, AtCap> {
+    pub(crate) fn try_enter_head(&self, ip: IpAddr) -> Result<Option<usize>, AtCap> {
         self.handshakes_per_ip
             .try_acquire(ip, self.max_handshakes_per_ip)
     }
 
     /// Releases a bucket taken by [`Admission::try_enter_head`].
-    pub fn leave_head(&self, bucket: usize) {
+    pub(crate) fn leave_head(&self, bucket: usize) {
         self.handshakes_per_ip.release(bucket);
     }
 }

@@ -23,14 +23,14 @@ use crate::shard::local::Shard;
 /// each holding a descriptor until the head deadline: thousands per second, enough to use up the
 /// descriptor budget meant for real connections. With them, one address holds at most its cap
 /// and the excess is closed at once — closed, not queued: a queue would keep the descriptors.
-pub struct HeadStage {
+pub(crate) struct HeadStage {
     shard: Rc<Shard>,
     bucket: Option<usize>,
 }
 
 impl HeadStage {
     /// Counts a freshly accepted socket from `ip`; `None` when a cap is reached (close it).
-    pub fn enter(shard: &Rc<Shard>, ip: Option<std::net::IpAddr>) -> Option<HeadStage> {
+    pub(crate) fn enter(shard: &Rc<Shard>, ip: Option<std::net::IpAddr>) -> Option<HeadStage> {
         let cfg = &shard.state.config().server;
         if shard.handshakes.get() >= cfg.max_handshakes_per_shard {
             return None;
@@ -59,7 +59,7 @@ impl Drop for HeadStage {
 }
 
 /// Serves one accepted connection. `websocket` is false on the HTTP-only compat listener.
-pub async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
+pub(crate) async fn serve(shard: Rc<Shard>, stream: Conn, websocket: bool) {
     let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     let Some(head_stage) = HeadStage::enter(&shard, peer_ip) else {
         // Over a head-stage cap: closed before any byte is read or written (dropping `stream`).

@@ -31,7 +31,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves a `/files/recordings/…` or `/files/snapshots/…` request and closes the connection.
 /// Returns false (nothing written) for any other path, which the caller routes as usual.
-pub async fn serve(shard: &Shard, stream: &mut Conn, head: &Head) -> bool {
+pub(crate) async fn serve(shard: &Shard, stream: &mut Conn, head: &Head) -> bool {
     let Some((kind, raw)) = split_path(&head.path) else {
         return false;
     };

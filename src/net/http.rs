@@ -12,7 +12,7 @@ use crate::state::ServerState;
 
 /// An HTTP response to be written.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     /// Status code.
     pub status: u16,
     /// `Content-Type`.
@@ -25,7 +25,7 @@ pub struct Response {
 
 impl Response {
     /// A JSON body.
-    pub fn json(status: u16, v: &Value) -> Self {
+    pub(crate) fn json(status: u16, v: &Value) -> Self {
         Response {
             status,
             content_type: "application/json",
@@ -35,7 +35,7 @@ impl Response {
     }
 
     /// The contract's error body `{"error": "<message>", "reason": "<reason>"}`.
-    pub fn error(status: u16, reason: &str) -> Self {
+    pub(crate) fn error(status: u16, reason: &str) -> Self {
         Response::json(
             status,
             &json!({"error": status_text(status), "reason": reason}),
@@ -43,13 +43,13 @@ impl Response {
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
 
     /// Serializes status line, headers and (unless `head_only`) the body.
-    pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self, head_only: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(160 + self.body.len());
         out.extend_from_slice(
             format!("HTTP/1.1 {} {}\r\n", self.status, status_text(self.status)).as_bytes(),
@@ -72,7 +72,7 @@ impl Response {
 }
 
 /// Reason phrase for a status.
-pub fn status_text(status: u16) -> &'static str {
+pub(crate) fn status_text(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
@@ -94,7 +94,7 @@ pub fn status_text(status: u16) -> &'static str {
 }
 
 /// Routes a non-upgrade request; returns the route name (for metrics) and the response.
-pub fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'static str, Response) {
+pub(crate) fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'static str, Response) {
     let path = head.path.as_str();
     let get_only = |name: &'static str, f: &dyn Fn() -> Response| {
         if head.method == "GET" {
@@ -194,7 +194,7 @@ fn metrics(head: &Head, state: &ServerState) -> Response {
 
 /// The role of the request's `Authorization: Bearer` or `X-API-Key` credential, or the -32001
 /// reason naming why there is none.
-pub fn credential_role(head: &Head, state: &ServerState) -> Result<Role, &'static str> {
+pub(crate) fn credential_role(head: &Head, state: &ServerState) -> Result<Role, &'static str> {
     let bearer = head
         .header("authorization")
         .and_then(|v| {

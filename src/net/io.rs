@@ -16,7 +16,7 @@ use super::stream::Conn;
 use crate::shard::local::ConnHandle;
 
 /// A socket borrowed together with the polling task's context.
-pub struct Io<'a, 'b> {
+pub(crate) struct Io<'a, 'b> {
     /// The connection's socket.
     pub stream: &'a mut Conn,
     /// The context of the task polling the connection.
@@ -52,14 +52,14 @@ impl Write for Io<'_, '_> {
 /// [`should_cut`](super::outbound::should_cut): a write the socket takes, even partly, ends a stall; a refused one
 /// (`WouldBlock`) starts one. Partial writes count, so a client that reads slowly but steadily
 /// is slow (drop-oldest, §10.7), never stalled. Reads pass through untouched.
-pub struct Progress<'h, S> {
+pub(crate) struct Progress<'h, S> {
     io: S,
     handle: &'h ConnHandle,
 }
 
 impl<'h, S> Progress<'h, S> {
     /// Wraps `io`, reporting to `handle`.
-    pub fn new(io: S, handle: &'h ConnHandle) -> Self {
+    pub(crate) fn new(io: S, handle: &'h ConnHandle) -> Self {
         Progress { io, handle }
     }
 }

@@ -114,7 +114,7 @@ pub(crate) fn authorize(
 /// Serves a `/live/…` request and closes the connection. Returns false (nothing written) when
 /// live view is disabled or the path is not a live route; the caller then routes as usual
 /// (404).
-pub async fn serve(shard: &Shard, stream: &mut Conn, head: &Head) -> bool {
+pub(crate) async fn serve(shard: &Shard, stream: &mut Conn, head: &Head) -> bool {
     if !shard.state.live().config().enabled {
         return false;
     }

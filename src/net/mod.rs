@@ -16,18 +16,18 @@
 //!   still frames, written by `crate::live`).
 //! - `console`: the built-in web console's files (embedded), served at `/` and `/console/`.
 
-pub mod addr;
-pub mod admission;
-pub mod connection;
-pub mod console;
-pub mod download;
+pub(crate) mod addr;
+pub(crate) mod admission;
+pub(crate) mod connection;
+pub(crate) mod console;
+pub(crate) mod download;
 pub mod head;
-pub mod http;
-pub mod io;
-pub mod live;
-pub mod outbound;
-pub mod pace;
-pub mod stream;
-pub mod tls;
+pub(crate) mod http;
+pub(crate) mod io;
+pub(crate) mod live;
+pub(crate) mod outbound;
+pub(crate) mod pace;
+pub(crate) mod stream;
+pub(crate) mod tls;
 pub mod upgrade;
-pub mod ws;
+pub(crate) mod ws;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 /// Queued notifications and drop counters.
 #[derive(Debug, Default)]
-pub struct Outbound {
+pub(crate) struct Outbound {
     queue: VecDeque<Bytes>,
     unreported: u64,
     total: u64,
@@ -24,7 +24,7 @@ pub struct Outbound {
 
 impl Outbound {
     /// Queues a notification; returns true when an older one was dropped to make room.
-    pub fn push(&mut self, msg: Bytes, limit: usize) -> bool {
+    pub(crate) fn push(&mut self, msg: Bytes, limit: usize) -> bool {
         let mut dropped = false;
         while self.queue.len() >= limit.max(1) {
             self.queue.pop_front();
@@ -37,7 +37,7 @@ impl Outbound {
     }
 
     /// The next message to write: a `system.events_dropped` first when drops are unreported.
-    pub fn pop(&mut self) -> Option<Bytes> {
+    pub(crate) fn pop(&mut self) -> Option<Bytes> {
         if self.unreported > 0 {
             let msg = format!(
                 "{{\"jsonrpc\":\"2.0\",\"method\":\"system.events_dropped\",\"params\":{{\"count\":{},\"total\":{},\"timestamp\":\"{}\"}}}}",
@@ -57,12 +57,12 @@ impl Outbound {
     }
 
     /// Queued messages.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// True when nothing is queued and nothing is unreported.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty() && self.unreported == 0
     }
 }
@@ -75,7 +75,7 @@ impl Outbound {
 /// Both halves are needed: a full queue alone is a burst or a brief pause (§10.7 drops and
 /// reports, the client catches up); a blocked socket alone may be a client busy with a large
 /// reply while no events are due, which the keep-alive and in-flight limits already bound.
-pub fn should_cut(
+pub(crate) fn should_cut(
     queued: usize,
     limit: usize,
     stalled_since: Option<Instant>,

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 /// Bytes a frame is charged at least: with the default 1 MiB/s this is ~2,000 frames a
 /// second, twice the default rate limit's refill, so a client within the rate limit is not
 /// paced, while WebSocket Pings and tiny requests cannot outrun the pace either.
-pub const FRAME_FLOOR: usize = 512;
+pub(crate) const FRAME_FLOOR: usize = 512;
 
 /// One connection's input budget.
 #[derive(Debug, Clone)]
-pub struct Pace {
+pub(crate) struct Pace {
     /// Bytes that may still be read; negative while in debt.
     credit: f64,
     rate: f64,
@@ -35,7 +35,7 @@ pub struct Pace {
 impl Pace {
     /// A bucket refilled at `rate` bytes/s up to twice that, starting with `initial` bytes
     /// (small, so that reconnecting does not buy a fresh large budget).
-    pub fn new(rate: usize, initial: usize, now: Instant) -> Self {
+    pub(crate) fn new(rate: usize, initial: usize, now: Instant) -> Self {
         let rate = rate.max(1) as f64;
         Pace {
             credit: (initial as f64).min(2.0 * rate),
@@ -47,7 +47,7 @@ impl Pace {
 
     /// Refills for the time since the last call; `None` when reading may go on, else how long
     /// until the debt is paid.
-    pub fn wait(&mut self, now: Instant) -> Option<Duration> {
+    pub(crate) fn wait(&mut self, now: Instant) -> Option<Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.credit = (self.credit + elapsed * self.rate).min(self.burst);
@@ -60,7 +60,7 @@ impl Pace {
     }
 
     /// Charges one frame of `len` bytes; true when the bucket is now in debt (stop reading).
-    pub fn charge(&mut self, len: usize) -> bool {
+    pub(crate) fn charge(&mut self, len: usize) -> bool {
         self.credit -= len.max(FRAME_FLOOR) as f64;
         self.credit < 0.0
     }

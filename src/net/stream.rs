@@ -34,7 +34,7 @@ pub enum MaybeTls<S> {
 }
 
 /// An accepted connection: plain TCP, or TLS once the handshake has completed.
-pub type Conn = MaybeTls<TcpStream>;
+pub(crate) type Conn = MaybeTls<TcpStream>;
 
 /// Why a TLS handshake did not complete.
 #[derive(Debug)]

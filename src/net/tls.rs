@@ -23,7 +23,7 @@ use crate::config::TlsConfig;
 
 /// Why the TLS settings could not be built; the message names the file at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsError(pub String);
+pub(crate) struct TlsError(pub String);
 
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,7 +34,7 @@ impl fmt::Display for TlsError {
 impl std::error::Error for TlsError {}
 
 /// The shared server settings when `[server.tls]` is enabled, `None` when it is not.
-pub fn server_config(cfg: &TlsConfig) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+pub(crate) fn server_config(cfg: &TlsConfig) -> Result<Option<Arc<ServerConfig>>, TlsError> {
     if !cfg.enabled {
         return Ok(None);
     }
@@ -42,7 +42,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Option<Arc<ServerConfig>>, TlsEr
 }
 
 /// Builds a `ServerConfig` from PEM files: the certificate chain (leaf first) and its key.
-pub fn load(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsError> {
+pub(crate) fn load(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsError> {
     let cert_name = cert_path.display();
     let key_name = key_path.display();
     let cert_pem = read(cert_path, "certificate")?;

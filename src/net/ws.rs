@@ -67,7 +67,7 @@ enum Closing {
 }
 
 /// One upgraded connection.
-pub struct WsSession {
+pub(crate) struct WsSession {
     stream: Conn,
     ws: WebSocketContext,
     shard: Rc<Shard>,
@@ -88,7 +88,7 @@ pub struct WsSession {
 
 impl WsSession {
     /// Wraps an upgraded socket; `leftover` are bytes read past the HTTP head.
-    pub fn new(stream: Conn, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>) -> Self {
+    pub(crate) fn new(stream: Conn, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>) -> Self {
         let cfg = &shard.state.config().server;
         // Until it authenticates, a connection may send only small messages (the anonymous
         // methods need no more); `raise_message_limit` lifts the cap.
@@ -123,7 +123,7 @@ impl WsSession {
     }
 
     /// Runs the session to its end.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         std::future::poll_fn(|cx| self.poll_session(cx)).await
     }
 

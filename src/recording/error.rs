@@ -6,7 +6,7 @@ use crate::mediamtx::api::Unavailable;
 
 /// A recording request that could not be served.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Error {
+pub(crate) enum Error {
     /// The camera already has a session (active or finalizing).
     AlreadyRecording {
         /// Camera id.

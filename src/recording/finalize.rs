@@ -221,7 +221,7 @@ fn sync_dir(dir: &Path) {
 /// up to its last complete fragment). Never overwrites (a taken name gets `-2`, `-3`, …); a
 /// partial without playable media and stale `.remux.mp4` temporaries are deleted. Returns the
 /// names recovered.
-pub fn recover_partials(dir: &Path) -> Vec<String> {
+pub(crate) fn recover_partials(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -99,7 +99,7 @@ const MAX_GAP_S: u64 = 2;
 /// Starts a session: finds ffmpeg, creates the directory, spawns ffmpeg, the feeder and the
 /// supervisor. `Err` says why when ffmpeg is missing or it (or a thread) cannot be started;
 /// nothing is left on disk then.
-pub fn start(
+pub(crate) fn start(
     req: StartRequest,
     on_event: Box<dyn Fn(RecEvent) + Send + Sync>,
 ) -> Result<RecordingHandle, StartError> {

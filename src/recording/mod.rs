@@ -58,10 +58,10 @@ pub(crate) mod finalize;
 pub(crate) mod local;
 pub(crate) mod mediamtx;
 pub(crate) mod naming;
-pub mod recorder;
-pub mod slots;
+pub(crate) mod recorder;
+pub(crate) mod slots;
 
-pub use error::Error;
+pub(crate) use error::Error;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
@@ -74,7 +74,7 @@ use crate::camera::capture::Subscription;
 
 /// Container format of a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Fragmented MP4 (`.mp4`).
     Fmp4,
     /// Progressive MP4 (`.mp4`), remuxed from fragmented MP4 at stop.
@@ -97,7 +97,7 @@ impl From<crate::config::RecordingFormat> for Format {
 
 impl Format {
     /// Parses the contract's names `fmp4` | `mp4` | `mkv`.
-    pub fn parse(s: &str) -> Option<Format> {
+    pub(crate) fn parse(s: &str) -> Option<Format> {
         match s {
             "fmp4" => Some(Format::Fmp4),
             "mp4" => Some(Format::Mp4),
@@ -107,7 +107,7 @@ impl Format {
     }
 
     /// The contract's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Format::Fmp4 => "fmp4",
             Format::Mp4 => "mp4",
@@ -116,7 +116,7 @@ impl Format {
     }
 
     /// File extension with its dot (`.mp4` for both MP4 flavours, `.mkv`).
-    pub fn extension(self) -> &'static str {
+    pub(crate) fn extension(self) -> &'static str {
         match self {
             Format::Mkv => ".mkv",
             Format::Fmp4 | Format::Mp4 => ".mp4",
@@ -125,7 +125,7 @@ impl Format {
 }
 
 /// Everything a session needs.
-pub struct StartRequest {
+pub(crate) struct StartRequest {
     /// Camera id (thread names `rec-<id>`, logs).
     pub camera_id: String,
     /// The camera's frames (whole JPEGs); the session owns and drops the subscription.
@@ -153,7 +153,7 @@ pub struct StartRequest {
 
 /// Why a session could not start (nothing is left running or on disk then).
 #[derive(Debug, Clone, PartialEq)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// The configured ffmpeg is not an executable file: recording needs it installed.
     FfmpegMissing(crate::media::ffmpeg::Missing),
     /// ffmpeg, a thread or the directory could not be set up: the details.
@@ -171,7 +171,7 @@ impl std::fmt::Display for StartError {
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum EndReason {
+pub(crate) enum EndReason {
     /// `stop_recording`.
     Requested,
     /// The requested duration was recorded.
@@ -190,7 +190,7 @@ pub enum EndReason {
 
 impl EndReason {
     /// The contract's reason string.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             EndReason::Requested => "requested",
             EndReason::DurationElapsed => "duration_elapsed",
@@ -215,7 +215,7 @@ impl EndReason {
 
 /// A finished session: its file is final, fsynced and visible.
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// Final file names (one per session for this backend).
     pub files: Vec<String>,
     /// Media duration of the final file in seconds, read from the file by `media::probe`.
@@ -236,7 +236,7 @@ pub struct Finished {
 
 /// Reports from a session, delivered to `on_event` on the session's threads (keep it short).
 #[derive(Debug)]
-pub enum RecEvent {
+pub(crate) enum RecEvent {
     /// The first frame was handed to ffmpeg.
     FirstFrame {
         /// Its capture time, ms since the epoch.
@@ -329,18 +329,18 @@ impl Inner {
 
 /// A cheap, cloneable handle to a running (or finished) session (`Send + Sync`).
 #[derive(Clone)]
-pub struct RecordingHandle {
+pub(crate) struct RecordingHandle {
     inner: Arc<Inner>,
 }
 
 impl RecordingHandle {
     /// Asks the session to end with `reason` (the first reason asked wins); returns at once.
-    pub fn stop(&self, reason: EndReason) {
+    pub(crate) fn stop(&self, reason: EndReason) {
         self.inner.request_end(reason);
     }
 
     /// Blocks until the file is final; `None` on timeout or when the session had no media.
-    pub fn wait(&self, timeout: Duration) -> Option<Finished> {
+    pub(crate) fn wait(&self, timeout: Duration) -> Option<Finished> {
         let guard = self.inner.result.lock().ok()?;
         let (guard, _) = self
             .inner
@@ -351,12 +351,12 @@ impl RecordingHandle {
     }
 
     /// Size of the file so far (sampled about once a second).
-    pub fn bytes_written(&self) -> u64 {
+    pub(crate) fn bytes_written(&self) -> u64 {
         self.inner.bytes.load(SeqCst)
     }
 
     /// Whole seconds since the first frame (0 before it).
-    pub fn elapsed_s(&self) -> u64 {
+    pub(crate) fn elapsed_s(&self) -> u64 {
         match self.inner.start_ms.load(SeqCst) {
             0 => 0,
             t => crate::clock::unix_millis().saturating_sub(t) / 1000,
@@ -364,30 +364,30 @@ impl RecordingHandle {
     }
 
     /// True once the session is over and its file (if any) is final.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.inner.finished.load(SeqCst)
     }
 
     /// Capture time of the first frame, once there is one.
-    pub fn start_unix_ms(&self) -> Option<u64> {
+    pub(crate) fn start_unix_ms(&self) -> Option<u64> {
         Some(self.inner.start_ms.load(SeqCst)).filter(|t| *t > 0)
     }
 
     /// The ffmpeg process id (a test hook: tests kill it to simulate a crash).
-    pub fn ffmpeg_pid(&self) -> u32 {
+    pub(crate) fn ffmpeg_pid(&self) -> u32 {
         self.inner.pid.load(SeqCst)
     }
 }
 
 /// The session side of a [`RecordingHandle`] whose media is written elsewhere (the `mediamtx`
 /// backend, where MediaMTX records): it reads stop requests and publishes progress and the end.
-pub struct ExternalSession {
+pub(crate) struct ExternalSession {
     inner: Arc<Inner>,
 }
 
 impl RecordingHandle {
     /// A handle and its session side, for a backend whose media is written elsewhere.
-    pub fn external() -> (RecordingHandle, ExternalSession) {
+    pub(crate) fn external() -> (RecordingHandle, ExternalSession) {
         // No supervisor here: the backend polls `stop_requested`, so wake-ups go nowhere.
         let (wake, _) = crossbeam_channel::bounded(1);
         let inner = Inner::new(0, wake);
@@ -402,25 +402,25 @@ impl RecordingHandle {
 
 impl ExternalSession {
     /// The stop reason, once someone asked.
-    pub fn stop_requested(&self) -> Option<EndReason> {
+    pub(crate) fn stop_requested(&self) -> Option<EndReason> {
         self.inner.end_reason()
     }
     /// Records when media started.
-    pub fn set_start(&self, unix_ms: u64) {
+    pub(crate) fn set_start(&self, unix_ms: u64) {
         self.inner.start_ms.store(unix_ms, SeqCst);
     }
     /// Records the bytes written so far.
-    pub fn set_bytes(&self, n: u64) {
+    pub(crate) fn set_bytes(&self, n: u64) {
         self.inner.bytes.store(n, SeqCst);
     }
     /// Publishes the outcome (`None` = no media) and wakes `wait`ers.
-    pub fn finish(&self, result: Option<Finished>) {
+    pub(crate) fn finish(&self, result: Option<Finished>) {
         self.inner.complete(result);
     }
 }
 
 /// Media duration of a recording in seconds, parsed from the file (no process is spawned).
-pub fn probe_duration(path: &Path) -> Option<f64> {
+pub(crate) fn probe_duration(path: &Path) -> Option<f64> {
     crate::media::probe::media_info(path)?.duration_s
 }
 

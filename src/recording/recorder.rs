@@ -22,10 +22,10 @@ use crate::streaming::slots::Slots as StreamSlots;
 
 /// How long `stop_recording`, and the server at exit, wait for finalization (long mp4/mkv
 /// remuxes take a while).
-pub const FINALIZE_WAIT: Duration = Duration::from_secs(600);
+pub(crate) const FINALIZE_WAIT: Duration = Duration::from_secs(600);
 
 /// Recording sessions and the backend that runs them.
-pub struct Recorder {
+pub(crate) struct Recorder {
     slots: Slots,
     backend: Box<dyn Backend>,
     closing: Arc<AtomicBool>,
@@ -33,7 +33,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// One slot per camera number; the backend `recording.backend` names.
-    pub fn new(config: &Config) -> Recorder {
+    pub(crate) fn new(config: &Config) -> Recorder {
         let backend: Box<dyn Backend> = match config.recording.backend {
             RecordingBackend::Local => Box::new(Local),
             RecordingBackend::Mediamtx => Box::new(Mediamtx),
@@ -58,29 +58,29 @@ impl Recorder {
     }
 
     /// The active session of camera `num`, if it is recording.
-    pub fn active(&self, num: u32) -> Option<Arc<Active>> {
+    pub(crate) fn active(&self, num: u32) -> Option<Arc<Active>> {
         self.slots.active(num)
     }
 
     /// Every session that is active or finalizing.
-    pub fn all(&self) -> Vec<Arc<Active>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Active>> {
         self.slots.all()
     }
 
     /// True when `name` (a final recording file name) belongs to an active or finalizing
     /// session: not to be listed, served, deleted or cleaned up yet.
-    pub fn is_busy(&self, name: &str) -> bool {
+    pub(crate) fn is_busy(&self, name: &str) -> bool {
         self.slots.is_busy(name)
     }
 
     /// True when no session is active or finalizing.
-    pub fn idle(&self) -> bool {
+    pub(crate) fn idle(&self) -> bool {
         self.slots.idle()
     }
 
     /// Server shutdown: every active session ends (reason `shutdown`) and finalizes; the
     /// `mediamtx` backend's threads (session watchers, start-up recovery) also watch the flag.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.closing.store(true, SeqCst);
         self.slots.stop_all(EndReason::Shutdown);
     }

@@ -25,7 +25,7 @@ const ACTIVE: u8 = 2;
 const FINALIZING: u8 = 3;
 
 /// One active session.
-pub struct Active {
+pub(crate) struct Active {
     /// Session id (UUID v4).
     pub session_id: String,
     /// Camera id.
@@ -49,12 +49,12 @@ struct Slot {
 }
 
 /// All cameras' recording slots.
-pub struct Slots {
+pub(crate) struct Slots {
     slots: Vec<Slot>,
 }
 
 /// Why a reservation failed.
-pub enum Reserve {
+pub(crate) enum Reserve {
     /// Reserved: the caller must `activate` or `release`.
     Ok,
     /// A session is active or finalizing.
@@ -63,7 +63,7 @@ pub enum Reserve {
 
 impl Slots {
     /// Slots for camera numbers `0..max`.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Slots {
             slots: (0..max).map(|_| Slot::default()).collect(),
         }
@@ -74,7 +74,7 @@ impl Slots {
     /// Read from the slots themselves rather than from a cached list: two threads refreshing a
     /// cache could store the older list last, and retention would then see a live file as idle.
     /// One slot per camera keeps the scan short.
-    pub fn is_busy(&self, name: &str) -> bool {
+    pub(crate) fn is_busy(&self, name: &str) -> bool {
         self.slots
             .iter()
             .any(|s| s.active.load().as_ref().is_some_and(|a| a.filename == name))
@@ -85,7 +85,7 @@ impl Slots {
     }
 
     /// Reserves camera `num` for a new session (exactly one concurrent caller wins).
-    pub fn reserve(&self, num: u32) -> Reserve {
+    pub(crate) fn reserve(&self, num: u32) -> Reserve {
         match self.slot(num) {
             Some(s)
                 if s.phase
@@ -99,7 +99,7 @@ impl Slots {
     }
 
     /// Releases a reservation whose start failed.
-    pub fn release(&self, num: u32) {
+    pub(crate) fn release(&self, num: u32) {
         if let Some(s) = self.slot(num) {
             s.active.store(None);
             s.phase.store(IDLE, SeqCst);
@@ -107,7 +107,7 @@ impl Slots {
     }
 
     /// Publishes the started session.
-    pub fn activate(&self, num: u32, active: Arc<Active>) {
+    pub(crate) fn activate(&self, num: u32, active: Arc<Active>) {
         if let Some(s) = self.slot(num) {
             s.active.store(Some(active));
             let _ = s.phase.compare_exchange(STARTING, ACTIVE, SeqCst, SeqCst);
@@ -115,7 +115,7 @@ impl Slots {
     }
 
     /// Takes the active session for `stop_recording` (exactly one concurrent caller gets it).
-    pub fn begin_stop(&self, num: u32) -> Option<Arc<Active>> {
+    pub(crate) fn begin_stop(&self, num: u32) -> Option<Arc<Active>> {
         let s = self.slot(num)?;
         s.phase
             .compare_exchange(ACTIVE, FINALIZING, SeqCst, SeqCst)
@@ -124,7 +124,7 @@ impl Slots {
     }
 
     /// The active session of camera `num` (for `CameraItem`), if recording.
-    pub fn active(&self, num: u32) -> Option<Arc<Active>> {
+    pub(crate) fn active(&self, num: u32) -> Option<Arc<Active>> {
         let s = self.slot(num)?;
         if s.phase.load(SeqCst) == ACTIVE {
             s.active.load_full()
@@ -134,7 +134,7 @@ impl Slots {
     }
 
     /// Every session that is active or finalizing.
-    pub fn all(&self) -> Vec<Arc<Active>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Active>> {
         self.slots
             .iter()
             .filter_map(|s| s.active.load_full())
@@ -157,7 +157,7 @@ impl Slots {
     }
 
     /// Stops every session (server shutdown).
-    pub fn stop_all(&self, reason: EndReason) {
+    pub(crate) fn stop_all(&self, reason: EndReason) {
         for s in &self.slots {
             if s.phase
                 .compare_exchange(ACTIVE, FINALIZING, SeqCst, SeqCst)
@@ -171,7 +171,7 @@ impl Slots {
     }
 
     /// True when no session is active or finalizing.
-    pub fn idle(&self) -> bool {
+    pub(crate) fn idle(&self) -> bool {
         self.slots.iter().all(|s| s.phase.load(SeqCst) == IDLE)
     }
 }

@@ -25,7 +25,7 @@ use super::reply::{write_error, write_result, AfterReply, Output};
 use super::session::{failure_for, AuthState, Session};
 
 /// Everything one message's handling borrows from its shard and connection.
-pub struct Env<'e> {
+pub(crate) struct Env<'e> {
     /// Shared server state.
     pub state: &'e std::sync::Arc<ServerState>,
     /// The shard's counters.
@@ -44,7 +44,7 @@ pub struct Env<'e> {
 
 /// One finished request, for the shard's counters and histograms.
 #[derive(Debug, Clone, Copy)]
-pub struct Record {
+pub(crate) struct Record {
     /// Method index in `methods::TABLE`.
     pub method: usize,
     /// 0 for success, else the error code.
@@ -54,7 +54,7 @@ pub struct Record {
 }
 
 /// What an asynchronous message produced once all its requests finished.
-pub struct Finished {
+pub(crate) struct Finished {
     /// The reply (`None` when every request was a notification).
     pub reply: Option<Vec<u8>>,
     /// Requests to count (their stats are recorded when they finish).
@@ -64,10 +64,10 @@ pub struct Finished {
 }
 
 /// A message whose reply is not ready yet.
-pub type PendingReply = Pin<Box<dyn Future<Output = Finished>>>;
+pub(crate) type PendingReply = Pin<Box<dyn Future<Output = Finished>>>;
 
 /// Outcome of handling one text message.
-pub enum Handled {
+pub(crate) enum Handled {
     /// Nothing to send (notifications only).
     Nothing,
     /// The reply was appended to `out`.
@@ -77,7 +77,7 @@ pub enum Handled {
 }
 
 /// Handles one text message; a reply that is ready is appended to `out`.
-pub fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> Handled {
+pub(crate) fn handle_message(env: &mut Env<'_>, text: &[u8], out: &mut Vec<u8>) -> Handled {
     let Env {
         state,
         stats,

@@ -3,34 +3,34 @@
 use serde_json::{Map, Value};
 
 /// -32700: the text is not JSON.
-pub const PARSE_ERROR: i32 = -32700;
+pub(crate) const PARSE_ERROR: i32 = -32700;
 /// -32600: not a valid request object.
-pub const INVALID_REQUEST: i32 = -32600;
+pub(crate) const INVALID_REQUEST: i32 = -32600;
 /// -32601: no such method.
-pub const METHOD_NOT_FOUND: i32 = -32601;
+pub(crate) const METHOD_NOT_FOUND: i32 = -32601;
 /// -32602: params do not match the method's table.
-pub const INVALID_PARAMS: i32 = -32602;
+pub(crate) const INVALID_PARAMS: i32 = -32602;
 /// -32603: a server bug, never a business condition.
-pub const INTERNAL_ERROR: i32 = -32603;
+pub(crate) const INTERNAL_ERROR: i32 = -32603;
 /// -32001: no valid credential.
-pub const AUTH: i32 = -32001;
+pub(crate) const AUTH: i32 = -32001;
 /// -32002: authenticated, but the role is too low.
-pub const PERMISSION: i32 = -32002;
+pub(crate) const PERMISSION: i32 = -32002;
 /// -32010: camera, file or stream not found.
-pub const NOT_FOUND: i32 = -32010;
+pub(crate) const NOT_FOUND: i32 = -32010;
 /// -32020: the request conflicts with the current state.
-pub const INVALID_STATE: i32 = -32020;
+pub(crate) const INVALID_STATE: i32 = -32020;
 /// -32030: the feature is disabled.
-pub const UNSUPPORTED: i32 = -32030;
+pub(crate) const UNSUPPORTED: i32 = -32030;
 /// -32040: the connection's token bucket is empty.
-pub const RATE_LIMITED: i32 = -32040;
+pub(crate) const RATE_LIMITED: i32 = -32040;
 /// -32050: MediaMTX, ffmpeg or a capture device failed.
-pub const DEPENDENCY: i32 = -32050;
+pub(crate) const DEPENDENCY: i32 = -32050;
 /// -32060: storage is low, critical or failed.
-pub const STORAGE: i32 = -32060;
+pub(crate) const STORAGE: i32 = -32060;
 
 /// Every code the server sends, in the order metrics list them.
-pub const ALL_CODES: [i32; 14] = [
+pub(crate) const ALL_CODES: [i32; 14] = [
     PARSE_ERROR,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -67,7 +67,7 @@ pub struct RpcError {
 /// Characters of client input (a method name, a duplicated member name or its path) quoted
 /// back in an error's details: enough to recognise it, while a 1 MB name costs the reply
 /// nothing.
-pub const ECHO_CHARS: usize = 64;
+pub(crate) const ECHO_CHARS: usize = 64;
 
 /// `s` cut to its first [`ECHO_CHARS`] characters.
 pub(crate) fn echo(s: &str) -> &str {
@@ -180,7 +180,7 @@ impl RpcError {
 }
 
 /// The -32001 error object for an auth failure (`None` = `auth_required`).
-pub fn auth_rpc_error(failure: Option<crate::auth::AuthFailure>) -> RpcError {
+pub(crate) fn auth_rpc_error(failure: Option<crate::auth::AuthFailure>) -> RpcError {
     match failure {
         None => RpcError::new(AUTH, "auth_required")
             .details("This method needs an authenticated connection")

@@ -10,7 +10,7 @@ use simd_json::{Node, StaticNode};
 
 /// Nesting deeper than this is answered as a parse error (-32700): no method takes deep input, and
 /// the bound keeps both simd-json's stack and our recursive fold small.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// One JSON value; strings borrow from the parser's buffer.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ const EMPTY: &[(&str, Json<'static>)] = &[];
 /// The most members a `params` object may have. No method takes more than five (four of its
 /// own plus `auth_token`); unknown members are still ignored (§8.8), up to this many, so
 /// clients that send a few extra fields keep working.
-pub const MAX_MEMBERS: usize = 32;
+pub(crate) const MAX_MEMBERS: usize = 32;
 
 impl<'j, 'a> Params<'j, 'a> {
     /// Checks the raw `params` member: an array is `params_not_object`; more than
@@ -133,7 +133,7 @@ impl<'j, 'a> Params<'j, 'a> {
 }
 
 /// `missing_param` for `name`.
-pub fn missing(name: &str) -> RpcError {
+pub(crate) fn missing(name: &str) -> RpcError {
     RpcError::invalid_params("missing_param", name, format!("{name} is required"))
 }
 

@@ -6,13 +6,13 @@ use super::error::RpcError;
 
 /// Work to run right after a reply is queued (e.g. publishing the event the request caused, so
 /// the reply always precedes its notification, §2.4).
-pub type AfterReply = Box<dyn FnOnce()>;
+pub(crate) type AfterReply = Box<dyn FnOnce()>;
 
 /// The eventual outcome of an asynchronous method: its result and an optional after-reply hook.
-pub type LaterResult = (Result<Output, RpcError>, Option<AfterReply>);
+pub(crate) type LaterResult = (Result<Output, RpcError>, Option<AfterReply>);
 
 /// An asynchronous method's pending result. It runs on the calling connection's shard.
-pub type Later = std::pin::Pin<Box<dyn std::future::Future<Output = LaterResult>>>;
+pub(crate) type Later = std::pin::Pin<Box<dyn std::future::Future<Output = LaterResult>>>;
 
 /// A method's successful result, ready to be embedded in a reply.
 pub enum Output {
@@ -42,7 +42,7 @@ impl From<serde_json::Value> for Output {
 }
 
 /// Appends the JSON form of `id` (`null` when absent).
-pub fn write_id(out: &mut Vec<u8>, id: Option<&Id>) {
+pub(crate) fn write_id(out: &mut Vec<u8>, id: Option<&Id>) {
     match id {
         None | Some(Id::Null) => out.extend_from_slice(b"null"),
         Some(Id::Int(i)) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
@@ -63,7 +63,7 @@ pub fn write_id(out: &mut Vec<u8>, id: Option<&Id>) {
 }
 
 /// Appends `{"jsonrpc":"2.0","result":…,"id":…}`.
-pub fn write_result(out: &mut Vec<u8>, id: Option<&Id>, result: &Output) {
+pub(crate) fn write_result(out: &mut Vec<u8>, id: Option<&Id>, result: &Output) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
     match result {
         Output::Static(s) => out.extend_from_slice(s.as_bytes()),
@@ -80,7 +80,7 @@ pub fn write_result(out: &mut Vec<u8>, id: Option<&Id>, result: &Output) {
 }
 
 /// Appends `{"jsonrpc":"2.0","error":{…},"id":…}`.
-pub fn write_error(out: &mut Vec<u8>, id: Option<&Id>, err: &RpcError) {
+pub(crate) fn write_error(out: &mut Vec<u8>, id: Option<&Id>, err: &RpcError) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":");
     out.extend_from_slice(itoa::Buffer::new().format(err.code).as_bytes());
     out.extend_from_slice(b",\"message\":");

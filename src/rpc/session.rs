@@ -64,7 +64,7 @@ impl Session {
 }
 
 /// The -32001 failure a protected call gets in a non-authenticated state.
-pub fn failure_for(state: AuthState) -> Option<Option<AuthFailure>> {
+pub(crate) fn failure_for(state: AuthState) -> Option<Option<AuthFailure>> {
     match state {
         AuthState::Authenticated(_) => None,
         AuthState::Unauthenticated => Some(None),

@@ -13,7 +13,7 @@ use crate::rpc::session::AuthState;
 use crate::shard::local::{Shard, SIG_OUTBOUND};
 
 /// Delivers one event to every eligible connection of `shard`.
-pub fn deliver(shard: &Shard, ev: &Event) {
+pub(crate) fn deliver(shard: &Shard, ev: &Event) {
     let state = &shard.state;
     let cfg = state.config();
     let limit = cfg.server.outbound_queue_limit;

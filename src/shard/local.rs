@@ -25,22 +25,22 @@ use crate::rpc::session::Session;
 use crate::state::ServerState;
 
 /// Signal bit: a keep-alive Ping is due.
-pub const SIG_PING: u8 = 1;
+pub(crate) const SIG_PING: u8 = 1;
 /// Signal bit: the server is shutting down; close with 1001.
-pub const SIG_SHUTDOWN: u8 = 2;
+pub(crate) const SIG_SHUTDOWN: u8 = 2;
 /// Signal bit: re-poll (timers of a closing session).
-pub const SIG_TICK: u8 = 4;
+pub(crate) const SIG_TICK: u8 = 4;
 
 /// Signal bit: notifications were queued.
-pub const SIG_OUTBOUND: u8 = 8;
+pub(crate) const SIG_OUTBOUND: u8 = 8;
 /// Signal bit: the connection is a stalled consumer (`net::outbound::should_cut`); drop it.
-pub const SIG_CUT: u8 = 16;
+pub(crate) const SIG_CUT: u8 = 16;
 /// Signal bit: `server.auth_timeout_s` passed without a successful authentication; close 1008.
-pub const SIG_AUTH_TIMEOUT: u8 = 32;
+pub(crate) const SIG_AUTH_TIMEOUT: u8 = 32;
 
 /// The shard's side of one WebSocket connection: its session, subscriptions and notification
 /// queue (which event delivery reads and fills), and how the shard signals and wakes it.
-pub struct ConnHandle {
+pub(crate) struct ConnHandle {
     waker: RefCell<Option<Waker>>,
     signals: Cell<u8>,
     next_ping: Cell<Instant>,
@@ -83,23 +83,23 @@ impl ConnHandle {
     }
 
     /// Asynchronous requests of this connection still running.
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.inflight.get()
     }
 
     /// Adjusts the in-flight count.
-    pub fn inflight_add(&self, delta: isize) {
+    pub(crate) fn inflight_add(&self, delta: isize) {
         self.inflight
             .set(self.inflight.get().saturating_add_signed(delta));
     }
 
     /// True while the session is closing (no more notifications).
-    pub fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.closing.get()
     }
 
     /// Remembers the task's waker (cloned only when it changed).
-    pub fn register(&self, waker: &Waker) {
+    pub(crate) fn register(&self, waker: &Waker) {
         let mut slot = self.waker.borrow_mut();
         match &*slot {
             Some(w) if w.will_wake(waker) => {}
@@ -108,7 +108,7 @@ impl ConnHandle {
     }
 
     /// Raises signal bits and wakes the session.
-    pub fn signal(&self, bits: u8) {
+    pub(crate) fn signal(&self, bits: u8) {
         self.signals.set(self.signals.get() | bits);
         if let Some(w) = self.waker.borrow().as_ref() {
             w.wake_by_ref();
@@ -116,12 +116,12 @@ impl ConnHandle {
     }
 
     /// Takes and clears the pending signal bits.
-    pub fn take_signals(&self) -> u8 {
+    pub(crate) fn take_signals(&self) -> u8 {
         self.signals.replace(0)
     }
 
     /// Marks the session as closing (the ticker then wakes it for its deadline).
-    pub fn set_closing(&self) {
+    pub(crate) fn set_closing(&self) {
         self.closing.set(true);
     }
 
@@ -129,7 +129,7 @@ impl ConnHandle {
     /// `auth_token`, §5.5: both install a grant), whether or not that grant is still current.
     /// `None` if the session is borrowed at the moment (it is only while one message is
     /// dispatched, never across an await; the caller looks again later).
-    pub fn has_authenticated(&self) -> Option<bool> {
+    pub(crate) fn has_authenticated(&self) -> Option<bool> {
         self.session.try_borrow().ok().map(|s| s.grant.is_some())
     }
 
@@ -156,12 +156,12 @@ impl ConnHandle {
     }
 
     /// Records that the socket accepted bytes (or has nothing left to send): not stalled.
-    pub fn note_write_progress(&self) {
+    pub(crate) fn note_write_progress(&self) {
         self.stalled_since.set(None);
     }
 
     /// Records that the socket refused bytes; a stall already under way keeps its start.
-    pub fn note_write_blocked(&self) {
+    pub(crate) fn note_write_blocked(&self) {
         if self.stalled_since.get().is_none() {
             self.stalled_since.set(Some(Instant::now()));
         }
@@ -170,7 +170,7 @@ impl ConnHandle {
 
 /// A slab of live connections: O(1) insert/remove, iteration for pings and shutdown.
 #[derive(Default)]
-pub struct Connections {
+pub(crate) struct Connections {
     slots: Vec<Option<Rc<ConnHandle>>>,
     free: Vec<usize>,
     live: usize,
@@ -201,17 +201,17 @@ impl Connections {
     }
 
     /// Live connection count.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.live
     }
 
     /// True when no connection is live.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
     }
 
     /// Calls `f` for every live connection.
-    pub fn for_each(&self, mut f: impl FnMut(&ConnHandle)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&ConnHandle)) {
         for h in self.slots.iter().flatten() {
             f(h);
         }
@@ -219,7 +219,7 @@ impl Connections {
 }
 
 /// Per-shard state: owned by the shard's thread.
-pub struct Shard {
+pub(crate) struct Shard {
     /// Shard number.
     pub id: usize,
     /// Shared server state.
@@ -246,7 +246,7 @@ pub struct Shard {
 }
 
 /// Removes a connection from the registry and the gauges when dropped.
-pub struct Registration {
+pub(crate) struct Registration {
     shard: Rc<Shard>,
     slot: usize,
     ip_bucket: Option<usize>,
@@ -279,7 +279,7 @@ impl Drop for Registration {
 
 impl Shard {
     /// Registers an upgraded connection (its slot was reserved in `ServerState`).
-    pub fn register(self: &Rc<Self>, peer: Peer) -> (Rc<ConnHandle>, Registration) {
+    pub(crate) fn register(self: &Rc<Self>, peer: Peer) -> (Rc<ConnHandle>, Registration) {
         let interval = self.state.config().server.ping_interval_s;
         let rl = &self.state.config().security.rate_limit;
         let session = Session::new(TokenBucket::new(

@@ -23,10 +23,10 @@ use super::slots::Slots;
 use crate::camera::registry::Registry;
 
 /// The socket's file name in the state directory.
-pub const SOCKET_NAME: &str = "control.sock";
+pub(crate) const SOCKET_NAME: &str = "control.sock";
 
 /// Where the control socket lives.
-pub fn socket_path(state_dir: &Path) -> PathBuf {
+pub(crate) fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET_NAME)
 }
 
@@ -52,7 +52,7 @@ pub struct Demands {
 }
 
 /// Binds the socket and starts the `control` thread.
-pub fn spawn(state: Demands) -> std::io::Result<()> {
+pub(crate) fn spawn(state: Demands) -> std::io::Result<()> {
     let path = socket_path(&state.state_dir);
     // A socket file left by a previous run would make bind fail.
     let _ = std::fs::remove_file(&path);
@@ -73,7 +73,7 @@ pub fn spawn(state: Demands) -> std::io::Result<()> {
 /// cure in a threaded process (it is process-wide). Instead the socket is bound inside a fresh
 /// 0700 directory next to `path` — nobody else can reach into it — made 0600 there, and then
 /// renamed into place: `rename` is atomic, so `path` only ever names a 0600 socket.
-pub fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+pub(crate) fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or(SOCKET_NAME.as_ref());

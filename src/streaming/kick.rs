@@ -15,7 +15,7 @@ impl Kick {
 }
 
 /// A kick handle and its receiving end (given to `spawn`).
-pub fn kick_channel() -> (Kick, Receiver<()>) {
+pub(crate) fn kick_channel() -> (Kick, Receiver<()>) {
     let (tx, rx) = crossbeam_channel::bounded(1);
     (Kick(tx), rx)
 }

@@ -2,11 +2,11 @@
 //! publisher ([`publisher`]), the thread that decides which publishers run ([`supervisor`]), and
 //! the loopback control socket that carries MediaMTX's on-demand requests ([`demand`]).
 
-pub mod demand;
-pub mod kick;
-pub mod publisher;
-pub mod slots;
-pub mod supervisor;
+pub(crate) mod demand;
+pub(crate) mod kick;
+pub(crate) mod publisher;
+pub(crate) mod slots;
+pub(crate) mod supervisor;
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use crate::camera::registry::{CameraInfo, Status};
 use crate::config::{PublishMode, StreamingConfig};
 
 /// `auto_close_after` of `start_streaming`: `"<n>s"`, or `"never"` in mode `always`.
-pub fn auto_close_after(cfg: &StreamingConfig) -> String {
+pub(crate) fn auto_close_after(cfg: &StreamingConfig) -> String {
     if cfg.publish == PublishMode::Always {
         "never".into()
     } else {
@@ -43,7 +43,7 @@ impl std::fmt::Display for NotConnected {
 impl std::error::Error for NotConnected {}
 
 /// Only a `CONNECTED` camera streams (the methods answer -32020 otherwise).
-pub fn require_connected(cam: &CameraInfo) -> Result<(), NotConnected> {
+pub(crate) fn require_connected(cam: &CameraInfo) -> Result<(), NotConnected> {
     match cam.status {
         Status::Connected => Ok(()),
         Status::Error => Err(NotConnected::Error(cam.id.clone())),
@@ -52,6 +52,6 @@ pub fn require_connected(cam: &CameraInfo) -> Result<(), NotConnected> {
 }
 
 /// The publisher run of camera `num`, if one exists.
-pub fn current_run(streams: &slots::Slots, num: u32) -> Option<Arc<slots::PubRun>> {
+pub(crate) fn current_run(streams: &slots::Slots, num: u32) -> Option<Arc<slots::PubRun>> {
     streams.get(num).and_then(|s| s.run.load_full())
 }

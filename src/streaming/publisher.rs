@@ -19,7 +19,7 @@ use crate::media::ffmpeg::Missing;
 use crate::mediamtx::model::mask_url_password;
 
 /// The ffmpeg arguments of camera `id`'s publisher at `fps` frames per second.
-pub fn args(config: &Config, id: &str, fps: u32) -> Vec<String> {
+pub(crate) fn args(config: &Config, id: &str, fps: u32) -> Vec<String> {
     let base = config.mediamtx.rtsp_publish_url.trim_end_matches('/');
     let fps = fps.max(1).to_string();
     [
@@ -56,7 +56,7 @@ pub fn args(config: &Config, id: &str, fps: u32) -> Vec<String> {
 }
 
 /// The command line clients see: the real one with the publish password masked.
-pub fn display_command(config: &Config, id: &str, fps: u32) -> String {
+pub(crate) fn display_command(config: &Config, id: &str, fps: u32) -> String {
     let mut s = String::from("ffmpeg");
     for a in args(config, id, fps) {
         s.push(' ');
@@ -67,7 +67,7 @@ pub fn display_command(config: &Config, id: &str, fps: u32) -> String {
 
 /// Why a publisher could not start.
 #[derive(Debug)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// The configured ffmpeg is not an executable file (retrying will not help until it is
     /// installed or `publisher.ffmpeg` is fixed).
     FfmpegMissing(Missing),
@@ -85,7 +85,7 @@ impl std::fmt::Display for StartError {
 }
 
 /// A running publisher.
-pub struct Publisher {
+pub(crate) struct Publisher {
     child: Child,
     feeder: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
@@ -99,7 +99,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// Finds ffmpeg (`publisher.ffmpeg`), then starts it and its feeder for camera `id`.
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         id: &str,
         capture: &CaptureHandle,
@@ -167,7 +167,7 @@ impl Publisher {
     }
 
     /// The exit status if ffmpeg has exited.
-    pub fn exited(&mut self) -> Option<String> {
+    pub(crate) fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
             Ok(Some(st)) => Some(st.to_string()),
             Ok(None) => None,
@@ -176,7 +176,7 @@ impl Publisher {
     }
 
     /// Stops it (blocking, at most ~5 s): EOF on stdin, SIGTERM after 2 s, SIGKILL after 5 s.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.stop.store(true, Relaxed);
         if let Some(f) = self.feeder.take() {
             let _ = f.join();

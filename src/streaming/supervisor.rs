@@ -62,7 +62,7 @@ pub(crate) struct Env {
 }
 
 /// Whether camera `c` must publish now.
-pub fn wanted(config: &Config, c: &CameraInfo, slot: &Slot) -> bool {
+pub(crate) fn wanted(config: &Config, c: &CameraInfo, slot: &Slot) -> bool {
     c.status == Status::Connected
         && c.capture.is_some()
         && config.mediamtx.enabled

@@ -499,7 +499,7 @@ mod ring {
 
     /// Counters printed at exit, to see what the loop did.
     #[derive(Default, Debug)]
-    pub struct Stats {
+    pub(crate) struct Stats {
         pub turns: u64,
         pub enters: u64,
         pub cqes: u64,
@@ -508,7 +508,7 @@ mod ring {
         pub rearms: u64,
     }
 
-    pub struct Driver {
+    pub(crate) struct Driver {
         ring: IoUring,
         bufs: BufRing,
         conns: Vec<Option<Conn>>,
@@ -552,7 +552,7 @@ mod ring {
     }
 
     impl Driver {
-        pub fn new(listen_fd: RawFd, bufs: u16, buf_size: u32, setup: &str) -> io::Result<Self> {
+        pub(crate) fn new(listen_fd: RawFd, bufs: u16, buf_size: u32, setup: &str) -> io::Result<Self> {
             let (ring, setup) = build_ring(setup)?;
             let bufs = BufRing::new(bufs, buf_size)?;
             // SAFETY: the entries live in `bufs`, which the driver drops after the ring.
@@ -582,7 +582,7 @@ mod ring {
 
         /// Registers a fresh eventfd with the ring and opens it as a glommio file: reading it
         /// through glommio is how the driver sleeps. Signalling starts disabled (see `run`).
-        pub fn eventfd(&mut self) -> io::Result<BufferedFile> {
+        pub(crate) fn eventfd(&mut self) -> io::Result<BufferedFile> {
             // Blocking on purpose: io_uring then waits for it with an internal poll instead of
             // completing the read with EAGAIN.
             // SAFETY: plain syscall, result checked.
@@ -626,7 +626,7 @@ mod ring {
         /// One loop turn: submit what is queued and run deferred completions (one
         /// `io_uring_enter`), handle every completion, queue the sends it made. Returns the
         /// number of completions handled.
-        pub fn turn(&mut self) -> usize {
+        pub(crate) fn turn(&mut self) -> usize {
             self.stats.turns += 1;
             let to_submit = self.ring.submission().len();
             // SAFETY: no extra argument; GETEVENTS runs the deferred task work.
@@ -674,18 +674,18 @@ mod ring {
         }
 
         /// Blocks in our own ring until a completion arrives (diagnosis only).
-        pub fn wait_in_ring(&mut self) {
+        pub(crate) fn wait_in_ring(&mut self) {
             let _ = self.ring.submit_and_wait(1);
         }
 
         /// Whether the kernel has deferred work the last enter did not run.
-        pub fn work_pending(&mut self) -> bool {
+        pub(crate) fn work_pending(&mut self) -> bool {
             let mut sq = self.ring.submission();
             sq.sync();
             !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
         }
 
-        pub fn set_eventfd(&mut self, on: bool) {
+        pub(crate) fn set_eventfd(&mut self, on: bool) {
             let cq = self.ring.completion();
             if on {
                 cq.enable_eventfd();
@@ -847,7 +847,7 @@ mod ring {
     }
 
     /// The driver task: turns while there is work, sleeps in glommio when there is none.
-    pub async fn run(
+    pub(crate) async fn run(
         listener: std::net::TcpListener,
         bufs: u16,
         buf_size: u32,

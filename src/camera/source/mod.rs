@@ -4,8 +4,8 @@
 
 pub(crate) mod device;
 pub(crate) mod scripted;
-pub mod synthetic;
-pub mod v4l2;
+pub(crate) mod synthetic;
+pub(crate) mod v4l2;
 
 use std::fmt;
 

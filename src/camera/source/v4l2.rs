@@ -41,7 +41,7 @@ use crate::camera::jpeg;
 
 /// Why a node could not be probed as a camera.
 #[derive(Debug)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// The node does not exist (`ENOENT`).
     NotFound,
     /// The node is not a V4L2 device (`ENOTTY` to `VIDIOC_QUERYCAP`).
@@ -137,7 +137,7 @@ const CAP_NAMES: &[(u32, &str)] = &[
 ];
 
 /// Readable names of the capability bits set in `bits`, in bit order.
-pub fn capability_names(bits: u32) -> Vec<String> {
+pub(crate) fn capability_names(bits: u32) -> Vec<String> {
     CAP_NAMES
         .iter()
         .filter(|(bit, _)| bits & bit != 0)
@@ -156,7 +156,7 @@ const STEPWISE_SIZES: &[(u32, u32)] = &[(1920, 1080), (1280, 720), (640, 480), (
 /// Opens `O_RDWR | O_NONBLOCK` (like every V4L2 client; opening does not claim the device, so
 /// probing a camera another process streams from works). A plain file or `/dev/null` fails
 /// `VIDIOC_QUERYCAP` with `ENOTTY` → [`ProbeError::NotV4l2`].
-pub fn probe(path: &Path) -> Result<Capabilities, ProbeError> {
+pub(crate) fn probe(path: &Path) -> Result<Capabilities, ProbeError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -323,7 +323,7 @@ fn c_string(bytes: &[u8]) -> String {
 }
 
 /// A pixel format code as its FourCC text, trailing spaces trimmed (`MJPG`, `YUYV`, `Y8`).
-pub fn fourcc_string(code: u32) -> String {
+pub(crate) fn fourcc_string(code: u32) -> String {
     let s: String = code
         .to_le_bytes()
         .iter()
@@ -486,7 +486,7 @@ fn choose_pixel(
 ///
 /// Every ioctl goes through a `Device`: a real node (`V4l2Device`) in production, a
 /// scripted one in tests and fixtures, so this state machine is what both run.
-pub struct V4l2Source {
+pub(crate) struct V4l2Source {
     camera_id: String,
     /// For logs only: error texts use `camera_id`.
     path: PathBuf,
@@ -529,7 +529,7 @@ fn first_denial(path: &Path) -> bool {
 impl V4l2Source {
     /// Opens the node for streaming; `caps` come from [`probe`], `camera_id` names the camera in
     /// error texts, `want` is the preferred `(width, height, fps)`.
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         caps: Capabilities,
         want: Option<(u32, u32, u32)>,

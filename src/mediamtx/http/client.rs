@@ -52,16 +52,16 @@ use std::time::Duration;
 use base64::Engine;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub use super::error::HttpError;
+pub(crate) use super::error::HttpError;
 use crate::net::stream::MaybeTls;
 
 use super::parse::{finish_at_eof, parse_response, Parsed, Response};
 
 /// Idle connections kept per client.
-pub const POOL_MAX: usize = 8;
+pub(crate) const POOL_MAX: usize = 8;
 
 /// The runtime pieces the client needs: connecting a byte stream, and a timer.
-pub trait Connector {
+pub(crate) trait Connector {
     /// A connected byte stream.
     type Stream: AsyncRead + AsyncWrite + Unpin;
     /// Opens a stream to `addr`.
@@ -72,7 +72,7 @@ pub trait Connector {
 
 /// TCP on the calling shard's runtime (io_uring or epoll), with Nagle off.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct ShardConnector;
+pub(crate) struct ShardConnector;
 
 impl Connector for ShardConnector {
     type Stream = camshard_cores::rt::net::TcpStream;
@@ -99,7 +99,7 @@ struct TlsSetup {
 /// The rustls client configuration: system roots plus the certificates of `ca_file` (PEM).
 ///
 /// Errors name the file, or say there is no root at all to verify against.
-pub fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -146,7 +146,7 @@ pub fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientCon
 
 /// An [`exchange`] failure, and whether any answer byte had arrived (retry is safe only if not).
 #[derive(Debug)]
-pub struct ExchangeError {
+pub(crate) struct ExchangeError {
     /// What went wrong.
     pub error: HttpError,
     /// Bytes of an answer had been received.
@@ -155,7 +155,7 @@ pub struct ExchangeError {
 
 /// Writes `request` on `s` and reads one final response; returns it and whether `s` may carry
 /// another request. Interim `1xx` responses (other than `101`) are skipped.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     request: &[u8],
     head_only: bool,
@@ -306,7 +306,7 @@ fn check_request(method: &str, path: &str) -> Result<(), HttpError> {
 /// An HTTP/1.1 client for one server (`http[s]://host[:port][/base]`), with a keep-alive pool.
 ///
 /// Not `Send`: each shard thread has its own.
-pub struct Client<C: Connector = ShardConnector> {
+pub(crate) struct Client<C: Connector = ShardConnector> {
     connector: C,
     target: Target,
     authorization: Option<String>,
@@ -319,12 +319,12 @@ pub struct Client<C: Connector = ShardConnector> {
 
 impl Client {
     /// A glommio client for `api_url`, with HTTP Basic credentials when `user` is given.
-    pub fn new(api_url: &str, user: Option<&str>, pass: Option<&str>) -> Result<Client, String> {
+    pub(crate) fn new(api_url: &str, user: Option<&str>, pass: Option<&str>) -> Result<Client, String> {
         Client::with_connector(api_url, user, pass, ShardConnector)
     }
 
     /// [`Client::new`] that also trusts the certificates of `ca_file` for `https://`.
-    pub fn with_ca_file(
+    pub(crate) fn with_ca_file(
         api_url: &str,
         user: Option<&str>,
         pass: Option<&str>,
@@ -336,7 +336,7 @@ impl Client {
 
 impl<C: Connector> Client<C> {
     /// A client for `api_url` that connects and sleeps through `connector`.
-    pub fn with_connector(
+    pub(crate) fn with_connector(
         api_url: &str,
         user: Option<&str>,
         pass: Option<&str>,
@@ -346,7 +346,7 @@ impl<C: Connector> Client<C> {
     }
 
     /// [`Client::with_connector`] that also trusts the certificates of `ca_file` for `https://`.
-    pub fn with_connector_and_ca(
+    pub(crate) fn with_connector_and_ca(
         api_url: &str,
         user: Option<&str>,
         pass: Option<&str>,
@@ -382,17 +382,17 @@ impl<C: Connector> Client<C> {
     }
 
     /// Requests written to a connection (a stale-connection retry counts twice).
-    pub fn requests_sent(&self) -> u64 {
+    pub(crate) fn requests_sent(&self) -> u64 {
         self.sent.get()
     }
 
     /// Connections opened so far.
-    pub fn connections_opened(&self) -> u64 {
+    pub(crate) fn connections_opened(&self) -> u64 {
         self.opened.get()
     }
 
     /// Idle keep-alive connections in the pool now.
-    pub fn idle_connections(&self) -> usize {
+    pub(crate) fn idle_connections(&self) -> usize {
         self.pool.borrow().len()
     }
 
@@ -474,7 +474,7 @@ impl<C: Connector> Client<C> {
 
     /// Sends `method path_and_query` (with a JSON `body`, if given) and reads the answer, all
     /// within `timeout`. Any status is `Ok`; only transport and framing failures are errors.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         path_and_query: &str,

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// Parses a Go duration (`""` is zero, `"1d"` is a day); `None` for negative or invalid input.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_go_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() || s == "0" {
         return Some(Duration::ZERO);
@@ -68,7 +68,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 
 /// Formats whole seconds the way the server sends durations: `"<h>h"` for whole hours, else
 /// `"<n>s"` (both accepted by every MediaMTX version).
-pub fn format_go_duration_secs(s: u64) -> String {
+pub(crate) fn format_go_duration_secs(s: u64) -> String {
     if s > 0 && s % 3600 == 0 {
         format!("{}h", s / 3600)
     } else {

@@ -11,11 +11,10 @@
 //! says the exchange itself failed, and [`HttpError::is_unreachable`] tells "MediaMTX is down"
 //! apart from "MediaMTX said something unreadable" (integration doc §8).
 
-pub mod client;
+pub(crate) mod client;
 mod error;
-pub mod godur;
-pub mod parse;
+pub(crate) mod godur;
+pub(crate) mod parse;
 
-pub use client::{Client, HttpError};
-pub use godur::{format_go_duration_secs, parse_go_duration};
-pub use parse::{finish_at_eof, parse_response, Parsed, Response};
+pub(crate) use client::{Client, HttpError};
+pub(crate) use parse::Response;

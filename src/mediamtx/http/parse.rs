@@ -40,11 +40,11 @@
 use super::error::HttpError;
 
 /// Largest accepted response head (status line and headers).
-pub const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Largest accepted body (a `paths/list` page of 1000 paths is well below this).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Most headers accepted in one head.
-pub const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 /// Longest chunk-size line (size, extensions), CRLF excluded.
 const MAX_CHUNK_LINE: usize = 1024;
 /// Most bytes a chunked body may take on the wire, framing included.

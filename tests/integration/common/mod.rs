@@ -17,13 +17,13 @@ use tungstenite::{Message, WebSocket};
 /// How long a test waits for a reply, a close or any other event it expects: generous, so a test
 /// on a loaded machine (other builds, a busy CI runner) waits instead of failing. Tests assert
 /// behaviour, not speed; a short wait is only for asserting that nothing arrives.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The JWT secret every test server uses.
-pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+pub(crate) const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
 /// A running server.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
@@ -32,14 +32,14 @@ pub struct Server {
     pub startup: Vec<Value>,
 }
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camshard")
 }
 
 /// Storage thresholds of every test server started with [`TestServer::config`] (unless its
 /// config has its own `[storage]`): tests must not fail because the disk of the machine running
 /// them is more than 90 % full, as the shipped `block_percent` would make them.
-pub const TEST_STORAGE: &str =
+pub(crate) const TEST_STORAGE: &str =
     "[storage]\nwarn_percent = 80.0\nblock_percent = 99.9\nmin_free_mb = 16\n";
 
 /// How a test starts a server: `TestServer::new()`, then what this test needs, then
@@ -63,7 +63,7 @@ pub const TEST_STORAGE: &str =
 /// other.
 #[must_use = "a TestServer does nothing until start()"]
 #[derive(Default)]
-pub struct TestServer {
+pub(crate) struct TestServer {
     /// TOML appended to the test config (compat listener off, [`TEST_STORAGE`]).
     extra: String,
     /// The whole config file instead, when set.
@@ -82,13 +82,13 @@ type CommandChange = Box<dyn FnOnce(&mut Command)>;
 
 impl TestServer {
     /// A server with the test config and no extra arguments.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Appends `toml` to the test config: the compat listener off and [`TEST_STORAGE`] (left
     /// out when the config given here has its own `[storage]`), then `toml`.
-    pub fn config(mut self, toml: &str) -> Self {
+    pub(crate) fn config(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
         self
     }
@@ -96,20 +96,20 @@ impl TestServer {
     /// Uses exactly `toml` as the config file, without the test config (the compat listener
     /// and storage thresholds stay as `toml` leaves them). Not combined with
     /// [`config`](Self::config).
-    pub fn exact_config(mut self, toml: &str) -> Self {
+    pub(crate) fn exact_config(mut self, toml: &str) -> Self {
         self.exact = Some(toml.to_string());
         self
     }
 
     /// Extra command-line arguments, after the harness's own.
-    pub fn args(mut self, args: &[&str]) -> Self {
+    pub(crate) fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
     /// Sets an environment variable of the server (only of the server: the test process's own
     /// environment is shared by every test and never changed).
-    pub fn env(self, key: &str, value: &str) -> Self {
+    pub(crate) fn env(self, key: &str, value: &str) -> Self {
         let (key, value) = (key.to_string(), value.to_string());
         self.command(move |cmd| {
             cmd.env(key, value);
@@ -117,7 +117,7 @@ impl TestServer {
     }
 
     /// Removes an environment variable from the server's environment.
-    pub fn env_remove(self, key: &str) -> Self {
+    pub(crate) fn env_remove(self, key: &str) -> Self {
         let key = key.to_string();
         self.command(move |cmd| {
             cmd.env_remove(key);
@@ -125,13 +125,13 @@ impl TestServer {
     }
 
     /// Runs the server with RLIMIT_NOFILE `soft`/`hard` (set in the child before exec).
-    pub fn nofile(self, soft: u64, hard: u64) -> Self {
+    pub(crate) fn nofile(self, soft: u64, hard: u64) -> Self {
         self.command(move |cmd| limit_nofile(cmd, soft, hard))
     }
 
     /// A last say on the server's command (e.g. a `pre_exec` restriction), after everything the
     /// harness and the other builder calls set.
-    pub fn command(mut self, f: impl FnOnce(&mut Command) + 'static) -> Self {
+    pub(crate) fn command(mut self, f: impl FnOnce(&mut Command) + 'static) -> Self {
         self.customize.push(Box::new(f));
         self
     }
@@ -139,7 +139,7 @@ impl TestServer {
     /// Puts the state and data dirs at `root/state` and `root/data` (which may hold another
     /// server's files, as after a restart) instead of in the server's own temporary directory;
     /// [`Server::state_dir`] still names the latter.
-    pub fn dirs_under(mut self, root: &Path) -> Self {
+    pub(crate) fn dirs_under(mut self, root: &Path) -> Self {
         self.dirs_under = Some(root.to_path_buf());
         self
     }
@@ -147,13 +147,13 @@ impl TestServer {
     /// Listens on loopback port `port` instead of a free one the server picks: for a test that
     /// stops a server and starts another on the same address (with [`dirs_under`](Self::dirs_under)
     /// for the same files), as a client sees a restart. Get the port from [`free_port`].
-    pub fn port(mut self, port: u16) -> Self {
+    pub(crate) fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
     }
 
     /// Starts the server and waits for its "camshard ready" line.
-    pub fn start(self) -> Server {
+    pub(crate) fn start(self) -> Server {
         let toml = match self.exact {
             Some(toml) => {
                 assert!(self.extra.is_empty(), "exact_config and config together");
@@ -275,36 +275,36 @@ fn spawn_ready(mut cmd: Command, dir: tempfile::TempDir, args: &[&str]) -> Serve
 }
 
 impl Server {
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.port)
     }
 
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// Opens a WebSocket client.
-    pub fn connect(&self) -> Client {
+    pub(crate) fn connect(&self) -> Client {
         Client::connect(&self.url())
     }
 
     /// Runs a camshard subcommand against this server's state dir and returns stdout.
-    pub fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         cli(&self.state_dir(), args)
     }
 
-    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+    pub(crate) fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig)
             .expect("kill");
     }
 
     /// Sends a raw HTTP request and returns (status, headers+body text).
-    pub fn http(&self, request: &str) -> (u16, String) {
+    pub(crate) fn http(&self, request: &str) -> (u16, String) {
         http(self.port, request)
     }
 
     /// `GET path` without credentials: (status, the `reason` of a JSON error body, or "").
-    pub fn get_reason(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get_reason(&self, path: &str) -> (u16, String) {
         let (status, resp) = self.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
         let reason = serde_json::from_str::<Value>(body(&resp))
             .ok()
@@ -315,7 +315,7 @@ impl Server {
 
     /// Reads the server's log until a line contains `needle` (true) or `within` passes (false).
     /// Lines read on the way are consumed.
-    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+    pub(crate) fn wait_log(&self, needle: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -328,7 +328,7 @@ impl Server {
     }
 
     /// Waits for the process to exit and returns its status code.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -347,7 +347,7 @@ impl Drop for Server {
     }
 }
 
-pub fn cli(state_dir: &Path, args: &[&str]) -> String {
+pub(crate) fn cli(state_dir: &Path, args: &[&str]) -> String {
     let out = Command::new(bin())
         .args(args)
         .arg("--state-dir")
@@ -366,7 +366,7 @@ pub fn cli(state_dir: &Path, args: &[&str]) -> String {
         .to_string()
 }
 
-pub fn http(port: u16, request: &str) -> (u16, String) {
+pub(crate) fn http(port: u16, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
     s.write_all(request.as_bytes()).expect("write");
@@ -383,7 +383,7 @@ pub fn http(port: u16, request: &str) -> (u16, String) {
 /// open), up to `Content-Length` bytes of body when the head has one, else until the server
 /// closes. Never waits for a timeout when the response is complete (a read timeout used to be
 /// what ended a `101`, and a loaded machine needs long timeouts).
-pub fn read_response(s: &mut TcpStream) -> Vec<u8> {
+pub(crate) fn read_response(s: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -409,7 +409,7 @@ pub fn read_response(s: &mut TcpStream) -> Vec<u8> {
 }
 
 /// Makes `cmd` run with RLIMIT_NOFILE `soft`/`hard` (set in the child before exec).
-pub fn limit_nofile(cmd: &mut Command, soft: u64, hard: u64) {
+pub(crate) fn limit_nofile(cmd: &mut Command, soft: u64, hard: u64) {
     use std::os::unix::process::CommandExt;
     // SAFETY: setrlimit is async-signal-safe; it runs in the forked child before exec.
     unsafe {
@@ -427,7 +427,7 @@ pub fn limit_nofile(cmd: &mut Command, soft: u64, hard: u64) {
 }
 
 /// Splits a whole HTTP response into (status, head, body bytes); status 0 if unreadable.
-pub fn split_response(out: &[u8]) -> (u16, String, Vec<u8>) {
+pub(crate) fn split_response(out: &[u8]) -> (u16, String, Vec<u8>) {
     let split = out
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -442,12 +442,12 @@ pub fn split_response(out: &[u8]) -> (u16, String, Vec<u8>) {
 }
 
 /// The body of an HTTP response text.
-pub fn body(resp: &str) -> &str {
+pub(crate) fn body(resp: &str) -> &str {
     resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
 }
 
 /// A blocking WebSocket JSON-RPC client.
-pub struct Client {
+pub(crate) struct Client {
     pub ws: WebSocket<MaybeTlsStream<TcpStream>>,
     pub next_id: u64,
     /// Notifications read while waiting for a reply, kept for `wait_for`.
@@ -456,7 +456,7 @@ pub struct Client {
 
 impl Client {
     /// Opens a client to any `ws://` URL (for servers the test started itself).
-    pub fn connect(url: &str) -> Client {
+    pub(crate) fn connect(url: &str) -> Client {
         let (ws, _) = tungstenite::connect(url).expect("connect");
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
@@ -469,7 +469,7 @@ impl Client {
     }
 
     /// Sends raw text and returns the next reply parsed as JSON (notifications are set aside).
-    pub fn raw(&mut self, text: &str) -> Value {
+    pub(crate) fn raw(&mut self, text: &str) -> Value {
         self.ws.send(Message::text(text)).expect("send");
         loop {
             let v = self.recv();
@@ -482,7 +482,7 @@ impl Client {
     }
 
     /// Reads the next text message (skipping pings).
-    pub fn recv(&mut self) -> Value {
+    pub(crate) fn recv(&mut self) -> Value {
         loop {
             match self.ws.read().expect("read") {
                 Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json reply"),
@@ -493,7 +493,7 @@ impl Client {
     }
 
     /// Calls `method` with `params` and returns the whole reply.
-    pub fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
         let reply =
@@ -503,14 +503,14 @@ impl Client {
     }
 
     /// Authenticates with `token` and asserts success.
-    pub fn auth(&mut self, token: &str) -> Value {
+    pub(crate) fn auth(&mut self, token: &str) -> Value {
         let r = self.call("authenticate", json!({"auth_token": token}));
         assert_eq!(r["result"]["authenticated"], true, "{r}");
         r["result"].clone()
     }
 
     /// Waits up to `within` for a notification named `method` (other messages are skipped).
-    pub fn wait_for(&mut self, method: &str, within: Duration) -> Option<Value> {
+    pub(crate) fn wait_for(&mut self, method: &str, within: Duration) -> Option<Value> {
         if let Some(i) = self.notes.iter().position(|n| n["method"] == method) {
             return self.notes.remove(i);
         }
@@ -555,7 +555,7 @@ impl Client {
     }
 
     /// Reads until the server closes; returns the close code seen (if any).
-    pub fn close_code(&mut self) -> Option<u16> {
+    pub(crate) fn close_code(&mut self) -> Option<u16> {
         loop {
             match self.ws.read() {
                 Ok(Message::Close(Some(f))) => return Some(f.code.into()),
@@ -568,14 +568,14 @@ impl Client {
 }
 
 /// The error code of a reply.
-pub fn code(reply: &Value) -> i64 {
+pub(crate) fn code(reply: &Value) -> i64 {
     reply["error"]["code"]
         .as_i64()
         .unwrap_or_else(|| panic!("not an error reply: {reply}"))
 }
 
 /// The error reason of a reply.
-pub fn reason(reply: &Value) -> String {
+pub(crate) fn reason(reply: &Value) -> String {
     reply["error"]["data"]["reason"]
         .as_str()
         .unwrap_or_default()
@@ -583,7 +583,7 @@ pub fn reason(reply: &Value) -> String {
 }
 
 /// A JWT for `role` valid for an hour, signed with the test secret.
-pub fn token(role: &str) -> String {
+pub(crate) fn token(role: &str) -> String {
     let now = camshard::clock::now_unix();
     let role = camshard::auth::Role::parse(role).expect("role");
     camshard::auth::jwt::mint_hs256(SECRET.as_bytes(), "tester", role, now, now + 3600)
@@ -592,7 +592,7 @@ pub fn token(role: &str) -> String {
 /// A loopback port that was free a moment ago (bound, read and released), for
 /// [`TestServer::port`]. Another process could take it in between; the kernel hands out ports
 /// round the ephemeral range, so that is unlikely within one test.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -600,7 +600,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` every 50 ms until it holds or `within` passes; its last answer.
-pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if f() {
@@ -616,7 +616,7 @@ pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// `moof` boxes: the last one may still be open). Tests that stop or break a recording wait for
 /// this instead of sleeping: on a loaded machine ffmpeg can take seconds to write its first
 /// fragment, and a recording stopped before that has no media at all.
-pub fn wait_recorded_fragments(data_dir: &Path, seconds: usize) -> bool {
+pub(crate) fn wait_recorded_fragments(data_dir: &Path, seconds: usize) -> bool {
     let dir = data_dir.join("recordings");
     wait_until(REPLY_TIMEOUT, || {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -634,7 +634,7 @@ pub fn wait_recorded_fragments(data_dir: &Path, seconds: usize) -> bool {
 }
 
 /// Whether ffmpeg decodes every frame of `path` without an error exit.
-pub fn decodes(path: &Path) -> bool {
+pub(crate) fn decodes(path: &Path) -> bool {
     Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -647,7 +647,7 @@ pub fn decodes(path: &Path) -> bool {
 // ---- raw WebSocket helpers (frames tungstenite's client will not send) ----
 
 /// Opens a socket and upgrades it by hand.
-pub fn raw_upgrade(port: u16) -> TcpStream {
+pub(crate) fn raw_upgrade(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
     write!(
@@ -667,7 +667,7 @@ pub fn raw_upgrade(port: u16) -> TcpStream {
 }
 
 /// Writes one frame (`masked` as a client must, or not, to test the refusal).
-pub fn write_frame(s: &mut TcpStream, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
+pub(crate) fn write_frame(s: &mut TcpStream, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
     let mut f = vec![(if fin { 0x80 } else { 0 }) | opcode];
     let m = if masked { 0x80 } else { 0 };
     match payload.len() {
@@ -692,7 +692,7 @@ pub fn write_frame(s: &mut TcpStream, fin: bool, opcode: u8, payload: &[u8], mas
 }
 
 /// Reads one frame: (opcode, payload).
-pub fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+pub(crate) fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     let mut h = [0u8; 2];
     s.read_exact(&mut h).ok()?;
     let mut len = (h[1] & 0x7f) as u64;
@@ -711,7 +711,7 @@ pub fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
 }
 
 /// Reads frames until a Close and returns its code.
-pub fn read_close_code(s: &mut TcpStream) -> Option<u16> {
+pub(crate) fn read_close_code(s: &mut TcpStream) -> Option<u16> {
     while let Some((opcode, payload)) = read_frame(s) {
         if opcode == 0x8 {
             return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
@@ -725,7 +725,7 @@ pub fn read_close_code(s: &mut TcpStream) -> Option<u16> {
 /// A TCP connection to the server on `port` from loopback source address `src` (any 127.x.y.z
 /// is local on Linux, so binding to 127.0.0.2 before connecting gives the server a second
 /// client address without any network setup).
-pub fn connect_from(src: std::net::Ipv4Addr, port: u16) -> TcpStream {
+pub(crate) fn connect_from(src: std::net::Ipv4Addr, port: u16) -> TcpStream {
     use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
     let fd = socket(
         AddressFamily::Inet,
@@ -752,7 +752,7 @@ pub fn connect_from(src: std::net::Ipv4Addr, port: u16) -> TcpStream {
 
 /// A WebSocket client on the server at `port`, connecting from loopback address `src`; the
 /// HTTP status of a refused upgrade, or 0 when the socket was closed without an answer.
-pub fn client_from(src: std::net::Ipv4Addr, port: u16) -> Result<Client, u16> {
+pub(crate) fn client_from(src: std::net::Ipv4Addr, port: u16) -> Result<Client, u16> {
     let stream = connect_from(src, port);
     let url = format!("ws://127.0.0.1:{port}/ws");
     match tungstenite::client(url.as_str(), MaybeTlsStream::Plain(stream)) {
@@ -773,7 +773,7 @@ pub fn client_from(src: std::net::Ipv4Addr, port: u16) -> Result<Client, u16> {
 /// (end of stream or an error; bytes received are ignored) and returns how many it closed. The
 /// sockets are switched to non-blocking so the ones the server keeps open are polled, not waited
 /// on.
-pub fn count_closed(sockets: &[TcpStream], want: usize) -> usize {
+pub(crate) fn count_closed(sockets: &[TcpStream], want: usize) -> usize {
     for c in sockets {
         c.set_nonblocking(true).expect("nonblocking");
     }

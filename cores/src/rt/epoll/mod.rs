@@ -182,7 +182,7 @@ impl Drop for Background {
 ///
 /// `blocking_threads` bounds the blocking pool (at least 1), whose threads are named
 /// `{name}-blocking`; jobs beyond it wait in its queue, as before.
-pub fn block_on<F: Future>(
+pub(crate) fn block_on<F: Future>(
     name: &str,
     blocking_threads: usize,
     future: F,

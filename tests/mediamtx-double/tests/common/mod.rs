@@ -12,12 +12,12 @@ use mediamtx_double::{BodyStyle, Double, Options};
 use serde_json::Value;
 
 /// MediaMTX's spec, as vendored.
-pub fn spec() -> Spec {
+pub(crate) fn spec() -> Spec {
     Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/openapi.yaml")).expect("spec")
 }
 
 /// A double with RTSP (or not) in `style`.
-pub fn double(style: BodyStyle, rtsp: bool) -> Double {
+pub(crate) fn double(style: BodyStyle, rtsp: bool) -> Double {
     Double::start(Options {
         style,
         rtsp_addr: rtsp.then(|| "127.0.0.1:0".parse().expect("addr")),
@@ -28,7 +28,7 @@ pub fn double(style: BodyStyle, rtsp: bool) -> Double {
 
 /// An HTTP answer.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub head: String,
     pub body: Vec<u8>,
@@ -36,17 +36,17 @@ pub struct Reply {
 
 impl Reply {
     /// The body as JSON (`Null` when it is not).
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
     /// The body as text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// A response header (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
@@ -55,7 +55,7 @@ impl Reply {
 }
 
 /// One request on a fresh connection (`extra`: more header lines, each ending in CRLF).
-pub fn request(d: &Double, method: &str, path: &str, body: &str, extra: &str) -> Reply {
+pub(crate) fn request(d: &Double, method: &str, path: &str, body: &str, extra: &str) -> Reply {
     let addr = d.api_url().trim_start_matches("http://").to_string();
     let mut c = TcpStream::connect(&addr).expect("connect");
     let req = format!(
@@ -80,16 +80,16 @@ pub fn request(d: &Double, method: &str, path: &str, body: &str, extra: &str) ->
 }
 
 /// `request` without body or extra headers.
-pub fn get(d: &Double, path: &str) -> Reply {
+pub(crate) fn get(d: &Double, path: &str) -> Reply {
     request(d, "GET", path, "", "")
 }
 
 /// How long a test waits for something it expects: generous, so that a loaded machine (other
 /// builds running) makes a test wait, never fail. Tests assert behaviour, not speed.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Polls `f` every 20 ms until it holds or `limit` passes.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + limit;
     while Instant::now() < until {
         if f() {
@@ -101,21 +101,21 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// A raw RTSP publisher: enough of ffmpeg's dialogue to publish, and interleaved frames.
-pub struct Publisher {
+pub(crate) struct Publisher {
     s: TcpStream,
     cseq: u32,
     session: Option<String>,
 }
 
 /// An SDP with one H.264 track (a real 1080p High SPS).
-pub const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\n\
+pub(crate) const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\n\
     t=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
     a=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z2QAKKzZQHgCJ+XARAAAAwAEAAADAPA8YMZY,aOvjyyLA\r\n\
     a=control:streamid=0\r\n";
 
 impl Publisher {
     /// Connects to the double's RTSP port.
-    pub fn connect(d: &Double) -> Publisher {
+    pub(crate) fn connect(d: &Double) -> Publisher {
         let url = d.rtsp_url().expect("rtsp");
         let s = TcpStream::connect(url.trim_start_matches("rtsp://")).expect("connect");
         s.set_read_timeout(Some(PATIENCE)).expect("timeout");
@@ -127,7 +127,7 @@ impl Publisher {
     }
 
     /// Sends a request, returns the status code and the response head.
-    pub fn send(&mut self, method: &str, url: &str, headers: &str, body: &str) -> (u16, String) {
+    pub(crate) fn send(&mut self, method: &str, url: &str, headers: &str, body: &str) -> (u16, String) {
         self.cseq += 1;
         let session = self
             .session
@@ -163,7 +163,7 @@ impl Publisher {
     }
 
     /// ANNOUNCE + SETUP (TCP) + RECORD on `path`; the status of the first refusal, or 200.
-    pub fn publish(&mut self, d: &Double, path: &str) -> u16 {
+    pub(crate) fn publish(&mut self, d: &Double, path: &str) -> u16 {
         let url = format!("{}/{path}", d.rtsp_url().expect("rtsp"));
         let (c, _) = self.send("ANNOUNCE", &url, "Content-Type: application/sdp\r\n", SDP);
         if c != 200 {
@@ -179,7 +179,7 @@ impl Publisher {
     }
 
     /// Sends one interleaved frame of `n` payload bytes on channel 0.
-    pub fn frame(&mut self, n: u16) -> bool {
+    pub(crate) fn frame(&mut self, n: u16) -> bool {
         let mut f = vec![b'$', 0];
         f.extend_from_slice(&n.to_be_bytes());
         f.extend(std::iter::repeat_n(0x80u8, n as usize));
@@ -187,7 +187,7 @@ impl Publisher {
     }
 
     /// Whether the double closed the connection (a kicked publisher).
-    pub fn closed(&mut self) -> bool {
+    pub(crate) fn closed(&mut self) -> bool {
         let _ = self.s.set_read_timeout(Some(Duration::from_millis(50)));
         let mut b = [0u8; 1];
         matches!(self.s.read(&mut b), Ok(0)) || self.s.write_all(b"$\0\0\0").is_err()
