@@ -610,6 +610,7 @@ pub(crate) struct SkipLog {
 
 impl SkipLog {
     /// An empty log.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         SkipLog::default()
     }
@@ -643,11 +644,13 @@ impl SkipLog {
     }
 
     /// How many nodes are currently remembered as skipped.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.last.len()
     }
 
     /// How many nodes of the last report look like cameras but cannot be used.
+    #[cfg(test)]
     pub(crate) fn unusable(&self) -> usize {
         self.unusable.len()
     }
@@ -656,11 +659,6 @@ impl SkipLog {
     /// nodes; the log line names the node).
     pub(crate) fn unusable_reasons(&self) -> &[String] {
         &self.unusable
-    }
-
-    /// No node is currently remembered as skipped.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.last.is_empty()
     }
 }
 

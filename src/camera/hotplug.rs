@@ -90,6 +90,7 @@ impl WatcherHandle {
     }
 
     /// The thread is still running (false after it ended on an error).
+    #[cfg(test)]
     pub(crate) fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }

@@ -160,6 +160,7 @@ impl IdentityStore {
     }
 
     /// Every binding as `(id, identity)`, sorted by id.
+    #[cfg(test)]
     pub(crate) fn all(&self) -> Vec<(u32, String)> {
         let mut v: Vec<(u32, String)> = self
             .entries

@@ -33,7 +33,12 @@ fn output_capacity(width: u32, height: u32) -> usize {
 }
 
 /// Encodes packed RGB24 (`width * height * 3` bytes, row-major) as a baseline JPEG.
-pub(crate) fn encode_rgb(width: u32, height: u32, rgb: &[u8], quality: u8) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_rgb(
+    width: u32,
+    height: u32,
+    rgb: &[u8],
+    quality: u8,
+) -> Result<Vec<u8>, String> {
     let (w, h) = dims(width, height)?;
     let needed = width as usize * height as usize * 3;
     if rgb.len() < needed {
@@ -51,7 +56,12 @@ pub(crate) fn encode_rgb(width: u32, height: u32, rgb: &[u8], quality: u8) -> Re
 
 /// Encodes packed YUYV 4:2:2 (`Y0 U Y1 V` per pixel pair, `width * height * 2` bytes; `width`
 /// must be even) as a baseline JPEG, without an RGB round trip.
-pub(crate) fn yuyv_to_jpeg(width: u32, height: u32, yuyv: &[u8], quality: u8) -> Result<Vec<u8>, String> {
+pub(crate) fn yuyv_to_jpeg(
+    width: u32,
+    height: u32,
+    yuyv: &[u8],
+    quality: u8,
+) -> Result<Vec<u8>, String> {
     let (w, h) = dims(width, height)?;
     if width % 2 != 0 {
         return Err(format!("YUYV width must be even, got {width}"));
@@ -170,6 +180,7 @@ impl ImageBuffer for PlanarYcbcr<'_> {
 /// Reads `(width, height)` from the first start-of-frame header (SOF0 baseline, SOF1 extended,
 /// SOF2 progressive, and the other SOFn variants) by walking the marker segments; no decoding.
 /// Returns `None` for data that is not a JPEG or has no SOF before the scan data.
+#[cfg(test)]
 pub(crate) fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
     if jpeg.get(..2)? != [0xFF, 0xD8] {
         return None;
@@ -214,6 +225,7 @@ pub(crate) fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
 /// True when the data starts with SOI (`FF D8`) and ends with EOI (`FF D9`). UVC cameras
 /// occasionally deliver a frame cut short (USB packet loss, a buffer dequeued mid-frame); such
 /// a frame decodes to a grey or smeared lower half, so the capture thread drops it instead.
+#[cfg(test)]
 pub(crate) fn is_complete_jpeg(jpeg: &[u8]) -> bool {
     jpeg.len() >= 4 && jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9])
 }

@@ -57,6 +57,7 @@ pub(crate) struct ManagerHandle {
 
 impl ManagerHandle {
     /// Asks the manager to rescan (used by tests and SIGHUP).
+    #[cfg(test)]
     pub(crate) fn rescan(&self) {
         let _ = self.tx.send(Msg::Rescan);
     }

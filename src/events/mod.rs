@@ -100,9 +100,4 @@ impl Bus {
             }
         }
     }
-
-    /// Events that could not be handed to a shard.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
-    }
 }

@@ -39,7 +39,13 @@ impl Renders {
 }
 
 /// `{"jsonrpc":"2.0","method":<name>,"params":{…,"timestamp":…}}`
-pub(crate) fn render(config: &Config, recordings: &Recorder, ev: &Event, name: Name, host: &str) -> Bytes {
+pub(crate) fn render(
+    config: &Config,
+    recordings: &Recorder,
+    ev: &Event,
+    name: Name,
+    host: &str,
+) -> Bytes {
     let mut params: Map<String, Value> = match &ev.body {
         Body::Camera { info, previous } => {
             let mut m = camera_item_for(config, recordings, host, info);

@@ -43,8 +43,6 @@ pub(crate) const CAMERA_DISCONNECTED: Name = Name(1);
 pub(crate) const CAMERA_STATUS_CHANGE: Name = Name(2);
 /// `camera.capability_detected`
 pub(crate) const CAMERA_CAPABILITY_DETECTED: Name = Name(3);
-/// `camera.capability_error`
-pub(crate) const CAMERA_CAPABILITY_ERROR: Name = Name(4);
 /// `recording.start`
 pub(crate) const RECORDING_START: Name = Name(5);
 /// `recording.stop`

@@ -347,6 +347,7 @@ pub(crate) fn format_duration(d: Duration) -> String {
 /// The `discover_external_streams` result, rendering `ADDED` streams as not ready.
 ///
 /// `opts` = `(skydio_enabled, generic_enabled, force_rescan, include_offline)`.
+#[cfg(test)]
 pub(crate) fn render_discovery(
     report: &ScanReport,
     store: &Store,

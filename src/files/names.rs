@@ -6,7 +6,9 @@
 //! only ever address an entry directly inside that directory: path traversal is impossible by
 //! construction, not by later canonicalisation.
 
-use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::path::Path;
+use std::path::PathBuf;
 
 use crate::config::Config;
 
@@ -88,6 +90,7 @@ pub(crate) fn recording_candidates(name: &str) -> Vec<String> {
 /// The recording file `name` refers to in `dir`: `name` when it exists, else (only for a name
 /// without a recognised extension) the first of `name.mp4`, `name.mkv` that exists. `None` when
 /// none does. Existence only: callers still check that the result is recognised and regular.
+#[cfg(test)]
 pub(crate) fn resolve_recording_name(dir: &Path, name: &str) -> Option<String> {
     recording_candidates(name)
         .into_iter()

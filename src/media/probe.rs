@@ -73,6 +73,7 @@ pub(crate) struct MediaInfo {
 /// Container family from a file name's extension (`.mp4`/`.m4v`/`.mov` → `Mp4`, `.mkv`/`.webm`
 /// → `Mkv`, case-insensitive). An extension cannot tell fragmented from progressive MP4; use
 /// [`media_info`] for that.
+#[cfg(test)]
 pub(crate) fn media_kind_from_ext(path: &Path) -> Option<MediaKind> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     match ext.as_str() {

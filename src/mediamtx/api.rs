@@ -272,12 +272,6 @@ impl Api {
         self.write("PATCH", &path, Some(fields)).await
     }
 
-    /// `POST /v3/config/paths/replace/{name}` (an upsert).
-    pub(crate) async fn replace_path(&self, name: &str, conf: &Value) -> Result<(), MtxError> {
-        let path = format!("/v3/config/paths/replace/{name}");
-        self.write("POST", &path, Some(conf)).await
-    }
-
     /// `DELETE /v3/config/paths/delete/{name}`; a JSON 404 counts as done.
     pub(crate) async fn delete_path(&self, name: &str) -> Result<(), MtxError> {
         let path = format!("/v3/config/paths/delete/{name}");
@@ -382,22 +376,6 @@ impl Api {
         }
     }
 
-    /// `GET /v3/recordings/list`: names of paths with recordings.
-    pub(crate) async fn recordings_list(&self) -> Result<Vec<String>, MtxError> {
-        let v = self
-            .get_json("/v3/recordings/list?page=0&itemsPerPage=1000")
-            .await?;
-        Ok(v.get("items")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|i| i.get("name").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
     /// `DELETE /v3/recordings/deletesegment?path=…&start=…` (`start` passed through unchanged).
     pub(crate) async fn delete_segment(&self, name: &str, start: &str) -> Result<(), MtxError> {
         let path = format!(
@@ -406,11 +384,6 @@ impl Api {
             query_escape(start)
         );
         self.write("DELETE", &path, None).await
-    }
-
-    /// Requests this client has sent.
-    pub(crate) fn requests_sent(&self) -> u64 {
-        self.client.requests_sent()
     }
 }
 

@@ -61,7 +61,11 @@ fn paging(p: &Params<'_, '_>) -> Result<(usize, usize), RpcError> {
 }
 
 /// `list_recordings` / `list_snapshots` with §8.7 paging.
-pub(super) fn list_files(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
+pub(super) fn list_files(
+    ctx: &mut Ctx<'_>,
+    p: &Params<'_, '_>,
+    kind: Kind,
+) -> Result<Output, RpcError> {
     let (limit, offset) = paging(p)?;
     let data = ctx.state.files();
     let url = url_fn(ctx, kind);
@@ -143,7 +147,11 @@ pub(super) fn info(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<
 }
 
 /// `delete_recording` / `delete_snapshot`: not idempotent (a second call is `file_not_found`).
-pub(super) fn delete(ctx: &mut Ctx<'_>, p: &Params<'_, '_>, kind: Kind) -> Result<Output, RpcError> {
+pub(super) fn delete(
+    ctx: &mut Ctx<'_>,
+    p: &Params<'_, '_>,
+    kind: Kind,
+) -> Result<Output, RpcError> {
     let name = filename_param(p)?.to_string();
     let state = ctx.state.clone();
     Ok(later(move || {

@@ -94,7 +94,11 @@ pub(crate) fn status_text(status: u16) -> &'static str {
 }
 
 /// Routes a non-upgrade request; returns the route name (for metrics) and the response.
-pub(crate) fn route(head: &Head, state: &ServerState, websocket_port: bool) -> (&'static str, Response) {
+pub(crate) fn route(
+    head: &Head,
+    state: &ServerState,
+    websocket_port: bool,
+) -> (&'static str, Response) {
     let path = head.path.as_str();
     let get_only = |name: &'static str, f: &dyn Fn() -> Response| {
         if head.method == "GET" {

@@ -88,7 +88,12 @@ pub(crate) struct WsSession {
 
 impl WsSession {
     /// Wraps an upgraded socket; `leftover` are bytes read past the HTTP head.
-    pub(crate) fn new(stream: Conn, leftover: Vec<u8>, shard: Rc<Shard>, handle: Rc<ConnHandle>) -> Self {
+    pub(crate) fn new(
+        stream: Conn,
+        leftover: Vec<u8>,
+        shard: Rc<Shard>,
+        handle: Rc<ConnHandle>,
+    ) -> Self {
         let cfg = &shard.state.config().server;
         // Until it authenticates, a connection may send only small messages (the anonymous
         // methods need no more); `raise_message_limit` lifts the cap.

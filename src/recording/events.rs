@@ -21,7 +21,7 @@ pub(crate) fn on_event(
     filename: String,
 ) -> OnEvent {
     Box::new(move |ev| match ev {
-        RecEvent::FirstFrame { .. } => {}
+        RecEvent::FirstFrame => {}
         RecEvent::Progress {
             elapsed_s,
             bytes_written,

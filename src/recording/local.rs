@@ -237,7 +237,7 @@ impl Feeder {
             if first_ms.is_none() {
                 let t = frame.captured_unix_ms.max(1);
                 first_ms = Some(t);
-                (self.on_event)(RecEvent::FirstFrame { unix_ms: t });
+                (self.on_event)(RecEvent::FirstFrame);
                 self.inner.start_ms.store(t, SeqCst);
             }
             let mut copies = timeline.copies(frame.captured_unix_ms);
@@ -469,7 +469,7 @@ impl Supervisor {
                 self.inner.bytes.store(size, SeqCst);
                 tracing::info!(camera = %self.camera_id, file = %done.files[0],
                     duration_s = done.duration_s, size, reason = done.reason.as_str(),
-                    "recording finished");
+                    finalize_error = done.finalize_error.as_deref(), "recording finished");
                 (self.on_event)(RecEvent::Ended(done.clone()));
                 self.inner.complete(Some(done));
             }

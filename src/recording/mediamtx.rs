@@ -249,7 +249,7 @@ fn run(h: Handles, req: Request, session: ExternalSession, on_event: OnEvent) {
             if let Some((_, ms, _)) = segs.first() {
                 first = Some(*ms);
                 session.set_start(*ms);
-                on_event(RecEvent::FirstFrame { unix_ms: *ms });
+                on_event(RecEvent::FirstFrame);
                 mtx_event(&h.bus, topic::MEDIAMTX_RECORDING_STARTED, &req, json!({}));
             } else if started.elapsed() >= timeout {
                 switch_off(&h, &req);

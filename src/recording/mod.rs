@@ -237,11 +237,8 @@ pub(crate) struct Finished {
 /// Reports from a session, delivered to `on_event` on the session's threads (keep it short).
 #[derive(Debug)]
 pub(crate) enum RecEvent {
-    /// The first frame was handed to ffmpeg.
-    FirstFrame {
-        /// Its capture time, ms since the epoch.
-        unix_ms: u64,
-    },
+    /// The first frame was handed to ffmpeg (its capture time becomes the session's start).
+    FirstFrame,
     /// Periodic progress while recording.
     Progress {
         /// Whole seconds since the first frame.
@@ -278,6 +275,8 @@ struct Inner {
     /// Capture time of the first frame (0 = none yet).
     start_ms: AtomicU64,
     finished: AtomicBool,
+    /// ffmpeg's process id, read only by the tests' crash hook (`ffmpeg_pid`).
+    #[cfg_attr(not(test), allow(dead_code))]
     pid: AtomicU32,
 }
 
@@ -364,16 +363,19 @@ impl RecordingHandle {
     }
 
     /// True once the session is over and its file (if any) is final.
+    #[cfg(test)]
     pub(crate) fn is_finished(&self) -> bool {
         self.inner.finished.load(SeqCst)
     }
 
     /// Capture time of the first frame, once there is one.
+    #[cfg(test)]
     pub(crate) fn start_unix_ms(&self) -> Option<u64> {
         Some(self.inner.start_ms.load(SeqCst)).filter(|t| *t > 0)
     }
 
     /// The ffmpeg process id (a test hook: tests kill it to simulate a crash).
+    #[cfg(test)]
     pub(crate) fn ffmpeg_pid(&self) -> u32 {
         self.inner.pid.load(SeqCst)
     }

@@ -47,7 +47,7 @@ fn recorder(log: &Shared) -> Box<dyn Fn(RecEvent) + Send + Sync> {
     Box::new(move |e| {
         let mut l = log.lock().unwrap();
         let s = match &e {
-            RecEvent::FirstFrame { .. } => "first_frame".to_string(),
+            RecEvent::FirstFrame => "first_frame".to_string(),
             RecEvent::Progress { .. } => "progress".to_string(),
             RecEvent::Error { reason, .. } => format!("error:{}", reason.as_str()),
             RecEvent::Ended(f) => format!("ended:{}", f.reason.as_str()),

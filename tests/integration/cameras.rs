@@ -378,9 +378,9 @@ fn unusable_capture_nodes_are_not_listed_and_health_says_why() {
 
 #[test]
 fn demo_camera_latest_frame_decodes_as_jpeg() {
-    use camshard::fuzzing::internals::{spawn_capture, CaptureConfig};
-    use camshard::fuzzing::internals::SyntheticSource;
     use camshard::config::{Config, Overrides};
+    use camshard::fuzzing::internals::SyntheticSource;
+    use camshard::fuzzing::internals::{spawn_capture, CaptureConfig};
     // The demo's own camera definition, as the server builds it.
     let cfg = Config::load(
         &Overrides {

@@ -552,7 +552,12 @@ mod ring {
     }
 
     impl Driver {
-        pub(crate) fn new(listen_fd: RawFd, bufs: u16, buf_size: u32, setup: &str) -> io::Result<Self> {
+        pub(crate) fn new(
+            listen_fd: RawFd,
+            bufs: u16,
+            buf_size: u32,
+            setup: &str,
+        ) -> io::Result<Self> {
             let (ring, setup) = build_ring(setup)?;
             let bufs = BufRing::new(bufs, buf_size)?;
             // SAFETY: the entries live in `bufs`, which the driver drops after the ring.

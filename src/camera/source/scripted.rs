@@ -246,7 +246,7 @@ impl DeviceScript {
 }
 
 /// What a scripted device has been asked and where it stands, shared with whoever holds
-/// [`ScriptedDevice::observer`] (tests: the device itself is owned by the source).
+/// `ScriptedDevice::observer` (tests: the device itself is owned by the source).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Observed {
     /// Every call in order, as `op` or `op:ERRNO` when the script failed it.

@@ -427,7 +427,7 @@ fn choose(caps: &Capabilities, want: Option<(u32, u32, u32)>) -> Option<Choice> 
         .find_map(|p| choose_pixel(caps, p, want))
 }
 
-/// Like [`choose`] for one pixel format; `None` when the device does not list it (with sizes).
+/// Like `choose` (the tests' whole-capabilities pick) for one pixel format; `None` when the device does not list it (with sizes).
 fn choose_pixel(
     caps: &Capabilities,
     pixel: Pixel,

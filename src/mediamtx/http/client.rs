@@ -99,7 +99,9 @@ struct TlsSetup {
 /// The rustls client configuration: system roots plus the certificates of `ca_file` (PEM).
 ///
 /// Errors name the file, or say there is no root at all to verify against.
-pub(crate) fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn tls_client_config(
+    ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -319,11 +321,17 @@ pub(crate) struct Client<C: Connector = ShardConnector> {
 
 impl Client {
     /// A glommio client for `api_url`, with HTTP Basic credentials when `user` is given.
-    pub(crate) fn new(api_url: &str, user: Option<&str>, pass: Option<&str>) -> Result<Client, String> {
+    #[cfg(test)]
+    pub(crate) fn new(
+        api_url: &str,
+        user: Option<&str>,
+        pass: Option<&str>,
+    ) -> Result<Client, String> {
         Client::with_connector(api_url, user, pass, ShardConnector)
     }
 
-    /// [`Client::new`] that also trusts the certificates of `ca_file` for `https://`.
+    /// A glommio client for `api_url`, with HTTP Basic credentials when `user` is given, that
+    /// also trusts the certificates of `ca_file` for `https://`.
     pub(crate) fn with_ca_file(
         api_url: &str,
         user: Option<&str>,
@@ -336,6 +344,7 @@ impl Client {
 
 impl<C: Connector> Client<C> {
     /// A client for `api_url` that connects and sleeps through `connector`.
+    #[cfg(test)]
     pub(crate) fn with_connector(
         api_url: &str,
         user: Option<&str>,
@@ -345,7 +354,8 @@ impl<C: Connector> Client<C> {
         Self::with_connector_and_ca(api_url, user, pass, None, connector)
     }
 
-    /// [`Client::with_connector`] that also trusts the certificates of `ca_file` for `https://`.
+    /// A client for `api_url` that connects and sleeps through `connector` and also trusts the
+    /// certificates of `ca_file` for `https://`.
     pub(crate) fn with_connector_and_ca(
         api_url: &str,
         user: Option<&str>,
@@ -382,16 +392,19 @@ impl<C: Connector> Client<C> {
     }
 
     /// Requests written to a connection (a stale-connection retry counts twice).
+    #[cfg(test)]
     pub(crate) fn requests_sent(&self) -> u64 {
         self.sent.get()
     }
 
     /// Connections opened so far.
+    #[cfg(test)]
     pub(crate) fn connections_opened(&self) -> u64 {
         self.opened.get()
     }
 
     /// Idle keep-alive connections in the pool now.
+    #[cfg(test)]
     pub(crate) fn idle_connections(&self) -> usize {
         self.pool.borrow().len()
     }

@@ -127,7 +127,13 @@ impl Publisher {
     }
 
     /// Sends a request, returns the status code and the response head.
-    pub(crate) fn send(&mut self, method: &str, url: &str, headers: &str, body: &str) -> (u16, String) {
+    pub(crate) fn send(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &str,
+        body: &str,
+    ) -> (u16, String) {
         self.cseq += 1;
         let session = self
             .session
