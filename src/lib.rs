@@ -47,13 +47,15 @@
 //! - [`streaming`]: per-camera publishers into MediaMTX (ffmpeg fed from the capture thread), the
 //!   supervisor that decides which run, and the control socket of `camshard demand`.
 //! - [`external`]: external RTSP streams — the persisted set, RTSP `DESCRIBE` probes, discovery.
+//! - [`media`]: media files without external tools (MP4/MKV kind and duration, JPEG/PNG size,
+//!   read from the bytes for listings) and finding ffmpeg, the one tool recording needs.
 //! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens, and the
 //!   `Credentials` handle the server shares.
 //! - [`metrics`]: per-shard counters and hdrhistogram latencies, Prometheus exposition.
 //! - [`health`]: the component states and overall status (`health::Health`), for `get_status`,
 //!   `/health*` and the `system.health` events.
 //! - [`config`], [`cli`], [`logging`], [`commands`]: configuration layers, command line, logs,
-//!   and the admin subcommands (`token`, `apikey`).
+//!   and the admin subcommands (`token`, `apikey`, `call`, `demand`).
 //! - [`state`]: `ServerState`, the composition root: what every shard shares (read-mostly,
 //!   lock-free), built by its one constructor, private fields behind accessors. Only `server`,
 //!   `shard`, `net`, `rpc` and `methods` use it; each domain feature is handed the handles it uses
@@ -63,6 +65,13 @@
 //!   formats (RFC 3339, HTTP dates), on the `time` crate.
 //! - `backoff`: the retry schedule (1 s doubling to 30 s) of camera starts and publishers.
 //! - [`sd_notify`]: systemd readiness, stopping and watchdog notifications.
+//! - [`fuzzing`] (hidden): entry points for the fuzz targets, and `fuzzing::internals`, the one
+//!   door through which the fuzz targets, benches and integration tests reach crate-private
+//!   parsers and parts.
+//!
+//! Only what the `camshard` binary needs is public (`auth`, `cli`, `clock`, `commands`,
+//! `config`, `logging`, `server`); everything else is crate-private, and the `unreachable_pub`
+//! lint (workspace `[lints]`) keeps `pub` for what another crate reaches.
 
 // The Layout doc above links every module, most of them crate-private: CI builds the docs with
 // `--document-private-items`, where those links resolve, and a link to a module that moved or
