@@ -63,6 +63,8 @@
 //!   `periodic_discovery`, `demand_socket`, `metrics_figures`) and never names it.
 //! - [`clock`]: the crate's one clock — now (`unix_millis`, `now_unix`) and the wire's date
 //!   formats (RFC 3339, HTTP dates), on the `time` crate.
+//! - [`maybe_tls`]: a byte stream plain or with TLS over it, the one type the transport's
+//!   connections and the MediaMTX client's share.
 //! - `backoff`: the retry schedule (1 s doubling to 30 s) of camera starts and publishers.
 //! - [`sd_notify`]: systemd readiness, stopping and watchdog notifications.
 //! - [`fuzzing`] (hidden): entry points for the fuzz targets, and `fuzzing::internals`, the one
@@ -93,6 +95,7 @@ pub mod fuzzing;
 mod health;
 mod live;
 pub mod logging;
+mod maybe_tls;
 mod media;
 mod mediamtx;
 mod methods;

@@ -1,7 +1,8 @@
 //! `Conn`: one accepted connection, plain TCP or TLS over TCP, as a single type the rest of the
 //! network code reads and writes through (futures-io `AsyncRead + AsyncWrite`). It is
-//! [`MaybeTls`] over the runtime's socket; the MediaMTX client uses the same [`MaybeTls`] for
-//! its `http://` and `https://` connections (the client side of TLS).
+//! [`MaybeTls`] (a foundation type, `crate::maybe_tls`) over the runtime's socket; the MediaMTX
+//! client uses the same [`MaybeTls`] for its `http://` and `https://` connections (the client
+//! side of TLS).
 //!
 //! This is the only module of `net` that names the runtime's socket type (`rt::net::TcpStream`,
 //! io_uring or epoll): the head reader, the WebSocket session, the tungstenite bridge (`io.rs`)
@@ -14,24 +15,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use camshard_cores::rt;
 use camshard_cores::rt::net::TcpStream;
-use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::{TlsAcceptor, TlsStream};
 
-/// A byte stream `S`, plain or with TLS over it (either side of the handshake), read and written
-/// alike.
-pub enum MaybeTls<S> {
-    /// Plain (`ws://`, `http://`).
-    Plain(S),
-    /// TLS over `S` (`wss://`, `https://`). Boxed: the TLS stream is about 1.3 KB inline (a
-    /// socket is 120 bytes), and a plain connection should not carry that size around.
-    Tls(Box<TlsStream<S>>),
-}
+pub(crate) use crate::maybe_tls::MaybeTls;
 
 /// An accepted connection: plain TCP, or TLS once the handshake has completed.
 pub(crate) type Conn = MaybeTls<TcpStream>;
@@ -123,47 +113,5 @@ impl MaybeTls<TcpStream> {
 impl std::os::fd::AsRawFd for Conn {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.tcp().as_raw_fd()
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
-            // Encrypted records may still sit in rustls's buffer: flushing writes them out.
-            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_close(cx),
-            // Sends TLS close_notify, flushes, then shuts the socket's write side (FIN).
-            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_close(cx),
-        }
     }
 }

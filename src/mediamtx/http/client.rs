@@ -53,7 +53,7 @@ use base64::Engine;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub(crate) use super::error::HttpError;
-use crate::net::stream::MaybeTls;
+use crate::maybe_tls::MaybeTls;
 
 use super::parse::{finish_at_eof, parse_response, Parsed, Response};
 
