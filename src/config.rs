@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub(crate) mod external_streams;
+pub(crate) mod hosts;
+
 /// The defaults shipped with the binary (also the documented reference file).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -44,7 +47,7 @@ pub struct Config {
     pub publisher: PublisherConfig,
     /// External RTSP streams and their discovery.
     #[serde(default)]
-    pub external_streams: crate::external::config::ExternalStreamsConfig,
+    pub external_streams: external_streams::ExternalStreamsConfig,
     /// Storage thresholds.
     pub storage: StorageConfig,
     /// Snapshot defaults.

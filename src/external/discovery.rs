@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use serde_json::{json, Value};
 
-use super::config::DiscoveryConfig;
-use super::hosts;
 use super::rtsp_probe::{describe, ProbeResult};
 use super::store::{
     render_each, split_by_type, Capabilities, ExternalStream, ScanReport, Status, Store, StreamType,
 };
 use super::url::{percent_encode, suggested_name};
 use crate::clock::rfc3339_millis;
+use crate::config::external_streams::DiscoveryConfig;
+use crate::config::hosts;
 
 /// A finished scan younger than this is reused by requests with the same options.
 pub(crate) const CACHE_FOR: Duration = Duration::from_secs(30);

@@ -3,8 +3,10 @@
 //! Drones and IP cameras that already serve RTSP can be added as MediaMTX paths that pull the
 //! source on demand. This module holds everything about them that does not talk to MediaMTX:
 //!
-//! - [`config`]: the `[external_streams]` configuration section and its validation.
-//! - [`hosts`]: host specifications (IP, hostname, CIDR) and their expansion for a scan.
+//! Its configuration — the `[external_streams]` section, the `allow_hosts` list and the host
+//! specifications (IP, hostname, CIDR) a scan expands — is parsed once with the rest of the
+//! configuration, in `config::external_streams` and `config::hosts`.
+//!
 //! - [`target`]: where an added stream may point (no loopback, link-local or own addresses
 //!   unless `allow_hosts` says so): the SSRF guard of `add_external_stream`.
 //! - [`url`]: stream URL and name rules, password masking, suggested names.
@@ -19,9 +21,7 @@
 //! Everything here is blocking std code meant for plain threads; none of it may run on a shard's
 //! executor (a probe can block for its whole timeout).
 
-pub(crate) mod config;
 pub(crate) mod discovery;
-pub(crate) mod hosts;
 pub(crate) mod periodic;
 pub(crate) mod rtsp_probe;
 pub(crate) mod sdp;

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::config::DiscoveryConfig;
 use super::discovery::Scanner;
 use super::store::Store;
 use super::timer::Timer;
+use crate::config::external_streams::DiscoveryConfig;
 
 /// What the timer thread works with (`ServerState::periodic_discovery` hands it out).
 pub struct Periodic {

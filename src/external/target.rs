@@ -28,43 +28,15 @@
 
 use std::net::{IpAddr, ToSocketAddrs};
 
-use serde::{Deserialize, Serialize};
+use crate::config::external_streams::AllowHosts;
+use crate::config::hosts::HostSpec;
 
-use super::hosts::{self, HostSpec};
-
-/// `external_streams.allow_hosts`, parsed once when the configuration is read.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(try_from = "Vec<String>", into = "Vec<String>")]
-pub struct AllowHosts {
-    /// The entries as written (what the configuration dump shows).
-    text: Vec<String>,
-    /// The same, parsed.
-    specs: Vec<HostSpec>,
-}
-
-impl TryFrom<Vec<String>> for AllowHosts {
-    type Error = String;
-
-    fn try_from(text: Vec<String>) -> Result<Self, String> {
-        let specs = text
-            .iter()
-            .map(|s| hosts::parse(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(AllowHosts { text, specs })
-    }
-}
-
-impl From<AllowHosts> for Vec<String> {
-    fn from(a: AllowHosts) -> Vec<String> {
-        a.text
-    }
-}
-
+/// The checks on the allow list (its type and parsing are configuration: `config::external_streams`).
 impl AllowHosts {
     /// True when an entry names `host` (case-insensitive, a trailing dot ignored).
     fn names(&self, host: &str) -> bool {
         let host = host.strip_suffix('.').unwrap_or(host);
-        self.specs.iter().any(|s| match s {
+        self.specs().iter().any(|s| match s {
             HostSpec::Name(n) => n.strip_suffix('.').unwrap_or(n).eq_ignore_ascii_case(host),
             _ => false,
         })
@@ -72,7 +44,7 @@ impl AllowHosts {
 
     /// True when an IP or CIDR entry covers `ip`.
     fn covers(&self, ip: IpAddr) -> bool {
-        self.specs.iter().any(|s| match (s, ip) {
+        self.specs().iter().any(|s| match (s, ip) {
             (HostSpec::Ip(a), ip) => canonical(*a) == ip,
             (HostSpec::V4Net(net, p), IpAddr::V4(a)) => {
                 let mask = if *p == 0 { 0 } else { u32::MAX << (32 - p) };

@@ -1,4 +1,5 @@
-//! The `[external_streams]` configuration section.
+//! The `[external_streams]` configuration section, parsed once: its host lists arrive as typed
+//! values (`AllowHosts`, host specifications checked and capped), which `external` uses.
 //!
 //! Every field has a default, so the section (and each member) may be omitted; unknown keys are
 //! refused so a misspelt option fails loudly at start-up. [`ExternalStreamsConfig::validate`]
@@ -7,8 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::hosts;
-use super::target::AllowHosts;
+use super::hosts::{self, HostSpec};
 
 /// `[external_streams]`: MediaMTX path options and network discovery.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct ExternalStreamsConfig {
     pub source_on_demand: bool,
     /// Local addresses `add_external_stream` may point MediaMTX at anyway (IPs, CIDR blocks,
     /// hostnames); loopback, link-local and this host's own addresses are refused otherwise
-    /// (see [`super::target`]).
+    /// (see `external::target`).
     pub allow_hosts: AllowHosts,
     /// Network discovery (`discover_external_streams` and periodic scans).
     pub discovery: DiscoveryConfig,
@@ -165,6 +165,41 @@ impl DiscoveryConfig {
             return Err(bad("user", "required when pass is set"));
         }
         Ok(())
+    }
+}
+
+/// `external_streams.allow_hosts`, parsed once when the configuration is read.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct AllowHosts {
+    /// The entries as written (what the configuration dump shows).
+    text: Vec<String>,
+    /// The same, parsed.
+    specs: Vec<HostSpec>,
+}
+
+impl TryFrom<Vec<String>> for AllowHosts {
+    type Error = String;
+
+    fn try_from(text: Vec<String>) -> Result<Self, String> {
+        let specs = text
+            .iter()
+            .map(|s| hosts::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AllowHosts { text, specs })
+    }
+}
+
+impl From<AllowHosts> for Vec<String> {
+    fn from(a: AllowHosts) -> Vec<String> {
+        a.text
+    }
+}
+
+impl AllowHosts {
+    /// The parsed entries, in the order written.
+    pub(crate) fn specs(&self) -> &[HostSpec] {
+        &self.specs
     }
 }
 

@@ -1,4 +1,5 @@
-//! Host specifications for discovery: a single IP, a hostname, or a CIDR block.
+//! Host specifications as the configuration writes them (`external_streams.discovery.hosts`
+//! and `allow_hosts`): a single IP, a hostname, or a CIDR block.
 //!
 //! `external_streams.discovery.hosts` lists what to scan. A CIDR block expands to every usable
 //! address in it: for IPv4 blocks of /30 and wider the network address (all host bits 0) and
