@@ -72,7 +72,7 @@ pub(crate) fn cors_headers(shard: &Shard, head: &Head) -> Vec<(&'static str, Str
 }
 
 /// Writes a small response (error, preflight) with the CORS headers; returns its status.
-async fn send(
+pub(crate) async fn send(
     stream: &mut Conn,
     head: &Head,
     mut r: Response,
@@ -83,30 +83,30 @@ async fn send(
     r.status
 }
 
-async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, kind: Kind, raw: &str) -> u16 {
-    let cors = cors_headers(shard, head);
+/// The answer for a method other than GET and HEAD on a read-only route (downloads, live view):
+/// a CORS preflight (`OPTIONS`, allowing `allow_headers`) or 405. `None` for GET and HEAD.
+pub(crate) fn preflight_or_refusal(head: &Head, allow_headers: &str) -> Option<Response> {
     match head.method.as_str() {
-        "GET" | "HEAD" => {}
-        "OPTIONS" => {
-            let r = Response {
+        "GET" | "HEAD" => None,
+        "OPTIONS" => Some(
+            Response {
                 status: 204,
                 content_type: "text/plain",
                 headers: Vec::new(),
                 body: Vec::new(),
             }
             .header("Access-Control-Allow-Methods", "GET, HEAD")
-            .header(
-                "Access-Control-Allow-Headers",
-                "Authorization, X-API-Key, Range",
-            )
-            .header("Access-Control-Max-Age", "600");
-            return send(stream, head, r, &cors).await;
-        }
-        _ => {
-            let r =
-                Response::error(405, "method_not_allowed").header("Allow", "GET, HEAD, OPTIONS");
-            return send(stream, head, r, &cors).await;
-        }
+            .header("Access-Control-Allow-Headers", allow_headers)
+            .header("Access-Control-Max-Age", "600"),
+        ),
+        _ => Some(Response::error(405, "method_not_allowed").header("Allow", "GET, HEAD, OPTIONS")),
+    }
+}
+
+async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, kind: Kind, raw: &str) -> u16 {
+    let cors = cors_headers(shard, head);
+    if let Some(r) = preflight_or_refusal(head, "Authorization, X-API-Key, Range") {
+        return send(stream, head, r, &cors).await;
     }
     let Some(name) = percent_decode(raw).filter(|n| is_valid_filename(n)) else {
         return send(
@@ -155,12 +155,7 @@ pub(crate) fn authorize(
     name: &str,
     file: Option<FileId>,
 ) -> Result<(), &'static str> {
-    let credential = (head.header("authorization").is_some() || head.header("x-api-key").is_some())
-        .then(|| credential_role(head, state));
-    if let Some(Ok(_)) = credential {
-        return Ok(());
-    }
-    let token = head.query_param("token").map(|t| {
+    credential_or_token(state, head, |token, key_live| {
         let Some(file) = file else {
             // No file to bind: no token can be valid, and the answer must not say which.
             return Err(crate::auth::AuthFailure::InvalidToken.reason());
@@ -170,17 +165,39 @@ pub(crate) fn authorize(
             filename: name,
             file,
         };
-        // The key set is the one sessions poll, so a revoked key's URLs die at the same reload
-        // that ends its sessions.
-        let auth = state.credentials().current();
         crate::auth::download::verify_download(
             state.credentials().download_key(),
             target,
-            &percent_decode(t).unwrap_or_default(),
+            token,
             crate::clock::now_unix(),
-            |id| auth.key_live(id),
+            key_live,
         )
         .map_err(|f| f.reason())
+    })
+}
+
+/// The rule the HTTP routes that take a `?token=` share (downloads, live view): any valid
+/// credential header (`Authorization: Bearer` with a JWT or API key of any role, or
+/// `X-API-Key`) lets the request through; otherwise the `?token=` (percent-decoded) must pass
+/// `verify`, which is handed the check of whether an API key is still live. The key set is the
+/// one sessions poll, so a revoked key's URLs die at the same reload that ends its sessions.
+/// On refusal, the -32001 reason for the 401, preferring the token's (a link-following browser
+/// sends nothing else).
+pub(crate) fn credential_or_token(
+    state: &ServerState,
+    head: &Head,
+    verify: impl FnOnce(&str, &dyn Fn(&str) -> bool) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
+    let credential = (head.header("authorization").is_some() || head.header("x-api-key").is_some())
+        .then(|| credential_role(head, state));
+    if let Some(Ok(_)) = credential {
+        return Ok(());
+    }
+    let token = head.query_param("token").map(|t| {
+        let auth = state.credentials().current();
+        verify(&percent_decode(t).unwrap_or_default(), &|id| {
+            auth.key_live(id)
+        })
     });
     match (token, credential) {
         (Some(Ok(())), _) => Ok(()),

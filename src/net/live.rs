@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
 
-use super::download::{cors_headers, percent_decode};
+use super::download::{cors_headers, credential_or_token, preflight_or_refusal, send};
 use super::head::Head;
-use super::http::{credential_role, Response};
+use super::http::Response;
 use super::stream::Conn;
 use crate::camera::registry::{parse_camera_id, Status};
 use crate::live::hub::Refusal;
@@ -88,27 +88,16 @@ pub(crate) fn authorize(
     head: &Head,
     camera: &str,
 ) -> Result<(), &'static str> {
-    let credential = (head.header("authorization").is_some() || head.header("x-api-key").is_some())
-        .then(|| credential_role(head, state));
-    if let Some(Ok(_)) = credential {
-        return Ok(());
-    }
-    let token = head.query_param("token").map(|t| {
-        let auth = state.credentials().current();
+    credential_or_token(state, head, |token, key_live| {
         crate::live::token::verify(
             state.credentials().download_key(),
             camera,
-            &percent_decode(t).unwrap_or_default(),
+            token,
             crate::clock::now_unix(),
-            |id| auth.key_live(id),
+            key_live,
         )
         .map_err(|f| f.reason())
-    });
-    match (token, credential) {
-        (Some(Ok(())), _) => Ok(()),
-        (Some(Err(r)), _) | (None, Some(Err(r))) => Err(r),
-        _ => Err("auth_required"),
-    }
+    })
 }
 
 /// Serves a `/live/…` request and closes the connection. Returns false (nothing written) when
@@ -132,40 +121,11 @@ fn header_lines(h: &[(&'static str, String)]) -> String {
     h.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect()
 }
 
-/// Writes a small response with the CORS headers; returns its status.
-async fn send(
-    stream: &mut Conn,
-    head: &Head,
-    mut r: Response,
-    cors: &[(&'static str, String)],
-) -> u16 {
-    r.headers.extend(cors.iter().cloned());
-    let _ = stream.write_all(&r.to_bytes(head.method == "HEAD")).await;
-    r.status
-}
-
 async fn handle(shard: &Shard, stream: &mut Conn, head: &Head, target: Target<'_>) -> u16 {
     let state = &shard.state;
     let cors = cors_headers(shard, head);
-    match head.method.as_str() {
-        "GET" | "HEAD" => {}
-        "OPTIONS" => {
-            let r = Response {
-                status: 204,
-                content_type: "text/plain",
-                headers: Vec::new(),
-                body: Vec::new(),
-            }
-            .header("Access-Control-Allow-Methods", "GET, HEAD")
-            .header("Access-Control-Allow-Headers", "Authorization, X-API-Key")
-            .header("Access-Control-Max-Age", "600");
-            return send(stream, head, r, &cors).await;
-        }
-        _ => {
-            let r =
-                Response::error(405, "method_not_allowed").header("Allow", "GET, HEAD, OPTIONS");
-            return send(stream, head, r, &cors).await;
-        }
+    if let Some(r) = preflight_or_refusal(head, "Authorization, X-API-Key") {
+        return send(stream, head, r, &cors).await;
     }
     let live = state.live();
     let fps = match target.kind {
