@@ -134,6 +134,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
     // Each shard takes its receiver once, at start (the only use of this lock).
     let inboxes = Arc::new(std::sync::Mutex::new(inboxes));
     let (stream_kick, stream_kicks) = crate::streaming::kick::kick_channel();
+    // The fleet bridge's copy of every event (only with `[fleet] enabled`).
+    let (event_tap, fleet_events) = if config.fleet.enabled {
+        let (tap, rx) = crate::events::Tap::new(config.fleet.event_queue);
+        (Some(tap), Some(rx))
+    } else {
+        (None, None)
+    };
     let state = Arc::new(ServerState::new(
         config,
         crate::state::Parts {
@@ -143,6 +150,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             download_key,
             stats: crate::methods::stats_registry(plan.len()),
             bus_senders,
+            event_tap,
             runtime: exec.runtime,
             stream_kick: stream_kick.clone(),
         },
@@ -209,6 +217,17 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let _retention =
         crate::files::retention::spawn_scheduler(state.files(), state.shutdown_flag().clone())
             .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
+    // The fleet bridge starts before the cameras, so their first events reach NATS too.
+    if let Some(events) = fleet_events {
+        crate::fleet::bridge::spawn(crate::fleet::bridge::Start {
+            state: state.clone(),
+            events,
+        })
+        .map_err(|e| {
+            latch.trigger();
+            StartError(e)
+        })?;
+    }
     // Cameras start once the shards can deliver their events.
     let cameras = crate::camera::manager::start(state.camera_manager_env()).map_err(|e| {
         latch.trigger();

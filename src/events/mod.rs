@@ -73,31 +73,66 @@ impl Event {
     }
 }
 
-/// Fans events out to every shard. Cloneable; publishing never blocks (a full shard inbox drops
-/// the event for that shard and counts it, which only happens if a shard is wedged).
+/// Fans events out to every shard, and to the tap when there is one. Cloneable; publishing
+/// never blocks (a full shard inbox drops the event for that shard and counts it, which only
+/// happens if a shard is wedged; a full tap drops it for the tap and counts it there).
 #[derive(Clone, Default)]
 pub(crate) struct Bus {
     shards: Vec<InboxSender<Arc<Event>>>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    tap: Option<Tap>,
 }
 
 impl Bus {
-    /// A bus feeding these shard inboxes.
-    pub(crate) fn new(shards: Vec<InboxSender<Arc<Event>>>) -> Self {
+    /// A bus feeding these shard inboxes and, if given, the tap.
+    pub(crate) fn new(shards: Vec<InboxSender<Arc<Event>>>, tap: Option<Tap>) -> Self {
         Bus {
             shards,
             dropped: Default::default(),
+            tap,
         }
     }
 
-    /// Publishes an event to every shard.
+    /// Publishes an event to every shard (and once to the tap).
     pub(crate) fn publish(&self, event: Event) {
         let event = Arc::new(event);
+        if let Some(tap) = &self.tap {
+            tap.send(event.clone());
+        }
         for s in &self.shards {
             if s.send(event.clone()).is_err() {
                 self.dropped
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+        }
+    }
+}
+
+/// A copy of every event for one consumer off the shards (the fleet bridge, `fleet`): the same
+/// `Arc<Event>` the shards get, once per event, through a bounded queue. A consumer that falls
+/// behind (NATS away) loses the newest events, counted, and never slows the publisher.
+#[derive(Clone)]
+pub(crate) struct Tap {
+    tx: crossbeam_channel::Sender<Arc<Event>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Tap {
+    /// A tap holding at most `capacity` events, and its receiving end.
+    pub(crate) fn new(capacity: usize) -> (Tap, crossbeam_channel::Receiver<Arc<Event>>) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let tap = Tap {
+            tx,
+            dropped: Default::default(),
+        };
+        (tap, rx)
+    }
+
+    /// Queues one event; a full or closed queue drops it and counts it.
+    fn send(&self, event: Arc<Event>) {
+        if self.tx.try_send(event).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -1,0 +1,31 @@
+//! The fleet bridge: this host on NATS (`[fleet]`, docs/operations.md "Fleet (NATS)").
+//!
+//! The official `async-nats` client runs on a thread of its own with its own current-thread
+//! tokio runtime; the shards and the camera manager never wait for it. What crosses over:
+//!
+//! - events: the bus's tap (`events::Tap`, a bounded crossbeam queue) carries each event once;
+//!   the bridge renders it and publishes it on `camshard.<host>.events.<topic>` ([`events`]).
+//!   While NATS is away, events are dropped and counted, never queued without bound.
+//!
+//! One file per concern: [`bridge`] (the thread, the connection and its options), [`events`]
+//! (subjects and payloads of events).
+
+pub(crate) mod bridge;
+pub(crate) mod events;
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+/// What the bridge counts, shared with the metrics exposition.
+#[derive(Default, Debug)]
+pub(crate) struct Stats {
+    /// Events published on NATS.
+    pub(crate) published: AtomicU64,
+    /// Events not published: NATS away, or a publish that failed.
+    pub(crate) dropped: AtomicU64,
+    /// Whether the client is connected now.
+    pub(crate) connected: AtomicBool,
+}
+
+/// The shared counters of a running bridge.
+pub(crate) type SharedStats = Arc<Stats>;

@@ -1,0 +1,230 @@
+//! The fleet over NATS (`[fleet]`, docs/operations.md "Fleet (NATS)") with real parts: each test
+//! starts Debian's `nats-server -js` on a free loopback port ([`Nats`]) and camshard hosts joined
+//! to it, and listens or asks with the official `async-nats` client ([`Listener`]).
+//!
+//! `nats-server` is a test dependency (`tests/run --deps` installs it); without it these tests
+//! fail naming the install command, unless `CAMSHARD_SKIP_FLEET=1` skips them.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{free_port, wait_until, Client, TestServer};
+
+/// Two synthetic cameras, small and fast.
+const CAMERAS: &str =
+    "[[cameras.synthetic]]\nname = \"Fleet A\"\nwidth = 160\nheight = 120\nfps = 15\n\
+    [[cameras.synthetic]]\nname = \"Fleet B\"\nwidth = 160\nheight = 120\nfps = 15\n";
+
+/// A deadline for anything crossing NATS.
+const WITHIN: Duration = Duration::from_secs(20);
+
+/// The `nats-server` program, or `None` when it is missing and the fleet tests are skipped.
+fn nats_server() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("CAMSHARD_SKIP_FLEET").as_deref() == Ok("1") {
+            eprintln!("fleet tests skipped: no nats-server (CAMSHARD_SKIP_FLEET=1)");
+            return None;
+        }
+        panic!(
+            "the fleet tests need nats-server: `apt-get install -y nats-server` \
+             (or tests/run --deps), or set CAMSHARD_SKIP_FLEET=1 to skip them"
+        );
+    }
+    found
+}
+
+/// A `nats-server -js` on a loopback port, killed (by its PID) on drop.
+struct Nats {
+    program: PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Nats {
+    /// Starts one on a free port; `None` when the fleet tests are skipped.
+    fn start() -> Option<Nats> {
+        let program = nats_server()?;
+        let mut n = Nats {
+            program,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        n.spawn();
+        Some(n)
+    }
+
+    /// Starts the server process (again, on the same port) and waits until it accepts.
+    fn spawn(&mut self) {
+        let child = Command::new(&self.program)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_until(WITHIN, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()),
+            "nats-server did not listen on {port}"
+        );
+    }
+
+    /// Kills the server process and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// A camshard host with two synthetic cameras joined to this NATS as `host`.
+    fn host(&self, host: &str) -> crate::common::Server {
+        TestServer::new()
+            .config(&format!(
+                "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{host}\"\n",
+                self.url()
+            ))
+            .start()
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A NATS client for the test, on a current-thread runtime of its own.
+struct Listener {
+    rt: tokio::runtime::Runtime,
+    client: async_nats::Client,
+}
+
+impl Listener {
+    fn connect(nats: &Nats) -> Listener {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let url = nats.url();
+        let client = rt.block_on(async {
+            async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .max_reconnects(None)
+                .reconnect_delay_callback(|_| Duration::from_millis(100))
+                .connect(url)
+                .await
+                .expect("connect to nats")
+        });
+        Listener { rt, client }
+    }
+
+    fn subscribe(&self, subject: &str) -> async_nats::Subscriber {
+        let client = self.client.clone();
+        let subject = subject.to_string();
+        self.rt.block_on(async move {
+            let s = client.subscribe(subject).await.expect("subscribe");
+            client.flush().await.expect("flush");
+            s
+        })
+    }
+
+    /// The next message on `sub` whose JSON satisfies `want`, within `within`.
+    fn next_json(
+        &self,
+        sub: &mut async_nats::Subscriber,
+        within: Duration,
+        want: impl Fn(&str, &Value) -> bool,
+    ) -> Option<Value> {
+        use futures_lite::StreamExt;
+        let deadline = Instant::now() + within;
+        self.rt.block_on(async {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let msg = tokio::time::timeout(left, sub.next()).await.ok()??;
+                let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) else {
+                    continue;
+                };
+                if want(msg.subject.as_str(), &v) {
+                    return Some(v);
+                }
+            }
+        })
+    }
+}
+
+/// An event from a host arrives on `camshard.<host>.events.<topic>`, as the WebSocket
+/// notification plus the host id; after NATS restarts, events flow again.
+#[test]
+fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    // A subscriber unsubscribes on drop, which needs its runtime: entered while it lives.
+    let _rt = listener.rt.enter();
+    let mut sub = listener.subscribe("camshard.*.events.>");
+    let server = nats.host("host-a");
+    assert!(
+        server.wait_log("fleet: connected to NATS", WITHIN),
+        "the host joined NATS"
+    );
+    let mut ws = Client::connect(&server.url());
+    ws.auth(&crate::common::token("operator"));
+    let r = ws.call("take_snapshot", json!({"device": "camera0"}));
+    assert!(r.get("result").is_some(), "{r}");
+    let ev = listener
+        .next_json(&mut sub, WITHIN, |s, _| {
+            s == "camshard.host-a.events.snapshot.taken"
+        })
+        .expect("snapshot.taken on the fleet subject");
+    assert_eq!(ev["host"], "host-a", "{ev}");
+    assert_eq!(ev["jsonrpc"], "2.0", "{ev}");
+    assert_eq!(ev["method"], "snapshot.taken", "{ev}");
+    assert_eq!(ev["params"]["device"], "camera0", "{ev}");
+    assert!(ev["params"]["timestamp"].is_string(), "{ev}");
+
+    // NATS goes away: the host keeps serving its own clients, and publishes again once NATS
+    // is back (the listener reconnects too; events published while it was away are dropped).
+    nats.stop();
+    let r = ws.call("take_snapshot", json!({"device": "camera1"}));
+    assert!(r.get("result").is_some(), "served without NATS: {r}");
+    nats.spawn();
+    // Both ends reconnect on their own; keep taking snapshots until one crosses.
+    let mut crossed = None;
+    let deadline = Instant::now() + WITHIN;
+    while crossed.is_none() && Instant::now() < deadline {
+        let r = ws.call("take_snapshot", json!({"device": "camera0"}));
+        assert!(r.get("result").is_some(), "{r}");
+        crossed = listener.next_json(&mut sub, Duration::from_secs(1), |s, _| {
+            s == "camshard.host-a.events.snapshot.taken"
+        });
+    }
+    let ev = crossed.expect("events flow again after NATS restarted");
+    assert_eq!(ev["host"], "host-a", "{ev}");
+}
