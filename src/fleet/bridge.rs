@@ -31,6 +31,8 @@ pub(crate) struct Start {
     pub(crate) state: Arc<ServerState>,
     /// The receiving end of the bus's tap.
     pub(crate) events: Receiver<Arc<Event>>,
+    /// Each shard's inbox for JSON-RPC requests over NATS.
+    pub(crate) rpc_shards: Vec<camshard_cores::InboxSender<super::rpc::Request>>,
 }
 
 /// Starts the bridge's thread. The configuration is checked now (server URLs, credentials file),
@@ -140,6 +142,15 @@ async fn run(
         }
     };
     tracing::info!(host = %host, "fleet: bridge started");
+
+    // Control: requests on camshard.<host>.rpc, answered by the shards.
+    tokio::spawn(super::rpc::serve_subject(
+        client.clone(),
+        format!("camshard.{host}.rpc"),
+        start.rpc_shards,
+        cfg.max_inflight_rpc,
+        start.state.config().server.max_message_bytes,
+    ));
 
     // The tap is a blocking queue: one blocking task moves its events into the runtime.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Event>>(HANDOFF);

@@ -6,12 +6,15 @@
 //! - events: the bus's tap (`events::Tap`, a bounded crossbeam queue) carries each event once;
 //!   the bridge renders it and publishes it on `camshard.<host>.events.<topic>` ([`events`]).
 //!   While NATS is away, events are dropped and counted, never queued without bound.
+//! - requests: `camshard.<host>.rpc` carries JSON-RPC requests, handed to a shard through its
+//!   fleet inbox and answered by the WebSocket's dispatcher ([`rpc`]).
 //!
 //! One file per concern: [`bridge`] (the thread, the connection and its options), [`events`]
-//! (subjects and payloads of events).
+//! (subjects and payloads of events), [`rpc`] (requests in, replies out).
 
 pub(crate) mod bridge;
 pub(crate) mod events;
+pub(crate) mod rpc;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;

@@ -228,3 +228,137 @@ fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
     let ev = crossed.expect("events flow again after NATS restarted");
     assert_eq!(ev["host"], "host-a", "{ev}");
 }
+
+impl Listener {
+    /// Sends `body` to `subject` with these headers and returns the reply as JSON, retrying
+    /// while nobody answers yet (the host subscribes once it has connected).
+    fn request(&self, subject: &str, headers: &[(&str, &str)], body: &str) -> Value {
+        let mut map = async_nats::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, *v);
+        }
+        let deadline = Instant::now() + WITHIN;
+        self.rt.block_on(async {
+            loop {
+                let sent = self
+                    .client
+                    .request_with_headers(
+                        subject.to_string(),
+                        map.clone(),
+                        bytes::Bytes::from(body.to_string()),
+                    )
+                    .await;
+                match sent {
+                    Ok(msg) => return serde_json::from_slice(&msg.payload).expect("JSON reply"),
+                    Err(e) if Instant::now() < deadline => {
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("no reply on {subject}: {e}"),
+                }
+            }
+        })
+    }
+}
+
+/// The error code of a JSON-RPC reply (0 when it is a result).
+fn error_code(v: &Value) -> i64 {
+    v["error"]["code"].as_i64().unwrap_or(0)
+}
+
+/// `camshard.<host>.rpc` answers through the WebSocket's dispatcher: `ping` without
+/// credentials, `get_camera_list` with a bearer header (the same cameras as over a WebSocket),
+/// batches; refused without credentials, and with a viewer token for an operator method, with
+/// the WebSocket's error codes.
+#[test]
+fn control_over_nats_answers_like_a_websocket() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let server = nats.host("host-b");
+    let subject = "camshard.host-b.rpc";
+    let call = |method: &str, params: Value| {
+        json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 7}).to_string()
+    };
+
+    let pong = listener.request(subject, &[], &call("ping", json!({})));
+    assert_eq!(pong["id"], 7, "{pong}");
+    assert!(
+        pong.get("result").is_some(),
+        "ping needs no credential: {pong}"
+    );
+
+    let viewer = crate::common::token("viewer");
+    let bearer = format!("Bearer {viewer}");
+    let mut ws = Client::connect(&server.url());
+    ws.auth(&viewer);
+    // Both cameras up (their status is part of the list).
+    assert!(wait_until(WITHIN, || {
+        let r = ws.call("get_camera_list", json!({}));
+        r["result"]["connected"].as_u64() == Some(2)
+    }));
+    let over_ws = ws.call("get_camera_list", json!({}));
+    let over_nats = listener.request(
+        subject,
+        &[("Authorization", &bearer)],
+        &call("get_camera_list", json!({})),
+    );
+    let devices = |v: &Value| -> Vec<(Value, Value, Value)> {
+        v["result"]["cameras"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| (c["device"].clone(), c["name"].clone(), c["status"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(devices(&over_nats).len(), 2, "{over_nats}");
+    assert_eq!(
+        devices(&over_nats),
+        devices(&over_ws),
+        "{over_nats} vs {over_ws}"
+    );
+    assert_eq!(over_nats["result"]["total"], over_ws["result"]["total"]);
+
+    // A batch answers as one array, in the WebSocket's way.
+    let batch = format!(
+        "[{},{}]",
+        call("ping", json!({})),
+        call("get_camera_list", json!({}))
+    );
+    let both = listener.request(subject, &[("authorization", &bearer)], &batch);
+    assert_eq!(both.as_array().map(Vec::len), Some(2), "{both}");
+
+    // Refusals: the codes a WebSocket gets.
+    let mut anon = Client::connect(&server.url());
+    let ws_anon = anon.call("get_camera_list", json!({}));
+    let nats_anon = listener.request(subject, &[], &call("get_camera_list", json!({})));
+    assert_eq!(error_code(&nats_anon), -32001, "{nats_anon}");
+    assert_eq!(error_code(&nats_anon), error_code(&ws_anon));
+    let ws_viewer = ws.call("take_snapshot", json!({"device": "camera0"}));
+    let nats_viewer = listener.request(
+        subject,
+        &[("Authorization", &bearer)],
+        &call("take_snapshot", json!({"device": "camera0"})),
+    );
+    assert_eq!(error_code(&nats_viewer), -32002, "{nats_viewer}");
+    assert_eq!(error_code(&nats_viewer), error_code(&ws_viewer));
+    assert_eq!(nats_viewer["error"]["data"], ws_viewer["error"]["data"]);
+    let bad = listener.request(
+        subject,
+        &[("Authorization", "Bearer not-a-token")],
+        &call("get_camera_list", json!({})),
+    );
+    assert_eq!(error_code(&bad), -32001, "{bad}");
+
+    // An operator token through NATS: the snapshot is taken (an asynchronous method).
+    let operator = format!("Bearer {}", crate::common::token("operator"));
+    let shot = listener.request(
+        subject,
+        &[("Authorization", &operator)],
+        &call("take_snapshot", json!({"device": "camera0"})),
+    );
+    assert!(shot["result"]["filename"].is_string(), "{shot}");
+}
