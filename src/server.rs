@@ -149,7 +149,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (stream_kick, stream_kicks) = crate::streaming::kick::kick_channel();
     // The fleet bridge's copy of every event (only with `[fleet] enabled`).
     let (event_tap, fleet_events) = if config.fleet.enabled {
-        let (tap, rx) = crate::events::Tap::new(config.fleet.event_queue);
+        let counters = Arc::new(crate::metrics::FleetCounters::default());
+        let (tap, rx) = crate::events::Tap::new(config.fleet.event_queue, counters);
         (Some(tap), Some(rx))
     } else {
         (None, None)

@@ -370,6 +370,7 @@ impl ServerState {
             storage_usage_ratio: crate::metrics::system::fs_usage(&self.config.recordings_dir())
                 .map(|u| u.usage_percent / 100.0)
                 .unwrap_or(0.0),
+            fleet: self.bus.fleet_counters(),
             live: crate::metrics::prometheus::LiveFigures {
                 viewers: cameras
                     .iter()

@@ -14,6 +14,7 @@ use camshard_cores::InboxSender;
 use serde_json::{Map, Value};
 
 use crate::camera::registry::{CameraInfo, Status};
+use crate::metrics::FleetCounters;
 use topic::Name;
 
 /// What an event carries; rendered per connection at delivery (URLs depend on the client's Host).
@@ -93,6 +94,11 @@ impl Bus {
         }
     }
 
+    /// The fleet's counters, when there is a tap.
+    pub(crate) fn fleet_counters(&self) -> Option<Arc<FleetCounters>> {
+        self.tap.as_ref().map(|t| t.counters.clone())
+    }
+
     /// Publishes an event to every shard (and once to the tap).
     pub(crate) fn publish(&self, event: Event) {
         let event = Arc::new(event);
@@ -114,24 +120,26 @@ impl Bus {
 #[derive(Clone)]
 pub(crate) struct Tap {
     tx: crossbeam_channel::Sender<Arc<Event>>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    counters: Arc<FleetCounters>,
 }
 
 impl Tap {
-    /// A tap holding at most `capacity` events, and its receiving end.
-    pub(crate) fn new(capacity: usize) -> (Tap, crossbeam_channel::Receiver<Arc<Event>>) {
+    /// A tap holding at most `capacity` events, and its receiving end; drops are counted in
+    /// `counters` (the fleet's, `camshard_fleet_events_dropped_total`).
+    pub(crate) fn new(
+        capacity: usize,
+        counters: Arc<FleetCounters>,
+    ) -> (Tap, crossbeam_channel::Receiver<Arc<Event>>) {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
-        let tap = Tap {
-            tx,
-            dropped: Default::default(),
-        };
-        (tap, rx)
+        (Tap { tx, counters }, rx)
     }
 
     /// Queues one event; a full or closed queue drops it and counts it.
     fn send(&self, event: Arc<Event>) {
         if self.tx.try_send(event).is_err() {
-            self.dropped
+            // Any thread publishes: an atomic add, not the single-writer `metrics::bump`.
+            self.counters
+                .dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! Nothing here ever holds a shard or the camera manager: the tap is a bounded queue the bus
 //! only `try_send`s into, and while the client is not connected each event is dropped and
-//! counted instead of queued (`Stats::dropped`).
+//! counted instead of queued (`FleetCounters::dropped`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,9 +14,10 @@ use async_nats::connection::State;
 use async_nats::{ConnectOptions, ServerAddr};
 use crossbeam_channel::Receiver;
 
-use super::{events, SharedStats, Stats};
+use super::events;
 use crate::config::fleet::{FleetAuth, FleetConfig};
 use crate::events::Event;
+use crate::metrics::FleetCounters;
 use crate::state::ServerState;
 
 /// Events handed from the blocking tap to the runtime at once at most.
@@ -37,7 +38,7 @@ pub(crate) struct Start {
 
 /// Starts the bridge's thread. The configuration is checked now (server URLs, credentials file),
 /// so a bad one stops the start with a clear message; NATS itself need not be up.
-pub(crate) fn spawn(start: Start) -> Result<SharedStats, String> {
+pub(crate) fn spawn(start: Start) -> Result<(), String> {
     let cfg = start.state.config().fleet.clone();
     let servers = cfg
         .servers
@@ -50,7 +51,9 @@ pub(crate) fn spawn(start: Start) -> Result<SharedStats, String> {
     if let FleetAuth::CredsFile(path) = cfg.auth() {
         std::fs::metadata(&path).map_err(|e| format!("fleet.creds_file: {path}: {e}"))?;
     }
-    let stats: SharedStats = Arc::new(Stats::default());
+    // The bus's tap holds the counters the metrics read; a bus without one (never, when the
+    // server starts the bridge) gets private ones.
+    let stats = start.state.bus().fleet_counters().unwrap_or_default();
     let host = cfg.resolved_host_id();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -63,7 +66,7 @@ pub(crate) fn spawn(start: Start) -> Result<SharedStats, String> {
             runtime.block_on(run(start, cfg, servers, host, thread_stats));
         })
         .map_err(|e| format!("fleet thread: {e}"))?;
-    Ok(stats)
+    Ok(())
 }
 
 /// The connect options of `cfg`: credential, TLS, and reconnection forever with a capped
@@ -71,7 +74,7 @@ pub(crate) fn spawn(start: Start) -> Result<SharedStats, String> {
 async fn options(
     cfg: &FleetConfig,
     host: &str,
-    stats: &SharedStats,
+    stats: &Arc<FleetCounters>,
 ) -> Result<ConnectOptions, String> {
     let mut o = match cfg.auth() {
         FleetAuth::None => ConnectOptions::new(),
@@ -124,7 +127,7 @@ async fn run(
     cfg: FleetConfig,
     servers: Vec<ServerAddr>,
     host: String,
-    stats: SharedStats,
+    stats: Arc<FleetCounters>,
 ) {
     let opts = match options(&cfg, &host, &stats).await {
         Ok(o) => o,
@@ -148,6 +151,7 @@ async fn run(
         client.clone(),
         format!("camshard.{host}.rpc"),
         start.rpc_shards,
+        stats.clone(),
         cfg.max_inflight_rpc,
         start.state.config().server.max_message_bytes,
     ));

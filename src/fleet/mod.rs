@@ -15,20 +15,3 @@
 pub(crate) mod bridge;
 pub(crate) mod events;
 pub(crate) mod rpc;
-
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
-
-/// What the bridge counts, shared with the metrics exposition.
-#[derive(Default, Debug)]
-pub(crate) struct Stats {
-    /// Events published on NATS.
-    pub(crate) published: AtomicU64,
-    /// Events not published: NATS away, or a publish that failed.
-    pub(crate) dropped: AtomicU64,
-    /// Whether the client is connected now.
-    pub(crate) connected: AtomicBool,
-}
-
-/// The shared counters of a running bridge.
-pub(crate) type SharedStats = Arc<Stats>;

@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +28,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::auth::TokenKind;
 use crate::events::subs::Subs;
+use crate::metrics::FleetCounters;
 use crate::rpc::dispatch::{handle_message, Env, Handled};
 use crate::rpc::error::{self, RpcError};
 use crate::rpc::peer::Peer;
@@ -95,6 +97,7 @@ pub(crate) async fn serve_subject(
     client: async_nats::Client,
     subject: String,
     shards: Vec<InboxSender<Request>>,
+    counters: Arc<FleetCounters>,
     max_inflight: usize,
     max_bytes: usize,
 ) {
@@ -110,6 +113,7 @@ pub(crate) async fn serve_subject(
         let Some(reply_to) = msg.reply else {
             continue;
         };
+        counters.requests.fetch_add(1, Ordering::Relaxed);
         if msg.payload.len() > max_bytes {
             let err = RpcError::invalid_request(
                 "message_too_large",
@@ -119,6 +123,7 @@ pub(crate) async fn serve_subject(
             continue;
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            counters.requests_busy.fetch_add(1, Ordering::Relaxed);
             let _ = client.publish(reply_to, error_reply(&busy())).await;
             continue;
         };

@@ -119,6 +119,22 @@ impl Drop for Nats {
     }
 }
 
+/// A `camshard_fleet_*` value of `/metrics` (-1 when absent).
+fn metric(server: &crate::common::Server, name: &str) -> i64 {
+    let (_, text) = server.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Without `[fleet]` nothing of the fleet runs: no fleet metrics, no NATS connection.
+#[test]
+fn off_by_default() {
+    let server = TestServer::new().start();
+    assert_eq!(metric(&server, "camshard_fleet_connected"), -1);
+    assert_eq!(metric(&server, "camshard_fleet_events_published_total"), -1);
+}
+
 /// A NATS client for the test, on a current-thread runtime of its own.
 struct Listener {
     rt: tokio::runtime::Runtime,
@@ -191,7 +207,7 @@ fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
     let mut sub = listener.subscribe("camshard.*.events.>");
     let server = nats.host("host-a");
     assert!(
-        server.wait_log("fleet: connected to NATS", WITHIN),
+        wait_until(WITHIN, || metric(&server, "camshard_fleet_connected") == 1),
         "the host joined NATS"
     );
     let mut ws = Client::connect(&server.url());
@@ -209,11 +225,32 @@ fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
     assert_eq!(ev["params"]["device"], "camera0", "{ev}");
     assert!(ev["params"]["timestamp"].is_string(), "{ev}");
 
-    // NATS goes away: the host keeps serving its own clients, and publishes again once NATS
-    // is back (the listener reconnects too; events published while it was away are dropped).
+    assert!(
+        wait_until(WITHIN, || metric(
+            &server,
+            "camshard_fleet_events_published_total"
+        ) >= 1),
+        "published counted"
+    );
+    assert_eq!(metric(&server, "camshard_fleet_connected"), 1);
+
+    // NATS goes away: the host keeps serving its own clients, drops (and counts) the events
+    // meanwhile, and publishes again once NATS is back (the listener reconnects too).
     nats.stop();
+    assert!(
+        wait_until(WITHIN, || metric(&server, "camshard_fleet_connected") == 0),
+        "the host noticed NATS left"
+    );
+    let dropped = metric(&server, "camshard_fleet_events_dropped_total");
     let r = ws.call("take_snapshot", json!({"device": "camera1"}));
     assert!(r.get("result").is_some(), "served without NATS: {r}");
+    assert!(
+        wait_until(WITHIN, || metric(
+            &server,
+            "camshard_fleet_events_dropped_total"
+        ) > dropped),
+        "events while NATS is away are dropped and counted"
+    );
     nats.spawn();
     // Both ends reconnect on their own; keep taking snapshots until one crosses.
     let mut crossed = None;
@@ -361,4 +398,39 @@ fn control_over_nats_answers_like_a_websocket() {
         &call("take_snapshot", json!({"device": "camera0"})),
     );
     assert!(shot["result"]["filename"].is_string(), "{shot}");
+}
+
+/// Two hosts on one NATS: each answers its own subject, and one subscriber hears both, each
+/// event naming its host.
+#[test]
+fn two_hosts_share_one_nats() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let _rt = listener.rt.enter();
+    let mut sub = listener.subscribe("camshard.*.events.snapshot.taken");
+    let hosts = [nats.host("east"), nats.host("west")];
+    let operator = format!("Bearer {}", crate::common::token("operator"));
+    for (name, server) in ["east", "west"].iter().zip(&hosts) {
+        assert!(
+            wait_until(WITHIN, || metric(server, "camshard_fleet_connected") == 1),
+            "{name} joined NATS"
+        );
+        // A snapshot through NATS on this host; its event comes back from this host only.
+        let body = json!({"jsonrpc": "2.0", "method": "take_snapshot",
+                          "params": {"device": "camera1"}, "id": 1})
+        .to_string();
+        let shot = listener.request(
+            &format!("camshard.{name}.rpc"),
+            &[("Authorization", &operator)],
+            &body,
+        );
+        let file = shot["result"]["filename"].clone();
+        assert!(file.is_string(), "{name}: {shot}");
+        let ev = listener
+            .next_json(&mut sub, WITHIN, |_, v| v["params"]["filename"] == file)
+            .unwrap_or_else(|| panic!("{name}'s snapshot.taken"));
+        assert_eq!(ev["host"], *name, "{ev}");
+    }
 }
