@@ -27,7 +27,8 @@ pub struct FleetConfig {
     /// This host's token in every subject (`camshard.<host_id>.…`); "" = the hostname (with
     /// characters a subject token cannot hold replaced by `-`). Letters, digits, `-` and `_`.
     pub host_id: String,
-    /// Seconds between heartbeats (and inventory refreshes), 1..=3600.
+    /// Seconds between heartbeats and inventory refreshes, 1..=3600; a host's inventory entries
+    /// live 3 heartbeats (`fleet::inventory`).
     pub heartbeat_s: u64,
     /// User name for user/password authentication ("" = none); needs `password`.
     pub user: String,
@@ -49,6 +50,8 @@ pub struct FleetConfig {
     /// JSON-RPC requests over NATS being dispatched at once at most; beyond, the request is
     /// answered with the overload error.
     pub max_inflight_rpc: usize,
+    /// The JetStream key-value bucket of the fleet's inventory (the same on every host).
+    pub inventory_bucket: String,
 }
 
 impl Default for FleetConfig {
@@ -67,6 +70,7 @@ impl Default for FleetConfig {
             tls_ca_file: String::new(),
             event_queue: 4096,
             max_inflight_rpc: 256,
+            inventory_bucket: "camshard_inventory".into(),
         }
     }
 }
@@ -124,6 +128,12 @@ impl FleetConfig {
         }
         if !(1..=65_536).contains(&self.max_inflight_rpc) {
             return bad("max_inflight_rpc", "must be between 1 and 65536");
+        }
+        if !is_token(&self.inventory_bucket) {
+            return bad(
+                "inventory_bucket",
+                "must be 1 to 64 letters, digits, '-' or '_' (a JetStream bucket name)",
+            );
         }
         if self.user.is_empty() != self.password.is_empty() {
             return bad("user", "user and password go together");
@@ -216,6 +226,7 @@ impl fmt::Debug for FleetConfig {
             .field("tls_ca_file", &self.tls_ca_file)
             .field("event_queue", &self.event_queue)
             .field("max_inflight_rpc", &self.max_inflight_rpc)
+            .field("inventory_bucket", &self.inventory_bucket)
             .finish()
     }
 }

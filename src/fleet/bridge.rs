@@ -70,11 +70,13 @@ pub(crate) fn spawn(start: Start) -> Result<(), String> {
 }
 
 /// The connect options of `cfg`: credential, TLS, and reconnection forever with a capped
-/// backoff; connection changes are logged and mirrored into `stats`.
+/// backoff; connection changes are logged and mirrored into `stats`, and each connection
+/// wakes `connected`.
 async fn options(
     cfg: &FleetConfig,
     host: &str,
     stats: &Arc<FleetCounters>,
+    connected: Arc<tokio::sync::Notify>,
 ) -> Result<ConnectOptions, String> {
     let mut o = match cfg.auth() {
         FleetAuth::None => ConnectOptions::new(),
@@ -105,10 +107,13 @@ async fn options(
         })
         .event_callback(move |event| {
             let stats = stats.clone();
+            let connected = connected.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
                         stats.connected.store(true, Ordering::Relaxed);
+                        // (Re)connected: the inventory is rewritten at once.
+                        connected.notify_one();
                         tracing::info!("fleet: connected to NATS");
                     }
                     async_nats::Event::Disconnected => {
@@ -129,7 +134,9 @@ async fn run(
     host: String,
     stats: Arc<FleetCounters>,
 ) {
-    let opts = match options(&cfg, &host, &stats).await {
+    // Wakes the inventory early: a (re)connection, a camera event.
+    let kick = Arc::new(tokio::sync::Notify::new());
+    let opts = match options(&cfg, &host, &stats, kick.clone()).await {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "fleet: not started");
@@ -156,6 +163,18 @@ async fn run(
         start.state.config().server.max_message_bytes,
     ));
 
+    // Inventory: every heartbeat, and at once when kicked.
+    let mut inventory =
+        super::inventory::Inventory::new(client.clone(), start.state.clone(), host.clone());
+    let heartbeat = Duration::from_secs(cfg.heartbeat_s);
+    let kicked = kick.clone();
+    tokio::spawn(async move {
+        loop {
+            inventory.refresh().await;
+            let _ = tokio::time::timeout(heartbeat, kicked.notified()).await;
+        }
+    });
+
     // The tap is a blocking queue: one blocking task moves its events into the runtime.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Event>>(HANDOFF);
     let tap = start.events;
@@ -168,6 +187,9 @@ async fn run(
     });
     let state = start.state;
     while let Some(ev) = rx.recv().await {
+        if ev.name.as_str().starts_with("camera.") {
+            kick.notify_one();
+        }
         if client.connection_state() != State::Connected {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;

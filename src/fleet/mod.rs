@@ -6,6 +6,9 @@
 //! - events: the bus's tap (`events::Tap`, a bounded crossbeam queue) carries each event once;
 //!   the bridge renders it and publishes it on `camshard.<host>.events.<topic>` ([`events`]).
 //!   While NATS is away, events are dropped and counted, never queued without bound.
+//! - inventory: one JetStream key-value entry per camera, rewritten every heartbeat and after
+//!   camera events, expiring 3 heartbeats after a host stops, plus `camshard.<host>.heartbeat`
+//!   ([`inventory`]).
 //! - requests: `camshard.<host>.rpc` carries JSON-RPC requests, handed to a shard through its
 //!   fleet inbox and answered by the WebSocket's dispatcher ([`rpc`]).
 //!
@@ -14,4 +17,5 @@
 
 pub(crate) mod bridge;
 pub(crate) mod events;
+pub(crate) mod inventory;
 pub(crate) mod rpc;

@@ -98,6 +98,13 @@ impl Nats {
         }
     }
 
+    /// Restarts the server with empty JetStream storage (a replaced NATS node).
+    fn restart_empty(&mut self) {
+        self.stop();
+        self.dir = tempfile::tempdir().expect("tempdir");
+        self.spawn();
+    }
+
     fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -433,4 +440,109 @@ fn two_hosts_share_one_nats() {
             .unwrap_or_else(|| panic!("{name}'s snapshot.taken"));
         assert_eq!(ev["host"], *name, "{ev}");
     }
+}
+
+impl Listener {
+    /// The keys of the fleet's inventory bucket (empty while it does not exist).
+    fn inventory_keys(&self) -> Vec<String> {
+        use futures_lite::StreamExt;
+        let js = async_nats::jetstream::new(self.client.clone());
+        self.rt.block_on(async {
+            let Ok(kv) = js.get_key_value("camshard_inventory").await else {
+                return Vec::new();
+            };
+            let Ok(keys) = kv.keys().await else {
+                return Vec::new();
+            };
+            let mut keys: Vec<String> = keys.filter_map(Result::ok).collect().await;
+            keys.sort();
+            keys
+        })
+    }
+
+    /// One inventory entry as JSON.
+    fn inventory_entry(&self, key: &str) -> Option<Value> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        self.rt.block_on(async {
+            let kv = js.get_key_value("camshard_inventory").await.ok()?;
+            let v = kv.get(key).await.ok()??;
+            serde_json::from_slice(&v).ok()
+        })
+    }
+}
+
+/// The inventory: each host's cameras as `<host>.<cameraN>` entries in the JetStream bucket,
+/// with a heartbeat; a killed host's entries vanish within the documented bound (3 heartbeats
+/// plus the expiry sweep) while the other host's stay; after NATS restarts with nothing stored,
+/// the living host writes its entries again.
+#[test]
+fn inventory_lists_every_camera_and_forgets_a_dead_host() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let _rt = listener.rt.enter();
+    let mut beats = listener.subscribe("camshard.*.heartbeat");
+    let host = |name: &str| {
+        TestServer::new()
+            .config(&format!(
+                "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{name}\"\n\
+                 heartbeat_s = 1\n",
+                nats.url()
+            ))
+            .start()
+    };
+    let north = host("north");
+    let mut south = host("south");
+    let all = [
+        "north.camera0",
+        "north.camera1",
+        "south.camera0",
+        "south.camera1",
+    ];
+    assert!(
+        wait_until(WITHIN, || listener.inventory_keys() == all),
+        "inventory: {:?}",
+        listener.inventory_keys()
+    );
+    let entry = listener
+        .inventory_entry("south.camera1")
+        .expect("south.camera1 entry");
+    assert_eq!(entry["host"], "south", "{entry}");
+    assert_eq!(entry["camera"]["device"], "camera1", "{entry}");
+    assert!(entry["download_base"].is_string(), "{entry}");
+    assert!(
+        entry["api_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("ws://")),
+        "{entry}"
+    );
+    let beat = listener
+        .next_json(&mut beats, WITHIN, |s, _| s == "camshard.north.heartbeat")
+        .expect("north's heartbeat");
+    assert_eq!(beat["cameras"], 2, "{beat}");
+
+    // South dies: its entries expire (3 × heartbeat_s = 3 s, plus the sweep); north's stay.
+    south.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = south.wait_exit(WITHIN);
+    let killed = Instant::now();
+    assert!(
+        wait_until(WITHIN, || listener.inventory_keys() == all[..2]),
+        "south's entries expired: {:?}",
+        listener.inventory_keys()
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(3 + 5),
+        "within the bound: {:?}",
+        killed.elapsed()
+    );
+
+    // NATS comes back empty (bucket lost): the living host writes its inventory again.
+    nats.restart_empty();
+    assert!(
+        wait_until(WITHIN, || listener.inventory_keys() == all[..2]),
+        "north re-published: {:?}",
+        listener.inventory_keys()
+    );
+    drop(north);
 }
