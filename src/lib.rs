@@ -51,7 +51,8 @@
 //!   read from the bytes for listings) and finding ffmpeg, the one tool recording needs.
 //! - [`fleet`]: this host in a fleet over NATS (`[fleet]`, off by default) — the `async-nats`
 //!   client on its own thread and tokio runtime, fed by the event bus's tap, publishing each
-//!   event on `camshard.<host>.events.<topic>`, and answering JSON-RPC on `camshard.<host>.rpc`
+//!   event on `camshard.<host>.events.<topic>`, keeping the host's cameras in the fleet's
+//!   JetStream KV inventory with a heartbeat, and answering JSON-RPC on `camshard.<host>.rpc`
 //!   through the shards' dispatcher (a fleet inbox per shard). Transport-like: it may use
 //!   `state`, as `net` does.
 //! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens, and the

@@ -546,3 +546,36 @@ fn inventory_lists_every_camera_and_forgets_a_dead_host() {
     );
     drop(north);
 }
+
+/// The WebSocket's rate limit applies over NATS, one bucket per credential: a burst beyond
+/// `security.rate_limit.burst` gets -32040, and another credential still has its own bucket.
+#[test]
+fn the_rate_limit_applies_per_credential() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let _server = TestServer::new()
+        .config(&format!(
+            "[security.rate_limit]\nrequests_per_second = 1\nburst = 3\n\
+             [fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"rl\"\n",
+            nats.url()
+        ))
+        .start();
+    let ping = json!({"jsonrpc": "2.0", "method": "ping", "id": 1}).to_string();
+    let codes: Vec<i64> = (0..8)
+        .map(|_| error_code(&listener.request("camshard.rl.rpc", &[], &ping)))
+        .collect();
+    assert!(codes.contains(&-32040), "no request was limited: {codes:?}");
+    let limited = listener.request("camshard.rl.rpc", &[], &ping);
+    assert_eq!(
+        limited["error"]["data"]["reason"], "rate_limited",
+        "{limited}"
+    );
+    let other = format!("Bearer {}", crate::common::token("viewer"));
+    let own = listener.request("camshard.rl.rpc", &[("Authorization", &other)], &ping);
+    assert_eq!(
+        own["result"], "pong",
+        "another credential, another bucket: {own}"
+    );
+}
