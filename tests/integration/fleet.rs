@@ -579,3 +579,66 @@ fn the_rate_limit_applies_per_credential() {
         "another credential, another bucket: {own}"
     );
 }
+
+/// At most `max_inflight_rpc` requests are in dispatch: a burst beyond it is answered at once
+/// with -32040 and the host's "busy" details, and every request gets an answer.
+#[test]
+fn a_burst_beyond_max_inflight_is_answered_busy() {
+    use futures_lite::StreamExt;
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let _rt = listener.rt.enter();
+    let server = TestServer::new()
+        .config(&format!(
+            "{CAMERAS}[security.rate_limit]\nrequests_per_second = 100000\nburst = 100000\n\
+             [fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"busy\"\nmax_inflight_rpc = 1\n",
+            nats.url()
+        ))
+        .start();
+    assert!(
+        wait_until(WITHIN, || metric(&server, "camshard_fleet_connected") == 1),
+        "joined NATS"
+    );
+    // Answered before the burst: the subscription is in place.
+    let ping = json!({"jsonrpc": "2.0", "method": "ping", "id": 1}).to_string();
+    assert_eq!(
+        listener.request("camshard.busy.rpc", &[], &ping)["result"],
+        "pong"
+    );
+    const N: usize = 64;
+    let client = listener.client.clone();
+    let replies: Vec<Value> = listener.rt.block_on(async move {
+        let inbox = client.new_inbox();
+        let mut sub = client.subscribe(inbox.clone()).await.expect("subscribe");
+        for _ in 0..N {
+            client
+                .publish_with_reply("camshard.busy.rpc", inbox.clone(), ping.clone().into())
+                .await
+                .expect("publish");
+        }
+        client.flush().await.expect("flush");
+        let mut out = Vec::new();
+        while out.len() < N {
+            match tokio::time::timeout(WITHIN, sub.next()).await {
+                Ok(Some(m)) => out.push(serde_json::from_slice(&m.payload).expect("JSON")),
+                _ => break,
+            }
+        }
+        out
+    });
+    assert_eq!(replies.len(), N, "every request is answered");
+    let busy: Vec<&Value> = replies.iter().filter(|r| error_code(r) == -32040).collect();
+    assert!(
+        !busy.is_empty(),
+        "a burst of {N} beyond 1 in flight: none busy"
+    );
+    assert!(
+        busy.iter().all(|r| r["error"]["data"]["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("NATS"))),
+        "{busy:?}"
+    );
+    assert!(metric(&server, "camshard_fleet_requests_busy_total") >= busy.len() as i64);
+}
