@@ -642,3 +642,25 @@ fn a_burst_beyond_max_inflight_is_answered_busy() {
     );
     assert!(metric(&server, "camshard_fleet_requests_busy_total") >= busy.len() as i64);
 }
+
+/// `X-API-Key` authenticates a NATS request as it does a download; a revoked key no longer does.
+#[test]
+fn an_api_key_header_authenticates_until_revoked() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let server = nats.host("keys");
+    let key = server.cli(&["apikey", "create", "--role", "viewer", "--name", "fleet"]);
+    let key_id = key.split('_').nth(1).expect("key id").to_string();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(server.wait_log("API key store reloaded (SIGHUP)", WITHIN));
+    let list = json!({"jsonrpc": "2.0", "method": "get_camera_list", "id": 3}).to_string();
+    let ok = listener.request("camshard.keys.rpc", &[("X-API-Key", &key)], &list);
+    assert!(ok["result"]["cameras"].is_array(), "{ok}");
+    server.cli(&["apikey", "revoke", &key_id]);
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(server.wait_log("API key store reloaded (SIGHUP)", WITHIN));
+    let refused = listener.request("camshard.keys.rpc", &[("X-API-Key", &key)], &list);
+    assert_eq!(error_code(&refused), -32001, "{refused}");
+}
