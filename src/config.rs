@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub(crate) mod external_streams;
+pub(crate) mod fleet;
 pub(crate) mod hosts;
 
 /// The defaults shipped with the binary (also the documented reference file).
@@ -48,6 +49,9 @@ pub struct Config {
     /// External RTSP streams and their discovery.
     #[serde(default)]
     pub external_streams: external_streams::ExternalStreamsConfig,
+    /// Joining a fleet of hosts over NATS (off by default).
+    #[serde(default)]
+    pub fleet: fleet::FleetConfig,
     /// Storage thresholds.
     pub storage: StorageConfig,
     /// Snapshot defaults.
@@ -840,6 +844,7 @@ impl Config {
         self.external_streams
             .validate()
             .map_err(|(k, why)| err(&k, why))?;
+        self.fleet.validate().map_err(|(k, why)| err(&k, why))?;
         range(
             "mediamtx.health_interval_s",
             self.mediamtx.health_interval_s.as_secs(),

@@ -100,6 +100,7 @@ pub fn state() -> &'static Arc<ServerState> {
                 download_key: crate::auth::download::download_key(None, Some(SECRET)),
                 stats: crate::methods::stats_registry(1),
                 bus_senders: Vec::new(),
+                event_tap: None,
                 runtime: camshard_cores::Runtime::Uring,
                 stream_kick,
             },

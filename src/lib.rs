@@ -49,6 +49,12 @@
 //! - [`external`]: external RTSP streams — the persisted set, RTSP `DESCRIBE` probes, discovery.
 //! - [`media`]: media files without external tools (MP4/MKV kind and duration, JPEG/PNG size,
 //!   read from the bytes for listings) and finding ffmpeg, the one tool recording needs.
+//! - [`fleet`]: this host in a fleet over NATS (`[fleet]`, off by default) — the `async-nats`
+//!   client on its own thread and tokio runtime, fed by the event bus's tap, publishing each
+//!   event on `camshard.<host>.events.<topic>`, keeping the host's cameras in the fleet's
+//!   JetStream KV inventory with a heartbeat, and answering JSON-RPC on `camshard.<host>.rpc`
+//!   through the shards' dispatcher (a fleet inbox per shard). Transport-like: it may use
+//!   `state`, as `net` does.
 //! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens, and the
 //!   `Credentials` handle the server shares.
 //! - [`metrics`]: per-shard counters and hdrhistogram latencies, Prometheus exposition.
@@ -58,7 +64,7 @@
 //!   and the admin subcommands (`token`, `apikey`, `call`, `demand`).
 //! - [`state`]: `ServerState`, the composition root: what every shard shares (read-mostly,
 //!   lock-free), built by its one constructor, private fields behind accessors. Only `server`,
-//!   `shard`, `net`, `rpc` and `methods` use it; each domain feature is handed the handles it uses
+//!   `shard`, `net`, `fleet`, `rpc` and `methods` use it; each domain feature is handed the handles it uses
 //!   (`controller_env`, `camera_manager_env`, `supervisor_env`, `recording`, `files`,
 //!   `periodic_discovery`, `demand_socket`, `metrics_figures`) and never names it.
 //! - [`clock`]: the crate's one clock — now (`unix_millis`, `now_unix`) and the wire's date
@@ -90,6 +96,7 @@ pub mod config;
 mod events;
 mod external;
 mod files;
+mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;

@@ -131,9 +131,30 @@ pub fn run(config: Config) -> Result<(), StartError> {
         bus_senders.push(tx);
         inboxes.push(Some(rx));
     }
-    // Each shard takes its receiver once, at start (the only use of this lock).
+    // One fleet request inbox per shard (`[fleet]` on only): the NATS bridge hands JSON-RPC
+    // requests to the shards through these.
+    let mut fleet_senders = Vec::new();
+    let mut fleet_inboxes = Vec::new();
+    if config.fleet.enabled {
+        for _ in 0..plan.len() {
+            let (tx, rx) = camshard_cores::inbox(crate::fleet::rpc::INBOX)
+                .map_err(|e| StartError(format!("fleet inbox: {e}")))?;
+            fleet_senders.push(tx);
+            fleet_inboxes.push(Some(rx));
+        }
+    }
+    // Each shard takes its receivers once, at start (the only use of these locks).
     let inboxes = Arc::new(std::sync::Mutex::new(inboxes));
+    let fleet_inboxes = Arc::new(std::sync::Mutex::new(fleet_inboxes));
     let (stream_kick, stream_kicks) = crate::streaming::kick::kick_channel();
+    // The fleet bridge's copy of every event (only with `[fleet] enabled`).
+    let (event_tap, fleet_events) = if config.fleet.enabled {
+        let counters = Arc::new(crate::metrics::FleetCounters::default());
+        let (tap, rx) = crate::events::Tap::new(config.fleet.event_queue, counters);
+        (Some(tap), Some(rx))
+    } else {
+        (None, None)
+    };
     let state = Arc::new(ServerState::new(
         config,
         crate::state::Parts {
@@ -143,6 +164,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             download_key,
             stats: crate::methods::stats_registry(plan.len()),
             bus_senders,
+            event_tap,
             runtime: exec.runtime,
             stream_kick: stream_kick.clone(),
         },
@@ -170,6 +192,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .lock()
             .ok()
             .and_then(|mut v| v.get_mut(ctx.id).and_then(Option::take));
+        let fleet_rpc = fleet_inboxes
+            .lock()
+            .ok()
+            .and_then(|mut v| v.get_mut(ctx.id).and_then(Option::take));
         async move {
             let Some(inbox) = inbox else {
                 let _ = ready_tx.send(Err(format!("shard {} has no event inbox", ctx.id)));
@@ -179,7 +205,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 // The MediaMTX controller lives on shard 0 (its one-write-at-a-time lane).
                 crate::mediamtx::controller::spawn(state.controller_env());
             }
-            shard::run(ctx, state, listeners, watch, inbox, move |r| {
+            shard::run(ctx, state, listeners, watch, inbox, fleet_rpc, move |r| {
                 let _ = ready_tx.send(r);
             })
             .await
@@ -209,6 +235,18 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let _retention =
         crate::files::retention::spawn_scheduler(state.files(), state.shutdown_flag().clone())
             .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
+    // The fleet bridge starts before the cameras, so their first events reach NATS too.
+    if let Some(events) = fleet_events {
+        crate::fleet::bridge::spawn(crate::fleet::bridge::Start {
+            state: state.clone(),
+            events,
+            rpc_shards: fleet_senders,
+        })
+        .map_err(|e| {
+            latch.trigger();
+            StartError(e)
+        })?;
+    }
     // Cameras start once the shards can deliver their events.
     let cameras = crate::camera::manager::start(state.camera_manager_env()).map_err(|e| {
         latch.trigger();

@@ -39,6 +39,7 @@ pub(crate) async fn run(
     listeners: Listeners,
     shutdown: ShutdownWatch,
     events: InboxReceiver<Arc<Event>>,
+    fleet_rpc: Option<InboxReceiver<crate::fleet::rpc::Request>>,
     ready: impl FnOnce(Result<(), String>),
 ) {
     let cfg = &state.config().server;
@@ -71,6 +72,9 @@ pub(crate) async fn run(
     let ticker = rt::spawn_local(ticker(shard.clone()));
     let events = Rc::new(events);
     let delivery = rt::spawn_local(event_loop(shard.clone(), events.clone()));
+    // JSON-RPC requests from the fleet bridge (`[fleet]` on only).
+    let fleet_rpc = fleet_rpc
+        .map(|inbox| rt::spawn_local(crate::fleet::rpc::serve_shard(shard.clone(), inbox)));
     shutdown.wait().await;
     // Deliver what is already queued (system.shutdown among it) before closing connections.
     while let Some(ev) = events.try_recv() {
@@ -91,6 +95,9 @@ pub(crate) async fn run(
     }
     ticker.cancel().await;
     delivery.cancel().await;
+    if let Some(t) = fleet_rpc {
+        t.cancel().await;
+    }
     tracing::debug!(
         shard = shard.id,
         left = shard.conns.borrow().len(),

@@ -83,6 +83,8 @@ pub struct Parts {
     pub stats: Registry,
     /// One event inbox per shard.
     pub bus_senders: Vec<camshard_cores::InboxSender<Arc<crate::events::Event>>>,
+    /// A copy of every event for the fleet bridge (`None`: no fleet).
+    pub(crate) event_tap: Option<crate::events::Tap>,
     /// The I/O backend the shards run on.
     pub runtime: camshard_cores::Runtime,
     /// Wakes the publisher supervisor.
@@ -118,7 +120,7 @@ impl ServerState {
             health,
             shutting_down: Arc::new(AtomicBool::new(false)),
             cameras,
-            bus: Bus::new(parts.bus_senders),
+            bus: Bus::new(parts.bus_senders, parts.event_tap),
             runtime: parts.runtime,
             recordings: Arc::new(Recorder::new(&config)),
             mtx,
@@ -368,6 +370,7 @@ impl ServerState {
             storage_usage_ratio: crate::metrics::system::fs_usage(&self.config.recordings_dir())
                 .map(|u| u.usage_percent / 100.0)
                 .unwrap_or(0.0),
+            fleet: self.bus.fleet_counters(),
             live: crate::metrics::prometheus::LiveFigures {
                 viewers: cameras
                     .iter()

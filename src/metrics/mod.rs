@@ -15,6 +15,22 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+/// The fleet bridge's counters (`camshard_fleet_*`, exposed only with `[fleet] enabled`): the
+/// bus's tap, the NATS thread and its request side write them, a scrape reads them.
+#[derive(Debug, Default)]
+pub(crate) struct FleetCounters {
+    /// Events published on NATS.
+    pub published: AtomicU64,
+    /// Events not published: the tap was full, NATS was away, or a publish failed.
+    pub dropped: AtomicU64,
+    /// 1 while the NATS client is connected.
+    pub connected: std::sync::atomic::AtomicBool,
+    /// JSON-RPC requests received over NATS.
+    pub requests: AtomicU64,
+    /// Of those, answered at once because `max_inflight_rpc` were in dispatch.
+    pub requests_busy: AtomicU64,
+}
+
 /// Auth failure reasons counted in `camshard_auth_failures_total{reason}`.
 pub(crate) const AUTH_REASONS: [&str; 4] = [
     "auth_required",

@@ -36,6 +36,8 @@ pub(crate) struct Figures {
     pub storage_usage_ratio: f64,
     /// Live view's viewers and what they were sent.
     pub live: LiveFigures,
+    /// The fleet bridge's counters, when `[fleet]` is on.
+    pub fleet: Option<std::sync::Arc<super::FleetCounters>>,
 }
 
 /// Live view's figures (`live::Hub` counts them).
@@ -281,6 +283,9 @@ pub(crate) fn render(stats: &Registry, figures: &Figures) -> String {
     }
     camera_frames(w, &figures.camera_frames);
     live(w, &figures.live);
+    if let Some(f) = &figures.fleet {
+        fleet(w, f);
+    }
     header(
         w,
         "camshard_camera_start_failures_total",
@@ -397,6 +402,47 @@ pub(crate) fn render(stats: &Registry, figures: &Figures) -> String {
     );
     let _ = writeln!(w, "camshard_process_threads {}", system::process_threads());
     o
+}
+
+/// The fleet bridge (`fleet`): events out, requests in, the NATS connection.
+fn fleet(w: &mut String, c: &super::FleetCounters) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rows: [(&str, &str, &str, u64); 5] = [
+        (
+            "camshard_fleet_connected",
+            "gauge",
+            "1 while the NATS client is connected.",
+            u64::from(c.connected.load(Relaxed)),
+        ),
+        (
+            "camshard_fleet_events_published_total",
+            "counter",
+            "Events published on NATS.",
+            c.published.load(Relaxed),
+        ),
+        (
+            "camshard_fleet_events_dropped_total",
+            "counter",
+            "Events not published (NATS away, queue full, publish failed).",
+            c.dropped.load(Relaxed),
+        ),
+        (
+            "camshard_fleet_requests_total",
+            "counter",
+            "JSON-RPC requests received over NATS.",
+            c.requests.load(Relaxed),
+        ),
+        (
+            "camshard_fleet_requests_busy_total",
+            "counter",
+            "NATS requests answered at once because max_inflight_rpc were in dispatch.",
+            c.requests_busy.load(Relaxed),
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        header(w, name, kind, help);
+        let _ = writeln!(w, "{name} {v}");
+    }
 }
 
 /// Live view (`live::hub`): viewers per camera, frames and bytes sent, refusals by reason.

@@ -16,6 +16,7 @@ mod credentials;
 mod external;
 mod faults;
 mod files;
+mod fleet;
 mod layout;
 mod limits;
 mod live;

@@ -1,0 +1,158 @@
+//! The fleet's inventory: one JetStream key-value entry per camera of the fleet, and a heartbeat.
+//!
+//! Bucket `fleet.inventory_bucket` (default `camshard_inventory`), key `<host>.<cameraN>`, value
+//! `{"host": …, "camera": <CameraItem>, "api_url": …, "download_base": …, "at": <ms>}`. Each
+//! host writes its own entries at every `heartbeat_s` and at once after a camera event, and
+//! deletes those of cameras it no longer has. The bucket's `max_age` is 3 × `heartbeat_s` (set
+//! by whichever host creates it): a host that stops writing (dead, or cut from NATS) loses its
+//! entries within that bound plus JetStream's expiry sweep (about a second). Every heartbeat
+//! the host also publishes `camshard.<host>.heartbeat` (`{"host", "cameras", "at"}`), so a
+//! watcher learns of a dead host by missing heartbeats without polling the bucket.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::{self, kv};
+
+use serde_json::{json, Value};
+
+use crate::camera::item::{camera_item_for, stream_host};
+use crate::state::ServerState;
+
+/// Entries' lifetime in heartbeats.
+pub(crate) const TTL_HEARTBEATS: u32 = 3;
+
+/// The inventory's side of the bridge: its bucket once opened, and the keys it wrote.
+pub(crate) struct Inventory {
+    client: async_nats::Client,
+    state: Arc<ServerState>,
+    host: String,
+    bucket: String,
+    heartbeat: Duration,
+    store: Option<kv::Store>,
+    written: BTreeSet<String>,
+}
+
+impl Inventory {
+    /// The inventory of `host`; nothing is sent until [`Inventory::refresh`].
+    pub(crate) fn new(
+        client: async_nats::Client,
+        state: Arc<ServerState>,
+        host: String,
+    ) -> Inventory {
+        let cfg = &state.config().fleet;
+        let bucket = cfg.inventory_bucket.clone();
+        let heartbeat = Duration::from_secs(cfg.heartbeat_s);
+        Inventory {
+            client,
+            state,
+            host,
+            bucket,
+            heartbeat,
+            store: None,
+            written: BTreeSet::new(),
+        }
+    }
+
+    /// The bucket, opened or created (with the TTL) on first use or after a failure.
+    async fn store(&mut self) -> Result<&kv::Store, String> {
+        if self.store.is_none() {
+            let js = jetstream::new(self.client.clone());
+            let store = match js.get_key_value(self.bucket.clone()).await {
+                Ok(s) => s,
+                Err(_) => {
+                    // The bucket's stream, as `create_key_value` would make it; created directly
+                    // because that call first reads the account info, which async-nats cannot
+                    // parse from the NATS 2.9 servers Debian ships.
+                    js.get_or_create_stream(jetstream::stream::Config {
+                        name: format!("KV_{}", self.bucket),
+                        description: Some(
+                            "camshard fleet inventory: <host>.<camera> -> camera".into(),
+                        ),
+                        subjects: vec![format!("$KV.{}.>", self.bucket)],
+                        max_messages_per_subject: 1,
+                        max_age: self.heartbeat * TTL_HEARTBEATS,
+                        allow_rollup: true,
+                        deny_delete: true,
+                        allow_direct: true,
+                        discard: jetstream::stream::DiscardPolicy::New,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| format!("inventory bucket {}: {e}", self.bucket))?;
+                    js.get_key_value(self.bucket.clone())
+                        .await
+                        .map_err(|e| format!("inventory bucket {}: {e}", self.bucket))?
+                }
+            };
+            self.store = Some(store);
+        }
+        self.store
+            .as_ref()
+            .ok_or_else(|| "inventory bucket not open".to_string())
+    }
+
+    /// Writes every camera's entry, deletes the entries of cameras gone, and publishes the
+    /// heartbeat. Skipped while NATS is away (the next heartbeat after it returns rewrites all).
+    pub(crate) async fn refresh(&mut self) {
+        if self.client.connection_state() != State::Connected {
+            return;
+        }
+        if let Err(e) = self.write().await {
+            // A bucket lost with a NATS restart is created again next time.
+            self.store = None;
+            tracing::warn!(error = %e, "fleet: inventory not written");
+        }
+    }
+
+    async fn write(&mut self) -> Result<(), String> {
+        let cfg = self.state.config();
+        let stream_host = stream_host(cfg, None);
+        let download_base = crate::files::download_url::base_url(cfg, None);
+        let api_url = format!(
+            "{}{}",
+            download_base
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1),
+            cfg.server.websocket_path
+        );
+        let now = crate::clock::unix_millis();
+        let cameras = self.state.cameras().snapshot();
+        let mut entries = Vec::with_capacity(cameras.len());
+        for c in cameras.iter() {
+            let item = camera_item_for(cfg, self.state.recordings(), &stream_host, c);
+            let value = json!({
+                "host": self.host,
+                "camera": Value::Object(item),
+                "api_url": api_url,
+                "download_base": download_base,
+                "at": now,
+            });
+            entries.push((format!("{}.{}", self.host, c.id), value.to_string()));
+        }
+        let store = self.store().await?.clone();
+        let mut keys = BTreeSet::new();
+        for (key, value) in entries {
+            store
+                .put(&key, value.into())
+                .await
+                .map_err(|e| format!("put {key}: {e}"))?;
+            keys.insert(key);
+        }
+        for gone in self.written.difference(&keys) {
+            let _ = store.delete(gone).await;
+        }
+        self.written = keys;
+        let beat = json!({"host": self.host, "cameras": self.written.len(), "at": now});
+        let _ = self
+            .client
+            .publish(
+                format!("camshard.{}.heartbeat", self.host),
+                beat.to_string().into(),
+            )
+            .await;
+        Ok(())
+    }
+}
