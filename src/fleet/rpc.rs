@@ -215,10 +215,7 @@ fn dispatch(shard: &Rc<Shard>, buckets: &mut HashMap<u64, TokenBucket>, req: Req
             let shard = shard.clone();
             camshard_cores::rt::spawn_local(async move {
                 let done = pending.await;
-                for r in &done.records {
-                    shard.stats.count_reply(Some(r.method), r.code);
-                    shard.latency.borrow_mut().record(r.method, r.micros);
-                }
+                shard.record_replies(&done.records);
                 if let Some(reply) = done.reply {
                     let _ = req.reply.send(reply);
                 }

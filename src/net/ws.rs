@@ -377,10 +377,7 @@ impl WsSession {
         handle.inflight_add(1);
         camshard_cores::rt::spawn_local(async move {
             let done = pending.await;
-            for r in &done.records {
-                shard.stats.count_reply(Some(r.method), r.code);
-                shard.latency.borrow_mut().record(r.method, r.micros);
-            }
+            shard.record_replies(&done.records);
             if let Some(reply) = done.reply {
                 handle.replies.borrow_mut().push_back(Bytes::from(reply));
             }

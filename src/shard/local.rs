@@ -278,6 +278,15 @@ impl Drop for Registration {
 }
 
 impl Shard {
+    /// Counts the replies an asynchronous message finished with: per-method reply codes and
+    /// latencies, as the dispatcher counts the ones it answers at once.
+    pub(crate) fn record_replies(&self, records: &[crate::rpc::dispatch::Record]) {
+        for r in records {
+            self.stats.count_reply(Some(r.method), r.code);
+            self.latency.borrow_mut().record(r.method, r.micros);
+        }
+    }
+
     /// Registers an upgraded connection (its slot was reserved in `ServerState`).
     pub(crate) fn register(self: &Rc<Self>, peer: Peer) -> (Rc<ConnHandle>, Registration) {
         let interval = self.state.config().server.ping_interval_s;
