@@ -97,26 +97,10 @@ fn per_shard_connections(s: &common::Server) -> Vec<f64> {
 
 type Ws = WebSocket<std::net::TcpStream>;
 
-/// A WebSocket client over a socket whose receive buffer and segment size are set as small as
-/// the kernel allows *before* connecting (the window is negotiated in the handshake): the
-/// server's socket fills after a few KiB instead of megabytes, so a client that stops reading
-/// is felt quickly.
+/// A WebSocket client over `common::small_window_socket`: a client that stops reading is felt
+/// quickly.
 fn tiny_window_client(port: u16) -> Ws {
-    use nix::sys::socket::{connect, setsockopt, socket, sockopt, AddressFamily, SockFlag};
-    use nix::sys::socket::{SockType, SockaddrIn};
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("socket");
-    setsockopt(&fd, sockopt::RcvBuf, &1).expect("SO_RCVBUF");
-    // A small MSS shrinks the send buffer the server's kernel sizes for this connection.
-    let _ = setsockopt(&fd, sockopt::TcpMaxSeg, &536);
-    let addr = SockaddrIn::new(127, 0, 0, 1, port);
-    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("connect");
-    let stream = std::net::TcpStream::from(fd);
+    let stream = common::small_window_socket(port);
     stream
         .set_read_timeout(Some(common::REPLY_TIMEOUT))
         .expect("timeout");

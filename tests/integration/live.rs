@@ -508,7 +508,7 @@ fn a_paused_viewer_costs_the_others_nothing() {
     let b = bearer();
     // The paused viewer: a small receive buffer, and nothing read after the head.
     let paused = {
-        let sock = socket_with_small_rcvbuf(s.port);
+        let sock = crate::common::small_window_socket(s.port);
         open_on(sock, "/live/camera1.mjpg", &b).expect("paused viewer")
     };
     let reader = open(s.port, "/live/camera1.mjpg", &b).expect("reading viewer");
@@ -545,26 +545,4 @@ fn a_paused_viewer_costs_the_others_nothing() {
     stop.store(true, Ordering::Relaxed);
     t.join().expect("reader");
     drop(paused);
-}
-
-/// A socket connected to `port` whose receive buffer is as small as the kernel allows, so that
-/// a viewer not reading fills it (and the server's side) quickly.
-fn socket_with_small_rcvbuf(port: u16) -> TcpStream {
-    use nix::sys::socket::{
-        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("socket");
-    setsockopt(&fd, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
-    connect(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::new(127, 0, 0, 1, port),
-    )
-    .expect("connect");
-    TcpStream::from(fd)
 }

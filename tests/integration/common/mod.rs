@@ -720,6 +720,31 @@ pub(crate) fn read_close_code(s: &mut TcpStream) -> Option<u16> {
     None
 }
 
+// ---- clients that stop reading (slow-consumer cuts) ----
+
+/// A TCP connection to the server on `port` whose receive buffer and segment size are set as
+/// small as the kernel allows *before* connecting (the window is negotiated in the handshake):
+/// the server's socket fills after a few KiB instead of megabytes, so a client that stops
+/// reading is felt quickly.
+pub(crate) fn small_window_socket(port: u16) -> TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    setsockopt(&fd, sockopt::RcvBuf, &1).expect("SO_RCVBUF");
+    // A small MSS shrinks the send buffer the server's kernel sizes for this connection.
+    let _ = setsockopt(&fd, sockopt::TcpMaxSeg, &536);
+    let addr = SockaddrIn::new(127, 0, 0, 1, port);
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("connect");
+    TcpStream::from(fd)
+}
+
 // ---- other source addresses (per-address limits) ----
 
 /// A TCP connection to the server on `port` from loopback source address `src` (any 127.x.y.z
