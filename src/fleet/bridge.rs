@@ -219,13 +219,11 @@ async fn run(
         super::inventory::Inventory::new(client.clone(), start.state.clone(), host.clone());
     let inv_wakes = wakes.clone();
     let inventory_task = tokio::spawn(async move {
-        let mut first = true;
         loop {
-            if inventory.refresh().await && inv_wakes.joined.swap(false, Ordering::Relaxed) {
-                inventory
-                    .online(if first { "start" } else { "reconnect" })
-                    .await;
-                first = false;
+            let joined = inv_wakes.joined.swap(false, Ordering::Relaxed);
+            if !inventory.refresh(joined).await && joined {
+                // Not written: `fleet.host_online` waits for the write that succeeds.
+                inv_wakes.joined.store(true, Ordering::Relaxed);
             }
             let woken = async {
                 let _ = tokio::time::timeout(heartbeat, inv_wakes.inventory.notified()).await;

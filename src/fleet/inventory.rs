@@ -34,6 +34,8 @@ pub(crate) struct Inventory {
     heartbeat: Duration,
     store: Option<kv::Store>,
     written: BTreeSet<String>,
+    /// `fleet.host_online` was published once (later ones say `reconnect`).
+    started: bool,
 }
 
 impl Inventory {
@@ -54,6 +56,7 @@ impl Inventory {
             heartbeat,
             store: None,
             written: BTreeSet::new(),
+            started: false,
         }
     }
 
@@ -96,13 +99,14 @@ impl Inventory {
     }
 
     /// Writes every camera's entry, deletes the entries of cameras gone, and publishes the
-    /// heartbeat; true when all of it was sent. Skipped while NATS is away (the next heartbeat
-    /// after it returns rewrites all).
-    pub(crate) async fn refresh(&mut self) -> bool {
+    /// heartbeat, preceded by `fleet.host_online` when `joined` (a new connection); true when all
+    /// of it was sent. Skipped while NATS is away (the next heartbeat after it returns rewrites
+    /// all).
+    pub(crate) async fn refresh(&mut self, joined: bool) -> bool {
         if self.client.connection_state() != State::Connected {
             return false;
         }
-        match self.write().await {
+        match self.write(joined).await {
             Ok(()) => true,
             Err(e) => {
                 // A bucket lost with a NATS restart is created again next time.
@@ -114,8 +118,11 @@ impl Inventory {
     }
 
     /// Publishes `fleet.host_online` (`reason`: `start` the first time, then `reconnect`), once
-    /// the inventory of a new connection is written.
-    pub(crate) async fn online(&mut self, reason: &str) {
+    /// the inventory of a new connection is written and before its heartbeat, so the other hosts
+    /// hear it before they hear the host beat again (`fleet::watch`).
+    async fn online(&mut self) {
+        let reason = if self.started { "reconnect" } else { "start" };
+        self.started = true;
         let mut params = serde_json::Map::new();
         params.insert("host".into(), self.host.clone().into());
         params.insert("reason".into(), reason.into());
@@ -149,7 +156,7 @@ impl Inventory {
         tracing::info!("fleet: left the fleet (inventory deleted, host_offline published)");
     }
 
-    async fn write(&mut self) -> Result<(), String> {
+    async fn write(&mut self, joined: bool) -> Result<(), String> {
         let cfg = self.state.config();
         let stream_host = stream_host(cfg, None);
         let download_base = crate::files::download_url::base_url(cfg, None);
@@ -187,6 +194,9 @@ impl Inventory {
             let _ = store.delete(gone).await;
         }
         self.written = keys;
+        if joined {
+            self.online().await;
+        }
         let ids: Vec<&str> = self
             .written
             .iter()

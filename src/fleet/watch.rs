@@ -19,8 +19,13 @@
 //! lowest. While views differ (a host that just joined, a partition) two hosts may both
 //! announce, so a subscriber may see the event twice; it is never lost while one host is alive.
 //! A host that stops cleanly announces itself (`reason: "shutdown"`, `inventory::goodbye`).
+//!
+//! Coming back: a host says `fleet.host_online` itself on every connection to NATS, before its
+//! first heartbeat on it. A host announced offline whose connection never dropped (a partition
+//! between NATS servers, a leaf node's link) does not; its announcer, hearing it beat again
+//! without that, says `fleet.host_online` for it with `reason: "heard_again"`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
@@ -78,6 +83,8 @@ pub(crate) struct Watch {
     me: String,
     dead_after: Duration,
     seen: HashMap<String, Seen>,
+    /// Hosts this host announced offline and has not heard from since (at most [`MAX_HOSTS`]).
+    announced: HashSet<String>,
 }
 
 /// What one sweep found.
@@ -96,14 +103,17 @@ impl Watch {
             me,
             dead_after,
             seen: HashMap::new(),
+            announced: HashSet::new(),
         }
     }
 
-    /// A heartbeat `beat` from `host` (its subject's token), heard `now`.
-    pub(crate) fn heard(&mut self, host: &str, mut beat: Beat, now: Instant) {
+    /// A heartbeat `beat` from `host` (its subject's token), heard `now`; true when this host
+    /// had announced it offline and it never said it was back: this host tells the fleet.
+    pub(crate) fn heard(&mut self, host: &str, mut beat: Beat, now: Instant) -> bool {
         if host == self.me || host.is_empty() || host.len() > MAX_HOST_ID {
-            return;
+            return false;
         }
+        let back = self.announced.remove(host);
         beat.camera_ids.truncate(MAX_CAMERAS);
         let seen = Seen {
             at: now,
@@ -115,6 +125,13 @@ impl Watch {
         } else if self.seen.len() < MAX_HOSTS {
             self.seen.insert(host.to_string(), seen);
         }
+        back
+    }
+
+    /// `host` said itself it is online (`fleet.host_online`, sent before its first heartbeat on
+    /// a connection): nobody needs to say it for it.
+    pub(crate) fn online(&mut self, host: &str) {
+        self.announced.remove(host);
     }
 
     /// Takes the hosts silent for `dead_after` at `now` out of the watch, and says whether this
@@ -140,6 +157,13 @@ impl Watch {
             })
             .collect();
         let announce = !dead.is_empty() && self.seen.keys().all(|h| *h > self.me);
+        if announce {
+            for d in &dead {
+                if self.announced.len() < MAX_HOSTS {
+                    self.announced.insert(d.host.clone());
+                }
+            }
+        }
         Sweep { dead, announce }
     }
 
@@ -160,24 +184,38 @@ pub(crate) async fn run(
     bucket: String,
     dead_after: Duration,
 ) {
-    let mut beats = loop {
-        match client.subscribe("camshard.*.heartbeat").await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(error = %e, "fleet: heartbeat subscription failed, retrying");
-                tokio::time::sleep(SWEEP).await;
-            }
-        }
-    };
+    let beats = subscribe(&client, "camshard.*.heartbeat").await;
+    let onlines = subscribe(
+        &client,
+        &format!("camshard.*.events.{}", events::HOST_ONLINE),
+    )
+    .await;
+    // One stream of both, `host_online` first when both have messages waiting.
+    let mut heard = futures_lite::stream::or(onlines.map(|m| (true, m)), beats.map(|m| (false, m)));
     let mut watch = Watch::new(me.clone(), dead_after);
     let mut next_sweep = Instant::now() + SWEEP;
     loop {
         let left = next_sweep.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, beats.next()).await {
-            Ok(Some(msg)) => {
+        match tokio::time::timeout(left, heard.next()).await {
+            Ok(Some((online, msg))) => {
                 let host = msg.subject.as_str().split('.').nth(1).unwrap_or("");
-                let beat = serde_json::from_slice::<Beat>(&msg.payload).unwrap_or_default();
-                watch.heard(host, beat, Instant::now());
+                if online {
+                    watch.online(host);
+                } else {
+                    let beat = serde_json::from_slice::<Beat>(&msg.payload).unwrap_or_default();
+                    if watch.heard(host, beat, Instant::now()) {
+                        // Announced offline, beating again without having said so itself (a
+                        // partition healed: its connection never dropped).
+                        tracing::info!(host = %host, "fleet: host heard again, announced online");
+                        let mut params = serde_json::Map::new();
+                        params.insert("host".into(), host.into());
+                        params.insert("reason".into(), "heard_again".into());
+                        params.insert("reported_by".into(), me.clone().into());
+                        let (subject, payload) =
+                            events::fleet_message(host, events::HOST_ONLINE, params);
+                        let _ = client.publish(subject, payload).await;
+                    }
+                }
                 if Instant::now() < next_sweep {
                     continue;
                 }
@@ -214,6 +252,19 @@ pub(crate) async fn run(
             let (subject, payload) =
                 events::fleet_message(&dead.host, events::HOST_OFFLINE, params);
             let _ = client.publish(subject, payload).await;
+        }
+    }
+}
+
+/// A subscription to `subject`, retried until NATS takes it.
+async fn subscribe(client: &async_nats::Client, subject: &str) -> async_nats::Subscriber {
+    loop {
+        match client.subscribe(subject.to_string()).await {
+            Ok(s) => return s,
+            Err(e) => {
+                tracing::warn!(error = %e, subject, "fleet: subscription failed, retrying");
+                tokio::time::sleep(SWEEP).await;
+            }
         }
     }
 }
@@ -263,8 +314,13 @@ mod tests {
         assert!(!sc.announce, "c leaves it to b");
         // Reported once.
         assert!(b.sweep(t3 + Duration::from_secs(1)).dead.is_empty());
-        // a comes back: known again, and dead again after another silence.
-        b.heard("a", beat(20), t3);
+        // a beats again without saying it is online itself: b, its announcer, says it.
+        assert!(
+            b.heard("a", beat(20), t3),
+            "b announced a: b tells of its return"
+        );
+        assert!(!c.heard("a", beat(20), t3), "c did not announce a");
+        assert!(!b.heard("a", beat(20), t3), "told once");
         b.heard("c", beat(21), t3);
         let later = t3 + AFTER;
         let s = b.sweep(later);

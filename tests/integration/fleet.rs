@@ -618,6 +618,76 @@ fn inventory_lists_every_camera_and_forgets_a_dead_host() {
     drop(north);
 }
 
+/// A host frozen (SIGSTOP) past the heartbeat timeout is announced offline by the other; thawed,
+/// its NATS connection never dropped, so it does not say `fleet.host_online` itself: the host
+/// that announced it says it for it (`heard_again`), and its entries come back.
+#[test]
+fn a_frozen_host_is_announced_offline_then_back_online() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let _rt = listener.rt.enter();
+    let mut fleet_events = listener.subscribe("camshard.*.events.fleet.>");
+    let host = |name: &str| {
+        TestServer::new()
+            .config(&format!(
+                "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{name}\"\n\
+                 heartbeat_s = 1\n",
+                nats.url()
+            ))
+            .start()
+    };
+    let alpha = host("alpha");
+    let beta = host("beta");
+    for name in ["alpha", "beta"] {
+        listener
+            .next_json(&mut fleet_events, WITHIN, |s, _| {
+                s == format!("camshard.{name}.events.fleet.host_online")
+            })
+            .unwrap_or_else(|| panic!("{name}'s host_online"));
+    }
+    let all = [
+        "alpha.camera0",
+        "alpha.camera1",
+        "beta.camera0",
+        "beta.camera1",
+    ];
+    assert!(wait_until(WITHIN, || listener.inventory_keys() == all));
+
+    beta.signal(nix::sys::signal::Signal::SIGSTOP);
+    let offline = listener
+        .next_json(&mut fleet_events, WITHIN, |s, _| {
+            s == "camshard.beta.events.fleet.host_offline"
+        })
+        .expect("beta's host_offline");
+    assert_eq!(
+        offline["params"]["reason"], "heartbeat_timeout",
+        "{offline}"
+    );
+    assert_eq!(offline["params"]["reported_by"], "alpha", "{offline}");
+    assert!(
+        wait_until(WITHIN, || listener.inventory_keys() == all[..2]),
+        "beta's entries gone: {:?}",
+        listener.inventory_keys()
+    );
+
+    beta.signal(nix::sys::signal::Signal::SIGCONT);
+    let online = listener
+        .next_json(&mut fleet_events, WITHIN, |s, _| {
+            s == "camshard.beta.events.fleet.host_online"
+        })
+        .expect("beta back online");
+    assert_eq!(online["params"]["reason"], "heard_again", "{online}");
+    assert_eq!(online["params"]["reported_by"], "alpha", "{online}");
+    assert!(
+        wait_until(WITHIN, || listener.inventory_keys() == all),
+        "beta's entries back: {:?}",
+        listener.inventory_keys()
+    );
+    drop(alpha);
+}
+
 /// A host that stops cleanly leaves at once: its entries are deleted and it announces itself
 /// offline (`reason: "shutdown"`), long before its entries' TTL (here 3 × 30 s) would matter.
 #[test]
