@@ -53,6 +53,13 @@ pub struct FleetConfig {
     pub max_inflight_rpc: usize,
     /// The JetStream key-value bucket of the fleet's inventory (the same on every host).
     pub inventory_bucket: String,
+    /// Replicas of the inventory bucket when this host creates it, 1..=5 (3 on a 3-node
+    /// JetStream cluster, so the inventory survives a node).
+    pub inventory_replicas: usize,
+    /// The JetStream domain holding the inventory ("" = the JetStream of the server the host is
+    /// connected to). Set it when hosts connect to leaf nodes without JetStream of their own and
+    /// the hub's JetStream has `domain` set (docs/operations.md "Topology").
+    pub jetstream_domain: String,
 }
 
 impl Default for FleetConfig {
@@ -72,6 +79,8 @@ impl Default for FleetConfig {
             event_queue: 4096,
             max_inflight_rpc: 256,
             inventory_bucket: "camshard_inventory".into(),
+            inventory_replicas: 1,
+            jetstream_domain: String::new(),
         }
     }
 }
@@ -134,6 +143,15 @@ impl FleetConfig {
             return bad(
                 "inventory_bucket",
                 "must be 1 to 64 letters, digits, '-' or '_' (a JetStream bucket name)",
+            );
+        }
+        if !(1..=5).contains(&self.inventory_replicas) {
+            return bad("inventory_replicas", "must be between 1 and 5");
+        }
+        if !self.jetstream_domain.is_empty() && !is_token(&self.jetstream_domain) {
+            return bad(
+                "jetstream_domain",
+                "must be 1 to 64 letters, digits, '-' or '_' (a JetStream domain)",
             );
         }
         if self.user.is_empty() != self.password.is_empty() {
@@ -228,6 +246,8 @@ impl fmt::Debug for FleetConfig {
             .field("event_queue", &self.event_queue)
             .field("max_inflight_rpc", &self.max_inflight_rpc)
             .field("inventory_bucket", &self.inventory_bucket)
+            .field("inventory_replicas", &self.inventory_replicas)
+            .field("jetstream_domain", &self.jetstream_domain)
             .finish()
     }
 }
@@ -274,6 +294,12 @@ mod tests {
         let mut c = on();
         c.nkey_seed = "nope".into();
         assert_eq!(key(c).as_deref(), Some("fleet.nkey_seed"));
+        let mut c = on();
+        c.inventory_replicas = 0;
+        assert_eq!(key(c).as_deref(), Some("fleet.inventory_replicas"));
+        let mut c = on();
+        c.jetstream_domain = "hub.x".into();
+        assert_eq!(key(c).as_deref(), Some("fleet.jetstream_domain"));
     }
 
     #[test]

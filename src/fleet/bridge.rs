@@ -208,6 +208,7 @@ async fn run(
     let heartbeat = Duration::from_secs(cfg.heartbeat_s);
     tokio::spawn(super::watch::run(
         client.clone(),
+        super::inventory::jetstream(&client, &cfg.jetstream_domain),
         host.clone(),
         cfg.inventory_bucket.clone(),
         heartbeat * super::inventory::TTL_HEARTBEATS,

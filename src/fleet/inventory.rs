@@ -25,9 +25,21 @@ use crate::state::ServerState;
 /// Entries' lifetime in heartbeats.
 pub(crate) const TTL_HEARTBEATS: u32 = 3;
 
+/// The JetStream the fleet's inventory lives in: the connected server's, or that of
+/// `fleet.jetstream_domain` (a hub behind a leaf node).
+pub(crate) fn jetstream(client: &async_nats::Client, domain: &str) -> jetstream::Context {
+    if domain.is_empty() {
+        jetstream::new(client.clone())
+    } else {
+        jetstream::with_domain(client.clone(), domain)
+    }
+}
+
 /// The inventory's side of the bridge: its bucket once opened, and the keys it wrote.
 pub(crate) struct Inventory {
     client: async_nats::Client,
+    js: jetstream::Context,
+    replicas: usize,
     state: Arc<ServerState>,
     host: String,
     bucket: String,
@@ -49,6 +61,8 @@ impl Inventory {
         let bucket = cfg.inventory_bucket.clone();
         let heartbeat = Duration::from_secs(cfg.heartbeat_s);
         Inventory {
+            js: jetstream(&client, &cfg.jetstream_domain),
+            replicas: cfg.inventory_replicas,
             client,
             state,
             host,
@@ -63,7 +77,7 @@ impl Inventory {
     /// The bucket, opened or created (with the TTL) on first use or after a failure.
     async fn store(&mut self) -> Result<&kv::Store, String> {
         if self.store.is_none() {
-            let js = jetstream::new(self.client.clone());
+            let js = &self.js;
             let store = match js.get_key_value(self.bucket.clone()).await {
                 Ok(s) => s,
                 Err(_) => {
@@ -82,6 +96,7 @@ impl Inventory {
                         deny_delete: true,
                         allow_direct: true,
                         discard: jetstream::stream::DiscardPolicy::New,
+                        num_replicas: self.replicas,
                         ..Default::default()
                     })
                     .await
@@ -240,13 +255,8 @@ pub(crate) fn offline(
 
 /// Deletes the entries of `dead` (keys `<dead>.*`) from the bucket, and returns their cameras.
 /// The announcer's half of `fleet::watch`: expiry would remove them too, but silently.
-pub(crate) async fn forget_host(
-    client: &async_nats::Client,
-    bucket: &str,
-    dead: &str,
-) -> Vec<String> {
+pub(crate) async fn forget_host(js: &jetstream::Context, bucket: &str, dead: &str) -> Vec<String> {
     use futures_lite::StreamExt;
-    let js = jetstream::new(client.clone());
     let Ok(store) = js.get_key_value(bucket.to_string()).await else {
         return Vec::new();
     };

@@ -180,6 +180,7 @@ impl Watch {
 /// announces the dead when it is this host's turn. Runs as long as the bridge.
 pub(crate) async fn run(
     client: async_nats::Client,
+    js: async_nats::jetstream::Context,
     me: String,
     bucket: String,
     dead_after: Duration,
@@ -238,7 +239,7 @@ pub(crate) async fn run(
             // Its cameras: as its last heartbeat listed them, and any entry still in the bucket
             // (deleted now; those expired already are gone without a trace).
             let mut cameras = dead.cameras;
-            cameras.extend(inventory::forget_host(&client, &bucket, &dead.host).await);
+            cameras.extend(inventory::forget_host(&js, &bucket, &dead.host).await);
             cameras.sort();
             cameras.dedup();
             tracing::warn!(host = %dead.host, cameras = cameras.len(), "fleet: host silent, announced offline");

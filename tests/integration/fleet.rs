@@ -48,17 +48,33 @@ struct Nats {
     program: PathBuf,
     port: u16,
     dir: tempfile::TempDir,
+    /// A configuration file (`-c`) instead of the plain `-js` command line.
+    conf: Option<PathBuf>,
     child: Option<Child>,
 }
 
 impl Nats {
     /// Starts one on a free port; `None` when the fleet tests are skipped.
     fn start() -> Option<Nats> {
+        Nats::start_conf(|_, _| None)
+    }
+
+    /// Starts one on a free port with the configuration `conf(port, storage dir)` returns (the
+    /// listen address and port are on the command line), or the plain `-js` one for `None`.
+    fn start_conf(conf: impl FnOnce(u16, &std::path::Path) -> Option<String>) -> Option<Nats> {
         let program = nats_server()?;
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = conf(port, dir.path()).map(|text| {
+            let path = dir.path().join("nats.conf");
+            std::fs::write(&path, text).expect("write nats.conf");
+            path
+        });
         let mut n = Nats {
             program,
-            port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            port,
+            dir,
+            conf,
             child: None,
         };
         n.spawn();
@@ -67,16 +83,13 @@ impl Nats {
 
     /// Starts the server process (again, on the same port) and waits until it accepts.
     fn spawn(&mut self) {
-        let child = Command::new(&self.program)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.dir.path())
+        let mut cmd = Command::new(&self.program);
+        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.conf {
+            Some(conf) => cmd.arg("-c").arg(conf),
+            None => cmd.arg("-js").arg("-sd").arg(self.dir.path()),
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -101,6 +114,7 @@ impl Nats {
     /// Restarts the server with empty JetStream storage (a replaced NATS node).
     fn restart_empty(&mut self) {
         self.stop();
+        assert!(self.conf.is_none(), "a configured server keeps its storage");
         self.dir = tempfile::tempdir().expect("tempdir");
         self.spawn();
     }
@@ -686,6 +700,58 @@ fn a_frozen_host_is_announced_offline_then_back_online() {
         listener.inventory_keys()
     );
     drop(alpha);
+}
+
+/// Leaf nodes: a site's hosts connect to a leaf node without JetStream, which links to the hub
+/// whose JetStream (domain `hub`) holds the fleet's inventory (`fleet.jetstream_domain`).
+/// Events, control and the inventory all cross the leaf link; a client of the hub sees them.
+#[test]
+fn hosts_behind_a_leaf_node_reach_the_hub() {
+    let leaf_port = free_port();
+    let Some(hub) = Nats::start_conf(|_, dir| {
+        Some(format!(
+            "jetstream {{ store_dir: \"{}\", domain: hub }}\nleafnodes {{ host: 127.0.0.1, port: {leaf_port} }}\n",
+            dir.display()
+        ))
+    }) else {
+        return;
+    };
+    let Some(leaf) = Nats::start_conf(|_, _| {
+        Some(format!(
+            "leafnodes {{ remotes = [ {{ url: \"nats-leaf://127.0.0.1:{leaf_port}\" }} ] }}\n"
+        ))
+    }) else {
+        return;
+    };
+    let listener = Listener::connect(&hub);
+    let _rt = listener.rt.enter();
+    let mut sub = listener.subscribe("camshard.*.events.>");
+    let server = TestServer::new()
+        .config(&format!(
+            "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"site1\"\n\
+             heartbeat_s = 1\njetstream_domain = \"hub\"\n",
+            leaf.url()
+        ))
+        .start();
+    let online = listener
+        .next_json(&mut sub, WITHIN, |s, _| {
+            s == "camshard.site1.events.fleet.host_online"
+        })
+        .expect("host_online crossed the leaf link");
+    assert_eq!(online["params"]["cameras"], 2, "{online}");
+    assert!(
+        wait_until(WITHIN, || listener.inventory_keys()
+            == ["site1.camera0", "site1.camera1"]),
+        "the inventory is in the hub's JetStream: {:?}",
+        listener.inventory_keys()
+    );
+    let reply = listener.request(
+        "camshard.site1.rpc",
+        &[],
+        r#"{"jsonrpc":"2.0","method":"ping","id":1}"#,
+    );
+    assert_eq!(reply["result"], "pong", "{reply}");
+    drop(server);
 }
 
 /// A host that stops cleanly leaves at once: its entries are deleted and it announces itself
