@@ -95,6 +95,19 @@ pub(crate) enum FleetAuth {
     CredsFile(String),
 }
 
+impl FleetAuth {
+    /// The kind of credential, for logs (never the secret itself).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            FleetAuth::None => "none",
+            FleetAuth::UserPassword { .. } => "user/password",
+            FleetAuth::Token(_) => "token",
+            FleetAuth::NkeySeed(_) => "nkey_seed",
+            FleetAuth::CredsFile(_) => "creds_file",
+        }
+    }
+}
+
 impl FleetConfig {
     /// Checks every value; `Err((dotted key, message))` for the first problem. Only an enabled
     /// section is judged: a disabled one is never used.

@@ -96,6 +96,13 @@ async fn options(
         o = o.add_root_certificates(cfg.tls_ca_file.clone().into());
     }
     let stats = stats.clone();
+    // Why the last attempt failed, as logged; cleared by a connection. A refusal (a wrong
+    // credential, an untrusted certificate, NATS down) is logged once per distinct reason until
+    // the next connection, not at every retry, and never only at debug level: it is the one
+    // line that tells an operator why the host is not in the fleet.
+    let last_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let credential = cfg.auth().kind();
+    let tls = cfg.tls_required || cfg.servers.iter().any(|s| s.starts_with("tls://"));
     Ok(o.name(format!("camshard {host}"))
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -108,9 +115,36 @@ async fn options(
         .event_callback(move |event| {
             let stats = stats.clone();
             let connected = connected.clone();
+            let last_failure = last_failure.clone();
             async move {
+                // A new reason since the last connection (`None`: connected, forget it).
+                let first_time = |reason: Option<String>| {
+                    let mut last = last_failure
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let new = reason.is_some() && *last != reason;
+                    *last = reason;
+                    new
+                };
                 match event {
+                    async_nats::Event::ClientError(e) => {
+                        if first_time(Some(format!("client: {e}"))) {
+                            tracing::warn!(
+                                error = %e,
+                                credential,
+                                tls,
+                                "fleet: cannot connect to NATS, retrying (check [fleet] servers, \
+                                 credential and TLS)"
+                            );
+                        }
+                    }
+                    async_nats::Event::ServerError(e) => {
+                        if first_time(Some(format!("server: {e}"))) {
+                            tracing::warn!(error = %e, credential, "fleet: NATS server error");
+                        }
+                    }
                     async_nats::Event::Connected => {
+                        first_time(None);
                         stats.connected.store(true, Ordering::Relaxed);
                         // (Re)connected: the inventory is rewritten at once.
                         connected.notify_one();
