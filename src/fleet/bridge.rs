@@ -36,7 +36,7 @@ pub(crate) struct Start {
     pub(crate) rpc_shards: Vec<camshard_cores::InboxSender<super::rpc::Request>>,
 }
 
-/// Starts the bridge's thread. The configuration is checked now (server URLs, credentials file),
+/// Starts the bridge's thread. The configuration is checked now (server URLs, creds and CA files),
 /// so a bad one stops the start with a clear message; NATS itself need not be up.
 pub(crate) fn spawn(start: Start) -> Result<(), String> {
     let cfg = start.state.config().fleet.clone();
@@ -48,9 +48,7 @@ pub(crate) fn spawn(start: Start) -> Result<(), String> {
                 .map_err(|e| format!("fleet.servers: {s}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let FleetAuth::CredsFile(path) = cfg.auth() {
-        std::fs::metadata(&path).map_err(|e| format!("fleet.creds_file: {path}: {e}"))?;
-    }
+    check_files(&cfg)?;
     // The bus's tap holds the counters the metrics read; a bus without one (never, when the
     // server starts the bridge) gets private ones.
     let stats = start.state.bus().fleet_counters().unwrap_or_default();
@@ -66,6 +64,33 @@ pub(crate) fn spawn(start: Start) -> Result<(), String> {
             runtime.block_on(run(start, cfg, servers, host, thread_stats));
         })
         .map_err(|e| format!("fleet thread: {e}"))?;
+    Ok(())
+}
+
+/// Reads the files `cfg` names as the client will: a creds file must hold a user JWT and an
+/// NKey seed, a CA file at least one PEM certificate. Checked at start, since afterwards the
+/// client would only retry a connection that can never succeed (or, for an unparsable creds
+/// file, the bridge would not start at all) while the host runs outside its fleet.
+fn check_files(cfg: &FleetConfig) -> Result<(), String> {
+    if let FleetAuth::CredsFile(path) = cfg.auth() {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("fleet.creds_file: {path}: {e}"))?;
+        ConnectOptions::with_credentials(&text)
+            .map_err(|e| format!("fleet.creds_file: {path}: {e}"))?;
+    }
+    if !cfg.tls_ca_file.is_empty() {
+        use rustls_pki_types::pem::PemObject;
+        let path = &cfg.tls_ca_file;
+        let pem = std::fs::read(path).map_err(|e| format!("fleet.tls_ca_file: {path}: {e}"))?;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("fleet.tls_ca_file: {path}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "fleet.tls_ca_file: {path}: no PEM certificate in the file"
+            ));
+        }
+    }
     Ok(())
 }
 

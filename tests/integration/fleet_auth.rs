@@ -346,3 +346,72 @@ fn tls_with_a_private_ca() {
     // rejection is in its debug log); the bridge's line adds that TLS was in use.
     assert_refused(&bad, "\"tls\":true");
 }
+
+/// Runs a host whose `[fleet]` has `fleet` (TOML lines) and returns (exit code, stderr); fails
+/// if it is still running after [`WITHIN`]. No NATS: these are checked before any connection.
+fn run_to_exit(fleet: &str) -> (Option<i32>, String) {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bad.toml");
+    let toml = format!(
+        "[http.compat_listener]\nenabled = false\n[fleet]\nenabled = true\n\
+         servers = [\"nats://127.0.0.1:1\"]\n{fleet}"
+    );
+    std::fs::write(&cfg, toml).expect("write config");
+    let mut child = std::process::Command::new(crate::common::bin())
+        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("CAMSHARD_JWT_SECRET", crate::common::SECRET)
+        .env("CAMSHARD_LOG_FORMAT", "text")
+        .env_remove("CAMSHARD_LISTEN")
+        .env_remove("CAMSHARD_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn camshard");
+    let exited = wait_until(WITHIN, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("camshard kept running with [fleet] {fleet}");
+    }
+    let code = child.wait().ok().and_then(|s| s.code());
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    (code, err)
+}
+
+/// A creds file that is no creds file, a CA file that is missing or holds no certificate: the
+/// start stops with a line naming the key, as for a missing creds file, instead of a host
+/// running with a bridge that can never connect.
+#[test]
+fn a_bad_creds_or_ca_file_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a creds file, not a certificate\n").expect("write");
+    let missing = dir.path().join("missing.pem");
+    for (fleet, key) in [
+        (
+            format!("creds_file = \"{}\"\n", junk.display()),
+            "fleet.creds_file",
+        ),
+        (
+            format!("tls_ca_file = \"{}\"\n", missing.display()),
+            "fleet.tls_ca_file",
+        ),
+        (
+            format!("tls_ca_file = \"{}\"\n", junk.display()),
+            "fleet.tls_ca_file",
+        ),
+    ] {
+        let (code, err) = run_to_exit(&fleet);
+        assert_ne!(code, Some(0), "{fleet}: {err}");
+        assert!(err.contains(key), "{fleet}: {err}");
+    }
+}
