@@ -163,7 +163,12 @@ impl FleetConfig {
                 "set at most one of user/password, token, nkey_seed, creds_file",
             );
         }
-        if !self.nkey_seed.is_empty() && !self.nkey_seed.starts_with("SU") {
+        // Decoded as the client will (base32, checksum): a mistyped seed is refused now rather
+        // than retried against NATS forever.
+        if !self.nkey_seed.is_empty()
+            && !nkeys::KeyPair::from_seed(&self.nkey_seed)
+                .is_ok_and(|k| k.key_pair_type() == nkeys::KeyPairType::User)
+        {
             return bad("nkey_seed", "must be a user NKey seed (SU…)");
         }
         Ok(())
@@ -286,6 +291,20 @@ mod tests {
         let mut c = on();
         c.nkey_seed = "nope".into();
         assert_eq!(key(c).as_deref(), Some("fleet.nkey_seed"));
+        // A user seed with one character changed fails its checksum; an account seed is no
+        // user's.
+        let seed = nkeys::KeyPair::new_user().seed().expect("seed");
+        let mut typo = seed.clone().into_bytes();
+        typo[10] = if typo[10] == b'A' { b'B' } else { b'A' };
+        let mut c = on();
+        c.nkey_seed = String::from_utf8(typo).expect("ascii");
+        assert_eq!(key(c).as_deref(), Some("fleet.nkey_seed"));
+        let mut c = on();
+        c.nkey_seed = nkeys::KeyPair::new_account().seed().expect("seed");
+        assert_eq!(key(c).as_deref(), Some("fleet.nkey_seed"));
+        let mut c = on();
+        c.nkey_seed = seed;
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]
