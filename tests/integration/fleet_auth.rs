@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 use crate::common::{wait_until, Client, Server, TestServer};
 use crate::fleet::{metric, Listener, Nats, CAMERAS, WITHIN};
 
-/// A camshard host joined to `nats` as `host`, with `auth` (TOML lines) added to `[fleet]` and
-/// `url` as its one NATS server. Heartbeats every second: a join is seen at once.
+/// A camshard host with two synthetic cameras joining the NATS server at `url` as `host`, with
+/// `auth` (TOML lines) added to `[fleet]`. Heartbeats every second: a join is seen at once.
 fn host(url: &str, host: &str, auth: &str) -> Server {
     TestServer::new()
         .config(&format!(
