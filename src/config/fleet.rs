@@ -105,6 +105,19 @@ pub(crate) enum FleetAuth {
     CredsFile(String),
 }
 
+impl FleetAuth {
+    /// The kind of credential, for logs (never the secret itself).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            FleetAuth::None => "none",
+            FleetAuth::UserPassword { .. } => "user/password",
+            FleetAuth::Token(_) => "token",
+            FleetAuth::NkeySeed(_) => "nkey_seed",
+            FleetAuth::CredsFile(_) => "creds_file",
+        }
+    }
+}
+
 impl FleetConfig {
     /// Checks every value; `Err((dotted key, message))` for the first problem. Only an enabled
     /// section is judged: a disabled one is never used.
@@ -169,7 +182,12 @@ impl FleetConfig {
                 "set at most one of user/password, token, nkey_seed, creds_file",
             );
         }
-        if !self.nkey_seed.is_empty() && !self.nkey_seed.starts_with("SU") {
+        // Decoded as the client will (base32, checksum): a mistyped seed is refused now rather
+        // than retried against NATS forever.
+        if !self.nkey_seed.is_empty()
+            && !nkeys::KeyPair::from_seed(&self.nkey_seed)
+                .is_ok_and(|k| k.key_pair_type() == nkeys::KeyPairType::User)
+        {
             return bad("nkey_seed", "must be a user NKey seed (SU…)");
         }
         Ok(())
@@ -300,6 +318,20 @@ mod tests {
         let mut c = on();
         c.jetstream_domain = "hub.x".into();
         assert_eq!(key(c).as_deref(), Some("fleet.jetstream_domain"));
+        // A user seed with one character changed fails its checksum; an account seed is no
+        // user's.
+        let seed = nkeys::KeyPair::new_user().seed().expect("seed");
+        let mut typo = seed.clone().into_bytes();
+        typo[10] = if typo[10] == b'A' { b'B' } else { b'A' };
+        let mut c = on();
+        c.nkey_seed = String::from_utf8(typo).expect("ascii");
+        assert_eq!(key(c).as_deref(), Some("fleet.nkey_seed"));
+        let mut c = on();
+        c.nkey_seed = nkeys::KeyPair::new_account().seed().expect("seed");
+        assert_eq!(key(c).as_deref(), Some("fleet.nkey_seed"));
+        let mut c = on();
+        c.nkey_seed = seed;
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

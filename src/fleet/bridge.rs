@@ -59,7 +59,7 @@ impl Bridge {
     }
 }
 
-/// Starts the bridge's thread. The configuration is checked now (server URLs, credentials file),
+/// Starts the bridge's thread. The configuration is checked now (server URLs, creds and CA files),
 /// so a bad one stops the start with a clear message; NATS itself need not be up.
 pub(crate) fn spawn(start: Start) -> Result<Bridge, String> {
     let cfg = start.state.config().fleet.clone();
@@ -71,9 +71,7 @@ pub(crate) fn spawn(start: Start) -> Result<Bridge, String> {
                 .map_err(|e| format!("fleet.servers: {s}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let FleetAuth::CredsFile(path) = cfg.auth() {
-        std::fs::metadata(&path).map_err(|e| format!("fleet.creds_file: {path}: {e}"))?;
-    }
+    check_files(&cfg)?;
     // The bus's tap holds the counters the metrics read; a bus without one (never, when the
     // server starts the bridge) gets private ones.
     let stats = start.state.bus().fleet_counters().unwrap_or_default();
@@ -106,9 +104,36 @@ struct Wakes {
     joined: AtomicBool,
 }
 
+/// Reads the files `cfg` names as the client will: a creds file must hold a user JWT and an
+/// NKey seed, a CA file at least one PEM certificate. Checked at start, since afterwards the
+/// client would only retry a connection that can never succeed (or, for an unparsable creds
+/// file, the bridge would not start at all) while the host runs outside its fleet.
+fn check_files(cfg: &FleetConfig) -> Result<(), String> {
+    if let FleetAuth::CredsFile(path) = cfg.auth() {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("fleet.creds_file: {path}: {e}"))?;
+        ConnectOptions::with_credentials(&text)
+            .map_err(|e| format!("fleet.creds_file: {path}: {e}"))?;
+    }
+    if !cfg.tls_ca_file.is_empty() {
+        use rustls_pki_types::pem::PemObject;
+        let path = &cfg.tls_ca_file;
+        let pem = std::fs::read(path).map_err(|e| format!("fleet.tls_ca_file: {path}: {e}"))?;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("fleet.tls_ca_file: {path}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "fleet.tls_ca_file: {path}: no PEM certificate in the file"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The connect options of `cfg`: credential, TLS, and reconnection forever with a capped
 /// backoff; connection changes are logged and mirrored into `stats`, and each connection
-/// wakes `connected`.
+/// wakes the bridge's tasks (`Wakes`).
 async fn options(
     cfg: &FleetConfig,
     host: &str,
@@ -133,6 +158,13 @@ async fn options(
         o = o.add_root_certificates(cfg.tls_ca_file.clone().into());
     }
     let stats = stats.clone();
+    // Why the last attempt failed, as logged; cleared by a connection. A refusal (a wrong
+    // credential, an untrusted certificate, NATS down) is logged once per distinct reason until
+    // the next connection, not at every retry, and never only at debug level: it is the one
+    // line that tells an operator why the host is not in the fleet.
+    let last_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let credential = cfg.auth().kind();
+    let tls = cfg.tls_required || cfg.servers.iter().any(|s| s.starts_with("tls://"));
     Ok(o.name(format!("camshard {host}"))
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -145,9 +177,36 @@ async fn options(
         .event_callback(move |event| {
             let stats = stats.clone();
             let wakes = wakes.clone();
+            let last_failure = last_failure.clone();
             async move {
+                // A new reason since the last connection (`None`: connected, forget it).
+                let first_time = |reason: Option<String>| {
+                    let mut last = last_failure
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let new = reason.is_some() && *last != reason;
+                    *last = reason;
+                    new
+                };
                 match event {
+                    async_nats::Event::ClientError(e) => {
+                        if first_time(Some(format!("client: {e}"))) {
+                            tracing::warn!(
+                                error = %e,
+                                credential,
+                                tls,
+                                "fleet: cannot connect to NATS, retrying (check [fleet] servers, \
+                                 credential and TLS)"
+                            );
+                        }
+                    }
+                    async_nats::Event::ServerError(e) => {
+                        if first_time(Some(format!("server: {e}"))) {
+                            tracing::warn!(error = %e, credential, "fleet: NATS server error");
+                        }
+                    }
                     async_nats::Event::Connected => {
+                        first_time(None);
                         stats.connected.store(true, Ordering::Relaxed);
                         // (Re)connected: the inventory is rewritten at once, then the host
                         // says it is online; the events that waited go out.

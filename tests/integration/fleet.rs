@@ -14,12 +14,12 @@ use serde_json::{json, Value};
 use crate::common::{free_port, wait_until, Client, TestServer};
 
 /// Two synthetic cameras, small and fast.
-const CAMERAS: &str =
+pub(crate) const CAMERAS: &str =
     "[[cameras.synthetic]]\nname = \"Fleet A\"\nwidth = 160\nheight = 120\nfps = 15\n\
     [[cameras.synthetic]]\nname = \"Fleet B\"\nwidth = 160\nheight = 120\nfps = 15\n";
 
 /// A deadline for anything crossing NATS.
-const WITHIN: Duration = Duration::from_secs(20);
+pub(crate) const WITHIN: Duration = Duration::from_secs(20);
 
 /// The `nats-server` program, or `None` when it is missing and the fleet tests are skipped.
 fn nats_server() -> Option<PathBuf> {
@@ -44,38 +44,44 @@ fn nats_server() -> Option<PathBuf> {
 }
 
 /// A `nats-server -js` on a loopback port, killed (by its PID) on drop.
-struct Nats {
+pub(crate) struct Nats {
     program: PathBuf,
     port: u16,
     dir: tempfile::TempDir,
-    /// A configuration file (`-c`) instead of the plain `-js` command line.
-    conf: Option<PathBuf>,
     child: Option<Child>,
+    /// Extra `nats-server` configuration (authorization, TLS, operator mode), written to a
+    /// `-c` file at each start; "" = none, the command line alone.
+    conf: String,
+    /// JetStream on (`-js`, stored in `dir`).
+    jetstream: bool,
 }
 
 impl Nats {
     /// Starts one on a free port; `None` when the fleet tests are skipped.
-    fn start() -> Option<Nats> {
-        Nats::start_conf(|_, _| None)
+    pub(crate) fn start() -> Option<Nats> {
+        Nats::start_with("")
     }
 
-    /// Starts one on a free port with the configuration `conf(port, storage dir)` returns (the
-    /// listen address and port are on the command line), or the plain `-js` one for `None`.
-    fn start_conf(conf: impl FnOnce(u16, &std::path::Path) -> Option<String>) -> Option<Nats> {
+    /// Starts one whose configuration file holds `conf` (nats-server's own syntax); the
+    /// command line's port, address and JetStream store still apply (flags win over the file).
+    pub(crate) fn start_with(conf: &str) -> Option<Nats> {
+        Nats::launch(conf, true)
+    }
+
+    /// Starts one with `conf` and without JetStream (a leaf node that leaves it to its hub).
+    pub(crate) fn start_without_jetstream(conf: &str) -> Option<Nats> {
+        Nats::launch(conf, false)
+    }
+
+    fn launch(conf: &str, jetstream: bool) -> Option<Nats> {
         let program = nats_server()?;
-        let port = free_port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let conf = conf(port, dir.path()).map(|text| {
-            let path = dir.path().join("nats.conf");
-            std::fs::write(&path, text).expect("write nats.conf");
-            path
-        });
         let mut n = Nats {
             program,
-            port,
-            dir,
-            conf,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            conf: conf.to_string(),
+            jetstream,
         };
         n.spawn();
         Some(n)
@@ -84,11 +90,15 @@ impl Nats {
     /// Starts the server process (again, on the same port) and waits until it accepts.
     fn spawn(&mut self) {
         let mut cmd = Command::new(&self.program);
+        if !self.conf.is_empty() {
+            let file = self.dir.path().join("nats.conf");
+            std::fs::write(&file, &self.conf).expect("write nats.conf");
+            cmd.arg("-c").arg(file);
+        }
         cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
-        match &self.conf {
-            Some(conf) => cmd.arg("-c").arg(conf),
-            None => cmd.arg("-js").arg("-sd").arg(self.dir.path()),
-        };
+        if self.jetstream {
+            cmd.arg("-js").arg("-sd").arg(self.dir.path());
+        }
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -114,12 +124,11 @@ impl Nats {
     /// Restarts the server with empty JetStream storage (a replaced NATS node).
     fn restart_empty(&mut self) {
         self.stop();
-        assert!(self.conf.is_none(), "a configured server keeps its storage");
         self.dir = tempfile::tempdir().expect("tempdir");
         self.spawn();
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
@@ -141,7 +150,7 @@ impl Drop for Nats {
 }
 
 /// A `camshard_fleet_*` value of `/metrics` (-1 when absent).
-fn metric(server: &crate::common::Server, name: &str) -> i64 {
+pub(crate) fn metric(server: &crate::common::Server, name: &str) -> i64 {
     let (_, text) = server.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -157,20 +166,25 @@ fn off_by_default() {
 }
 
 /// A NATS client for the test, on a current-thread runtime of its own.
-struct Listener {
-    rt: tokio::runtime::Runtime,
+pub(crate) struct Listener {
+    pub(crate) rt: tokio::runtime::Runtime,
     client: async_nats::Client,
 }
 
 impl Listener {
-    fn connect(nats: &Nats) -> Listener {
+    pub(crate) fn connect(nats: &Nats) -> Listener {
+        Listener::connect_with(nats, async_nats::ConnectOptions::new())
+    }
+
+    /// Connects with `options` (a credential, TLS), retrying until the server accepts.
+    pub(crate) fn connect_with(nats: &Nats, options: async_nats::ConnectOptions) -> Listener {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let url = nats.url();
         let client = rt.block_on(async {
-            async_nats::ConnectOptions::new()
+            options
                 .retry_on_initial_connect()
                 .max_reconnects(None)
                 .reconnect_delay_callback(|_| Duration::from_millis(100))
@@ -181,7 +195,7 @@ impl Listener {
         Listener { rt, client }
     }
 
-    fn subscribe(&self, subject: &str) -> async_nats::Subscriber {
+    pub(crate) fn subscribe(&self, subject: &str) -> async_nats::Subscriber {
         let client = self.client.clone();
         let subject = subject.to_string();
         self.rt.block_on(async move {
@@ -192,7 +206,7 @@ impl Listener {
     }
 
     /// The next message on `sub` whose JSON satisfies `want`, within `within`.
-    fn next_json(
+    pub(crate) fn next_json(
         &self,
         sub: &mut async_nats::Subscriber,
         within: Duration,
@@ -303,7 +317,7 @@ fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
 impl Listener {
     /// Sends `body` to `subject` with these headers and returns the reply as JSON, retrying
     /// while nobody answers yet (the host subscribes once it has connected).
-    fn request(&self, subject: &str, headers: &[(&str, &str)], body: &str) -> Value {
+    pub(crate) fn request(&self, subject: &str, headers: &[(&str, &str)], body: &str) -> Value {
         let mut map = async_nats::HeaderMap::new();
         for (k, v) in headers {
             map.insert(*k, *v);
@@ -333,7 +347,7 @@ impl Listener {
 }
 
 /// The error code of a JSON-RPC reply (0 when it is a result).
-fn error_code(v: &Value) -> i64 {
+pub(crate) fn error_code(v: &Value) -> i64 {
     v["error"]["code"].as_i64().unwrap_or(0)
 }
 
@@ -496,7 +510,7 @@ impl Listener {
     }
 
     /// The keys of the fleet's inventory bucket (empty while it does not exist).
-    fn inventory_keys(&self) -> Vec<String> {
+    pub(crate) fn inventory_keys(&self) -> Vec<String> {
         use futures_lite::StreamExt;
         let js = async_nats::jetstream::new(self.client.clone());
         self.rt.block_on(async {
@@ -708,19 +722,14 @@ fn a_frozen_host_is_announced_offline_then_back_online() {
 #[test]
 fn hosts_behind_a_leaf_node_reach_the_hub() {
     let leaf_port = free_port();
-    let Some(hub) = Nats::start_conf(|_, dir| {
-        Some(format!(
-            "jetstream {{ store_dir: \"{}\", domain: hub }}\nleafnodes {{ host: 127.0.0.1, port: {leaf_port} }}\n",
-            dir.display()
-        ))
-    }) else {
+    let Some(hub) = Nats::start_with(&format!(
+        "jetstream {{ domain: hub }}\nleafnodes {{ host: 127.0.0.1, port: {leaf_port} }}\n"
+    )) else {
         return;
     };
-    let Some(leaf) = Nats::start_conf(|_, _| {
-        Some(format!(
-            "leafnodes {{ remotes = [ {{ url: \"nats-leaf://127.0.0.1:{leaf_port}\" }} ] }}\n"
-        ))
-    }) else {
+    let Some(leaf) = Nats::start_without_jetstream(&format!(
+        "leafnodes {{ remotes = [ {{ url: \"nats-leaf://127.0.0.1:{leaf_port}\" }} ] }}\n"
+    )) else {
         return;
     };
     let listener = Listener::connect(&hub);
