@@ -509,6 +509,15 @@ impl Listener {
         })
     }
 
+    /// The replicas of the inventory bucket's stream.
+    fn inventory_replicas(&self) -> Option<usize> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        self.rt.block_on(async {
+            let mut stream = js.get_stream("KV_camshard_inventory").await.ok()?;
+            Some(stream.info().await.ok()?.config.num_replicas)
+        })
+    }
+
     /// The keys of the fleet's inventory bucket (empty while it does not exist).
     pub(crate) fn inventory_keys(&self) -> Vec<String> {
         use futures_lite::StreamExt;
@@ -761,6 +770,81 @@ fn hosts_behind_a_leaf_node_reach_the_hub() {
     );
     assert_eq!(reply["result"], "pong", "{reply}");
     drop(server);
+}
+
+/// A deadline for a JetStream cluster: electing its meta leader and the bucket's stream leader
+/// (again, after a server is lost) takes NATS seconds to tens of seconds on a busy machine.
+const CLUSTER_WITHIN: Duration = Duration::from_secs(90);
+
+/// A three-server NATS cluster with the inventory replicated (`inventory_replicas = 3`): the
+/// server the host was given dies, the host fails over to another it learned from the cluster,
+/// and the inventory, heartbeats and control go on.
+#[test]
+fn a_cluster_loses_a_server_and_the_fleet_goes_on() {
+    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut servers = Vec::new();
+    for (i, port) in routes.iter().enumerate() {
+        let others: Vec<String> = routes
+            .iter()
+            .filter(|p| *p != port)
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect();
+        let conf = format!(
+            "server_name: n{i}\ncluster {{ name: camfleet, host: 127.0.0.1, port: {port}, \
+             routes: [{}] }}\n",
+            others.join(", ")
+        );
+        let Some(n) = Nats::start_with(&conf) else {
+            return;
+        };
+        servers.push(n);
+    }
+    // Only the first server is configured: the others are learned from it.
+    let server = TestServer::new()
+        .config(&format!(
+            "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"clustered\"\n\
+             heartbeat_s = 1\ninventory_replicas = 3\n",
+            servers[0].url()
+        ))
+        .start();
+    let keys = ["clustered.camera0", "clustered.camera1"];
+    {
+        let listener = Listener::connect(&servers[2]);
+        assert!(
+            wait_until(CLUSTER_WITHIN, || listener.inventory_keys() == keys),
+            "inventory on the cluster: {:?}",
+            listener.inventory_keys()
+        );
+        assert_eq!(listener.inventory_replicas(), Some(3));
+    }
+    // The host's server goes away; two of three keep the quorum.
+    servers[0].stop();
+    let listener = Listener::connect(&servers[1]);
+    let _rt = listener.rt.enter();
+    let mut beats = listener.subscribe("camshard.clustered.heartbeat");
+    assert!(
+        listener
+            .next_json(&mut beats, CLUSTER_WITHIN, |_, _| true)
+            .is_some(),
+        "the host beats through the cluster after losing a server"
+    );
+    assert!(
+        wait_until(WITHIN, || metric(&server, "camshard_fleet_connected") == 1),
+        "connected again"
+    );
+    // The bucket's stream may elect a new leader first (its old one may have been the dead
+    // server): readable again within seconds, with every entry.
+    assert!(
+        wait_until(CLUSTER_WITHIN, || listener.inventory_keys() == keys),
+        "inventory after the loss: {:?}",
+        listener.inventory_keys()
+    );
+    let reply = listener.request(
+        "camshard.clustered.rpc",
+        &[],
+        r#"{"jsonrpc":"2.0","method":"ping","id":1}"#,
+    );
+    assert_eq!(reply["result"], "pong", "{reply}");
 }
 
 /// A host that stops cleanly leaves at once: its entries are deleted and it announces itself
