@@ -14,15 +14,15 @@ use serde_json::{json, Value};
 use crate::common::{free_port, wait_until, Client, TestServer};
 
 /// Two synthetic cameras, small and fast.
-const CAMERAS: &str =
+pub(crate) const CAMERAS: &str =
     "[[cameras.synthetic]]\nname = \"Fleet A\"\nwidth = 160\nheight = 120\nfps = 15\n\
     [[cameras.synthetic]]\nname = \"Fleet B\"\nwidth = 160\nheight = 120\nfps = 15\n";
 
 /// A deadline for anything crossing NATS.
-const WITHIN: Duration = Duration::from_secs(20);
+pub(crate) const WITHIN: Duration = Duration::from_secs(20);
 
 /// The `nats-server` program, or `None` when it is missing and the fleet tests are skipped.
-fn nats_server() -> Option<PathBuf> {
+pub(crate) fn nats_server() -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
@@ -44,7 +44,7 @@ fn nats_server() -> Option<PathBuf> {
 }
 
 /// A `nats-server -js` on a loopback port, killed (by its PID) on drop.
-struct Nats {
+pub(crate) struct Nats {
     program: PathBuf,
     port: u16,
     dir: tempfile::TempDir,
@@ -53,7 +53,7 @@ struct Nats {
 
 impl Nats {
     /// Starts one on a free port; `None` when the fleet tests are skipped.
-    fn start() -> Option<Nats> {
+    pub(crate) fn start() -> Option<Nats> {
         let program = nats_server()?;
         let mut n = Nats {
             program,
@@ -66,7 +66,7 @@ impl Nats {
     }
 
     /// Starts the server process (again, on the same port) and waits until it accepts.
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let child = Command::new(&self.program)
             .args([
                 "-js",
@@ -91,7 +91,7 @@ impl Nats {
     }
 
     /// Kills the server process and waits for it.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -99,18 +99,18 @@ impl Nats {
     }
 
     /// Restarts the server with empty JetStream storage (a replaced NATS node).
-    fn restart_empty(&mut self) {
+    pub(crate) fn restart_empty(&mut self) {
         self.stop();
         self.dir = tempfile::tempdir().expect("tempdir");
         self.spawn();
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
     /// A camshard host with two synthetic cameras joined to this NATS as `host`.
-    fn host(&self, host: &str) -> crate::common::Server {
+    pub(crate) fn host(&self, host: &str) -> crate::common::Server {
         TestServer::new()
             .config(&format!(
                 "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{host}\"\n",
@@ -127,7 +127,7 @@ impl Drop for Nats {
 }
 
 /// A `camshard_fleet_*` value of `/metrics` (-1 when absent).
-fn metric(server: &crate::common::Server, name: &str) -> i64 {
+pub(crate) fn metric(server: &crate::common::Server, name: &str) -> i64 {
     let (_, text) = server.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -143,13 +143,13 @@ fn off_by_default() {
 }
 
 /// A NATS client for the test, on a current-thread runtime of its own.
-struct Listener {
-    rt: tokio::runtime::Runtime,
-    client: async_nats::Client,
+pub(crate) struct Listener {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) client: async_nats::Client,
 }
 
 impl Listener {
-    fn connect(nats: &Nats) -> Listener {
+    pub(crate) fn connect(nats: &Nats) -> Listener {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -167,7 +167,7 @@ impl Listener {
         Listener { rt, client }
     }
 
-    fn subscribe(&self, subject: &str) -> async_nats::Subscriber {
+    pub(crate) fn subscribe(&self, subject: &str) -> async_nats::Subscriber {
         let client = self.client.clone();
         let subject = subject.to_string();
         self.rt.block_on(async move {
@@ -178,7 +178,7 @@ impl Listener {
     }
 
     /// The next message on `sub` whose JSON satisfies `want`, within `within`.
-    fn next_json(
+    pub(crate) fn next_json(
         &self,
         sub: &mut async_nats::Subscriber,
         within: Duration,
@@ -276,7 +276,7 @@ fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
 impl Listener {
     /// Sends `body` to `subject` with these headers and returns the reply as JSON, retrying
     /// while nobody answers yet (the host subscribes once it has connected).
-    fn request(&self, subject: &str, headers: &[(&str, &str)], body: &str) -> Value {
+    pub(crate) fn request(&self, subject: &str, headers: &[(&str, &str)], body: &str) -> Value {
         let mut map = async_nats::HeaderMap::new();
         for (k, v) in headers {
             map.insert(*k, *v);
@@ -306,7 +306,7 @@ impl Listener {
 }
 
 /// The error code of a JSON-RPC reply (0 when it is a result).
-fn error_code(v: &Value) -> i64 {
+pub(crate) fn error_code(v: &Value) -> i64 {
     v["error"]["code"].as_i64().unwrap_or(0)
 }
 
@@ -444,7 +444,7 @@ fn two_hosts_share_one_nats() {
 
 impl Listener {
     /// The keys of the fleet's inventory bucket (empty while it does not exist).
-    fn inventory_keys(&self) -> Vec<String> {
+    pub(crate) fn inventory_keys(&self) -> Vec<String> {
         use futures_lite::StreamExt;
         let js = async_nats::jetstream::new(self.client.clone());
         self.rt.block_on(async {
@@ -461,7 +461,7 @@ impl Listener {
     }
 
     /// One inventory entry as JSON.
-    fn inventory_entry(&self, key: &str) -> Option<Value> {
+    pub(crate) fn inventory_entry(&self, key: &str) -> Option<Value> {
         let js = async_nats::jetstream::new(self.client.clone());
         self.rt.block_on(async {
             let kv = js.get_key_value("camshard_inventory").await.ok()?;

@@ -17,6 +17,7 @@ mod external;
 mod faults;
 mod files;
 mod fleet;
+mod fleet_edge;
 mod layout;
 mod limits;
 mod live;
