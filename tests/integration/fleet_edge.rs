@@ -270,7 +270,8 @@ fn identity(entry: &Value) -> Value {
 
 /// The whole edge in one scenario (its parts take seconds to start, so they are shared): the
 /// inventory lists all 6 cameras with URLs through HAProxy; a snapshot on B through NATS gives
-/// a download URL that HAProxy serves; B's WebSocket answers through HAProxy; C's event
+/// a download URL that HAProxy serves; A's live view (still and MJPEG) and B's WebSocket work
+/// through HAProxy; C's event
 /// reaches `camshard.C.events.>`; requests without credentials or with too low a role are
 /// refused; B killed leaves the inventory within the documented bound; NATS restarted empty
 /// gets every living host's inventory back, unchanged.
@@ -338,6 +339,36 @@ fn three_hosts_behind_one_haproxy() {
     assert_eq!(fleet.haproxy.get("/Z/files/snapshots/x.jpg").0, 404);
     assert_eq!(fleet.haproxy.get("/B/metrics").0, 404);
 
+    // A's live view through HAProxy: get_live_url over NATS names URLs under /A/live/, the
+    // still frame and the MJPEG stream (one whole part) come through.
+    let viewer = format!("Bearer {}", token("viewer"));
+    let live = fleet.rpc(
+        "A",
+        &[("Authorization", &viewer)],
+        "get_live_url",
+        json!({"device": "camera0"}),
+    );
+    let base = format!("http://127.0.0.1:{proxy}");
+    let live_path = |field: &str| {
+        let url = live["result"][field].as_str().unwrap_or_default();
+        assert!(url.starts_with(&format!("{base}/A/live/")), "{live}");
+        url[base.len()..].to_string()
+    };
+    let (status, head, still) = fleet.haproxy.get(&live_path("still_url"));
+    assert_eq!(status, 200, "{head}");
+    assert!(still.starts_with(&[0xFF, 0xD8]), "{head}");
+    let mut s = TcpStream::connect(("127.0.0.1", proxy)).expect("connect haproxy");
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+        live_path("mjpeg_url")
+    )
+    .expect("write");
+    let mut stream = crate::live::Mjpeg::open(s).expect("the MJPEG stream through HAProxy");
+    assert!(stream.next_frame().is_some(), "one MJPEG part");
+    drop(stream);
+
     // B's WebSocket through HAProxy: upgraded, and it answers.
     let mut ws = Client::connect(&format!("ws://127.0.0.1:{proxy}/B/ws"));
     let pong = ws.call("ping", json!({}));
@@ -361,7 +392,6 @@ fn three_hosts_behind_one_haproxy() {
     // → -32001 auth_required; a viewer asking for an operator method → -32002.
     let anon = fleet.rpc("A", &[], "get_camera_list", json!({}));
     assert_eq!(error_code(&anon), -32001, "{anon}");
-    let viewer = format!("Bearer {}", token("viewer"));
     let low = fleet.rpc(
         "A",
         &[("Authorization", &viewer)],
