@@ -52,7 +52,8 @@
 //! - [`fleet`]: this host in a fleet over NATS (`[fleet]`, off by default) — the `async-nats`
 //!   client on its own thread and tokio runtime, fed by the event bus's tap, publishing each
 //!   event on `camshard.<host>.events.<topic>`, keeping the host's cameras in the fleet's
-//!   JetStream KV inventory with a heartbeat, and answering JSON-RPC on `camshard.<host>.rpc`
+//!   JetStream KV inventory with a heartbeat, announcing hosts that fall silent
+//!   (`fleet.host_offline`, from the other hosts' heartbeats), and answering JSON-RPC on `camshard.<host>.rpc`
 //!   through the shards' dispatcher (a fleet inbox per shard). Transport-like: it may use
 //!   `state`, as `net` does.
 //! - [`auth`]: JWT (HS256), API keys (stored hashed), secrets, download tokens, and the

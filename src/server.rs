@@ -236,17 +236,21 @@ pub fn run(config: Config) -> Result<(), StartError> {
         crate::files::retention::spawn_scheduler(state.files(), state.shutdown_flag().clone())
             .map_err(|e| StartError(format!("retention scheduler: {e}")))?;
     // The fleet bridge starts before the cameras, so their first events reach NATS too.
-    if let Some(events) = fleet_events {
-        crate::fleet::bridge::spawn(crate::fleet::bridge::Start {
-            state: state.clone(),
-            events,
-            rpc_shards: fleet_senders,
-        })
-        .map_err(|e| {
-            latch.trigger();
-            StartError(e)
-        })?;
-    }
+    let fleet = if let Some(events) = fleet_events {
+        Some(
+            crate::fleet::bridge::spawn(crate::fleet::bridge::Start {
+                state: state.clone(),
+                events,
+                rpc_shards: fleet_senders,
+            })
+            .map_err(|e| {
+                latch.trigger();
+                StartError(e)
+            })?,
+        )
+    } else {
+        None
+    };
     // Cameras start once the shards can deliver their events.
     let cameras = crate::camera::manager::start(state.camera_manager_env()).map_err(|e| {
         latch.trigger();
@@ -315,6 +319,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         std::thread::sleep(Duration::from_millis(50));
     }
     cameras.stop();
+    // The fleet learns of the stop now rather than after the heartbeat timeout.
+    if let Some(fleet) = fleet {
+        fleet.stop(crate::fleet::bridge::LEAVE_WAIT);
+    }
     tracing::info!("camshard stopped");
     Ok(())
 }

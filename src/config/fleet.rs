@@ -44,7 +44,8 @@ pub struct FleetConfig {
     pub tls_required: bool,
     /// A PEM file of the CA that signs the NATS servers' certificates ("" = system roots).
     pub tls_ca_file: String,
-    /// Events waiting for NATS at most; beyond, new events are dropped and counted
+    /// Events waiting for NATS at most: while it is away the newest are kept and published in
+    /// order when it returns; beyond, the oldest are dropped and counted
     /// (`camshard_fleet_events_dropped_total`), so a NATS outage never holds the bus.
     pub event_queue: usize,
     /// JSON-RPC requests over NATS being dispatched at once at most; beyond, the request is

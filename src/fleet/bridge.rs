@@ -3,10 +3,15 @@
 //! moves events from the bus's tap onto NATS.
 //!
 //! Nothing here ever holds a shard or the camera manager: the tap is a bounded queue the bus
-//! only `try_send`s into, and while the client is not connected each event is dropped and
-//! counted instead of queued (`FleetCounters::dropped`).
+//! only `try_send`s into. While the client is not connected, events wait in a queue of
+//! `fleet.event_queue` (beyond it the oldest is dropped and counted, `FleetCounters::dropped`)
+//! and go out in order once NATS is back: a short outage loses nothing.
+//!
+//! On a clean stop ([`Bridge::stop`]) the events still queued are published, then the host
+//! leaves the fleet (`inventory::Inventory::goodbye`).
 
-use std::sync::atomic::Ordering;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,9 +41,27 @@ pub(crate) struct Start {
     pub(crate) rpc_shards: Vec<camshard_cores::InboxSender<super::rpc::Request>>,
 }
 
+/// How long a stopping server waits for the bridge to leave the fleet.
+pub(crate) const LEAVE_WAIT: Duration = Duration::from_secs(3);
+
+/// The running bridge, to stop it cleanly.
+pub(crate) struct Bridge {
+    stop: tokio::sync::watch::Sender<bool>,
+    done: crossbeam_channel::Receiver<()>,
+}
+
+impl Bridge {
+    /// Publishes the events still queued, leaves the fleet (inventory deleted,
+    /// `fleet.host_offline` with `reason: "shutdown"`), and waits for that at most `within`.
+    pub(crate) fn stop(self, within: Duration) {
+        let _ = self.stop.send(true);
+        let _ = self.done.recv_timeout(within);
+    }
+}
+
 /// Starts the bridge's thread. The configuration is checked now (server URLs, credentials file),
 /// so a bad one stops the start with a clear message; NATS itself need not be up.
-pub(crate) fn spawn(start: Start) -> Result<(), String> {
+pub(crate) fn spawn(start: Start) -> Result<Bridge, String> {
     let cfg = start.state.config().fleet.clone();
     let servers = cfg
         .servers
@@ -60,13 +83,27 @@ pub(crate) fn spawn(start: Start) -> Result<(), String> {
         .build()
         .map_err(|e| format!("fleet runtime: {e}"))?;
     let thread_stats = stats.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (done_tx, done) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
         .name("camshard-fleet".into())
         .spawn(move || {
-            runtime.block_on(run(start, cfg, servers, host, thread_stats));
+            runtime.block_on(run(start, cfg, servers, host, thread_stats, stopped));
+            let _ = done_tx.send(());
         })
         .map_err(|e| format!("fleet thread: {e}"))?;
-    Ok(())
+    Ok(Bridge { stop, done })
+}
+
+/// What the client's connection callback tells the tasks of the bridge.
+#[derive(Default)]
+struct Wakes {
+    /// The inventory: rewrite now (a connection, a camera event).
+    inventory: tokio::sync::Notify,
+    /// The event queue: publish what waited.
+    events: tokio::sync::Notify,
+    /// Set on each connection, taken by the inventory once written: `fleet.host_online` is due.
+    joined: AtomicBool,
 }
 
 /// The connect options of `cfg`: credential, TLS, and reconnection forever with a capped
@@ -76,7 +113,7 @@ async fn options(
     cfg: &FleetConfig,
     host: &str,
     stats: &Arc<FleetCounters>,
-    connected: Arc<tokio::sync::Notify>,
+    wakes: Arc<Wakes>,
 ) -> Result<ConnectOptions, String> {
     let mut o = match cfg.auth() {
         FleetAuth::None => ConnectOptions::new(),
@@ -107,13 +144,16 @@ async fn options(
         })
         .event_callback(move |event| {
             let stats = stats.clone();
-            let connected = connected.clone();
+            let wakes = wakes.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
                         stats.connected.store(true, Ordering::Relaxed);
-                        // (Re)connected: the inventory is rewritten at once.
-                        connected.notify_one();
+                        // (Re)connected: the inventory is rewritten at once, then the host
+                        // says it is online; the events that waited go out.
+                        wakes.joined.store(true, Ordering::Relaxed);
+                        wakes.inventory.notify_one();
+                        wakes.events.notify_one();
                         tracing::info!("fleet: connected to NATS");
                     }
                     async_nats::Event::Disconnected => {
@@ -126,17 +166,18 @@ async fn options(
         }))
 }
 
-/// The bridge's life: connect (in the background, retrying), then publish every event.
+/// The bridge's life: connect (in the background, retrying), then publish every event, until
+/// `stop` turns true.
 async fn run(
     start: Start,
     cfg: FleetConfig,
     servers: Vec<ServerAddr>,
     host: String,
     stats: Arc<FleetCounters>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    // Wakes the inventory early: a (re)connection, a camera event.
-    let kick = Arc::new(tokio::sync::Notify::new());
-    let opts = match options(&cfg, &host, &stats, kick.clone()).await {
+    let wakes = Arc::new(Wakes::default());
+    let opts = match options(&cfg, &host, &stats, wakes.clone()).await {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "fleet: not started");
@@ -163,15 +204,38 @@ async fn run(
         start.state.config().server.max_message_bytes,
     ));
 
-    // Inventory: every heartbeat, and at once when kicked.
+    // Hosts: the others' heartbeats, and the announcement of a silent one.
+    let heartbeat = Duration::from_secs(cfg.heartbeat_s);
+    tokio::spawn(super::watch::run(
+        client.clone(),
+        host.clone(),
+        cfg.inventory_bucket.clone(),
+        heartbeat * super::inventory::TTL_HEARTBEATS,
+    ));
+
+    // Inventory: every heartbeat, and at once when woken; it says goodbye when `leave` turns.
+    let (leave, mut leaving) = tokio::sync::watch::channel(false);
     let mut inventory =
         super::inventory::Inventory::new(client.clone(), start.state.clone(), host.clone());
-    let heartbeat = Duration::from_secs(cfg.heartbeat_s);
-    let kicked = kick.clone();
-    tokio::spawn(async move {
+    let inv_wakes = wakes.clone();
+    let inventory_task = tokio::spawn(async move {
+        let mut first = true;
         loop {
-            inventory.refresh().await;
-            let _ = tokio::time::timeout(heartbeat, kicked.notified()).await;
+            if inventory.refresh().await && inv_wakes.joined.swap(false, Ordering::Relaxed) {
+                inventory
+                    .online(if first { "start" } else { "reconnect" })
+                    .await;
+                first = false;
+            }
+            let woken = async {
+                let _ = tokio::time::timeout(heartbeat, inv_wakes.inventory.notified()).await;
+                false
+            };
+            let bye = async { leaving.changed().await.is_ok() };
+            if futures_lite::future::or(bye, woken).await {
+                inventory.goodbye().await;
+                return;
+            }
         }
     });
 
@@ -186,18 +250,113 @@ async fn run(
         }
     });
     let state = start.state;
-    while let Some(ev) = rx.recv().await {
-        if ev.name.as_str().starts_with("camera.") {
-            kick.notify_one();
+    let mut queue = Queue::new(cfg.event_queue);
+    loop {
+        enum Next {
+            Event(Option<Arc<Event>>),
+            Connected,
+            Stop,
         }
-        if client.connection_state() != State::Connected {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let (subject, payload) = events::message(&state, &host, &ev);
-        match client.publish(subject, payload).await {
-            Ok(()) => stats.published.fetch_add(1, Ordering::Relaxed),
-            Err(_) => stats.dropped.fetch_add(1, Ordering::Relaxed),
+        let event = async { Next::Event(rx.recv().await) };
+        let connected = async {
+            wakes.events.notified().await;
+            Next::Connected
         };
+        let stopping = async {
+            let _ = stop.changed().await;
+            Next::Stop
+        };
+        match futures_lite::future::or(stopping, futures_lite::future::or(event, connected)).await {
+            Next::Event(Some(ev)) => {
+                if ev.name.as_str().starts_with("camera.") {
+                    wakes.inventory.notify_one();
+                }
+                if queue.push(ev) {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Next::Event(None) => break,
+            Next::Connected => {}
+            Next::Stop => {
+                // What the bus carried up to now (the `system.shutdown` event) goes too.
+                while let Ok(ev) = rx.try_recv() {
+                    if queue.push(ev) {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                queue.publish(&client, &state, &host, &stats).await;
+                break;
+            }
+        }
+        queue.publish(&client, &state, &host, &stats).await;
+    }
+    let _ = leave.send(true);
+    let _ = inventory_task.await;
+}
+
+/// Events waiting to be published: all of them while NATS is connected (for a moment), the
+/// newest `capacity` while it is away.
+struct Queue {
+    events: VecDeque<Arc<Event>>,
+    capacity: usize,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> Queue {
+        Queue {
+            events: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues `ev`; true when the oldest event had to go to make room.
+    fn push(&mut self, ev: Arc<Event>) -> bool {
+        let full = self.events.len() >= self.capacity;
+        if full {
+            self.events.pop_front();
+        }
+        self.events.push_back(ev);
+        full
+    }
+
+    /// Publishes the queued events in order while the client is connected.
+    async fn publish(
+        &mut self,
+        client: &async_nats::Client,
+        state: &ServerState,
+        host: &str,
+        stats: &FleetCounters,
+    ) {
+        while client.connection_state() == State::Connected {
+            let Some(ev) = self.events.pop_front() else {
+                return;
+            };
+            let (subject, payload) = events::message(state, host, &ev);
+            match client.publish(subject, payload).await {
+                Ok(()) => stats.published.fetch_add(1, Ordering::Relaxed),
+                Err(_) => stats.dropped.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_keeps_the_newest_events_in_order() {
+        let ev = |n: u64| {
+            let mut e = Event::json(crate::events::topic::SYSTEM_HEALTH, serde_json::json!({}));
+            e.at_ms = n;
+            Arc::new(e)
+        };
+        let mut q = Queue::new(3);
+        assert!(!q.push(ev(1)));
+        assert!(!q.push(ev(2)));
+        assert!(!q.push(ev(3)));
+        assert!(q.push(ev(4)), "full: the oldest goes");
+        let kept: Vec<u64> = q.events.iter().map(|e| e.at_ms).collect();
+        assert_eq!(kept, [2, 3, 4]);
     }
 }

@@ -30,6 +30,32 @@ pub(crate) fn message(state: &ServerState, host: &str, ev: &Event) -> (String, B
     (subject(host, ev), with_host(&rendered, host))
 }
 
+/// A fleet event about `host` (no WebSocket client sees these: they exist on NATS only):
+/// `camshard.<host>.events.<method>` carrying `{"host","jsonrpc","method","params"}` as any
+/// other event, `params.timestamp` added.
+pub(crate) fn fleet_message(
+    host: &str,
+    method: &str,
+    mut params: serde_json::Map<String, serde_json::Value>,
+) -> (String, Bytes) {
+    params.insert(
+        "timestamp".into(),
+        crate::clock::rfc3339_millis(crate::clock::unix_millis()).into(),
+    );
+    let v = serde_json::json!({"host": host, "jsonrpc": "2.0", "method": method, "params": params});
+    (
+        format!("camshard.{host}.events.{method}"),
+        Bytes::from(v.to_string()),
+    )
+}
+
+/// `fleet.host_offline`: a host is gone (`reason`: `shutdown` from itself, `heartbeat_timeout`
+/// from the announcer, `fleet::watch`).
+pub(crate) const HOST_OFFLINE: &str = "fleet.host_offline";
+
+/// `fleet.host_online`: a host (re)joined NATS and has written its inventory.
+pub(crate) const HOST_ONLINE: &str = "fleet.host_online";
+
 /// `{"host":"<host>",…}` from a rendered `{…}` object. The host id is a subject token
 /// (`[A-Za-z0-9_-]`, checked by the configuration), so it needs no escaping.
 fn with_host(rendered: &[u8], host: &str) -> Bytes {

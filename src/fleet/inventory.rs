@@ -6,8 +6,8 @@
 //! deletes those of cameras it no longer has. The bucket's `max_age` is 3 × `heartbeat_s` (set
 //! by whichever host creates it): a host that stops writing (dead, or cut from NATS) loses its
 //! entries within that bound plus JetStream's expiry sweep (about a second). Every heartbeat
-//! the host also publishes `camshard.<host>.heartbeat` (`{"host", "cameras", "at"}`), so a
-//! watcher learns of a dead host by missing heartbeats without polling the bucket.
+//! the host also publishes `camshard.<host>.heartbeat` (`{"host", "cameras", "camera_ids",
+//! "at"}`); the other hosts watch those and announce a silent host (`fleet::watch`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use async_nats::jetstream::{self, kv};
 
 use serde_json::{json, Value};
 
+use super::events;
 use crate::camera::item::{camera_item_for, stream_host};
 use crate::state::ServerState;
 
@@ -95,16 +96,57 @@ impl Inventory {
     }
 
     /// Writes every camera's entry, deletes the entries of cameras gone, and publishes the
-    /// heartbeat. Skipped while NATS is away (the next heartbeat after it returns rewrites all).
-    pub(crate) async fn refresh(&mut self) {
+    /// heartbeat; true when all of it was sent. Skipped while NATS is away (the next heartbeat
+    /// after it returns rewrites all).
+    pub(crate) async fn refresh(&mut self) -> bool {
+        if self.client.connection_state() != State::Connected {
+            return false;
+        }
+        match self.write().await {
+            Ok(()) => true,
+            Err(e) => {
+                // A bucket lost with a NATS restart is created again next time.
+                self.store = None;
+                tracing::warn!(error = %e, "fleet: inventory not written");
+                false
+            }
+        }
+    }
+
+    /// Publishes `fleet.host_online` (`reason`: `start` the first time, then `reconnect`), once
+    /// the inventory of a new connection is written.
+    pub(crate) async fn online(&mut self, reason: &str) {
+        let mut params = serde_json::Map::new();
+        params.insert("host".into(), self.host.clone().into());
+        params.insert("reason".into(), reason.into());
+        params.insert("cameras".into(), self.written.len().into());
+        let (subject, payload) = events::fleet_message(&self.host, events::HOST_ONLINE, params);
+        let _ = self.client.publish(subject, payload).await;
+    }
+
+    /// A clean stop: deletes this host's entries (delete markers, seen by key-value watchers)
+    /// and publishes `fleet.host_offline` with `reason: "shutdown"`, then flushes, so the fleet
+    /// knows at once instead of after the heartbeat timeout. Nothing when NATS is away.
+    pub(crate) async fn goodbye(&mut self) {
         if self.client.connection_state() != State::Connected {
             return;
         }
-        if let Err(e) = self.write().await {
-            // A bucket lost with a NATS restart is created again next time.
-            self.store = None;
-            tracing::warn!(error = %e, "fleet: inventory not written");
+        let mut cameras = Vec::new();
+        if let Ok(store) = self.store().await.cloned() {
+            for key in std::mem::take(&mut self.written) {
+                let _ = store.delete(&key).await;
+                cameras.push(camera_of(&self.host, &key).to_string());
+            }
         }
+        let now = crate::clock::unix_millis();
+        let (subject, payload) = events::fleet_message(
+            &self.host,
+            events::HOST_OFFLINE,
+            offline(&self.host, "shutdown", &self.host, now, cameras),
+        );
+        let _ = self.client.publish(subject, payload).await;
+        let _ = self.client.flush().await;
+        tracing::info!("fleet: left the fleet (inventory deleted, host_offline published)");
     }
 
     async fn write(&mut self) -> Result<(), String> {
@@ -145,7 +187,12 @@ impl Inventory {
             let _ = store.delete(gone).await;
         }
         self.written = keys;
-        let beat = json!({"host": self.host, "cameras": self.written.len(), "at": now});
+        let ids: Vec<&str> = self
+            .written
+            .iter()
+            .map(|k| camera_of(&self.host, k))
+            .collect();
+        let beat = json!({"host": self.host, "cameras": ids.len(), "camera_ids": ids, "at": now});
         let _ = self
             .client
             .publish(
@@ -155,4 +202,57 @@ impl Inventory {
             .await;
         Ok(())
     }
+}
+
+/// The camera id of inventory key `<host>.<camera>`.
+pub(crate) fn camera_of<'a>(host: &str, key: &'a str) -> &'a str {
+    key.strip_prefix(host)
+        .and_then(|k| k.strip_prefix('.'))
+        .unwrap_or(key)
+}
+
+/// `fleet.host_offline`'s params.
+pub(crate) fn offline(
+    host: &str,
+    reason: &str,
+    reported_by: &str,
+    last_seen_ms: u64,
+    cameras: Vec<String>,
+) -> serde_json::Map<String, Value> {
+    let mut params = serde_json::Map::new();
+    params.insert("host".into(), host.into());
+    params.insert("reason".into(), reason.into());
+    params.insert("reported_by".into(), reported_by.into());
+    params.insert("last_seen".into(), last_seen_ms.into());
+    params.insert("cameras".into(), cameras.into());
+    params
+}
+
+/// Deletes the entries of `dead` (keys `<dead>.*`) from the bucket, and returns their cameras.
+/// The announcer's half of `fleet::watch`: expiry would remove them too, but silently.
+pub(crate) async fn forget_host(
+    client: &async_nats::Client,
+    bucket: &str,
+    dead: &str,
+) -> Vec<String> {
+    use futures_lite::StreamExt;
+    let js = jetstream::new(client.clone());
+    let Ok(store) = js.get_key_value(bucket.to_string()).await else {
+        return Vec::new();
+    };
+    let Ok(keys) = store.keys().await else {
+        return Vec::new();
+    };
+    let prefix = format!("{dead}.");
+    let keys: Vec<String> = keys
+        .filter_map(Result::ok)
+        .filter(|k| k.starts_with(&prefix))
+        .collect()
+        .await;
+    let mut cameras = Vec::with_capacity(keys.len());
+    for key in keys {
+        let _ = store.delete(&key).await;
+        cameras.push(camera_of(dead, &key).to_string());
+    }
+    cameras
 }

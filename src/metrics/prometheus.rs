@@ -423,7 +423,7 @@ fn fleet(w: &mut String, c: &super::FleetCounters) {
         (
             "camshard_fleet_events_dropped_total",
             "counter",
-            "Events not published (NATS away, queue full, publish failed).",
+            "Events not published (more than fleet.event_queue waiting for NATS, publish failed).",
             c.dropped.load(Relaxed),
         ),
         (

@@ -241,8 +241,11 @@ fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
     );
     assert_eq!(metric(&server, "camshard_fleet_connected"), 1);
 
-    // NATS goes away: the host keeps serving its own clients, drops (and counts) the events
-    // meanwhile, and publishes again once NATS is back (the listener reconnects too).
+    // NATS goes away: the host keeps serving its own clients, keeps the events meanwhile, and
+    // publishes them once NATS is back. A JetStream stream (kept on disk across the restart)
+    // records the fleet's events, so what the host sends on reconnection is seen whenever it
+    // is sent.
+    listener.record_events();
     nats.stop();
     assert!(
         wait_until(WITHIN, || metric(&server, "camshard_fleet_connected") == 0),
@@ -251,26 +254,36 @@ fn events_reach_the_fleet_subject_and_survive_a_nats_restart() {
     let dropped = metric(&server, "camshard_fleet_events_dropped_total");
     let r = ws.call("take_snapshot", json!({"device": "camera1"}));
     assert!(r.get("result").is_some(), "served without NATS: {r}");
-    assert!(
-        wait_until(WITHIN, || metric(
-            &server,
-            "camshard_fleet_events_dropped_total"
-        ) > dropped),
-        "events while NATS is away are dropped and counted"
-    );
+    let taken_offline = r["result"]["filename"].clone();
     nats.spawn();
-    // Both ends reconnect on their own; keep taking snapshots until one crosses.
-    let mut crossed = None;
-    let deadline = Instant::now() + WITHIN;
-    while crossed.is_none() && Instant::now() < deadline {
-        let r = ws.call("take_snapshot", json!({"device": "camera0"}));
-        assert!(r.get("result").is_some(), "{r}");
-        crossed = listener.next_json(&mut sub, Duration::from_secs(1), |s, _| {
-            s == "camshard.host-a.events.snapshot.taken"
-        });
-    }
-    let ev = crossed.expect("events flow again after NATS restarted");
-    assert_eq!(ev["host"], "host-a", "{ev}");
+    let mut caught_up = None;
+    assert!(
+        wait_until(WITHIN, || {
+            caught_up = listener.last_recorded("camshard.host-a.events.snapshot.taken");
+            caught_up
+                .as_ref()
+                .is_some_and(|ev| ev["params"]["device"] == "camera1")
+        }),
+        "the event of the outage was published after it: {caught_up:?}"
+    );
+    let ev = caught_up.unwrap_or_default();
+    assert_eq!(ev["params"]["filename"], taken_offline, "{ev}");
+    assert_eq!(
+        metric(&server, "camshard_fleet_events_dropped_total"),
+        dropped,
+        "nothing dropped over a short outage"
+    );
+    let mut online = None;
+    assert!(
+        wait_until(WITHIN, || {
+            online = listener.last_recorded("camshard.host-a.events.fleet.host_online");
+            online.is_some()
+        }),
+        "host_online after the reconnection"
+    );
+    let online = online.unwrap_or_default();
+    assert_eq!(online["params"]["reason"], "reconnect", "{online}");
+    assert_eq!(online["params"]["cameras"], 2, "{online}");
 }
 
 impl Listener {
@@ -443,6 +456,31 @@ fn two_hosts_share_one_nats() {
 }
 
 impl Listener {
+    /// Records every fleet event in a JetStream stream `EVENTS` (on the server's disk, so it
+    /// outlives a restart that keeps the storage).
+    fn record_events(&self) {
+        let js = async_nats::jetstream::new(self.client.clone());
+        self.rt.block_on(async {
+            js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "EVENTS".into(),
+                subjects: vec!["camshard.*.events.>".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("EVENTS stream");
+        });
+    }
+
+    /// The last event `EVENTS` recorded on `subject`.
+    fn last_recorded(&self, subject: &str) -> Option<Value> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        self.rt.block_on(async {
+            let stream = js.get_stream("EVENTS").await.ok()?;
+            let m = stream.get_last_raw_message_by_subject(subject).await.ok()?;
+            serde_json::from_slice(&m.payload).ok()
+        })
+    }
+
     /// The keys of the fleet's inventory bucket (empty while it does not exist).
     pub(crate) fn inventory_keys(&self) -> Vec<String> {
         use futures_lite::StreamExt;
@@ -483,6 +521,7 @@ fn inventory_lists_every_camera_and_forgets_a_dead_host() {
     let listener = Listener::connect(&nats);
     let _rt = listener.rt.enter();
     let mut beats = listener.subscribe("camshard.*.heartbeat");
+    let mut fleet_events = listener.subscribe("camshard.*.events.fleet.>");
     let host = |name: &str| {
         TestServer::new()
             .config(&format!(
@@ -521,18 +560,50 @@ fn inventory_lists_every_camera_and_forgets_a_dead_host() {
         .next_json(&mut beats, WITHIN, |s, _| s == "camshard.north.heartbeat")
         .expect("north's heartbeat");
     assert_eq!(beat["cameras"], 2, "{beat}");
+    for name in ["north", "south"] {
+        let online = listener
+            .next_json(&mut fleet_events, WITHIN, |s, _| {
+                s == format!("camshard.{name}.events.fleet.host_online")
+            })
+            .unwrap_or_else(|| panic!("{name}'s host_online"));
+        assert_eq!(online["params"]["reason"], "start", "{online}");
+        assert_eq!(online["params"]["cameras"], 2, "{online}");
+    }
 
-    // South dies: its entries expire (3 × heartbeat_s = 3 s, plus the sweep); north's stay.
+    // South dies: north, the lowest living host, notices the missing heartbeats (3 ×
+    // heartbeat_s = 3 s, swept every second), deletes south's entries and announces it.
     south.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = south.wait_exit(WITHIN);
     let killed = Instant::now();
-    assert!(
-        wait_until(WITHIN, || listener.inventory_keys() == all[..2]),
-        "south's entries expired: {:?}",
-        listener.inventory_keys()
+    let offline = listener
+        .next_json(&mut fleet_events, WITHIN, |s, _| {
+            s == "camshard.south.events.fleet.host_offline"
+        })
+        .expect("south's host_offline");
+    assert_eq!(offline["host"], "south", "{offline}");
+    assert_eq!(offline["method"], "fleet.host_offline", "{offline}");
+    assert_eq!(
+        offline["params"]["reason"], "heartbeat_timeout",
+        "{offline}"
+    );
+    assert_eq!(offline["params"]["reported_by"], "north", "{offline}");
+    assert_eq!(
+        offline["params"]["cameras"],
+        json!(["camera0", "camera1"]),
+        "{offline}"
     );
     assert!(
-        killed.elapsed() < Duration::from_secs(3 + 5),
+        offline["params"]["last_seen"].as_u64().is_some(),
+        "{offline}"
+    );
+    assert!(
+        wait_until(WITHIN, || listener.inventory_keys() == all[..2]),
+        "south's entries gone: {:?}",
+        listener.inventory_keys()
+    );
+    // The documented bound: 3 heartbeats + the 1 s sweep, with slack for a busy machine.
+    assert!(
+        killed.elapsed() < Duration::from_secs(3 + 1 + 6),
         "within the bound: {:?}",
         killed.elapsed()
     );
@@ -545,6 +616,60 @@ fn inventory_lists_every_camera_and_forgets_a_dead_host() {
         listener.inventory_keys()
     );
     drop(north);
+}
+
+/// A host that stops cleanly leaves at once: its entries are deleted and it announces itself
+/// offline (`reason: "shutdown"`), long before its entries' TTL (here 3 × 30 s) would matter.
+#[test]
+fn a_clean_stop_leaves_the_fleet_at_once() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let listener = Listener::connect(&nats);
+    let _rt = listener.rt.enter();
+    let mut fleet_events = listener.subscribe("camshard.*.events.>");
+    let mut east = TestServer::new()
+        .config(&format!(
+            "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"east\"\n\
+             heartbeat_s = 30\n",
+            nats.url()
+        ))
+        .start();
+    listener
+        .next_json(&mut fleet_events, WITHIN, |s, _| {
+            s == "camshard.east.events.fleet.host_online"
+        })
+        .expect("east's host_online");
+    assert_eq!(listener.inventory_keys(), ["east.camera0", "east.camera1"]);
+
+    east.signal(nix::sys::signal::Signal::SIGTERM);
+    let stopped = Instant::now();
+    // The bus's last event goes out before the goodbye.
+    let shutdown = listener
+        .next_json(&mut fleet_events, WITHIN, |s, _| {
+            s == "camshard.east.events.system.shutdown"
+        })
+        .expect("system.shutdown on the fleet subject");
+    assert_eq!(shutdown["host"], "east", "{shutdown}");
+    let offline = listener
+        .next_json(&mut fleet_events, WITHIN, |s, _| {
+            s == "camshard.east.events.fleet.host_offline"
+        })
+        .expect("east's host_offline");
+    assert_eq!(offline["params"]["reason"], "shutdown", "{offline}");
+    assert_eq!(offline["params"]["reported_by"], "east", "{offline}");
+    assert_eq!(
+        offline["params"]["cameras"],
+        json!(["camera0", "camera1"]),
+        "{offline}"
+    );
+    assert!(
+        listener.inventory_keys().is_empty(),
+        "{:?}",
+        listener.inventory_keys()
+    );
+    assert_eq!(east.wait_exit(WITHIN), Some(0), "a clean exit");
+    assert!(stopped.elapsed() < WITHIN);
 }
 
 /// The WebSocket's rate limit applies over NATS, one bucket per credential: a burst beyond
