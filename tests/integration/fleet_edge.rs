@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::common::{
@@ -250,6 +251,19 @@ impl Fleet {
     }
 }
 
+impl Listener {
+    /// Publishes `body` on `subject` and flushes; an error (NATS away) is ignored: the caller
+    /// waits for what the message should cause.
+    fn publish(&self, subject: &str, body: &Value) {
+        let client = self.client.clone();
+        let (subject, body) = (subject.to_string(), body.to_string());
+        self.rt.block_on(async move {
+            let _ = client.publish(subject, body.into()).await;
+            let _ = client.flush().await;
+        });
+    }
+}
+
 /// The position of host `id` in [`HOSTS`].
 fn index(id: &str) -> usize {
     HOSTS
@@ -271,10 +285,11 @@ fn identity(entry: &Value) -> Value {
 /// The whole edge in one scenario (its parts take seconds to start, so they are shared): the
 /// inventory lists all 6 cameras with URLs through HAProxy; a snapshot on B through NATS gives
 /// a download URL that HAProxy serves; A's live view (still and MJPEG) and B's WebSocket work
-/// through HAProxy; C's event
-/// reaches `camshard.C.events.>`; requests without credentials or with too low a role are
-/// refused; B killed leaves the inventory within the documented bound; NATS restarted empty
-/// gets every living host's inventory back, unchanged.
+/// through HAProxy; C's event reaches `camshard.C.events.>`; requests without credentials or
+/// with too low a role are refused; B killed is announced (`fleet.host_offline` from A) and
+/// leaves the inventory within the documented bound; C's events while NATS is away wait and
+/// arrive in order when NATS returns empty, every living host says `fleet.host_online` and
+/// writes its inventory again, unchanged.
 #[test]
 fn three_hosts_behind_one_haproxy() {
     let Some(fleet) = Fleet::start() else {
@@ -410,29 +425,125 @@ fn three_hosts_behind_one_haproxy() {
         "the viewer may list: {list}"
     );
 
-    // 5. B is killed: its entries leave the inventory within 3 × heartbeat_s plus JetStream's
-    // sweep (docs/operations.md); A's and C's stay.
+    // 5. B is killed (SIGKILL: no goodbye). The live host with the lowest id, A, announces it
+    // on B's events subject and deletes its entries, within 3 × heartbeat_s + 2 s
+    // (docs/operations.md, "A dead host"); A's and C's entries stay.
+    let mut events = fleet.listener.subscribe("camshard.*.events.>");
     let living = Fleet::keys_of(&["A", "C"]);
     fleet.kill("B");
     let killed = Instant::now();
-    assert!(
-        wait_until(WITHIN, || fleet.listener.inventory_keys() == living),
-        "B's entries expired: {:?}",
-        fleet.listener.inventory_keys()
-    );
+    let offline = fleet
+        .listener
+        .next_json(&mut events, WITHIN, |s, _| {
+            s == "camshard.B.events.fleet.host_offline"
+        })
+        .expect("fleet.host_offline for B");
     let bound = Duration::from_secs(3 * HEARTBEAT_S + 2) + SLACK;
     assert!(
         killed.elapsed() < bound,
-        "B left within {bound:?}: {:?}",
+        "B announced within {bound:?}: {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(offline["host"], "B", "{offline}");
+    assert_eq!(offline["jsonrpc"], "2.0", "{offline}");
+    assert_eq!(offline["method"], "fleet.host_offline", "{offline}");
+    let p = &offline["params"];
+    assert_eq!(p["host"], "B", "{offline}");
+    assert_eq!(p["reason"], "heartbeat_timeout", "{offline}");
+    assert_eq!(p["reported_by"], "A", "{offline}");
+    assert_eq!(p["cameras"], json!(["camera0", "camera1"]), "{offline}");
+    assert!(p["last_seen"].as_u64().is_some_and(|t| t > 0), "{offline}");
+    assert!(!p["timestamp"].is_null(), "{offline}");
+    assert!(
+        wait_until(WITHIN, || fleet.listener.inventory_keys() == living),
+        "B's entries deleted: {:?}",
+        fleet.listener.inventory_keys()
+    );
+    assert!(
+        killed.elapsed() < bound,
+        "B left the inventory within {bound:?}: {:?}",
         killed.elapsed()
     );
     // HAProxy no longer reaches B: a gateway error, not a hang.
     let (status, _, _) = fleet.haproxy.get("/B/files/snapshots/x.jpg");
     assert!(status == 502 || status == 503, "{status}");
 
-    // 6. NATS restarts with empty storage (a replaced node): every living host writes its
-    // inventory again, the same entries as before.
+    // 6. NATS goes away; C keeps serving its own clients, and its events wait in its queue.
+    fleet.nats.borrow_mut().stop();
+    for id in ["A", "C"] {
+        assert!(
+            wait_until(WITHIN, || metric(
+                &fleet.host(id),
+                "camshard_fleet_connected"
+            ) == 0),
+            "{id} noticed NATS left"
+        );
+    }
+    let mut ws = fleet.host("C").connect();
+    ws.auth(&token("operator"));
+    let mut files = Vec::new();
+    for device in ["camera0", "camera1"] {
+        let r = ws.call("take_snapshot", json!({"device": device}));
+        assert!(
+            r["result"]["filename"].is_string(),
+            "served without NATS: {r}"
+        );
+        files.push(r["result"]["filename"].clone());
+    }
+    // NATS comes back with empty storage (a replaced node). The hosts are held (SIGSTOP) until
+    // the test listens again, so nothing they publish on their return can race past the
+    // listener's own reconnection.
+    for id in ["A", "C"] {
+        fleet.host(id).signal(Signal::SIGSTOP);
+    }
     fleet.nats.borrow_mut().restart_empty();
+    assert!(
+        wait_until(WITHIN, || fleet.listener.client.connection_state()
+            == async_nats::connection::State::Connected),
+        "the listener reconnected"
+    );
+    drop(events);
+    let mut events = fleet.listener.subscribe("camshard.*.events.>");
+    // Connected and flushed is not yet "the server has the subscription" (a reconnected client
+    // resubscribes in the background): a probe that comes back through it is.
+    let mut probes = 0;
+    let heard = wait_until(WITHIN, || {
+        probes += 1;
+        fleet
+            .listener
+            .publish("camshard.probe.events.ready", &json!({"probe": probes}));
+        fleet
+            .listener
+            .next_json(&mut events, Duration::from_millis(500), |s, _| {
+                s == "camshard.probe.events.ready"
+            })
+            .is_some()
+    });
+    assert!(heard, "the listener's subscription is live on the new NATS");
+    for id in ["A", "C"] {
+        fleet.host(id).signal(Signal::SIGCONT);
+    }
+    // C's two waiting snapshot events, in order, and each host's host_online (reconnect), in
+    // whatever order the hosts come back.
+    let (mut shots, mut online) = (Vec::new(), Vec::new());
+    while shots.len() < files.len() || online.len() < 2 {
+        let Some(ev) = fleet.listener.next_json(&mut events, WITHIN, |_, _| true) else {
+            panic!("waiting snapshots {shots:?} and host_online {online:?} incomplete");
+        };
+        match (ev["method"].as_str(), ev["host"].as_str()) {
+            (Some("snapshot.taken"), Some("C")) => shots.push(ev["params"]["filename"].clone()),
+            (Some("fleet.host_online"), Some(host)) => {
+                assert_eq!(ev["params"]["reason"], "reconnect", "{ev}");
+                assert_eq!(ev["params"]["cameras"], 2, "{ev}");
+                online.push(host.to_string());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(shots, files, "the events that waited, in order");
+    online.sort();
+    assert_eq!(online, ["A", "C"]);
+    // Every living host wrote its inventory again: the same entries as before.
     assert!(
         wait_until(WITHIN, || fleet.listener.inventory_keys() == living),
         "A and C re-published: {:?}",
@@ -446,15 +557,6 @@ fn three_hosts_behind_one_haproxy() {
         assert!(
             before.contains(&identity(&entry)),
             "{key} came back changed: {entry}"
-        );
-    }
-    for id in ["A", "C"] {
-        assert!(
-            wait_until(WITHIN, || metric(
-                &fleet.host(id),
-                "camshard_fleet_connected"
-            ) == 1),
-            "{id} reconnected"
         );
     }
 }
@@ -478,123 +580,5 @@ fn the_haproxy_example_renders_one_backend_per_host() {
     assert!(
         cfg.contains("use_backend camshard_%[var(txn.fleet_host)]"),
         "{cfg}"
-    );
-}
-
-/// The host-down design (docs/operations.md, "When NATS or a host fails"): B killed is
-/// announced on `camshard.B.events.fleet.host_offline` by the live host with the lowest id (A)
-/// within 3 × `heartbeat_s` + 2 s, its entries deleted; events produced while NATS is away wait
-/// in the host's queue and are published, in order, when NATS returns (here: empty), followed by
-/// each host's `fleet.host_online` with `"reason": "reconnect"`.
-#[test]
-#[ignore = "needs fleet.host_offline"]
-fn a_killed_host_is_announced_and_events_wait_for_nats() {
-    use nix::sys::signal::Signal;
-    let Some(fleet) = Fleet::start() else {
-        return;
-    };
-    let _rt = fleet.listener.rt.enter();
-    assert!(
-        wait_until(WITHIN, || fleet.listener.inventory_keys()
-            == Fleet::keys_of(&HOSTS)),
-        "inventory: {:?}",
-        fleet.listener.inventory_keys()
-    );
-    let mut events = fleet.listener.subscribe("camshard.*.events.>");
-
-    // B dies without a word: A (the lowest live id) announces it.
-    fleet.kill("B");
-    let killed = Instant::now();
-    let offline = fleet
-        .listener
-        .next_json(&mut events, WITHIN, |s, _| {
-            s == "camshard.B.events.fleet.host_offline"
-        })
-        .expect("fleet.host_offline for B");
-    let bound = Duration::from_secs(3 * HEARTBEAT_S + 2) + SLACK;
-    assert!(
-        killed.elapsed() < bound,
-        "announced within {bound:?}: {:?}",
-        killed.elapsed()
-    );
-    assert_eq!(offline["host"], "B", "{offline}");
-    assert_eq!(offline["jsonrpc"], "2.0", "{offline}");
-    assert_eq!(offline["method"], "fleet.host_offline", "{offline}");
-    let p = &offline["params"];
-    assert_eq!(p["host"], "B", "{offline}");
-    assert_eq!(p["reason"], "heartbeat_timeout", "{offline}");
-    assert_eq!(p["reported_by"], "A", "{offline}");
-    assert_eq!(p["cameras"], json!(["camera0", "camera1"]), "{offline}");
-    assert!(p["last_seen"].as_u64().is_some_and(|t| t > 0), "{offline}");
-    assert!(!p["timestamp"].is_null(), "{offline}");
-    // The announcer deleted B's entries (no waiting for the TTL).
-    let living = Fleet::keys_of(&["A", "C"]);
-    assert!(
-        wait_until(WITHIN, || fleet.listener.inventory_keys() == living),
-        "B's entries deleted: {:?}",
-        fleet.listener.inventory_keys()
-    );
-
-    // NATS goes away; C keeps serving its own clients, and its events wait.
-    fleet.nats.borrow_mut().stop();
-    for id in ["A", "C"] {
-        assert!(
-            wait_until(WITHIN, || metric(
-                &fleet.host(id),
-                "camshard_fleet_connected"
-            ) == 0),
-            "{id} noticed NATS left"
-        );
-    }
-    let mut ws = fleet.host("C").connect();
-    ws.auth(&token("operator"));
-    let mut files = Vec::new();
-    for device in ["camera0", "camera1"] {
-        let r = ws.call("take_snapshot", json!({"device": device}));
-        assert!(
-            r["result"]["filename"].is_string(),
-            "served without NATS: {r}"
-        );
-        files.push(r["result"]["filename"].clone());
-    }
-    // The hosts are held (SIGSTOP) until the test listens again on the new NATS, so nothing
-    // they publish on their return can race past the listener's resubscription.
-    for id in ["A", "C"] {
-        fleet.host(id).signal(Signal::SIGSTOP);
-    }
-    fleet.nats.borrow_mut().restart_empty();
-    assert!(
-        wait_until(WITHIN, || fleet.listener.client.connection_state()
-            == async_nats::connection::State::Connected),
-        "the listener reconnected"
-    );
-    let mut events = fleet.listener.subscribe("camshard.*.events.>");
-    for id in ["A", "C"] {
-        fleet.host(id).signal(Signal::SIGCONT);
-    }
-    // C's two queued snapshot events, in order, and each host's host_online (reconnect), in
-    // whatever order the hosts come back.
-    let (mut shots, mut online) = (Vec::new(), Vec::new());
-    while shots.len() < files.len() || online.len() < 2 {
-        let Some(ev) = fleet.listener.next_json(&mut events, WITHIN, |_, _| true) else {
-            panic!("queued snapshots {shots:?} and host_online {online:?} incomplete");
-        };
-        match (ev["method"].as_str(), ev["host"].as_str()) {
-            (Some("snapshot.taken"), Some("C")) => shots.push(ev["params"]["filename"].clone()),
-            (Some("fleet.host_online"), Some(host)) => {
-                assert_eq!(ev["params"]["reason"], "reconnect", "{ev}");
-                assert_eq!(ev["params"]["cameras"], 2, "{ev}");
-                online.push(host.to_string());
-            }
-            _ => {}
-        }
-    }
-    assert_eq!(shots, files, "the queued events, in order");
-    online.sort();
-    assert_eq!(online, ["A", "C"]);
-    assert!(
-        wait_until(WITHIN, || fleet.listener.inventory_keys() == living),
-        "A and C re-published: {:?}",
-        fleet.listener.inventory_keys()
     );
 }
