@@ -6,7 +6,9 @@
 //!
 //! Each host's `http.public_base_url` is its prefix on HAProxy (`http://127.0.0.1:<port>/<host>`),
 //! as the example tells operators to set it: the download URLs a host hands out and the
-//! inventory's `api_url`/`download_base` point through HAProxy.
+//! inventory's `api_url`/`download_base` point through HAProxy. A killed host is asserted
+//! against the host-down design of docs/operations.md ("A dead host"): `fleet.host_offline` from
+//! the live host with the lowest id, events of a NATS outage published in order afterwards.
 //!
 //! `haproxy` and `nats-server` are test dependencies (`tests/run --deps` installs both); without
 //! them these tests fail naming the install command, unless `CAMSHARD_SKIP_FLEET=1` skips them.
