@@ -22,7 +22,7 @@ pub(crate) const CAMERAS: &str =
 pub(crate) const WITHIN: Duration = Duration::from_secs(20);
 
 /// The `nats-server` program, or `None` when it is missing and the fleet tests are skipped.
-fn nats_server() -> Option<PathBuf> {
+pub(crate) fn nats_server() -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
@@ -88,7 +88,7 @@ impl Nats {
     }
 
     /// Starts the server process (again, on the same port) and waits until it accepts.
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let mut cmd = Command::new(&self.program);
         if !self.conf.is_empty() {
             let file = self.dir.path().join("nats.conf");
@@ -114,7 +114,7 @@ impl Nats {
     }
 
     /// Kills the server process and waits for it.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -122,7 +122,7 @@ impl Nats {
     }
 
     /// Restarts the server with empty JetStream storage (a replaced NATS node).
-    fn restart_empty(&mut self) {
+    pub(crate) fn restart_empty(&mut self) {
         self.stop();
         self.dir = tempfile::tempdir().expect("tempdir");
         self.spawn();
@@ -133,7 +133,7 @@ impl Nats {
     }
 
     /// A camshard host with two synthetic cameras joined to this NATS as `host`.
-    fn host(&self, host: &str) -> crate::common::Server {
+    pub(crate) fn host(&self, host: &str) -> crate::common::Server {
         TestServer::new()
             .config(&format!(
                 "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{host}\"\n",
@@ -168,7 +168,7 @@ fn off_by_default() {
 /// A NATS client for the test, on a current-thread runtime of its own.
 pub(crate) struct Listener {
     pub(crate) rt: tokio::runtime::Runtime,
-    client: async_nats::Client,
+    pub(crate) client: async_nats::Client,
 }
 
 impl Listener {
@@ -536,7 +536,7 @@ impl Listener {
     }
 
     /// One inventory entry as JSON.
-    fn inventory_entry(&self, key: &str) -> Option<Value> {
+    pub(crate) fn inventory_entry(&self, key: &str) -> Option<Value> {
         let js = async_nats::jetstream::new(self.client.clone());
         self.rt.block_on(async {
             let kv = js.get_key_value("camshard_inventory").await.ok()?;

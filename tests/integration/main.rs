@@ -18,6 +18,7 @@ mod faults;
 mod files;
 mod fleet;
 mod fleet_auth;
+mod fleet_edge;
 mod layout;
 mod limits;
 mod live;

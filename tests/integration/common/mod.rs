@@ -327,6 +327,13 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL (no shutdown of any kind: a crash or a power cut as the
+    /// rest of the world sees it) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit and returns its status code.
     pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
