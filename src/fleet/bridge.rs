@@ -29,7 +29,7 @@ use crate::state::ServerState;
 const HANDOFF: usize = 256;
 
 /// Longest wait between two connection attempts.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+pub(crate) const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// What the bridge is started with.
 pub(crate) struct Start {

@@ -167,11 +167,11 @@ impl Watch {
         Sweep { dead, announce }
     }
 
-    /// Everyone counts as just heard: after NATS was away, nobody is dead for having been
-    /// unheard meanwhile; each host gets a full `dead_after` to beat again.
-    fn forgive(&mut self, now: Instant) {
+    /// Everyone counts as heard at `at`: after NATS was away, nobody is dead for having been
+    /// unheard meanwhile; each host gets a full `dead_after` from then to beat again.
+    fn forgive(&mut self, at: Instant) {
         for s in self.seen.values_mut() {
-            s.at = now;
+            s.at = at;
         }
     }
 }
@@ -227,7 +227,10 @@ pub(crate) async fn run(
         let now = Instant::now();
         next_sweep = now + SWEEP;
         if client.connection_state() != State::Connected {
-            watch.forgive(now);
+            // The others reconnect on their own backoff, up to its longest delay after this
+            // host: they get that much more than `dead_after`, so an outage of NATS itself
+            // makes no host look dead.
+            watch.forgive(now + super::bridge::MAX_RECONNECT_DELAY);
             continue;
         }
         let found = watch.sweep(now);
@@ -331,6 +334,21 @@ mod tests {
             "both fell silent"
         );
         assert!(s.announce);
+    }
+
+    #[test]
+    fn after_an_outage_of_nats_everyone_gets_the_grace_again() {
+        let t0 = Instant::now();
+        let mut w = Watch::new("a".into(), AFTER);
+        w.heard("b", beat(1), t0);
+        // NATS was away until t0 + 10 s; the grace runs from then plus 5 s.
+        let back = t0 + Duration::from_secs(10);
+        w.forgive(back + Duration::from_secs(5));
+        assert!(
+            w.sweep(back + AFTER).dead.is_empty(),
+            "b may still be reconnecting"
+        );
+        assert_eq!(w.sweep(back + Duration::from_secs(5) + AFTER).dead.len(), 1);
     }
 
     #[test]
