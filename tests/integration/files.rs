@@ -849,6 +849,14 @@ fn retention_policy_persists_and_cleanup_deletes_only_old_files() {
     let root = tempfile::tempdir().unwrap();
     let snaps = root.path().join("data/snapshots");
     make_snapshots(&snaps, 25);
+    // Files 10..24 are made ten minutes older, far past the limit below, so the line between
+    // kept and deleted does not move while a busy machine runs the test.
+    for i in 10..25u64 {
+        age(
+            &snaps.join(format!("camera0_snap_{i:02}.jpg")),
+            Duration::from_secs(i + 10 + 600),
+        );
+    }
     let s = start_at(root.path());
     let mut a = s.connect();
     a.auth(&token("admin"));
@@ -913,8 +921,9 @@ fn retention_policy_persists_and_cleanup_deletes_only_old_files() {
         r,
         json!({"policy_type": "manual", "enabled": false, "message": "Retention policy updated"})
     );
-    // 20 seconds, as days: files 10..19 s old stay, 20..34 s old go. Both limits are echoed.
-    let days = 20.0 / 86_400.0;
+    // 5 minutes, as days: files 10..19 s old stay, those over 10 minutes old go. Both limits
+    // are echoed.
+    let days = 300.0 / 86_400.0;
     let r = a.call(
         "set_retention_policy",
         json!({"policy_type": "age", "enabled": false, "max_age_days": days, "max_size_gb": 100}),
