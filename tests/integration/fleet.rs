@@ -21,22 +21,24 @@ pub(crate) const CAMERAS: &str =
 /// A deadline for anything crossing NATS.
 pub(crate) const WITHIN: Duration = Duration::from_secs(20);
 
-/// The `nats-server` program, or `None` when it is missing and the fleet tests are skipped.
-pub(crate) fn nats_server() -> Option<PathBuf> {
+/// A program the fleet tests run (`nats-server`, `haproxy`: Debian packages of the same name,
+/// in /usr/sbin), or `None` when it is missing and `CAMSHARD_SKIP_FLEET=1` skips those tests;
+/// missing otherwise, the test fails naming the install command.
+pub(crate) fn fleet_program(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("nats-server"))
+        .map(|d| d.join(name))
         .find(|p| p.is_file());
     if found.is_none() {
         if std::env::var("CAMSHARD_SKIP_FLEET").as_deref() == Ok("1") {
-            eprintln!("fleet tests skipped: no nats-server (CAMSHARD_SKIP_FLEET=1)");
+            eprintln!("fleet tests skipped: no {name} (CAMSHARD_SKIP_FLEET=1)");
             return None;
         }
         panic!(
-            "the fleet tests need nats-server: `apt-get install -y nats-server` \
+            "the fleet tests need {name}: `apt-get install -y {name}` \
              (or tests/run --deps), or set CAMSHARD_SKIP_FLEET=1 to skip them"
         );
     }
@@ -74,7 +76,7 @@ impl Nats {
     }
 
     fn launch(conf: &str, jetstream: bool) -> Option<Nats> {
-        let program = nats_server()?;
+        let program = fleet_program("nats-server")?;
         let mut n = Nats {
             program,
             port: free_port(),
@@ -134,9 +136,14 @@ impl Nats {
 
     /// A camshard host with two synthetic cameras joined to this NATS as `host`.
     pub(crate) fn host(&self, host: &str) -> crate::common::Server {
+        self.host_with(host, "")
+    }
+
+    /// The same with more `[fleet]` lines (`heartbeat_s = 1\n` …).
+    pub(crate) fn host_with(&self, host: &str, fleet: &str) -> crate::common::Server {
         TestServer::new()
             .config(&format!(
-                "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{host}\"\n",
+                "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{host}\"\n{fleet}",
                 self.url()
             ))
             .start()
@@ -559,15 +566,7 @@ fn inventory_lists_every_camera_and_forgets_a_dead_host() {
     let _rt = listener.rt.enter();
     let mut beats = listener.subscribe("camshard.*.heartbeat");
     let mut fleet_events = listener.subscribe("camshard.*.events.fleet.>");
-    let host = |name: &str| {
-        TestServer::new()
-            .config(&format!(
-                "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{name}\"\n\
-                 heartbeat_s = 1\n",
-                nats.url()
-            ))
-            .start()
-    };
+    let host = |name: &str| nats.host_with(name, "heartbeat_s = 1\n");
     let north = host("north");
     let mut south = host("south");
     let all = [
@@ -666,15 +665,7 @@ fn a_frozen_host_is_announced_offline_then_back_online() {
     let listener = Listener::connect(&nats);
     let _rt = listener.rt.enter();
     let mut fleet_events = listener.subscribe("camshard.*.events.fleet.>");
-    let host = |name: &str| {
-        TestServer::new()
-            .config(&format!(
-                "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"{name}\"\n\
-                 heartbeat_s = 1\n",
-                nats.url()
-            ))
-            .start()
-    };
+    let host = |name: &str| nats.host_with(name, "heartbeat_s = 1\n");
     let alpha = host("alpha");
     let beta = host("beta");
     for name in ["alpha", "beta"] {
@@ -857,13 +848,7 @@ fn a_clean_stop_leaves_the_fleet_at_once() {
     let listener = Listener::connect(&nats);
     let _rt = listener.rt.enter();
     let mut fleet_events = listener.subscribe("camshard.*.events.>");
-    let mut east = TestServer::new()
-        .config(&format!(
-            "{CAMERAS}[fleet]\nenabled = true\nservers = [\"{}\"]\nhost_id = \"east\"\n\
-             heartbeat_s = 30\n",
-            nats.url()
-        ))
-        .start();
+    let mut east = nats.host_with("east", "heartbeat_s = 30\n");
     listener
         .next_json(&mut fleet_events, WITHIN, |s, _| {
             s == "camshard.east.events.fleet.host_online"

@@ -347,44 +347,12 @@ fn tls_with_a_private_ca() {
     assert_refused(&bad, "\"tls\":true");
 }
 
-/// Runs a host whose `[fleet]` has `fleet` (TOML lines) and returns (exit code, stderr); fails
-/// if it is still running after [`WITHIN`]. No NATS: these are checked before any connection.
+/// Runs a host whose `[fleet]` has `fleet` (TOML lines) and returns (exit code, stderr). No
+/// NATS: these are checked before any connection.
 fn run_to_exit(fleet: &str) -> (Option<i32>, String) {
-    use std::io::Read;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("bad.toml");
-    let toml = format!(
-        "[http.compat_listener]\nenabled = false\n[fleet]\nenabled = true\n\
-         servers = [\"nats://127.0.0.1:1\"]\n{fleet}"
-    );
-    std::fs::write(&cfg, toml).expect("write config");
-    let mut child = std::process::Command::new(crate::common::bin())
-        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--config"])
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("CAMSHARD_JWT_SECRET", crate::common::SECRET)
-        .env("CAMSHARD_LOG_FORMAT", "text")
-        .env_remove("CAMSHARD_LISTEN")
-        .env_remove("CAMSHARD_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn camshard");
-    let exited = wait_until(WITHIN, || matches!(child.try_wait(), Ok(Some(_))));
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("camshard kept running with [fleet] {fleet}");
-    }
-    let code = child.wait().ok().and_then(|s| s.code());
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    (code, err)
+    crate::common::run_to_exit(&format!(
+        "[fleet]\nenabled = true\nservers = [\"nats://127.0.0.1:1\"]\n{fleet}"
+    ))
 }
 
 /// A creds file that is no creds file, a CA file that is missing or holds no certificate: the

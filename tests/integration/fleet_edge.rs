@@ -16,7 +16,6 @@
 use std::cell::{Ref, RefCell};
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,28 +36,6 @@ const HOSTS: [&str; 3] = ["A", "B", "C"];
 
 /// The heartbeat of every host, seconds: the inventory's TTL is three of them.
 const HEARTBEAT_S: u64 = 1;
-
-/// The `haproxy` program, or `None` when it is missing and the fleet tests are skipped.
-fn haproxy_program() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("haproxy"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("CAMSHARD_SKIP_FLEET").as_deref() == Ok("1") {
-            eprintln!("fleet edge tests skipped: no haproxy (CAMSHARD_SKIP_FLEET=1)");
-            return None;
-        }
-        panic!(
-            "the fleet edge tests need haproxy: `apt-get install -y haproxy` \
-             (or tests/run --deps), or set CAMSHARD_SKIP_FLEET=1 to skip them"
-        );
-    }
-    found
-}
 
 /// `config/haproxy-fleet.cfg` for `hosts` (host id, loopback port) behind `127.0.0.1:port`:
 /// the example's `bind :8080` is bound to that address, and its first backend
@@ -99,7 +76,7 @@ pub(crate) struct Haproxy {
 impl Haproxy {
     /// Starts one on `port` with `cfg`, and waits until it accepts; `None` when skipped.
     pub(crate) fn start(port: u16, cfg: &str) -> Option<Haproxy> {
-        let program = haproxy_program()?;
+        let program = crate::fleet::fleet_program("haproxy")?;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("write haproxy.cfg");
@@ -170,7 +147,7 @@ impl Fleet {
     /// first) and HAProxy rendered from the example; `None` when the fleet tests are skipped.
     fn start() -> Option<Fleet> {
         // Both programs are looked up first, so a skip skips before anything starts.
-        haproxy_program()?;
+        crate::fleet::fleet_program("haproxy")?;
         let nats = Nats::start()?;
         let proxy_port = free_port();
         let hosts: Vec<Server> = HOSTS

@@ -8,7 +8,6 @@ use crate::common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -389,50 +388,6 @@ fn the_compat_listener_speaks_tls_too() {
     assert!(!wait_closed(&mut plain, common::REPLY_TIMEOUT).starts_with(b"HTTP/"));
 }
 
-/// Runs the server with `toml` as its config; returns (exit code, stderr). Fails if it is still
-/// running after `common::REPLY_TIMEOUT`.
-fn run_to_exit(toml: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("bad.toml");
-    std::fs::write(
-        &cfg,
-        format!("[http.compat_listener]\nenabled = false\n{toml}"),
-    )
-    .expect("write config");
-    let mut child = Command::new(common::bin())
-        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--config"])
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("CAMSHARD_JWT_SECRET", common::SECRET)
-        .env("CAMSHARD_LOG_FORMAT", "text")
-        .env_remove("CAMSHARD_LISTEN")
-        .env_remove("CAMSHARD_TLS_ENABLED")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn camshard");
-    let deadline = Instant::now() + common::REPLY_TIMEOUT;
-    let code = loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            break st.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("camshard kept running with a bad TLS configuration");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    (code, err)
-}
-
 #[test]
 fn bad_certificate_files_stop_the_start_naming_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -440,7 +395,7 @@ fn bad_certificate_files_stop_the_start_naming_the_file() {
     let other = make_cert(dir.path(), "other");
     let missing = dir.path().join("no-such-cert.pem");
 
-    let (code, err) = run_to_exit(&tls_toml(&TestCert {
+    let (code, err) = common::run_to_exit(&tls_toml(&TestCert {
         der: good.der.clone(),
         cert: missing,
         key: good.key.clone(),
@@ -449,7 +404,7 @@ fn bad_certificate_files_stop_the_start_naming_the_file() {
     assert!(err.contains("no-such-cert.pem"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    let (code, err) = run_to_exit(&tls_toml(&TestCert {
+    let (code, err) = common::run_to_exit(&tls_toml(&TestCert {
         der: good.der.clone(),
         cert: good.cert.clone(),
         key: other.key.clone(),
@@ -461,7 +416,7 @@ fn bad_certificate_files_stop_the_start_naming_the_file() {
     );
 
     // Enabled without files is a configuration error (exit 2) naming the key.
-    let (code, err) = run_to_exit("[server.tls]\nenabled = true\n");
+    let (code, err) = common::run_to_exit("[server.tls]\nenabled = true\n");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("server.tls.cert_path"), "{err}");
 }

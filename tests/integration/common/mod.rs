@@ -828,3 +828,48 @@ pub(crate) fn count_closed(sockets: &[TcpStream], want: usize) -> usize {
     });
     closed
 }
+
+/// Runs the server with `toml` as its config; returns (exit code, stderr). Fails if it is still
+/// running after [`REPLY_TIMEOUT`] (a configuration that should stop the start).
+pub(crate) fn run_to_exit(toml: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        format!("[http.compat_listener]\nenabled = false\n{toml}"),
+    )
+    .expect("write config");
+    let mut child = Command::new(bin())
+        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("CAMSHARD_JWT_SECRET", SECRET)
+        .env("CAMSHARD_LOG_FORMAT", "text")
+        .env_remove("CAMSHARD_LISTEN")
+        .env_remove("CAMSHARD_TLS_ENABLED")
+        .env_remove("CAMSHARD_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn camshard");
+    let deadline = Instant::now() + REPLY_TIMEOUT;
+    let code = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("camshard kept running with {toml}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    (code, err)
+}
