@@ -103,7 +103,7 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     rpc_warmup: f64,
     /// Request-reply: measured seconds per run.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 3.0)]
     rpc_duration: f64,
 
     /// A/B: WebSocket connections (closed loop, one request in flight each).
@@ -116,14 +116,14 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     ab_warmup: f64,
     /// A/B: measured seconds per run.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 3.0)]
     ab_duration: f64,
     /// A/B with events flowing: background snapshots per second on the measured host during a
     /// `ping` run (0 = skip this variant).
     #[arg(long, default_value_t = 500.0)]
     ab_events_rate: f64,
     /// A/B with events flowing: rounds.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     ab_events_rounds: u32,
 
     /// Write every figure as JSON here.
@@ -1334,33 +1334,55 @@ async fn part_ab(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+        let per_req = |r: &AbRun| r.cpu.map(|c| c / 100.0 * 1e6 / r.req_per_s.max(1.0));
         let rps = |v: &[AbRun]| median(&v.iter().map(|r| r.req_per_s).collect::<Vec<_>>());
-        let cpr = |v: &[AbRun]| {
-            median(
-                &v.iter()
-                    .filter_map(|r| r.cpu.map(|c| c / 100.0 * 1e6 / r.req_per_s.max(1.0)))
-                    .collect::<Vec<_>>(),
-            )
-        };
-        summary.push((label, rps(&by[0]), rps(&by[1]), cpr(&by[0]), cpr(&by[1])));
+        let cpr = |v: &[AbRun]| median(&v.iter().filter_map(per_req).collect::<Vec<_>>());
+        // Paired within a round (the two runs back to back): the spread of these is the noise.
+        let pairs: Vec<(f64, f64)> = by[0]
+            .iter()
+            .zip(&by[1])
+            .map(|(x, y)| {
+                let cpu = per_req(x).zip(per_req(y)).map(|(p, q)| p / q);
+                (x.req_per_s / y.req_per_s.max(1.0), cpu.unwrap_or(f64::NAN))
+            })
+            .collect();
+        summary.push((
+            label,
+            rps(&by[0]),
+            rps(&by[1]),
+            cpr(&by[0]),
+            cpr(&by[1]),
+            pairs,
+        ));
     }
-    println!("\nMedians over the rounds (on / off):\n");
-    println!("| case | req/s on | req/s off | req/s on/off | CPU µs/req on | CPU µs/req off | CPU/req on/off |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("\nMedians over the rounds, and the on/off ratio of each round's pair (on / off):\n");
+    println!("| case | req/s on | req/s off | req/s on/off (medians) | per-round req/s on/off | CPU µs/req on | CPU µs/req off | CPU/req on/off (medians) | per-round CPU/req on/off |");
+    println!("|---|---:|---:|---:|---|---:|---:|---:|---|");
     let mut sums = Vec::new();
-    for (label, r_on, r_off, c_on, c_off) in summary {
+    for (label, r_on, r_off, c_on, c_off, pairs) in summary {
+        let list = |f: &dyn Fn(&(f64, f64)) -> f64| {
+            pairs
+                .iter()
+                .map(|x| format!("{:.2}", f(x)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "| {label} | {} | {} | {:.3} | {:.2} | {:.2} | {:.3} |",
+            "| {label} | {} | {} | {:.3} | {} | {:.2} | {:.2} | {:.3} | {} |",
             thousands(r_on),
             thousands(r_off),
             r_on / r_off,
+            list(&|x| x.0),
             c_on,
             c_off,
-            c_on / c_off
+            c_on / c_off,
+            list(&|x| x.1),
         );
         sums.push(json!({
             "case": label, "req_per_s_on": r_on, "req_per_s_off": r_off, "ratio": r_on / r_off,
             "cpu_us_per_req_on": c_on, "cpu_us_per_req_off": c_off, "cpu_ratio": c_on / c_off,
+            "round_ratios": pairs.iter().map(|x| x.0).collect::<Vec<_>>(),
+            "round_cpu_ratios": pairs.iter().map(|x| x.1).collect::<Vec<_>>(),
         }));
     }
     drain.abort();
