@@ -62,7 +62,7 @@ struct Args {
     /// nats-server binary (found on PATH, /usr/sbin or /usr/bin when a bare name).
     #[arg(long, default_value = "nats-server")]
     nats_server: String,
-    /// Fleet hosts (h0, h1, …); `off`, h0's twin without [fleet], comes on top.
+    /// Fleet hosts (h0, h1, …); `off`, h0's twin without `[fleet]`, comes on top.
     #[arg(long, default_value_t = 3)]
     hosts: usize,
     /// Directory for the servers' state and data ("" = /dev/shm if present, else the temp dir:
