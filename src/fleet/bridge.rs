@@ -29,7 +29,7 @@ use crate::state::ServerState;
 const HANDOFF: usize = 256;
 
 /// Longest wait between two connection attempts.
-pub(crate) const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// What the bridge is started with.
 pub(crate) struct Start {
@@ -271,6 +271,7 @@ async fn run(
         host.clone(),
         cfg.inventory_bucket.clone(),
         heartbeat * super::inventory::TTL_HEARTBEATS,
+        MAX_RECONNECT_DELAY,
     ));
 
     // Inventory: every heartbeat, and at once when woken; it says goodbye when `leave` turns.

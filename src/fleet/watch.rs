@@ -177,13 +177,16 @@ impl Watch {
 }
 
 /// The watch's task on the bridge's runtime: hears heartbeats, sweeps every [`SWEEP`], and
-/// announces the dead when it is this host's turn. Runs as long as the bridge.
+/// announces the dead when it is this host's turn. Runs as long as the bridge. `reconnect_grace`
+/// is the client's longest reconnection delay: after NATS was away, hosts get that much on top
+/// of `dead_after`.
 pub(crate) async fn run(
     client: async_nats::Client,
     js: async_nats::jetstream::Context,
     me: String,
     bucket: String,
     dead_after: Duration,
+    reconnect_grace: Duration,
 ) {
     let beats = subscribe(&client, "camshard.*.heartbeat").await;
     let onlines = subscribe(
@@ -230,7 +233,7 @@ pub(crate) async fn run(
             // The others reconnect on their own backoff, up to its longest delay after this
             // host: they get that much more than `dead_after`, so an outage of NATS itself
             // makes no host look dead.
-            watch.forgive(now + super::bridge::MAX_RECONNECT_DELAY);
+            watch.forgive(now + reconnect_grace);
             continue;
         }
         let found = watch.sweep(now);
