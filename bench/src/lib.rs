@@ -7,6 +7,7 @@ pub mod cli;
 pub mod compare;
 pub mod conn;
 pub mod fanout;
+pub mod http;
 pub mod load;
 pub mod procstat;
 pub mod rfc3339;

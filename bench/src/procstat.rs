@@ -18,7 +18,7 @@ pub fn nofile_soft_limit() -> u64 {
 }
 
 /// Clock ticks per second used by /proc/PID/stat.
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no memory side effects.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
@@ -38,7 +38,31 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 
 /// utime + stime of `pid` in clock ticks, if readable.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU ticks of `pid`'s threads named `comm` (summed), if any is found.
+pub fn thread_ticks(pid: u32, comm: &str) -> Option<u64> {
+    let mut total = None;
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let tid = e.file_name().to_string_lossy().into_owned();
+        let name =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+        if name.trim() == comm {
+            // The thread's own times: `/proc/<tid>/stat` would be the whole process's.
+            let t = stat_ticks(&format!("/proc/{pid}/task/{tid}/stat"))?;
+            total = Some(total.unwrap_or(0) + t);
+        }
+    }
+    total
+}
+
+/// utime + stime of a `stat` file of /proc, in clock ticks.
+fn stat_ticks(path: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may contain spaces) start at field 3 (state).
     let rest = &s[s.rfind(')')? + 1..];
     let mut it = rest.split_whitespace();

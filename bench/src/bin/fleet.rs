@@ -29,7 +29,6 @@
 //! phase is bounded in time. Prints markdown tables; `--json` writes every figure.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,8 +38,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camshard_bench::cli::{AuthMode, LoadArgs, RunArgs};
 use camshard_bench::conn::{connect, Target, Ws};
+use camshard_bench::http::get;
 use camshard_bench::load::{authenticate_request, call, close_politely, ConnOutcome};
-use camshard_bench::procstat::{cpu_percent, Sample};
+use camshard_bench::procstat::{clock_ticks, cpu_percent, thread_ticks, Sample};
 use camshard_bench::rfc3339::parse_unix_micros;
 use camshard_bench::stats::new_histogram;
 use clap::Parser;
@@ -284,7 +284,7 @@ fn start_host(a: &Args, root: &Path, name: &str, nats: Option<&str>) -> Result<H
     };
     let deadline = Instant::now() + WITHIN;
     loop {
-        if let Ok((200, _)) = get(host.addr, "/healthz") {
+        if let Ok((200, _)) = get(host.addr, "/healthz", "") {
             return Ok(host);
         }
         if Instant::now() > deadline {
@@ -328,52 +328,11 @@ fn mint(a: &Args, root: &Path, role: &str) -> Result<String, String> {
         .ok_or_else(|| "camshard token printed nothing".to_string())
 }
 
-/// One short HTTP GET: (status, body).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 /// A `/metrics` value (exact name, no labels); None when absent.
 fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
-    let (_, body) = get(addr, "/metrics").ok()?;
+    let (_, body) = get(addr, "/metrics", "").ok()?;
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-/// CPU ticks of `pid`'s threads named `comm` (the bridge's thread is `camshard-fleet`).
-fn thread_ticks(pid: u32, comm: &str) -> Option<u64> {
-    let mut total = None;
-    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let tid = e.file_name().to_string_lossy().into_owned();
-        let name =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
-        if name.trim() == comm {
-            let t = task_ticks(pid, &tid)?;
-            total = Some(total.unwrap_or(0) + t);
-        }
-    }
-    total
 }
 
 /// CPU ticks of the bridge's threads: `camshard-fleet` (its runtime) and the tokio blocking
@@ -382,28 +341,6 @@ fn thread_ticks(pid: u32, comm: &str) -> Option<u64> {
 fn bridge_ticks(pid: u32) -> Option<u64> {
     let a = thread_ticks(pid, "camshard-fleet")?;
     Some(a + thread_ticks(pid, "tokio-rt-worker").unwrap_or(0))
-}
-
-/// utime + stime of one thread, in clock ticks (`/proc/<pid>/task/<tid>/stat`: the thread's own;
-/// `/proc/<tid>/stat` would be the whole process's).
-fn task_ticks(pid: u32, tid: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    let mut it = rest.split_whitespace();
-    let utime: u64 = it.nth(11)?.parse().ok()?;
-    let stime: u64 = it.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Clock ticks per second of /proc's CPU times.
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no memory side effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use camshard_bench::http::get;
 use camshard_bench::procstat::{cpu_percent, Sample};
 use clap::Parser;
 
@@ -178,26 +179,6 @@ fn start_server(a: &Args) -> Result<(Server, SocketAddr, String), String> {
         return Err("camshard token printed nothing".into());
     }
     Ok((server, addr, token))
-}
-
-/// One short HTTP GET: (status, body).
-fn get(addr: SocketAddr, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n")?;
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// A sum over `/metrics` lines starting with `prefix`.
