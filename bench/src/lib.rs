@@ -13,5 +13,6 @@ pub mod procstat;
 pub mod rfc3339;
 pub mod run;
 pub mod sequence;
+pub mod server;
 pub mod stats;
 pub mod worker;

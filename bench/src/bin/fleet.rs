@@ -42,6 +42,7 @@ use camshard_bench::http::get;
 use camshard_bench::load::{authenticate_request, call, close_politely, ConnOutcome};
 use camshard_bench::procstat::{clock_ticks, cpu_percent, thread_ticks, Sample};
 use camshard_bench::rfc3339::parse_unix_micros;
+use camshard_bench::server::{self, free_port};
 use camshard_bench::stats::new_histogram;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
@@ -140,14 +141,6 @@ const WITHIN: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------------------------
-
-/// A free loopback port: bind, read it, close (the server binds it right after).
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("free port: {e}"))
-}
 
 /// `name` as a program: a path as given, a bare name looked up on PATH, /usr/sbin, /usr/bin.
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -260,20 +253,7 @@ fn start_host(a: &Args, root: &Path, name: &str, nats: Option<&str>) -> Result<H
     let cfg = dir.join("camshard.toml");
     std::fs::write(&cfg, host_config(name, nats)).map_err(|e| e.to_string())?;
     let port = free_port()?;
-    let child = Command::new(&a.camshard)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--runtime", &a.runtime])
-        .env("CAMSHARD_JWT_SECRET", SECRET)
-        .env("CAMSHARD_LOG_FORMAT", "json")
-        .env("CAMSHARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let child = server::command(&a.camshard, &cfg, &dir, port, &a.runtime, SECRET)
         .spawn()
         .map_err(|e| format!("start {}: {e}", a.camshard))?;
     let host = Host {
@@ -282,16 +262,10 @@ fn start_host(a: &Args, root: &Path, name: &str, nats: Option<&str>) -> Result<H
         proc: Proc(child),
         addr: ([127, 0, 0, 1], port).into(),
     };
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Ok((200, _)) = get(host.addr, "/healthz", "") {
-            return Ok(host);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("host {name} not ready within 20 s"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !server::wait_healthy(host.addr, WITHIN) {
+        return Err(format!("host {name} not ready within 20 s"));
     }
+    Ok(host)
 }
 
 /// Deletes the snapshot files (`*_snapshot_*`) under `dir`, recursively; the servers' other
@@ -314,18 +288,7 @@ fn remove_snapshots(dir: &Path) {
 
 /// A JWT of `role` signed with the hosts' secret.
 fn mint(a: &Args, root: &Path, role: &str) -> Result<String, String> {
-    let out = Command::new(&a.camshard)
-        .args(["token", "--role", role, "--state-dir"])
-        .arg(root.join("token-state"))
-        .env("CAMSHARD_JWT_SECRET", SECRET)
-        .output()
-        .map_err(|e| format!("camshard token: {e}"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| "camshard token printed nothing".to_string())
+    server::mint(&a.camshard, &root.join("token-state"), role, SECRET)
 }
 
 /// A `/metrics` value (exact name, no labels); None when absent.

@@ -23,13 +23,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camshard_bench::http::get;
 use camshard_bench::procstat::{cpu_percent, Sample};
+use camshard_bench::server::{self, free_port};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -125,25 +126,8 @@ fn start_server(a: &Args) -> Result<(Server, SocketAddr, String), String> {
         a.width, a.height, a.fps
     );
     std::fs::write(&cfg, toml).map_err(|e| e.to_string())?;
-    // A free port: bind, read it, close (the server binds it with SO_REUSEPORT right after).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let mut cmd = Command::new(&a.camshard);
-    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--runtime", &a.runtime])
-        .env("CAMSHARD_JWT_SECRET", SECRET)
-        .env("CAMSHARD_LOG_FORMAT", "json")
-        .env("CAMSHARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let port = free_port()?;
+    let mut cmd = server::command(&a.camshard, &cfg, &dir, port, &a.runtime, SECRET);
     if a.shards > 0 {
         cmd.args(["--shards", &a.shards.to_string()]);
     }
@@ -152,32 +136,10 @@ fn start_server(a: &Args) -> Result<(Server, SocketAddr, String), String> {
         .map_err(|e| format!("start {}: {e}", a.camshard))?;
     let server = Server { child, dir };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok((200, _)) = get(addr, "/healthz", "") {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("server not ready within 20 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !server::wait_healthy(addr, Duration::from_secs(20)) {
+        return Err("server not ready within 20 s".into());
     }
-    let out = Command::new(&a.camshard)
-        .args(["token", "--role", "viewer", "--state-dir"])
-        .arg(server.dir.join("state"))
-        .env("CAMSHARD_JWT_SECRET", SECRET)
-        .output()
-        .map_err(|e| format!("camshard token: {e}"))?;
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    if token.is_empty() {
-        return Err("camshard token printed nothing".into());
-    }
+    let token = server::mint(&a.camshard, &server.dir.join("state"), "viewer", SECRET)?;
     Ok((server, addr, token))
 }
 
