@@ -32,20 +32,44 @@ pub(crate) fn message(state: &ServerState, host: &str, ev: &Event) -> (String, B
 
 /// A fleet event about `host` (no WebSocket client sees these: they exist on NATS only):
 /// `camshard.<host>.events.<method>` carrying `{"host","jsonrpc","method","params"}` as any
-/// other event, `params.timestamp` added.
+/// other event, `params` (a JSON object) with `timestamp` added.
 pub(crate) fn fleet_message(
     host: &str,
     method: &str,
-    mut params: serde_json::Map<String, serde_json::Value>,
+    mut params: serde_json::Value,
 ) -> (String, Bytes) {
-    params.insert(
-        "timestamp".into(),
-        crate::clock::rfc3339_millis(crate::clock::unix_millis()).into(),
-    );
+    if let Some(p) = params.as_object_mut() {
+        p.insert(
+            "timestamp".into(),
+            crate::clock::rfc3339_millis(crate::clock::unix_millis()).into(),
+        );
+    }
     let v = serde_json::json!({"host": host, "jsonrpc": "2.0", "method": method, "params": params});
     (
         format!("camshard.{host}.events.{method}"),
         Bytes::from(v.to_string()),
+    )
+}
+
+/// `fleet.host_offline` about `host`, said by `reported_by` (the host itself on a clean stop,
+/// else its announcer), with its last heartbeat's time and its cameras.
+pub(crate) fn host_offline(
+    host: &str,
+    reason: &str,
+    reported_by: &str,
+    last_seen_ms: u64,
+    cameras: &[String],
+) -> (String, Bytes) {
+    fleet_message(
+        host,
+        HOST_OFFLINE,
+        serde_json::json!({
+            "host": host,
+            "reason": reason,
+            "reported_by": reported_by,
+            "last_seen": last_seen_ms,
+            "cameras": cameras,
+        }),
     )
 }
 

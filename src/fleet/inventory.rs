@@ -138,10 +138,7 @@ impl Inventory {
     async fn online(&mut self) {
         let reason = if self.started { "reconnect" } else { "start" };
         self.started = true;
-        let mut params = serde_json::Map::new();
-        params.insert("host".into(), self.host.clone().into());
-        params.insert("reason".into(), reason.into());
-        params.insert("cameras".into(), self.written.len().into());
+        let params = json!({"host": self.host, "reason": reason, "cameras": self.written.len()});
         let (subject, payload) = events::fleet_message(&self.host, events::HOST_ONLINE, params);
         let _ = self.client.publish(subject, payload).await;
     }
@@ -161,11 +158,8 @@ impl Inventory {
             }
         }
         let now = crate::clock::unix_millis();
-        let (subject, payload) = events::fleet_message(
-            &self.host,
-            events::HOST_OFFLINE,
-            offline(&self.host, "shutdown", &self.host, now, cameras),
-        );
+        let (subject, payload) =
+            events::host_offline(&self.host, "shutdown", &self.host, now, &cameras);
         let _ = self.client.publish(subject, payload).await;
         let _ = self.client.flush().await;
         tracing::info!("fleet: left the fleet (inventory deleted, host_offline published)");
@@ -234,23 +228,6 @@ pub(crate) fn camera_of<'a>(host: &str, key: &'a str) -> &'a str {
     key.strip_prefix(host)
         .and_then(|k| k.strip_prefix('.'))
         .unwrap_or(key)
-}
-
-/// `fleet.host_offline`'s params.
-pub(crate) fn offline(
-    host: &str,
-    reason: &str,
-    reported_by: &str,
-    last_seen_ms: u64,
-    cameras: Vec<String>,
-) -> serde_json::Map<String, Value> {
-    let mut params = serde_json::Map::new();
-    params.insert("host".into(), host.into());
-    params.insert("reason".into(), reason.into());
-    params.insert("reported_by".into(), reported_by.into());
-    params.insert("last_seen".into(), last_seen_ms.into());
-    params.insert("cameras".into(), cameras.into());
-    params
 }
 
 /// Deletes the entries of `dead` (keys `<dead>.*`) from the bucket, and returns their cameras.

@@ -211,10 +211,9 @@ pub(crate) async fn run(
                         // Announced offline, beating again without having said so itself (a
                         // partition healed: its connection never dropped).
                         tracing::info!(host = %host, "fleet: host heard again, announced online");
-                        let mut params = serde_json::Map::new();
-                        params.insert("host".into(), host.into());
-                        params.insert("reason".into(), "heard_again".into());
-                        params.insert("reported_by".into(), me.clone().into());
+                        let params = serde_json::json!(
+                            {"host": host, "reason": "heard_again", "reported_by": me}
+                        );
                         let (subject, payload) =
                             events::fleet_message(host, events::HOST_ONLINE, params);
                         let _ = client.publish(subject, payload).await;
@@ -249,15 +248,13 @@ pub(crate) async fn run(
             cameras.sort();
             cameras.dedup();
             tracing::warn!(host = %dead.host, cameras = cameras.len(), "fleet: host silent, announced offline");
-            let params = inventory::offline(
+            let (subject, payload) = events::host_offline(
                 &dead.host,
                 "heartbeat_timeout",
                 &me,
                 dead.last_seen,
-                cameras,
+                &cameras,
             );
-            let (subject, payload) =
-                events::fleet_message(&dead.host, events::HOST_OFFLINE, params);
             let _ = client.publish(subject, payload).await;
         }
     }
