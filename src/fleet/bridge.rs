@@ -330,18 +330,14 @@ async fn run(
                 if ev.name.as_str().starts_with("camera.") {
                     wakes.inventory.notify_one();
                 }
-                if queue.push(ev) {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                queue.push(ev, &stats);
             }
             Next::Event(None) => break,
             Next::Connected => {}
             Next::Stop => {
                 // What the bus carried up to now (the `system.shutdown` event) goes too.
                 while let Ok(ev) = rx.try_recv() {
-                    if queue.push(ev) {
-                        stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                    queue.push(ev, &stats);
                 }
                 queue.publish(&client, &state, &host, &stats).await;
                 break;
@@ -368,14 +364,13 @@ impl Queue {
         }
     }
 
-    /// Queues `ev`; true when the oldest event had to go to make room.
-    fn push(&mut self, ev: Arc<Event>) -> bool {
-        let full = self.events.len() >= self.capacity;
-        if full {
+    /// Queues `ev`; when full, the oldest event goes to make room and is counted dropped.
+    fn push(&mut self, ev: Arc<Event>, stats: &FleetCounters) {
+        if self.events.len() >= self.capacity {
             self.events.pop_front();
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.events.push_back(ev);
-        full
     }
 
     /// Publishes the queued events in order while the client is connected.
@@ -410,11 +405,18 @@ mod tests {
             e.at_ms = n;
             Arc::new(e)
         };
+        let stats = FleetCounters::default();
         let mut q = Queue::new(3);
-        assert!(!q.push(ev(1)));
-        assert!(!q.push(ev(2)));
-        assert!(!q.push(ev(3)));
-        assert!(q.push(ev(4)), "full: the oldest goes");
+        for n in 1..=3 {
+            q.push(ev(n), &stats);
+        }
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+        q.push(ev(4), &stats);
+        assert_eq!(
+            stats.dropped.load(Ordering::Relaxed),
+            1,
+            "full: the oldest goes, counted"
+        );
         let kept: Vec<u64> = q.events.iter().map(|e| e.at_ms).collect();
         assert_eq!(kept, [2, 3, 4]);
     }
